@@ -1,0 +1,37 @@
+# rimclf: `make demo` runs the main job, `make test` runs the test suite.
+# Both create .venv when missing and install everything into it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.rimclf-installed
+DEMO_DIR ?= demo_output
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+# torch first (a pinned CPU build: an unpinned torch pulls a multi-GB CUDA build);
+# pyradiomics 3.0.1 next, built against the installed numpy without build isolation
+# (its 3.1.0 source package is broken); then rimclf itself with the dev extra.
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "torch==2.13.0"
+	$(PIP) install --quiet numpy setuptools wheel
+	$(PIP) install --quiet --no-build-isolation "pyradiomics==3.0.1"
+	$(PIP) install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/rimclf demo --out $(DEMO_DIR) --force
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_training.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,189 @@
+"""The one place rimclf touches nibabel: reading and writing NIfTI volumes with clear errors.
+
+Every function raises :class:`~rimclf.errors.CohortError` naming the file for bad input
+(missing, unreadable, not 3D, NaN inside the brain) instead of a traceback from nibabel or numpy.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from rimclf.errors import CohortError, DataWarning
+
+#: Two affines are "the same grid" when no entry differs by more than this (mm).
+AFFINE_TOLERANCE_MM = 1e-3
+
+
+def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
+    """Open a NIfTI file lazily (header only; voxel data is read on first access).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.nii`` or ``.nii.gz`` file.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        The proxy image; ``image.shape`` and ``image.affine`` are available without reading voxels.
+
+    Raises
+    ------
+    CohortError
+        If the file is missing, cannot be parsed as NIfTI, is not 3D (a 4D image with a single
+        volume is accepted and squeezed by :func:`read_volume`), or has a non-invertible affine.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CohortError(f"{path}: file not found")
+    try:
+        image = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise CohortError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
+    shape = tuple(image.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        pass
+    elif len(shape) != 3:
+        raise CohortError(f"{path}: expected a 3D volume, got {len(shape)}D with shape {shape}")
+    affine = np.asarray(image.affine, dtype=float)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise CohortError(f"{path}: the affine is not a valid voxel-to-world transform:\n{affine}")
+    return image
+
+
+def spatial_shape(image: nib.Nifti1Image) -> tuple[int, int, int]:
+    """The 3D grid shape of an image (a trailing singleton 4th axis is ignored)."""
+    return tuple(int(s) for s in image.shape[:3])  # type: ignore[return-value]
+
+
+def read_array(path: str | os.PathLike, *, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Read a 3D volume's voxels and affine, without any NaN repair.
+
+    Raises
+    ------
+    CohortError
+        For the reasons of :func:`load_header`, or when the voxel data cannot be decoded
+        (e.g. a truncated ``.nii.gz``).
+    """
+    image = load_header(path)
+    try:
+        data = np.asarray(image.dataobj, dtype=dtype)
+    except Exception as exc:
+        raise CohortError(f"{path}: voxel data cannot be read ({type(exc).__name__}: {exc})") from exc
+    return data.reshape(spatial_shape(image)), np.asarray(image.affine, dtype=float)
+
+
+def read_volume(path: str | os.PathLike, *, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Read an intensity volume (QSM or FLAIR), repairing non-finite voxels outside the brain.
+
+    Non-finite voxels (NaN, ±Inf) connected to the edge of the volume through other non-finite
+    or zero voxels lie outside the brain: they are set to 0 with a :class:`~rimclf.errors.DataWarning`.
+    Non-finite voxels enclosed by finite, nonzero tissue lie inside the brain and are an error,
+    since any value put there would be invented.
+
+    Returns
+    -------
+    data : ndarray of shape (X, Y, Z)
+    affine : ndarray of shape (4, 4)
+    """
+    data, affine = read_array(path, dtype=dtype)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        background = bad | (data == 0)
+        labels, _ = ndimage.label(background)
+        edge = np.zeros_like(bad)
+        edge[[0, -1], :, :] = edge[:, [0, -1], :] = edge[:, :, [0, -1]] = True
+        outside_labels = np.unique(labels[edge & background])
+        outside = np.isin(labels, outside_labels[outside_labels > 0])
+        inside_bad = bad & ~outside
+        if inside_bad.any():
+            first = tuple(int(i) for i in np.argwhere(inside_bad)[0])
+            raise CohortError(
+                f"{path}: {int(inside_bad.sum())} NaN/Inf voxels inside the brain "
+                f"(first at voxel {first}); fix or mask them before running rimclf"
+            )
+        warnings.warn(
+            f"{path}: {int(bad.sum())} NaN/Inf voxels outside the brain were set to 0",
+            DataWarning,
+            stacklevel=2,
+        )
+        data = np.where(bad, 0, data).astype(dtype, copy=False)
+    return data, affine
+
+
+def read_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a lesion mask as integer labels (0 = background).
+
+    Raises
+    ------
+    CohortError
+        If any voxel is non-finite, negative or not an integer value.
+    """
+    data, affine = read_array(path, dtype=np.float64)
+    if not np.all(np.isfinite(data)):
+        raise CohortError(f"{path}: the lesion mask contains NaN/Inf voxels")
+    if (data < 0).any():
+        raise CohortError(f"{path}: the lesion mask has negative labels (min {data.min():g}); labels must be 0..K")
+    rounded = np.rint(data)
+    if not np.allclose(data, rounded, atol=1e-4):
+        bad = data[np.abs(data - rounded) > 1e-4]
+        raise CohortError(
+            f"{path}: the lesion mask has non-integer values (e.g. {bad[0]:g}); "
+            "expected instance labels 1..K or a binary 0/1 mask"
+        )
+    return rounded.astype(np.int32), affine
+
+
+def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    """Voxel edge lengths in mm along the three array axes."""
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
+def save_nifti(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    affine: np.ndarray,
+    *,
+    header: nib.Nifti1Header | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a NIfTI file atomically (temporary file in the same folder, then rename).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination (``.nii`` or ``.nii.gz``); parent folders are created.
+    data : ndarray
+        Voxel data; its dtype is kept.
+    affine : ndarray of shape (4, 4)
+    header : nibabel.Nifti1Header, optional
+        A header to copy (e.g. the QSM's, for a probability map on the QSM grid).
+    overwrite : bool, default=False
+        Replace an existing file. Without it an existing file is an error.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=float), header=header)
+    if header is not None:
+        image.set_data_dtype(np.asarray(data).dtype)
+    image.set_qform(np.asarray(affine, dtype=float), code=1)
+    image.set_sform(np.asarray(affine, dtype=float), code=1)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        nib.save(image, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

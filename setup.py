@@ -1,0 +1,63 @@
+"""Packaging for rimclf.
+
+Install with ``make install`` (or ``make test`` / ``make demo``), which installs torch and
+pyradiomics first: pyradiomics 3.0.1 must be built with ``--no-build-isolation`` against an
+already installed numpy, and an unpinned torch would pull a multi-GB CUDA build.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+version: dict[str, str] = {}
+exec((HERE / "rimclf" / "_version.py").read_text(), version)
+
+# Ranges known to work together (checked with the versions in README "Tested versions").
+# imbalanced-learn follows scikit-learn's private API closely, so both are bounded above.
+INSTALL_REQUIRES = [
+    "numpy>=1.26,<3",
+    "scipy>=1.11",
+    "pandas>=2.1,<4",
+    "nibabel>=5.1,<6",
+    "torch>=2.2",
+    "skorch>=1.0,<2",
+    "scikit-learn>=1.6,<1.10",
+    "imbalanced-learn>=0.13,<0.15",
+    "pyradiomics>=3.0.1,<3.1",
+    "optuna>=4.2,<6",
+    "optuna-integration>=4.2,<6",
+    "joblib>=1.3",
+    "tqdm>=4.60",
+    "matplotlib>=3.7",
+]
+
+EXTRAS_REQUIRE = {
+    "dask": ["dask[distributed]>=2024.1"],
+    "postgres": ["psycopg2-binary>=2.9"],
+    "notebooks": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+}
+EXTRAS_REQUIRE["dev"] = sorted(
+    {"pytest>=8", *EXTRAS_REQUIRE["dask"], *EXTRAS_REQUIRE["postgres"], *EXTRAS_REQUIRE["notebooks"]}
+)
+
+setup(
+    name="rimclf",
+    version=version["__version__"],
+    description="Chronic active (paramagnetic rim) MS lesion classification on QSM: QSMRim-Net as sklearn estimators",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rimclf", "rimclf.*"]),
+    package_data={"rimclf": ["data/*.yaml"]},
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["rimclf=rimclf.cli:main"]},
+    license="BSD-3-Clause",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+        "Intended Audience :: Science/Research",
+    ],
+)
