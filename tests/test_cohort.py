@@ -1,0 +1,301 @@
+"""The input contract (DESIGN §1): load_cohort on hand-built NIfTI files, one test per bad input."""
+
+from __future__ import annotations
+
+import gzip
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from rimclf import CohortError, load_cohort
+from rimclf._nifti import read_volume, save_nifti
+from rimclf.cohort import TABLE_COLUMNS, read_lesion_labels, read_qsm, summarize_cohort
+from rimclf.errors import DataWarning, QSMUnitWarning
+
+SHAPE = (24, 20, 12)
+
+
+def _affine(spacing=(1.0, 1.2, 2.0), origin=(-12.0, -30.0, 7.0)) -> np.ndarray:
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = origin
+    return affine
+
+
+def _labels() -> np.ndarray:
+    mask = np.zeros(SHAPE, dtype=np.int16)
+    mask[3:6, 4:8, 2:5] = 1  # 36 voxels
+    mask[12:17, 10:14, 6:9] = 2  # 60 voxels
+    mask[20, 2, 10] = 3  # 1 voxel: below min_voxels
+    return mask
+
+
+def _qsm(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 30, SHAPE) + 10).astype(np.float32)
+
+
+def write_subject(root: Path, label: str, *, qsm=None, flair=None, mask=None, affine=None, mask_affine=None, flair_affine=None):
+    affine = _affine() if affine is None else affine
+    anat = root / f"sub-{label}" / "anat"
+    save_nifti(anat / f"sub-{label}_Chimap.nii.gz", _qsm() if qsm is None else qsm, affine)
+    save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", np.abs(_qsm(1)) if flair is None else flair, affine if flair_affine is None else flair_affine)
+    save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", _labels() if mask is None else mask, affine if mask_affine is None else mask_affine)
+    return anat
+
+
+@pytest.fixture
+def cohort(tmp_path: Path) -> Path:
+    root = tmp_path / "cohort"
+    for label in ("01", "02"):
+        write_subject(root, label)
+    (root / "participants.tsv").write_text("participant_id\tsite\nsub-01\tA\nsub-02\tB\n")
+    (root / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\nsub-01\t2\t0\nsub-02\t2\t0\n")
+    return root
+
+
+def mask_path(root: Path, label: str) -> Path:
+    return root / f"sub-{label}" / "anat" / f"sub-{label}_desc-lesions_mask.nii.gz"
+
+
+def test_table_columns_values_and_labels(cohort: Path) -> None:
+    table = load_cohort(cohort)
+    assert list(table.columns) == TABLE_COLUMNS
+    assert table[["participant_id", "lesion_id"]].values.tolist() == [["01", 1], ["01", 2], ["02", 1], ["02", 2]]
+    assert table["n_voxels"].tolist() == [36, 60, 36, 60]
+    np.testing.assert_allclose(table["volume_mm3"], np.array([36, 60, 36, 60]) * 1.0 * 1.2 * 2.0)
+    # lesion 1 spans voxels i 3..5, j 4..7, k 2..4: centre (4, 5.5, 3) -> world via the affine
+    np.testing.assert_allclose(table.loc[0, ["centroid_x", "centroid_y", "centroid_z"]].astype(float), [4 - 12, 5.5 * 1.2 - 30, 3 * 2 + 7])
+    assert str(table["rim"].dtype) == "Int64"
+    assert table["rim"].iloc[0] == 1 and table["rim"].iloc[1] == 0 and table["rim"].iloc[3] == 0
+    assert table["rim"].iloc[2] is pd.NA  # sub-02 lesion 1 is not in rims.tsv: unlabeled
+    assert (table["connectivity"] == 0).all() and (table["qsm_unit"] == "ppb").all()
+    assert all(Path(p).is_absolute() for p in table["qsm"])
+
+
+def test_min_voxels_drops_small_lesions(cohort: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="rimclf.cohort"):
+        table = load_cohort(cohort, min_voxels=1)
+    assert sorted(table.query("participant_id == '01'")["lesion_id"]) == [1, 2, 3]
+    with caplog.at_level("INFO", logger="rimclf.cohort"):
+        assert len(load_cohort(cohort, min_voxels=40)) == 2
+    assert "left out 4 lesion(s)" in caplog.text
+
+
+def test_binary_mask_is_split_into_connected_components(tmp_path: Path) -> None:
+    binary = (_labels() > 0).astype(np.uint8)
+    binary[14, 12, 9] = 1  # directly above lesion 2's top slice: joins lesion 2
+    write_subject(tmp_path, "01", mask=binary)
+    table = load_cohort(tmp_path, min_voxels=1)
+    assert len(table) == 3 and (table["connectivity"] == 26).all()
+    labels, _ = read_lesion_labels(mask_path(tmp_path, "01"), 26)
+    for row in table.itertuples():
+        assert (labels == row.lesion_id).sum() == row.n_voxels
+
+
+def test_connectivity_changes_component_split(tmp_path: Path) -> None:
+    binary = np.zeros(SHAPE, dtype=np.uint8)
+    binary[2:5, 2:5, 2:5] = 1
+    binary[5:8, 5:8, 5:8] = 1  # touches the first block only at a corner
+    write_subject(tmp_path, "01", mask=binary)
+    assert len(load_cohort(tmp_path, connectivity=26)) == 1
+    assert len(load_cohort(tmp_path, connectivity=6)) == 2
+
+
+def test_subject_without_lesions_gives_zero_rows(tmp_path: Path) -> None:
+    write_subject(tmp_path, "01")
+    write_subject(tmp_path, "02", mask=np.zeros(SHAPE, dtype=np.int16))
+    table = load_cohort(tmp_path)
+    assert set(table["participant_id"]) == {"01"}
+    assert summarize_cohort(table).iloc[-1]["n_lesions"] == 2
+
+
+def test_manifest_with_relative_paths(cohort: Path, tmp_path: Path) -> None:
+    rows = ["participant_id,qsm,flair,mask"]
+    for label in ("01", "02"):
+        anat = f"cohort/sub-{label}/anat/sub-{label}"
+        rows.append(f"sub-{label},{anat}_Chimap.nii.gz,{anat}_FLAIR.nii.gz,{anat}_desc-lesions_mask.nii.gz")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    from_manifest = load_cohort(manifest, rims=cohort / "rims.tsv")
+    pd.testing.assert_frame_equal(from_manifest, load_cohort(cohort))
+
+
+def test_flipped_and_permuted_orientation_give_same_world_centroids(tmp_path: Path) -> None:
+    affine = _affine()
+    write_subject(tmp_path / "ras", "01", affine=affine)
+    # Flip axis 0 and swap axes 1 and 2: same anatomy stored in another voxel order.
+    qsm, flair, mask = _qsm(), np.abs(_qsm(1)), _labels()
+    permute = lambda a: np.flip(a, axis=0).transpose(0, 2, 1)  # noqa: E731
+    new_affine = np.zeros((4, 4))
+    new_affine[:3, 0] = -affine[:3, 0]
+    new_affine[:3, 1] = affine[:3, 2]
+    new_affine[:3, 2] = affine[:3, 1]
+    new_affine[:3, 3] = affine[:3, 3] + affine[:3, 0] * (SHAPE[0] - 1)
+    new_affine[3, 3] = 1
+    write_subject(tmp_path / "lps", "01", qsm=permute(qsm), flair=permute(flair), mask=permute(mask), affine=new_affine)
+    a, b = load_cohort(tmp_path / "ras"), load_cohort(tmp_path / "lps")
+    columns = ["lesion_id", "n_voxels", "volume_mm3", "centroid_x", "centroid_y", "centroid_z"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+
+
+def test_flair_on_another_grid_is_accepted(tmp_path: Path) -> None:
+    flair_affine = _affine(spacing=(0.5, 0.6, 1.0))
+    write_subject(tmp_path, "01", flair=np.ones((48, 40, 24), np.float32), flair_affine=flair_affine)
+    assert len(load_cohort(tmp_path)) == 2
+
+
+# --- bad input: every case of DESIGN §1 names the file and the problem -------------------------
+
+
+def test_missing_file(cohort: Path) -> None:
+    (cohort / "sub-02" / "anat" / "sub-02_FLAIR.nii.gz").unlink()
+    with pytest.raises(CohortError, match=r"sub-02_FLAIR\.nii\.gz: file not found"):
+        load_cohort(cohort)
+
+
+def test_missing_cohort_directory(tmp_path: Path) -> None:
+    with pytest.raises(CohortError, match="no such cohort directory"):
+        load_cohort(tmp_path / "nowhere")
+    with pytest.raises(CohortError, match="no participants.tsv and no sub-"):
+        load_cohort(tmp_path)
+
+
+def test_corrupt_nifti(cohort: Path) -> None:
+    path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
+    path.write_bytes(gzip.compress(b"this is not a nifti header" * 20))
+    with pytest.raises(CohortError, match=r"sub-01_Chimap\.nii\.gz: not a readable NIfTI"):
+        load_cohort(cohort)
+
+
+def test_truncated_mask_data(cohort: Path) -> None:
+    path = mask_path(cohort, "01")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CohortError, match=r"sub-01_desc-lesions_mask\.nii\.gz: (voxel data cannot be read|not a readable)"):
+        load_cohort(cohort)
+
+
+def test_4d_image(cohort: Path) -> None:
+    path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
+    save_nifti(path, np.zeros((*SHAPE, 3), np.float32), _affine(), overwrite=True)
+    with pytest.raises(CohortError, match=r"sub-01_Chimap\.nii\.gz: expected a 3D volume, got 4D"):
+        load_cohort(cohort)
+
+
+def test_shape_mismatch(cohort: Path) -> None:
+    save_nifti(mask_path(cohort, "02"), np.zeros((24, 20, 11), np.int16), _affine(), overwrite=True)
+    with pytest.raises(CohortError, match=r"sub-02_desc-lesions_mask\.nii\.gz: shape \(24, 20, 11\) differs"):
+        load_cohort(cohort)
+
+
+def test_affine_mismatch(cohort: Path) -> None:
+    save_nifti(mask_path(cohort, "01"), _labels(), _affine(origin=(-12.0, -30.0, 9.0)), overwrite=True)
+    with pytest.raises(CohortError, match=r"affine differs from sub-01_Chimap\.nii\.gz by 2 mm"):
+        load_cohort(cohort)
+
+
+def test_flair_outside_qsm_field_of_view(cohort: Path) -> None:
+    path = cohort / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz"
+    save_nifti(path, np.ones(SHAPE, np.float32), _affine(origin=(500.0, 0.0, 0.0)), overwrite=True)
+    with pytest.raises(CohortError, match=r"sub-01_FLAIR\.nii\.gz: its field of view does not overlap"):
+        load_cohort(cohort)
+
+
+def test_non_integer_labels(cohort: Path) -> None:
+    save_nifti(mask_path(cohort, "01"), _labels().astype(np.float32) * 0.5, _affine(), overwrite=True)
+    with pytest.raises(CohortError, match=r"sub-01_desc-lesions_mask\.nii\.gz: the lesion mask has non-integer values \(e\.g\. 0\.5\)"):
+        load_cohort(cohort)
+
+
+def test_negative_or_nan_labels(cohort: Path) -> None:
+    labels = _labels().astype(np.float32)
+    labels[0, 0, 0] = -1
+    save_nifti(mask_path(cohort, "01"), labels, _affine(), overwrite=True)
+    with pytest.raises(CohortError, match="negative labels"):
+        load_cohort(cohort)
+    labels[0, 0, 0] = np.nan
+    save_nifti(mask_path(cohort, "01"), labels, _affine(), overwrite=True)
+    with pytest.raises(CohortError, match="NaN/Inf"):
+        load_cohort(cohort)
+
+
+def test_rims_label_not_in_mask(cohort: Path) -> None:
+    (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t7\t1\n")
+    with pytest.raises(CohortError, match=r"rims\.tsv: lesion 7 of sub-01 does not exist in its mask"):
+        load_cohort(cohort)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("participant_id\tlesion\trim\n", r"missing column\(s\) \['lesion_id'\]"),
+        ("participant_id\tlesion_id\trim\nsub-01\t1\tyes\n", "rim must be 0 or 1"),
+        ("participant_id\tlesion_id\trim\nsub-01\t1\t1\nsub-01\t1\t0\n", "listed more than once"),
+        ("participant_id\tlesion_id\trim\nsub-09\t1\t1\n", "participant sub-09 is not in the cohort"),
+        ("participant_id\tlesion_id\trim\nsub-01\tone\t1\n", "lesion_id must be integers"),
+    ],
+)
+def test_bad_rims_file(cohort: Path, content: str, message: str) -> None:
+    (cohort / "rims.tsv").write_text(content)
+    with pytest.raises(CohortError, match=message):
+        load_cohort(cohort)
+
+
+def test_manifest_missing_columns(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("participant_id\tqsm\tmask\nsub-01\ta\tb\n")
+    with pytest.raises(CohortError, match=r"m\.tsv: missing column\(s\) \['flair'\]"):
+        load_cohort(manifest)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"min_voxels": 0}, "min_voxels=0"), ({"connectivity": 4}, "connectivity=4"), ({"qsm_unit": "ppt"}, "qsm_unit='ppt'")],
+)
+def test_bad_parameters_are_named(cohort: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(CohortError, match=message):
+        load_cohort(cohort, **kwargs)
+
+
+def test_cohort_error_is_a_value_error() -> None:
+    assert issubclass(CohortError, ValueError)
+
+
+# --- voxel-level checks: NaN/Inf and the ppm warning ----------------------------------------------
+
+
+def test_nan_outside_brain_is_zero_filled_inside_is_an_error(cohort: Path) -> None:
+    qsm = _qsm()
+    qsm[0, :, :] = np.nan  # the volume's edge: outside the brain
+    path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
+    save_nifti(path, qsm, _affine(), overwrite=True)
+    with pytest.warns(DataWarning, match=r"sub-01_Chimap\.nii\.gz: 240 NaN/Inf voxels outside the brain were set to 0"):
+        data, _ = read_volume(path)
+    assert np.isfinite(data).all() and (data[0] == 0).all()
+    qsm[12, 10, 6] = np.inf  # enclosed by tissue
+    save_nifti(path, qsm, _affine(), overwrite=True)
+    with pytest.raises(CohortError, match=r"sub-01_Chimap\.nii\.gz: 1 NaN/Inf voxels inside the brain \(first at voxel \(12, 10, 6\)\)"):
+        load_cohort(cohort, check_data=True)
+
+
+def test_ppm_warning_and_conversion(cohort: Path) -> None:
+    path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
+    save_nifti(path, _qsm() / 1000, _affine(), overwrite=True)
+    with pytest.warns(QSMUnitWarning, match=r"sub-01_Chimap\.nii\.gz: .*looks like ppm"):
+        load_cohort(cohort, check_data=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data, _ = read_qsm(path, unit="ppm")
+    np.testing.assert_allclose(data, _qsm(), rtol=1e-5, atol=1e-3)
+    assert (load_cohort(cohort, qsm_unit="ppm")["qsm_unit"] == "ppm").all()
+
+
+def test_nibabel_saved_file_round_trip(tmp_path: Path) -> None:
+    path = save_nifti(tmp_path / "x.nii.gz", _qsm(), _affine())
+    assert np.allclose(nib.load(str(path)).affine, _affine())
+    with pytest.raises(FileExistsError):
+        save_nifti(path, _qsm(), _affine())
