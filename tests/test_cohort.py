@@ -16,35 +16,7 @@ from rimclf._nifti import read_volume, save_nifti
 from rimclf.cohort import TABLE_COLUMNS, read_lesion_labels, read_qsm, summarize_cohort
 from rimclf.errors import DataWarning, QSMUnitWarning
 
-SHAPE = (24, 20, 12)
-
-
-def _affine(spacing=(1.0, 1.2, 2.0), origin=(-12.0, -30.0, 7.0)) -> np.ndarray:
-    affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = origin
-    return affine
-
-
-def _labels() -> np.ndarray:
-    mask = np.zeros(SHAPE, dtype=np.int16)
-    mask[3:6, 4:8, 2:5] = 1  # 36 voxels
-    mask[12:17, 10:14, 6:9] = 2  # 60 voxels
-    mask[20, 2, 10] = 3  # 1 voxel: below min_voxels
-    return mask
-
-
-def _qsm(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.normal(0, 30, SHAPE) + 10).astype(np.float32)
-
-
-def write_subject(root: Path, label: str, *, qsm=None, flair=None, mask=None, affine=None, mask_affine=None, flair_affine=None):
-    affine = _affine() if affine is None else affine
-    anat = root / f"sub-{label}" / "anat"
-    save_nifti(anat / f"sub-{label}_Chimap.nii.gz", _qsm() if qsm is None else qsm, affine)
-    save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", np.abs(_qsm(1)) if flair is None else flair, affine if flair_affine is None else flair_affine)
-    save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", _labels() if mask is None else mask, affine if mask_affine is None else mask_affine)
-    return anat
+from tests.builders import SHAPE, make_affine, make_labels, make_qsm, write_subject
 
 
 @pytest.fixture
@@ -86,7 +58,7 @@ def test_min_voxels_drops_small_lesions(cohort: Path, caplog: pytest.LogCaptureF
 
 
 def test_binary_mask_is_split_into_connected_components(tmp_path: Path) -> None:
-    binary = (_labels() > 0).astype(np.uint8)
+    binary = (make_labels() > 0).astype(np.uint8)
     binary[14, 12, 9] = 1  # directly above lesion 2's top slice: joins lesion 2
     write_subject(tmp_path, "01", mask=binary)
     table = load_cohort(tmp_path, min_voxels=1)
@@ -125,10 +97,10 @@ def test_manifest_with_relative_paths(cohort: Path, tmp_path: Path) -> None:
 
 
 def test_flipped_and_permuted_orientation_give_same_world_centroids(tmp_path: Path) -> None:
-    affine = _affine()
+    affine = make_affine()
     write_subject(tmp_path / "ras", "01", affine=affine)
     # Flip axis 0 and swap axes 1 and 2: same anatomy stored in another voxel order.
-    qsm, flair, mask = _qsm(), np.abs(_qsm(1)), _labels()
+    qsm, flair, mask = make_qsm(), np.abs(make_qsm(1)), make_labels()
     permute = lambda a: np.flip(a, axis=0).transpose(0, 2, 1)  # noqa: E731
     new_affine = np.zeros((4, 4))
     new_affine[:3, 0] = -affine[:3, 0]
@@ -143,7 +115,7 @@ def test_flipped_and_permuted_orientation_give_same_world_centroids(tmp_path: Pa
 
 
 def test_flair_on_another_grid_is_accepted(tmp_path: Path) -> None:
-    flair_affine = _affine(spacing=(0.5, 0.6, 1.0))
+    flair_affine = make_affine(spacing=(0.5, 0.6, 1.0))
     write_subject(tmp_path, "01", flair=np.ones((48, 40, 24), np.float32), flair_affine=flair_affine)
     assert len(load_cohort(tmp_path)) == 2
 
@@ -181,44 +153,44 @@ def test_truncated_mask_data(cohort: Path) -> None:
 
 def test_4d_image(cohort: Path) -> None:
     path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
-    save_nifti(path, np.zeros((*SHAPE, 3), np.float32), _affine(), overwrite=True)
+    save_nifti(path, np.zeros((*SHAPE, 3), np.float32), make_affine(), overwrite=True)
     with pytest.raises(CohortError, match=r"sub-01_Chimap\.nii\.gz: expected a 3D volume, got 4D"):
         load_cohort(cohort)
 
 
 def test_shape_mismatch(cohort: Path) -> None:
-    save_nifti(mask_path(cohort, "02"), np.zeros((24, 20, 11), np.int16), _affine(), overwrite=True)
+    save_nifti(mask_path(cohort, "02"), np.zeros((24, 20, 11), np.int16), make_affine(), overwrite=True)
     with pytest.raises(CohortError, match=r"sub-02_desc-lesions_mask\.nii\.gz: shape \(24, 20, 11\) differs"):
         load_cohort(cohort)
 
 
 def test_affine_mismatch(cohort: Path) -> None:
-    save_nifti(mask_path(cohort, "01"), _labels(), _affine(origin=(-12.0, -30.0, 9.0)), overwrite=True)
+    save_nifti(mask_path(cohort, "01"), make_labels(), make_affine(origin=(-12.0, -30.0, 9.0)), overwrite=True)
     with pytest.raises(CohortError, match=r"affine differs from sub-01_Chimap\.nii\.gz by 2 mm"):
         load_cohort(cohort)
 
 
 def test_flair_outside_qsm_field_of_view(cohort: Path) -> None:
     path = cohort / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz"
-    save_nifti(path, np.ones(SHAPE, np.float32), _affine(origin=(500.0, 0.0, 0.0)), overwrite=True)
+    save_nifti(path, np.ones(SHAPE, np.float32), make_affine(origin=(500.0, 0.0, 0.0)), overwrite=True)
     with pytest.raises(CohortError, match=r"sub-01_FLAIR\.nii\.gz: its field of view does not overlap"):
         load_cohort(cohort)
 
 
 def test_non_integer_labels(cohort: Path) -> None:
-    save_nifti(mask_path(cohort, "01"), _labels().astype(np.float32) * 0.5, _affine(), overwrite=True)
+    save_nifti(mask_path(cohort, "01"), make_labels().astype(np.float32) * 0.5, make_affine(), overwrite=True)
     with pytest.raises(CohortError, match=r"sub-01_desc-lesions_mask\.nii\.gz: the lesion mask has non-integer values \(e\.g\. 0\.5\)"):
         load_cohort(cohort)
 
 
 def test_negative_or_nan_labels(cohort: Path) -> None:
-    labels = _labels().astype(np.float32)
+    labels = make_labels().astype(np.float32)
     labels[0, 0, 0] = -1
-    save_nifti(mask_path(cohort, "01"), labels, _affine(), overwrite=True)
+    save_nifti(mask_path(cohort, "01"), labels, make_affine(), overwrite=True)
     with pytest.raises(CohortError, match="negative labels"):
         load_cohort(cohort)
     labels[0, 0, 0] = np.nan
-    save_nifti(mask_path(cohort, "01"), labels, _affine(), overwrite=True)
+    save_nifti(mask_path(cohort, "01"), labels, make_affine(), overwrite=True)
     with pytest.raises(CohortError, match="NaN/Inf"):
         load_cohort(cohort)
 
@@ -269,33 +241,33 @@ def test_cohort_error_is_a_value_error() -> None:
 
 
 def test_nan_outside_brain_is_zero_filled_inside_is_an_error(cohort: Path) -> None:
-    qsm = _qsm()
+    qsm = make_qsm()
     qsm[0, :, :] = np.nan  # the volume's edge: outside the brain
     path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
-    save_nifti(path, qsm, _affine(), overwrite=True)
+    save_nifti(path, qsm, make_affine(), overwrite=True)
     with pytest.warns(DataWarning, match=r"sub-01_Chimap\.nii\.gz: 240 NaN/Inf voxels outside the brain were set to 0"):
         data, _ = read_volume(path)
     assert np.isfinite(data).all() and (data[0] == 0).all()
     qsm[12, 10, 6] = np.inf  # enclosed by tissue
-    save_nifti(path, qsm, _affine(), overwrite=True)
+    save_nifti(path, qsm, make_affine(), overwrite=True)
     with pytest.raises(CohortError, match=r"sub-01_Chimap\.nii\.gz: 1 NaN/Inf voxels inside the brain \(first at voxel \(12, 10, 6\)\)"):
         load_cohort(cohort, check_data=True)
 
 
 def test_ppm_warning_and_conversion(cohort: Path) -> None:
     path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
-    save_nifti(path, _qsm() / 1000, _affine(), overwrite=True)
+    save_nifti(path, make_qsm() / 1000, make_affine(), overwrite=True)
     with pytest.warns(QSMUnitWarning, match=r"sub-01_Chimap\.nii\.gz: .*looks like ppm"):
         load_cohort(cohort, check_data=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data, _ = read_qsm(path, unit="ppm")
-    np.testing.assert_allclose(data, _qsm(), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(data, make_qsm(), rtol=1e-5, atol=1e-3)
     assert (load_cohort(cohort, qsm_unit="ppm")["qsm_unit"] == "ppm").all()
 
 
 def test_nibabel_saved_file_round_trip(tmp_path: Path) -> None:
-    path = save_nifti(tmp_path / "x.nii.gz", _qsm(), _affine())
-    assert np.allclose(nib.load(str(path)).affine, _affine())
+    path = save_nifti(tmp_path / "x.nii.gz", make_qsm(), make_affine())
+    assert np.allclose(nib.load(str(path)).affine, make_affine())
     with pytest.raises(FileExistsError):
-        save_nifti(path, _qsm(), _affine())
+        save_nifti(path, make_qsm(), make_affine())

@@ -1,0 +1,218 @@
+"""What ``rimclf predict`` writes: a lesion table, probability maps and QC montages.
+
+Layout of an output directory::
+
+    OUT/lesions.tsv                                   one row per lesion, with probability and decision
+    OUT/subjects.tsv                                  per-subject predicted (and, if labelled, true) rim+ counts
+    OUT/sub-<label>/sub-<label>_desc-rimprob_map.nii.gz   QSM grid; each lesion's voxels carry its probability
+    OUT/sub-<label>/sub-<label>_desc-rimprob_montage.png  QSM/FLAIR through each lesion, ranked by probability
+
+The directory is built in a temporary sibling and moved into place when complete, so an
+interrupted run leaves nothing half-written; an existing ``OUT`` is replaced only with ``force``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from rimclf._atomic import atomic_output_dir
+from rimclf._nifti import load_header, read_volume, save_nifti
+from rimclf.cohort import read_lesion_labels, read_qsm
+from rimclf.errors import CohortError
+
+LESION_COLUMNS = [
+    "participant_id",
+    "lesion_id",
+    "centroid_x",
+    "centroid_y",
+    "centroid_z",
+    "volume_mm3",
+    "probability",
+    "decision",
+]
+
+
+def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
+    """The per-lesion prediction table: identifiers, geometry, rim+ probability and decision.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The lesion table of :func:`rimclf.load_cohort`.
+    probability : array-like of shape (n_lesions,)
+        Rim+ probability of each row of ``table``.
+    threshold : float
+        A lesion is called rim+ (``decision = 1``) when its probability is at least this.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`LESION_COLUMNS`, plus ``rim`` (the reference label) when ``table`` has one.
+    """
+    probability = np.asarray(probability, dtype=float).reshape(-1)
+    if probability.shape[0] != len(table):
+        raise CohortError(f"probability has {probability.shape[0]} values for {len(table)} lesions")
+    predictions = table[LESION_COLUMNS[:6]].reset_index(drop=True).copy()
+    predictions["probability"] = probability
+    predictions["decision"] = (probability >= threshold).astype(int)
+    if "rim" in table and table["rim"].notna().any():
+        predictions["rim"] = table["rim"].to_numpy()
+    return predictions
+
+
+def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per-subject rim+ counts: predicted (decisions), expected (sum of probabilities), true if known."""
+    grouped = predictions.groupby("participant_id", sort=True)
+    summary = pd.DataFrame(
+        {
+            "n_lesions": grouped.size(),
+            "n_rim_pos_predicted": grouped["decision"].sum(),
+            "expected_rim_pos": grouped["probability"].sum().round(3),
+        }
+    )
+    if "rim" in predictions:
+        summary["n_rim_pos_true"] = grouped["rim"].sum().astype("Int64")
+    return summary.reset_index()
+
+
+def probability_map(labels: np.ndarray, lesion_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """A float32 volume where each listed lesion's voxels carry its probability, 0 elsewhere."""
+    lookup = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.float32)
+    lookup[np.asarray(lesion_ids, dtype=int)] = np.asarray(probability, dtype=np.float32)
+    return lookup[labels]
+
+
+def _axial_plane(volume: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray, half_width_mm: float, step_mm: float, order: int) -> np.ndarray:
+    """Resample an axial (world x-y) plane through ``centre_mm``; rows run along y, columns along x."""
+    offsets = np.arange(-half_width_mm, half_width_mm + 1e-6, step_mm)
+    gx, gy = np.meshgrid(centre_mm[0] + offsets, centre_mm[1] + offsets, indexing="xy")
+    world = np.stack([gx, gy, np.full_like(gx, centre_mm[2]), np.ones_like(gx)], axis=-1)
+    voxel = world @ np.linalg.inv(affine).T
+    return ndimage.map_coordinates(volume, voxel[..., :3].transpose(2, 0, 1), order=order, mode="constant", cval=0.0)
+
+
+def write_montage(
+    path: str | os.PathLike,
+    subject: pd.DataFrame,
+    *,
+    qsm: np.ndarray,
+    qsm_affine: np.ndarray,
+    flair: np.ndarray,
+    flair_affine: np.ndarray,
+    labels: np.ndarray,
+    max_lesions: int = 12,
+    half_width_mm: float = 20.0,
+) -> Path:
+    """Save a PNG of QSM and FLAIR axial slices through each lesion, ranked by probability.
+
+    Each lesion gets a QSM panel and a FLAIR panel (world axial plane through its centroid,
+    x to the right, y up) with the lesion's outline in yellow; titles give lesion id, probability
+    and decision (and the reference label when known).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = subject.sort_values("probability", ascending=False).head(max_lesions)
+    n_cols = 4  # two lesions per row: QSM, FLAIR, QSM, FLAIR
+    n_rows = max(1, int(np.ceil(len(ranked) / 2)))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.8 * n_rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    step = 0.5
+    extent = (-half_width_mm, half_width_mm, -half_width_mm, half_width_mm)
+    for index, row in enumerate(ranked.itertuples(index=False)):
+        centre = np.array([row.centroid_x, row.centroid_y, row.centroid_z])
+        qsm_plane = _axial_plane(qsm, qsm_affine, centre, half_width_mm, step, order=1)
+        flair_plane = _axial_plane(flair, flair_affine, centre, half_width_mm, step, order=1)
+        lesion_plane = _axial_plane((labels == row.lesion_id).astype(np.float32), qsm_affine, centre, half_width_mm, step, order=0)
+        verdict = "rim+" if row.decision else "rim-"
+        truth = f" (ref {'rim+' if row.rim == 1 else 'rim-'})" if hasattr(row, "rim") and not pd.isna(row.rim) else ""
+        for offset, (plane, name, cmap, limits) in enumerate(
+            [(qsm_plane, "QSM", "gray", (-100, 100)), (flair_plane, "FLAIR", "gray", np.percentile(flair_plane, [1, 99.5]))]
+        ):
+            ax = axes[index // 2, (index % 2) * 2 + offset]
+            ax.imshow(plane, cmap=cmap, vmin=limits[0], vmax=max(limits[1], limits[0] + 1e-6), origin="lower", extent=extent)
+            if lesion_plane.any():
+                ax.contour(lesion_plane, levels=[0.5], colors="yellow", linewidths=0.8, origin="lower", extent=extent)
+            ax.set_title(f"{name}  lesion {row.lesion_id}\np={row.probability:.2f} {verdict}{truth}", fontsize=8)
+    label = subject["participant_id"].iloc[0]
+    fig.suptitle(f"sub-{label}: lesions ranked by rim+ probability (QSM window ±100 ppb, axial, 40 mm)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_prediction_outputs(
+    out: str | os.PathLike,
+    table: pd.DataFrame,
+    probability: np.ndarray,
+    threshold: float,
+    *,
+    montage: bool = True,
+    max_montage_lesions: int = 12,
+    force: bool = False,
+) -> dict[str, Path]:
+    """Write ``lesions.tsv``, ``subjects.tsv`` and per-subject probability maps and montages.
+
+    Parameters
+    ----------
+    out : str or path-like
+        Output directory; must not exist unless ``force``.
+    table : pandas.DataFrame
+        Lesion table of :func:`rimclf.load_cohort`.
+    probability : array-like of shape (n_lesions,)
+        Rim+ probability of each row.
+    threshold : float
+        Decision threshold.
+    montage : bool, default=True
+        Also draw the per-subject PNG montages.
+    max_montage_lesions : int, default=12
+        Most probable lesions shown per montage.
+    force : bool, default=False
+        Replace an existing ``out``.
+
+    Returns
+    -------
+    dict
+        ``{"lesions": path, "subjects": path, "maps": folder}``.
+    """
+    predictions = lesion_predictions(table, probability, threshold)
+    out = Path(out)
+    with atomic_output_dir(out, force=force) as tmp:
+        predictions.to_csv(tmp / "lesions.tsv", sep="\t", index=False, float_format="%.6g")
+        subject_summary(predictions).to_csv(tmp / "subjects.tsv", sep="\t", index=False)
+        for participant, rows in table.groupby("participant_id", sort=True):
+            first = rows.iloc[0]
+            labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]))
+            subject_predictions = predictions.loc[predictions["participant_id"] == participant]
+            folder = tmp / f"sub-{participant}"
+            folder.mkdir()
+            header = load_header(first["qsm"]).header.copy()
+            save_nifti(
+                folder / f"sub-{participant}_desc-rimprob_map.nii.gz",
+                probability_map(labels, subject_predictions["lesion_id"].to_numpy(), subject_predictions["probability"].to_numpy()),
+                qsm_affine,
+                header=header,
+            )
+            if montage:
+                qsm, _ = read_qsm(first["qsm"], str(first["qsm_unit"]))
+                flair, flair_affine = read_volume(first["flair"])
+                write_montage(
+                    folder / f"sub-{participant}_desc-rimprob_montage.png",
+                    subject_predictions,
+                    qsm=qsm,
+                    qsm_affine=qsm_affine,
+                    flair=flair,
+                    flair_affine=flair_affine,
+                    labels=labels,
+                    max_lesions=max_montage_lesions,
+                )
+    return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out}

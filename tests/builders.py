@@ -1,0 +1,39 @@
+"""Hand-built tiny NIfTI subjects for tests: a 24x20x12 grid, anisotropic voxels, two lesions and a 1-voxel one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rimclf._nifti import save_nifti
+
+SHAPE = (24, 20, 12)
+
+
+def make_affine(spacing=(1.0, 1.2, 2.0), origin=(-12.0, -30.0, 7.0)) -> np.ndarray:
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = origin
+    return affine
+
+
+def make_labels() -> np.ndarray:
+    mask = np.zeros(SHAPE, dtype=np.int16)
+    mask[3:6, 4:8, 2:5] = 1  # 36 voxels
+    mask[12:17, 10:14, 6:9] = 2  # 60 voxels
+    mask[20, 2, 10] = 3  # 1 voxel: below min_voxels
+    return mask
+
+
+def make_qsm(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 30, SHAPE) + 10).astype(np.float32)
+
+
+def write_subject(root: Path, label: str, *, qsm=None, flair=None, mask=None, affine=None, mask_affine=None, flair_affine=None):
+    affine = make_affine() if affine is None else affine
+    anat = root / f"sub-{label}" / "anat"
+    save_nifti(anat / f"sub-{label}_Chimap.nii.gz", make_qsm() if qsm is None else qsm, affine)
+    save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", np.abs(make_qsm(1)) if flair is None else flair, affine if flair_affine is None else flair_affine)
+    save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", make_labels() if mask is None else mask, affine if mask_affine is None else mask_affine)
+    return anat
