@@ -1,0 +1,177 @@
+"""Radiomics-only baseline pipelines: random forest, logistic regression, gradient boosting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from imblearn.pipeline import Pipeline
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from rimclf.baselines._samplers import SafeSMOTE
+from rimclf.errors import CohortError
+
+#: Accepted values of the factories' ``sampler`` argument.
+SAMPLERS = ("smote", "class_weight", "none")
+
+
+class SelectRadiomics(TransformerMixin, BaseEstimator):
+    """Take the radiomics matrix out of the featurizer's ``SliceDict``; pass arrays through.
+
+    Stateless. Lets a radiomics-only model follow ``LesionFeaturizer`` in a pipeline.
+
+    Parameters
+    ----------
+    key : str, default="radiomics"
+        Entry returned when ``X`` is a mapping (``SliceDict`` or ``dict``).
+    """
+
+    def __init__(self, key: str = "radiomics") -> None:
+        self.key = key
+
+    def fit(self, X: object, y: object = None) -> SelectRadiomics:
+        """Do nothing (stateless); return ``self``."""
+        return self
+
+    def transform(self, X: object) -> object:
+        """Return ``X[key]`` for a mapping, ``X`` itself otherwise."""
+        if isinstance(X, Mapping):
+            if self.key not in X:
+                raise CohortError(
+                    f"X has no {self.key!r} entry (keys: {sorted(X)}); set key= to one of them"
+                )
+            return X[self.key]
+        return X
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+def _check_sampler(sampler: object) -> str:
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        raise CohortError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    return sampler
+
+
+def _make_pipeline(
+    model: BaseEstimator, sampler: str, k_neighbors: int, random_state: object,
+    select_radiomics: bool,
+) -> Pipeline:
+    smote = SafeSMOTE(k_neighbors=k_neighbors, random_state=random_state)
+    steps = [("select", SelectRadiomics())] if select_radiomics else []
+    steps += [
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("scale", StandardScaler()),
+        ("sampler", smote if sampler == "smote" else "passthrough"),
+        ("model", model),
+    ]
+    return Pipeline(steps)
+
+
+def _model_params(sampler: str, defaults: dict, params: dict) -> dict:
+    merged = dict(defaults)
+    if sampler == "class_weight":
+        merged["class_weight"] = "balanced"
+    merged.update(params)  # explicit keyword arguments win
+    return merged
+
+
+def make_random_forest(
+    sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
+    select_radiomics: bool = True, **params: object,
+) -> Pipeline:
+    """Random forest on radiomics features, as in APRL (500 trees).
+
+    Parameters
+    ----------
+    sampler : {"smote", "class_weight", "none"}, default="smote"
+        Imbalance handling: :class:`SafeSMOTE` on the training folds, ``class_weight="balanced"``
+        in the model, or nothing.
+    k_neighbors : int, default=5
+        SMOTE neighbours (lowered automatically in folds with few rim+ lesions).
+    random_state : int, RandomState instance or None, default=None
+        Seeds SMOTE and the model.
+    select_radiomics : bool, default=True
+        Prepend :class:`SelectRadiomics`, so the pipeline takes the featurizer's ``SliceDict``
+        as well as a plain feature matrix.
+    **params
+        Keyword arguments of the model; they override the defaults above.
+
+    Returns
+    -------
+    imblearn.pipeline.Pipeline
+    """
+    sampler = _check_sampler(sampler)
+    model = RandomForestClassifier(
+        **_model_params(sampler, {"n_estimators": 500, "random_state": random_state}, params)
+    )
+    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
+
+
+def make_logistic_regression(
+    sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
+    select_radiomics: bool = True, **params: object,
+) -> Pipeline:
+    """L2-penalised logistic regression on standardised radiomics features.
+
+    Parameters
+    ----------
+    sampler : {"smote", "class_weight", "none"}, default="smote"
+        Imbalance handling: :class:`SafeSMOTE` on the training folds, ``class_weight="balanced"``
+        in the model, or nothing.
+    k_neighbors : int, default=5
+        SMOTE neighbours (lowered automatically in folds with few rim+ lesions).
+    random_state : int, RandomState instance or None, default=None
+        Seeds SMOTE and the model.
+    select_radiomics : bool, default=True
+        Prepend :class:`SelectRadiomics`, so the pipeline takes the featurizer's ``SliceDict``
+        as well as a plain feature matrix.
+    **params
+        Keyword arguments of the model; they override the defaults above.
+
+    Returns
+    -------
+    imblearn.pipeline.Pipeline
+    """
+    sampler = _check_sampler(sampler)
+    defaults = {"C": 1.0, "max_iter": 5000, "random_state": random_state}
+    model = LogisticRegression(**_model_params(sampler, defaults, params))
+    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
+
+
+def make_gradient_boosting(
+    sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
+    select_radiomics: bool = True, **params: object,
+) -> Pipeline:
+    """Histogram gradient boosting (:class:`~sklearn.ensemble.HistGradientBoostingClassifier`).
+
+    Parameters
+    ----------
+    sampler : {"smote", "class_weight", "none"}, default="smote"
+        Imbalance handling: :class:`SafeSMOTE` on the training folds, ``class_weight="balanced"``
+        in the model, or nothing.
+    k_neighbors : int, default=5
+        SMOTE neighbours (lowered automatically in folds with few rim+ lesions).
+    random_state : int, RandomState instance or None, default=None
+        Seeds SMOTE and the model.
+    select_radiomics : bool, default=True
+        Prepend :class:`SelectRadiomics`, so the pipeline takes the featurizer's ``SliceDict``
+        as well as a plain feature matrix.
+    **params
+        Keyword arguments of the model; they override the defaults above.
+
+    Returns
+    -------
+    imblearn.pipeline.Pipeline
+    """
+    sampler = _check_sampler(sampler)
+    model = HistGradientBoostingClassifier(
+        **_model_params(sampler, {"random_state": random_state}, params)
+    )
+    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
+

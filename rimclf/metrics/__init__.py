@@ -1,0 +1,41 @@
+"""Evaluation metrics for rim+ lesion classification, sklearn scorers and subject bootstraps.
+
+Ranking metrics take ``(y_true, y_score)`` with ``y_true`` in {0, 1} (1 = rim+) and ``y_score``
+a continuous score where higher means "more likely rim+" (a probability, a logit or a decision
+function). :data:`SCORERS` wraps them for ``cross_val_score(scoring=...)``. Confidence intervals
+resample whole subjects (:func:`bootstrap_ci`, :func:`paired_bootstrap`), because lesions of one
+patient are not independent.
+"""
+
+from rimclf.metrics._bootstrap import (
+    BootstrapResult,
+    PairedBootstrapResult,
+    bootstrap_ci,
+    paired_bootstrap,
+    subject_bootstrap_indices,
+)
+from rimclf.metrics._counts import CountAgreement, count_agreement
+from rimclf.metrics._ranking import (
+    SCORERS,
+    partial_roc_auc,
+    pr_auc,
+    roc_auc,
+    sensitivity_at_specificity,
+    threshold_at_specificity,
+)
+
+__all__ = [
+    "SCORERS",
+    "BootstrapResult",
+    "CountAgreement",
+    "PairedBootstrapResult",
+    "bootstrap_ci",
+    "count_agreement",
+    "paired_bootstrap",
+    "partial_roc_auc",
+    "pr_auc",
+    "roc_auc",
+    "sensitivity_at_specificity",
+    "subject_bootstrap_indices",
+    "threshold_at_specificity",
+]

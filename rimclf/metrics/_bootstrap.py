@@ -1,0 +1,291 @@
+"""Confidence intervals and paired comparisons by bootstrapping subjects, not lesions."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from rimclf.errors import CohortError, DataWarning
+from rimclf.metrics._checks import check_groups, check_labels, check_scores
+from rimclf.metrics._ranking import (
+    Metric,
+    partial_roc_auc,
+    pr_auc,
+    roc_auc,
+    sensitivity_at_specificity,
+)
+
+
+def subject_bootstrap_indices(
+    groups: object, n_boot: int = 1000, random_state: object = None
+) -> Iterator[np.ndarray]:
+    """Yield lesion indices of bootstrap resamples that draw whole subjects with replacement.
+
+    Each resample draws as many subjects as there are, with replacement, and takes all lesions of
+    every drawn subject (a subject drawn twice contributes its lesions twice).
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_lesions,)
+        Subject of every lesion.
+    n_boot : int, default=1000
+        Number of resamples.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws.
+
+    Yields
+    ------
+    numpy.ndarray of int
+        Row indices into the original arrays.
+    """
+    if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 1:
+        raise CohortError(f"n_boot must be a positive integer, got {n_boot!r}")
+    group_array = np.asarray(groups)
+    _, codes = np.unique(group_array, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rng = check_random_state(random_state)
+    for _ in range(int(n_boot)):
+        drawn = rng.randint(0, sizes.size, size=sizes.size)
+        counts = sizes[drawn]
+        # positions of all lesions of the drawn subjects, built without a Python loop
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        yield order[np.repeat(starts[drawn], counts) + offsets]
+
+
+_NAMED_METRICS: dict[str, Metric] = {
+    "pauc": partial_roc_auc,
+    "pr_auc": pr_auc,
+    "roc_auc": roc_auc,
+    "sens_at_spec90": sensitivity_at_specificity,
+}
+
+
+def _resolve_metric(metric: str | Metric) -> Metric:
+    if callable(metric):
+        return metric
+    if isinstance(metric, str) and metric in _NAMED_METRICS:
+        return _NAMED_METRICS[metric]
+    raise CohortError(
+        f"metric must be a callable(y_true, y_score) or one of {sorted(_NAMED_METRICS)}, "
+        f"got {metric!r}"
+    )
+
+
+def _percentile_interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(low), float(high)
+
+
+def _check_alpha(alpha: float) -> float:
+    is_number = isinstance(alpha, (int, float, np.floating)) and not isinstance(alpha, bool)
+    if not (is_number and 0.0 < alpha < 1.0):
+        raise CohortError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def _replicates(
+    metric: Metric, labels: np.ndarray, score_sets: list[np.ndarray], groups: np.ndarray,
+    n_boot: int, random_state: object,
+) -> tuple[np.ndarray, int]:
+    """Metric of each score set on every subject resample, single-class resamples dropped."""
+    values, n_skipped = [], 0
+    for index in subject_bootstrap_indices(groups, n_boot, random_state):
+        resampled_labels = labels[index]
+        if resampled_labels.min() == resampled_labels.max():
+            n_skipped += 1
+            continue
+        values.append([metric(resampled_labels, scores[index]) for scores in score_sets])
+    n_valid = len(values)
+    if n_valid == 0:
+        raise CohortError(
+            f"all {n_boot} subject resamples held a single class; "
+            "too few subjects with rim+ lesions"
+        )
+    if n_skipped > 0.05 * n_boot:
+        warnings.warn(
+            f"{n_skipped} of {n_boot} subject resamples held a single class and were skipped; "
+            "the interval is conditional on resamples holding both classes",
+            DataWarning,
+            stacklevel=3,
+        )
+    return np.asarray(values, dtype=np.float64).reshape(n_valid, len(score_sets)), n_skipped
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """A metric with a subject-level bootstrap percentile confidence interval.
+
+    Attributes
+    ----------
+    estimate : float
+        The metric on all lesions.
+    ci_low, ci_high : float
+        Percentile interval ``[alpha/2, 1 - alpha/2]`` of the valid replicates.
+    alpha : float
+        1 - confidence level.
+    n_boot : int
+        Resamples drawn.
+    n_skipped : int
+        Resamples skipped because they held a single class (metric undefined).
+    n_subjects : int
+        Distinct subjects.
+    values : numpy.ndarray
+        The ``n_boot - n_skipped`` replicate values.
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    alpha: float
+    n_boot: int
+    n_skipped: int
+    n_subjects: int
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class PairedBootstrapResult:
+    """Difference ``metric(score_a) - metric(score_b)`` with a paired subject bootstrap.
+
+    Attributes
+    ----------
+    estimate_a, estimate_b : float
+        The metric of each method on all lesions.
+    difference : float
+        ``estimate_a - estimate_b``.
+    ci_low, ci_high : float
+        Percentile interval of the replicate differences.
+    p_value : float
+        Two-sided bootstrap p-value for "no difference":
+        ``min(1, 2 * (1 + min(#{d* <= 0}, #{d* >= 0})) / (n_valid + 1))``, the smallest level at
+        which the percentile interval would exclude 0 (never below ``2 / (n_valid + 1)``).
+    alpha, n_boot, n_skipped, n_subjects
+        As in :class:`BootstrapResult`.
+    differences : numpy.ndarray
+        The valid replicate differences.
+    """
+
+    estimate_a: float
+    estimate_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    alpha: float
+    n_boot: int
+    n_skipped: int
+    n_subjects: int
+    differences: np.ndarray
+
+
+def bootstrap_ci(
+    metric: str | Metric, y_true: object, y_score: object, groups: object, n_boot: int = 1000,
+    alpha: float = 0.05, random_state: object = None,
+) -> BootstrapResult:
+    """Confidence interval of a metric by bootstrapping subjects, not lesions.
+
+    Lesions of one patient are correlated, so resampling lesions would give intervals that are
+    too narrow. Each resample draws subjects with replacement and keeps all their lesions
+    (:func:`subject_bootstrap_indices`). A resample with a single class (no rim+ lesion, which
+    happens with few rim+ subjects) is skipped and counted in ``n_skipped``; the interval uses the
+    remaining ones, and a :class:`~rimclf.errors.DataWarning` is issued when more than 5 % were
+    skipped.
+
+    Parameters
+    ----------
+    metric : {"pauc", "pr_auc", "roc_auc", "sens_at_spec90"} or callable
+        A name, or any ``metric(y_true, y_score) -> float`` (use ``functools.partial`` for
+        options, e.g. ``partial(partial_roc_auc, max_fpr=0.2)``).
+    y_true : array-like of shape (n_lesions,)
+        Labels, 1 = rim+.
+    y_score : array-like of shape (n_lesions,)
+        Scores, e.g. out-of-fold probabilities from ``cross_val_predict``.
+    groups : array-like of shape (n_lesions,)
+        Subject of every lesion (``participant_id``).
+    n_boot : int, default=1000
+        Resamples drawn.
+    alpha : float, default=0.05
+        1 - confidence level (0.05 gives a 95 % interval).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resamples.
+
+    Returns
+    -------
+    BootstrapResult
+    """
+    metric_function = _resolve_metric(metric)
+    alpha = _check_alpha(alpha)
+    labels = check_labels(y_true)
+    scores = check_scores(y_score, labels.size)
+    group_array = check_groups(groups, labels.size)
+    values, n_skipped = _replicates(
+        metric_function, labels, [scores], group_array, n_boot, random_state
+    )
+    low, high = _percentile_interval(values[:, 0], alpha)
+    return BootstrapResult(
+        estimate=float(metric_function(labels, scores)), ci_low=low, ci_high=high, alpha=alpha,
+        n_boot=int(n_boot), n_skipped=n_skipped, n_subjects=int(np.unique(group_array).size),
+        values=values[:, 0],
+    )
+
+
+def paired_bootstrap(
+    metric: str | Metric, y_true: object, score_a: object, score_b: object, groups: object,
+    n_boot: int = 1000, alpha: float = 0.05, random_state: object = None,
+) -> PairedBootstrapResult:
+    """Compare two methods scored on the same lesions with a paired subject bootstrap.
+
+    Both methods are evaluated on the very same subject resample in every replicate, so the
+    subject-to-subject variation they share cancels in the difference. Use scores of both methods
+    from the same cross-validation folds (same ``StratifiedGroupKFold`` and ``groups``).
+    Single-class resamples are skipped as in :func:`bootstrap_ci`.
+
+    Parameters
+    ----------
+    metric : {"pauc", "pr_auc", "roc_auc", "sens_at_spec90"} or callable
+        As in :func:`bootstrap_ci`.
+    y_true : array-like of shape (n_lesions,)
+        Labels, 1 = rim+.
+    score_a, score_b : array-like of shape (n_lesions,)
+        Scores of method A and method B for the same lesions, in the same order.
+    groups : array-like of shape (n_lesions,)
+        Subject of every lesion.
+    n_boot : int, default=1000
+        Resamples drawn.
+    alpha : float, default=0.05
+        1 - confidence level.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resamples.
+
+    Returns
+    -------
+    PairedBootstrapResult
+        ``difference > 0`` means method A scores higher.
+    """
+    metric_function = _resolve_metric(metric)
+    alpha = _check_alpha(alpha)
+    labels = check_labels(y_true)
+    scores_a = check_scores(score_a, labels.size, "score_a")
+    scores_b = check_scores(score_b, labels.size, "score_b")
+    group_array = check_groups(groups, labels.size)
+    values, n_skipped = _replicates(
+        metric_function, labels, [scores_a, scores_b], group_array, n_boot, random_state
+    )
+    differences = values[:, 0] - values[:, 1]
+    n_valid = differences.size
+    n_tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
+    low, high = _percentile_interval(differences, alpha)
+    estimate_a = float(metric_function(labels, scores_a))
+    estimate_b = float(metric_function(labels, scores_b))
+    return PairedBootstrapResult(
+        estimate_a=estimate_a, estimate_b=estimate_b, difference=estimate_a - estimate_b,
+        ci_low=low, ci_high=high, p_value=min(1.0, 2.0 * (1 + n_tail) / (n_valid + 1)), alpha=alpha,
+        n_boot=int(n_boot), n_skipped=n_skipped, n_subjects=int(np.unique(group_array).size),
+        differences=differences,
+    )
