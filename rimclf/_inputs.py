@@ -1,0 +1,258 @@
+"""Input side of QSMRimNetClassifier: checks of X and y, radiomics standardisation, datasets.
+
+X is a :class:`skorch.helper.SliceDict` (or a plain dict) with ``"patches"`` float
+``(n, C, D, H, W)`` and ``"radiomics"`` float ``(n, F)``, as made by ``LesionFeaturizer``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from skorch.utils import is_dataset
+
+from rimclf._sampling import LesionBatchDataset
+from rimclf.errors import CohortError, DataWarning
+
+#: keys of X understood by the estimator
+INPUT_KEYS = ("patches", "radiomics")
+#: which inputs each value of ``module__branches`` needs
+KEYS_FOR_BRANCHES = {
+    "both": ("patches", "radiomics"),
+    "patches": ("patches",),
+    "radiomics": ("radiomics",),
+}
+
+
+def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
+    """Validate X and return the inputs the network's ``branches`` use, as numpy arrays.
+
+    Patches become C-contiguous float32 (no copy when they already are) and must be finite;
+    radiomics become float64 and may hold NaN/inf (imputed by :class:`RadiomicsScaler`).
+
+    Raises
+    ------
+    CohortError
+        X is not a mapping, misses a needed key, has an unknown key, wrong dimensions,
+        non-finite patches, or inputs of different lengths.
+    """
+    if not isinstance(X, Mapping):
+        raise CohortError(
+            f"X must be a SliceDict or dict with keys {INPUT_KEYS} (e.g. from "
+            f"LesionFeaturizer.transform); got {type(X).__name__}"
+        )
+    unknown = sorted(set(X) - set(INPUT_KEYS))
+    if unknown:
+        raise CohortError(f"X has unknown keys {unknown}; expected keys among {INPUT_KEYS}")
+    if branches not in KEYS_FOR_BRANCHES:
+        raise CohortError(
+            f"module__branches must be one of {tuple(KEYS_FOR_BRANCHES)}, got {branches!r}"
+        )
+    inputs: dict[str, np.ndarray] = {}
+    for key in KEYS_FOR_BRANCHES[branches]:
+        if key not in X:
+            raise CohortError(
+                f"X has no {key!r} entry, which module__branches={branches!r} needs "
+                f"(keys present: {sorted(X)})"
+            )
+        value = X[key]
+        if hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().cpu().numpy()
+        if key == "patches":
+            array = np.ascontiguousarray(value, dtype=np.float32)
+            if array.ndim != 5:
+                raise CohortError(
+                    f"X['patches'] must have shape (n, channels, D, H, W), got {array.shape}"
+                )
+            n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if n_bad:
+                raise CohortError(
+                    f"X['patches'] holds {n_bad} NaN/inf values; patches must be finite"
+                )
+        else:
+            array = np.asarray(value, dtype=np.float64)
+            if array.ndim != 2:
+                raise CohortError(
+                    f"X['radiomics'] must have shape (n, n_features), got {array.shape}"
+                )
+        inputs[key] = array
+    lengths = {key: array.shape[0] for key, array in inputs.items()}
+    if len(set(lengths.values())) > 1:
+        raise CohortError(f"X's entries have different numbers of rows: {lengths}")
+    return inputs
+
+
+def check_labels(y: object, n_rows: int) -> np.ndarray:
+    """Validate binary labels (0/1, bool, or pandas Int64 without missing values) -> float32."""
+    if y is None:
+        raise CohortError("y is required to fit: one 0/1 rim label per lesion")
+    try:
+        labels = np.asarray(y, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise CohortError(
+            "y holds missing or non-numeric labels (e.g. unlabeled lesions, rim <NA>); "
+            "fit on labeled lesions only"
+        ) from None
+    if labels.shape[0] != n_rows:
+        raise CohortError(f"y has {labels.shape[0]} labels for {n_rows} lesions in X")
+    if not np.isfinite(labels).all():
+        raise CohortError(
+            f"y holds {int((~np.isfinite(labels)).sum())} missing labels (NaN/None); "
+            "fit on labeled lesions only"
+        )
+    bad = sorted(set(np.unique(labels).tolist()) - {0.0, 1.0})
+    if bad:
+        raise CohortError(f"y must hold 0 (rim-) or 1 (rim+) labels only; found {bad[:5]}")
+    if np.unique(labels).size < 2:
+        raise CohortError(
+            f"y holds only class {int(labels[0]) if labels.size else 'none'}; "
+            "training needs both rim+ (1) and rim- (0) lesions"
+        )
+    return labels.astype(np.float32)
+
+
+@dataclass
+class RadiomicsScaler:
+    """Median imputation then standardisation of radiomic features, fitted on training rows.
+
+    Attributes
+    ----------
+    median, mean, scale : numpy.ndarray of shape (F,)
+        Training median (NaN/inf are replaced by it), mean and standard deviation after
+        imputation; a constant column gets ``scale = 1`` and a column that is NaN in every
+        training row gets ``median = 0``.
+    """
+
+    median: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, radiomics: np.ndarray) -> RadiomicsScaler:
+        values = np.where(np.isfinite(radiomics), radiomics, np.nan)
+        all_missing = np.isnan(values).all(axis=0)
+        if all_missing.any():
+            warnings.warn(
+                f"radiomics columns {np.flatnonzero(all_missing).tolist()[:10]} are NaN in every "
+                "training lesion; they are set to 0",
+                DataWarning,
+                stacklevel=3,
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            median = np.nanmedian(values, axis=0) if values.shape[0] else np.zeros(values.shape[1])
+        median = np.where(np.isnan(median), 0.0, median)
+        imputed = np.where(np.isnan(values), median, values)
+        mean = imputed.mean(axis=0)
+        scale = imputed.std(axis=0)
+        tiny = scale <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
+        scale = np.where(tiny, 1.0, scale)
+        return cls(median=median, mean=mean, scale=scale)
+
+    def transform(self, radiomics: np.ndarray) -> np.ndarray:
+        """Impute and standardise ``(n, F)`` radiomics -> float32 ``(n, F)``."""
+        if radiomics.shape[1] != self.median.shape[0]:
+            raise CohortError(
+                f"X['radiomics'] has {radiomics.shape[1]} features; the estimator was fitted "
+                f"on {self.median.shape[0]}"
+            )
+        values = np.where(np.isfinite(radiomics), radiomics, self.median)
+        return ((values - self.mean) / self.scale).astype(np.float32)
+
+
+def signature_parameters(factory: Any) -> dict[str, inspect.Parameter]:
+    """The parameters of a class or function (empty when it has no inspectable signature)."""
+    try:
+        return dict(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+class LesionInputsMixin:
+    """Fitted preprocessing of a skorch net taking the lesion SliceDict.
+
+    ``_fit_preprocessing`` learns ``in_channels_``, ``patch_shape_``, ``n_radiomics_``, the
+    radiomics statistics and ``pos_weight_`` (the net has ``imbalance`` and ``module__*``
+    parameters); ``get_dataset`` turns X into standardised tensors.
+    """
+
+    def _module_branches(self) -> str:
+        branches = self.get_params_for("module").get("branches")
+        if branches is not None:
+            return branches
+        if isinstance(self.module, torch.nn.Module):
+            return getattr(self.module, "branches", "both")
+        parameter = signature_parameters(self.module).get("branches")
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
+        return "both"
+
+    def _fit_preprocessing(self, inputs: dict[str, np.ndarray], labels: np.ndarray) -> None:
+        patches = inputs.get("patches")
+        self.in_channels_ = None if patches is None else int(patches.shape[1])
+        self.patch_shape_ = None if patches is None else tuple(int(s) for s in patches.shape[2:])
+        radiomics = inputs.get("radiomics")
+        if radiomics is None:
+            self.n_radiomics_ = None
+            self.radiomics_median_ = self.radiomics_mean_ = self.radiomics_scale_ = None
+        else:
+            scaler = RadiomicsScaler.fit(radiomics)
+            self.n_radiomics_ = int(radiomics.shape[1])
+            self.radiomics_median_ = scaler.median
+            self.radiomics_mean_ = scaler.mean
+            self.radiomics_scale_ = scaler.scale
+        n_positive = int((labels > 0.5).sum())
+        self.pos_weight_ = None
+        if self.imbalance == "class_weight":
+            self.pos_weight_ = float((labels.size - n_positive) / n_positive)
+        module_params = self.get_params_for("module")
+        learned = (("in_channels", self.in_channels_), ("n_radiomics", self.n_radiomics_))
+        for name, fitted in learned:
+            if name in module_params and fitted is not None and module_params[name] != fitted:
+                raise CohortError(
+                    f"module__{name}={module_params[name]!r} but X has {fitted}; "
+                    f"leave module__{name} unset (it is taken from X)"
+                )
+
+    def _transform_inputs(self, X: object) -> dict[str, torch.Tensor]:
+        return self._as_tensors(check_inputs(X, self._module_branches()))
+
+    def _as_tensors(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        tensors: dict[str, torch.Tensor] = {}
+        if "patches" in inputs:
+            patches = inputs["patches"]
+            if self.in_channels_ is not None and (
+                patches.shape[1] != self.in_channels_ or patches.shape[2:] != self.patch_shape_
+            ):
+                raise CohortError(
+                    f"X['patches'] has shape {patches.shape[1:]} per lesion; the estimator was "
+                    f"fitted on {(self.in_channels_, *self.patch_shape_)}"
+                )
+            tensors["patches"] = torch.from_numpy(patches)
+        if "radiomics" in inputs:
+            scaler = RadiomicsScaler(
+                self.radiomics_median_, self.radiomics_mean_, self.radiomics_scale_
+            )
+            tensors["radiomics"] = torch.from_numpy(scaler.transform(inputs["radiomics"]))
+        return tensors
+
+    def preprocess(self, X: object) -> dict[str, torch.Tensor]:
+        """X as the standardised CPU tensors the fitted module takes.
+
+        ``net.module_.eval()(**net.preprocess(X))`` returns the logits that ``predict_proba``
+        turns into probabilities (move the tensors to ``net.device_`` first on a GPU).
+        """
+        self.check_is_fitted()
+        return self._transform_inputs(X)
+
+    def get_dataset(self, X: object, y: object = None) -> torch.utils.data.Dataset:
+        """X (and y) as a :class:`LesionBatchDataset` of standardised tensors."""
+        if is_dataset(X):
+            return X
+        labels = None if y is None else torch.as_tensor(np.asarray(y, dtype=np.float32))
+        return LesionBatchDataset(self._transform_inputs(X), labels)

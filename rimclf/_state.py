@@ -1,0 +1,110 @@
+"""A fitted QSMRimNetClassifier as plain data (for model files), and the way back.
+
+The fitted state is: the constructor parameters that are plain JSON values, the module's
+``state_dict``, the radiomics standardisation arrays and the input sizes learned from X. A
+model file can store the JSON part as JSON, the state dict with ``torch.save`` (loaded with
+``weights_only=True``) and the arrays as JSON lists or ``.npy``; nothing needs pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+#: fitted attributes (without the trailing underscore) restored by ``from_fitted_state``
+SCALAR_STATE = ("in_channels", "patch_shape", "n_radiomics", "pos_weight")
+ARRAY_STATE = ("radiomics_median", "radiomics_mean", "radiomics_scale")
+
+_NOT_JSON = object()
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy scalars unwrapped, tuples as lists), or _NOT_JSON."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        items = [_as_json(item) for item in value]
+        return _NOT_JSON if any(item is _NOT_JSON for item in items) else items
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        items = {key: _as_json(item) for key, item in value.items()}
+        return _NOT_JSON if any(item is _NOT_JSON for item in items.values()) else items
+    return _NOT_JSON
+
+
+class FittedStateMixin:
+    """``fitted_state()`` / ``from_fitted_state()`` for :class:`QSMRimNetClassifier`."""
+
+    def fitted_state(self) -> dict[str, Any]:
+        """Everything a model file needs to rebuild this fitted estimator.
+
+        Returns
+        -------
+        state : dict
+            - ``"params"``: constructor parameters whose values are JSON (numbers, strings,
+              booleans, None, lists, str-keyed dicts), e.g. ``imbalance``, ``module__depth``;
+            - ``"omitted_params"``: names of the parameters left out because their values are
+              objects (classes, callbacks, split objects, RandomState); pass them to
+              :meth:`from_fitted_state` when they differ from the defaults;
+            - ``"module_state"``: ``module_.state_dict()`` with CPU tensors;
+            - ``"in_channels"``, ``"patch_shape"``, ``"n_radiomics"``, ``"pos_weight"``: JSON;
+            - ``"radiomics_median"``, ``"radiomics_mean"``, ``"radiomics_scale"``: float64
+              arrays (None without a radiomics branch).
+        """
+        self.check_is_fitted()
+        params, omitted = {}, []
+        for name, value in self.get_params(deep=False).items():
+            if name.startswith("_"):
+                continue
+            converted = _as_json(value)
+            if converted is _NOT_JSON:
+                omitted.append(name)
+            else:
+                params[name] = converted
+        state: dict[str, Any] = {
+            "params": params,
+            "omitted_params": sorted(omitted),
+            "module_state": {
+                key: tensor.detach().cpu().clone()
+                for key, tensor in self.module_.state_dict().items()
+            },
+        }
+        for name in SCALAR_STATE:
+            state[name] = _as_json(getattr(self, name + "_", None))
+        for name in ARRAY_STATE:
+            array = getattr(self, name + "_", None)
+            state[name] = None if array is None else np.array(array, dtype=np.float64)
+        return state
+
+    @classmethod
+    def from_fitted_state(cls, state: dict[str, Any], **params: Any):
+        """Rebuild a fitted estimator from :meth:`fitted_state` (or its JSON round trip).
+
+        ``net = QSMRimNetClassifier.from_fitted_state(state)`` constructs the estimator from
+        ``state["params"]`` updated with ``params``, restores the fitted preprocessing
+        attributes, calls :meth:`initialize` (which builds ``module_`` with the fitted input
+        sizes) and loads ``state["module_state"]``. The result predicts exactly like the
+        original; its ``history_`` is empty and its optimizer freshly initialised.
+        """
+        net = cls(**{**state["params"], **params})
+        for name in SCALAR_STATE:
+            value = state.get(name)
+            if name == "patch_shape" and value is not None:
+                value = tuple(int(s) for s in value)
+            setattr(net, name + "_", value)
+        for name in ARRAY_STATE:
+            value = state.get(name)
+            setattr(net, name + "_", None if value is None else np.asarray(value, dtype=np.float64))
+        net.initialize()
+        module_state = {
+            key: torch.as_tensor(value) for key, value in state["module_state"].items()
+        }
+        net.module_.load_state_dict(module_state)
+        return net

@@ -1,0 +1,383 @@
+"""QSMRimNetClassifier: QSMRim-Net as a scikit-learn classifier (a skorch net)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from skorch import NeuralNetBinaryClassifier
+from skorch.callbacks import LRScheduler
+from skorch.dataset import unpack_data
+from skorch.utils import is_dataset, to_device
+from sklearn.utils import check_random_state
+
+from rimclf._device import (
+    AutoDeviceMixin,
+    autocast,
+    resolve_device,
+    resolve_amp,
+    seeded_torch,
+    uses_channels_last,
+)
+from rimclf._inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
+from rimclf._sampling import (
+    GroupValidSplit,
+    LesionBatchDataset,
+    StratifiedBatchSampler,
+    as_lesion_dataset,
+)
+from rimclf._state import FittedStateMixin
+from rimclf.errors import CohortError
+from rimclf.nn import DeepSMOTE, QSMRimNet
+
+__all__ = ["GroupValidSplit", "IMBALANCE_CHOICES", "QSMRimNetClassifier", "StratifiedBatchSampler"]
+
+#: allowed values of ``imbalance``
+IMBALANCE_CHOICES = ("deepsmote", "class_weight", "oversample", "none")
+_MAX_SEED = 2**31 - 1
+
+
+class QSMRimNetClassifier(
+    AutoDeviceMixin, LesionInputsMixin, FittedStateMixin, NeuralNetBinaryClassifier
+):
+    """QSMRim-Net lesion classifier (rim+ vs rim-) with the scikit-learn API.
+
+    A :class:`skorch.NeuralNetBinaryClassifier` around :class:`rimclf.nn.QSMRimNet`. X is the
+    ``SliceDict(patches=(n, C, D, H, W), radiomics=(n, F))`` of ``LesionFeaturizer`` (a plain
+    dict works too, but sklearn's CV tools need the SliceDict to index it); y holds 0/1.
+
+    Parameters
+    ----------
+    module : torch module class, default=QSMRimNet
+        Called with the ``module__*`` parameters plus ``in_channels``, ``n_radiomics``,
+        ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, radiomics,
+        y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given.
+    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote"
+        ``"deepsmote"``: feature-space SMOTE inside the network (QSMRim-Net's method);
+        ``"class_weight"``: BCE ``pos_weight = n_rim- / n_rim+`` of the fit's training labels;
+        ``"oversample"``: rim+ lesions reused so that each epoch is class-balanced;
+        ``"none"``: plain BCE.
+    smote_k : int, default=2
+        Nearest rim+ neighbours per rim+ row in DeepSMOTE (``N + 2n`` rows, as in the paper).
+    min_positives : int or "auto", default="auto"
+        Minimum rim+ lesions per training batch (see :class:`StratifiedBatchSampler`: when
+        the training data hold too few rim+ lesions, fewer and larger batches are made).
+        ``"auto"``: ``smote_k + 1`` with DeepSMOTE (every rim+ row gets its ``smote_k``
+        neighbours), else 0. Rim+ lesions are always spread evenly over the batches.
+    amp : {"auto", True, False}, default="auto"
+        bf16 autocast: ``"auto"`` uses it on CUDA (with bf16 support) only; ``True`` also on CPU.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, dropout, batch composition and DeepSMOTE weights; an int
+        makes CPU training repeatable bit for bit. torch's global generators are restored after
+        ``fit``.
+    device : "auto", str or torch.device, default="auto"
+        ``"auto"``: CUDA when available, else CPU. Resolved into ``device_``.
+    criterion : default=torch.nn.BCEWithLogitsLoss
+    optimizer : default=torch.optim.AdamW
+        Set its options as ``optimizer__weight_decay=...``.
+    lr : float, default=1e-3
+    max_epochs : int, default=30
+        Fixed epoch count; the learning rate follows a cosine schedule over ``max_epochs``
+        (callback ``lr_scheduler``; disable with ``callbacks__lr_scheduler=None``).
+    batch_size : int, default=32
+    train_split : callable or None, default=None
+        No internal validation by default: model selection belongs in a grouped outer CV.
+        For early stopping use ``train_split=GroupValidSplit(5)``, ``callbacks=[EarlyStopping(
+        load_best=True)]`` and ``fit(X, y, groups=participant_ids)``; skorch's ``ValidSplit``
+        also works but splits lesions, not subjects.
+    verbose : int, default=0
+    **kwargs
+        Other skorch parameters, e.g. ``module__depth=18, module__width=64`` (the paper's
+        network; the default module is ``depth=10, width=16``, which trains in minutes on a
+        CPU), ``module__branches="patches"``, ``module__fusion="concat"``.
+
+    Attributes
+    ----------
+    module_ : QSMRimNet
+        The fitted plain torch module: ``net.module_(**net.preprocess(X))`` gives the logits.
+    in_channels_, patch_shape_ : int, tuple of int or None
+        Channels and spatial shape of the training patches (None without a patch branch).
+    n_radiomics_ : int or None
+        Radiomic features per lesion (None without a radiomics branch).
+    radiomics_median_, radiomics_mean_, radiomics_scale_ : ndarray of shape (n_radiomics_,)
+        Imputation and standardisation statistics of the training rows.
+    pos_weight_ : float or None
+        BCE ``pos_weight`` when ``imbalance="class_weight"``.
+    device_ : torch.device
+    amp_ : bool
+    classes_ : ndarray, ``[0, 1]``
+    history_ : skorch History, with ``n_synthetic`` (DeepSMOTE rows made in the epoch) per
+        epoch and ``n_synthetic``/``n_positive`` per training batch.
+
+    Notes
+    -----
+    Training batches are drawn by a :class:`StratifiedBatchSampler` built in ``get_iterator``
+    from the labels of the dataset that reaches it (a CV fold, or the training part of
+    ``train_split``), and fetched whole (one tensor indexing per input, no per-lesion
+    ``__getitem__``). On CUDA, batches come from pinned memory with non-blocking copies, patches
+    and convolution weights use ``torch.channels_last_3d`` and ``amp="auto"`` turns on bf16
+    autocast.
+
+    A fitted estimator is ``fitted_state()``: JSON-able parameters, ``module_.state_dict()``,
+    the radiomics statistics and input sizes; ``QSMRimNetClassifier.from_fitted_state(state)``
+    rebuilds it without pickle.
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+    >>> net = QSMRimNetClassifier(max_epochs=20, random_state=0)
+    >>> scores = cross_val_score(net, X, y, groups=groups, cv=StratifiedGroupKFold(5),
+    ...                          scoring="average_precision")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        module: Any = QSMRimNet,
+        *,
+        criterion: Any = torch.nn.BCEWithLogitsLoss,
+        optimizer: Any = torch.optim.AdamW,
+        lr: float = 1e-3,
+        max_epochs: int = 30,
+        batch_size: int = 32,
+        train_split: Any = None,
+        callbacks: Any = None,
+        imbalance: str = "deepsmote",
+        smote_k: int = 2,
+        min_positives: int | str = "auto",
+        amp: bool | str = "auto",
+        random_state: Any = None,
+        device: Any = "auto",
+        verbose: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.imbalance = imbalance
+        self.smote_k = smote_k
+        self.min_positives = min_positives
+        self.amp = amp
+        self.random_state = random_state
+
+    @property
+    def _default_callbacks(self) -> list[tuple[str, Any]]:
+        callbacks = list(super()._default_callbacks)
+        n_epochs = self.max_epochs if _is_int(self.max_epochs) and self.max_epochs > 0 else 1
+        scheduler = LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n_epochs)
+        callbacks.insert(len(callbacks) - 1, ("lr_scheduler", scheduler))  # before print_log
+        return callbacks
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> None:
+        if self.imbalance not in IMBALANCE_CHOICES:
+            raise CohortError(
+                f"imbalance must be one of {IMBALANCE_CHOICES}, got {self.imbalance!r}"
+            )
+        if not _is_int(self.smote_k) or self.smote_k < 1:
+            raise CohortError(f"smote_k must be an integer >= 1, got {self.smote_k!r}")
+        min_positives = self.min_positives
+        if min_positives != "auto" and (not _is_int(min_positives) or min_positives < 0):
+            raise CohortError(
+                f"min_positives must be 'auto' or an integer >= 0, got {self.min_positives!r}"
+            )
+        if not _is_int(self.batch_size) or (self.batch_size < 2 and self.batch_size != -1):
+            raise CohortError(
+                f"batch_size must be an integer >= 2 (or -1), got {self.batch_size!r}"
+            )
+        for name in ("smote_k", "deepsmote"):
+            if name in self.get_params_for("module"):
+                raise CohortError(
+                    f"module__{name} is set by the estimator; use smote_k= / imbalance= instead"
+                )
+        resolve_amp(self.amp, resolve_device(self.device))
+
+    def _min_positives(self) -> int:
+        if self.min_positives == "auto":
+            return self.smote_k + 1 if self.imbalance == "deepsmote" else 0
+        return int(self.min_positives)
+
+    def get_iterator(self, dataset: torch.utils.data.Dataset, training: bool = False):
+        """Whole-batch loading: a StratifiedBatchSampler built from ``dataset``'s own labels
+        (so it follows skorch's internal split and CV subsets) for training, sequential slices
+        otherwise."""
+        lesions = as_lesion_dataset(dataset)
+        if lesions is None:
+            return super().get_iterator(dataset, training=training)
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        kwargs.pop("shuffle", None)
+        if batch_size == -1:
+            batch_size = max(len(lesions), 2)
+        if training:
+            sampler: Any = StratifiedBatchSampler(
+                lesions.labels,
+                batch_size,
+                min_positives=self._min_positives(),
+                oversample=self.imbalance == "oversample",
+                random_state=getattr(self, "batch_rng_", None),
+            )
+        else:
+            sampler = [slice(i, i + batch_size) for i in range(0, len(lesions), batch_size)]
+        kwargs.setdefault("pin_memory", self._device().type == "cuda")
+        return torch.utils.data.DataLoader(lesions, batch_size=None, sampler=sampler, **kwargs)
+
+    def initialize_module(self) -> QSMRimNetClassifier:
+        kwargs = self.get_params_for("module")
+        if not isinstance(self.module, torch.nn.Module):
+            accepted = signature_parameters(self.module)
+            derived = {
+                "in_channels": getattr(self, "in_channels_", None),
+                "n_radiomics": getattr(self, "n_radiomics_", None),
+                "smote_k": self.smote_k,
+                "deepsmote": self.imbalance == "deepsmote",
+            }
+            for name, value in derived.items():
+                if name in accepted and name not in kwargs and value is not None:
+                    kwargs[name] = value
+        module = self.initialized_instance(self.module, kwargs)
+        device = self._device()
+        if uses_channels_last(device):
+            module = module.to(device=device, memory_format=torch.channels_last_3d)
+        seed = getattr(self, "smote_seed_", None)
+        for layer in module.modules():
+            if isinstance(layer, DeepSMOTE) and seed is not None:
+                layer.manual_seed(seed)
+        self.module_ = module
+        return self
+
+    def initialize_criterion(self) -> QSMRimNetClassifier:
+        kwargs = self.get_params_for("criterion")
+        pos_weight = getattr(self, "pos_weight_", None)
+        weighted = self.imbalance == "class_weight" and pos_weight is not None
+        if weighted and "pos_weight" not in kwargs:
+            kwargs["pos_weight"] = torch.tensor(pos_weight, dtype=torch.float32)
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
+        return self
+
+    # ------------------------------------------------------------- fitting
+    def _seed_everything(self) -> int:
+        rng = check_random_state(self.random_state)
+        torch_seed, smote_seed, batch_seed = (int(s) for s in rng.randint(0, _MAX_SEED, size=3))
+        self.smote_seed_ = smote_seed
+        self.batch_rng_ = np.random.default_rng(batch_seed)
+        return torch_seed
+
+    def fit(self, X: object, y: object = None, **fit_params: Any) -> QSMRimNetClassifier:
+        """Fit on X (SliceDict/dict) and 0/1 labels y; returns self.
+
+        Learns the input sizes and the radiomics statistics from X (kept as they are with
+        ``warm_start=True`` on a fitted estimator), seeds everything from ``random_state`` and
+        trains for ``max_epochs``.
+
+        ``fit_params`` go to ``train_split``: pass ``groups=`` (the subject of each lesion) when
+        ``train_split=GroupValidSplit(...)``.
+        """
+        self._check_params()
+        inputs = check_inputs(X, self._module_branches())
+        labels = check_labels(y, next(iter(inputs.values())).shape[0])
+        if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
+            self._fit_preprocessing(inputs, labels)  # a warm start keeps the fitted statistics
+        torch_seed = self._seed_everything()
+        dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
+        with self._skorch_sees_device(), seeded_torch(torch_seed, resolve_device(self.device)):
+            super().fit(dataset, labels, **fit_params)
+        return self
+
+    def partial_fit(
+        self, X: object, y: object = None, classes: object = None, **fit_params: Any
+    ) -> QSMRimNetClassifier:
+        """Continue training (the preprocessing is fitted on the first call only)."""
+        if is_dataset(X):
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+        self._check_params()
+        inputs = check_inputs(X, self._module_branches())
+        labels = check_labels(y, next(iter(inputs.values())).shape[0])
+        if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
+            self._fit_preprocessing(inputs, labels)
+            self._seed_everything()
+        dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
+        with self._skorch_sees_device():
+            super().partial_fit(dataset, labels, classes=classes, **fit_params)
+        return self
+
+    def infer(self, x: dict[str, torch.Tensor], **fit_params: Any):
+        """Forward a batch on ``device_`` (non-blocking copies, channels-last 3D on CUDA) under
+        bf16 autocast when ``amp_``; returns float32 logits ``(N,)`` or ``(logits, y_aug)``."""
+        fit_params.pop("groups", None)
+        device = self._device()
+        channels_last = uses_channels_last(device)
+        inputs = {}
+        for name, value in x.items():
+            value = torch.as_tensor(value).to(device, non_blocking=device.type == "cuda")
+            if channels_last and value.ndim == 5:
+                value = value.contiguous(memory_format=torch.channels_last_3d)
+            inputs[name] = value
+        with autocast(device, getattr(self, "amp_", False)):
+            output = self.module_(**inputs, **fit_params)
+        if isinstance(output, tuple):
+            return output[0].reshape(-1).float(), output[1].reshape(-1).float()
+        return output.reshape(-1).float()
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Training step with the labels passed into the module, so that DeepSMOTE can add
+        synthetic rim+ rows; the loss is computed on the augmented batch."""
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        yi = torch.as_tensor(yi, dtype=torch.float32)
+        device = self._device()
+        y_true = yi.to(device, non_blocking=device.type == "cuda")
+        output = self.infer(Xi, y=y_true, **fit_params)
+        logits, y_aug = output if isinstance(output, tuple) else (output, y_true)
+        loss = self.get_loss((logits, y_aug), y_true, X=Xi, training=True)
+        loss.backward()
+        n_rows = int(yi.shape[0])
+        self.history.record_batch("n_synthetic", int(logits.shape[0]) - n_rows)
+        self.history.record_batch("n_positive", int((yi > 0.5).sum()))
+        return {"loss": loss, "y_pred": logits[:n_rows]}
+
+    def get_loss(self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False):
+        """BCE on logits; ``y_pred`` may be ``(logits, y_aug)`` (the augmented batch)."""
+        if isinstance(y_pred, tuple):
+            y_pred, y_true = y_pred
+        y_true = torch.as_tensor(y_true).to(y_pred.device, dtype=y_pred.dtype)
+        return self.criterion_(y_pred, y_true)
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        """Record ``n_synthetic``, the DeepSMOTE rows made in this epoch's training batches."""
+        batches = self.history[-1, "batches"]
+        self.history.record("n_synthetic", int(sum(b.get("n_synthetic", 0) for b in batches)))
+        super().on_epoch_end(net, **kwargs)
+
+    # ----------------------------------------------------------- prediction
+    def forward_iter(self, X: object, training: bool = False, device: Any = "cpu"):
+        """Module outputs batch by batch, always in the order of X."""
+        iterator = self.get_iterator(self.get_dataset(X), training=False)
+        for batch in iterator:
+            yield to_device(self.evaluation_step(batch, training=training), device=device)
+
+    def predict_proba(self, X: object) -> np.ndarray:
+        """Probabilities ``(n, 2)``: columns rim- and rim+."""
+        self.check_is_fitted()
+        dataset = self.get_dataset(X)
+        if len(dataset) == 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        return super().predict_proba(dataset)
+
+    def predict(self, X: object) -> np.ndarray:
+        """0/1 decisions: rim+ where the rim+ probability exceeds ``threshold``."""
+        return (self.predict_proba(X)[:, 1] > self.threshold).astype(np.int64)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -1,0 +1,26 @@
+"""Plain torch modules of QSMRim-Net (no sklearn, no file I/O).
+
+- :class:`ResNet3D`: width-configurable 3D ResNet trunk (depth 10/18/34) over lesion patches.
+- :class:`RadiomicsEncoder`: MLP on standardised radiomics.
+- :func:`deep_smote` / :class:`DeepSMOTE`: feature-space SMOTE of rim+ rows (training only).
+- :class:`QSMRimNet`: the fused classifier returning one logit per lesion.
+
+The paper's network is ``QSMRimNet(depth=18, width=64)``; the defaults (``depth=10,
+width=16``) train in minutes on a CPU.
+"""
+
+from rimclf.nn.deepsmote import DeepSMOTE, deep_smote
+from rimclf.nn.encoder import RadiomicsEncoder
+from rimclf.nn.qsmrimnet import BRANCHES, FUSIONS, QSMRimNet
+from rimclf.nn.resnet3d import BLOCKS_PER_STAGE, ResNet3D
+
+__all__ = [
+    "BLOCKS_PER_STAGE",
+    "BRANCHES",
+    "FUSIONS",
+    "DeepSMOTE",
+    "QSMRimNet",
+    "RadiomicsEncoder",
+    "ResNet3D",
+    "deep_smote",
+]

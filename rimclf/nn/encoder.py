@@ -1,0 +1,67 @@
+"""The radiomics branch of QSMRim-Net: an MLP on standardised radiomic features."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def linear_bn_swish(in_features: int, out_features: int) -> list[nn.Module]:
+    """``Linear -> BatchNorm1d -> Swish`` (Swish = SiLU, as in the seed code), as a layer list."""
+    return [nn.Linear(in_features, out_features), nn.BatchNorm1d(out_features), nn.SiLU()]
+
+
+class RadiomicsEncoder(nn.Module):
+    """Two ``Linear -> BatchNorm -> Swish`` layers with dropout in between.
+
+    With the defaults this is the seed's radiomics encoder (``F -> 1024 -> 512``).
+
+    Parameters
+    ----------
+    n_radiomics : int
+        Number of radiomic features ``F`` per lesion (standardised; no NaN).
+    out_features : int, default=512
+        Length of the encoded vector; QSMRim-Net sets it to the ResNet's ``8·width`` so that the
+        two branches can be summed.
+    hidden_features : int or None, default=None
+        Width of the hidden layer; None means ``2 * out_features``.
+    dropout : float, default=0.3
+        Dropout probability after the hidden layer.
+
+    Shapes
+    ------
+    ``(N, n_radiomics) -> (N, out_features)``. Batch norm needs ``N >= 2`` in training mode.
+
+    Examples
+    --------
+    >>> RadiomicsEncoder(20, out_features=32).eval()(torch.zeros(5, 20)).shape
+    torch.Size([5, 32])
+    """
+
+    def __init__(
+        self,
+        n_radiomics: int,
+        out_features: int = 512,
+        hidden_features: int | None = None,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n_radiomics", n_radiomics), ("out_features", out_features)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"RadiomicsEncoder: {name} must be a positive integer, got {value!r}"
+                )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"RadiomicsEncoder: dropout must be in [0, 1), got {dropout!r}")
+        hidden = 2 * out_features if hidden_features is None else int(hidden_features)
+        self.n_radiomics = n_radiomics
+        self.out_features = out_features
+        self.layers = nn.Sequential(
+            *linear_bn_swish(n_radiomics, hidden),
+            nn.Dropout(dropout),
+            *linear_bn_swish(hidden, out_features),
+        )
+
+    def forward(self, radiomics: torch.Tensor) -> torch.Tensor:
+        """Encode ``(N, n_radiomics)`` features into ``(N, out_features)``."""
+        return self.layers(radiomics)

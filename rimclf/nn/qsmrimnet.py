@@ -1,0 +1,167 @@
+"""QSMRim-Net: fusion of a 3D ResNet on lesion patches and an MLP on radiomics, with DeepSMOTE."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rimclf.nn.deepsmote import DeepSMOTE
+from rimclf.nn.encoder import RadiomicsEncoder, linear_bn_swish
+from rimclf.nn.resnet3d import ResNet3D
+
+#: allowed values of ``branches``
+BRANCHES = ("both", "patches", "radiomics")
+#: allowed values of ``fusion``
+FUSIONS = ("sum", "concat")
+
+
+class QSMRimNet(nn.Module):
+    """The QSMRim-Net lesion classifier as a plain torch module.
+
+    ``patches -> ResNet3D -> pooled vector`` and ``radiomics -> RadiomicsEncoder`` are fused
+    (summed as in the seed code, or concatenated), passed through two ``Linear -> BatchNorm ->
+    Swish`` layers, augmented by :class:`DeepSMOTE` in training mode, and mapped to one logit
+    by a small head (``Linear -> Swish -> Dropout -> Linear``).
+
+    Parameters
+    ----------
+    in_channels : int or None, default=3
+        Channels of the patches; unused (may be None) when ``branches="radiomics"``.
+    n_radiomics : int or None, default=None
+        Radiomic features per lesion; required unless ``branches="patches"``.
+    depth : {10, 18, 34}, default=10
+        ResNet depth. The default is a CPU-size network; the paper's is ``depth=18``.
+    width : int, default=16
+        ResNet base width; every feature vector has ``8·width`` entries. The paper's network has
+        ``width=64`` (512-long features).
+    branches : {"both", "patches", "radiomics"}, default="both"
+        Which inputs the network uses; with one branch, ``fusion`` is ignored and the other
+        input may be omitted.
+    fusion : {"sum", "concat"}, default="sum"
+        How the two branch vectors are combined.
+    smote_k : int, default=2
+        Nearest rim+ neighbours per rim+ row in :class:`DeepSMOTE`.
+    deepsmote : bool, default=True
+        Whether the DeepSMOTE layer is present (False: the labels pass through unchanged).
+    smote_seed : int or None, default=None
+        Seed of DeepSMOTE's generator (None: torch's global generator).
+    radiomics_dropout : float, default=0.3
+        Dropout inside the radiomics encoder.
+    head_dropout : float, default=0.5
+        Dropout inside the classifier head.
+
+    Attributes
+    ----------
+    feature_dim : int
+        Length of the vector entering DeepSMOTE and the head, ``8 * width``.
+
+    Shapes
+    ------
+    - ``patches``: ``(N, in_channels, D, H, W)``; ``radiomics``: ``(N, n_radiomics)``,
+      standardised and free of NaN.
+    - ``forward(patches, radiomics)``: logits ``(N,)``.
+    - ``forward(patches, radiomics, y)`` with ``y`` of shape ``(N,)``: ``(logits, y_aug)``; in
+      training mode both have ``N + n·min(smote_k, n - 1)`` rows where ``n`` rim+ rows are in
+      the batch (the synthetic rows come last); in eval mode ``y_aug`` is ``y``.
+    - :meth:`embed`: the fused features ``(N, feature_dim)`` before DeepSMOTE.
+
+    Examples
+    --------
+    >>> net = QSMRimNet(in_channels=3, n_radiomics=20, depth=10, width=4).eval()
+    >>> net(torch.zeros(2, 3, 16, 16, 16), torch.zeros(2, 20)).shape
+    torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        in_channels: int | None = 3,
+        n_radiomics: int | None = None,
+        depth: int = 10,
+        width: int = 16,
+        branches: str = "both",
+        fusion: str = "sum",
+        smote_k: int = 2,
+        deepsmote: bool = True,
+        smote_seed: int | None = None,
+        radiomics_dropout: float = 0.3,
+        head_dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if branches not in BRANCHES:
+            raise ValueError(f"QSMRimNet: branches must be one of {BRANCHES}, got {branches!r}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"QSMRimNet: fusion must be one of {FUSIONS}, got {fusion!r}")
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"QSMRimNet: width must be a positive integer, got {width!r}")
+        if branches != "patches" and n_radiomics is None:
+            raise ValueError(f"QSMRimNet: n_radiomics is required with branches={branches!r}")
+        if branches != "radiomics" and in_channels is None:
+            raise ValueError(f"QSMRimNet: in_channels is required with branches={branches!r}")
+        self.branches = branches
+        self.fusion = fusion
+        self.feature_dim = 8 * width
+
+        self.patch_encoder = (
+            ResNet3D(in_channels, depth=depth, width=width) if branches != "radiomics" else None
+        )
+        self.radiomics_encoder = (
+            RadiomicsEncoder(
+                n_radiomics,
+                out_features=self.feature_dim,
+                hidden_features=2 * self.feature_dim,
+                dropout=radiomics_dropout,
+            )
+            if branches != "patches"
+            else None
+        )
+        fused_dim = self.feature_dim
+        if branches == "both" and fusion == "concat":
+            fused_dim = 2 * self.feature_dim
+        self.transform = nn.Sequential(
+            *linear_bn_swish(fused_dim, self.feature_dim),
+            *linear_bn_swish(self.feature_dim, self.feature_dim),
+        )
+        self.smote = DeepSMOTE(smote_k, seed=smote_seed) if deepsmote else None
+        self.head = nn.Sequential(
+            nn.Linear(self.feature_dim, 2 * width),
+            nn.SiLU(),
+            nn.Dropout(head_dropout),
+            nn.Linear(2 * width, 1),
+        )
+
+    def embed(
+        self, patches: torch.Tensor | None = None, radiomics: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Fused and transformed features ``(N, feature_dim)`` (the input of DeepSMOTE)."""
+        parts = []
+        if self.patch_encoder is not None:
+            if patches is None:
+                raise ValueError(f"QSMRimNet: patches are required with branches={self.branches!r}")
+            parts.append(self.patch_encoder(patches))
+        if self.radiomics_encoder is not None:
+            if radiomics is None:
+                raise ValueError(
+                    f"QSMRimNet: radiomics are required with branches={self.branches!r}"
+                )
+            parts.append(self.radiomics_encoder(radiomics))
+        if len(parts) == 1:
+            fused = parts[0]
+        elif self.fusion == "sum":
+            fused = parts[0] + parts[1]
+        else:
+            fused = torch.cat(parts, dim=1)
+        return self.transform(fused)
+
+    def forward(
+        self,
+        patches: torch.Tensor | None = None,
+        radiomics: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        z = self.embed(patches, radiomics)
+        if y is not None and self.smote is not None:
+            z, y = self.smote(z, y)
+        logits = self.head(z).squeeze(1)
+        if y is None:
+            return logits
+        return logits, y
