@@ -261,7 +261,7 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
 def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
     table = _read_table(path)
     _require_columns(table, ["participant_id", "lesion_id", "rim"], path)
-    table["participant_id"] = [_strip_sub(p) for p in table["participant_id"]]
+    table["participant_id"] = pd.Series([_strip_sub(p) for p in table["participant_id"]], index=table.index, dtype=object)
     try:
         table["lesion_id"] = table["lesion_id"].astype(int)
     except ValueError as exc:
@@ -281,8 +281,13 @@ def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
                 f"{path}: lesion {row.lesion_id} of sub-{row.participant_id} does not exist in its mask "
                 f"(labels present: {sorted(lesion_ids[row.participant_id])[:20]})"
             )
-    table["rim"] = pd.array([int(v) if v else pd.NA for v in table["rim"]], dtype="Int64")
-    return table[["participant_id", "lesion_id", "rim"]]
+    return pd.DataFrame(
+        {
+            "participant_id": pd.array(table["participant_id"].tolist(), dtype=object),
+            "lesion_id": table["lesion_id"].to_numpy(dtype=int),
+            "rim": pd.array([int(v) if v else pd.NA for v in table["rim"]], dtype="Int64"),
+        }
+    )
 
 
 def load_cohort(

@@ -217,6 +217,12 @@ def test_bad_rims_file(cohort: Path, content: str, message: str) -> None:
         load_cohort(cohort)
 
 
+def test_rims_file_with_header_only_leaves_lesions_unlabeled(cohort: Path) -> None:
+    (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\n")
+    table = load_cohort(cohort)
+    assert len(table) == 4 and table["rim"].isna().all()
+
+
 def test_manifest_missing_columns(tmp_path: Path) -> None:
     manifest = tmp_path / "m.tsv"
     manifest.write_text("participant_id\tqsm\tmask\nsub-01\ta\tb\n")
