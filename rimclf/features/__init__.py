@@ -1,0 +1,14 @@
+"""Lesion features: pyradiomics on the QSM and QSM/FLAIR/mask patches, as sklearn transformers.
+
+:class:`LesionFeaturizer` turns the lesion table of :func:`rimclf.load_cohort` into the
+``SliceDict(patches=..., radiomics=...)`` that :class:`rimclf.QSMRimNetClassifier` takes,
+reading each subject once, in parallel over subjects and cached by file content.
+:class:`RadiomicsExtractor` and :class:`PatchExtractor` are its two parts, usable alone.
+"""
+
+from rimclf.features._export import save_features
+from rimclf.features.featurizer import LesionFeaturizer
+from rimclf.features.patches import PatchExtractor
+from rimclf.features.radiomics import RadiomicsExtractor
+
+__all__ = ["LesionFeaturizer", "PatchExtractor", "RadiomicsExtractor", "save_features"]

@@ -1,0 +1,81 @@
+"""Write a cohort's features to a folder (``rimclf extract``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rimclf._atomic import atomic_output_dir, refuse_overwrite
+from rimclf._version import __version__
+from rimclf.features.featurizer import LesionFeaturizer
+from rimclf.features.radiomics import PYRADIOMICS_VERSION, radiomics_frame
+
+
+def save_features(
+    cohort: str | os.PathLike | pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    featurizer: LesionFeaturizer | None = None,
+    qsm_unit: str = "ppb",
+    min_voxels: int = 8,
+    force: bool = False,
+) -> Path:
+    """Extract a cohort's lesion features and write them to the folder ``out``.
+
+    Parameters
+    ----------
+    cohort : str, path-like or pandas.DataFrame
+        A cohort directory or manifest (read with :func:`rimclf.load_cohort`), or a lesion table.
+    out : str or path-like
+        Output folder, written atomically (complete or not at all). It holds
+        ``lesions.tsv`` (the lesion table; its row order is the row order of the other files),
+        ``radiomics.tsv`` (``participant_id``, ``lesion_id``, then pyradiomics' feature columns),
+        ``patches.npy`` (float32, shape (n_lesions, C, D, H, W), patch axes along world x, y, z) and
+        ``features.json`` (settings and package versions).
+    featurizer : LesionFeaturizer, optional
+        Default: ``LesionFeaturizer()``. With ``radiomics=None`` or ``patches=None`` the
+        corresponding file is not written.
+    qsm_unit, min_voxels
+        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+    force : bool, default=False
+        Replace an existing ``out``; without it an existing ``out`` is an error (checked before
+        the extraction starts).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
+    from rimclf.cohort import load_cohort
+
+    out = Path(out)
+    refuse_overwrite(out, force=force)
+    featurizer = LesionFeaturizer() if featurizer is None else featurizer
+    table = (
+        cohort if isinstance(cohort, pd.DataFrame) else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels)
+    )
+    radiomics, patches = featurizer.extractors()
+    features = featurizer.fit(table).transform(table)
+    settings = {
+        "rimclf": __version__,
+        "pyradiomics": PYRADIOMICS_VERSION,
+        "numpy": np.__version__,
+        "n_lesions": len(table),
+        "radiomics": radiomics.cache_key() if radiomics is not None else None,
+        "patches": {**patches.cache_key(), "axes": "lesion, channel, world x, y, z (RAS)"}
+        if patches is not None
+        else None,
+    }
+    with atomic_output_dir(out, force=force) as tmp:
+        table.to_csv(tmp / "lesions.tsv", sep="\t", index=False)
+        if radiomics is not None:
+            frame = radiomics_frame(table, features["radiomics"], radiomics.get_feature_names_out())
+            frame.to_csv(tmp / "radiomics.tsv", sep="\t", index=False, float_format="%.9g")
+        if patches is not None:
+            np.save(tmp / "patches.npy", features["patches"])
+        (tmp / "features.json").write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
+    return out

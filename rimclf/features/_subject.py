@@ -1,0 +1,253 @@
+"""One subject's volumes, read once and shared by the extractors; the lesion table grouped by subject.
+
+The extractors never call :func:`warnings.warn` themselves while a subject is processed: they
+append ``(category, message)`` notes to a list that travels back with the results (from a
+joblib worker process, or from the cache) and is re-issued in the caller's process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from rimclf._nifti import load_header, read_volume, voxel_sizes
+from rimclf.cohort import read_lesion_labels, read_qsm
+from rimclf.errors import CohortError
+
+#: A warning to issue in the caller's process: (category, message).
+Note = tuple[type[Warning], str]
+
+#: Columns every extractor needs; the others are asked for by the extractor that uses them.
+BASE_COLUMNS = ("participant_id", "lesion_id", "qsm", "mask", "connectivity", "qsm_unit")
+CENTROID_COLUMNS = ("centroid_x", "centroid_y", "centroid_z")
+
+_WARNINGS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SubjectTask:
+    """What one subject's extraction needs from the lesion table (one entry per distinct lesion)."""
+
+    participant_id: str
+    qsm: str
+    flair: str | None
+    mask: str
+    qsm_unit: str
+    connectivity: int
+    lesion_ids: np.ndarray
+    centroids_mm: np.ndarray = field(repr=False)
+
+
+def check_lesion_table(table: object, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """Check that ``table`` is a lesion table holding ``columns``; raise :class:`CohortError` if not."""
+    if not isinstance(table, pd.DataFrame):
+        raise CohortError(
+            f"X must be the lesion table (pandas.DataFrame) of rimclf.load_cohort, got {type(table).__name__}"
+        )
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise CohortError(
+            f"the lesion table lacks column(s) {missing} (it has {list(table.columns)}); "
+            "pass the table of rimclf.load_cohort or a subset of its rows"
+        )
+    if table["lesion_id"].isna().any():
+        raise CohortError("the lesion table has missing lesion_id values")
+    return table
+
+
+def group_by_subject(
+    table: pd.DataFrame, *, with_flair: bool, with_centroids: bool
+) -> list[tuple[SubjectTask, np.ndarray, np.ndarray]]:
+    """Split the table into per-subject tasks.
+
+    Returns
+    -------
+    list of (task, rows, lesion_index)
+        ``rows`` are the positions (``iloc``) of the subject's rows in ``table``, and
+        ``lesion_index[r]`` the index of row ``rows[r]``'s lesion in ``task.lesion_ids``, so that
+        results computed once per distinct lesion go back to every row in table order.
+    """
+    participant_ids = table["participant_id"].astype(str).to_numpy()
+    lesion_ids = table["lesion_id"].to_numpy().astype(np.int64)
+    columns = {name: table[name].to_numpy() for name in ("qsm", "mask", "qsm_unit", "connectivity")}
+    flairs = table["flair"].to_numpy() if with_flair else None
+    centroids = table[list(CENTROID_COLUMNS)].to_numpy(dtype=float) if with_centroids else None
+    order = np.argsort(participant_ids, kind="stable")
+    boundaries = np.flatnonzero(participant_ids[order][1:] != participant_ids[order][:-1]) + 1
+    tasks = []
+    for rows in np.split(order, boundaries) if len(order) else []:
+        first = rows[0]
+        unique_ids, first_rows, lesion_index = np.unique(lesion_ids[rows], return_index=True, return_inverse=True)
+        task = SubjectTask(
+            participant_id=str(participant_ids[first]),
+            qsm=str(columns["qsm"][first]),
+            flair=str(flairs[first]) if flairs is not None else None,
+            mask=str(columns["mask"][first]),
+            qsm_unit=str(columns["qsm_unit"][first]),
+            connectivity=int(columns["connectivity"][first]),
+            lesion_ids=unique_ids,
+            centroids_mm=centroids[rows][first_rows] if centroids is not None else np.zeros((len(unique_ids), 3)),
+        )
+        tasks.append((task, rows, lesion_index.ravel()))
+    tasks.sort(key=lambda item: item[1][0])  # subjects in order of first appearance
+    return tasks
+
+
+def _read_noting(notes: list[Note], reader, *args):
+    """Call a reader, turning the warnings it issues into notes (thread-safe)."""
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = reader(*args)
+    notes.extend((w.category, str(w.message)) for w in caught)
+    return result
+
+
+class SubjectVolumes:
+    """The QSM, FLAIR and lesion labels of one subject, each read on first use and then kept.
+
+    QSM in ppb via :func:`rimclf.cohort.read_qsm` (its ppm warning becomes a note), FLAIR via
+    :func:`rimclf._nifti.read_volume`, labels via :func:`rimclf.cohort.read_lesion_labels`, so
+    that lesion ids are those of the table.
+    """
+
+    def __init__(self, task: SubjectTask, notes: list[Note]) -> None:
+        self.task = task
+        self.notes = notes
+
+    @cached_property
+    def _qsm(self) -> tuple[np.ndarray, np.ndarray]:
+        return _read_noting(self.notes, read_qsm, self.task.qsm, self.task.qsm_unit)
+
+    @property
+    def qsm(self) -> np.ndarray:
+        """QSM in ppb, float32, shape (X, Y, Z)."""
+        return self._qsm[0]
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The QSM's voxel-to-world (RAS mm) affine, shared by the lesion mask."""
+        return self._qsm[1]
+
+    @cached_property
+    def spacing_mm(self) -> np.ndarray:
+        """Voxel edge lengths of the QSM grid as its header stores them (pixdim).
+
+        SimpleITK, hence pyradiomics reading the file, uses these; they equal the affine's column
+        norms up to float32 rounding (which would show in shape features of rotated grids).
+        """
+        zooms = np.asarray(load_header(self.task.qsm).header.get_zooms()[:3], dtype=float)
+        return zooms if np.all(zooms > 0) else voxel_sizes(self.affine)
+
+    @cached_property
+    def _flair(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.task.flair is None:
+            raise CohortError("the lesion table has no 'flair' column")
+        return _read_noting(self.notes, read_volume, self.task.flair)
+
+    @property
+    def flair(self) -> np.ndarray:
+        return self._flair[0]
+
+    @property
+    def flair_affine(self) -> np.ndarray:
+        return self._flair[1]
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """Lesion instance labels on the QSM grid (int32)."""
+        labels, _ = _read_noting(self.notes, read_lesion_labels, self.task.mask, self.task.connectivity)
+        if labels.shape != self.qsm.shape:
+            raise CohortError(
+                f"{self.task.mask}: shape {labels.shape} differs from the QSM's {self.qsm.shape}; "
+                "the lesion mask must be on the QSM grid"
+            )
+        counts = np.bincount(labels.ravel(), minlength=int(self.task.lesion_ids.max(initial=0)) + 1)
+        present = counts[self.task.lesion_ids] > 0
+        if not present.all():
+            raise CohortError(
+                f"{self.task.mask}: lesion(s) {self.task.lesion_ids[~present].tolist()} of "
+                f"sub-{self.task.participant_id} are in the table but not in the mask; "
+                "was the mask changed after load_cohort?"
+            )
+        return labels
+
+    @cached_property
+    def support(self) -> np.ndarray:
+        """Voxels with QSM data (nonzero): the brain."""
+        return self.qsm != 0
+
+    @cached_property
+    def flair_shares_qsm_grid(self) -> bool:
+        return self.flair.shape == self.qsm.shape and bool(np.allclose(self.flair_affine, self.affine, atol=1e-3))
+
+    @cached_property
+    def flair_on_qsm_grid(self) -> np.ndarray:
+        """The FLAIR on the QSM grid: itself when the grids match, else trilinear resampling in world space."""
+        if self.flair_shares_qsm_grid:
+            return self.flair
+        points = grid_points_world(self.qsm.shape, self.affine)
+        values = sample_world(self.flair, self.flair_affine, points, order=1)
+        return values.reshape(self.qsm.shape)
+
+
+def grid_points_world(shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+    """World coordinates (n, 3) of the voxel centres of a grid, in C order."""
+    index = np.indices(shape, dtype=float).reshape(3, -1)
+    return (affine[:3, :3] @ index).T + affine[:3, 3]
+
+
+def world_to_voxel(affine: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
+    """Continuous voxel coordinates (3, n) of world points (n, 3) on a grid with this affine."""
+    inverse = np.linalg.inv(affine)
+    return inverse[:3, :3] @ np.asarray(points_mm, dtype=float).T + inverse[:3, 3:4]
+
+
+def sample_world(
+    data: np.ndarray, affine: np.ndarray, points_mm: np.ndarray, *, order: int, return_inside: bool = False
+):
+    """Sample a volume at world points: trilinear (``order=1``) or nearest (``order=0``).
+
+    A point inside the volume's extent (voxel coordinates within ``-0.5 .. n - 0.5``) takes the
+    interpolated value, with edge voxels extended over their outer half; a point outside is 0.
+    With ``return_inside``, also returns the boolean "inside the volume" of each point.
+    """
+    voxel = world_to_voxel(affine, points_mm)
+    shape = np.array(data.shape, dtype=float)[:, None]
+    inside = ((voxel >= -0.5) & (voxel <= shape - 0.5)).all(axis=0)
+    values = ndimage.map_coordinates(data, voxel, order=order, mode="nearest", prefilter=False)
+    values[~inside] = 0
+    return (values, inside) if return_inside else values
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, remembered for as long as its (size, mtime_ns, inode) stay the same."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise CohortError(f"{path}: cannot be read ({exc.strerror})") from exc
+    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    digest = _FINGERPRINTS.get(key)
+    if digest is None:
+        sha = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+        digest = _FINGERPRINTS[key] = sha.hexdigest()
+    return digest
+
+
+def emit_notes(notes: list[Note], stacklevel: int = 3) -> None:
+    """Issue collected notes as warnings in the caller's process."""
+    for category, message in notes:
+        warnings.warn(message, category, stacklevel=stacklevel)

@@ -1,0 +1,233 @@
+"""LesionFeaturizer: radiomics and patches of a lesion table, per subject, parallel and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_memory
+from tqdm.auto import tqdm
+
+from rimclf.errors import CohortError
+from rimclf.features._subject import (
+    Note,
+    SubjectTask,
+    SubjectVolumes,
+    check_lesion_table,
+    emit_notes,
+    file_sha256,
+    group_by_subject,
+)
+from rimclf.features.patches import PatchExtractor
+from rimclf.features.radiomics import RadiomicsExtractor
+
+logger = logging.getLogger(__name__)
+
+#: Bump when a change of the extraction code changes cached results.
+CACHE_VERSION = 1
+
+
+@dataclass
+class SubjectFeatures:
+    """One subject's results, per distinct lesion of its task, with the warnings to re-issue."""
+
+    radiomics: np.ndarray | None
+    patches: np.ndarray | None
+    notes: list[Note]
+
+
+def _featurize_subject(key: str | None, task: SubjectTask, radiomics, patches) -> SubjectFeatures:
+    """Read one subject's volumes once and run both extractors (``key`` only serves the cache)."""
+    logger.debug("extracting features of sub-%s (%d lesions)", task.participant_id, len(task.lesion_ids))
+    notes: list[Note] = []
+    volumes = SubjectVolumes(task, notes)
+    radiomics_values = radiomics.extract_subject(volumes, notes) if radiomics is not None else None
+    patch_values = patches.extract_subject(volumes, notes) if patches is not None else None
+    return SubjectFeatures(radiomics_values, patch_values, notes)
+
+
+class LesionFeaturizer(TransformerMixin, BaseEstimator):
+    """Stateless transformer from the lesion table to ``SliceDict(patches=..., radiomics=...)``.
+
+    Parameters
+    ----------
+    radiomics : RadiomicsExtractor, "default" or None, default="default"
+        The radiomics extractor; "default" is ``RadiomicsExtractor()`` (QSMRim-Net settings),
+        None leaves the "radiomics" entry out.
+    patches : PatchExtractor, "default" or None, default="default"
+        The patch extractor; "default" is ``PatchExtractor()``, None leaves "patches" out.
+    n_jobs : int or None, default=None
+        Subjects processed in parallel with joblib (None: one, unless inside a
+        ``joblib.parallel_backend`` context; -1: all cores). Any joblib backend works, e.g.
+        ``with joblib.parallel_backend("dask"):`` on a Dask cluster. Results do not depend on it.
+    memory : str, path-like, joblib.Memory or None, default=None
+        Cache of per-subject results (a folder or a ``joblib.Memory``). The key is the SHA-256 of
+        the subject's files' bytes (within a process, re-hashed only when a file's size, mtime or
+        inode changes), its participant id, lesion ids and centroids, every extractor parameter
+        and the pyradiomics version: a changed file is extracted again, an unchanged one (even if
+        touched or copied elsewhere) is loaded from the cache. Lesion-level warnings are cached
+        with the results and issued again.
+    progress : bool, default=True
+        Show a tqdm progress bar over subjects.
+
+    Notes
+    -----
+    ``transform`` reads each subject's QSM, FLAIR and mask once, extracts its lesions and puts the
+    rows back in table order; a subset of the table (``table.iloc[idx]``, as cross-validation
+    passes) gives the matching subset of rows. ``fit`` only checks parameters.
+    """
+
+    def __init__(
+        self, *, radiomics="default", patches="default", n_jobs=None, memory=None, progress: bool = True
+    ) -> None:
+        self.radiomics = radiomics
+        self.patches = patches
+        self.n_jobs = n_jobs
+        self.memory = memory
+        self.progress = progress
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.dataframe = True
+        return tags
+
+    def extractors(self) -> tuple[RadiomicsExtractor | None, PatchExtractor | None]:
+        """The (radiomics, patches) extractors in use, "default" resolved, after checking every parameter."""
+        return self._validate()
+
+    def _validate(self) -> tuple[RadiomicsExtractor | None, PatchExtractor | None]:
+        extractors = []
+        for name, kind in (("radiomics", RadiomicsExtractor), ("patches", PatchExtractor)):
+            value = getattr(self, name)
+            if isinstance(value, str) and value == "default":
+                value = kind()
+            elif value is not None and not isinstance(value, kind):
+                raise CohortError(f"{name}={value!r} is not valid; use a {kind.__name__}, 'default' or None")
+            if value is not None:
+                value.fit()
+            extractors.append(value)
+        if extractors == [None, None]:
+            raise CohortError("radiomics=None and patches=None: nothing to extract; keep at least one")
+        if self.n_jobs is not None and (
+            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0
+        ):
+            raise CohortError(f"n_jobs={self.n_jobs!r} is not valid; use None, a positive integer or -1 (all cores)")
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise CohortError(f"progress={self.progress!r} is not valid; use True or False")
+        self._memory()
+        return extractors[0], extractors[1]
+
+    def _memory(self):
+        memory = self.memory
+        if isinstance(memory, os.PathLike):
+            memory = os.fspath(memory)
+        if memory is not None and not isinstance(memory, str) and not hasattr(memory, "cache"):
+            raise CohortError(f"memory={memory!r} is not valid; use None, a cache folder or a joblib.Memory")
+        return check_memory(memory)
+
+    def _required_columns(self, radiomics, patches) -> list[str]:
+        columns = [
+            *(radiomics.required_columns() if radiomics else ()),
+            *(patches.required_columns() if patches else ()),
+        ]
+        return list(dict.fromkeys(columns))
+
+    def fit(self, X=None, y=None):
+        """Check the parameters (and the table's columns when given). Nothing is learnt."""
+        radiomics, patches = self._validate()
+        if X is not None:
+            check_lesion_table(X, self._required_columns(radiomics, patches))
+        return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the radiomics columns (pyradiomics' own); empty without radiomics."""
+        radiomics, _ = self._validate()
+        return radiomics.get_feature_names_out() if radiomics is not None else np.array([], dtype=object)
+
+    def transform(self, X):
+        """Features of every row of the lesion table, in table order.
+
+        Returns
+        -------
+        skorch.helper.SliceDict
+            ``patches``: float32 (n, C, D, H, W); ``radiomics``: float32 (n, F); either left out
+            when its extractor is None.
+        """
+        from skorch.helper import SliceDict
+
+        radiomics, patches = self._validate()
+        table = check_lesion_table(X, self._required_columns(radiomics, patches))
+        need_flair = "flair" in self._required_columns(radiomics, patches)
+        tasks = group_by_subject(table, with_flair=need_flair, with_centroids=patches is not None)
+        settings = {
+            "version": CACHE_VERSION,
+            "radiomics": radiomics.cache_key() if radiomics is not None else None,
+            "patches": patches.cache_key() if patches is not None else None,
+        }
+        memory = self._memory()
+        compute = memory.cache(_featurize_subject, ignore=["task", "radiomics", "patches"])
+        cached = getattr(memory, "location", None) is not None
+        calls = (
+            delayed(compute)(_cache_key(task, settings) if cached else None, task, radiomics, patches)
+            for task, _, _ in tasks
+        )
+        n_rows = len(table)
+        out_radiomics = out_patches = None
+        if radiomics is not None:
+            out_radiomics = np.full((n_rows, len(radiomics.get_feature_names_out())), np.nan, dtype=np.float32)
+        if patches is not None:
+            patch_settings = patches.cache_key()
+            out_patches = np.zeros(
+                (n_rows, len(patch_settings["channels"]), *patch_settings["shape"]), dtype=np.float32
+            )
+        notes: list[Note] = []
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(calls)
+        with tqdm(
+            total=len(tasks), desc="lesion features", unit="subject", disable=not self.progress or not tasks
+        ) as bar:
+            for (task, rows, lesion_index), result in zip(tasks, results):
+                if out_radiomics is not None:
+                    _place(out_radiomics, rows, result.radiomics, lesion_index)
+                if out_patches is not None:
+                    _place(out_patches, rows, result.patches, lesion_index)
+                notes.extend(result.notes)
+                bar.update(1)
+        emit_notes(notes, stacklevel=2)
+        outputs = {}
+        if out_patches is not None:
+            outputs["patches"] = out_patches
+        if out_radiomics is not None:
+            outputs["radiomics"] = out_radiomics
+        return SliceDict(**outputs)
+
+
+def _place(out: np.ndarray, rows: np.ndarray, values: np.ndarray, lesion_index: np.ndarray) -> None:
+    """``out[rows] = values[lesion_index]``, without temporary copies in the usual sorted case."""
+    contiguous = len(rows) and rows[-1] - rows[0] + 1 == len(rows)
+    if contiguous and len(lesion_index) == len(values) and np.array_equal(lesion_index, np.arange(len(values))):
+        out[rows[0] : rows[-1] + 1] = values
+    else:
+        out[rows] = values[lesion_index]
+
+
+def _cache_key(task: SubjectTask, settings: dict) -> str:
+    """What a subject's features depend on (file contents, lesions, settings; not the paths), as a digest."""
+    files = {"qsm": task.qsm, "mask": task.mask, **({"flair": task.flair} if task.flair is not None else {})}
+    key = {
+        **settings,
+        "participant_id": task.participant_id,
+        "files": {kind: file_sha256(path) for kind, path in files.items()},
+        "qsm_unit": task.qsm_unit,
+        "connectivity": task.connectivity,
+        "lesion_ids": task.lesion_ids.tolist(),
+        "centroids_mm": task.centroids_mm.tolist(),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,272 @@
+"""Cubic QSM/FLAIR/mask patches around each lesion, sampled in world (RAS) coordinates.
+
+Patch geometry
+--------------
+A patch is a cube of ``size_mm`` centred on the lesion's world centroid (the table's
+``centroid_x/y/z``), sampled at the centres of a ``shape`` grid whose axes are the world axes:
+patch axis 0 runs along x (left to right), axis 1 along y (posterior to anterior), axis 2 along z
+(inferior to superior), whatever the scan's voxel order or orientation. Images are sampled
+trilinearly (:func:`scipy.ndimage.map_coordinates`, ``order=1``), the lesion mask by nearest
+neighbour; points outside the image volume are 0. The FLAIR is sampled on its own grid, so a
+registered FLAIR at another resolution gives the patches of a FLAIR resampled onto the QSM grid,
+without that extra interpolation.
+
+Normalisation (``normalize=``)
+------------------------------
+QSM values of the same tissue differ between sites by an offset (the reference region of the QSM
+pipeline) and a scale (its regularisation), FLAIR intensities by an arbitrary scale.
+"Normal-appearing tissue" below means the QSM's nonzero support (the brain) minus every lesion.
+
+``"nawm"`` (default)
+    QSM: subtract the median QSM of normal-appearing tissue inside the patch's extent (the
+    lesion's surroundings, mostly white matter for MS lesions), then divide by the subject's
+    robust QSM spread, 1.4826 x the median absolute deviation of all its normal-appearing tissue:
+    rim and lesion contrast in units of the subject's tissue variability. FLAIR: divide by the
+    median FLAIR of the subject's normal-appearing tissue (so that it reads ~1).
+``"zscore"``
+    Each patch and image channel separately: subtract its mean, divide by its standard deviation
+    (both over the patch's points inside the image volume).
+``"none"``
+    QSM in ppb and FLAIR as stored.
+
+The mask channel is 0/1 and never normalised. Points outside the image volume stay 0 after
+normalisation (for "nawm" QSM, 0 is the normal-appearing tissue level).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from rimclf.errors import CohortError, DataWarning
+from rimclf.features._subject import (
+    BASE_COLUMNS,
+    CENTROID_COLUMNS,
+    Note,
+    SubjectVolumes,
+    check_lesion_table,
+    emit_notes,
+    group_by_subject,
+    sample_world,
+    world_to_voxel,
+)
+
+CHANNELS = ("qsm", "flair", "mask")
+NORMALIZATIONS = ("nawm", "zscore", "none")
+#: Median absolute deviation to standard deviation for normally distributed values.
+MAD_TO_SD = 1.4826
+#: At most this many normal-appearing voxels are used for the subject's FLAIR median.
+_MAX_REFERENCE_VOXELS = 500_000
+
+
+def _triple(value: object, name: str, *, integer: bool) -> tuple:
+    """A positive number or three of them, as a 3-tuple; CohortError naming ``name`` otherwise."""
+    kind = "integer" if integer else "number"
+    items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    if len(items) == 1:
+        items = items * 3
+
+    def ok(item: object) -> bool:
+        if isinstance(item, bool):
+            return False
+        if integer:
+            return isinstance(item, (int, np.integer)) and item > 0
+        return isinstance(item, (int, float, np.number)) and math.isfinite(float(item)) and item > 0
+
+    if len(items) != 3 or not all(ok(item) for item in items):
+        raise CohortError(f"{name}={value!r} is not valid; it must be a positive {kind} or three of them")
+    return tuple(int(i) for i in items) if integer else tuple(float(i) for i in items)
+
+
+class PatchExtractor(TransformerMixin, BaseEstimator):
+    """QSM, FLAIR and lesion-mask cubes around each lesion, on world axes, for the CNN.
+
+    Parameters
+    ----------
+    size_mm : float or tuple of 3 floats, default=(32.0, 32.0, 32.0)
+        Edge lengths of the cube along world x, y, z, in millimetres.
+    shape : int or tuple of 3 ints, default=(32, 32, 32)
+        Samples along each edge; the voxel size of a patch is ``size_mm / shape``.
+    channels : tuple of {"qsm", "flair", "mask"}, default=("qsm", "flair", "mask")
+        Channels, in this order. "mask" holds this lesion only (not its neighbours).
+    normalize : {"nawm", "zscore", "none"}, default="nawm"
+        Intensity normalisation of the image channels; see the module documentation.
+
+    Notes
+    -----
+    ``transform`` returns float32 of shape (n_lesions, n_channels, *shape), rows in table order.
+    """
+
+    def __init__(
+        self,
+        *,
+        size_mm=(32.0, 32.0, 32.0),
+        shape=(32, 32, 32),
+        channels=("qsm", "flair", "mask"),
+        normalize: str = "nawm",
+    ) -> None:
+        self.size_mm = size_mm
+        self.shape = shape
+        self.channels = channels
+        self.normalize = normalize
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.dataframe = True
+        return tags
+
+    def _validate(self) -> tuple[tuple[float, ...], tuple[int, ...], tuple[str, ...]]:
+        size_mm = _triple(self.size_mm, "size_mm", integer=False)
+        shape = _triple(self.shape, "shape", integer=True)
+        channels = self.channels
+        if isinstance(channels, str) or not isinstance(channels, Sequence) or not channels:
+            raise CohortError(
+                f"channels={channels!r} is not valid; give a non-empty tuple of {CHANNELS}, e.g. ('qsm', 'mask')"
+            )
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown:
+            raise CohortError(f"channels={tuple(channels)!r} is not valid: {unknown} not in the choices {CHANNELS}")
+        if len(set(channels)) != len(channels):
+            raise CohortError(f"channels={tuple(channels)!r} is not valid: a channel is repeated")
+        if self.normalize not in NORMALIZATIONS:
+            raise CohortError(f"normalize={self.normalize!r} is not valid; choose one of {NORMALIZATIONS}")
+        return size_mm, shape, tuple(channels)
+
+    def required_columns(self) -> tuple[str, ...]:
+        """Lesion-table columns this extractor reads."""
+        _, _, channels = self._validate()
+        return BASE_COLUMNS + CENTROID_COLUMNS + (("flair",) if "flair" in channels else ())
+
+    def cache_key(self) -> dict:
+        """The settings the patches depend on besides the files."""
+        size_mm, shape, channels = self._validate()
+        return {"size_mm": size_mm, "shape": shape, "channels": channels, "normalize": self.normalize}
+
+    def fit(self, X=None, y=None):
+        """Check the parameters (and the table's columns when given). Nothing is learnt."""
+        self._validate()
+        if X is not None:
+            check_lesion_table(X, self.required_columns())
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Patches of every row of the lesion table, in table order: float32 (n, C, D, H, W).
+
+        Subjects are processed one after the other; :class:`~rimclf.features.LesionFeaturizer`
+        adds parallelism and caching.
+        """
+        _, shape, channels = self._validate()
+        table = check_lesion_table(X, self.required_columns())
+        out = np.zeros((len(table), len(channels), *shape), dtype=np.float32)
+        notes: list[Note] = []
+        for task, rows, lesion_index in group_by_subject(table, with_flair="flair" in channels, with_centroids=True):
+            out[rows] = self.extract_subject(SubjectVolumes(task, notes), notes)[lesion_index]
+        emit_notes(notes)
+        return out
+
+    # -- per-subject work ---------------------------------------------------------------------
+    def grid_offsets_mm(self) -> np.ndarray:
+        """Offsets (P, 3) of the patch's sample points from its centre, world x/y/z, C order."""
+        size_mm, shape, _ = self._validate()
+        axes = [((np.arange(n) + 0.5) / n - 0.5) * size for size, n in zip(size_mm, shape)]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+    def extract_subject(self, volumes: SubjectVolumes, notes: list[Note]) -> np.ndarray:
+        """Patches of the subject's distinct lesions (``volumes.task.lesion_ids``), float32 (k, C, D, H, W)."""
+        size_mm, shape, channels = self._validate()
+        task = volumes.task
+        offsets = self.grid_offsets_mm()
+        out = np.zeros((len(task.lesion_ids), len(channels), *shape), dtype=np.float32)
+        if not len(task.lesion_ids):
+            return out
+        reference = _SubjectReference(volumes, notes) if self.normalize == "nawm" else None
+        for row, (lesion_id, centre) in enumerate(zip(task.lesion_ids, task.centroids_mm)):
+            points = centre + offsets
+            for channel_index, channel in enumerate(channels):
+                if channel == "mask":
+                    labels = sample_world(volumes.labels, volumes.affine, points, order=0)
+                    values = (labels == lesion_id).astype(np.float32)
+                else:
+                    data, affine = (
+                        (volumes.qsm, volumes.affine) if channel == "qsm" else (volumes.flair, volumes.flair_affine)
+                    )
+                    values, inside = sample_world(data, affine, points, order=1, return_inside=True)
+                    values = self._normalized(values, inside, channel, reference, centre, size_mm)
+                out[row, channel_index] = values.reshape(shape)
+        return out
+
+    def _normalized(self, values, inside, channel, reference, centre, size_mm) -> np.ndarray:
+        values = values.astype(np.float32)
+        if self.normalize == "none":
+            return values
+        if self.normalize == "zscore":
+            within = values[inside] if inside.any() else values
+            spread = float(within.std())
+            values = (values - within.mean()) / (spread if spread > 0 else 1.0)
+        elif channel == "qsm":
+            values = (values - reference.local_qsm_offset(centre, size_mm)) / reference.qsm_scale
+        else:
+            values = values / reference.flair_median
+        values[~inside] = 0
+        return values.astype(np.float32)
+
+
+class _SubjectReference:
+    """Normal-appearing tissue statistics of one subject, for ``normalize="nawm"``."""
+
+    def __init__(self, volumes: SubjectVolumes, notes: list[Note]) -> None:
+        self.volumes = volumes
+        self.notes = notes
+        self._qsm_scale: float | None = None
+        self._flair_median: float | None = None
+        self.normal = volumes.support & (volumes.labels == 0)
+
+    def _note(self, message: str) -> None:
+        self.notes.append((DataWarning, f"sub-{self.volumes.task.participant_id}: {message}"))
+
+    @property
+    def qsm_scale(self) -> float:
+        if self._qsm_scale is None:
+            values = self.volumes.qsm[self.normal]
+            scale = MAD_TO_SD * float(np.median(np.abs(values - np.median(values)))) if values.size else 0.0
+            if not scale > 0:
+                self._note("no spread of normal-appearing QSM to scale by; QSM patches are only offset")
+                scale = 1.0
+            self._qsm_scale = scale
+        return self._qsm_scale
+
+    @property
+    def flair_median(self) -> float:
+        if self._flair_median is None:
+            if self.volumes.flair_shares_qsm_grid:
+                values = self.volumes.flair[self.normal]
+            else:
+                voxels = np.argwhere(self.normal)
+                voxels = voxels[:: max(1, len(voxels) // _MAX_REFERENCE_VOXELS)]
+                points = voxels @ self.volumes.affine[:3, :3].T + self.volumes.affine[:3, 3]
+                values = sample_world(self.volumes.flair, self.volumes.flair_affine, points, order=1)
+            median = float(np.median(values)) if values.size else 0.0
+            if not median > 0:
+                self._note("the median FLAIR of normal-appearing tissue is not positive; FLAIR patches are not scaled")
+                median = 1.0
+            self._flair_median = median
+        return self._flair_median
+
+    def local_qsm_offset(self, centre: np.ndarray, size_mm: tuple[float, ...]) -> float:
+        """Median QSM of normal-appearing voxels within the patch's extent (subject median if none)."""
+        half = np.asarray(size_mm) / 2
+        corners = centre + half * np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
+        voxel = world_to_voxel(self.volumes.affine, corners)
+        shape = np.array(self.normal.shape)
+        low = np.clip(np.floor(voxel.min(axis=1)).astype(int), 0, shape)
+        high = np.clip(np.ceil(voxel.max(axis=1)).astype(int) + 1, 0, shape)
+        box = tuple(slice(a, b) for a, b in zip(low, high))
+        values = self.volumes.qsm[box][self.normal[box]]
+        if not values.size:
+            values = self.volumes.qsm[self.normal]
+        return float(np.median(values)) if values.size else 0.0

@@ -1,0 +1,376 @@
+"""pyradiomics features of the QSM inside each lesion and/or a peri-lesional shell.
+
+The only module of rimclf that imports pyradiomics and SimpleITK.
+
+Speed without changing a value
+------------------------------
+A plain pyradiomics run (``RadiomicsFeatureExtractor(params).execute(qsm_path, mask_path,
+label=i)``) reads both files, filters the *whole* volume with the 8 wavelets and only then crops
+to the lesion, once per lesion. :class:`RadiomicsExtractor` reads each subject once and hands
+pyradiomics a small crop per lesion: the lesion's bounding box plus the wavelet footprint on
+every side (2 voxels before and 3 after for the default coif1 wavelet, see
+:func:`~rimclf.features._regions.wavelet_footprint`; the whole axis where that margin would
+leave the volume). The filtered values inside the bounding box, hence all features, are those
+of the full-volume extraction, bit for bit. Settings whose values depend on the whole
+image (image types other than Original and Wavelet, ``normalize``, resampling) cannot be cropped
+exactly: with them each lesion is extracted from the whole in-memory volume (still read once).
+SimpleITK filters run single-threaded during extraction, which is several times faster on
+lesion-sized images.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Mapping
+from contextlib import contextmanager
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import radiomics
+import SimpleITK as sitk
+import yaml
+from radiomics.featureextractor import RadiomicsFeatureExtractor as _PyradiomicsExtractor
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from rimclf.errors import CohortError, DataWarning
+from rimclf.features._regions import (
+    bounding_boxes,
+    crop_with_margin,
+    shell_margin_voxels,
+    shell_mask,
+    wavelet_footprint,
+)
+from rimclf.features._subject import (
+    BASE_COLUMNS,
+    Note,
+    SubjectVolumes,
+    check_lesion_table,
+    emit_notes,
+    group_by_subject,
+)
+
+REGIONS = ("lesion", "shell", "both")
+IMAGES = ("qsm", "flair")
+#: Image types whose lesion values can be computed exactly from a crop.
+_CROPPABLE_IMAGE_TYPES = {"Original", "Wavelet"}
+PYRADIOMICS_VERSION = str(radiomics.__version__)
+_NAN_NOTE = "its radiomics features are NaN"
+
+_lock = threading.Lock()
+_n_active = 0
+_saved_state: tuple[int, int] = (0, logging.NOTSET)
+
+
+@contextmanager
+def _quiet_single_threaded():
+    """Run SimpleITK filters on one thread; keep pyradiomics' INFO and WARNING chatter out of the logs.
+
+    (Its warnings repeat per lesion, e.g. "GLCM is symmetrical"; its errors still show.) Both are
+    process-wide settings: they are restored when the last concurrent extraction ends.
+    """
+    global _n_active, _saved_state
+    logger = logging.getLogger("radiomics")
+    with _lock:
+        if _n_active == 0:
+            _saved_state = (sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), logger.level)
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+            logger.setLevel(logging.ERROR)
+        _n_active += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _n_active -= 1
+            if _n_active == 0:
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(_saved_state[0])
+                logger.setLevel(_saved_state[1])
+
+
+@contextmanager
+def _logger_level(name: str, level: int):
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+def load_params(params: object) -> dict:
+    """Resolve ``params`` to a pyradiomics parameter dict.
+
+    Parameters
+    ----------
+    params : "qsmrim", str, path-like or dict
+        "qsmrim": the QSMRim-Net settings shipped with rimclf (``rimclf/data/qsmrim_params.yaml``);
+        another string or path: a pyradiomics parameter file (YAML or JSON); a dict: parameters as
+        pyradiomics' ``RadiomicsFeatureExtractor`` takes them.
+    """
+    if isinstance(params, Mapping):
+        return json.loads(json.dumps(dict(params), default=str))
+    if isinstance(params, str) and params == "qsmrim":
+        text = resources.files("rimclf").joinpath("data/qsmrim_params.yaml").read_text(encoding="utf-8")
+        return yaml.safe_load(text)
+    if isinstance(params, (str, Path)):
+        path = Path(params)
+        if not path.is_file():
+            raise CohortError(f"params={str(params)!r}: no such pyradiomics parameter file (or use 'qsmrim' or a dict)")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise CohortError(f"params={str(params)!r}: cannot be read as a YAML/JSON parameter file ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise CohortError(f"params={str(params)!r}: a pyradiomics parameter file must hold a mapping")
+        return loaded
+    raise CohortError(f"params={params!r} is not valid; use 'qsmrim', a parameter file path or a dict")
+
+
+@lru_cache(maxsize=16)
+def _make_extractor(params_json: str) -> _PyradiomicsExtractor:
+    try:
+        # pyradiomics and its validator pykwalify log every construction at INFO
+        with _logger_level("radiomics", logging.WARNING), _logger_level("pykwalify", logging.WARNING):
+            with warnings.catch_warnings():  # pykwalify's, on every parameter validation
+                warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
+                extractor = _PyradiomicsExtractor(json.loads(params_json))
+    except Exception as exc:  # pykwalify raises its own error types for invalid parameters
+        raise CohortError(f"invalid pyradiomics parameters {params_json}: {exc}") from exc
+    extractor.settings["additionalInfo"] = False
+    return extractor
+
+
+def _crop_margin(extractor: _PyradiomicsExtractor) -> tuple[np.ndarray, np.ndarray] | None:
+    """Voxels to keep before/after the region on each axis, or None when cropping would change values."""
+    settings = extractor.settings
+    if set(extractor.enabledImagetypes) - _CROPPABLE_IMAGE_TYPES:
+        return None
+    if settings.get("normalize") or settings.get("resampledPixelSpacing") is not None:
+        return None
+    before, after = 0, 0
+    if "Wavelet" in extractor.enabledImagetypes:
+        wavelet_settings = {**settings, **(extractor.enabledImagetypes["Wavelet"] or {})}
+        before, after = wavelet_footprint(
+            str(wavelet_settings.get("wavelet", "coif1")),
+            int(wavelet_settings.get("level", 1)),
+            int(wavelet_settings.get("start_level", 0)),
+        )
+    # at least one voxel of background: pyradiomics refuses a mask without any 0 voxel
+    return np.full(3, max(before, 1)), np.full(3, max(after, 1))
+
+
+def _to_sitk(array_xyz: np.ndarray, spacing_mm: np.ndarray) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array_xyz.transpose(2, 1, 0)))
+    image.SetSpacing([float(s) for s in spacing_mm])
+    return image
+
+
+@lru_cache(maxsize=16)
+def _probe_feature_names(params_json: str) -> tuple[str, ...]:
+    """pyradiomics' output names for these settings, from one extraction on a synthetic lesion."""
+    extractor = _make_extractor(params_json)
+    rng = np.random.default_rng(0)
+    grid = np.indices((24, 24, 24)) - 11.5
+    mask = (np.sqrt((grid**2).sum(axis=0)) <= 6).astype(np.uint8)
+    image = rng.normal(0.0, 60.0, mask.shape).astype(np.float32)
+    with _quiet_single_threaded():
+        result = extractor.execute(_to_sitk(image, np.ones(3)), _to_sitk(mask, np.ones(3)), label=1)
+    return tuple(name for name in result if not name.startswith("diagnostics_"))
+
+
+class RadiomicsExtractor(TransformerMixin, BaseEstimator):
+    """pyradiomics features of each lesion's QSM, cropped for speed, equal to full-volume values.
+
+    Parameters
+    ----------
+    params : "qsmrim", str, path-like or dict, default="qsmrim"
+        pyradiomics settings. "qsmrim": QSMRim-Net's (bin width 25 ppb; Original and Wavelet
+        images; shape, first-order, GLCM and GLRLM classes), shipped as package data. Otherwise a
+        pyradiomics parameter file or a dict of the same structure. Its ``label`` setting is
+        ignored: lesions come from the table.
+    image : {"qsm", "flair"}, default="qsm"
+        The image the features describe. A FLAIR on another grid is first resampled onto the QSM
+        grid (trilinear, world space).
+    region : {"lesion", "shell", "both"}, default="lesion"
+        "lesion": the lesion mask (QSMRim-Net's setting). "shell": a ring ``shell_mm`` wide around
+        the lesion, leaving out this and every other lesion and voxels outside the QSM's nonzero
+        support, where a paramagnetic rim drawn partly outside the FLAIR mask shows. "both": the
+        two, with columns prefixed "lesion_" and "shell_". "shell" columns are prefixed "shell_".
+    shell_mm : float, default=2.0
+        Width of the ring in millimetres (distances on the anisotropic voxel grid, measured
+        between voxel centres).
+
+    Notes
+    -----
+    A lesion pyradiomics cannot handle (e.g. a line of voxels, or an empty shell) gets a NaN row
+    (or NaN shell columns) and a :class:`~rimclf.errors.DataWarning` naming subject and lesion;
+    the rest of the cohort is extracted normally. pyradiomics' own NaN results (e.g. a feature
+    undefined for a flat lesion) are kept as they are.
+    """
+
+    def __init__(self, *, params="qsmrim", image: str = "qsm", region: str = "lesion", shell_mm: float = 2.0) -> None:
+        self.params = params
+        self.image = image
+        self.region = region
+        self.shell_mm = shell_mm
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.dataframe = True
+        return tags
+
+    # -- validation ---------------------------------------------------------------------------
+    def _params_json(self) -> str:
+        return json.dumps(load_params(self.params), sort_keys=True)
+
+    def _validate(self) -> str:
+        if self.image not in IMAGES:
+            raise CohortError(f"image={self.image!r} is not valid; choose one of {IMAGES}")
+        if self.region not in REGIONS:
+            raise CohortError(f"region={self.region!r} is not valid; choose one of {REGIONS}")
+        if self.region != "lesion":
+            valid = isinstance(self.shell_mm, (int, float, np.number)) and not isinstance(self.shell_mm, bool)
+            if not valid or not math.isfinite(self.shell_mm) or self.shell_mm <= 0:
+                raise CohortError(
+                    f"shell_mm={self.shell_mm!r} is not valid; it must be a positive number of millimetres"
+                )
+        params_json = self._params_json()
+        _make_extractor(params_json)
+        return params_json
+
+    def required_columns(self) -> tuple[str, ...]:
+        """Lesion-table columns this extractor reads."""
+        return BASE_COLUMNS + (("flair",) if self.image == "flair" else ())
+
+    def cache_key(self) -> dict:
+        """Everything the features depend on besides the files: settings with the parameters resolved."""
+        return {
+            "params": json.loads(self._validate()),
+            "image": self.image,
+            "region": self.region,
+            "shell_mm": float(self.shell_mm) if self.region != "lesion" else None,
+            "pyradiomics": PYRADIOMICS_VERSION,
+        }
+
+    # -- sklearn API --------------------------------------------------------------------------
+    def fit(self, X=None, y=None):
+        """Check the parameters (and the table's columns when given). Nothing is learnt."""
+        self._validate()
+        if X is not None:
+            check_lesion_table(X, self.required_columns())
+        return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """pyradiomics' feature names (e.g. "original_firstorder_Mean"), prefixed for the shell."""
+        names = _probe_feature_names(self._validate())
+        prefixes = {"lesion": [""], "shell": ["shell_"], "both": ["lesion_", "shell_"]}[self.region]
+        return np.array([prefix + name for prefix in prefixes for name in names], dtype=object)
+
+    def transform(self, X) -> np.ndarray:
+        """Radiomics features of every row of the lesion table, in table order (float64, (n, F)).
+
+        Subjects are processed one after the other; :class:`~rimclf.features.LesionFeaturizer`
+        adds parallelism and caching.
+        """
+        params_json = self._validate()
+        table = check_lesion_table(X, self.required_columns())
+        n_features = len(self.get_feature_names_out())
+        out = np.full((len(table), n_features), np.nan)
+        notes: list[Note] = []
+        for task, rows, lesion_index in group_by_subject(table, with_flair=self.image == "flair", with_centroids=False):
+            values = self.extract_subject(SubjectVolumes(task, notes), notes, params_json=params_json)
+            out[rows] = values[lesion_index]
+        emit_notes(notes)
+        return out
+
+    # -- per-subject work ---------------------------------------------------------------------
+    def extract_subject(
+        self, volumes: SubjectVolumes, notes: list[Note], *, params_json: str | None = None
+    ) -> np.ndarray:
+        """Features of the subject's distinct lesions (``volumes.task.lesion_ids``), float64 (k, F)."""
+        params_json = params_json or self._validate()
+        extractor = _make_extractor(params_json)
+        names = _probe_feature_names(params_json)
+        regions = ("lesion", "shell") if self.region == "both" else (self.region,)
+        task = volumes.task
+        image = volumes.qsm if self.image == "qsm" else volumes.flair_on_qsm_grid
+        labels = volumes.labels
+        spacing = volumes.spacing_mm
+        boxes = bounding_boxes(labels, task.lesion_ids)
+        margin = _crop_margin(extractor)
+        full_image = _to_sitk(image, spacing) if margin is None else None
+        n_names = len(names)
+        out = np.full((len(task.lesion_ids), n_names * len(regions)), np.nan)
+        # numpy's "invalid value" warnings inside pyradiomics (e.g. GLCM MCC) repeat per lesion
+        with _quiet_single_threaded(), np.errstate(divide="ignore", invalid="ignore"):
+            for row, lesion_id in enumerate(task.lesion_ids):
+                low, high = boxes[int(lesion_id)]
+                for column, region in enumerate(regions):
+                    where = f"sub-{task.participant_id} lesion {int(lesion_id)}" + (
+                        " shell" if region == "shell" else ""
+                    )
+                    mask, mask_low = self._region_mask(volumes, int(lesion_id), low, high, region)
+                    if not mask.any():
+                        message = "has no voxel outside the lesions and inside the QSM support"
+                        notes.append((DataWarning, f"{where}: the {self.shell_mm:g} mm shell {message}; {_NAN_NOTE}"))
+                        continue
+                    try:
+                        features = _extract_region(extractor, image, full_image, mask, mask_low, spacing, margin)
+                    except (ValueError, RuntimeError, ArithmeticError) as exc:
+                        notes.append(
+                            (DataWarning, f"{where}: pyradiomics cannot extract features ({exc}); {_NAN_NOTE}")
+                        )
+                        continue
+                    out[row, column * n_names : (column + 1) * n_names] = [features.get(n, np.nan) for n in names]
+        return out
+
+    def _region_mask(self, volumes: SubjectVolumes, lesion_id: int, low: np.ndarray, high: np.ndarray, region: str):
+        """The region's mask, cropped to its own bounding box, and that box's low corner."""
+        labels = volumes.labels
+        if region == "lesion":
+            crop = tuple(slice(a, b + 1) for a, b in zip(low, high))
+            return labels[crop] == lesion_id, low
+        reach = shell_margin_voxels(volumes.spacing_mm, self.shell_mm)
+        start = np.maximum(low - reach, 0)
+        stop = np.minimum(high + reach + 1, labels.shape)
+        crop = tuple(slice(a, b) for a, b in zip(start, stop))
+        ring = shell_mask(
+            labels[crop] == lesion_id, labels[crop] != 0, volumes.support[crop], volumes.spacing_mm, self.shell_mm
+        )
+        if not ring.any():
+            return ring, start
+        where = np.argwhere(ring)
+        ring_low, ring_high = where.min(axis=0), where.max(axis=0)
+        return ring[tuple(slice(a, b + 1) for a, b in zip(ring_low, ring_high))], start + ring_low
+
+
+def _extract_region(extractor, image, full_image, mask, mask_low, spacing, margin) -> dict:
+    """Run pyradiomics on one region (``mask`` is its bounding-box crop starting at ``mask_low``)."""
+    if margin is None:
+        full_mask = np.zeros(image.shape, dtype=np.uint8)
+        full_mask[tuple(slice(a, a + n) for a, n in zip(mask_low, mask.shape))] = mask
+        return extractor.execute(full_image, _to_sitk(full_mask, spacing), label=1)
+    high = np.asarray(mask_low) + np.asarray(mask.shape) - 1
+    start, stop = crop_with_margin(np.asarray(mask_low), high, image.shape, *margin)
+    image_crop = image[tuple(slice(a, b) for a, b in zip(start, stop))]
+    offset = np.asarray(mask_low) - start
+    mask_crop = np.zeros(image_crop.shape, dtype=np.uint8)
+    mask_crop[tuple(slice(o, o + n) for o, n in zip(offset, mask.shape))] = mask
+    return extractor.execute(_to_sitk(image_crop, spacing), _to_sitk(mask_crop, spacing), label=1)
+
+
+def radiomics_frame(table: pd.DataFrame, values: np.ndarray, names) -> pd.DataFrame:
+    """A radiomics table with ``participant_id`` and ``lesion_id`` first, rows as in ``table``."""
+    frame = pd.DataFrame(np.asarray(values), columns=list(names))
+    frame.insert(0, "lesion_id", table["lesion_id"].to_numpy())
+    frame.insert(0, "participant_id", table["participant_id"].astype(str).to_numpy())
+    return frame

@@ -1,0 +1,76 @@
+"""save_features and ``rimclf extract``: files, row order, atomic no-clobber output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rimclf.cli import extract
+from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, save_features
+
+FEW = {"featureClass": {"firstorder": ["Mean", "Maximum"]}, "setting": {"binWidth": 25}}
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="rimclf")
+    extract.register(parser.add_subparsers(dest="command"))
+    return extract.run(parser.parse_args(argv))
+
+
+def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: pd.DataFrame, tmp_path: Path) -> None:
+    featurizer = LesionFeaturizer(
+        radiomics=RadiomicsExtractor(params=FEW), patches=PatchExtractor(size_mm=8.0, shape=4), progress=False
+    )
+    out = save_features(cohort, tmp_path / "features", featurizer=featurizer)
+    radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t", dtype={"participant_id": str})
+    assert list(radiomics.columns) == [
+        "participant_id",
+        "lesion_id",
+        "original_firstorder_Mean",
+        "original_firstorder_Maximum",
+    ]
+    lesions = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    assert radiomics[["participant_id", "lesion_id"]].equals(lesions[["participant_id", "lesion_id"]])
+    assert radiomics[["participant_id", "lesion_id"]].equals(table[["participant_id", "lesion_id"]])
+    expected = featurizer.transform(table)
+    np.testing.assert_allclose(radiomics.iloc[:, 2:].to_numpy(), expected["radiomics"], rtol=1e-7)
+    patches = np.load(out / "patches.npy")
+    assert patches.dtype == np.float32 and patches.shape == (20, 3, 4, 4, 4)
+    np.testing.assert_array_equal(patches, expected["patches"])
+    settings = json.loads((out / "features.json").read_text())
+    assert (
+        settings["n_lesions"] == 20
+        and settings["radiomics"]["params"] == FEW
+        and settings["patches"]["shape"] == [4, 4, 4]
+    )
+
+
+def test_cli_extract_refuses_to_overwrite_without_force(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    params = tmp_path / "few.json"
+    params.write_text(json.dumps(FEW))
+    out = tmp_path / "out"
+    argv = [str(cohort), "-o", str(out), "--params", str(params), "--region", "both", "--no-patches", "--no-progress"]
+    assert run_cli(["extract", *argv]) == 0
+    assert f"to {out}" in capsys.readouterr().out
+    radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t")
+    assert list(radiomics.columns[2:]) == [
+        "lesion_original_firstorder_Mean",
+        "lesion_original_firstorder_Maximum",
+        "shell_original_firstorder_Mean",
+        "shell_original_firstorder_Maximum",
+    ]
+    assert not (out / "patches.npy").exists()
+    (out / "marker").write_text("kept")
+    with pytest.raises(FileExistsError, match="already exists"):
+        run_cli(["extract", *argv])
+    assert (out / "marker").exists()
+    assert run_cli(["extract", *argv, "--force", "--jobs", "1"]) == 0
+    assert not (out / "marker").exists()
+    np.testing.assert_array_equal(pd.read_csv(out / "radiomics.tsv", sep="\t").to_numpy(), radiomics.to_numpy())
