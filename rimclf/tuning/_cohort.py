@@ -1,0 +1,241 @@
+"""``tune_cohort``: a whole study from a cohort folder, as ``rimclf tune`` runs it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from rimclf._atomic import atomic_output_dir, refuse_overwrite
+from rimclf.errors import CohortError
+from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
+from rimclf.tuning._plots import save_study_plots
+from rimclf.tuning._spaces import SPACES
+from rimclf.tuning._storage import default_storage_path, describe_storage
+from rimclf.tuning._tune import TuningResult, tune
+
+logger = logging.getLogger(__name__)
+
+#: ``--model`` choices: the network, or a radiomics baseline (a quick study on a CPU).
+MODELS = tuple(SPACES)
+BEST_PARAMS_FILE = "best_params.json"
+TRIALS_FILE = "trials.tsv"
+
+
+def make_model(model: str, random_state: int, *, small: bool | None = None):
+    """The estimator and search space of a ``--model`` choice.
+
+    Parameters
+    ----------
+    model : {"network", "random_forest", "logistic_regression", "gradient_boosting"}
+    random_state : int
+        Seeds the estimator.
+    small : bool or None, default=None
+        Network only: CPU-sized ranges (:func:`network_space` ``small=True``); ``None`` picks
+        them when no CUDA device is present.
+
+    Returns
+    -------
+    (estimator, space)
+    """
+    if model not in MODELS:
+        raise CohortError(f"model must be one of {list(MODELS)}, got {model!r}")
+    if model == "network":
+        import torch
+
+        from rimclf.classifier import QSMRimNetClassifier
+
+        if small is None:
+            small = not torch.cuda.is_available()
+        return QSMRimNetClassifier(random_state=random_state), SPACES["network"](small=small)
+    from rimclf import baselines
+
+    estimator = getattr(baselines, f"make_{model}")(sampler="smote", random_state=random_state)
+    return estimator, SPACES[model](sampler="smote")
+
+
+def featurize_cohort(
+    cohort: str | os.PathLike, *, model: str, radiomics_params: object = "qsmrim",
+    patch_size_mm: float = 32.0, patch_shape: int = 32, min_voxels: int = 8, qsm_unit: str = "ppb",
+    cache: str | os.PathLike | None = None, n_jobs: int | None = None, progress: bool = True,
+):
+    """Load a cohort's labelled lesions and featurise them once for a whole study.
+
+    Trials then tune the classifier on the features, so no trial extracts anything; with
+    ``cache`` the per-subject features are also kept across commands (resumed studies).
+
+    Returns
+    -------
+    X : skorch.helper.SliceDict
+        ``radiomics`` (and ``patches`` for the network).
+    y : numpy.ndarray of int
+    groups : numpy.ndarray of str
+        ``participant_id`` of every lesion.
+    """
+    from rimclf.cohort import load_cohort
+    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+
+    table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit)
+    labelled = table["rim"].notna()
+    if not labelled.all():
+        logger.info("%d unlabelled lesion(s) left out of the study", int((~labelled).sum()))
+        table = table[labelled].reset_index(drop=True)
+    y = table["rim"].astype(int).to_numpy()
+    if y.sum() < 2 or (y == 0).sum() < 2:
+        raise CohortError(
+            f"{cohort}: the study needs labelled rim+ and rim- lesions, found {int(y.sum())} rim+ "
+            f"and {int((y == 0).sum())} rim-"
+        )
+    patches = (
+        PatchExtractor(size_mm=patch_size_mm, shape=patch_shape) if model == "network" else None
+    )
+    featurizer = LesionFeaturizer(
+        radiomics=RadiomicsExtractor(params=radiomics_params), patches=patches,
+        n_jobs=n_jobs, memory=cache, progress=progress,
+    )
+    X = featurizer.fit_transform(table)
+    return X, y, table["participant_id"].to_numpy()
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    from rimclf._version import __version__
+
+    versions = {"rimclf": __version__, "optuna": optuna.__version__, "scikit-learn": sklearn.__version__,
+                "numpy": np.__version__, "python": platform.python_version()}
+    try:
+        import torch
+
+        versions["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return versions
+
+
+def study_summary(study: optuna.Study, best_params: dict, **extra: object) -> dict:
+    """The content of ``best_params.json``: best trial, its parameters, trial counts, versions."""
+    best = study.best_trial
+    counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
+    return {
+        "study_name": study.study_name,
+        **extra,
+        "best_trial": best.number,
+        "best_value": best.value,
+        "best_fold_scores": best.user_attrs.get("fold_scores"),
+        "best_params": jsonable(best_params),
+        "trial_params": jsonable(best.params),
+        "n_trials": {name: n for name, n in counts.items() if n},
+        "cv": study.user_attrs.get(CV_ATTR),
+        "scoring": study.user_attrs.get(SCORING_ATTR),
+        "versions": _versions(),
+    }
+
+
+def write_study_outputs(
+    study: optuna.Study, best_params: dict, out: str | os.PathLike, *, force: bool = False, **extra: object,
+) -> Path:
+    """Write ``best_params.json``, ``trials.tsv`` and the plots into ``out`` (atomically)."""
+    with atomic_output_dir(out, force=force) as tmp:
+        summary = study_summary(study, best_params, **extra)
+        (tmp / BEST_PARAMS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        study.trials_dataframe().to_csv(tmp / TRIALS_FILE, sep="\t", index=False)
+        save_study_plots(study, tmp)
+    return Path(out)
+
+
+def tune_cohort(
+    cohort: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str = "network",
+    n_trials: int = 20,
+    storage: object = None,
+    study_name: str = "rimclf",
+    n_workers: int = 1,
+    n_folds: int = 5,
+    random_state: int = 0,
+    sampler_seed: int | None = None,
+    radiomics_params: object = "qsmrim",
+    patch_size_mm: float = 32.0,
+    patch_shape: int = 32,
+    min_voxels: int = 8,
+    qsm_unit: str = "ppb",
+    cache: str | os.PathLike | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+    force: bool = False,
+) -> TuningResult:
+    """Run (or resume) a study on a cohort and write its results to ``out``.
+
+    The labelled lesions are featurised once, then :func:`tune` runs ``n_trials`` trials of
+    ``model`` with subject-grouped ``n_folds``-fold CV (``n_workers`` processes), printing a line
+    per finished trial. ``out`` receives ``best_params.json`` (best trial, its ``set_params``
+    parameters, trial counts, folds, scoring, versions), ``trials.tsv`` (every trial of the
+    study) and the plots ``optimization_history.png`` / ``param_importances.png`` (the latter
+    from two completed trials on).
+
+    ``out`` is refused up front if it exists (unless ``force``); the study storage, on the
+    contrary, is meant to be reused: the same ``storage`` and ``study_name`` resume the study.
+
+    Parameters
+    ----------
+    cohort : path
+        Cohort folder or manifest (see :func:`rimclf.load_cohort`).
+    out : path
+        Output folder.
+    model : {"network", "random_forest", "logistic_regression", "gradient_boosting"}, default="network"
+    n_trials, storage, study_name, n_workers, random_state
+        As in :func:`tune`.
+    n_folds : int, default=5
+        Folds of the subject-grouped CV.
+    sampler_seed : int or None, default=None
+        Seed of the TPE sampler; ``None`` derives it from ``random_state``. Several commands started
+        at once on one study (several shells or machines) should each get their own.
+    radiomics_params, patch_size_mm, patch_shape, min_voxels, qsm_unit, cache, n_jobs, progress
+        Featurisation settings (see :func:`featurize_cohort`).
+    verbose : bool, default=True
+        Print the table of finished trials.
+    force : bool, default=False
+        Replace ``out``.
+
+    Returns
+    -------
+    TuningResult
+        With ``best_estimator=None``: refit the best parameters with ``rimclf train``.
+    """
+    refuse_overwrite(out, force=force)
+    if model not in MODELS:
+        raise CohortError(f"model must be one of {list(MODELS)}, got {model!r}")
+    estimator, space = make_model(model, random_state)
+    X, y, groups = featurize_cohort(
+        cohort, model=model, radiomics_params=radiomics_params, patch_size_mm=patch_size_mm,
+        patch_shape=patch_shape, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
+        n_jobs=n_jobs, progress=progress,
+    )
+    logger.info("%d lesions (%d rim+) of %d subjects", len(y), int(y.sum()), len(set(groups)))
+    sampler = None if sampler_seed is None else optuna.samplers.TPESampler(seed=sampler_seed)
+    if storage is None:
+        storage = str(default_storage_path(study_name))
+    result = tune(
+        estimator, X, y, groups, space=space, n_trials=n_trials, storage=storage,
+        study_name=study_name, sampler=sampler, cv=n_folds, random_state=random_state,
+        n_workers=n_workers, refit=False, verbose=verbose,
+    )
+    if not result.best_params:
+        raise CohortError(
+            f"study {study_name!r} has no completed trial yet (all pruned or failed); nothing written to {out}"
+        )
+    write_study_outputs(
+        result.study, result.best_params, out, force=force, model=model,
+        storage=describe_storage(storage), cohort=str(Path(cohort).resolve()),
+        n_lesions=len(y), n_rim_positive=int(y.sum()), n_subjects=len(set(groups)),
+    )
+    return result

@@ -1,0 +1,252 @@
+"""``tune``: an Optuna study over an sklearn estimator or pipeline, in one process or many."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+from optuna.trial import FixedTrial, TrialState
+from sklearn.base import BaseEstimator, clone
+
+from rimclf.errors import CohortError
+from rimclf.tuning._objective import (
+    CV_ATTR,
+    SCORING_ATTR,
+    CrossValidationObjective,
+    check_param_names,
+    make_scorer_from,
+    make_splits,
+)
+from rimclf.tuning._spaces import SearchSpace, check_space, suggest_params
+from rimclf.tuning._storage import default_storage_path, describe_storage, open_storage
+from rimclf.tuning._table import TrialTable
+
+logger = logging.getLogger(__name__)
+
+
+class TuningResult(NamedTuple):
+    """What :func:`tune` returns; unpacks as ``study, best_estimator, best_params``.
+
+    Attributes
+    ----------
+    study : optuna.Study
+        The whole study, including trials of earlier runs and of other workers.
+    best_estimator : estimator or None
+        A clone of the estimator with the best trial's parameters, fitted on all of ``X, y``
+        (``None`` with ``refit=False``).
+    best_params : dict
+        The best trial's parameters under their ``set_params`` names.
+    """
+
+    study: optuna.Study
+    best_estimator: BaseEstimator | None
+    best_params: dict
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise CohortError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_study_matches(study: optuna.Study, cv_text: str, scoring_text: str) -> None:
+    """Record how trials are scored; refuse to resume a study that was scored differently."""
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise CohortError(f"study {study.study_name!r} exists and minimises; rimclf studies maximise a score")
+    attrs = study.user_attrs
+    for key, text in ((CV_ATTR, cv_text), (SCORING_ATTR, scoring_text)):
+        if key not in attrs:
+            study.set_user_attr(key, text)
+        elif attrs[key] != text:
+            raise CohortError(
+                f"study {study.study_name!r} was scored with {key.removeprefix('rimclf_')} = {attrs[key]!r}, "
+                f"not {text!r}: its trials would not be comparable. Use another study_name, or the "
+                "same data, folds and scoring"
+            )
+
+
+def best_params_of(study: optuna.Study, space: SearchSpace) -> dict:
+    """The best completed trial's parameters, rebuilt through ``space`` under ``set_params`` names."""
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
+        raise CohortError(
+            f"study {study.study_name!r} has no completed trial (trials by state: "
+            f"{ {k: v for k, v in counts.items() if v} }); run more trials or loosen the pruner"
+        )
+    return suggest_params(FixedTrial(study.best_trial.params, study.best_trial.number), space)
+
+
+def sampler_seed(random_state: int | None, n_existing_trials: int, worker: int) -> int | None:
+    """Seed of the default sampler: reproducible, yet new for every resume and every worker.
+
+    A resumed study re-seeded with ``random_state`` alone would repeat its first random
+    proposals, and so would two workers seeded alike. ``None`` stays ``None`` (unseeded).
+    """
+    if random_state is None:
+        return None
+    entropy = [int(random_state) % 2**32, int(n_existing_trials), int(worker)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def tune(
+    estimator: BaseEstimator,
+    X: object,
+    y: object,
+    groups: object = None,
+    *,
+    space: SearchSpace,
+    n_trials: int = 20,
+    storage: object = None,
+    study_name: str = "rimclf",
+    pruner: optuna.pruners.BasePruner | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    cv: object = None,
+    scoring: object = None,
+    random_state: int = 0,
+    n_workers: int = 1,
+    refit: bool = True,
+    timeout: float | None = None,
+    callbacks: Iterable[Callable] | None = None,
+    catch: tuple[type[Exception], ...] = (),
+    verbose: bool = False,
+) -> TuningResult:
+    """Tune an estimator or pipeline with Optuna, scoring trials by subject-grouped CV.
+
+    Each trial draws parameters from ``space``, sets them on a clone of ``estimator`` and
+    cross-validates it fold by fold; after each fold the running mean score is reported to the
+    trial, so ``pruner`` can stop a bad trial early (it is then stored as ``PRUNED``). The study
+    lives in ``storage``; calling again with the same ``study_name`` resumes it, and any number of
+    processes or machines running ``tune`` on the same storage share it (Optuna gives every trial
+    a distinct number and runs it once).
+
+    Features are not recomputed per trial when ``X`` is already featurised: transform the lesion
+    table once with :class:`rimclf.LesionFeaturizer` and tune the classifier on its ``SliceDict``
+    (what ``rimclf tune`` does), or give the featurizer a ``memory=`` cache when it is a step of
+    ``estimator``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        An sklearn/imblearn estimator or pipeline; never modified.
+    X : array-like, DataFrame or SliceDict
+        Inputs, indexable by rows.
+    y : array-like of shape (n_samples,)
+        Labels (1 = rim+).
+    groups : array-like of shape (n_samples,), default=None
+        Subject of every row; required by the default ``cv``.
+    space : mapping or callable
+        Search space: ``{parameter name: optuna distribution}`` or ``(trial) -> params``
+        (module-level, to be picklable with ``n_workers > 1``). See :func:`network_space`.
+    n_trials : int, default=20
+        Trials this call runs (over all its workers); the study keeps earlier ones too.
+    storage : str, path-like, optuna storage or None, default=None
+        A journal file path (default ``<study_name>.journal`` in the current directory) or an
+        Optuna RDB URL such as ``postgresql+psycopg2://user:pw@host/db``; see :func:`open_storage`.
+    study_name : str, default="rimclf"
+        Created when missing, resumed when present.
+    pruner : optuna.pruners.BasePruner, default=None
+        ``None`` means ``MedianPruner(n_startup_trials=5, n_warmup_steps=1)``: no trial is pruned
+        before 5 trials completed, nor on its first fold. ``optuna.pruners.NopPruner()`` disables
+        pruning.
+    sampler : optuna.samplers.BaseSampler, default=None
+        ``None`` means a ``TPESampler`` seeded from ``random_state``, the number of trials the
+        study already holds and the worker's index (:func:`sampler_seed`): reproducible in one
+        process, and neither a resumed run nor a second worker repeats earlier proposals. Several
+        independent commands started at once on one study should each pass their own seeded
+        sampler.
+    cv : int, splitter or list of (train, test), default=None
+        ``None``: ``StratifiedGroupKFold(5, shuffle=True, random_state=random_state)`` with
+        ``groups``; an int changes the number of folds. The folds are computed once, so every
+        trial (in every worker) is scored on the same folds.
+    scoring : str or callable, default=None
+        ``None``: partial ROC AUC up to FPR 0.1 (``rimclf.metrics.SCORERS["pauc"]``); a key of
+        ``rimclf.metrics.SCORERS`` or any sklearn scoring. Greater is better.
+    random_state : int or None, default=0
+        Seeds the default folds and sampler (``None``: unseeded).
+    n_workers : int, default=1
+        Processes running trials at once (spawned, each with ``cpu_count / n_workers`` threads).
+        With more than one, ``storage`` must be a path or URL and ``X`` is shared with the workers
+        through a memory-mapped file; the estimator, the space, the scorer and the callbacks
+        must be picklable by reference, i.e. not defined in ``__main__`` of a notebook.
+    refit : bool, default=True
+        Fit a clone with the best parameters on all of ``X, y``.
+    timeout : float, default=None
+        Stop starting new trials after this many seconds (per worker).
+    callbacks : list of callables, default=None
+        Optuna callbacks ``(study, trial)``, called in the process that ran the trial.
+    catch : tuple of exception types, default=()
+        Exceptions that fail a trial without stopping the study.
+    verbose : bool, default=False
+        Print a line per finished trial (see :class:`TrialTable`).
+
+    Returns
+    -------
+    TuningResult
+        ``(study, best_estimator, best_params)``.
+    """
+    n_trials = _check_positive_int(n_trials, "n_trials")
+    n_workers = _check_positive_int(n_workers, "n_workers")
+    if not isinstance(study_name, str) or not study_name:
+        raise CohortError(f"study_name must be a non-empty string, got {study_name!r}")
+    if random_state is not None and (not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool)):
+        raise CohortError(f"random_state must be an integer or None, got {random_state!r}")
+    if n_workers > 1 and isinstance(storage, optuna.storages.BaseStorage):
+        raise CohortError(
+            "n_workers > 1 needs a storage that other processes can open: a journal file path "
+            f"or an RDB URL, not a {type(storage).__name__} object"
+        )
+    space = check_space(space)
+    check_param_names(estimator, space)
+    scorer = make_scorer_from(scoring, estimator)
+    cv_text, splits = make_splits(X, y, groups, cv, random_state)
+    if storage is None:
+        storage = default_storage_path(study_name)
+    if isinstance(storage, Path):
+        storage = str(storage)
+    if pruner is None:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    study = optuna.create_study(
+        storage=open_storage(storage, study_name=study_name),
+        study_name=study_name,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    _check_study_matches(study, cv_text, repr(scorer))
+    n_existing = len(study.get_trials(deepcopy=False))
+    if sampler is None:
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(random_state, n_existing, 0))
+    logger.info(
+        "study %r in %s: %d trial(s) so far, running %d more with %d worker(s)",
+        study_name, describe_storage(storage), len(study.trials), n_trials, n_workers,
+    )
+    objective = CrossValidationObjective(estimator, X, y, space, splits, scorer)
+    table = TrialTable() if verbose else None
+    if n_workers == 1:
+        callback_list = list(callbacks or []) + ([table] if table is not None else [])
+        study.optimize(
+            objective, n_trials=n_trials, timeout=timeout, callbacks=callback_list,
+            catch=catch, gc_after_trial=True,
+        )
+    else:
+        from rimclf.tuning._workers import run_workers
+
+        run_workers(
+            study, objective, storage=storage, n_trials=n_trials, n_workers=n_workers,
+            sampler=sampler, seeds=[sampler_seed(random_state, n_existing, k) for k in range(n_workers)],
+            pruner=pruner, timeout=timeout,
+            callbacks=list(callbacks or []), catch=catch, table=table,
+        )
+    best_params = best_params_of(study, space) if refit or study.best_trials else {}
+    best_estimator = None
+    if refit:
+        logger.info("refitting the best trial (#%d) on all %d rows", study.best_trial.number, len(y))
+        best_estimator = clone(estimator).set_params(**best_params).fit(X, y)
+    return TuningResult(study, best_estimator, best_params)
