@@ -21,6 +21,9 @@ from rimclf.errors import CohortError, DataWarning
 
 #: keys of X understood by the estimator
 INPUT_KEYS = ("patches", "radiomics")
+#: Smallest patch side (voxels) the ResNet3D handles: below it the feature maps collapse to a
+#: single voxel and CPU training was seen to turn non-deterministic (and sometimes NaN).
+MIN_PATCH_SIDE = 8
 #: which inputs each value of ``module__branches`` needs
 KEYS_FOR_BRANCHES = {
     "both": ("patches", "radiomics"),
@@ -68,6 +71,11 @@ def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
             if array.ndim != 5:
                 raise CohortError(
                     f"X['patches'] must have shape (n, channels, D, H, W), got {array.shape}"
+                )
+            if min(array.shape[2:]) < MIN_PATCH_SIDE:
+                raise CohortError(
+                    f"X['patches'] has spatial shape {array.shape[2:]}; the ResNet3D needs at least "
+                    f"{MIN_PATCH_SIDE} voxels per side (PatchExtractor(shape=...))"
                 )
             n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
             if n_bad:

@@ -259,6 +259,8 @@ def test_bad_inputs(fitted, data):
     bad[0, 0, 0, 0, 0] = np.nan
     with pytest.raises(CohortError, match="NaN"):
         fast().fit(SliceDict(patches=bad, radiomics=X["radiomics"]), y)
+    with pytest.raises(CohortError, match=r"spatial shape \(6, 5, 4\).*at least 8 voxels"):
+        fast().fit(SliceDict(patches=X["patches"][:, :, :6, :5, :4], radiomics=X["radiomics"]), y)
     with pytest.raises(CohortError, match="missing"):
         fast().fit(X, np.where(np.arange(len(y)) == 0, np.nan, y))
     with pytest.raises(CohortError, match="only class"):
