@@ -457,7 +457,7 @@ def test_tune_a_tiny_network_on_featurised_lesions_in_two_workers(tmp_path):
 
     X, y, groups = make_data(n_subjects=12, n_per_subject=8)
     rng = np.random.default_rng(1)
-    patches = rng.normal(size=(len(y), 3, 6, 6, 6)).astype(np.float32)
+    patches = rng.normal(size=(len(y), 3, 8, 8, 8)).astype(np.float32)
     patches[y == 1, 0] += 1.0
     features = SliceDict(patches=patches, radiomics=X)
     space = {**network_space(small=True), "max_epochs": IntDistribution(1, 2), "module__width": [4]}
