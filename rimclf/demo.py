@@ -1,0 +1,318 @@
+"""``rimclf demo``: phantom cohorts, training, prediction on held-out subjects, metrics and plots.
+
+The demo is the whole workflow on synthetic data, sized for a laptop CPU (about 10 minutes on
+2 cores with the defaults):
+
+1. writes two phantom cohorts with different seeds: ``OUT/cohort-train`` and ``OUT/cohort-test``
+   (held-out subjects), and prints their lesion and rim+ counts;
+2. trains a :class:`~rimclf.model.RimModel` (CPU-size QSMRim-Net, threshold from a
+   subject-grouped CV) on the training cohort and saves it to ``OUT/model``;
+3. loads the saved model and predicts the held-out cohort into ``OUT/predictions`` (lesion
+   table, per-subject counts, NIfTI probability maps, PNG montages);
+4. scores the held-out predictions (``OUT/metrics.tsv``: partial ROC AUC, PR AUC, ROC AUC with
+   subject-bootstrap 95 % intervals, sensitivity and specificity at the model's threshold,
+   per-subject rim+ count agreement) and draws ``OUT/roc_pr.png``.
+
+Per-subject features are cached in ``OUT/cache`` and kept by ``force=True``, and the phantom
+cohorts are reused when their settings match (the generator is deterministic), so a rerun skips
+the extraction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rimclf._atomic import atomic_write, refuse_overwrite
+
+#: the held-out cohort's phantom seed is the demo seed plus this
+TEST_SEED_OFFSET = 10_000
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` made: metrics on the held-out subjects and output paths."""
+
+    metrics: pd.DataFrame
+    counts: pd.DataFrame
+    paths: dict[str, Path]
+    seconds: float
+
+
+def _phantom_parameters(n_subjects: int, seed: int, options: dict) -> dict:
+    """The ``parameters`` record that ``phantom.json`` holds for these settings (JSON-normalised)."""
+    import inspect
+
+    from rimclf.phantom import make_phantom_cohort
+    from rimclf.phantom._config import DEFAULT_SHAPE
+
+    recorded = {"n_subjects", "random_state", "difficulty", "shape", "n_sites", "rim_prevalence", "lesions_per_subject"}
+    defaults = {name: p.default for name, p in inspect.signature(make_phantom_cohort).parameters.items() if name in recorded}
+    parameters = {**defaults, **options, "n_subjects": n_subjects, "random_state": seed}
+    if parameters["shape"] is None:
+        parameters["shape"] = DEFAULT_SHAPE
+    return json.loads(json.dumps(parameters))
+
+
+def _phantom(path: Path, n_subjects: int, seed: int, options: dict, n_jobs, report) -> Path:
+    """Reuse the phantom cohort at ``path`` when it was made with these settings, else (re)make it.
+
+    The generator is deterministic (same settings and version, same bytes), so reuse changes
+    nothing but the time.
+    """
+    from rimclf._version import __version__
+    from rimclf.phantom import make_phantom_cohort
+
+    provenance = path / "phantom.json"
+    if provenance.is_file():
+        try:
+            saved = json.loads(provenance.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = {}
+        same = saved.get("parameters") == _phantom_parameters(n_subjects, seed, options)
+        if same and saved.get("rimclf_version") == __version__:
+            report(f"  reusing {path} (same phantom settings)")
+            return path
+    started = time.perf_counter()
+    make_phantom_cohort(path, n_subjects=n_subjects, random_state=seed, force=True, n_jobs=n_jobs, **options)
+    report(f"  wrote {path} ({time.perf_counter() - started:.0f} s)")
+    return path
+
+
+def _cohort_line(name: str, table: pd.DataFrame) -> dict:
+    per_subject = table.groupby("participant_id")["rim"].agg(["size", "sum"])
+    return {
+        "cohort": name,
+        "subjects": len(per_subject),
+        "lesions": len(table),
+        "rim+": int((table["rim"] == 1).sum()),
+        "rim-": int((table["rim"] == 0).sum()),
+        "subjects with rim+": int((per_subject["sum"] > 0).sum()),
+        "lesions/subject": f"{per_subject['size'].min()}-{per_subject['size'].max()}",
+    }
+
+
+def evaluate_predictions(lesions: pd.DataFrame, threshold: float, *, n_boot: int = 1000, random_state: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Held-out metrics of a ``lesions.tsv`` table with reference labels.
+
+    Returns
+    -------
+    metrics : pandas.DataFrame
+        Columns ``metric, value, ci_low, ci_high`` (subject-bootstrap 95 % intervals for the
+        ranking metrics, NaN where none is computed).
+    counts : pandas.DataFrame
+        Per subject: ``n_lesions, n_rim_pos_true, n_rim_pos_predicted``.
+    """
+    import warnings
+
+    from rimclf.errors import DataWarning
+    from rimclf.metrics import bootstrap_ci, count_agreement
+
+    y = lesions["rim"].astype(int).to_numpy()
+    score = lesions["probability"].to_numpy(dtype=float)
+    groups = lesions["participant_id"].astype(str).to_numpy()
+    decision = (score >= threshold).astype(int)
+    rows = []
+    for name, key in (("partial ROC AUC (FPR <= 0.1)", "pauc"), ("PR AUC (average precision)", "pr_auc"), ("ROC AUC", "roc_auc")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # resamples without rim+ are skipped
+            result = bootstrap_ci(key, y, score, groups, n_boot=n_boot, random_state=random_state)
+        rows.append((name, result.estimate, result.ci_low, result.ci_high))
+    rows.append(("rim+ prevalence (PR AUC of chance)", float(y.mean()), np.nan, np.nan))
+    rows.append((f"sensitivity at threshold {threshold:.3g}", float(decision[y == 1].mean()), np.nan, np.nan))
+    rows.append((f"specificity at threshold {threshold:.3g}", float(1 - decision[y == 0].mean()), np.nan, np.nan))
+    agreement = count_agreement(y, decision, groups)
+    rows.append(("rim+ count per subject: mean abs. error", agreement.mae, np.nan, np.nan))
+    rows.append(("rim+ count per subject: bias (pred - true)", agreement.bias, np.nan, np.nan))
+    rows.append(("rim+ count per subject: concordance (CCC)", agreement.ccc, np.nan, np.nan))
+    rows.append(("rim+ count per subject: exact fraction", agreement.exact_fraction, np.nan, np.nan))
+    metrics = pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high"])
+    counts = (
+        pd.DataFrame({"participant_id": groups, "rim": y, "decision": decision})
+        .groupby("participant_id")
+        .agg(n_lesions=("rim", "size"), n_rim_pos_true=("rim", "sum"), n_rim_pos_predicted=("decision", "sum"))
+        .reset_index()
+    )
+    return metrics, counts
+
+
+def format_metrics(metrics: pd.DataFrame) -> str:
+    """The metrics table as aligned text."""
+    width = max(len(name) for name in metrics["metric"])
+    lines = [f"{'metric':<{width}}  value   95% CI (subject bootstrap)"]
+    for row in metrics.itertuples(index=False):
+        ci = "" if np.isnan(row.ci_low) else f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        lines.append(f"{row.metric:<{width}}  {row.value:6.3f}  {ci}")
+    return "\n".join(lines)
+
+
+def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, threshold: float, *, title: str = "", force: bool = False) -> Path:
+    """Save ROC and precision-recall curves side by side (PNG), with the model's operating point.
+
+    The ROC panel shades the FPR <= 0.1 range of the partial AUC; the PR panel draws the rim+
+    prevalence, the precision of a random score.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc
+
+    y = np.asarray(y, dtype=int)
+    score = np.asarray(score, dtype=float)
+    decision = score >= threshold
+    sensitivity = decision[y == 1].mean()
+    fpr_point = decision[y == 0].mean()
+    precision_point = (decision & (y == 1)).sum() / max(decision.sum(), 1)
+    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.6))
+    fpr, tpr, _ = roc_curve(y, score)
+    ax_roc.axvspan(0, 0.1, color="tab:orange", alpha=0.15, label="FPR ≤ 0.1 (partial AUC)")
+    ax_roc.plot(fpr, tpr, color="tab:blue", lw=2, label=f"ROC AUC {roc_auc(y, score):.3f}, pAUC {partial_roc_auc(y, score):.3f}")
+    ax_roc.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
+    ax_roc.plot(fpr_point, sensitivity, "o", color="tab:red", label=f"threshold {threshold:.3g}")
+    ax_roc.set(xlabel="false-positive rate (1 - specificity)", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01), title="ROC")
+    ax_roc.legend(loc="lower right", fontsize=8)
+    precision, recall, _ = precision_recall_curve(y, score)
+    ax_pr.plot(recall, precision, drawstyle="steps-post", color="tab:blue", lw=2, label=f"PR AUC (AP) {pr_auc(y, score):.3f}")
+    ax_pr.axhline(y.mean(), color="grey", ls="--", lw=1, label=f"chance (prevalence {y.mean():.3f})")
+    ax_pr.plot(sensitivity, precision_point, "o", color="tab:red", label=f"threshold {threshold:.3g}")
+    ax_pr.set(xlabel="recall (sensitivity)", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01), title="Precision-recall")
+    ax_pr.legend(loc="upper right", fontsize=8)
+    fig.suptitle(title or f"held-out lesions: {len(y)} ({int(y.sum())} rim+)", fontsize=10)
+    fig.tight_layout()
+    written = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
+    plt.close(fig)
+    return written
+
+
+def run_demo(
+    out: str | os.PathLike = "demo_output",
+    *,
+    train_subjects: int = 40,
+    test_subjects: int = 20,
+    epochs: int = 10,
+    width: int = 8,
+    patch_shape: int = 16,
+    patch_size_mm: float = 32.0,
+    threshold_cv: int = 3,
+    region: str = "both",
+    fusion: str = "concat",
+    seed: int = 0,
+    n_jobs: int | None = None,
+    phantom_options: dict | None = None,
+    radiomics_params: object = "qsmrim",
+    force: bool = False,
+    progress: bool = True,
+    report: Callable[[str], None] | None = print,
+) -> DemoResult:
+    """Run the demo (see the module documentation) and return its metrics and paths.
+
+    Parameters
+    ----------
+    out : str or path-like, default="demo_output"
+        Output folder; an existing one is refused unless ``force`` (its feature cache is kept).
+    train_subjects, test_subjects : int, default=40, 20
+        Phantom subjects to train on and to predict (held out, another seed).
+    epochs, width, patch_shape, patch_size_mm
+        Training epochs, ResNet base width (depth 10), patch samples per edge and patch edge in mm.
+    threshold_cv : int, default=3
+        Subject-grouped CV folds choosing the threshold for specificity 0.9 (0: in-sample).
+    region : {"lesion", "shell", "both"}, default="both"
+        Radiomics of the lesion and of a 2 mm ring around it, where a rim partly outside the
+        FLAIR mask shows (QSMRim-Net itself uses "lesion"; "both" scores clearly better on the
+        phantom).
+    fusion : {"sum", "concat"}, default="concat"
+        How the network combines its patch and radiomics features.
+    seed : int, default=0
+        Seeds the training phantom (the held-out one uses ``seed + 10000``), the network and the CV.
+    n_jobs : int or None
+        Subjects in parallel for the phantoms and the feature extraction.
+    phantom_options : dict, optional
+        More :func:`rimclf.phantom.make_phantom_cohort` arguments (e.g. ``shape``, ``difficulty``).
+    radiomics_params : default="qsmrim"
+        pyradiomics settings of the featurizer.
+    force : bool, default=False
+    progress : bool, default=True
+        Progress bars and the per-epoch table.
+    report : callable or None, default=print
+        Receives the text the demo prints (None: silent).
+    """
+    from rimclf.classifier import QSMRimNetClassifier
+    from rimclf.cohort import load_cohort
+    from rimclf.errors import CohortError
+    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+    from rimclf.io import load_model
+    from rimclf.model import predict_cohort, train_model
+
+    report = report or (lambda text: None)
+    started = time.perf_counter()
+    out = Path(out)
+    refuse_overwrite(out, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    options = dict(phantom_options or {})
+    paths = {"train_cohort": out / "cohort-train", "test_cohort": out / "cohort-test", "cache": out / "cache",
+             "model": out / "model", "predictions": out / "predictions", "metrics": out / "metrics.tsv",
+             "roc_pr": out / "roc_pr.png"}
+
+    report(f"[1/4] phantom cohorts ({train_subjects} training subjects, {test_subjects} held-out subjects)")
+    _phantom(paths["train_cohort"], train_subjects, seed, options, n_jobs, report)
+    _phantom(paths["test_cohort"], test_subjects, seed + TEST_SEED_OFFSET, options, n_jobs, report)
+    train_table, test_table = load_cohort(paths["train_cohort"]), load_cohort(paths["test_cohort"])
+    if test_table["rim"].nunique() < 2:
+        raise CohortError(
+            f"the held-out cohort ({test_subjects} subjects, {len(test_table)} lesions) has no "
+            f"{'rim+' if (test_table['rim'] == 0).all() else 'rim-'} lesion, so the metrics are undefined; "
+            "use more held-out subjects (--test-subjects) or another --seed"
+        )
+    summary = pd.DataFrame([_cohort_line("training", train_table), _cohort_line("held-out", test_table)])
+    report(summary.to_string(index=False))
+
+    report(f"[2/4] training: features (radiomics region {region!r}, {patch_shape}^3 patches of {patch_size_mm:g} mm), "
+           f"{threshold_cv}-fold threshold CV and the final network ({epochs} epochs each)")
+    featurizer = LesionFeaturizer(
+        radiomics=RadiomicsExtractor(params=radiomics_params, region=region),
+        patches=PatchExtractor(size_mm=patch_size_mm, shape=patch_shape),
+        n_jobs=n_jobs, memory=str(paths["cache"]), progress=progress,
+    )
+    classifier = QSMRimNetClassifier(module__depth=10, module__width=width, module__fusion=fusion, max_epochs=epochs,
+                                     random_state=seed, verbose=int(progress))
+    model = train_model(train_table, featurizer=featurizer, classifier=classifier, threshold_cv=threshold_cv,
+                        random_state=seed, out=paths["model"], force=True)
+    report(model.threshold_choice_.describe())
+    report(f"  saved the model to {paths['model']}")
+
+    report(f"[3/4] predicting the {test_subjects} held-out subjects with the saved model")
+    loaded = load_model(paths["model"])
+    loaded.featurizer_.set_params(progress=progress)
+    predict_cohort(loaded, test_table, paths["predictions"], force=True, n_jobs=n_jobs, memory=str(paths["cache"]))
+
+    report("[4/4] held-out metrics")
+    lesions = pd.read_csv(paths["predictions"] / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    metrics, counts = evaluate_predictions(lesions, loaded.threshold_, random_state=seed)
+    atomic_write(paths["metrics"], lambda tmp: metrics.to_csv(tmp, sep="\t", index=False, float_format="%.4f"), force=True)
+    plot_roc_pr(paths["roc_pr"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(), loaded.threshold_,
+                title=f"QSMRim-Net on {test_subjects} held-out phantom subjects ({len(lesions)} lesions, "
+                      f"{int(lesions['rim'].sum())} rim+)", force=True)
+    report(format_metrics(metrics))
+    report("rim+ lesions per held-out subject (true vs predicted at the threshold):")
+    report(counts.to_string(index=False))
+    seconds = time.perf_counter() - started
+    top = lesions.loc[lesions["probability"].idxmax(), "participant_id"]  # the most suspicious lesion's subject
+    montages = sorted(paths["predictions"].glob(f"sub-{top}/*_montage.png"))
+    report(f"outputs (in {seconds / 60:.1f} min):")
+    for name in ("model", "predictions", "metrics", "roc_pr"):
+        report(f"  {name:<12} {paths[name]}")
+    report(f"  {'lesions':<12} {paths['predictions'] / 'lesions.tsv'}")
+    report(f"  {'maps':<12} {paths['predictions']}/sub-*/sub-*_desc-rimprob_map.nii.gz")
+    if montages:
+        report(f"  {'montages':<12} {paths['predictions']}/sub-*/sub-*_desc-rimprob_montage.png (most suspicious lesion: {montages[0]})")
+    return DemoResult(metrics=metrics, counts=counts, paths=paths, seconds=seconds)

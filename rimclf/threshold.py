@@ -1,0 +1,160 @@
+"""The decision threshold of a trained model, chosen for a target specificity.
+
+A rim+ probability becomes a decision (rim+ when ``probability >= threshold``) at a threshold
+chosen on the training data. By default (``method="cv"``) the threshold is the most specific one
+that reaches the target specificity on *out-of-fold* probabilities: the training lesions are
+split by subject (:class:`~sklearn.model_selection.StratifiedGroupKFold`), a clone of the
+classifier is fitted on each training part and predicts the held-out part, and the threshold is
+read off those honest probabilities with :func:`rimclf.metrics.threshold_at_specificity`. The
+default target, specificity 0.9, is QSMRim-Net's clinically relevant operating range
+(false-positive rate at most 0.1). The features are extracted once and indexed per fold.
+
+``method="in-sample"`` reads the threshold off the final model's probabilities on its own
+training lesions: cheaper (no extra fits) but optimistic, because a network separates the
+lesions it was trained on better than new ones, so its specificity on new subjects is usually
+below the target. ``method="fixed"`` takes a threshold given by the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils import check_random_state
+
+from rimclf.errors import CohortError, DataWarning
+from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, threshold_at_specificity
+
+logger = logging.getLogger(__name__)
+
+#: allowed values of ``ThresholdChoice.method``
+THRESHOLD_METHODS = ("cv", "in-sample", "fixed")
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """A decision threshold and how it was chosen.
+
+    Attributes
+    ----------
+    value : float
+        Rim+ when ``probability >= value``.
+    method : {"cv", "in-sample", "fixed"}
+        Out-of-fold probabilities of a subject-grouped CV, the final model's probabilities on its
+        training lesions, or a value given by the user.
+    target_specificity : float or None
+        Specificity the threshold was chosen for (None for "fixed").
+    n_splits : int or None
+        CV folds (``method="cv"`` only).
+    specificity, sensitivity : float or None
+        Reached at ``value`` on the probabilities the threshold was chosen on (None for "fixed").
+    pauc, pr_auc, roc_auc : float or None
+        Partial ROC AUC (FPR <= 0.1), PR AUC and ROC AUC of the out-of-fold probabilities
+        (``method="cv"`` only): a cross-validated estimate of the model's performance.
+    """
+
+    value: float
+    method: str
+    target_specificity: float | None = None
+    n_splits: int | None = None
+    specificity: float | None = None
+    sensitivity: float | None = None
+    pauc: float | None = None
+    pr_auc: float | None = None
+    roc_auc: float | None = None
+
+    def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for people: the threshold, how it was chosen and what it reaches."""
+        text = f"threshold {self.value:.4g} ({self.method}"
+        if self.method == "cv":
+            text += f", {self.n_splits}-fold subject-grouped CV"
+        text += ")"
+        if self.specificity is not None:
+            where = "out of fold" if self.method == "cv" else "on the training lesions (optimistic)"
+            text += f": specificity {self.specificity:.3f}, sensitivity {self.sensitivity:.3f} {where}"
+        if self.pauc is not None:
+            text += f"; out-of-fold pAUC {self.pauc:.3f}, PR AUC {self.pr_auc:.3f}, ROC AUC {self.roc_auc:.3f}"
+        return text
+
+
+def check_specificity(value: object, name: str = "target_specificity") -> float:
+    """A specificity in (0, 1), else :class:`CohortError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 < float(value) < 1.0:
+        raise CohortError(f"{name}={value!r} is not valid; it must be a number between 0 and 1 (e.g. 0.9)")
+    return float(value)
+
+
+def threshold_from_probabilities(
+    y: np.ndarray, probability: np.ndarray, target_specificity: float, *, method: str, n_splits: int | None = None
+) -> ThresholdChoice:
+    """The most specific threshold with the best sensitivity at ``target_specificity``.
+
+    When no threshold that calls any lesion rim+ reaches the target on these probabilities, the
+    threshold is set just above the highest probability (nothing in these data is called rim+),
+    with a :class:`~rimclf.errors.DataWarning`.
+    """
+    y = np.asarray(y, dtype=int)
+    probability = np.asarray(probability, dtype=np.float64)
+    value = threshold_at_specificity(y, probability, target_specificity)
+    if not math.isfinite(value):
+        value = float(np.nextafter(probability.max(), np.inf))
+        warnings.warn(
+            f"no threshold reaches specificity {target_specificity} on the {'out-of-fold' if method == 'cv' else method} probabilities while calling "
+            f"any lesion rim+; using {value:.6g}, just above the highest probability",
+            DataWarning,
+            stacklevel=2,
+        )
+    decision = probability >= value
+    negatives, positives = y == 0, y == 1
+    specificity = float((~decision[negatives]).mean())
+    sensitivity = float(decision[positives].mean())
+    scores = {}
+    if method == "cv":
+        scores = {"pauc": partial_roc_auc(y, probability), "pr_auc": pr_auc(y, probability), "roc_auc": roc_auc(y, probability)}
+    return ThresholdChoice(
+        value=float(value), method=method, target_specificity=float(target_specificity), n_splits=n_splits,
+        specificity=specificity, sensitivity=sensitivity, **scores,
+    )
+
+
+def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: object) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Subject-grouped, rim-stratified folds; each training part must hold at least 2 rim+ lesions."""
+    n_subjects = len(np.unique(groups))
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise CohortError(f"threshold_cv={n_splits!r} is not valid; use 0 (in-sample) or at least 2 folds")
+    if n_splits > n_subjects:
+        raise CohortError(f"threshold_cv={n_splits} folds but the training data hold only {n_subjects} subjects")
+    seed = int(check_random_state(random_state).randint(2**31 - 1))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        folds = list(splitter.split(np.zeros(len(y)), y, groups))
+    for index, (train, _) in enumerate(folds):
+        if int(y[train].sum()) < 2:
+            raise CohortError(
+                f"threshold_cv={n_splits}: the training part of fold {index + 1} holds {int(y[train].sum())} rim+ "
+                "lesion(s); use fewer folds, or threshold_cv=0 (in-sample threshold)"
+            )
+    return folds
+
+
+def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds) -> np.ndarray:
+    """Rim+ probability of every lesion from a clone of ``classifier`` fitted without its subject."""
+    probability = np.full(len(y), np.nan)
+    for index, (train, test) in enumerate(folds):
+        logger.info(
+            "threshold CV fold %d/%d: training on %d lesions of %d subjects, predicting %d lesions of %d subjects",
+            index + 1, len(folds), len(train), len(np.unique(groups[train])), len(test), len(np.unique(groups[test])),
+        )
+        fold_classifier = clone(classifier).fit(X[train], y[train])
+        probability[test] = fold_classifier.predict_proba(X[test])[:, 1]
+    return probability

@@ -1,0 +1,83 @@
+"""A tiny phantom cohort and a tiny trained RimModel, built once per test session.
+
+Six 40x48x28 phantom subjects with 4-8 lesions each and ~30 % rim+, radiomics without wavelets
+(first-order and two shape features), 8^3 patches of 16 mm, a width-4 ResNet-10 trained for
+2 epochs, threshold from a 2-fold subject-grouped CV.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+#: pyradiomics settings for tests: no wavelets, few features, fast
+RADIOMICS_PARAMS = {
+    "imageType": {"Original": {}},
+    "featureClass": {"firstorder": None, "shape": ["VoxelVolume", "Sphericity"]},
+    "setting": {"binWidth": 25},
+}
+RADIOMICS_YAML = """imageType: {Original: {}}
+featureClass: {firstorder: , shape: [VoxelVolume, Sphericity]}
+setting: {binWidth: 25}
+"""
+PHANTOM_OPTIONS = {"shape": (40, 48, 28), "lesions_per_subject": (4, 8), "rim_prevalence": 0.3}
+#: ``rimclf train`` options giving the same tiny model as :func:`tiny_estimators`
+TRAIN_ARGS = ["--patch-shape", "8", "--patch-size-mm", "16", "--width", "4", "--epochs", "2",
+              "--batch-size", "16", "--threshold-cv", "2", "--seed", "0", "--quiet"]
+
+
+@lru_cache(maxsize=None)
+def _session_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="rimclf-tests-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+@lru_cache(maxsize=None)
+def tiny_cohort() -> Path:
+    """Six labelled phantom subjects (both classes present)."""
+    from rimclf.phantom import make_phantom_cohort
+
+    return make_phantom_cohort(_session_folder() / "cohort", n_subjects=6, random_state=0, **PHANTOM_OPTIONS)
+
+
+def tiny_table() -> pd.DataFrame:
+    from rimclf import load_cohort
+
+    return load_cohort(tiny_cohort())
+
+
+def tiny_estimators(**classifier_params):
+    """(featurizer, classifier) of the tiny model."""
+    from rimclf import LesionFeaturizer, PatchExtractor, QSMRimNetClassifier, RadiomicsExtractor
+
+    featurizer = LesionFeaturizer(radiomics=RadiomicsExtractor(params=RADIOMICS_PARAMS),
+                                  patches=PatchExtractor(size_mm=16.0, shape=8), progress=False)
+    params = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0, **classifier_params}
+    return featurizer, QSMRimNetClassifier(**params)
+
+
+@lru_cache(maxsize=None)
+def tiny_model():
+    """The tiny RimModel fitted on :func:`tiny_table` (shared: do not modify it)."""
+    from rimclf.errors import DataWarning
+    from rimclf.model import RimModel
+
+    featurizer, classifier = tiny_estimators()
+    with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
+        warnings.simplefilter("ignore", DataWarning)
+        return RimModel(featurizer, classifier, threshold_cv=2, random_state=0).fit(tiny_table())
+
+
+@lru_cache(maxsize=None)
+def tiny_model_dir() -> Path:
+    """:func:`tiny_model` saved (shared: copy it before changing files)."""
+    from rimclf.io import save_model
+
+    return save_model(tiny_model(), _session_folder() / "model")

@@ -1,0 +1,119 @@
+"""The command line: instant --help listing every command; train and predict run in-process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rimclf.cli import COMMANDS, main
+from rimclf.errors import DataWarning
+from tests.model_builders import RADIOMICS_YAML, TRAIN_ARGS, tiny_cohort, tiny_model_dir
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in ("train", "predict", "demo", *COMMANDS):
+        assert f"    {name}" in text
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "demo"])
+def test_subcommand_help(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--force" in capsys.readouterr().out
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = ("import sys; from rimclf.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'skorch', 'radiomics', 'sklearn', 'pandas') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained with ``rimclf train`` on the tiny cohort."""
+    folder = tmp_path_factory.mktemp("cli")
+    params = folder / "radiomics.yaml"
+    params.write_text(RADIOMICS_YAML)
+    model = folder / "model"
+    with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
+        warnings.simplefilter("ignore", DataWarning)
+        assert main(["train", str(tiny_cohort()), "-o", str(model), "--radiomics-params", str(params), *TRAIN_ARGS]) == 0
+    return model
+
+
+def test_train_writes_a_model_and_refuses_to_overwrite(trained: Path, capsys: pytest.CaptureFixture) -> None:
+    assert sorted(path.name for path in trained.iterdir()) == ["settings.json", "weights.pt"]
+    before = (trained / "weights.pt").read_bytes()
+    assert main(["train", str(tiny_cohort()), "-o", str(trained), *TRAIN_ARGS]) == 2
+    assert "already exists; use --force" in capsys.readouterr().err
+    assert (trained / "weights.pt").read_bytes() == before
+
+
+def test_cli_model_predicts_like_the_library_model(trained: Path, tmp_path: Path) -> None:
+    """Same settings and seed through the CLI and the library give the same network."""
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "a"), "--no-montage", "-q"]) == 0
+    assert main(["predict", str(tiny_model_dir()), str(tiny_cohort()), "-o", str(tmp_path / "b"), "--no-montage", "-q"]) == 0
+    a = pd.read_csv(tmp_path / "a" / "lesions.tsv", sep="\t")
+    b = pd.read_csv(tmp_path / "b" / "lesions.tsv", sep="\t")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    lesions = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    assert f"{len(lesions)} lesions of 6 subjects" in printed and str(out / "lesions.tsv") in printed
+    assert sorted(path.name for path in out.iterdir()) == ["lesions.tsv", *[f"sub-{i:03d}" for i in range(1, 7)], "subjects.tsv"]
+    before = (out / "lesions.tsv").read_text()
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 2
+    assert "use --force" in capsys.readouterr().err
+    assert (out / "lesions.tsv").read_text() == before
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q", "--force", "--no-montage"]) == 0
+    assert not list(out.glob("sub-*/*.png"))
+
+
+def test_predict_one_subject_by_paths(trained: Path, tmp_path: Path) -> None:
+    anat = tiny_cohort() / "sub-002" / "anat"
+    out = tmp_path / "one"
+    argv = ["predict", str(trained), "--qsm", str(anat / "sub-002_Chimap.nii.gz"), "--flair", str(anat / "sub-002_FLAIR.nii.gz"),
+            "--mask", str(anat / "sub-002_desc-lesions_mask.nii.gz"), "--participant", "P7", "-o", str(out), "-q"]
+    assert main(argv) == 0
+    single = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    assert set(single["participant_id"]) == {"P7"}
+    assert sorted(path.name for path in (out / "sub-P7").iterdir()) == ["sub-P7_desc-rimprob_map.nii.gz", "sub-P7_desc-rimprob_montage.png"]
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "all"), "-q", "--no-montage"]) == 0
+    everyone = pd.read_csv(tmp_path / "all" / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    np.testing.assert_allclose(single["probability"], everyone.loc[everyone["participant_id"] == "002", "probability"])
+    assert main(argv) == 2  # no overwrite without --force for the single-subject form either
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["COHORT", "--qsm", "q.nii.gz"], "not both"), (["--qsm", "q.nii.gz", "--flair", "f.nii.gz"], "missing: --mask"),
+     ([], "give a COHORT")],
+)
+def test_predict_argument_errors(trained: Path, tmp_path: Path, extra: list, message: str, capsys: pytest.CaptureFixture) -> None:
+    extra = [str(tiny_cohort()) if item == "COHORT" else item for item in extra]
+    assert main(["predict", str(trained), *extra, "-o", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_with_a_broken_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "settings.json").write_text("{}")
+    assert main(["predict", str(tmp_path / "model"), str(tiny_cohort()), "-o", str(tmp_path / "out")]) == 2
+    assert "not a rimclf model" in capsys.readouterr().err

@@ -1,0 +1,73 @@
+"""The demo, at a tiny size: outputs, metrics, plots, reuse of phantoms and feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rimclf import CohortError
+from rimclf.demo import evaluate_predictions, format_metrics, plot_roc_pr, run_demo
+from tests.model_builders import PHANTOM_OPTIONS, RADIOMICS_PARAMS
+
+TINY = {"train_subjects": 5, "test_subjects": 3, "epochs": 1, "width": 4, "patch_shape": 8, "patch_size_mm": 16.0,
+        "threshold_cv": 0, "n_jobs": 1, "phantom_options": {**PHANTOM_OPTIONS, "rim_prevalence": 0.4}, "radiomics_params": RADIOMICS_PARAMS,
+        "progress": False}
+
+
+def test_evaluate_predictions() -> None:
+    lesions = pd.DataFrame({
+        "participant_id": ["a"] * 4 + ["b"] * 4,
+        "rim": [1, 0, 0, 0, 1, 1, 0, 0],
+        "probability": [0.9, 0.1, 0.2, 0.3, 0.8, 0.4, 0.5, 0.05],
+    })
+    metrics, counts = evaluate_predictions(lesions, threshold=0.45, n_boot=50)
+    values = dict(zip(metrics["metric"], metrics["value"]))
+    assert values["ROC AUC"] == pytest.approx(14 / 15)  # one of 15 rim+/rim- pairs is misordered
+    assert values["sensitivity at threshold 0.45"] == pytest.approx(2 / 3)
+    assert values["specificity at threshold 0.45"] == pytest.approx(4 / 5)
+    assert values["rim+ count per subject: mean abs. error"] == pytest.approx(0.0)  # a: 1 vs 1, b: 2 vs 2 (0.8, 0.5)
+    assert counts[["n_rim_pos_true", "n_rim_pos_predicted"]].to_numpy().tolist() == [[1, 1], [2, 2]]
+    ranking = metrics.iloc[:3]  # pAUC, PR AUC, ROC AUC carry bootstrap intervals
+    assert ranking["ci_low"].le(ranking["value"]).all() and ranking["ci_high"].ge(ranking["value"]).all()
+    assert "partial ROC AUC (FPR <= 0.1)" in format_metrics(metrics)
+
+
+def test_plot_roc_pr(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(40, int), np.ones(6, int)]
+    path = plot_roc_pr(tmp_path / "curves.png", y, rng.random(46) + y * 0.5, threshold=0.9)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileExistsError):
+        plot_roc_pr(tmp_path / "curves.png", y, rng.random(46), threshold=0.5)
+
+
+def test_tiny_demo_runs_and_reruns_from_cache(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(tmp_path / "demo", seed=0, report=lines.append, **TINY)
+    paths = result.paths
+    for name in ("model", "predictions", "train_cohort", "test_cohort", "cache"):
+        assert paths[name].is_dir(), name
+    assert paths["roc_pr"].read_bytes()[:4] == b"\x89PNG"
+    metrics = pd.read_csv(paths["metrics"], sep="\t")
+    assert metrics["metric"].iloc[0] == "partial ROC AUC (FPR <= 0.1)"
+    lesions = pd.read_csv(paths["predictions"] / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    assert lesions["participant_id"].nunique() == 3 and len(result.counts) == 3
+    text = "\n".join(lines)
+    assert "training" in text and "held-out" in text and "PR AUC" in text and str(paths["roc_pr"]) in text
+    assert any(paths["cache"].rglob("*")), "features are cached"
+
+    with pytest.raises(FileExistsError, match="--force"):
+        run_demo(tmp_path / "demo", seed=0, report=None, **TINY)
+    again: list[str] = []
+    rerun = run_demo(tmp_path / "demo", seed=0, force=True, report=again.append, **TINY)
+    assert sum("reusing" in line for line in again) == 2
+    pd.testing.assert_frame_equal(rerun.metrics, result.metrics)  # same seed, same cohorts, same numbers
+
+
+def test_demo_needs_both_classes_in_the_held_out_cohort(tmp_path: Path) -> None:
+    options = {**TINY, "phantom_options": {**PHANTOM_OPTIONS, "rim_prevalence": 0.0}, "test_subjects": 1}
+    with pytest.raises(CohortError, match="held-out cohort .* has no rim\\+ lesion"):
+        run_demo(tmp_path / "demo", report=None, **options)
