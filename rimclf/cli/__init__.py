@@ -17,6 +17,13 @@ from rimclf._version import __version__
 #: subcommand name -> module implementing it (``register`` and ``run``)
 COMMANDS: dict[str, str] = {
     "phantom": "rimclf.cli.phantom",
+    "extract": "rimclf.cli.extract",
+    "tune": "rimclf.cli.tune",
+    "train": "rimclf.cli.train",
+    "predict": "rimclf.cli.predict",
+    "demo": "rimclf.cli.demo",
+    "cv": "rimclf.cli.cv",
+    "benchmark": "rimclf.cli.benchmark",
 }
 
 

@@ -1,0 +1,49 @@
+"""The imbalance benchmark: DeepSMOTE against input-level SMOTE, class weights, oversampling and
+radiomics baselines, on the same subject-grouped folds.
+
+:func:`run_imbalance_benchmark` cross-validates every method of :data:`METHODS` on one cohort
+(a phantom or your own data) and writes ``results.csv``, ``results.json`` (with settings and
+package versions), ``predictions.tsv`` (all out-of-fold probabilities, from which
+:func:`summarize_predictions` recomputes every number of the table) and ROC, PR and
+paired-difference figures. ``rimclf benchmark COHORT -o OUT`` runs it from the command line and
+``benchmarks/bench_imbalance.py`` on phantom cohorts.
+
+Names are imported lazily, so that the command line can read the method table without
+importing torch and scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "FEATURE_SETS": "rimclf.benchmark._methods",
+    "METHODS": "rimclf.benchmark._methods",
+    "REFERENCE": "rimclf.benchmark._methods",
+    "Method": "rimclf.benchmark._methods",
+    "BenchmarkSettings": "rimclf.benchmark._settings",
+    "plot_curves": "rimclf.benchmark._plots",
+    "plot_paired_differences": "rimclf.benchmark._plots",
+    "OUTPUT_FILES": "rimclf.benchmark._run",
+    "package_versions": "rimclf.benchmark._run",
+    "run_imbalance_benchmark": "rimclf.benchmark._run",
+    "PREDICTION_COLUMNS": "rimclf.benchmark._summary",
+    "format_results": "rimclf.benchmark._summary",
+    "ranking_metrics": "rimclf.benchmark._summary",
+    "summarize_predictions": "rimclf.benchmark._summary",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rimclf.benchmark' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

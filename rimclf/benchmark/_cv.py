@@ -1,0 +1,189 @@
+"""Features extracted once, repeated subject-grouped folds, and out-of-fold predictions per method.
+
+Extracting features once for the whole table and indexing them per fold is the same as
+extracting them inside each fold, because :class:`~rimclf.features.LesionFeaturizer` is
+stateless: a lesion's radiomics and patches depend on its own subject's images only, never on
+the other lesions of the fold. Everything learnt from data (imputation, standardisation,
+SMOTE, the model) is fitted inside each training fold.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils import check_random_state
+
+from rimclf.benchmark._methods import Method
+from rimclf.errors import CohortError
+
+_MAX_SEED = 2**31 - 1
+
+
+@dataclass
+class BenchmarkFeatures:
+    """The inputs of every feature set for all lesions of the table, in table order."""
+
+    inputs: dict[str, object]
+    radiomics_names: list[str]
+    seconds: float
+
+
+def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, cache, n_jobs, progress) -> BenchmarkFeatures:
+    """Featurize the table once: radiomics of the lesion (and of its ring when a method needs it)
+    and, for the network, patches; then build each feature set's inputs by selecting columns."""
+    from skorch.helper import SliceDict
+
+    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+
+    feature_sets = {method.features for method in methods}
+    network = "patches+radiomics" in feature_sets
+    needs_shell = "lesion+shell" in feature_sets or (network and settings.network_radiomics == "lesion+shell")
+    region = "both" if needs_shell else "lesion"
+    patches = PatchExtractor(size_mm=settings.patch_size_mm, shape=settings.patch_shape) if network else None
+    featurizer = LesionFeaturizer(
+        radiomics=RadiomicsExtractor(region=region, shell_mm=settings.shell_mm),
+        patches=patches, n_jobs=n_jobs, memory=cache, progress=progress,
+    )
+    start = time.perf_counter()
+    X = featurizer.transform(table)
+    seconds = time.perf_counter() - start
+    names = [str(name) for name in featurizer.get_feature_names_out()]
+    radiomics = np.asarray(X["radiomics"])
+    # with region="both" the columns are "lesion_<name>" then "shell_<name>"; the lesion_ ones
+    # are the values region="lesion" gives
+    lesion_columns = [i for i, name in enumerate(names) if region == "lesion" or name.startswith("lesion_")]
+    by_region = {"lesion": np.ascontiguousarray(radiomics[:, lesion_columns]), "lesion+shell": radiomics}
+    inputs: dict[str, object] = {key: by_region[key] for key in ("lesion", "lesion+shell") if key in feature_sets}
+    if network:
+        inputs["patches+radiomics"] = SliceDict(patches=X["patches"], radiomics=by_region[settings.network_radiomics])
+    return BenchmarkFeatures(inputs, names, seconds)
+
+
+def make_repeated_folds(
+    y: np.ndarray, groups: np.ndarray, n_splits: int, n_repeats: int, random_state: object
+) -> tuple[list[list[tuple[np.ndarray, np.ndarray]]], list[int], np.ndarray]:
+    """Subject-grouped stratified folds for each repeat, and one seed per (repeat, fold).
+
+    Returns
+    -------
+    folds : list (repeats) of list (folds) of (train_index, test_index)
+    split_seeds : list of int
+        The ``StratifiedGroupKFold(shuffle=True)`` seed of each repeat.
+    fit_seeds : numpy.ndarray of shape (n_repeats, n_splits)
+        The ``random_state`` of every method's estimator in that fold (shared by all methods).
+    """
+    n_subjects = len(np.unique(groups))
+    if n_subjects < n_splits:
+        raise CohortError(f"n_splits={n_splits} but the cohort has only {n_subjects} labelled subjects; lower n_splits")
+    rng = check_random_state(random_state)
+    split_seeds = [int(seed) for seed in rng.randint(0, _MAX_SEED, size=n_repeats)]
+    fit_seeds = rng.randint(0, _MAX_SEED, size=(n_repeats, n_splits))
+    folds = []
+    for seed in split_seeds:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        folds.append([(train, test) for train, test in splitter.split(np.zeros(len(y)), y, groups)])
+    return folds, split_seeds, fit_seeds
+
+
+@contextmanager
+def limited_threads(n_threads: int) -> Iterator[None]:
+    """Limit torch's intra-op threads and the BLAS pools to ``n_threads`` (restored after).
+
+    torch's own setter is used rather than ``threadpoolctl`` on every OpenMP runtime, so that
+    torch's thread pool and its record of it stay consistent. Other OpenMP pools (gradient
+    boosting) are bounded in worker processes by joblib, which starts them with
+    ``OMP_NUM_THREADS = cpu_count // n_jobs``.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fit_fold(method: Method, X: object, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int, settings) -> tuple:
+    """Fit on ``train``, predict ``test``; return the probabilities, times and warnings raised."""
+    estimator = method.make_estimator(settings, seed)
+    with warnings.catch_warnings(record=True) as caught, limited_threads(settings.n_threads):
+        warnings.simplefilter("always")
+        wall, cpu = time.perf_counter(), time.process_time()
+        estimator.fit(X[train], y[train])
+        fit_seconds, fit_cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+        wall = time.perf_counter()
+        probabilities = np.asarray(estimator.predict_proba(X[test]))[:, 1].astype(np.float64)
+        predict_seconds = time.perf_counter() - wall
+    notes = [(w.category, str(w.message)) for w in caught]
+    return probabilities, fit_seconds, fit_cpu_seconds, predict_seconds, notes
+
+
+def cross_validate_method(
+    method: Method, X: object, y: np.ndarray, folds, fit_seeds: np.ndarray, settings, *, n_jobs
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Fit ``method`` on every training fold and predict its test fold.
+
+    Folds run in ``n_jobs`` processes (joblib), each fit limited to ``settings.n_threads``
+    threads; the results do not depend on ``n_jobs``. Warnings of the fits (e.g. SMOTE lowering
+    its neighbours in a fold with few rim+ lesions) are re-issued here, once each.
+
+    Returns
+    -------
+    probabilities : numpy.ndarray of shape (n_repeats, n_lesions)
+        Out-of-fold rim+ probability of every lesion in every repeat.
+    fold_of : numpy.ndarray of shape (n_repeats, n_lesions)
+        The fold that predicted each lesion.
+    timings : list of dict
+        One row per fold: ``method, repeat, fold, n_train, n_train_rim, n_test, n_test_rim,
+        fit_seconds, fit_cpu_seconds, predict_seconds``.
+    """
+    from joblib import Parallel, delayed
+
+    tasks = [(repeat, fold, train, test) for repeat, repeat_folds in enumerate(folds)
+             for fold, (train, test) in enumerate(repeat_folds)]
+    outputs = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_fold)(method, X, y, train, test, int(fit_seeds[repeat, fold]), settings)
+        for repeat, fold, train, test in tasks
+    )
+    probabilities = np.full((len(folds), len(y)), np.nan)
+    fold_of = np.full((len(folds), len(y)), -1, dtype=np.int64)
+    timings, notes = [], {}
+    for (repeat, fold, train, test), (proba, fit_seconds, fit_cpu_seconds, predict_seconds, caught) in zip(tasks, outputs):
+        probabilities[repeat, test] = proba
+        fold_of[repeat, test] = fold
+        timings.append({
+            "method": method.name, "repeat": repeat, "fold": fold,
+            "n_train": len(train), "n_train_rim": int(y[train].sum()),
+            "n_test": len(test), "n_test_rim": int(y[test].sum()),
+            "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu_seconds, "predict_seconds": predict_seconds,
+        })
+        notes.update(dict.fromkeys(caught))
+    for category, message in notes:
+        warnings.warn(f"{method.name}: {message}", category, stacklevel=2)
+    if (fold_of < 0).any() or not np.isfinite(probabilities).all():
+        raise CohortError(f"method {method.name!r}: some lesions were not predicted out of fold, or not finitely")
+    return probabilities, fold_of, timings
+
+
+def prediction_frame(method: Method, table: pd.DataFrame, y: np.ndarray, probabilities: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:
+    """Rows of ``predictions.tsv`` for one method: every lesion once per repeat, in table order."""
+    n_repeats, n_lesions = probabilities.shape
+    return pd.DataFrame({
+        "method": method.name,
+        "repeat": np.repeat(np.arange(n_repeats), n_lesions),
+        "fold": fold_of.reshape(-1),
+        "participant_id": np.tile(table["participant_id"].astype(str).to_numpy(), n_repeats),
+        "lesion_id": np.tile(table["lesion_id"].to_numpy(dtype=np.int64), n_repeats),
+        "rim": np.tile(y, n_repeats),
+        "probability": probabilities.reshape(-1).astype(np.float64),
+    })

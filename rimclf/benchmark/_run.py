@@ -1,0 +1,254 @@
+"""``run_imbalance_benchmark``: every method on the same subject-grouped folds of one cohort."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+
+from rimclf._atomic import atomic_output_dir
+from rimclf.benchmark._cv import cross_validate_method, extract_features, make_repeated_folds, prediction_frame
+from rimclf.benchmark._methods import REFERENCE, Method, resolve_methods
+from rimclf.benchmark._plots import plot_curves, plot_paired_differences
+from rimclf.benchmark._settings import BenchmarkSettings, resolve_settings
+from rimclf.benchmark._summary import format_results, summarize_predictions
+from rimclf.errors import CohortError
+
+logger = logging.getLogger(__name__)
+
+_MAX_SEED = 2**31 - 1
+#: Distributions whose versions ``results.json`` records.
+VERSIONED_PACKAGES = ("rimclf", "torch", "scikit-learn", "imbalanced-learn", "skorch", "pyradiomics", "numpy",
+                      "scipy", "pandas", "SimpleITK", "matplotlib")
+#: Files written into the output folder.
+OUTPUT_FILES = ("results.csv", "results.json", "predictions.tsv", "folds.tsv", "roc_curves.png", "pr_curves.png",
+                "paired_differences.png")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages the benchmark's numbers depend on."""
+    found = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _labelled_table(cohort: object) -> tuple[pd.DataFrame, int]:
+    """The lesion table (loaded when ``cohort`` is a path) without unlabelled lesions."""
+    if isinstance(cohort, (str, os.PathLike)):
+        from rimclf.cohort import load_cohort
+
+        cohort = load_cohort(cohort)
+    if not isinstance(cohort, pd.DataFrame):
+        raise CohortError(f"cohort must be a cohort folder, a manifest or a lesion table from load_cohort, got {type(cohort).__name__}")
+    missing = [c for c in ("participant_id", "lesion_id", "rim") if c not in cohort.columns]
+    if missing:
+        raise CohortError(f"the lesion table lacks the column(s) {missing}; build it with rimclf.load_cohort")
+    labelled = cohort[cohort["rim"].notna()].reset_index(drop=True)
+    n_unlabelled = len(cohort) - len(labelled)
+    if n_unlabelled:
+        logger.info("benchmark: %d unlabelled lesions left out (no rim label in rims.tsv)", n_unlabelled)
+    counts = labelled["rim"].astype(int).value_counts()
+    if counts.get(1, 0) < 2 or counts.get(0, 0) < 2:
+        raise CohortError(
+            f"the benchmark needs labelled rim+ and rim- lesions (at least 2 each); the cohort has "
+            f"{counts.get(1, 0)} rim+ and {counts.get(0, 0)} rim- labelled lesions"
+        )
+    return labelled, n_unlabelled
+
+
+def _check_n_jobs(n_jobs: object) -> int | None:
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
+        raise CohortError(f"n_jobs={n_jobs!r} is not valid; use None, a positive integer or -1 (all cores)")
+    return n_jobs
+
+
+def _prepare_cache(cache: object, out: Path, tmp: Path) -> object:
+    """The feature cache: ``cache`` when given, else ``OUT/cache``, seeded (by hard links, or
+    copies where links fail) from the cache of an ``OUT`` being replaced with ``force``."""
+    if cache is not None:
+        return cache
+    target = tmp / "cache"
+    previous = out / "cache"
+    if previous.is_dir():
+        def link_or_copy(source: str, destination: str) -> None:
+            try:
+                os.link(source, destination)
+            except OSError:
+                shutil.copy2(source, destination)
+
+        shutil.copytree(previous, target, copy_function=link_or_copy)
+    return target
+
+
+def _method_line(method: Method, probabilities: np.ndarray, y: np.ndarray, timings: list[dict], max_fpr: float) -> str:
+    from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc
+
+    pauc = np.mean([partial_roc_auc(y, p, max_fpr=max_fpr) for p in probabilities])
+    ap = np.mean([pr_auc(y, p) for p in probabilities])
+    roc = np.mean([roc_auc(y, p) for p in probabilities])
+    fit = np.mean([row["fit_seconds"] for row in timings])
+    return f"{method.name:<34} pAUC {pauc:.3f}  PR AUC {ap:.3f}  ROC AUC {roc:.3f}  fit {fit:6.1f} s/fold"
+
+
+def _common_folder(table: pd.DataFrame) -> str | None:
+    """The deepest folder holding every QSM file of the table (the cohort folder for BIDS)."""
+    if "qsm" not in table.columns or table.empty:
+        return None
+    return os.path.commonpath([str(Path(path).parent) for path in table["qsm"].astype(str)])
+
+
+def _json_ready(value: object) -> object:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return _json_ready(value.item())
+    return value
+
+
+def run_imbalance_benchmark(
+    cohort: str | os.PathLike | pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    quick: bool = False,
+    settings: BenchmarkSettings | Mapping | None = None,
+    methods: Sequence[str] | None = None,
+    random_state: int | None = 0,
+    cache: str | os.PathLike | None = None,
+    n_jobs: int | None = 1,
+    force: bool = False,
+    verbose: bool = True,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Compare DeepSMOTE with other ways to handle the rim+ imbalance, on one cohort.
+
+    Every method (:data:`rimclf.benchmark.METHODS`: QSMRim-Net with DeepSMOTE, input-level
+    SMOTE, class weights, oversampling or nothing; random forests on lesion and on lesion + shell
+    radiomics; logistic regression and gradient boosting) is cross-validated on the same
+    subject-grouped folds (``StratifiedGroupKFold``, repeated over shuffles), with the same seeds.
+    Features are extracted once for the whole cohort (cached) and indexed per fold, which is
+    valid because the featurizer is stateless; all fitting (imputation, scaling, SMOTE, model)
+    happens inside each training fold.
+
+    Parameters
+    ----------
+    cohort : str, path-like or pandas.DataFrame
+        A cohort folder or manifest (read with :func:`rimclf.load_cohort`), or its lesion table.
+        Unlabelled lesions are left out.
+    out : str or path-like
+        Output folder, written atomically: ``results.csv`` (one row per method: metrics, CIs,
+        paired differences against DeepSMOTE, time per fold), ``results.json`` (the same with
+        settings, seeds, timing and package versions), ``predictions.tsv`` (out-of-fold
+        probabilities: method, repeat, fold, participant_id, lesion_id, rim, probability),
+        ``folds.tsv`` (sizes and times of every fit), ``roc_curves.png``, ``pr_curves.png``,
+        ``paired_differences.png`` (without the reference, no differences and no forest plot),
+        and ``cache/`` (the feature cache) unless ``cache`` is given.
+    quick : bool, default=False
+        Start from :meth:`BenchmarkSettings.quick` instead of :meth:`BenchmarkSettings.full`.
+    settings : BenchmarkSettings or mapping, optional
+        A complete :class:`BenchmarkSettings`, or a mapping of fields overriding the preset,
+        e.g. ``{"n_splits": 3, "max_epochs": 2}``.
+    methods : list of str, optional
+        Names of :data:`METHODS` to run (default: all), in table order.
+    random_state : int or None, default=0
+        Seeds the folds, every estimator and the bootstrap.
+    cache : str or path-like, optional
+        Feature cache folder shared across runs (default ``OUT/cache``).
+    n_jobs : int or None, default=1
+        Processes: subjects featurized and folds fitted in parallel (each fit uses
+        ``settings.n_threads`` threads). Results do not depend on it.
+    force : bool, default=False
+        Replace an existing ``out``.
+    verbose : bool, default=True
+        Print a line per method as it finishes and the table at the end.
+    progress : bool or None, default=None
+        Show the feature-extraction progress bar (None: when ``verbose``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The content of ``results.csv`` (see :func:`summarize_predictions`).
+    """
+    started = time.perf_counter()
+    load_start = os.getloadavg()
+    settings = resolve_settings(settings, quick)
+    method_list = resolve_methods(methods)
+    n_jobs = _check_n_jobs(n_jobs)
+    out = Path(out)
+    table, n_unlabelled = _labelled_table(cohort)
+    y = table["rim"].astype(int).to_numpy()
+    groups = table["participant_id"].astype(str).to_numpy()
+    rng = check_random_state(random_state)
+    cv_seed, bootstrap_seed = (int(seed) for seed in rng.randint(0, _MAX_SEED, size=2))
+    say = print if verbose else (lambda *args, **kwargs: None)
+    with atomic_output_dir(out, force=force) as tmp:
+        folds, split_seeds, fit_seeds = make_repeated_folds(y, groups, settings.n_splits, settings.n_repeats, cv_seed)
+        say(f"imbalance benchmark: {len(np.unique(groups))} subjects, {len(y)} lesions, {int(y.sum())} rim+; "
+            f"{settings.n_splits} folds x {settings.n_repeats} repeat(s); {len(method_list)} methods", flush=True)
+        features = extract_features(table, method_list, settings, cache=_prepare_cache(cache, out, tmp),
+                                    n_jobs=n_jobs, progress=verbose if progress is None else bool(progress))
+        say(f"features extracted in {features.seconds:.0f} s", flush=True)
+        frames, timing_rows = [], []
+        for method in method_list:
+            probabilities, fold_of, timings = cross_validate_method(
+                method, features.inputs[method.features], y, folds, fit_seeds, settings, n_jobs=n_jobs
+            )
+            frames.append(prediction_frame(method, table, y, probabilities, fold_of))
+            timing_rows.extend(timings)
+            say(_method_line(method, probabilities, y, timings, settings.max_fpr), flush=True)
+        predictions = pd.concat(frames, ignore_index=True)
+        timings_frame = pd.DataFrame(timing_rows)
+        results = summarize_predictions(
+            predictions, reference=REFERENCE, n_boot=settings.n_boot, alpha=settings.alpha,
+            max_fpr=settings.max_fpr, random_state=bootstrap_seed, timings=timings_frame,
+        )
+        predictions.to_csv(tmp / "predictions.tsv", sep="\t", index=False)
+        timings_frame.to_csv(tmp / "folds.tsv", sep="\t", index=False)
+        results.to_csv(tmp / "results.csv", index=False)
+        figures = {"roc_curves.png": plot_curves(predictions, results, "roc"),
+                   "pr_curves.png": plot_curves(predictions, results, "pr")}
+        if results["pauc_diff"].notna().any():
+            figures["paired_differences.png"] = plot_paired_differences(results)
+        for name, figure in figures.items():
+            figure.savefig(tmp / name, dpi=120)
+        record = {
+            "benchmark": "imbalance",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cohort": {
+                "qsm_folder": _common_folder(table),
+                "n_subjects": int(len(np.unique(groups))), "n_lesions": int(len(y)), "n_rim": int(y.sum()),
+                "n_unlabelled_left_out": int(n_unlabelled),
+            },
+            "quick": bool(quick),
+            "settings": dataclasses.asdict(settings),
+            "methods": [dataclasses.asdict(method) for method in method_list],
+            "reference": REFERENCE,
+            "random_state": random_state if random_state is None or isinstance(random_state, int) else repr(random_state),
+            "seeds": {"cv": cv_seed, "bootstrap": bootstrap_seed, "split_per_repeat": split_seeds,
+                      "fit_per_repeat_and_fold": fit_seeds.tolist()},
+            "features": {"seconds": features.seconds, "n_radiomics": len(features.radiomics_names),
+                         "cache": None if cache is None else str(cache)},
+            "timing": {"total_seconds": time.perf_counter() - started, "cpu_count": os.cpu_count(),
+                       "load_average_start": list(load_start), "load_average_end": list(os.getloadavg())},
+            "versions": package_versions(),
+            "results": [{key: _json_ready(value) for key, value in row.items()} for row in results.to_dict("records")],
+            "files": sorted(path.name for path in tmp.iterdir() if path.is_file()) + ["results.json"],
+        }
+        (tmp / "results.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        say("\n" + format_results(results), flush=True)
+    return results

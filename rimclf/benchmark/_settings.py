@@ -1,0 +1,142 @@
+"""Settings of the imbalance benchmark: the full and quick presets and their checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rimclf.errors import CohortError
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """How the imbalance benchmark cross-validates, trains and bootstraps.
+
+    The defaults are the full run (:meth:`full`), sized so that three 30-subject phantom
+    cohorts finish within an hour on two CPU cores; :meth:`quick` is a smaller run. Every method
+    is trained on the same folds, with the same seeds.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Folds of the subject-grouped ``StratifiedGroupKFold``.
+    n_repeats : int, default=2
+        Repetitions of the cross-validation over new shuffles of the subjects.
+    max_epochs : int, default=20
+        Fixed training epochs of every QSMRim-Net variant (no early stopping).
+    batch_size : int, default=32
+        Network batch size (batches grow when a fold has too few rim+ lesions for DeepSMOTE).
+    lr : float, default=1e-3
+        Network learning rate (AdamW, cosine schedule over ``max_epochs``), the classifier's default.
+    module_depth : int, default=10
+        ResNet3D depth of the patch branch.
+    module_width : int, default=8
+        ResNet3D base width: a CPU-size network (the classifier's default is 16, the paper's 64).
+    patch_shape : int, default=16
+        Samples per patch edge.
+    patch_size_mm : float, default=24.0
+        Patch edge in millimetres (1.5 mm samples with the default shape).
+    network_radiomics : {"lesion+shell", "lesion"}, default="lesion+shell"
+        Radiomics the network's MLP branch takes: of the lesion and a peri-lesional ring (as the
+        strongest radiomics baseline), or of the lesion only (QSMRim-Net's original input).
+    n_estimators : int, default=300
+        Trees of the random forests.
+    smote_k : int, default=5
+        Neighbours of input-level SMOTE (imblearn ``SMOTE`` on radiomics, ``SliceDictSMOTE`` on
+        network inputs); DeepSMOTE keeps the paper's ``k = 2``.
+    shell_mm : float, default=2.0
+        Width of the peri-lesional ring of the lesion + shell radiomics.
+    n_boot : int, default=1000
+        Subject bootstrap resamples for the confidence intervals and paired differences.
+    alpha : float, default=0.05
+        1 - confidence level of the intervals.
+    max_fpr : float, default=0.1
+        Upper false-positive rate of the standardised partial ROC AUC.
+    n_threads : int, default=1
+        Threads of each fit (torch intra-op, OpenMP, BLAS). Parallelism comes from fitting folds
+        in separate processes (``n_jobs`` of :func:`run_imbalance_benchmark`): a small 3D CNN
+        gains little from intra-op threads, and on a busy machine they can slow it several-fold.
+    device : str, default="auto"
+        Network device (``"auto"``: CUDA when available).
+    """
+
+    n_splits: int = 5
+    n_repeats: int = 2
+    max_epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    module_depth: int = 10
+    module_width: int = 8
+    patch_shape: int = 16
+    patch_size_mm: float = 24.0
+    network_radiomics: str = "lesion+shell"
+    n_estimators: int = 300
+    smote_k: int = 5
+    shell_mm: float = 2.0
+    n_boot: int = 1000
+    alpha: float = 0.05
+    max_fpr: float = 0.1
+    n_threads: int = 1
+    device: str = "auto"
+
+    @classmethod
+    def full(cls, **overrides: object) -> BenchmarkSettings:
+        """The full run: 5 folds x 2 repeats, 20 epochs, 1000 bootstrap resamples."""
+        return cls().replace(**overrides)
+
+    @classmethod
+    def quick(cls, **overrides: object) -> BenchmarkSettings:
+        """The quick run: 3 folds x 1 repeat, 15 epochs, 200 trees, 300 bootstrap resamples."""
+        return cls(n_splits=3, n_repeats=1, max_epochs=15, n_estimators=200, n_boot=300).replace(**overrides)
+
+    def replace(self, **overrides: object) -> BenchmarkSettings:
+        """A copy with some fields changed; unknown names raise :class:`~rimclf.errors.CohortError`."""
+        names = {field.name for field in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise CohortError(f"unknown benchmark setting(s) {unknown}; valid names: {sorted(names)}")
+        return dataclasses.replace(self, **overrides)
+
+    def check(self) -> BenchmarkSettings:
+        """Return ``self`` after checking every field; raise CohortError naming a bad one."""
+        for name in ("n_splits", "n_repeats", "max_epochs", "batch_size", "module_depth", "module_width",
+                     "patch_shape", "n_estimators", "smote_k", "n_boot", "n_threads"):
+            value = getattr(self, name)
+            minimum = 2 if name in ("n_splits", "batch_size") else 1
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+                raise CohortError(f"benchmark setting {name} must be an integer >= {minimum}, got {value!r}")
+        for name in ("lr", "patch_size_mm", "shell_mm"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value) or value <= 0:
+                raise CohortError(f"benchmark setting {name} must be a positive number, got {value!r}")
+        if not _is_real(self.alpha) or not 0 < self.alpha < 1:
+            raise CohortError(f"benchmark setting alpha must be a number in (0, 1), got {self.alpha!r}")
+        if not _is_real(self.max_fpr) or not 0 < self.max_fpr <= 1:
+            raise CohortError(f"benchmark setting max_fpr must be a number in (0, 1], got {self.max_fpr!r}")
+        if self.network_radiomics not in ("lesion+shell", "lesion"):
+            raise CohortError(
+                f"benchmark setting network_radiomics must be 'lesion+shell' or 'lesion', got {self.network_radiomics!r}"
+            )
+        if not isinstance(self.device, str):
+            raise CohortError(f"benchmark setting device must be a string such as 'auto' or 'cpu', got {self.device!r}")
+        return self
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def resolve_settings(settings: BenchmarkSettings | Mapping | None, quick: bool) -> BenchmarkSettings:
+    """The preset for ``quick``, updated by ``settings`` (a mapping), or ``settings`` as given."""
+    if isinstance(settings, BenchmarkSettings):
+        return settings.check()
+    if settings is not None and not isinstance(settings, Mapping):
+        raise CohortError(
+            f"settings must be a BenchmarkSettings, a mapping of setting names to values or None, got {settings!r}"
+        )
+    overrides = dict(settings or {})
+    preset = BenchmarkSettings.quick if quick else BenchmarkSettings.full
+    return preset(**overrides).check()

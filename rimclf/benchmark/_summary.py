@@ -1,0 +1,258 @@
+"""From out-of-fold predictions to the results table: metrics, subject-bootstrap CIs, paired differences.
+
+Everything in ``results.csv`` except the timings is a function of ``predictions.tsv`` alone:
+:func:`summarize_predictions` recomputes it (given the same ``n_boot``, ``alpha``, ``max_fpr``
+and ``random_state``, which ``results.json`` records).
+
+Statistics
+----------
+For each method and repeat of the cross-validation, the out-of-fold probabilities of all
+lesions are pooled and scored once (pooled, not averaged over folds: a test fold holds one or
+two rim+ lesions, too few for a per-fold pAUC). The estimate is the mean over repeats.
+
+Confidence intervals resample *subjects* with replacement (:func:`rimclf.metrics.
+subject_bootstrap_indices`): in each resample every method's metric is computed on the drawn
+subjects' lesions for every repeat and averaged over repeats, and the interval is the
+``[alpha/2, 1 - alpha/2]`` percentile of these means. All methods share the same resamples,
+so the difference ``method - reference`` of each resample gives a paired interval and a
+two-sided p-value, ``min(1, 2 (1 + min(#{d <= 0}, #{d >= 0})) / (n_valid + 1))``. With one
+repeat this is exactly :func:`rimclf.metrics.bootstrap_ci` and :func:`rimclf.metrics.
+paired_bootstrap`. The intervals describe the uncertainty due to which subjects were sampled;
+the spread over repeats (``*_sd``, due to fold assignment and training randomness) is reported
+separately. Resamples holding a single class are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from rimclf.benchmark._methods import METHODS, REFERENCE
+from rimclf.errors import CohortError, DataWarning
+from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, subject_bootstrap_indices
+
+#: Columns of ``predictions.tsv``, in order.
+PREDICTION_COLUMNS = ["method", "repeat", "fold", "participant_id", "lesion_id", "rim", "probability"]
+#: Metrics of the results table, in order.
+METRICS = ("pauc", "pr_auc", "roc_auc")
+METRIC_LABELS = {"pauc": "pAUC", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
+
+
+def ranking_metrics(labels: np.ndarray, scores: np.ndarray, max_fpr: float = 0.1) -> tuple[float, float, float]:
+    """(standardised partial ROC AUC, average precision, ROC AUC) from one sort of the scores.
+
+    Equal, to rounding, to :func:`~rimclf.metrics.partial_roc_auc`, :func:`~rimclf.metrics.pr_auc`
+    and :func:`~rimclf.metrics.roc_auc` (sklearn's ``roc_auc_score(max_fpr=)`` and
+    ``average_precision_score``), without their input checks: the bootstrap calls it tens of
+    thousands of times. ``labels`` must hold both classes.
+    """
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    sorted_scores = scores[order]
+    threshold_index = np.r_[np.flatnonzero(np.diff(sorted_scores)), sorted_scores.size - 1]
+    true_positives = np.cumsum(labels[order])[threshold_index]
+    false_positives = threshold_index + 1 - true_positives
+    tpr = np.r_[0.0, true_positives / true_positives[-1]]
+    fpr = np.r_[0.0, false_positives / false_positives[-1]]
+    roc = _trapezoid(tpr, fpr)
+    precision = true_positives / (true_positives + false_positives)
+    average_precision = float(np.sum(np.diff(tpr) * precision))
+    if max_fpr >= 1:
+        return roc, average_precision, roc
+    stop = int(np.searchsorted(fpr, max_fpr, "right"))
+    tpr_at_max = np.interp(max_fpr, fpr[stop - 1 : stop + 1], tpr[stop - 1 : stop + 1])
+    partial = _trapezoid(np.r_[tpr[:stop], tpr_at_max], np.r_[fpr[:stop], max_fpr])
+    min_area, max_area = 0.5 * max_fpr**2, max_fpr
+    return float(0.5 * (1 + (partial - min_area) / (max_area - min_area))), average_precision, roc
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1])) / 2.0)
+
+
+def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(predictions, pd.DataFrame):
+        raise CohortError(f"predictions must be a pandas DataFrame (predictions.tsv), got {type(predictions).__name__}")
+    missing = [column for column in PREDICTION_COLUMNS if column not in predictions.columns]
+    if missing:
+        raise CohortError(f"predictions lack the column(s) {missing}; expected {PREDICTION_COLUMNS}")
+    frame = predictions[PREDICTION_COLUMNS].copy()
+    frame["participant_id"] = frame["participant_id"].astype(str)
+    if frame["probability"].isna().any() or frame["rim"].isna().any():
+        raise CohortError("predictions hold missing rim labels or probabilities")
+    return frame
+
+
+def _score_matrix(frame: pd.DataFrame, lesions: pd.MultiIndex) -> tuple[list[str], list, np.ndarray]:
+    """Scores (n_methods, n_repeats, n_lesions) in ``lesions`` order, after checking completeness."""
+    methods = list(dict.fromkeys(frame["method"]))
+    repeats = sorted(frame["repeat"].unique().tolist())
+    scores = np.empty((len(methods), len(repeats), len(lesions)))
+    for m, method in enumerate(methods):
+        rows = frame[frame["method"] == method]
+        for r, repeat in enumerate(repeats):
+            subset = rows[rows["repeat"] == repeat].set_index(["participant_id", "lesion_id"])["probability"]
+            if subset.index.has_duplicates:
+                raise CohortError(f"method {method!r}, repeat {repeat}: a lesion is predicted more than once")
+            if len(subset) != len(lesions) or not subset.index.isin(lesions).all():
+                raise CohortError(
+                    f"method {method!r}, repeat {repeat}: {len(subset)} lesions predicted, the predictions "
+                    f"hold {len(lesions)}; every method must predict every lesion once per repeat"
+                )
+            scores[m, r] = subset.reindex(lesions).to_numpy(dtype=np.float64)
+    return methods, repeats, scores
+
+
+def _percentiles(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+    return low, high
+
+
+def summarize_predictions(
+    predictions: pd.DataFrame,
+    *,
+    reference: str | None = REFERENCE,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    max_fpr: float = 0.1,
+    random_state: object = 0,
+    timings: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The results table of the benchmark, recomputed from its out-of-fold predictions.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        ``predictions.tsv``: columns ``method, repeat, fold, participant_id, lesion_id, rim,
+        probability``; every method must predict every lesion exactly once per repeat.
+    reference : str or None, default="qsmrimnet_deepsmote"
+        Method the others are compared with (paired differences ``method - reference``; left
+        empty when None or absent from the predictions).
+    n_boot : int, default=1000
+        Subject bootstrap resamples.
+    alpha : float, default=0.05
+        1 - confidence level.
+    max_fpr : float, default=0.1
+        Upper false-positive rate of the partial ROC AUC.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the resamples.
+    timings : pandas.DataFrame, optional
+        ``folds.tsv`` (``method``, ``fit_seconds``, ``fit_cpu_seconds``, ``predict_seconds`` per
+        fold); adds their means per fold.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method, in the order of first appearance: ``method``, ``label``,
+        ``n_subjects``, ``n_lesions``, ``n_rim``, ``n_repeats``; for each metric in (``pauc``,
+        ``pr_auc``, ``roc_auc``): the estimate (mean over repeats), ``*_ci_low``, ``*_ci_high``,
+        ``*_sd`` (over repeats); then ``*_diff``, ``*_diff_ci_low``, ``*_diff_ci_high``,
+        ``*_diff_p`` against the reference; ``n_boot_valid``; and the timing means.
+    """
+    frame = _check_predictions(predictions)
+    lesion_table = frame.drop_duplicates(["participant_id", "lesion_id", "rim"])
+    if lesion_table.duplicated(["participant_id", "lesion_id"]).any():
+        raise CohortError("predictions give one lesion two different rim labels")
+    lesion_table = lesion_table.sort_values(["participant_id", "lesion_id"])
+    lesions = pd.MultiIndex.from_frame(lesion_table[["participant_id", "lesion_id"]])
+    labels = lesion_table["rim"].to_numpy(dtype=np.int64)
+    groups = lesion_table["participant_id"].to_numpy()
+    methods, repeats, scores = _score_matrix(frame, lesions)
+
+    estimates = np.empty((len(methods), len(repeats), len(METRICS)))
+    for m in range(len(methods)):
+        for r in range(len(repeats)):
+            estimates[m, r] = (
+                partial_roc_auc(labels, scores[m, r], max_fpr=max_fpr),
+                pr_auc(labels, scores[m, r]),
+                roc_auc(labels, scores[m, r]),
+            )
+    replicates, n_skipped = [], 0
+    for index in subject_bootstrap_indices(groups, n_boot, random_state):
+        resampled = labels[index]
+        if resampled.min() == resampled.max():
+            n_skipped += 1
+            continue
+        replicates.append([
+            np.mean([ranking_metrics(resampled, scores[m, r, index], max_fpr) for r in range(len(repeats))], axis=0)
+            for m in range(len(methods))
+        ])
+    if not replicates:
+        raise CohortError(f"all {n_boot} subject resamples held a single class; too few subjects with rim+ lesions")
+    if n_skipped > 0.05 * n_boot:
+        warnings.warn(
+            f"{n_skipped} of {n_boot} subject resamples held a single class and were skipped; "
+            "the intervals are conditional on resamples holding both classes", DataWarning, stacklevel=2,
+        )
+    values = np.asarray(replicates)  # (n_valid, n_methods, n_metrics)
+    low, high = _percentiles(values, alpha)
+    mean = estimates.mean(axis=1)
+    spread = estimates.std(axis=1, ddof=1) if len(repeats) > 1 else np.full_like(mean, np.nan)
+
+    table = pd.DataFrame({
+        "method": methods,
+        "label": [METHODS[name].label if name in METHODS else name for name in methods],
+        "n_subjects": len(np.unique(groups)),
+        "n_lesions": len(labels),
+        "n_rim": int(labels.sum()),
+        "n_repeats": len(repeats),
+    })
+    for k, metric in enumerate(METRICS):
+        table[metric] = mean[:, k]
+        table[f"{metric}_ci_low"] = low[:, k]
+        table[f"{metric}_ci_high"] = high[:, k]
+        table[f"{metric}_sd"] = spread[:, k]
+    has_reference = reference is not None and reference in methods
+    for k, metric in enumerate(METRICS):
+        diff = np.full(len(methods), np.nan)
+        diff_low, diff_high, p_value = diff.copy(), diff.copy(), diff.copy()
+        if has_reference:
+            ref = methods.index(reference)
+            for m in range(len(methods)):
+                if m == ref:
+                    continue
+                differences = values[:, m, k] - values[:, ref, k]
+                diff[m] = mean[m, k] - mean[ref, k]
+                diff_low[m], diff_high[m] = np.quantile(differences, [alpha / 2.0, 1.0 - alpha / 2.0])
+                n_tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
+                p_value[m] = min(1.0, 2.0 * (1 + n_tail) / (differences.size + 1))
+        table[f"{metric}_diff"] = diff
+        table[f"{metric}_diff_ci_low"] = diff_low
+        table[f"{metric}_diff_ci_high"] = diff_high
+        table[f"{metric}_diff_p"] = p_value
+    table["n_boot_valid"] = values.shape[0]
+    if timings is not None:
+        means = timings.groupby("method", sort=False)[["fit_seconds", "fit_cpu_seconds", "predict_seconds"]].mean()
+        table = table.join(means, on="method")
+    return table
+
+
+def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int = 3) -> str:
+    """The results table as aligned text (or a markdown table): metrics with CIs, differences
+    against the reference with their CIs and p-values, and the mean training time per fold."""
+    def with_ci(row, metric: str) -> str:
+        return f"{row[metric]:.{digits}f} [{row[metric + '_ci_low']:.{digits}f}, {row[metric + '_ci_high']:.{digits}f}]"
+
+    def difference(row, metric: str) -> str:
+        if not np.isfinite(row[f"{metric}_diff"]):
+            return "reference" if row["method"] == REFERENCE else ""
+        return (f"{row[metric + '_diff']:+.{digits}f} [{row[metric + '_diff_ci_low']:+.{digits}f}, "
+                f"{row[metric + '_diff_ci_high']:+.{digits}f}] p={row[metric + '_diff_p']:.2g}")
+
+    header = ["method", *(f"{METRIC_LABELS[m]} [95% CI]" for m in METRICS), "Δ pAUC vs DeepSMOTE", "Δ PR AUC vs DeepSMOTE"]
+    has_time = "fit_seconds" in results.columns
+    if has_time:
+        header.append("fit s/fold")
+    rows = []
+    for _, row in results.iterrows():
+        cells = [row["label"] if markdown else row["method"], *(with_ci(row, m) for m in METRICS),
+                 difference(row, "pauc"), difference(row, "pr_auc")]
+        if has_time:
+            cells.append(f"{row['fit_seconds']:.1f}")
+        rows.append(cells)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+    widths = [max(len(str(cells[i])) for cells in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip() for cells in [header, *rows])
