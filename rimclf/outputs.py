@@ -144,7 +144,7 @@ def write_montage(
             ax.set_title(f"{name}  lesion {row.lesion_id}\np={row.probability:.2f} {verdict}{truth}", fontsize=8)
     label = subject["participant_id"].iloc[0]
     fig.suptitle(f"sub-{label}: lesions ranked by rim+ probability (QSM window ±100 ppb, axial, 40 mm)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.8 * n_rows)))  # room for the suptitle
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)
