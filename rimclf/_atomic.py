@@ -10,6 +10,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_permissions(path: Path) -> None:
+    """Give a file made by ``mkstemp`` (0600) or a folder made by ``mkdtemp`` (0700) the
+    permissions an ordinary ``open``/``mkdir`` would have given it under the current umask."""
+    mode = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, mode & ~_current_umask())
+
+
 def refuse_overwrite(path: str | os.PathLike, *, force: bool) -> None:
     """Raise :class:`FileExistsError` if ``path`` exists and ``force`` is false."""
     path = Path(path)
@@ -33,6 +46,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object], *, f
     tmp = Path(tmp_name)
     try:
         writer(tmp)
+        public_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -56,6 +70,7 @@ def atomic_output_dir(out: str | os.PathLike, *, force: bool = False) -> Iterato
     refuse_overwrite(out, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    public_permissions(tmp)
     try:
         yield tmp
     except BaseException:

@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from rimclf._atomic import public_permissions
 from rimclf.errors import CohortError, DataWarning
 
 #: Two affines are "the same grid" when no entry differs by more than this (mm).
@@ -182,6 +183,7 @@ def save_nifti(
     os.close(fd)
     try:
         nib.save(image, tmp)
+        public_permissions(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

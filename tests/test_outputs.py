@@ -66,3 +66,18 @@ def test_failure_leaves_nothing_behind(table: pd.DataFrame, tmp_path: Path) -> N
     with pytest.raises(Exception, match="missing_mask"):
         write_prediction_outputs(tmp_path / "out", broken, np.zeros(len(broken)), 0.5)
     assert list(tmp_path.iterdir()) == [tmp_path / "cohort"]
+
+
+def test_outputs_are_readable_by_others_under_the_usual_umask(table: pd.DataFrame, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        write_prediction_outputs(tmp_path / "out", table, np.zeros(len(table)), 0.5, montage=False)
+    finally:
+        os.umask(previous)
+    out = tmp_path / "out"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "lesions.tsv").stat().st_mode) == 0o644
+    assert stat.S_IMODE(next(out.glob("sub-*/*_map.nii.gz")).stat().st_mode) == 0o644

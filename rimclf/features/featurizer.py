@@ -96,7 +96,6 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         tags.input_tags.two_d_array = False
-        tags.input_tags.dataframe = True
         return tags
 
     def extractors(self) -> tuple[RadiomicsExtractor | None, PatchExtractor | None]:

@@ -117,7 +117,6 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         tags.input_tags.two_d_array = False
-        tags.input_tags.dataframe = True
         return tags
 
     def _validate(self) -> tuple[tuple[float, ...], tuple[int, ...], tuple[str, ...]]:

@@ -225,7 +225,6 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         tags.input_tags.two_d_array = False
-        tags.input_tags.dataframe = True
         return tags
 
     # -- validation ---------------------------------------------------------------------------

@@ -221,3 +221,13 @@ def test_each_volume_is_read_once_per_subject(table: pd.DataFrame, monkeypatch: 
         radiomics=RadiomicsExtractor(region="both", params={"featureClass": {"firstorder": ["Mean"]}})
     ).transform(table.iloc[:10])
     assert sorted(calls) == sorted(["read_qsm", "read_volume", "read_lesion_labels"] * 2)  # 2 subjects, 10 lesions
+
+
+def test_sklearn_tags_are_readable():
+    from sklearn.utils import get_tags
+
+    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+
+    for estimator in (LesionFeaturizer(), RadiomicsExtractor(), PatchExtractor()):
+        tags = get_tags(estimator)
+        assert tags.requires_fit is False and tags.input_tags.two_d_array is False
