@@ -174,6 +174,8 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         memory = self._memory()
         compute = memory.cache(_featurize_subject, ignore=["task", "radiomics", "patches"])
         cached = getattr(memory, "location", None) is not None
+        # largest subjects first, so that with n_jobs > 1 no worker is left with a big one at the end
+        tasks = sorted(tasks, key=lambda entry: -len(entry[0].lesion_ids))
         calls = (
             delayed(compute)(_cache_key(task, settings) if cached else None, task, radiomics, patches)
             for task, _, _ in tasks
