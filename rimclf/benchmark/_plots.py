@@ -100,7 +100,7 @@ def plot_curves(predictions: pd.DataFrame, results: pd.DataFrame, kind: str = "r
         axis.set_xlim(0, 1)
         axis.set_ylim(0, 1.01)
         axis.set_title(title)
-        axis.legend(fontsize=7.5, loc="lower right" if kind == "roc" else "lower left")
+        axis.legend(fontsize=7.5, loc="lower right" if kind == "roc" else "best")
     figure.suptitle(("ROC" if kind == "roc" else "Precision-recall") + " curves, pooled out-of-fold predictions")
     return figure
 
