@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.rimclf-installed
 DEMO_DIR ?= demo_output
+BENCH_DIR ?= bench_output
 
 .PHONY: install test demo bench clean
 
@@ -32,6 +33,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_imbalance.py --quick --out $(BENCH_DIR)/imbalance-quick --force
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
