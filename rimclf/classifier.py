@@ -69,7 +69,9 @@ class QSMRimNetClassifier(
         bf16 autocast: ``"auto"`` uses it on CUDA (with bf16 support) only; ``True`` also on CPU.
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, dropout, batch composition and DeepSMOTE weights; an int
-        makes CPU training repeatable bit for bit. torch's global generators are restored after
+        makes CPU training repeatable bit for bit, in one process or across processes, for a
+        given number of torch threads (another ``torch.get_num_threads()`` sums in another order
+        and moves the probabilities by about 1e-5). torch's global generators are restored after
         ``fit``.
     device : "auto", str or torch.device, default="auto"
         ``"auto"``: CUDA when available, else CPU. Resolved into ``device_``.

@@ -2,6 +2,8 @@
 
 import json
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -117,6 +119,39 @@ def test_bit_for_bit_repeatable(data):
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
     assert first.history[:, "train_loss"] == second.history[:, "train_loss"]
     assert not np.array_equal(first.predict_proba(X), other.predict_proba(X))
+
+
+_FIT_IN_FRESH_PROCESS = """
+import sys
+import numpy as np
+import torch
+from skorch.helper import SliceDict
+from rimclf.classifier import QSMRimNetClassifier
+
+torch.set_num_threads(int(sys.argv[1]))
+rng = np.random.default_rng(0)
+y = np.zeros(48, dtype=int)
+y[::6] = 1
+X = SliceDict(
+    patches=rng.normal(size=(48, 3, 8, 8, 8)).astype(np.float32),
+    radiomics=rng.normal(size=(48, 5)).astype(np.float32),
+)
+clf = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=7).fit(X, y)
+sys.stdout.write(clf.predict_proba(X)[:, 1].astype(np.float32).tobytes().hex())
+"""
+
+
+def test_repeatable_across_processes():
+    """Two fresh interpreters with the same thread count train the same network, bit for bit."""
+
+    def fit(threads: int) -> np.ndarray:
+        command = [sys.executable, "-c", _FIT_IN_FRESH_PROCESS, str(threads)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
+        return np.frombuffer(bytes.fromhex(done.stdout.strip()), dtype=np.float32)
+
+    first, second = fit(1), fit(1)
+    assert first.shape == (48,) and np.all((first > 0) & (first < 1))
+    np.testing.assert_array_equal(first, second)
 
 
 def test_history_counts_synthetic_rows(fitted, data):
