@@ -81,13 +81,7 @@ def _model_params(sampler: str, defaults: dict, params: dict) -> dict:
     return merged
 
 
-def make_random_forest(
-    sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
-    select_radiomics: bool = True, **params: object,
-) -> Pipeline:
-    """Random forest on radiomics features, as in APRL (500 trees).
-
-    Parameters
+_SHARED_DOC = """Parameters
     ----------
     sampler : {"smote", "class_weight", "none"}, default="smote"
         Imbalance handling: :class:`SafeSMOTE` on the training folds, ``class_weight="balanced"``
@@ -104,7 +98,24 @@ def make_random_forest(
 
     Returns
     -------
-    imblearn.pipeline.Pipeline
+    imblearn.pipeline.Pipeline"""
+
+
+def _shared_doc(factory):
+    """Fill the parameters and returns that every baseline factory shares into its docstring."""
+    if factory.__doc__:  # None under python -OO
+        factory.__doc__ = factory.__doc__.replace("{shared}", _SHARED_DOC)
+    return factory
+
+
+@_shared_doc
+def make_random_forest(
+    sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
+    select_radiomics: bool = True, **params: object,
+) -> Pipeline:
+    """Random forest on radiomics features, as in APRL (500 trees).
+
+    {shared}
     """
     sampler = _check_sampler(sampler)
     model = RandomForestClassifier(
@@ -113,30 +124,14 @@ def make_random_forest(
     return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
 
 
+@_shared_doc
 def make_logistic_regression(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
     select_radiomics: bool = True, **params: object,
 ) -> Pipeline:
     """L2-penalised logistic regression on standardised radiomics features.
 
-    Parameters
-    ----------
-    sampler : {"smote", "class_weight", "none"}, default="smote"
-        Imbalance handling: :class:`SafeSMOTE` on the training folds, ``class_weight="balanced"``
-        in the model, or nothing.
-    k_neighbors : int, default=5
-        SMOTE neighbours (lowered automatically in folds with few rim+ lesions).
-    random_state : int, RandomState instance or None, default=None
-        Seeds SMOTE and the model.
-    select_radiomics : bool, default=True
-        Prepend :class:`SelectRadiomics`, so the pipeline takes the featurizer's ``SliceDict``
-        as well as a plain feature matrix.
-    **params
-        Keyword arguments of the model; they override the defaults above.
-
-    Returns
-    -------
-    imblearn.pipeline.Pipeline
+    {shared}
     """
     sampler = _check_sampler(sampler)
     defaults = {"C": 1.0, "max_iter": 5000, "random_state": random_state}
@@ -144,30 +139,14 @@ def make_logistic_regression(
     return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
 
 
+@_shared_doc
 def make_gradient_boosting(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
     select_radiomics: bool = True, **params: object,
 ) -> Pipeline:
     """Histogram gradient boosting (:class:`~sklearn.ensemble.HistGradientBoostingClassifier`).
 
-    Parameters
-    ----------
-    sampler : {"smote", "class_weight", "none"}, default="smote"
-        Imbalance handling: :class:`SafeSMOTE` on the training folds, ``class_weight="balanced"``
-        in the model, or nothing.
-    k_neighbors : int, default=5
-        SMOTE neighbours (lowered automatically in folds with few rim+ lesions).
-    random_state : int, RandomState instance or None, default=None
-        Seeds SMOTE and the model.
-    select_radiomics : bool, default=True
-        Prepend :class:`SelectRadiomics`, so the pipeline takes the featurizer's ``SliceDict``
-        as well as a plain feature matrix.
-    **params
-        Keyword arguments of the model; they override the defaults above.
-
-    Returns
-    -------
-    imblearn.pipeline.Pipeline
+    {shared}
     """
     sampler = _check_sampler(sampler)
     model = HistGradientBoostingClassifier(
