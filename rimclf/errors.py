@@ -17,3 +17,7 @@ class QSMUnitWarning(UserWarning):
 
 class DataWarning(UserWarning):
     """Input data was repaired (e.g. NaN outside the brain zero-filled) or lesions were skipped."""
+
+
+class ModelVersionWarning(UserWarning):
+    """The model was saved with other versions of rimclf, torch, pyradiomics, skorch or scikit-learn."""

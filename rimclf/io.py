@@ -30,7 +30,7 @@ import torch
 
 from rimclf._atomic import atomic_output_dir
 from rimclf._version import __version__
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, ModelVersionWarning
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelVersionWarning", "load_model", "save_model"]
 
@@ -60,10 +60,6 @@ _FEATURIZER_KEYS = {"radiomics": (dict, type(None)), "patches": (dict, type(None
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
 _TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
-
-
-class ModelVersionWarning(UserWarning):
-    """The model was saved with other versions of rimclf, torch, pyradiomics, skorch or scikit-learn."""
 
 
 def _versions() -> dict[str, str]:
