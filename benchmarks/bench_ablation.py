@@ -36,14 +36,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -77,16 +75,6 @@ def make_configs(normalizations: list[str]) -> list[Config]:
             Config(f"cnn-{normalize}", f"CNN only, {normalize}", "patches", normalize, baseline="cnn-nawm")
         )
     return configs
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def phantom_cohort(work: Path, n_subjects: int, seed: int, difficulty: str) -> tuple[Path, float]:
@@ -304,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     results = summarise(configs, scores, y, groups, records, args.n_boot, args.seed)
     total = time.perf_counter() - started
 
-    versions = package_versions()
+    from rimclf.benchmark import package_versions
+
+    versions = package_versions(VERSIONED)
     header = "\n".join([
         "### Does it learn? Branches and normalisation", "",
         (f"Phantom cohort: {args.subjects} subjects, difficulty {args.difficulty}, seed {args.seed}: "

@@ -18,14 +18,12 @@ import cProfile
 import json
 import logging
 import os
-import platform
 import pstats
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -62,17 +60,6 @@ else:
     LesionFeaturizer(patches="default" if sys.argv[1] == "both" else None, progress=False).transform(table)
 print(json.dumps({"imports_mib": before, "peak_mib": high_water_mib()}))
 """
-
-
-def versions() -> dict[str, str]:
-    names = ["rimclf", "pyradiomics", "SimpleITK", "PyWavelets", "numpy", "scipy", "joblib", "scikit-learn", "nibabel"]
-    found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "?"
-    return found
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -174,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)  # naive pyradiomics repeats "GLCM is symmetrical" per lesion
     from rimclf import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
+    from rimclf.benchmark import package_versions
     from rimclf.phantom import make_phantom_cohort
 
     # LesionFeaturizer returns a skorch SliceDict: importing skorch (and torch) is a once-per-process
@@ -298,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
     )
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
+    names = ("rimclf", "pyradiomics", "SimpleITK", "PyWavelets", "numpy", "scipy", "joblib", "scikit-learn", "nibabel")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in package_versions(names).items()))
     return 0
 
 

@@ -6,12 +6,10 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from rimclf._atomic import atomic_output_dir
+from rimclf._versions import installed_versions
 from rimclf.benchmark._cv import cross_validate_method, extract_features, make_repeated_folds, prediction_frame
 from rimclf.benchmark._methods import REFERENCE, Method, resolve_methods
 from rimclf.benchmark._plots import plot_curves, plot_paired_differences
@@ -37,15 +36,9 @@ OUTPUT_FILES = ("results.csv", "results.json", "predictions.tsv", "folds.tsv", "
                 "paired_differences.png")
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages the benchmark's numbers depend on."""
-    found = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Versions of Python and of the packages the benchmark's numbers depend on (or of ``names``)."""
+    return installed_versions(names)
 
 
 def _labelled_table(cohort: object) -> tuple[pd.DataFrame, int]:

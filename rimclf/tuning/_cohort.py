@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 from pathlib import Path
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from rimclf._atomic import atomic_output_dir, refuse_overwrite
+from rimclf._versions import installed_versions
 from rimclf.errors import CohortError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
@@ -104,19 +103,7 @@ def featurize_cohort(
 
 
 def _versions() -> dict[str, str]:
-    import sklearn
-
-    from rimclf._version import __version__
-
-    versions = {"rimclf": __version__, "optuna": optuna.__version__, "scikit-learn": sklearn.__version__,
-                "numpy": np.__version__, "python": platform.python_version()}
-    try:
-        import torch
-
-        versions["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return versions
+    return installed_versions(("rimclf", "optuna", "scikit-learn", "numpy", "torch"))
 
 
 def study_summary(study: optuna.Study, best_params: dict, **extra: object) -> dict:
