@@ -54,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from rimclf.errors import CohortError
+    from rimclf.errors import RimclfError
 
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)
-    except (CohortError, FileExistsError, FileNotFoundError) as exc:
+    except (RimclfError, FileExistsError, FileNotFoundError) as exc:
         print(f"rimclf {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
