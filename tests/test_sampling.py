@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rimclf._sampling import (
+from rimclf.classifier.batches import (
     GroupValidSplit,
     LesionBatchDataset,
     StratifiedBatchSampler,

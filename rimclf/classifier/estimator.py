@@ -1,4 +1,4 @@
-"""QSMRimNetClassifier: QSMRim-Net as a scikit-learn classifier (a skorch net)."""
+"""The estimator: QSMRim-Net as a skorch ``NeuralNetBinaryClassifier``, with its loss settings."""
 
 from __future__ import annotations
 
@@ -12,26 +12,21 @@ from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_device
 from sklearn.utils import check_random_state
 
-from rimclf._device import (
+from rimclf.classifier.batches import LesionBatchDataset, StratifiedBatchSampler, as_lesion_dataset
+from rimclf.classifier.device import (
     AutoDeviceMixin,
     autocast,
-    resolve_device,
     resolve_amp,
+    resolve_device,
     seeded_torch,
     uses_channels_last,
 )
-from rimclf._inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
-from rimclf._sampling import (
-    GroupValidSplit,
-    LesionBatchDataset,
-    StratifiedBatchSampler,
-    as_lesion_dataset,
-)
-from rimclf._state import FittedStateMixin
+from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
+from rimclf.classifier.state import FittedStateMixin
 from rimclf.errors import CohortError
 from rimclf.nn import DeepSMOTE, QSMRimNet
 
-__all__ = ["GroupValidSplit", "IMBALANCE_CHOICES", "QSMRimNetClassifier", "StratifiedBatchSampler"]
+__all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier"]
 
 #: allowed values of ``imbalance``
 IMBALANCE_CHOICES = ("deepsmote", "class_weight", "oversample", "none")
@@ -258,7 +253,17 @@ class QSMRimNetClassifier(
         self.module_ = module
         return self
 
+    # ---------------------------------------------------------------- loss
+    def _fit_loss(self, labels: np.ndarray) -> None:
+        """Learn ``pos_weight_``: ``n_rim- / n_rim+`` of the training labels with
+        ``imbalance="class_weight"``, else None."""
+        self.pos_weight_ = None
+        if self.imbalance == "class_weight":
+            n_positive = int((labels > 0.5).sum())
+            self.pos_weight_ = float((labels.size - n_positive) / n_positive)
+
     def initialize_criterion(self) -> QSMRimNetClassifier:
+        """The BCE criterion, weighted by ``pos_weight_`` with ``imbalance="class_weight"``."""
         kwargs = self.get_params_for("criterion")
         pos_weight = getattr(self, "pos_weight_", None)
         weighted = self.imbalance == "class_weight" and pos_weight is not None
@@ -289,7 +294,8 @@ class QSMRimNetClassifier(
         inputs = check_inputs(X, self._module_branches())
         labels = check_labels(y, next(iter(inputs.values())).shape[0])
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
-            self._fit_preprocessing(inputs, labels)  # a warm start keeps the fitted statistics
+            self._fit_preprocessing(inputs)  # a warm start keeps the fitted statistics
+            self._fit_loss(labels)
         torch_seed = self._seed_everything()
         dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
         with self._skorch_sees_device(), seeded_torch(torch_seed, resolve_device(self.device)):
@@ -306,7 +312,8 @@ class QSMRimNetClassifier(
         inputs = check_inputs(X, self._module_branches())
         labels = check_labels(y, next(iter(inputs.values())).shape[0])
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
-            self._fit_preprocessing(inputs, labels)
+            self._fit_preprocessing(inputs)
+            self._fit_loss(labels)
             self._seed_everything()
         dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
         with self._skorch_sees_device():
@@ -377,8 +384,9 @@ class QSMRimNetClassifier(
         return super().predict_proba(dataset)
 
     def predict(self, X: object) -> np.ndarray:
-        """0/1 decisions: rim+ where the rim+ probability exceeds ``threshold``."""
-        return (self.predict_proba(X)[:, 1] > self.threshold).astype(np.int64)
+        """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``
+        (as :class:`rimclf.RimModel` decides)."""
+        return (self.predict_proba(X)[:, 1] >= self.threshold).astype(np.int64)
 
 
 def _is_int(value: object) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from skorch.utils import is_dataset
 
-from rimclf._sampling import LesionBatchDataset
+from rimclf.classifier.batches import LesionBatchDataset
 from rimclf.errors import CohortError, DataWarning
 
 #: keys of X understood by the estimator
@@ -184,9 +184,9 @@ def signature_parameters(factory: Any) -> dict[str, inspect.Parameter]:
 class LesionInputsMixin:
     """Fitted preprocessing of a skorch net taking the lesion SliceDict.
 
-    ``_fit_preprocessing`` learns ``in_channels_``, ``patch_shape_``, ``n_radiomics_``, the
-    radiomics statistics and ``pos_weight_`` (the net has ``imbalance`` and ``module__*``
-    parameters); ``get_dataset`` turns X into standardised tensors.
+    ``_fit_preprocessing`` learns ``in_channels_``, ``patch_shape_``, ``n_radiomics_`` and the
+    radiomics statistics; ``get_dataset`` turns X into standardised tensors. It uses only the
+    skorch net's own API (``module``, ``get_params_for``, ``check_is_fitted``).
     """
 
     def _module_branches(self) -> str:
@@ -200,7 +200,8 @@ class LesionInputsMixin:
             return parameter.default
         return "both"
 
-    def _fit_preprocessing(self, inputs: dict[str, np.ndarray], labels: np.ndarray) -> None:
+    def _fit_preprocessing(self, inputs: dict[str, np.ndarray]) -> None:
+        """Learn the input sizes and radiomics statistics of the training inputs."""
         patches = inputs.get("patches")
         self.in_channels_ = None if patches is None else int(patches.shape[1])
         self.patch_shape_ = None if patches is None else tuple(int(s) for s in patches.shape[2:])
@@ -214,10 +215,6 @@ class LesionInputsMixin:
             self.radiomics_median_ = scaler.median
             self.radiomics_mean_ = scaler.mean
             self.radiomics_scale_ = scaler.scale
-        n_positive = int((labels > 0.5).sum())
-        self.pos_weight_ = None
-        if self.imbalance == "class_weight":
-            self.pos_weight_ = float((labels.size - n_positive) / n_positive)
         module_params = self.get_params_for("module")
         learned = (("in_channels", self.in_channels_), ("n_radiomics", self.n_radiomics_))
         for name, fitted in learned:
