@@ -5,7 +5,7 @@ The demo is the whole workflow on synthetic data, sized for a laptop CPU (about 
 
 1. writes two phantom cohorts with different seeds: ``OUT/cohort-train`` and ``OUT/cohort-test``
    (held-out subjects), and prints their lesion and rim+ counts;
-2. trains a :class:`~rimclf.model.RimModel` (CPU-size QSMRim-Net, threshold from a
+2. trains a :class:`~rimclf.RimModel` (CPU-size QSMRim-Net, threshold from a
    subject-grouped CV) on the training cohort and saves it to ``OUT/model``;
 3. loads the saved model and predicts the held-out cohort into ``OUT/predictions`` (lesion
    table, per-subject counts, NIfTI probability maps, PNG montages);
@@ -250,8 +250,8 @@ def run_demo(
     from rimclf.cohort import load_cohort
     from rimclf.errors import CohortError
     from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
-    from rimclf.io import load_model
-    from rimclf.model import predict_cohort, train_model
+    from rimclf.model_files import load_model
+    from rimclf.workflows import predict_cohort, train_model
 
     report = report or (lambda text: None)
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -27,7 +28,8 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import check_random_state
 
-from rimclf.errors import CohortError, DataWarning
+from rimclf._validation import is_real
+from rimclf.errors import CohortError, DataWarning, ParameterError
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, threshold_at_specificity
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,29 @@ class ThresholdChoice:
     def to_dict(self) -> dict:
         """The fields as a JSON-ready dict."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields: object) -> ThresholdChoice:
+        """The choice :meth:`to_dict` describes, after checking its keys and values.
+
+        Raises
+        ------
+        ParameterError
+            ``fields`` is not a dict of the known keys with ``value`` and ``method``, the method
+            is not one of :data:`THRESHOLD_METHODS`, or a number is not finite.
+        """
+        known = {field.name for field in dataclasses.fields(cls)}
+        if not isinstance(fields, dict) or not set(fields) <= known or not {"value", "method"} <= set(fields):
+            shown = sorted(fields) if isinstance(fields, dict) else type(fields).__name__
+            raise ParameterError(
+                f"threshold must have keys 'value', 'method' and optionally {sorted(known - {'value', 'method'})}; got {shown}"
+            )
+        if fields["method"] not in THRESHOLD_METHODS:
+            raise ParameterError(f"threshold method {fields['method']!r} is not one of {THRESHOLD_METHODS}")
+        for key, value in fields.items():
+            if key != "method" and value is not None and (not is_real(value) or not math.isfinite(value)):
+                raise ParameterError(f"threshold['{key}'] must be a finite number, got {value!r}")
+        return cls(**fields)
 
     def describe(self) -> str:
         """One line for people: the threshold, how it was chosen and what it reaches."""

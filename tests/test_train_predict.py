@@ -15,7 +15,8 @@ from rimclf import CohortError
 from rimclf.cohort import read_lesion_labels
 from rimclf.errors import DataWarning
 from rimclf.metrics import threshold_at_specificity
-from rimclf.model import RimModel, predict_cohort, subject_table, train_model
+from rimclf import RimModel
+from rimclf.workflows import predict_cohort, subject_table, train_model
 from rimclf.threshold import subject_folds, threshold_from_probabilities
 from tests.model_builders import tiny_cohort, tiny_estimators, tiny_model, tiny_table
 

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from rimclf._atomic import atomic_output_dir
-from rimclf._versions import installed_versions
+from rimclf._records import installed_versions
 from rimclf.benchmark._cv import cross_validate_method, extract_features, make_repeated_folds, prediction_frame
 from rimclf.benchmark._methods import REFERENCE, Method, resolve_methods
 from rimclf.benchmark._plots import plot_curves, plot_paired_differences

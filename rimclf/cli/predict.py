@@ -51,21 +51,17 @@ def run(args: argparse.Namespace) -> int:
         missing = [name for name in files if name not in given]
         raise CohortError(f"give a COHORT, or one subject's --qsm, --flair and --mask (missing: {', '.join(missing)})")
 
-    from rimclf.io import load_model
-    from rimclf.model import predict_cohort, subject_table
+    from rimclf.model_files import load_model
+    from rimclf.workflows import predict_cohort, predict_subject
 
-    options = {"min_voxels": args.min_voxels, "qsm_unit": args.qsm_unit, "connectivity": args.connectivity}
+    options = {"min_voxels": args.min_voxels, "qsm_unit": args.qsm_unit, "connectivity": args.connectivity,
+               "force": args.force, "n_jobs": args.jobs, "memory": args.cache, "montage": not args.no_montage}
     model = load_model(args.model, device=args.device)
     model.featurizer_.set_params(progress=not args.quiet)
     if args.cohort:
-        cohort = args.cohort
+        paths = predict_cohort(model, args.cohort, args.out, **options)
     else:
-        from rimclf._atomic import refuse_overwrite
-
-        refuse_overwrite(args.out, force=args.force)
-        cohort = subject_table(args.qsm, args.flair, args.mask, participant_id=args.participant, **options)
-    paths = predict_cohort(model, cohort, args.out, force=args.force, n_jobs=args.jobs, memory=args.cache,
-                           montage=not args.no_montage, **options)
+        paths = predict_subject(model, args.qsm, args.flair, args.mask, args.out, participant_id=args.participant, **options)
     import pandas as pd
 
     subjects = pd.read_csv(paths["subjects"], sep="\t", dtype={"participant_id": str})

@@ -107,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save, and report the threshold and where the model went."""
-    from rimclf.model import train_model
+    from rimclf.workflows import train_model
 
     quiet_library_logs(args)
     featurizer, classifier = make_estimators(args)

@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from rimclf._atomic import atomic_output_dir, refuse_overwrite
-from rimclf._versions import installed_versions
+from rimclf._records import installed_versions
 from rimclf.errors import CohortError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
