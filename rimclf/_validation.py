@@ -18,7 +18,7 @@ Functions check their arguments with :func:`check_param` (or :func:`check_int`,
 raises :class:`~rimclf.errors.ParameterError` (a ``ValueError``) that repeats the name and the
 value and says what is allowed::
 
-    smote_k=0 is not valid; it must be a positive integer
+    QSMRimNetClassifier: smote_k=0 is not valid; it must be a positive integer
 
 Pure Python, so that every layer (``rimclf.nn`` included) may use it.
 """
@@ -33,12 +33,15 @@ from typing import Any
 from rimclf.errors import ParameterError
 
 __all__ = [
+    "N_JOBS",
+    "Bools",
     "Interval",
     "Options",
     "Types",
     "check_bool",
     "check_choice",
     "check_int",
+    "check_n_jobs",
     "check_param",
     "check_real",
     "is_int",
@@ -134,7 +137,17 @@ class Types:
         return self.description
 
 
-Constraint = Interval | Options | Types
+class Bools:
+    """True or False, Python's or numpy's."""
+
+    def accepts(self, value: object) -> bool:
+        return type(value).__name__ in ("bool", "bool_")  # bool, numpy.bool (numpy.bool_ before 2.0)
+
+    def __str__(self) -> str:
+        return "True or False"
+
+
+Constraint = "Interval | Options | Types | Bools"
 
 
 def _describe(constraints: Iterable[Constraint]) -> str:
@@ -142,51 +155,65 @@ def _describe(constraints: Iterable[Constraint]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
-def check_param(value: Any, name: str, constraints: Iterable[Constraint], *, hint: str = "") -> Any:
+def check_param(
+    value: Any, name: str, constraints: Iterable[Constraint], *, owner: str = "", hint: str = ""
+) -> Any:
     """Return ``value`` when one of ``constraints`` accepts it, else raise :class:`ParameterError`.
 
-    The message reads ``"{name}={value!r} is not valid; it must be {allowed}"``, followed by
-    ``"; {hint}"`` when a hint is given.
+    The message reads ``"{owner}: {name}={value!r} is not valid; it must be {allowed}; {hint}"``
+    (without the owner or the hint when they are empty).
     """
     constraints = list(constraints)
     if any(constraint.accepts(value) for constraint in constraints):
         return value
     message = f"{name}={value!r} is not valid; it must be {_describe(constraints)}"
+    message = f"{owner}: {message}" if owner else message
     raise ParameterError(f"{message}; {hint}" if hint else message)
 
 
-def check_int(value: Any, name: str, *, min: int | None = None, max: int | None = None, hint: str = "") -> int:  # noqa: A002
+def check_int(
+    value: Any, name: str, *, min: int | None = None, max: int | None = None,  # noqa: A002
+    owner: str = "", hint: str = "",
+) -> int:
     """``value`` as an ``int`` when it is an integer in ``[min, max]``, else :class:`ParameterError`."""
-    return int(check_param(value, name, [Interval(int, min, max)], hint=hint))
+    return int(check_param(value, name, [Interval(int, min, max)], owner=owner, hint=hint))
 
 
 def check_real(
     value: Any, name: str, *, min: float | None = None, max: float | None = None,  # noqa: A002
-    closed: str = "both", hint: str = "",
+    closed: str = "both", owner: str = "", hint: str = "",
 ) -> float:
     """``value`` as a ``float`` when it is a finite number in the interval, else :class:`ParameterError`."""
-    return float(check_param(value, name, [Interval(float, min, max, closed=closed)], hint=hint))
+    return float(check_param(value, name, [Interval(float, min, max, closed=closed)], owner=owner, hint=hint))
 
 
-def check_choice(value: Any, name: str, choices: Iterable[object], *, hint: str = "") -> Any:
+def check_choice(value: Any, name: str, choices: Iterable[object], *, owner: str = "", hint: str = "") -> Any:
     """``value`` when it is one of ``choices``, else :class:`ParameterError` listing them."""
-    return check_param(value, name, [Options(*choices)], hint=hint)
+    return check_param(value, name, [Options(*choices)], owner=owner, hint=hint)
 
 
-def check_bool(value: Any, name: str) -> bool:
+def check_bool(value: Any, name: str, *, owner: str = "") -> bool:
     """``value`` as a ``bool`` when it is True or False (numpy's too), else :class:`ParameterError`."""
-    if type(value).__name__ in ("bool", "bool_"):  # bool and numpy.bool
-        return bool(value)
-    raise ParameterError(f"{name}={value!r} is not valid; it must be True or False")
+    return bool(check_param(value, name, [Bools()], owner=owner))
 
 
-def validate_params(owner: object, constraints: Mapping[str, Iterable[Constraint]] | None = None) -> None:
-    """Check ``owner``'s parameters against ``constraints`` (default: ``owner._parameter_constraints``).
+#: ``n_jobs`` as joblib takes it: None (one job unless a joblib context says otherwise), a
+#: positive count, or -1 for all cores (-2 all but one, ...).
+N_JOBS = (Options(None), Interval(int, 1), Interval(int, None, -1))
 
-    Each ``name`` is read as ``getattr(owner, name)``; the first value no constraint accepts
-    raises :class:`ParameterError`.
+
+def check_n_jobs(value: Any, *, owner: str = "") -> int | None:
+    """``value`` when it is a valid joblib ``n_jobs`` (see :data:`N_JOBS`), else :class:`ParameterError`."""
+    return check_param(value, "n_jobs", N_JOBS, owner=owner, hint="-1 uses all cores")
+
+
+def validate_params(obj: object, constraints: Mapping[str, Iterable[Constraint]] | None = None) -> None:
+    """Check ``obj``'s parameters against ``constraints`` (default: ``obj._parameter_constraints``).
+
+    Each ``name`` is read as ``getattr(obj, name)``; the first value no constraint accepts
+    raises :class:`ParameterError` naming the class.
     """
     if constraints is None:
-        constraints = type(owner)._parameter_constraints
+        constraints = type(obj)._parameter_constraints
     for name, allowed in constraints.items():
-        check_param(getattr(owner, name), name, allowed)
+        check_param(getattr(obj, name), name, allowed, owner=type(obj).__name__)

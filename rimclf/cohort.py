@@ -39,6 +39,8 @@ from rimclf._nifti import (
     read_volume,
     spatial_shape,
 )
+from rimclf._validation import check_choice, check_int
+from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNITS
 from rimclf.errors import CohortError, QSMUnitWarning
 
 logger = logging.getLogger(__name__)
@@ -61,8 +63,7 @@ TABLE_COLUMNS = [
 ]
 
 _SUFFIXES = {"qsm": "Chimap", "flair": "FLAIR", "mask": "desc-lesions_mask"}
-_CONNECTIVITY_RANK = {6: 1, 18: 2, 26: 3}
-_QSM_UNITS = ("ppb", "ppm")
+_CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edges, 26: + corners
 #: A "ppb" QSM whose 1st-99th percentile range of nonzero voxels stays within this is probably ppm.
 PPM_SUSPICION_LIMIT = 2.0
 
@@ -128,9 +129,7 @@ def _structure(connectivity: int) -> np.ndarray:
 
 
 def _check_connectivity(connectivity: object) -> int:
-    if connectivity not in _CONNECTIVITY_RANK:
-        raise CohortError(f"connectivity={connectivity!r} is not valid; choose 6, 18 or 26")
-    return int(connectivity)  # type: ignore[arg-type]
+    return int(check_choice(connectivity, "connectivity", CONNECTIVITIES))
 
 
 def _is_binary(labels: np.ndarray) -> bool:
@@ -160,7 +159,7 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     return labels, affine
 
 
-def read_qsm(path: str | os.PathLike, unit: str = "ppb") -> tuple[np.ndarray, np.ndarray]:
+def read_qsm(path: str | os.PathLike, unit: str = QSM_UNIT) -> tuple[np.ndarray, np.ndarray]:
     """Read a QSM volume in ppb.
 
     Parameters
@@ -175,8 +174,7 @@ def read_qsm(path: str | os.PathLike, unit: str = "ppb") -> tuple[np.ndarray, np
         When ``unit="ppb"`` but the 1st-99th percentile range of the nonzero voxels lies within
         ±2, which is typical of a map in ppm: the radiomics bin width (25) assumes ppb.
     """
-    if unit not in _QSM_UNITS:
-        raise CohortError(f"qsm_unit={unit!r} is not valid; choose one of {_QSM_UNITS}")
+    check_choice(unit, "qsm_unit", QSM_UNITS)
     data, affine = read_volume(path)
     if unit == "ppm":
         return data * np.float32(1000.0), affine
@@ -293,9 +291,9 @@ def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
 def load_cohort(
     path: str | os.PathLike,
     *,
-    min_voxels: int = 8,
-    connectivity: int = 26,
-    qsm_unit: str = "ppb",
+    min_voxels: int = MIN_VOXELS,
+    connectivity: int = CONNECTIVITY,
+    qsm_unit: str = QSM_UNIT,
     rims: str | os.PathLike | None = None,
     check_data: bool = False,
 ) -> pd.DataFrame:
@@ -332,13 +330,13 @@ def load_cohort(
     Raises
     ------
     CohortError
-        For every bad input, naming the file and the problem.
+        For every bad input file or table, naming the file and the problem.
+    ParameterError
+        For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.
     """
-    if not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
-        raise CohortError(f"min_voxels={min_voxels!r} is not valid; it must be a positive integer")
+    check_int(min_voxels, "min_voxels", min=1)
     connectivity = _check_connectivity(connectivity)
-    if qsm_unit not in _QSM_UNITS:
-        raise CohortError(f"qsm_unit={qsm_unit!r} is not valid; choose one of {_QSM_UNITS}")
+    check_choice(qsm_unit, "qsm_unit", QSM_UNITS)
     root = Path(path).expanduser().resolve()
     if root.is_dir():
         subjects, default_rims = _subjects_from_directory(root)

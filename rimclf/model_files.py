@@ -32,6 +32,7 @@ import torch
 
 from rimclf._atomic import atomic_output_dir
 from rimclf._records import file_sha256, installed_versions, json_value
+from rimclf._validation import is_int
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError
 from rimclf.rim_model import RimModel
 from rimclf.threshold import ThresholdChoice
@@ -134,7 +135,7 @@ def save_model(model: RimModel, path: str | os.PathLike, *, force: bool = False)
     path : str or path-like
         The model directory to create (``settings.json`` and ``weights.pt``).
     force : bool, default=False
-        Replace an existing ``path``; without it an existing ``path`` raises FileExistsError.
+        Replace an existing ``path``; without it an existing ``path`` raises OutputExistsError (a FileExistsError).
 
     Returns
     -------
@@ -216,7 +217,7 @@ def _read_settings(folder: Path) -> dict:
         found = settings.get("format") if isinstance(settings, dict) else type(settings).__name__
         raise ModelFileError(f"{path}: format is {found!r}, not {FORMAT!r}; this is not a rimclf model file")
     version = settings.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if not is_int(version) or version < 1:
         raise ModelFileError(f"{path}: format_version must be a positive integer, got {version!r}")
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format_version {version} was written by a newer rimclf (this one reads up to {FORMAT_VERSION}); upgrade rimclf")

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from rimclf._validation import Interval, Options, check_param, is_int
 from rimclf.errors import CohortError
 from rimclf.threshold import (
     ThresholdChoice,
@@ -85,14 +86,12 @@ class RimModel(ClassifierMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         if self.threshold is not None:
-            valid = not isinstance(self.threshold, bool) and isinstance(self.threshold, (int, float, np.number))
-            if not valid or not np.isfinite(self.threshold):
-                raise CohortError(f"threshold={self.threshold!r} is not valid; give a probability (e.g. 0.5) or None")
+            check_param(self.threshold, "threshold", [Interval(float)], owner="RimModel",
+                        hint="give a probability (e.g. 0.5) or None")
             return
         check_specificity(self.target_specificity)
-        cv = self.threshold_cv
-        if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv == 1 or cv < 0:
-            raise CohortError(f"threshold_cv={cv!r} is not valid; use 0 (in-sample) or at least 2 folds")
+        check_param(self.threshold_cv, "threshold_cv", [Options(0), Interval(int, 2)], owner="RimModel",
+                    hint="0 reads the threshold off the training lesions, k >= 2 off a k-fold CV")
 
     def _featurizer(self):
         from rimclf.features import LesionFeaturizer
@@ -164,7 +163,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
             "params": {
                 "target_specificity": self.target_specificity,
                 "threshold_cv": self.threshold_cv,
-                "random_state": int(random_state) if isinstance(random_state, (int, np.integer)) else None,
+                "random_state": int(random_state) if is_int(random_state) else None,
             },
             "featurizer": self.featurizer_,
             "classifier": self.classifier_.fitted_state(),

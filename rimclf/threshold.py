@@ -28,14 +28,13 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import check_random_state
 
-from rimclf._validation import is_real
-from rimclf.errors import CohortError, DataWarning, ParameterError
+from rimclf._validation import check_int, check_real, is_real
+from rimclf.defaults import THRESHOLD_METHODS
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, threshold_at_specificity
 
 logger = logging.getLogger(__name__)
 
-#: allowed values of ``ThresholdChoice.method``
-THRESHOLD_METHODS = ("cv", "in-sample", "fixed")
 
 
 @dataclass(frozen=True)
@@ -112,10 +111,8 @@ class ThresholdChoice:
 
 
 def check_specificity(value: object, name: str = "target_specificity") -> float:
-    """A specificity in (0, 1), else :class:`CohortError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 < float(value) < 1.0:
-        raise CohortError(f"{name}={value!r} is not valid; it must be a number between 0 and 1 (e.g. 0.9)")
-    return float(value)
+    """A specificity in (0, 1), else :class:`~rimclf.errors.ParameterError` naming ``name``."""
+    return check_real(value, name, min=0.0, max=1.0, closed="neither", hint="e.g. 0.9")
 
 
 def threshold_from_probabilities(
@@ -154,10 +151,9 @@ def threshold_from_probabilities(
 def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: object) -> list[tuple[np.ndarray, np.ndarray]]:
     """Subject-grouped, rim-stratified folds; each training part must hold at least 2 rim+ lesions."""
     n_subjects = len(np.unique(groups))
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
-        raise CohortError(f"threshold_cv={n_splits!r} is not valid; use 0 (in-sample) or at least 2 folds")
+    check_int(n_splits, "threshold_cv", min=2, hint="use 0 (in-sample) or at least 2 folds")
     if n_splits > n_subjects:
-        raise CohortError(f"threshold_cv={n_splits} folds but the training data hold only {n_subjects} subjects")
+        raise ParameterError(f"threshold_cv={n_splits} folds but the training data hold only {n_subjects} subjects")
     seed = int(check_random_state(random_state).randint(2**31 - 1))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
@@ -165,7 +161,7 @@ def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state
         folds = list(splitter.split(np.zeros(len(y)), y, groups))
     for index, (train, _) in enumerate(folds):
         if int(y[train].sum()) < 2:
-            raise CohortError(
+            raise ParameterError(
                 f"threshold_cv={n_splits}: the training part of fold {index + 1} holds {int(y[train].sum())} rim+ "
                 "lesion(s); use fewer folds, or threshold_cv=0 (in-sample threshold)"
             )

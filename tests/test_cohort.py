@@ -14,7 +14,7 @@ import pytest
 from rimclf import CohortError, load_cohort
 from rimclf._nifti import read_volume, save_nifti
 from rimclf.cohort import TABLE_COLUMNS, read_lesion_labels, read_qsm, summarize_cohort
-from rimclf.errors import DataWarning, QSMUnitWarning
+from rimclf.errors import DataWarning, ParameterError, QSMUnitWarning
 
 from tests.builders import SHAPE, make_affine, make_labels, make_qsm, write_subject
 
@@ -235,7 +235,7 @@ def test_manifest_missing_columns(tmp_path: Path) -> None:
     [({"min_voxels": 0}, "min_voxels=0"), ({"connectivity": 4}, "connectivity=4"), ({"qsm_unit": "ppt"}, "qsm_unit='ppt'")],
 )
 def test_bad_parameters_are_named(cohort: Path, kwargs: dict, message: str) -> None:
-    with pytest.raises(CohortError, match=message):
+    with pytest.raises(ParameterError, match=message):
         load_cohort(cohort, **kwargs)
 
 

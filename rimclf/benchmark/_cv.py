@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import check_random_state
 
 from rimclf.benchmark._methods import Method
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, ParameterError
 
 _MAX_SEED = 2**31 - 1
 
@@ -81,7 +81,7 @@ def make_repeated_folds(
     """
     n_subjects = len(np.unique(groups))
     if n_subjects < n_splits:
-        raise CohortError(f"n_splits={n_splits} but the cohort has only {n_subjects} labelled subjects; lower n_splits")
+        raise ParameterError(f"n_splits={n_splits} but the cohort has only {n_subjects} labelled subjects; lower n_splits")
     rng = check_random_state(random_state)
     split_seeds = [int(seed) for seed in rng.randint(0, _MAX_SEED, size=n_repeats)]
     fit_seeds = rng.randint(0, _MAX_SEED, size=(n_repeats, n_splits))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rimclf.errors import CohortError
+from rimclf.errors import ParameterError
 
 #: What a method is trained on: the network's patches with radiomics (of the lesion and its ring,
 #: or of the lesion only: ``BenchmarkSettings.network_radiomics``), lesion radiomics, or lesion
@@ -128,7 +128,7 @@ def resolve_methods(methods: object) -> list[Method]:
     try:
         names = list(methods)
     except TypeError:
-        raise CohortError(f"methods must be None or a list of method names, got {methods!r}") from None
+        raise ParameterError(f"methods must be None or a list of method names, got {methods!r}") from None
     resolved = []
     for name in names:
         if isinstance(name, Method):
@@ -136,9 +136,9 @@ def resolve_methods(methods: object) -> list[Method]:
         elif name in METHODS:
             resolved.append(METHODS[name])
         else:
-            raise CohortError(f"unknown method {name!r}; choose from {list(METHODS)}")
+            raise ParameterError(f"unknown method {name!r}; choose from {list(METHODS)}")
     if not resolved:
-        raise CohortError("methods is empty; give at least one method name")
+        raise ParameterError("methods is empty; give at least one method name")
     if len({method.name for method in resolved}) != len(resolved):
-        raise CohortError(f"methods lists a method twice: {[method.name for method in resolved]}")
+        raise ParameterError(f"methods lists a method twice: {[method.name for method in resolved]}")
     return resolved

@@ -23,6 +23,7 @@ from rimclf.benchmark._methods import REFERENCE, Method, resolve_methods
 from rimclf.benchmark._plots import plot_curves, plot_paired_differences
 from rimclf.benchmark._settings import BenchmarkSettings, resolve_settings
 from rimclf.benchmark._summary import format_results, summarize_predictions
+from rimclf._validation import check_n_jobs, is_int
 from rimclf.errors import CohortError
 
 logger = logging.getLogger(__name__)
@@ -63,12 +64,6 @@ def _labelled_table(cohort: object) -> tuple[pd.DataFrame, int]:
             f"{counts.get(1, 0)} rim+ and {counts.get(0, 0)} rim- labelled lesions"
         )
     return labelled, n_unlabelled
-
-
-def _check_n_jobs(n_jobs: object) -> int | None:
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
-        raise CohortError(f"n_jobs={n_jobs!r} is not valid; use None, a positive integer or -1 (all cores)")
-    return n_jobs
 
 
 def _prepare_cache(cache: object, out: Path, tmp: Path) -> object:
@@ -181,7 +176,7 @@ def run_imbalance_benchmark(
     load_start = os.getloadavg()
     settings = resolve_settings(settings, quick)
     method_list = resolve_methods(methods)
-    n_jobs = _check_n_jobs(n_jobs)
+    n_jobs = check_n_jobs(n_jobs)
     out = Path(out)
     table, n_unlabelled = _labelled_table(cohort)
     y = table["rim"].astype(int).to_numpy()
@@ -231,7 +226,7 @@ def run_imbalance_benchmark(
             "settings": dataclasses.asdict(settings),
             "methods": [dataclasses.asdict(method) for method in method_list],
             "reference": REFERENCE,
-            "random_state": random_state if random_state is None or isinstance(random_state, int) else repr(random_state),
+            "random_state": None if random_state is None else int(random_state) if is_int(random_state) else repr(random_state),
             "seeds": {"cv": cv_seed, "bootstrap": bootstrap_seed, "split_per_repeat": split_seeds,
                       "fit_per_repeat_and_fold": fit_seeds.tolist()},
             "features": {"seconds": features.seconds, "n_radiomics": len(features.radiomics_names),

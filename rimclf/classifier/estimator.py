@@ -16,20 +16,19 @@ from rimclf.classifier.batches import LesionBatchDataset, StratifiedBatchSampler
 from rimclf.classifier.device import (
     AutoDeviceMixin,
     autocast,
-    resolve_amp,
     resolve_device,
     seeded_torch,
     uses_channels_last,
 )
 from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
 from rimclf.classifier.state import FittedStateMixin
-from rimclf.errors import CohortError
+from rimclf._validation import Interval, Options, is_int, validate_params
+from rimclf.defaults import AMP_CHOICES, IMBALANCE_CHOICES
+from rimclf.errors import ParameterError
 from rimclf.nn import DeepSMOTE, QSMRimNet
 
 __all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier"]
 
-#: allowed values of ``imbalance``
-IMBALANCE_CHOICES = ("deepsmote", "class_weight", "oversample", "none")
 _MAX_SEED = 2**31 - 1
 
 
@@ -170,34 +169,28 @@ class QSMRimNetClassifier(
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
         callbacks = list(super()._default_callbacks)
-        n_epochs = self.max_epochs if _is_int(self.max_epochs) and self.max_epochs > 0 else 1
+        n_epochs = self.max_epochs if is_int(self.max_epochs) and self.max_epochs > 0 else 1
         scheduler = LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n_epochs)
         callbacks.insert(len(callbacks) - 1, ("lr_scheduler", scheduler))  # before print_log
         return callbacks
 
     # ------------------------------------------------------------------ checks
+    _parameter_constraints = {
+        "imbalance": [Options(*IMBALANCE_CHOICES)],
+        "smote_k": [Interval(int, 1)],
+        "min_positives": [Options("auto"), Interval(int, 0)],
+        "batch_size": [Interval(int, 2), Options(-1)],
+        "amp": [Options(*AMP_CHOICES)],
+    }
+
     def _check_params(self) -> None:
-        if self.imbalance not in IMBALANCE_CHOICES:
-            raise CohortError(
-                f"imbalance must be one of {IMBALANCE_CHOICES}, got {self.imbalance!r}"
-            )
-        if not _is_int(self.smote_k) or self.smote_k < 1:
-            raise CohortError(f"smote_k must be an integer >= 1, got {self.smote_k!r}")
-        min_positives = self.min_positives
-        if min_positives != "auto" and (not _is_int(min_positives) or min_positives < 0):
-            raise CohortError(
-                f"min_positives must be 'auto' or an integer >= 0, got {self.min_positives!r}"
-            )
-        if not _is_int(self.batch_size) or (self.batch_size < 2 and self.batch_size != -1):
-            raise CohortError(
-                f"batch_size must be an integer >= 2 (or -1), got {self.batch_size!r}"
-            )
+        validate_params(self)
         for name in ("smote_k", "deepsmote"):
             if name in self.get_params_for("module"):
-                raise CohortError(
+                raise ParameterError(
                     f"module__{name} is set by the estimator; use smote_k= / imbalance= instead"
                 )
-        resolve_amp(self.amp, resolve_device(self.device))
+        resolve_device(self.device)
 
     def _min_positives(self) -> int:
         if self.min_positives == "auto":
@@ -387,7 +380,3 @@ class QSMRimNetClassifier(
         """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``
         (as :class:`rimclf.RimModel` decides)."""
         return (self.predict_proba(X)[:, 1] >= self.threshold).astype(np.int64)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -17,14 +17,16 @@ import torch
 from skorch.utils import is_dataset
 
 from rimclf.classifier.batches import LesionBatchDataset
-from rimclf.errors import CohortError, DataWarning
+from rimclf._validation import check_choice
+from rimclf.defaults import BRANCHES
+from rimclf.errors import CohortError, DataWarning, ParameterError
 
 #: keys of X understood by the estimator
 INPUT_KEYS = ("patches", "radiomics")
 #: Smallest patch side (voxels) the ResNet3D handles: below it the feature maps collapse to a
 #: single voxel and CPU training was seen to turn non-deterministic (and sometimes NaN).
 MIN_PATCH_SIDE = 8
-#: which inputs each value of ``module__branches`` needs
+#: which inputs each value of ``module__branches`` (:data:`rimclf.defaults.BRANCHES`) needs
 KEYS_FOR_BRANCHES = {
     "both": ("patches", "radiomics"),
     "patches": ("patches",),
@@ -43,6 +45,8 @@ def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
     CohortError
         X is not a mapping, misses a needed key, has an unknown key, wrong dimensions,
         non-finite patches, or inputs of different lengths.
+    ParameterError
+        ``branches`` is not one of :data:`rimclf.defaults.BRANCHES`.
     """
     if not isinstance(X, Mapping):
         raise CohortError(
@@ -52,10 +56,7 @@ def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
     unknown = sorted(set(X) - set(INPUT_KEYS))
     if unknown:
         raise CohortError(f"X has unknown keys {unknown}; expected keys among {INPUT_KEYS}")
-    if branches not in KEYS_FOR_BRANCHES:
-        raise CohortError(
-            f"module__branches must be one of {tuple(KEYS_FOR_BRANCHES)}, got {branches!r}"
-        )
+    check_choice(branches, "module__branches", BRANCHES)
     inputs: dict[str, np.ndarray] = {}
     for key in KEYS_FOR_BRANCHES[branches]:
         if key not in X:
@@ -219,7 +220,7 @@ class LesionInputsMixin:
         learned = (("in_channels", self.in_channels_), ("n_radiomics", self.n_radiomics_))
         for name, fitted in learned:
             if name in module_params and fitted is not None and module_params[name] != fitted:
-                raise CohortError(
+                raise ParameterError(
                     f"module__{name}={module_params[name]!r} but X has {fitted}; "
                     f"leave module__{name} unset (it is taken from X)"
                 )

@@ -40,16 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Predict and report where the outputs went."""
-    from rimclf.errors import CohortError
+    from rimclf.errors import ParameterError
 
     quiet_library_logs(args)
     files = {"--qsm": args.qsm, "--flair": args.flair, "--mask": args.mask}
     given = [name for name, value in files.items() if value]
     if args.cohort and given:
-        raise CohortError(f"give either COHORT ({args.cohort}) or {', '.join(given)}, not both")
+        raise ParameterError(f"give either COHORT ({args.cohort}) or {', '.join(given)}, not both")
     if not args.cohort and len(given) != 3:
         missing = [name for name in files if name not in given]
-        raise CohortError(f"give a COHORT, or one subject's --qsm, --flair and --mask (missing: {', '.join(missing)})")
+        raise ParameterError(f"give a COHORT, or one subject's --qsm, --flair and --mask (missing: {', '.join(missing)})")
 
     from rimclf.model_files import load_model
     from rimclf.workflows import predict_cohort, predict_subject

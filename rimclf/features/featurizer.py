@@ -14,7 +14,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_memory
 from tqdm.auto import tqdm
 
-from rimclf.errors import CohortError
+from rimclf._validation import N_JOBS, Bools, Options, Types, validate_params
+from rimclf.errors import ParameterError
 from rimclf.features._subject import (
     Note,
     SubjectTask,
@@ -92,6 +93,13 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         self.memory = memory
         self.progress = progress
 
+    _parameter_constraints = {
+        "radiomics": [Options("default", None), Types(RadiomicsExtractor, description="a RadiomicsExtractor")],
+        "patches": [Options("default", None), Types(PatchExtractor, description="a PatchExtractor")],
+        "n_jobs": list(N_JOBS),
+        "progress": [Bools()],
+    }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
@@ -103,24 +111,17 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         return self._validate()
 
     def _validate(self) -> tuple[RadiomicsExtractor | None, PatchExtractor | None]:
+        validate_params(self)
         extractors = []
         for name, kind in (("radiomics", RadiomicsExtractor), ("patches", PatchExtractor)):
             value = getattr(self, name)
             if isinstance(value, str) and value == "default":
                 value = kind()
-            elif value is not None and not isinstance(value, kind):
-                raise CohortError(f"{name}={value!r} is not valid; use a {kind.__name__}, 'default' or None")
             if value is not None:
                 value.fit()
             extractors.append(value)
         if extractors == [None, None]:
-            raise CohortError("radiomics=None and patches=None: nothing to extract; keep at least one")
-        if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0
-        ):
-            raise CohortError(f"n_jobs={self.n_jobs!r} is not valid; use None, a positive integer or -1 (all cores)")
-        if not isinstance(self.progress, (bool, np.bool_)):
-            raise CohortError(f"progress={self.progress!r} is not valid; use True or False")
+            raise ParameterError("radiomics=None and patches=None: nothing to extract; keep at least one")
         self._memory()
         return extractors[0], extractors[1]
 
@@ -129,7 +130,7 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         if isinstance(memory, os.PathLike):
             memory = os.fspath(memory)
         if memory is not None and not isinstance(memory, str) and not hasattr(memory, "cache"):
-            raise CohortError(f"memory={memory!r} is not valid; use None, a cache folder or a joblib.Memory")
+            raise ParameterError(f"memory={memory!r} is not valid; use None, a cache folder or a joblib.Memory")
         return check_memory(memory)
 
     def _required_columns(self, radiomics, patches) -> list[str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rimclf._validation import check_choice, check_int
+from rimclf.defaults import BRANCHES, FUSIONS
+from rimclf.errors import ParameterError
 from rimclf.nn.deepsmote import DeepSMOTE
 from rimclf.nn.encoder import RadiomicsEncoder, linear_bn_swish
 from rimclf.nn.resnet3d import ResNet3D
 
-#: allowed values of ``branches``
-BRANCHES = ("both", "patches", "radiomics")
-#: allowed values of ``fusion``
-FUSIONS = ("sum", "concat")
 
 
 class QSMRimNet(nn.Module):
@@ -87,16 +86,13 @@ class QSMRimNet(nn.Module):
         head_dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if branches not in BRANCHES:
-            raise ValueError(f"QSMRimNet: branches must be one of {BRANCHES}, got {branches!r}")
-        if fusion not in FUSIONS:
-            raise ValueError(f"QSMRimNet: fusion must be one of {FUSIONS}, got {fusion!r}")
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError(f"QSMRimNet: width must be a positive integer, got {width!r}")
+        check_choice(branches, "branches", BRANCHES, owner="QSMRimNet")
+        check_choice(fusion, "fusion", FUSIONS, owner="QSMRimNet")
+        check_int(width, "width", min=1, owner="QSMRimNet")
         if branches != "patches" and n_radiomics is None:
-            raise ValueError(f"QSMRimNet: n_radiomics is required with branches={branches!r}")
+            raise ParameterError(f"QSMRimNet: n_radiomics is required with branches={branches!r}")
         if branches != "radiomics" and in_channels is None:
-            raise ValueError(f"QSMRimNet: in_channels is required with branches={branches!r}")
+            raise ParameterError(f"QSMRimNet: in_channels is required with branches={branches!r}")
         self.branches = branches
         self.fusion = fusion
         self.feature_dim = 8 * width
@@ -136,11 +132,11 @@ class QSMRimNet(nn.Module):
         parts = []
         if self.patch_encoder is not None:
             if patches is None:
-                raise ValueError(f"QSMRimNet: patches are required with branches={self.branches!r}")
+                raise ParameterError(f"QSMRimNet: patches are required with branches={self.branches!r}")
             parts.append(self.patch_encoder(patches))
         if self.radiomics_encoder is not None:
             if radiomics is None:
-                raise ValueError(
+                raise ParameterError(
                     f"QSMRimNet: radiomics are required with branches={self.branches!r}"
                 )
             parts.append(self.radiomics_encoder(radiomics))

@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from rimclf._atomic import atomic_output_dir, refuse_overwrite
 from rimclf._records import installed_versions
-from rimclf.errors import CohortError
+from rimclf._validation import check_choice
+from rimclf.errors import CohortError, ParameterError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
 from rimclf.tuning._spaces import SPACES
@@ -43,8 +44,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
     -------
     (estimator, space)
     """
-    if model not in MODELS:
-        raise CohortError(f"model must be one of {list(MODELS)}, got {model!r}")
+    check_choice(model, "model", MODELS)
     if model == "network":
         import torch
 
@@ -199,8 +199,7 @@ def tune_cohort(
         With ``best_estimator=None``: refit the best parameters with ``rimclf train``.
     """
     refuse_overwrite(out, force=force)
-    if model not in MODELS:
-        raise CohortError(f"model must be one of {list(MODELS)}, got {model!r}")
+    check_choice(model, "model", MODELS)
     estimator, space = make_model(model, random_state)
     X, y, groups = featurize_cohort(
         cohort, model=model, radiomics_params=radiomics_params, patch_size_mm=patch_size_mm,
@@ -217,7 +216,7 @@ def tune_cohort(
         n_workers=n_workers, refit=False, verbose=verbose,
     )
     if not result.best_params:
-        raise CohortError(
+        raise ParameterError(
             f"study {study_name!r} has no completed trial yet (all pruned or failed); nothing written to {out}"
         )
     write_study_outputs(

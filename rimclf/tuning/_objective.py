@@ -13,7 +13,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import BaseCrossValidator, StratifiedGroupKFold, cross_validate
 
-from rimclf.errors import CohortError
+from rimclf._validation import check_int, is_int
+from rimclf.errors import CohortError, ParameterError
 from rimclf.tuning._spaces import SearchSpace, suggest_params
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -35,7 +36,7 @@ def make_scorer_from(scoring: object, estimator: BaseEstimator) -> Callable:
     try:
         return check_scoring(estimator, scoring=scoring)
     except (ValueError, TypeError) as exc:
-        raise CohortError(
+        raise ParameterError(
             f"scoring={scoring!r} is neither one of {sorted(SCORERS)} nor an sklearn scoring: {exc}"
         ) from exc
 
@@ -54,10 +55,8 @@ def make_splits(
         The splitter and a hash of the folds' test rows (see :func:`describe_cv`).
     splits : list of (train, test) index arrays
     """
-    if cv is None or (isinstance(cv, numbers.Integral) and not isinstance(cv, bool)):
-        n_splits = 5 if cv is None else int(cv)
-        if n_splits < 2:
-            raise CohortError(f"cv must be at least 2 folds, got {cv!r}")
+    if cv is None or is_int(cv):
+        n_splits = check_int(5 if cv is None else cv, "cv", min=2)
         if groups is None:
             raise CohortError(
                 "groups is required: pass the participant_id of every lesion so that folds keep "
@@ -69,9 +68,9 @@ def make_splits(
     elif isinstance(cv, Sequence) or hasattr(cv, "__iter__"):
         splits = list(cv)
     else:
-        raise CohortError(f"cv must be None, an int, a splitter or a list of (train, test) folds, got {cv!r}")
+        raise ParameterError(f"cv={cv!r} is not valid; it must be None, an int, a splitter or a list of (train, test) folds")
     if not splits:
-        raise CohortError(f"cv={cv!r} produced no folds")
+        raise ParameterError(f"cv={cv!r} produced no folds")
     splits = [(np.asarray(train), np.asarray(test)) for train, test in splits]
     return describe_cv(cv, splits), splits
 
@@ -174,7 +173,7 @@ def check_param_names(estimator: BaseEstimator, space: SearchSpace) -> None:
     try:
         clone(estimator).set_params(**sample)
     except (ValueError, TypeError, AttributeError) as exc:
-        raise CohortError(
+        raise ParameterError(
             f"space does not fit {type(estimator).__name__}: set_params rejected its parameters "
             f"{sorted(space)}: {exc}"
         ) from exc
