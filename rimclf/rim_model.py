@@ -16,6 +16,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._validation import Interval, Options, check_param, is_int
+from rimclf.cohort import labelled_lesions
+from rimclf.defaults import DEFAULT_MODEL
 from rimclf.errors import CohortError
 from rimclf.threshold import (
     ThresholdChoice,
@@ -33,18 +35,21 @@ class RimModel(ClassifierMixin, BaseEstimator):
 
     ``fit(table)`` extracts the lesion features once, chooses the decision threshold for
     ``target_specificity`` (see :mod:`rimclf.threshold`) and fits the classifier on every
-    training lesion. X is the lesion table of :func:`rimclf.load_cohort`; y defaults to its
-    ``rim`` column and the subjects (for the threshold's grouped CV) to ``participant_id``.
+    labelled training lesion. X is the lesion table of :func:`rimclf.load_cohort`; y defaults to
+    its ``rim`` column and the subjects (for the threshold's grouped CV) to ``participant_id``.
+
+    Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
 
     Parameters
     ----------
     featurizer : LesionFeaturizer or None, default=None
-        Default ``LesionFeaturizer()`` (QSMRim-Net radiomics and 32 mm patches).
+        Default :func:`rimclf.features.make_featurizer` ``()`` (*): QSMRim-Net radiomics and
+        32 mm patches.
     classifier : QSMRimNetClassifier or None, default=None
-        Default ``QSMRimNetClassifier()``; fitted as a clone.
-    target_specificity : float, default=0.9
+        Default :func:`rimclf.classifier.make_classifier` ``()`` (*); fitted as a clone.
+    target_specificity : float, default=0.9 (*)
         Specificity the threshold is chosen for (QSMRim-Net's FPR <= 0.1).
-    threshold_cv : int, default=5
+    threshold_cv : int, default=5 (*)
         Folds of the subject-grouped CV whose out-of-fold probabilities set the threshold
         (``threshold_cv`` extra fits). 0: read it off the training lesions' in-sample
         probabilities instead (no extra fit, but optimistic: expect a lower specificity on new
@@ -70,8 +75,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
     classes_ : ndarray, ``[0, 1]``
     """
 
-    def __init__(self, featurizer=None, classifier=None, *, target_specificity: float = 0.9, threshold_cv: int = 5,
-                 threshold: float | None = None, random_state=None) -> None:
+    def __init__(self, featurizer=None, classifier=None, *, target_specificity: float = DEFAULT_MODEL.target_specificity,
+                 threshold_cv: int = DEFAULT_MODEL.threshold_cv, threshold: float | None = None, random_state=None) -> None:
         self.featurizer = featurizer
         self.classifier = classifier
         self.target_specificity = target_specificity
@@ -94,23 +99,23 @@ class RimModel(ClassifierMixin, BaseEstimator):
                     hint="0 reads the threshold off the training lesions, k >= 2 off a k-fold CV")
 
     def _featurizer(self):
-        from rimclf.features import LesionFeaturizer
+        from rimclf.features import make_featurizer
 
-        return LesionFeaturizer() if self.featurizer is None else clone(self.featurizer)
+        return make_featurizer() if self.featurizer is None else clone(self.featurizer)
 
     def _classifier(self):
-        from rimclf.classifier import QSMRimNetClassifier
+        from rimclf.classifier import make_classifier
 
-        return QSMRimNetClassifier() if self.classifier is None else clone(self.classifier)
+        return make_classifier() if self.classifier is None else clone(self.classifier)
 
     def fit(self, X: pd.DataFrame, y=None, groups=None) -> RimModel:
-        """Extract features, choose the threshold, fit the classifier on all lesions of ``X``."""
+        """Extract features, choose the threshold, fit the classifier on the labelled lesions of ``X``.
+
+        ``y`` (default: the ``rim`` column) and ``groups`` (default: ``participant_id``) are
+        optional; lesions without a label are left out (:func:`rimclf.cohort.labelled_lesions`).
+        """
         self._check_params()
-        table = _check_table(X)
-        y = _labels(table if y is None else y, len(table))
-        groups = np.asarray(table["participant_id"] if groups is None else groups).astype(str)
-        if groups.shape != (len(table),):
-            raise CohortError(f"groups has shape {groups.shape}; it needs one subject per lesion ({len(table)})")
+        table, y, groups = labelled_lesions(_check_table(X), y, groups)
         featurizer = self._featurizer().fit(table)
         classifier = self._classifier()
         logger.info("extracting features of %d lesions of %d subjects", len(table), len(np.unique(groups)))
@@ -228,21 +233,3 @@ def _check_table(table: object) -> pd.DataFrame:
     if missing:
         raise CohortError(f"the lesion table has no {missing} column(s); make it with rimclf.load_cohort")
     return table
-
-
-def _labels(y: object, n_rows: int) -> np.ndarray:
-    """0/1 labels from a lesion table's ``rim`` column or an array; every lesion must be labelled."""
-    if isinstance(y, pd.DataFrame) and "rim" not in y:
-        raise CohortError("the lesion table has no 'rim' column: training needs rim labels (rims.tsv)")
-    values = y["rim"] if isinstance(y, pd.DataFrame) else pd.Series(np.asarray(y, dtype=object))
-    if len(values) != n_rows:
-        raise CohortError(f"y has {len(values)} labels for {n_rows} lesions")
-    n_missing = int(pd.isna(values).sum())
-    if n_missing:
-        raise CohortError(f"{n_missing} of {n_rows} lesions have no rim label (rims.tsv); training needs every lesion labelled")
-    labels = np.asarray(values, dtype=float)
-    if not np.isin(labels, (0.0, 1.0)).all():
-        raise CohortError(f"rim labels must be 0 or 1; found {sorted(set(labels.tolist()) - {0.0, 1.0})[:5]}")
-    if labels.sum() < 2 or labels.sum() == n_rows:
-        raise CohortError(f"training needs at least 2 rim+ and some rim- lesions; got {int(labels.sum())} rim+ of {n_rows}")
-    return labels.astype(int)

@@ -3,7 +3,7 @@
 A rim+ probability becomes a decision (rim+ when ``probability >= threshold``) at a threshold
 chosen on the training data. By default (``method="cv"``) the threshold is the most specific one
 that reaches the target specificity on *out-of-fold* probabilities: the training lesions are
-split by subject (:class:`~sklearn.model_selection.StratifiedGroupKFold`), a clone of the
+split by subject (:func:`rimclf.metrics.subject_folds`), a clone of the
 classifier is fitted on each training part and predicts the held-out part, and the threshold is
 read off those honest probabilities with :func:`rimclf.metrics.threshold_at_specificity`. The
 default target, specificity 0.9, is QSMRim-Net's clinically relevant operating range
@@ -25,12 +25,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.utils import check_random_state
 
-from rimclf._validation import check_int, check_real, is_real
+from rimclf._validation import check_real, is_real
 from rimclf.defaults import THRESHOLD_METHODS
 from rimclf.errors import DataWarning, ParameterError
+from rimclf import metrics
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, threshold_at_specificity
 
 logger = logging.getLogger(__name__)
@@ -149,23 +148,9 @@ def threshold_from_probabilities(
 
 
 def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: object) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Subject-grouped, rim-stratified folds; each training part must hold at least 2 rim+ lesions."""
-    n_subjects = len(np.unique(groups))
-    check_int(n_splits, "threshold_cv", min=2, hint="use 0 (in-sample) or at least 2 folds")
-    if n_splits > n_subjects:
-        raise ParameterError(f"threshold_cv={n_splits} folds but the training data hold only {n_subjects} subjects")
-    seed = int(check_random_state(random_state).randint(2**31 - 1))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        folds = list(splitter.split(np.zeros(len(y)), y, groups))
-    for index, (train, _) in enumerate(folds):
-        if int(y[train].sum()) < 2:
-            raise ParameterError(
-                f"threshold_cv={n_splits}: the training part of fold {index + 1} holds {int(y[train].sum())} rim+ "
-                "lesion(s); use fewer folds, or threshold_cv=0 (in-sample threshold)"
-            )
-    return folds
+    """The folds of the threshold CV: :func:`rimclf.metrics.subject_folds` with at least 2 rim+
+    lesions in every training part (:class:`~rimclf.errors.ParameterError` naming ``threshold_cv``)."""
+    return metrics.subject_folds(y, groups, n_splits, random_state, min_train_positives=2, name="threshold_cv")
 
 
 def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds) -> np.ndarray:

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._atomic import refuse_overwrite
+from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
 from rimclf.rim_model import RimModel
 
 __all__ = ["predict_cohort", "predict_subject", "subject_table", "train_model"]
@@ -34,15 +35,15 @@ def train_model(
     *,
     featurizer=None,
     classifier=None,
-    target_specificity: float = 0.9,
-    threshold_cv: int = 5,
+    target_specificity: float = DEFAULT_MODEL.target_specificity,
+    threshold_cv: int = DEFAULT_MODEL.threshold_cv,
     threshold: float | None = None,
     random_state=None,
     out: str | os.PathLike | None = None,
     force: bool = False,
-    min_voxels: int = 8,
-    qsm_unit: str = "ppb",
-    connectivity: int = 26,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
 ) -> RimModel:
     """Train a :class:`RimModel` on a labelled cohort (and save it when ``out`` is given).
 
@@ -84,9 +85,9 @@ def subject_table(
     mask: str | os.PathLike,
     *,
     participant_id: str = "01",
-    min_voxels: int = 8,
-    qsm_unit: str = "ppb",
-    connectivity: int = 26,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
 ) -> pd.DataFrame:
     """The lesion table of one subject given by its QSM, FLAIR and lesion mask files.
 
@@ -109,9 +110,9 @@ def predict_cohort(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
-    min_voxels: int = 8,
-    qsm_unit: str = "ppb",
-    connectivity: int = 26,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
 ) -> dict[str, Path]:
     """Predict every lesion of a cohort and write the outputs of :func:`rimclf.outputs.write_prediction_outputs`.
 
@@ -159,9 +160,9 @@ def predict_subject(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
-    min_voxels: int = 8,
-    qsm_unit: str = "ppb",
-    connectivity: int = 26,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
 ) -> dict[str, Path]:
     """:func:`predict_cohort` for one subject given by its QSM, FLAIR and lesion mask files.
 

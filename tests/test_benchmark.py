@@ -193,7 +193,7 @@ def test_folds_in_parallel_processes_give_the_same_predictions():
 def test_bad_arguments_raise_before_any_work(table, tmp_path):
     with pytest.raises(ParameterError, match="unknown method 'svm'"):
         run_imbalance_benchmark(table, tmp_path / "a", methods=["svm"])
-    with pytest.raises(ParameterError, match="n_splits=7 but the cohort has only 6 labelled subjects"):
+    with pytest.raises(ParameterError, match="n_splits=7 folds but the data hold only 6 subjects"):
         run_imbalance_benchmark(table, tmp_path / "b", settings={"n_splits": 7}, verbose=False)
     assert not (tmp_path / "b").exists()
     with pytest.raises(CohortError, match="needs labelled rim\\+ and rim- lesions"):

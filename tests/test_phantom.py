@@ -57,7 +57,7 @@ def test_writes_the_bids_like_layout(cohort):
     provenance = json.loads((cohort / "phantom.json").read_text())
     assert provenance["parameters"]["random_state"] == 7
     assert provenance["parameters"]["shape"] == [40, 48, 28]
-    assert provenance["rimclf_version"]
+    assert provenance["versions"]["rimclf"]
     truth = pd.read_csv(cohort / "phantom_lesions.tsv", sep="\t")
     assert provenance["summary"]["n_lesions"] == len(truth) == len(pd.read_csv(cohort / "rims.tsv", sep="\t"))
     assert set(truth["pattern"]) <= {"rim", "iso", "hyper", "hypo", "vein_edge", "spot", "faint_ring"}

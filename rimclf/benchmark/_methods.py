@@ -47,6 +47,12 @@ class Method:
         """``"network"`` for QSMRim-Net variants, ``"radiomics"`` for the radiomics baselines."""
         return "network" if self.model == "qsmrimnet" else "radiomics"
 
+    def fold_record(self, estimator) -> dict:
+        """What :func:`~rimclf.benchmark.cross_validate_method` records of a fitted estimator in
+        ``folds.tsv`` beside sizes and times (nothing here; another method class may add, e.g.,
+        the training loss)."""
+        return {}
+
     def make_estimator(self, settings, random_state: int):
         """A fresh, unfitted estimator (an sklearn/imblearn estimator or pipeline).
 
@@ -72,18 +78,10 @@ class Method:
         from imblearn.pipeline import Pipeline
 
         from rimclf.baselines import SliceDictSMOTE
-        from rimclf.classifier import QSMRimNetClassifier
+        from rimclf.classifier import make_classifier
 
-        net = QSMRimNetClassifier(
-            imbalance="none" if self.imbalance == "smote" else self.imbalance,
-            max_epochs=settings.max_epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            module__depth=settings.module_depth,
-            module__width=settings.module_width,
-            device=settings.device,
-            random_state=random_state,
-        )
+        config = settings.model_config(imbalance="none" if self.imbalance == "smote" else self.imbalance)
+        net = make_classifier(config, device=settings.device, random_state=random_state)
         if self.imbalance != "smote":
             return net
         sampler = SliceDictSMOTE(k_neighbors=settings.smote_k, random_state=random_state)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rimclf._validation import Interval, Options, Types, check_param
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig
 from rimclf.errors import ParameterError
 
 
@@ -90,6 +91,15 @@ class BenchmarkSettings:
     def quick(cls, **overrides: object) -> BenchmarkSettings:
         """The quick run: 3 folds x 1 repeat, 15 epochs, 200 trees, 300 bootstrap resamples."""
         return cls(n_splits=3, n_repeats=1, max_epochs=15, n_estimators=200, n_boot=300).replace(**overrides)
+
+    def model_config(self, **changes: object) -> ModelConfig:
+        """The network and feature settings as a :class:`~rimclf.defaults.ModelConfig` (the
+        others from :data:`~rimclf.defaults.DEFAULT_MODEL`), with ``changes``."""
+        return dataclasses.replace(
+            DEFAULT_MODEL, depth=self.module_depth, width=self.module_width, max_epochs=self.max_epochs,
+            batch_size=self.batch_size, lr=self.lr, patch_shape=self.patch_shape, patch_size_mm=self.patch_size_mm,
+            shell_mm=self.shell_mm, **changes,
+        )
 
     def replace(self, **overrides: object) -> BenchmarkSettings:
         """A copy with some fields changed; unknown names raise :class:`~rimclf.errors.ParameterError`."""

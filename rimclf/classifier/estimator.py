@@ -23,11 +23,11 @@ from rimclf.classifier.device import (
 from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
-from rimclf.defaults import AMP_CHOICES, IMBALANCE_CHOICES
+from rimclf.defaults import AMP_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
 from rimclf.errors import ParameterError
 from rimclf.nn import DeepSMOTE, QSMRimNet
 
-__all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier"]
+__all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier", "make_classifier"]
 
 _MAX_SEED = 2**31 - 1
 
@@ -41,18 +41,20 @@ class QSMRimNetClassifier(
     ``SliceDict(patches=(n, C, D, H, W), radiomics=(n, F))`` of ``LesionFeaturizer`` (a plain
     dict works too, but sklearn's CV tools need the SliceDict to index it); y holds 0/1.
 
+    Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
+
     Parameters
     ----------
     module : torch module class, default=QSMRimNet
         Called with the ``module__*`` parameters plus ``in_channels``, ``n_radiomics``,
         ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, radiomics,
         y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given.
-    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote"
+    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote" (*)
         ``"deepsmote"``: feature-space SMOTE inside the network (QSMRim-Net's method);
         ``"class_weight"``: BCE ``pos_weight = n_rim- / n_rim+`` of the fit's training labels;
         ``"oversample"``: rim+ lesions reused so that each epoch is class-balanced;
         ``"none"``: plain BCE.
-    smote_k : int, default=2
+    smote_k : int, default=2 (*)
         Nearest rim+ neighbours per rim+ row in DeepSMOTE (``N + 2n`` rows, as in the paper).
     min_positives : int or "auto", default="auto"
         Minimum rim+ lesions per training batch (see :class:`StratifiedBatchSampler`: when
@@ -72,11 +74,11 @@ class QSMRimNetClassifier(
     criterion : default=torch.nn.BCEWithLogitsLoss
     optimizer : default=torch.optim.AdamW
         Set its options as ``optimizer__weight_decay=...``.
-    lr : float, default=1e-3
-    max_epochs : int, default=30
+    lr : float, default=1e-3 (*)
+    max_epochs : int, default=30 (*)
         Fixed epoch count; the learning rate follows a cosine schedule over ``max_epochs``
         (callback ``lr_scheduler``; disable with ``callbacks__lr_scheduler=None``).
-    batch_size : int, default=32
+    batch_size : int, default=32 (*)
     train_split : callable or None, default=None
         No internal validation by default: model selection belongs in a grouped outer CV.
         For early stopping use ``train_split=GroupValidSplit(5)``, ``callbacks=[EarlyStopping(
@@ -133,13 +135,13 @@ class QSMRimNetClassifier(
         *,
         criterion: Any = torch.nn.BCEWithLogitsLoss,
         optimizer: Any = torch.optim.AdamW,
-        lr: float = 1e-3,
-        max_epochs: int = 30,
-        batch_size: int = 32,
+        lr: float = DEFAULT_MODEL.lr,
+        max_epochs: int = DEFAULT_MODEL.max_epochs,
+        batch_size: int = DEFAULT_MODEL.batch_size,
         train_split: Any = None,
         callbacks: Any = None,
-        imbalance: str = "deepsmote",
-        smote_k: int = 2,
+        imbalance: str = DEFAULT_MODEL.imbalance,
+        smote_k: int = DEFAULT_MODEL.smote_k,
         min_positives: int | str = "auto",
         amp: bool | str = "auto",
         random_state: Any = None,
@@ -380,3 +382,35 @@ class QSMRimNetClassifier(
         """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``
         (as :class:`rimclf.RimModel` decides)."""
         return (self.predict_proba(X)[:, 1] >= self.threshold).astype(np.int64)
+
+
+def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRimNetClassifier:
+    """The classifier a model configuration describes (network, training and imbalance settings).
+
+    Parameters
+    ----------
+    config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
+        Gives ``module__depth``, ``module__width``, ``module__fusion``, ``module__branches``,
+        ``max_epochs``, ``lr``, ``batch_size``, ``imbalance`` and ``smote_k``.
+    **params
+        Other :class:`QSMRimNetClassifier` parameters (e.g. ``device``, ``random_state``,
+        ``verbose``); they override the configuration.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from rimclf.defaults import DEFAULT_MODEL
+    >>> make_classifier(replace(DEFAULT_MODEL, depth=18, width=64), device="cuda")  # doctest: +SKIP
+    """
+    settings = {
+        "module__depth": config.depth,
+        "module__width": config.width,
+        "module__fusion": config.fusion,
+        "module__branches": config.branches,
+        "max_epochs": config.max_epochs,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "imbalance": config.imbalance,
+        "smote_k": config.smote_k,
+    }
+    return QSMRimNetClassifier(**{**settings, **params})

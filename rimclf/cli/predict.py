@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli.train import add_cohort_options, quiet_library_logs
+from rimclf.cli._options import add_cohort_options, cohort_options, quiet_library_logs
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.model_files import load_model
     from rimclf.workflows import predict_cohort, predict_subject
 
-    options = {"min_voxels": args.min_voxels, "qsm_unit": args.qsm_unit, "connectivity": args.connectivity,
-               "force": args.force, "n_jobs": args.jobs, "memory": args.cache, "montage": not args.no_montage}
+    options = {**cohort_options(args), "force": args.force, "n_jobs": args.jobs, "memory": args.cache,
+               "montage": not args.no_montage}
     model = load_model(args.model, device=args.device)
     model.featurizer_.set_params(progress=not args.quiet)
     if args.cohort:

@@ -1,4 +1,5 @@
-"""LesionFeaturizer: radiomics and patches of a lesion table, per subject, parallel and cached."""
+"""LesionFeaturizer: radiomics and patches of a lesion table, per subject, parallel and cached;
+:func:`make_featurizer`: the featurizer a model configuration describes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sklearn.utils.validation import check_memory
 from tqdm.auto import tqdm
 
 from rimclf._validation import N_JOBS, Bools, Options, Types, validate_params
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig
 from rimclf.errors import ParameterError
 from rimclf.features._subject import (
     Note,
@@ -209,6 +211,53 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         if out_radiomics is not None:
             outputs["radiomics"] = out_radiomics
         return SliceDict(**outputs)
+
+
+def make_featurizer(
+    config: ModelConfig = DEFAULT_MODEL,
+    *,
+    radiomics: bool = True,
+    patches: bool = True,
+    n_jobs: int | None = None,
+    memory=None,
+    progress: bool = True,
+) -> LesionFeaturizer:
+    """The featurizer a model configuration describes.
+
+    The one place where feature settings become extractors: ``rimclf train``, ``rimclf
+    extract``, ``rimclf tune``, the demo and the benchmark all build their featurizer here.
+
+    Parameters
+    ----------
+    config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
+        Gives the radiomics settings (``radiomics_params``, ``region``, ``shell_mm``) and the
+        patch settings (``patch_size_mm``, ``patch_shape``, ``normalize``, ``channels``).
+        Change some with ``dataclasses.replace(DEFAULT_MODEL, region="both")``.
+    radiomics, patches : bool, default=True
+        Build the radiomics and the patch extractor (at least one).
+    n_jobs, memory, progress
+        Runtime settings of :class:`LesionFeaturizer` (they do not change the features).
+
+    Returns
+    -------
+    LesionFeaturizer
+    """
+    radiomics_extractor = (
+        RadiomicsExtractor(params=config.radiomics_params, region=config.region, shell_mm=config.shell_mm)
+        if radiomics
+        else None
+    )
+    patch_extractor = (
+        PatchExtractor(
+            size_mm=config.patch_size_mm, shape=config.patch_shape, channels=config.channels,
+            normalize=config.normalize,
+        )
+        if patches
+        else None
+    )
+    return LesionFeaturizer(
+        radiomics=radiomics_extractor, patches=patch_extractor, n_jobs=n_jobs, memory=memory, progress=progress
+    )
 
 
 def _place(out: np.ndarray, rows: np.ndarray, values: np.ndarray, lesion_index: np.ndarray) -> None:

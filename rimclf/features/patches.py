@@ -42,7 +42,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import check_choice, is_int, is_real
-from rimclf.defaults import CHANNELS, NORMALIZATIONS
+from rimclf.defaults import CHANNELS, DEFAULT_MODEL, NORMALIZATIONS
 from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._subject import (
     BASE_COLUMNS,
@@ -82,11 +82,13 @@ def _triple(value: object, name: str, *, integer: bool) -> tuple:
 class PatchExtractor(TransformerMixin, BaseEstimator):
     """QSM, FLAIR and lesion-mask cubes around each lesion, on world axes, for the CNN.
 
+    The defaults come from :data:`rimclf.defaults.DEFAULT_MODEL`.
+
     Parameters
     ----------
-    size_mm : float or tuple of 3 floats, default=(32.0, 32.0, 32.0)
-        Edge lengths of the cube along world x, y, z, in millimetres.
-    shape : int or tuple of 3 ints, default=(32, 32, 32)
+    size_mm : float or tuple of 3 floats, default=32.0
+        Edge lengths of the cube along world x, y, z, in millimetres (one number: a cube).
+    shape : int or tuple of 3 ints, default=32
         Samples along each edge; the voxel size of a patch is ``size_mm / shape``.
     channels : tuple of {"qsm", "flair", "mask"}, default=("qsm", "flair", "mask")
         Channels, in this order. "mask" holds this lesion only (not its neighbours).
@@ -101,10 +103,10 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        size_mm=(32.0, 32.0, 32.0),
-        shape=(32, 32, 32),
-        channels=("qsm", "flair", "mask"),
-        normalize: str = "nawm",
+        size_mm=DEFAULT_MODEL.patch_size_mm,
+        shape=DEFAULT_MODEL.patch_shape,
+        channels=DEFAULT_MODEL.channels,
+        normalize: str = DEFAULT_MODEL.normalize,
     ) -> None:
         self.size_mm = size_mm
         self.shape = shape

@@ -39,7 +39,7 @@ from radiomics.featureextractor import RadiomicsFeatureExtractor as _Pyradiomics
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import Options, check_real, validate_params
-from rimclf.defaults import IMAGES, REGIONS
+from rimclf.defaults import DEFAULT_MODEL, IMAGES, REGIONS
 from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._regions import (
     bounding_boxes,
@@ -187,6 +187,9 @@ def _probe_feature_names(params_json: str) -> tuple[str, ...]:
 class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     """pyradiomics features of each lesion's QSM, cropped for speed, equal to full-volume values.
 
+    The defaults of ``params``, ``region`` and ``shell_mm`` come from
+    :data:`rimclf.defaults.DEFAULT_MODEL`.
+
     Parameters
     ----------
     params : "qsmrim", str, path-like or dict, default="qsmrim"
@@ -214,7 +217,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     undefined for a flat lesion) are kept as they are.
     """
 
-    def __init__(self, *, params="qsmrim", image: str = "qsm", region: str = "lesion", shell_mm: float = 2.0) -> None:
+    def __init__(
+        self, *, params=DEFAULT_MODEL.radiomics_params, image: str = "qsm", region: str = DEFAULT_MODEL.region,
+        shell_mm: float = DEFAULT_MODEL.shell_mm,
+    ) -> None:
         self.params = params
         self.image = image
         self.region = region

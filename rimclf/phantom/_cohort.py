@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from joblib import Parallel, delayed
 
 from rimclf._atomic import atomic_output_dir
 from rimclf._nifti import save_nifti
+from rimclf._records import installed_versions
 from rimclf._version import __version__
 from rimclf._validation import check_choice, check_int, check_real, is_int
 from rimclf.errors import ParameterError
@@ -89,9 +89,7 @@ def make_phantom_cohort(
         n_rim = sum(lesion["rim"] for r in results for lesion in r["lesions"])
         provenance = {
             "generator": "rimclf.phantom.make_phantom_cohort",
-            "rimclf_version": __version__,
-            "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
+            "versions": installed_versions(("rimclf", "numpy")),
             "parameters": {
                 "n_subjects": n_subjects, "random_state": seed, "difficulty": difficulty,
                 "shape": list(settings["shape"]), "n_sites": n_sites, "rim_prevalence": rim_prevalence,

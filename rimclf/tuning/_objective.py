@@ -11,10 +11,11 @@ import numpy as np
 import optuna
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import BaseCrossValidator, StratifiedGroupKFold, cross_validate
+from sklearn.model_selection import BaseCrossValidator, cross_validate
 
 from rimclf._validation import check_int, is_int
 from rimclf.errors import CohortError, ParameterError
+from rimclf.metrics import subject_folds
 from rimclf.tuning._spaces import SearchSpace, suggest_params
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -46,8 +47,8 @@ def make_splits(
 ) -> tuple[str, list[Split]]:
     """The folds every trial is scored on, computed once so that all trials share them.
 
-    ``cv=None`` means ``StratifiedGroupKFold(5, shuffle=True, random_state=random_state)``;
-    an int sets the number of folds of that default.
+    ``cv=None`` means 5 subject-grouped folds, ``rimclf.metrics.subject_folds(y, groups, 5,
+    random_state)``; an int sets the number of folds.
 
     Returns
     -------
@@ -62,7 +63,8 @@ def make_splits(
                 "groups is required: pass the participant_id of every lesion so that folds keep "
                 "each subject's lesions together"
             )
-        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        splits = subject_folds(y, groups, n_splits, random_state, name="cv")
+        return describe_cv(f"subject_folds(n_splits={n_splits}, random_state={random_state!r})", splits), splits
     if hasattr(cv, "split"):
         splits = list(cv.split(X, y, groups))
     elif isinstance(cv, Sequence) or hasattr(cv, "__iter__"):
@@ -76,12 +78,13 @@ def make_splits(
 
 
 def describe_cv(cv: object, splits: list[Split]) -> str:
-    """A fingerprint of the folds: the splitter's repr and a hash of every fold's test rows."""
+    """A fingerprint of the folds: the splitter's repr (or ``cv`` itself when it is a string)
+    and a hash of every fold's test rows."""
     digest = hashlib.sha1()
     for _, test in splits:
         digest.update(np.ascontiguousarray(np.sort(test), dtype=np.int64).tobytes())
         digest.update(b"|")
-    name = repr(cv) if isinstance(cv, BaseCrossValidator) else f"{len(splits)} folds"
+    name = cv if isinstance(cv, str) else repr(cv) if isinstance(cv, BaseCrossValidator) else f"{len(splits)} folds"
     return f"{name}; folds sha1 {digest.hexdigest()[:16]}"
 
 

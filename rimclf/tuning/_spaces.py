@@ -147,9 +147,10 @@ def gradient_boosting_space(prefix: str = "", *, sampler: str = "smote") -> dict
     return _prefixed(prefix, space)
 
 
-#: Model names of ``rimclf tune --model`` -> their search-space function.
+#: Model names of ``rimclf tune --model`` (:data:`rimclf.defaults.TUNING_MODELS`) -> their
+#: search-space function.
 SPACES: dict[str, Callable[..., dict[str, BaseDistribution]]] = {
-    "network": network_space,
+    "qsmrimnet": network_space,
     "random_forest": random_forest_space,
     "logistic_regression": logistic_regression_space,
     "gradient_boosting": gradient_boosting_space,

@@ -155,9 +155,9 @@ def tune(
         independent commands started at once on one study should each pass their own seeded
         sampler.
     cv : int, splitter or list of (train, test), default=None
-        ``None``: ``StratifiedGroupKFold(5, shuffle=True, random_state=random_state)`` with
-        ``groups``; an int changes the number of folds. The folds are computed once, so every
-        trial (in every worker) is scored on the same folds.
+        ``None``: 5 subject-grouped folds, :func:`rimclf.metrics.subject_folds` with ``groups``
+        and ``random_state``; an int changes the number of folds. The folds are computed once,
+        so every trial (in every worker) is scored on the same folds.
     scoring : str or callable, default=None
         ``None``: partial ROC AUC up to FPR 0.1 (``rimclf.metrics.SCORERS["pauc"]``); a key of
         ``rimclf.metrics.SCORERS`` or any sklearn scoring. Greater is better.
