@@ -160,10 +160,7 @@ def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, thres
     The ROC panel shades the FPR <= 0.1 range of the partial AUC; the PR panel draws the rim+
     prevalence, the precision of a random score.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot state, the user's backend untouched
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc
@@ -174,7 +171,8 @@ def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, thres
     sensitivity = decision[y == 1].mean()
     fpr_point = decision[y == 0].mean()
     precision_point = (decision & (y == 1)).sum() / max(decision.sum(), 1)
-    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig = Figure(figsize=(10, 4.6))
+    ax_roc, ax_pr = fig.subplots(1, 2)
     fpr, tpr, _ = roc_curve(y, score)
     ax_roc.axvspan(0, 0.1, color="tab:orange", alpha=0.15, label="FPR ≤ 0.1 (partial AUC)")
     ax_roc.plot(fpr, tpr, color="tab:blue", lw=2, label=f"ROC AUC {roc_auc(y, score):.3f}, pAUC {partial_roc_auc(y, score):.3f}")
@@ -190,9 +188,7 @@ def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, thres
     ax_pr.legend(loc="upper right", fontsize=8)
     fig.suptitle(title or f"held-out lesions: {len(y)} ({int(y.sum())} rim+)", fontsize=10)
     fig.tight_layout()
-    written = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
-    plt.close(fig)
-    return written
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
 
 
 def run_demo(
