@@ -11,6 +11,7 @@ draws the same layers.
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -148,6 +149,17 @@ def test_every_module_has_a_room() -> None:
     rooms = [room for layer in LAYERS for room in layer]
     assert len(rooms) == len(set(rooms))
     assert all(any(m == room or m.startswith(room + ".") for m in modules()) for room in rooms), "a room without a module"
+
+
+def test_the_documented_layers_are_these() -> None:
+    """``docs/architecture.md`` lists every room in the layer this test enforces."""
+    documented: dict[str, int] = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines():
+        row = re.match(r"\| (\d+) \| (.*?) \|", line)
+        if row:
+            for path in re.findall(r"`(rimclf/[\w/.]*)`", row.group(2)):
+                documented[path.removesuffix("/").removesuffix(".py").replace("/", ".")] = int(row.group(1))
+    assert documented == {room: index for index, layer in enumerate(LAYERS) for room in layer}
 
 
 def test_no_import_loops() -> None:
