@@ -1,9 +1,10 @@
 """Does QSMRim-Net learn? Its branches and the QSM patch normalisation, on one phantom cohort.
 
-One default-difficulty phantom cohort, one set of subject-grouped folds
-(``StratifiedGroupKFold(shuffle=True)``) shared by every configuration, the CPU-size network
-(``QSMRimNetClassifier`` defaults: ResNet3D depth 10, width 16, 32³ patches) with DeepSMOTE, and
-one training seed per fold shared by every configuration. Configurations:
+One default-difficulty phantom cohort, one set of subject-grouped folds shared by every
+configuration, the default network (``rimclf.defaults.DEFAULT_MODEL``: ResNet3D depth 10, width 16,
+32³ patches) with DeepSMOTE, and one training seed per fold shared by every configuration; folds,
+seeds and the cross-validation loop are the imbalance benchmark's
+(``rimclf.benchmark.make_repeated_folds`` and ``cross_validate_method``). Configurations:
 
 - branches: fused (ResNet3D on patches + MLP on radiomics, the reference), CNN only, radiomics
   only (the same network with one branch), all on NAWM-normalised patches;
@@ -41,11 +42,13 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from rimclf.defaults import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = {"pauc": "pAUC (FPR ≤ 0.1)", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
@@ -54,11 +57,28 @@ VERSIONED = ("rimclf", "torch", "skorch", "scikit-learn", "numpy", "pyradiomics"
 
 @dataclass(frozen=True)
 class Config:
+    """One configuration, a "method" of ``rimclf.benchmark.cross_validate_method``."""
+
     name: str
     label: str
     branches: str
     normalize: str | None  # None: no patches used
     baseline: str | None = None  # besides the fused reference, compared with this configuration
+
+    def make_estimator(self, settings, random_state: int):
+        """The default network (``DEFAULT_MODEL``) with these branches and the run's training settings."""
+        from rimclf.classifier import make_classifier
+
+        return make_classifier(
+            settings.model_config(branches=self.branches, depth=DEFAULT_MODEL.depth, width=DEFAULT_MODEL.width),
+            device=settings.device, random_state=random_state,
+        )
+
+    def fold_record(self, net) -> dict:
+        """Training loss of the first and last epoch, DeepSMOTE rows per epoch."""
+        losses = net.history[:, "train_loss"]
+        return {"loss_first_epoch": float(losses[0]), "loss_last_epoch": float(losses[-1]),
+                "synthetic_rows_per_epoch": float(np.mean(net.history[:, "n_synthetic"]))}
 
 
 REFERENCE = "fused-nawm"
@@ -96,18 +116,17 @@ def phantom_cohort(work: Path, n_subjects: int, seed: int, difficulty: str) -> t
 
 def extract(table: pd.DataFrame, configs: list[Config], cache: Path) -> tuple[dict, dict[str, float]]:
     """Radiomics once, and patches once per normalisation (each a separate, cached extraction)."""
-    from rimclf import LesionFeaturizer, PatchExtractor
+    from rimclf.features import make_featurizer
 
     seconds = {}
     start = time.perf_counter()
-    radiomics = LesionFeaturizer(patches=None, memory=cache, progress=False).transform(table)["radiomics"]
+    radiomics = make_featurizer(patches=False, memory=cache, progress=False).transform(table)["radiomics"]
     seconds["radiomics"] = time.perf_counter() - start
     patches = {}
     for normalize in dict.fromkeys(c.normalize for c in configs if c.normalize is not None):
         start = time.perf_counter()
-        featurizer = LesionFeaturizer(
-            radiomics=None, patches=PatchExtractor(normalize=normalize), memory=cache, progress=False
-        )
+        featurizer = make_featurizer(replace(DEFAULT_MODEL, normalize=normalize), radiomics=False, memory=cache,
+                                     progress=False)
         patches[normalize] = featurizer.transform(table)["patches"]
         seconds[f"patches_{normalize}"] = time.perf_counter() - start
     return {"radiomics": radiomics, "patches": patches}, seconds
@@ -123,36 +142,16 @@ def inputs_of(config: Config, features: dict):
     return SliceDict(patches=features["patches"][config.normalize], radiomics=features["radiomics"])
 
 
-def cross_validate(
-    config: Config, X, y: np.ndarray, folds, fit_seeds, args: argparse.Namespace
-) -> tuple[np.ndarray, list[dict]]:
-    """Out-of-fold rim+ probabilities and one record per fold (times, training loss)."""
-    from rimclf import QSMRimNetClassifier
+def cross_validate(config: Config, X, y: np.ndarray, folds, fit_seeds, settings) -> tuple[np.ndarray, list[dict]]:
+    """Out-of-fold rim+ probabilities and one record per fold (sizes, times, training loss), from the
+    imbalance benchmark's cross-validation loop."""
+    from rimclf.benchmark import cross_validate_method
 
-    scores = np.full(len(y), np.nan)
-    records = []
-    for fold, ((train, test), seed) in enumerate(zip(folds, fit_seeds, strict=True)):
-        net = QSMRimNetClassifier(
-            module__branches=config.branches, imbalance="deepsmote", max_epochs=args.epochs,
-            lr=args.lr, batch_size=args.batch_size, random_state=int(seed), device="cpu",
-        )
-        wall, cpu = time.perf_counter(), time.process_time()
-        net.fit(X[train], y[train])
-        fit_seconds, fit_cpu = time.perf_counter() - wall, time.process_time() - cpu
-        scores[test] = net.predict_proba(X[test])[:, 1]
-        losses = net.history[:, "train_loss"]
-        records.append({
-            "config": config.name, "fold": fold, "n_train": len(train), "n_train_rim": int(y[train].sum()),
-            "n_test": len(test), "n_test_rim": int(y[test].sum()), "fit_seconds": fit_seconds,
-            "fit_cpu_seconds": fit_cpu, "loss_first_epoch": float(losses[0]),
-            "loss_last_epoch": float(losses[-1]),
-            "synthetic_rows_per_epoch": float(np.mean(net.history[:, "n_synthetic"])),
-        })
-        print(f"  {config.name} fold {fold}: fit {fit_seconds:.0f} s, train loss {losses[0]:.3f} -> "
-              f"{losses[-1]:.3f}", flush=True)
-    if not np.isfinite(scores).all():
-        raise RuntimeError(f"{config.name}: some lesions got no finite out-of-fold score")
-    return scores, records
+    probabilities, _, records = cross_validate_method(config, X, y, folds, fit_seeds, settings, n_jobs=1)
+    for record in records:
+        print(f"  {config.name} fold {record['fold']}: fit {record['fit_seconds']:.0f} s, train loss "
+              f"{record['loss_first_epoch']:.3f} -> {record['loss_last_epoch']:.3f}", flush=True)
+    return probabilities[0], records
 
 
 def summarise(
@@ -165,7 +164,7 @@ def summarise(
     for config in configs:
         row = {"config": config.name, "label": config.label, "branches": config.branches,
                "normalize": config.normalize or "-"}
-        mine = [r for r in records if r["config"] == config.name]
+        mine = [r for r in records if r["method"] == config.name]
         row["fit_seconds_per_fold"] = float(np.mean([r["fit_seconds"] for r in mine]))
         row["loss_first_epoch"] = float(np.mean([r["loss_first_epoch"] for r in mine]))
         row["loss_last_epoch"] = float(np.mean([r["loss_last_epoch"] for r in mine]))
@@ -252,9 +251,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
-    from sklearn.model_selection import StratifiedGroupKFold
 
     from rimclf import load_cohort
+    from rimclf.benchmark import BenchmarkSettings, make_repeated_folds
+    from rimclf.cohort import labelled_lesions
 
     warnings.simplefilter("ignore")  # pyradiomics' per-lesion chatter
     torch.set_num_threads(args.threads)
@@ -268,10 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work / f"{args.difficulty}-seed{args.seed}-{args.subjects}"
     cohort, phantom_seconds = phantom_cohort(work, args.subjects, args.seed, args.difficulty)
-    table = load_cohort(cohort)
-    table = table[table["rim"].notna()].reset_index(drop=True)
-    y = table["rim"].astype(int).to_numpy()
-    groups = table["participant_id"].to_numpy()
+    table, y, groups = labelled_lesions(load_cohort(cohort), purpose="the ablation")
     n_rim_subjects = int(table.groupby("participant_id")["rim"].sum().gt(0).sum())
     print(f"cohort: {args.subjects} subjects, {len(y)} lesions, {y.sum()} rim+ in {n_rim_subjects} subjects "
           f"(generated in {phantom_seconds:.0f} s)", flush=True)
@@ -280,14 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     features, feature_seconds = extract(table, configs, args.work / "cache")
     print("features: " + ", ".join(f"{k} {v:.0f} s" for k, v in feature_seconds.items()), flush=True)
 
-    splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
-    folds = list(splitter.split(np.zeros(len(y)), y, groups))
-    fit_seeds = np.random.RandomState(args.seed).randint(0, 2**31 - 1, size=args.folds)
+    settings = BenchmarkSettings(n_splits=args.folds, n_repeats=1, max_epochs=args.epochs, lr=args.lr,
+                                 batch_size=args.batch_size, n_threads=args.threads, device="cpu")
+    folds, _, fit_seeds = make_repeated_folds(y, groups, args.folds, 1, args.seed)
     scores, records = {}, []
     for config in configs:
         print(f"{config.name}:", flush=True)
         X = inputs_of(config, features)
-        scores[config.name], fold_records = cross_validate(config, X, y, folds, fit_seeds, args)
+        scores[config.name], fold_records = cross_validate(config, X, y, folds, fit_seeds, settings)
         records += fold_records
     results = summarise(configs, scores, y, groups, records, args.n_boot, args.seed)
     total = time.perf_counter() - started
@@ -298,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     header = "\n".join([
         "### Does it learn? Branches and normalisation", "",
         (f"Phantom cohort: {args.subjects} subjects, difficulty {args.difficulty}, seed {args.seed}: "
-        f"{len(y)} lesions, {y.sum()} rim+ in {n_rim_subjects} subjects. {args.folds}-fold "
-        f"StratifiedGroupKFold (shuffled, seed {args.seed}), the same folds and training seeds for every "
-        "row. QSMRimNetClassifier defaults (ResNet3D depth 10, width 16; 32 mm, 32³ patches of "
+        f"{len(y)} lesions, {y.sum()} rim+ in {n_rim_subjects} subjects. {args.folds} "
+        f"subject-grouped folds (rimclf.metrics.subject_folds, seed {args.seed}), the same folds and training "
+        "seeds for every row. The default model (ResNet3D depth 10, width 16; 32 mm, 32³ patches of "
         f"QSM/FLAIR/mask; sum fusion), imbalance=\"deepsmote\", {args.epochs} epochs, lr {args.lr:g}, "
         f"batch {args.batch_size}, {args.threads} torch thread(s), CPU; {args.n_boot} subject-bootstrap "
         f"resamples. Total {total / 60:.1f} min on {os.cpu_count()} cores shared with other jobs (load "
@@ -311,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     text = markdown(results, header)
     fold_of = np.full(len(y), -1)
-    for fold, (_, test) in enumerate(folds):
+    for fold, (_, test) in enumerate(folds[0]):
         fold_of[test] = fold
     predictions = table[["participant_id", "lesion_id"]].assign(rim=y, fold=fold_of, **scores)
     record = {

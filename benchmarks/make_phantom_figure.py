@@ -25,6 +25,7 @@ from scipy import ndimage  # noqa: E402
 from rimclf import load_cohort  # noqa: E402
 from rimclf._nifti import read_volume  # noqa: E402
 from rimclf.cohort import read_lesion_labels  # noqa: E402
+from rimclf.outputs import axial_plane as world_axial_plane  # noqa: E402
 from rimclf.phantom import make_phantom_cohort  # noqa: E402
 
 HALF_WIDTH_MM = 24.0
@@ -33,12 +34,8 @@ MIMICS = ("vein_edge", "spot", "hyper", "iso", "hypo", "faint_ring")
 
 
 def axial_plane(volume: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray, order: int) -> np.ndarray:
-    """The volume sampled on a square axial plane (world x right, y anterior) around ``centre_mm``."""
-    offsets = np.arange(-HALF_WIDTH_MM, HALF_WIDTH_MM + STEP_MM / 2, STEP_MM)
-    x, y = np.meshgrid(centre_mm[0] + offsets, centre_mm[1] + offsets, indexing="ij")
-    world = np.stack([x, y, np.full_like(x, centre_mm[2]), np.ones_like(x)]).reshape(4, -1)
-    voxels = (np.linalg.inv(affine) @ world)[:3]
-    return ndimage.map_coordinates(volume, voxels, order=order, mode="constant", cval=0.0).reshape(x.shape)
+    """The volume on a square axial plane around ``centre_mm`` (rows along world y, columns along x)."""
+    return world_axial_plane(volume, affine, centre_mm, half_width_mm=HALF_WIDTH_MM, step_mm=STEP_MM, order=order)
 
 
 def best_plane(lesion: pd.Series, qsm: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -120,8 +117,8 @@ def main() -> None:
                 )
             ):
                 ax = axes[row, col]
-                image = ax.imshow(plane.T, origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1], extent=extent)
-                ax.contour(outline.T, levels=[0.5], colors="tab:red", linewidths=1.0, extent=extent)
+                image = ax.imshow(plane, origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1], extent=extent)
+                ax.contour(outline, levels=[0.5], colors="tab:red", linewidths=1.0, extent=extent)
                 ax.set_title(f"{unit.split()[0]}: sub-{lesion.participant_id} lesion {lesion.lesion_id}\n{label}", fontsize=9)
                 ax.set_xlabel("x (mm)")
                 ax.set_ylabel("y (mm)")

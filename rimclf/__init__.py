@@ -19,8 +19,9 @@ _LAZY: dict[str, str] = {
     "RadiomicsExtractor": "rimclf.features",
     "PatchExtractor": "rimclf.features",
     "QSMRimNetClassifier": "rimclf.classifier",
-    "save_model": "rimclf.io",
-    "load_model": "rimclf.io",
+    "RimModel": "rimclf.rim_model",
+    "save_model": "rimclf.model_files",
+    "load_model": "rimclf.model_files",
 }
 
 __all__ = ["__version__", "CohortError", *_LAZY]

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rimclf.errors import OutputExistsError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -24,10 +26,11 @@ def public_permissions(path: Path) -> None:
 
 
 def refuse_overwrite(path: str | os.PathLike, *, force: bool) -> None:
-    """Raise :class:`FileExistsError` if ``path`` exists and ``force`` is false."""
+    """Raise :class:`~rimclf.errors.OutputExistsError` (a ``FileExistsError``) if ``path``
+    exists and ``force`` is false."""
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
+        raise OutputExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object], *, force: bool = False) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from rimclf._atomic import public_permissions
-from rimclf.errors import CohortError, DataWarning
+from rimclf.errors import CohortError, DataWarning, OutputExistsError
 
 #: Two affines are "the same grid" when no entry differs by more than this (mm).
 AFFINE_TOLERANCE_MM = 1e-3
@@ -171,7 +171,7 @@ def save_nifti(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+        raise OutputExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=float), header=header)
     if header is not None:

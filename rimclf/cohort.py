@@ -19,6 +19,11 @@ What is read
 The voxel-level checks of the QSM and FLAIR (NaN/Inf inside the brain, a QSM that looks like ppm)
 run when the features are extracted, which reads each volume once anyway, or up front with
 ``check_data=True``.
+
+What is learnt from
+-------------------
+:func:`labelled_lesions` is the one rule by which training (:class:`rimclf.RimModel`), tuning
+and the benchmark keep the lesions they learn from: those with a rim label.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,6 +45,8 @@ from rimclf._nifti import (
     read_volume,
     spatial_shape,
 )
+from rimclf._validation import check_choice, check_int
+from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNITS
 from rimclf.errors import CohortError, QSMUnitWarning
 
 logger = logging.getLogger(__name__)
@@ -61,8 +69,7 @@ TABLE_COLUMNS = [
 ]
 
 _SUFFIXES = {"qsm": "Chimap", "flair": "FLAIR", "mask": "desc-lesions_mask"}
-_CONNECTIVITY_RANK = {6: 1, 18: 2, 26: 3}
-_QSM_UNITS = ("ppb", "ppm")
+_CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edges, 26: + corners
 #: A "ppb" QSM whose 1st-99th percentile range of nonzero voxels stays within this is probably ppm.
 PPM_SUSPICION_LIMIT = 2.0
 
@@ -128,9 +135,7 @@ def _structure(connectivity: int) -> np.ndarray:
 
 
 def _check_connectivity(connectivity: object) -> int:
-    if connectivity not in _CONNECTIVITY_RANK:
-        raise CohortError(f"connectivity={connectivity!r} is not valid; choose 6, 18 or 26")
-    return int(connectivity)  # type: ignore[arg-type]
+    return int(check_choice(connectivity, "connectivity", CONNECTIVITIES))
 
 
 def _is_binary(labels: np.ndarray) -> bool:
@@ -160,7 +165,7 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     return labels, affine
 
 
-def read_qsm(path: str | os.PathLike, unit: str = "ppb") -> tuple[np.ndarray, np.ndarray]:
+def read_qsm(path: str | os.PathLike, unit: str = QSM_UNIT) -> tuple[np.ndarray, np.ndarray]:
     """Read a QSM volume in ppb.
 
     Parameters
@@ -175,8 +180,7 @@ def read_qsm(path: str | os.PathLike, unit: str = "ppb") -> tuple[np.ndarray, np
         When ``unit="ppb"`` but the 1st-99th percentile range of the nonzero voxels lies within
         ±2, which is typical of a map in ppm: the radiomics bin width (25) assumes ppb.
     """
-    if unit not in _QSM_UNITS:
-        raise CohortError(f"qsm_unit={unit!r} is not valid; choose one of {_QSM_UNITS}")
+    check_choice(unit, "qsm_unit", QSM_UNITS)
     data, affine = read_volume(path)
     if unit == "ppm":
         return data * np.float32(1000.0), affine
@@ -293,9 +297,9 @@ def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
 def load_cohort(
     path: str | os.PathLike,
     *,
-    min_voxels: int = 8,
-    connectivity: int = 26,
-    qsm_unit: str = "ppb",
+    min_voxels: int = MIN_VOXELS,
+    connectivity: int = CONNECTIVITY,
+    qsm_unit: str = QSM_UNIT,
     rims: str | os.PathLike | None = None,
     check_data: bool = False,
 ) -> pd.DataFrame:
@@ -332,13 +336,13 @@ def load_cohort(
     Raises
     ------
     CohortError
-        For every bad input, naming the file and the problem.
+        For every bad input file or table, naming the file and the problem.
+    ParameterError
+        For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.
     """
-    if not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
-        raise CohortError(f"min_voxels={min_voxels!r} is not valid; it must be a positive integer")
+    check_int(min_voxels, "min_voxels", min=1)
     connectivity = _check_connectivity(connectivity)
-    if qsm_unit not in _QSM_UNITS:
-        raise CohortError(f"qsm_unit={qsm_unit!r} is not valid; choose one of {_QSM_UNITS}")
+    check_choice(qsm_unit, "qsm_unit", QSM_UNITS)
     root = Path(path).expanduser().resolve()
     if root.is_dir():
         subjects, default_rims = _subjects_from_directory(root)
@@ -404,3 +408,77 @@ def summarize_cohort(table: pd.DataFrame) -> pd.DataFrame:
     )
     total = summary.sum().to_frame("total").T
     return pd.concat([summary, total]).rename_axis("participant_id").reset_index()
+
+
+#: Fewest rim+ and fewest rim- labelled lesions that training, tuning and the benchmark accept.
+MIN_LESIONS_PER_CLASS = 2
+
+
+class LabelledLesions(NamedTuple):
+    """The labelled lesions of a lesion table (see :func:`labelled_lesions`)."""
+
+    table: pd.DataFrame
+    y: np.ndarray
+    groups: np.ndarray
+
+
+def labelled_lesions(table: object, y: object = None, groups: object = None, *, purpose: str = "training") -> LabelledLesions:
+    """The lesions to learn from: those with a rim label, with their labels and subjects.
+
+    The one rule of training, tuning and the benchmark: lesions without a rim label (``rim`` is
+    ``<NA>``, e.g. absent from ``rims.tsv``) are left out, and their number is logged; every
+    label must be 0 or 1; at least :data:`MIN_LESIONS_PER_CLASS` rim+ and as many rim- lesions
+    must remain.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A lesion table of :func:`load_cohort` (or rows of one).
+    y : array-like of shape (n_lesions,), optional
+        Labels to use instead of the table's ``rim`` column (missing values are unlabelled).
+    groups : array-like of shape (n_lesions,), optional
+        Subjects to use instead of the table's ``participant_id`` column.
+    purpose : str, default="training"
+        Names what needs the labels in error messages (e.g. "the benchmark").
+
+    Returns
+    -------
+    LabelledLesions
+        ``(table, y, groups)``: the labelled rows (index reset), their labels (int 0/1) and
+        their subjects (str).
+
+    Raises
+    ------
+    CohortError
+        ``table`` is not a lesion table, has no ``rim`` column (and no ``y``), ``y`` or
+        ``groups`` do not match its rows, a label is not 0/1, or too few of a class remain.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise CohortError(f"{purpose} needs the lesion table of rimclf.load_cohort (a pandas DataFrame); got {type(table).__name__}")
+    needed = ["participant_id", "lesion_id", *(["rim"] if y is None else [])]
+    missing_columns = [column for column in needed if column not in table.columns]
+    if missing_columns:
+        raise CohortError(f"the lesion table lacks the column(s) {missing_columns}; make it with rimclf.load_cohort (and rims.tsv)")
+    labels = table["rim"].to_numpy(dtype=object) if y is None else np.asarray(y, dtype=object).reshape(-1)
+    subjects = table["participant_id"].to_numpy() if groups is None else np.asarray(groups)
+    for name, values in (("y", labels), ("groups", subjects)):
+        if values.shape != (len(table),):
+            raise CohortError(f"{name} has shape {values.shape}; it needs one entry per lesion ({len(table)})")
+    unlabelled = pd.isna(labels)
+    try:
+        values = labels[~unlabelled].astype(float)
+    except (TypeError, ValueError):
+        raise CohortError("rim labels must be 0 or 1 (or missing for unlabelled lesions); found non-numeric ones") from None
+    if not np.isin(values, (0.0, 1.0)).all():
+        raise CohortError(f"rim labels must be 0 or 1; found {sorted(set(values.tolist()) - {0.0, 1.0})[:5]}")
+    n_unlabelled = int(unlabelled.sum())
+    if n_unlabelled:
+        logger.info("%s: %d unlabelled lesion(s) left out (no rim label)", purpose, n_unlabelled)
+    n_positive, n_negative = int(values.sum()), int((values == 0).sum())
+    if min(n_positive, n_negative) < MIN_LESIONS_PER_CLASS:
+        raise CohortError(
+            f"{purpose} needs labelled rim+ and rim- lesions (at least {MIN_LESIONS_PER_CLASS} of each); the table "
+            f"has {n_positive} rim+ and {n_negative} rim- labelled lesions ({n_unlabelled} unlabelled)"
+        )
+    keep = np.flatnonzero(~unlabelled)
+    return LabelledLesions(table.iloc[keep].reset_index(drop=True), values.astype(int), subjects[keep].astype(str))

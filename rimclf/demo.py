@@ -5,7 +5,7 @@ The demo is the whole workflow on synthetic data, sized for a laptop CPU (about 
 
 1. writes two phantom cohorts with different seeds: ``OUT/cohort-train`` and ``OUT/cohort-test``
    (held-out subjects), and prints their lesion and rim+ counts;
-2. trains a :class:`~rimclf.model.RimModel` (CPU-size QSMRim-Net, threshold from a
+2. trains a :class:`~rimclf.RimModel` (CPU-size QSMRim-Net, threshold from a
    subject-grouped CV) on the training cohort and saves it to ``OUT/model``;
 3. loads the saved model and predicts the held-out cohort into ``OUT/predictions`` (lesion
    table, per-subject counts, NIfTI probability maps, PNG montages);
@@ -24,13 +24,14 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rimclf._atomic import atomic_write, refuse_overwrite
+from rimclf.defaults import DEMO_MODEL
 
 #: the held-out cohort's phantom seed is the demo seed plus this
 TEST_SEED_OFFSET = 10_000
@@ -77,7 +78,7 @@ def _phantom(path: Path, n_subjects: int, seed: int, options: dict, n_jobs, repo
         except (OSError, ValueError):
             saved = {}
         same = saved.get("parameters") == _phantom_parameters(n_subjects, seed, options)
-        if same and saved.get("rimclf_version") == __version__:
+        if same and saved.get("versions", {}).get("rimclf") == __version__:
             report(f"  reusing {path} (same phantom settings)")
             return path
     started = time.perf_counter()
@@ -159,10 +160,7 @@ def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, thres
     The ROC panel shades the FPR <= 0.1 range of the partial AUC; the PR panel draws the rim+
     prevalence, the precision of a random score.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot state, the user's backend untouched
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc
@@ -173,7 +171,8 @@ def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, thres
     sensitivity = decision[y == 1].mean()
     fpr_point = decision[y == 0].mean()
     precision_point = (decision & (y == 1)).sum() / max(decision.sum(), 1)
-    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig = Figure(figsize=(10, 4.6))
+    ax_roc, ax_pr = fig.subplots(1, 2)
     fpr, tpr, _ = roc_curve(y, score)
     ax_roc.axvspan(0, 0.1, color="tab:orange", alpha=0.15, label="FPR ≤ 0.1 (partial AUC)")
     ax_roc.plot(fpr, tpr, color="tab:blue", lw=2, label=f"ROC AUC {roc_auc(y, score):.3f}, pAUC {partial_roc_auc(y, score):.3f}")
@@ -189,9 +188,7 @@ def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, thres
     ax_pr.legend(loc="upper right", fontsize=8)
     fig.suptitle(title or f"held-out lesions: {len(y)} ({int(y.sum())} rim+)", fontsize=10)
     fig.tight_layout()
-    written = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
-    plt.close(fig)
-    return written
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
 
 
 def run_demo(
@@ -199,22 +196,24 @@ def run_demo(
     *,
     train_subjects: int = 40,
     test_subjects: int = 20,
-    epochs: int = 10,
-    width: int = 8,
-    patch_shape: int = 16,
-    patch_size_mm: float = 32.0,
-    threshold_cv: int = 3,
-    region: str = "both",
-    fusion: str = "concat",
+    epochs: int = DEMO_MODEL.max_epochs,
+    width: int = DEMO_MODEL.width,
+    patch_shape: int = DEMO_MODEL.patch_shape,
+    patch_size_mm: float = DEMO_MODEL.patch_size_mm,
+    threshold_cv: int = DEMO_MODEL.threshold_cv,
+    region: str = DEMO_MODEL.region,
+    fusion: str = DEMO_MODEL.fusion,
     seed: int = 0,
     n_jobs: int | None = None,
     phantom_options: dict | None = None,
-    radiomics_params: object = "qsmrim",
+    radiomics_params: object = DEMO_MODEL.radiomics_params,
     force: bool = False,
     progress: bool = True,
     report: Callable[[str], None] | None = print,
 ) -> DemoResult:
     """Run the demo (see the module documentation) and return its metrics and paths.
+
+    The model settings default to :data:`rimclf.defaults.DEMO_MODEL`.
 
     Parameters
     ----------
@@ -246,12 +245,12 @@ def run_demo(
     report : callable or None, default=print
         Receives the text the demo prints (None: silent).
     """
-    from rimclf.classifier import QSMRimNetClassifier
+    from rimclf.classifier import make_classifier
     from rimclf.cohort import load_cohort
     from rimclf.errors import CohortError
-    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
-    from rimclf.io import load_model
-    from rimclf.model import predict_cohort, train_model
+    from rimclf.features import make_featurizer
+    from rimclf.model_files import load_model
+    from rimclf.workflows import predict_cohort, train_model
 
     report = report or (lambda text: None)
     started = time.perf_counter()
@@ -278,15 +277,12 @@ def run_demo(
 
     report(f"[2/4] training: features (radiomics region {region!r}, {patch_shape}^3 patches of {patch_size_mm:g} mm), "
            f"{threshold_cv}-fold threshold CV and the final network ({epochs} epochs each)")
-    featurizer = LesionFeaturizer(
-        radiomics=RadiomicsExtractor(params=radiomics_params, region=region),
-        patches=PatchExtractor(size_mm=patch_size_mm, shape=patch_shape),
-        n_jobs=n_jobs, memory=str(paths["cache"]), progress=progress,
-    )
-    classifier = QSMRimNetClassifier(module__depth=10, module__width=width, module__fusion=fusion, max_epochs=epochs,
-                                     random_state=seed, verbose=int(progress))
-    model = train_model(train_table, featurizer=featurizer, classifier=classifier, threshold_cv=threshold_cv,
-                        random_state=seed, out=paths["model"], force=True)
+    config = replace(DEMO_MODEL, max_epochs=epochs, width=width, patch_shape=patch_shape, patch_size_mm=patch_size_mm,
+                     threshold_cv=threshold_cv, region=region, fusion=fusion, radiomics_params=radiomics_params)
+    featurizer = make_featurizer(config, n_jobs=n_jobs, memory=str(paths["cache"]), progress=progress)
+    classifier = make_classifier(config, random_state=seed, verbose=int(progress))
+    model = train_model(train_table, featurizer=featurizer, classifier=classifier, target_specificity=config.target_specificity,
+                        threshold_cv=config.threshold_cv, random_state=seed, out=paths["model"], force=True)
     report(model.threshold_choice_.describe())
     report(f"  saved the model to {paths['model']}")
 

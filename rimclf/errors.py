@@ -7,13 +7,19 @@ Each kind also subclasses the builtin exception that code written without rimclf
 already catches::
 
     RimclfError
-     ├── CohortError       (ValueError)  a cohort file or table: missing, unreadable, inconsistent
-     ├── ParameterError    (ValueError)  an invalid parameter of an estimator, function or setting
-     ├── ModelFileError    (ValueError)  a saved model directory that cannot be loaded safely
+     ├── CohortError       (ValueError)  the data: a cohort file or table, X, y, groups
+     ├── ParameterError    (ValueError)  a setting: an estimator parameter, a function argument,
+     │                                   a CLI option, an Optuna or benchmark setting
+     ├── ModelFileError    (ValueError)  a model directory that cannot be saved or loaded safely
      └── OutputError       (OSError)     an output location or storage that cannot be used
+          └── OutputExistsError (FileExistsError)  an output that exists, without force
 
-Messages name the file, row, parameter, path or URL, and what is wrong with it. The command
-line prints any :class:`RimclfError` as one line and exits with status 2.
+The kind says what to fix: the data (:class:`CohortError`) or a setting
+(:class:`ParameterError`). A setting that cannot work with the data given (more folds than
+subjects) is a :class:`ParameterError`. Messages name the file, row, parameter, path or URL and
+repeat the bad value; parameter messages read ``"name=value is not valid; it must be ..."``
+(see :mod:`rimclf._validation`). The command line prints any :class:`RimclfError` as one line
+and exits with status 2.
 
 ``nn/`` (plain torch modules, importable without the rest of rimclf) raises
 :class:`ParameterError` too, so that a bad ``module__depth`` reads the same whether the
@@ -33,26 +39,33 @@ class RimclfError(Exception):
 
 
 class CohortError(RimclfError, ValueError):
-    """Bad cohort input: a missing, unreadable or inconsistent cohort file, manifest or lesion table.
+    """Bad data: a missing, unreadable or inconsistent cohort file, manifest or lesion table, or
+    features (X), labels (y) or subjects (groups) an estimator or metric cannot use.
 
     A subclass of :class:`ValueError`, so code that already catches ``ValueError`` keeps working.
-    The message always names the offending file (or table row) and what is wrong with it.
+    The message always names the offending file (or table row, or input) and what is wrong with it.
     """
 
 
 class ParameterError(RimclfError, ValueError):
-    """An invalid parameter value: of an estimator, a function, a CLI option or a model setting.
+    """An invalid setting: a parameter of an estimator or function, a CLI option, an Optuna or
+    benchmark setting, or one that cannot work with the data given.
 
     The message repeats the parameter's name and value and says what is allowed.
     """
 
 
 class ModelFileError(RimclfError, ValueError):
-    """A model directory that cannot be loaded: missing files, not a rimclf model, tampered weights."""
+    """A model directory that cannot be loaded (missing files, not a rimclf model, tampered
+    weights), or a model that a model directory cannot hold (a custom network class)."""
 
 
 class OutputError(RimclfError, OSError):
     """An output folder, file or storage (e.g. an Optuna journal or database URL) that cannot be used."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output that exists already, refused because ``force`` (``--force``) was not given."""
 
 
 class RimclfWarning(UserWarning):

@@ -87,8 +87,29 @@ def probability_map(labels: np.ndarray, lesion_ids: np.ndarray, probability: np.
     return lookup[labels]
 
 
-def _axial_plane(volume: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray, half_width_mm: float, step_mm: float, order: int) -> np.ndarray:
-    """Resample an axial (world x-y) plane through ``centre_mm``; rows run along y, columns along x."""
+def axial_plane(
+    volume: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray, *, half_width_mm: float, step_mm: float, order: int
+) -> np.ndarray:
+    """A square axial (world x-y) plane through ``centre_mm``, resampled from ``volume``.
+
+    Parameters
+    ----------
+    volume : ndarray of shape (X, Y, Z)
+    affine : ndarray of shape (4, 4)
+        The volume's voxel-to-world (RAS mm) affine.
+    centre_mm : array-like of 3 floats
+        World point at the plane's centre.
+    half_width_mm, step_mm : float
+        The plane spans ``centre +- half_width_mm`` along world x and y, sampled every ``step_mm``.
+    order : int
+        Spline order: 1 (trilinear) for images, 0 (nearest) for label masks. Points outside the
+        volume are 0.
+
+    Returns
+    -------
+    ndarray of shape (n, n)
+        Rows run along world y (anterior up with ``origin="lower"``), columns along x.
+    """
     offsets = np.arange(-half_width_mm, half_width_mm + 1e-6, step_mm)
     gx, gy = np.meshgrid(centre_mm[0] + offsets, centre_mm[1] + offsets, indexing="xy")
     world = np.stack([gx, gy, np.full_like(gx, centre_mm[2]), np.ones_like(gx)], axis=-1)
@@ -114,24 +135,23 @@ def write_montage(
     x to the right, y up) with the lesion's outline in yellow; titles give lesion id, probability
     and decision (and the reference label when known).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot state, the user's backend untouched
 
     ranked = subject.sort_values("probability", ascending=False).head(max_lesions)
     n_cols = 4  # two lesions per row: QSM, FLAIR, QSM, FLAIR
     n_rows = max(1, int(np.ceil(len(ranked) / 2)))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.8 * n_rows), squeeze=False)
+    fig = Figure(figsize=(2.6 * n_cols, 2.8 * n_rows))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     step = 0.5
     extent = (-half_width_mm, half_width_mm, -half_width_mm, half_width_mm)
     for index, row in enumerate(ranked.itertuples(index=False)):
         centre = np.array([row.centroid_x, row.centroid_y, row.centroid_z])
-        qsm_plane = _axial_plane(qsm, qsm_affine, centre, half_width_mm, step, order=1)
-        flair_plane = _axial_plane(flair, flair_affine, centre, half_width_mm, step, order=1)
-        lesion_plane = _axial_plane((labels == row.lesion_id).astype(np.float32), qsm_affine, centre, half_width_mm, step, order=0)
+        plane = {"half_width_mm": half_width_mm, "step_mm": step}
+        qsm_plane = axial_plane(qsm, qsm_affine, centre, order=1, **plane)
+        flair_plane = axial_plane(flair, flair_affine, centre, order=1, **plane)
+        lesion_plane = axial_plane((labels == row.lesion_id).astype(np.float32), qsm_affine, centre, order=0, **plane)
         verdict = "rim+" if row.decision else "rim-"
         truth = f" (ref {'rim+' if row.rim == 1 else 'rim-'})" if hasattr(row, "rim") and not pd.isna(row.rim) else ""
         for offset, (plane, name, cmap, limits) in enumerate(
@@ -146,7 +166,6 @@ def write_montage(
     fig.suptitle(f"sub-{label}: lesions ranked by rim+ probability (QSM window ±100 ppb, axial, 40 mm)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.8 * n_rows)))  # room for the suptitle
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return Path(path)
 
 

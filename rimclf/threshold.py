@@ -3,7 +3,7 @@
 A rim+ probability becomes a decision (rim+ when ``probability >= threshold``) at a threshold
 chosen on the training data. By default (``method="cv"``) the threshold is the most specific one
 that reaches the target specificity on *out-of-fold* probabilities: the training lesions are
-split by subject (:class:`~sklearn.model_selection.StratifiedGroupKFold`), a clone of the
+split by subject (:func:`rimclf.metrics.subject_folds`), a clone of the
 classifier is fitted on each training part and predicts the held-out part, and the threshold is
 read off those honest probabilities with :func:`rimclf.metrics.threshold_at_specificity`. The
 default target, specificity 0.9, is QSMRim-Net's clinically relevant operating range
@@ -20,20 +20,20 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.utils import check_random_state
 
-from rimclf.errors import CohortError, DataWarning
+from rimclf._validation import check_real, is_real
+from rimclf.defaults import THRESHOLD_METHODS
+from rimclf.errors import DataWarning, ParameterError
+from rimclf import metrics
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, threshold_at_specificity
 
 logger = logging.getLogger(__name__)
 
-#: allowed values of ``ThresholdChoice.method``
-THRESHOLD_METHODS = ("cv", "in-sample", "fixed")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,29 @@ class ThresholdChoice:
         """The fields as a JSON-ready dict."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: object) -> ThresholdChoice:
+        """The choice :meth:`to_dict` describes, after checking its keys and values.
+
+        Raises
+        ------
+        ParameterError
+            ``fields`` is not a dict of the known keys with ``value`` and ``method``, the method
+            is not one of :data:`THRESHOLD_METHODS`, or a number is not finite.
+        """
+        known = {field.name for field in dataclasses.fields(cls)}
+        if not isinstance(fields, dict) or not set(fields) <= known or not {"value", "method"} <= set(fields):
+            shown = sorted(fields) if isinstance(fields, dict) else type(fields).__name__
+            raise ParameterError(
+                f"threshold must have keys 'value', 'method' and optionally {sorted(known - {'value', 'method'})}; got {shown}"
+            )
+        if fields["method"] not in THRESHOLD_METHODS:
+            raise ParameterError(f"threshold method {fields['method']!r} is not one of {THRESHOLD_METHODS}")
+        for key, value in fields.items():
+            if key != "method" and value is not None and (not is_real(value) or not math.isfinite(value)):
+                raise ParameterError(f"threshold['{key}'] must be a finite number, got {value!r}")
+        return cls(**fields)
+
     def describe(self) -> str:
         """One line for people: the threshold, how it was chosen and what it reaches."""
         text = f"threshold {self.value:.4g} ({self.method}"
@@ -87,10 +110,8 @@ class ThresholdChoice:
 
 
 def check_specificity(value: object, name: str = "target_specificity") -> float:
-    """A specificity in (0, 1), else :class:`CohortError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 < float(value) < 1.0:
-        raise CohortError(f"{name}={value!r} is not valid; it must be a number between 0 and 1 (e.g. 0.9)")
-    return float(value)
+    """A specificity in (0, 1), else :class:`~rimclf.errors.ParameterError` naming ``name``."""
+    return check_real(value, name, min=0.0, max=1.0, closed="neither", hint="e.g. 0.9")
 
 
 def threshold_from_probabilities(
@@ -127,24 +148,9 @@ def threshold_from_probabilities(
 
 
 def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: object) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Subject-grouped, rim-stratified folds; each training part must hold at least 2 rim+ lesions."""
-    n_subjects = len(np.unique(groups))
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
-        raise CohortError(f"threshold_cv={n_splits!r} is not valid; use 0 (in-sample) or at least 2 folds")
-    if n_splits > n_subjects:
-        raise CohortError(f"threshold_cv={n_splits} folds but the training data hold only {n_subjects} subjects")
-    seed = int(check_random_state(random_state).randint(2**31 - 1))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        folds = list(splitter.split(np.zeros(len(y)), y, groups))
-    for index, (train, _) in enumerate(folds):
-        if int(y[train].sum()) < 2:
-            raise CohortError(
-                f"threshold_cv={n_splits}: the training part of fold {index + 1} holds {int(y[train].sum())} rim+ "
-                "lesion(s); use fewer folds, or threshold_cv=0 (in-sample threshold)"
-            )
-    return folds
+    """The folds of the threshold CV: :func:`rimclf.metrics.subject_folds` with at least 2 rim+
+    lesions in every training part (:class:`~rimclf.errors.ParameterError` naming ``threshold_cv``)."""
+    return metrics.subject_folds(y, groups, n_splits, random_state, min_train_positives=2, name="threshold_cv")
 
 
 def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds) -> np.ndarray:

@@ -67,7 +67,7 @@ def tiny_estimators(**classifier_params):
 def tiny_model():
     """The tiny RimModel fitted on :func:`tiny_table` (shared: do not modify it)."""
     from rimclf.errors import DataWarning
-    from rimclf.model import RimModel
+    from rimclf import RimModel
 
     featurizer, classifier = tiny_estimators()
     with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
@@ -78,6 +78,6 @@ def tiny_model():
 @lru_cache(maxsize=None)
 def tiny_model_dir() -> Path:
     """:func:`tiny_model` saved (shared: copy it before changing files)."""
-    from rimclf.io import save_model
+    from rimclf import save_model
 
     return save_model(tiny_model(), _session_folder() / "model")

@@ -23,7 +23,7 @@ from rimclf.benchmark import (
 from rimclf.benchmark._settings import resolve_settings
 from rimclf.cli import main
 from rimclf.cohort import load_cohort
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, ParameterError
 from rimclf.metrics import bootstrap_ci, paired_bootstrap, partial_roc_auc, pr_auc, roc_auc
 from rimclf.phantom import make_phantom_cohort
 
@@ -148,11 +148,11 @@ def test_settings_presets_and_checks():
     assert resolve_settings(None, quick=False) == BenchmarkSettings.full()
     quick = resolve_settings({"max_epochs": 2}, quick=True)
     assert (quick.n_splits, quick.n_repeats, quick.max_epochs) == (3, 1, 2)
-    with pytest.raises(CohortError, match="n_splits must be an integer >= 2, got 1"):
+    with pytest.raises(ParameterError, match="n_splits=1 is not valid; it must be an integer >= 2"):
         resolve_settings({"n_splits": 1}, quick=False)
-    with pytest.raises(CohortError, match=r"unknown benchmark setting\(s\) \['epochs'\]"):
+    with pytest.raises(ParameterError, match=r"unknown benchmark setting\(s\) \['epochs'\]"):
         resolve_settings({"epochs": 3}, quick=False)
-    with pytest.raises(CohortError, match="max_fpr"):
+    with pytest.raises(ParameterError, match="max_fpr"):
         BenchmarkSettings(max_fpr=0.0).check()
 
 
@@ -191,9 +191,9 @@ def test_folds_in_parallel_processes_give_the_same_predictions():
 
 
 def test_bad_arguments_raise_before_any_work(table, tmp_path):
-    with pytest.raises(CohortError, match="unknown method 'svm'"):
+    with pytest.raises(ParameterError, match="unknown method 'svm'"):
         run_imbalance_benchmark(table, tmp_path / "a", methods=["svm"])
-    with pytest.raises(CohortError, match="n_splits=7 but the cohort has only 6 labelled subjects"):
+    with pytest.raises(ParameterError, match="n_splits=7 folds but the data hold only 6 subjects"):
         run_imbalance_benchmark(table, tmp_path / "b", settings={"n_splits": 7}, verbose=False)
     assert not (tmp_path / "b").exists()
     with pytest.raises(CohortError, match="needs labelled rim\\+ and rim- lesions"):

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from rimclf.classifier import GroupValidSplit, QSMRimNetClassifier
-from rimclf.errors import CohortError, DataWarning
+from rimclf.errors import CohortError, DataWarning, ParameterError
 
 FAST = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0}
 N_SUBJECTS, LESIONS_PER_SUBJECT = 12, 8
@@ -72,7 +72,7 @@ def test_fit_predict_shapes(fitted, data):
     assert np.array_equal(fitted.classes_, [0, 1])
     prediction = fitted.predict(X)
     assert prediction.dtype == np.int64 and set(np.unique(prediction)) <= {0, 1}
-    assert np.array_equal(prediction, (proba[:, 1] > 0.5).astype(int))
+    assert np.array_equal(prediction, (proba[:, 1] >= 0.5).astype(int))  # as RimModel decides
     assert fitted.in_channels_ == 3 and fitted.patch_shape_ == (8, 8, 8)
     assert fitted.n_radiomics_ == 10
 
@@ -282,7 +282,7 @@ def test_nan_and_constant_radiomics(data):
 def test_bad_parameters_raise_at_fit(params, match, data):
     X, y, _ = data
     net = fast(**params)  # the constructor only stores
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ParameterError, match=match):
         net.fit(X, y)
 
 

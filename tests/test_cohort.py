@@ -13,8 +13,8 @@ import pytest
 
 from rimclf import CohortError, load_cohort
 from rimclf._nifti import read_volume, save_nifti
-from rimclf.cohort import TABLE_COLUMNS, read_lesion_labels, read_qsm, summarize_cohort
-from rimclf.errors import DataWarning, QSMUnitWarning
+from rimclf.cohort import TABLE_COLUMNS, labelled_lesions, read_lesion_labels, read_qsm, summarize_cohort
+from rimclf.errors import DataWarning, ParameterError, QSMUnitWarning
 
 from tests.builders import SHAPE, make_affine, make_labels, make_qsm, write_subject
 
@@ -235,7 +235,7 @@ def test_manifest_missing_columns(tmp_path: Path) -> None:
     [({"min_voxels": 0}, "min_voxels=0"), ({"connectivity": 4}, "connectivity=4"), ({"qsm_unit": "ppt"}, "qsm_unit='ppt'")],
 )
 def test_bad_parameters_are_named(cohort: Path, kwargs: dict, message: str) -> None:
-    with pytest.raises(CohortError, match=message):
+    with pytest.raises(ParameterError, match=message):
         load_cohort(cohort, **kwargs)
 
 
@@ -277,3 +277,35 @@ def test_nibabel_saved_file_round_trip(tmp_path: Path) -> None:
     assert np.allclose(nib.load(str(path)).affine, make_affine())
     with pytest.raises(FileExistsError):
         save_nifti(path, make_qsm(), make_affine())
+
+
+# ------------------------------------------------------------------------ labelled lesions
+def _labelled_table(rim: list) -> pd.DataFrame:
+    n = len(rim)
+    return pd.DataFrame({"participant_id": [f"{i % 3:02d}" for i in range(n)], "lesion_id": range(1, n + 1),
+                         "rim": pd.array(rim, dtype="Int64")})
+
+
+def test_labelled_lesions_leave_out_unlabelled_ones(caplog: pytest.LogCaptureFixture) -> None:
+    table = _labelled_table([1, 0, None, 1, 0, None, 0])
+    with caplog.at_level("INFO", logger="rimclf.cohort"):
+        kept, y, groups = labelled_lesions(table, purpose="the test")
+    assert kept["lesion_id"].tolist() == [1, 2, 4, 5, 7] and y.tolist() == [1, 0, 1, 0, 0]
+    assert groups.tolist() == ["00", "01", "00", "01", "00"] and y.dtype.kind == "i"
+    assert "the test: 2 unlabelled lesion(s) left out" in caplog.text
+    override = labelled_lesions(table, y=[1, 1, 0, 0, None, 0, 0], groups=list("abcdefg"))
+    assert override.y.tolist() == [1, 1, 0, 0, 0, 0] and override.groups.tolist() == list("abcdfg")
+
+
+@pytest.mark.parametrize(
+    ("rim", "kwargs", "message"),
+    [
+        ([1, 0, 0, 0], {}, "needs labelled rim\\+ and rim- lesions \\(at least 2 of each\\).* 1 rim\\+ and 3 rim-"),
+        ([1, 1, 0, 0], {"y": [1, 2, 0, 0]}, "rim labels must be 0 or 1; found \\[2.0\\]"),
+        ([1, 1, 0, 0], {"groups": ["a"]}, "groups has shape \\(1,\\)"),
+    ],
+)
+def test_labelled_lesions_errors(rim: list, kwargs: dict, message: str) -> None:
+    with pytest.raises(CohortError, match=message):
+        labelled_lesions(_labelled_table(rim), **kwargs)
+

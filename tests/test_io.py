@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from rimclf import CohortError, load_model, save_model
-from rimclf.io import FORMAT, FORMAT_VERSION, ModelVersionWarning, _sha256
+from rimclf import load_model, save_model
+from rimclf._records import file_sha256 as _sha256
+from rimclf.errors import ModelFileError, ParameterError
+from rimclf.io import FORMAT, FORMAT_VERSION, ModelVersionWarning
 from tests.model_builders import tiny_model, tiny_model_dir, tiny_table
 
 
@@ -75,7 +77,7 @@ def test_changed_weights_are_refused(model_dir: Path) -> None:
     name = next(key for key in tensors if key.startswith("module."))
     tensors[name] = tensors[name] + 1.0
     torch.save(tensors, model_dir / "weights.pt")
-    with pytest.raises(CohortError, match="SHA-256 .* differs"):
+    with pytest.raises(ModelFileError, match="SHA-256 .* differs"):
         load_model(model_dir)
 
 
@@ -103,7 +105,7 @@ def test_malicious_pickle_is_refused_without_running(model_dir: Path, tmp_path: 
         settings = read_settings(model_dir)
         settings["weights"]["sha256"] = _sha256(model_dir / "weights.pt")
         write_settings(model_dir, settings)
-    with pytest.raises(CohortError, match="refused" if update_hash else "SHA-256"):
+    with pytest.raises(ModelFileError, match="refused" if update_hash else "SHA-256"):
         load_model(model_dir)
     assert not sentinel.exists()
 
@@ -149,27 +151,27 @@ def test_bad_settings_are_refused(model_dir: Path, edit, message: str) -> None:
     settings = read_settings(model_dir)
     edit(settings)
     write_settings(model_dir, settings)
-    with pytest.raises(CohortError, match=message):
+    with pytest.raises(ModelFileError, match=message):
         load_model(model_dir)
 
 
 def test_non_json_settings_file(model_dir: Path) -> None:
     (model_dir / "settings.json").write_text('{"format": "rimclf-model", "format_version": NaN')
-    with pytest.raises(CohortError, match="not valid JSON"):
+    with pytest.raises(ModelFileError, match="not valid JSON"):
         load_model(model_dir)
     (model_dir / "settings.json").write_bytes(b"\x80\x04\x95 pickle, not JSON")
-    with pytest.raises(CohortError, match="not valid JSON"):
+    with pytest.raises(ModelFileError, match="not valid JSON"):
         load_model(model_dir)
 
 
 def test_missing_or_wrong_paths(tmp_path: Path, model_dir: Path) -> None:
-    with pytest.raises(CohortError, match="no such model directory"):
+    with pytest.raises(ModelFileError, match="no such model directory"):
         load_model(tmp_path / "nowhere")
     (tmp_path / "file.pt").write_bytes(b"")
-    with pytest.raises(CohortError, match="is a directory"):
+    with pytest.raises(ModelFileError, match="is a directory"):
         load_model(tmp_path / "file.pt")
     (model_dir / "weights.pt").unlink()
-    with pytest.raises(CohortError, match="weights.pt: missing"):
+    with pytest.raises(ModelFileError, match="weights.pt: missing"):
         load_model(model_dir)
 
 
@@ -182,13 +184,13 @@ def test_weights_that_do_not_fit_the_network(model_dir: Path) -> None:
     settings = read_settings(model_dir)
     settings["weights"]["sha256"] = _sha256(model_dir / "weights.pt")
     write_settings(model_dir, settings)
-    with pytest.raises(CohortError, match=r"unknown tensors \['bonus'\]"):
+    with pytest.raises(ModelFileError, match=r"unknown tensors \['bonus'\]"):
         load_model(model_dir)
     del tensors["bonus"]
     torch.save(tensors, model_dir / "weights.pt")
     settings["weights"]["sha256"] = _sha256(model_dir / "weights.pt")
     write_settings(model_dir, settings)
-    with pytest.raises(CohortError, match="do not fit the network"):
+    with pytest.raises(ModelFileError, match="do not fit the network"):
         load_model(model_dir)
 
 
@@ -202,12 +204,12 @@ def test_other_versions_warn_but_load(model_dir: Path) -> None:
 
 
 def test_save_refuses_what_json_cannot_hold(tmp_path: Path) -> None:
-    from rimclf.model import RimModel
+    from rimclf import RimModel
 
-    with pytest.raises(CohortError, match="fitted RimModel"):
+    with pytest.raises(ParameterError, match="fitted RimModel"):
         save_model(RimModel(), tmp_path / "unfitted")
     custom = copy.deepcopy(tiny_model())
     custom.classifier_.module = torch.nn.Linear  # a network class a model file cannot describe
-    with pytest.raises(CohortError, match="classifier parameter module="):
+    with pytest.raises(ModelFileError, match="classifier parameter module="):
         save_model(custom, tmp_path / "custom")
     assert not (tmp_path / "custom").exists() and not (tmp_path / "unfitted").exists()

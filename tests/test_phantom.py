@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from rimclf._nifti import read_array, read_labels, voxel_sizes
 from rimclf.cli import main
-from rimclf.errors import CohortError
+from rimclf.errors import ParameterError
 from rimclf.phantom import make_phantom_cohort
 from rimclf.phantom._lesions import sample_rim_labels
 
@@ -57,7 +57,7 @@ def test_writes_the_bids_like_layout(cohort):
     provenance = json.loads((cohort / "phantom.json").read_text())
     assert provenance["parameters"]["random_state"] == 7
     assert provenance["parameters"]["shape"] == [40, 48, 28]
-    assert provenance["rimclf_version"]
+    assert provenance["versions"]["rimclf"]
     truth = pd.read_csv(cohort / "phantom_lesions.tsv", sep="\t")
     assert provenance["summary"]["n_lesions"] == len(truth) == len(pd.read_csv(cohort / "rims.tsv", sep="\t"))
     assert set(truth["pattern"]) <= {"rim", "iso", "hyper", "hypo", "vein_edge", "spot", "faint_ring"}
@@ -187,7 +187,7 @@ def test_refuses_to_overwrite_without_force(cohort, tmp_path):
 )
 def test_bad_parameters_are_named(tmp_path, kwargs, match):
     params = {"n_subjects": 1, **TINY, **kwargs}
-    with pytest.raises(CohortError, match=match):
+    with pytest.raises(ParameterError, match=match):
         make_phantom_cohort(tmp_path / "bad", **params)
     assert not (tmp_path / "bad").exists()
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from rimclf._sampling import (
+from rimclf.classifier.batches import (
     GroupValidSplit,
     LesionBatchDataset,
     StratifiedBatchSampler,
     as_lesion_dataset,
 )
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, ParameterError
 
 
 def labels(n_rows, n_positive, seed=0):
@@ -92,7 +92,7 @@ def test_reproducible_and_shuffled():
 @pytest.mark.parametrize(("kwargs", "match"), [({"batch_size": 1}, "batch_size"),
                                                ({"min_positives": -1}, "min_positives")])
 def test_bad_parameters(kwargs, match):
-    with pytest.raises(CohortError, match=match):
+    with pytest.raises(ParameterError, match=match):
         StratifiedBatchSampler(labels(10, 2), **{"batch_size": 4, **kwargs})
 
 
@@ -145,7 +145,7 @@ def test_group_valid_split_errors():
     dataset = make_dataset(20)
     with pytest.raises(CohortError, match="groups"):
         GroupValidSplit(3)(dataset, dataset.labels)
-    with pytest.raises(CohortError, match="subjects"):
+    with pytest.raises(ParameterError, match="subjects"):
         GroupValidSplit(5)(dataset, dataset.labels, groups=np.repeat([0, 1], 10))
-    with pytest.raises(CohortError, match="n_splits"):
+    with pytest.raises(ParameterError, match="n_splits"):
         GroupValidSplit(1)(dataset, dataset.labels, groups=np.arange(20))

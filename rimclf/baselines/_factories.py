@@ -12,10 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from rimclf.baselines._samplers import SafeSMOTE
-from rimclf.errors import CohortError
-
-#: Accepted values of the factories' ``sampler`` argument.
-SAMPLERS = ("smote", "class_weight", "none")
+from rimclf._validation import check_choice
+from rimclf.defaults import SAMPLERS
+from rimclf.errors import ParameterError
 
 
 class SelectRadiomics(TransformerMixin, BaseEstimator):
@@ -40,7 +39,7 @@ class SelectRadiomics(TransformerMixin, BaseEstimator):
         """Return ``X[key]`` for a mapping, ``X`` itself otherwise."""
         if isinstance(X, Mapping):
             if self.key not in X:
-                raise CohortError(
+                raise ParameterError(
                     f"X has no {self.key!r} entry (keys: {sorted(X)}); set key= to one of them"
                 )
             return X[self.key]
@@ -53,9 +52,7 @@ class SelectRadiomics(TransformerMixin, BaseEstimator):
 
 
 def _check_sampler(sampler: object) -> str:
-    if not isinstance(sampler, str) or sampler not in SAMPLERS:
-        raise CohortError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
-    return sampler
+    return check_choice(sampler, "sampler", SAMPLERS)
 
 
 def _make_pipeline(

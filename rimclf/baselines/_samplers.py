@@ -6,7 +6,6 @@ runs them during ``fit`` only and skips them in ``predict``/``predict_proba``/``
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Mapping
 
@@ -17,7 +16,8 @@ from sklearn.base import BaseEstimator
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 
-from rimclf.errors import CohortError, DataWarning
+from rimclf._validation import Interval, Options, check_int, check_param, is_int
+from rimclf.errors import CohortError, DataWarning, ParameterError
 
 # Synthetic rows are written in chunks so that patch tensors need little temporary memory.
 _CHUNK_ROWS = 256
@@ -64,7 +64,7 @@ class SafeSMOTE(SMOTE):
 
     def _fit_resample(self, X, y):
         targets = [label for label, n_new in self.sampling_strategy_.items() if n_new > 0]
-        if not targets or not isinstance(self.k_neighbors, numbers.Integral):
+        if not targets or not is_int(self.k_neighbors):
             return super()._fit_resample(X, y)
         n_minority = min(int(np.sum(y == label)) for label in targets)
         k_neighbors = _warn_small_minority(n_minority, int(self.k_neighbors))
@@ -192,26 +192,22 @@ class SliceDictSMOTE(BaseEstimator):
                     f"X[{key!r}] must be floating point to interpolate, got {array.dtype}"
                 )
         if self.neighbor_key not in arrays:
-            raise CohortError(
+            raise ParameterError(
                 f"neighbor_key={self.neighbor_key!r} is not a key of X ({sorted(arrays)})"
             )
-        k = self.k_neighbors
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-            raise CohortError(f"k_neighbors must be a positive integer, got {k!r}")
+        check_int(self.k_neighbors, "k_neighbors", min=1, owner="SliceDictSMOTE")
         return arrays, labels
 
     def _n_to_make(self, labels: np.ndarray) -> int:
         n_positive = int(np.sum(labels == 1))
         n_negative = labels.size - n_positive
-        strategy = self.sampling_strategy
-        if isinstance(strategy, str) and strategy == "auto":
-            return max(0, n_negative - n_positive)
-        is_number = isinstance(strategy, numbers.Real) and not isinstance(strategy, bool)
-        if is_number and 0 < strategy <= 1:
-            return max(0, int(strategy * n_negative) - n_positive)
-        raise CohortError(
-            f"sampling_strategy must be 'auto' or a float in (0, 1], got {strategy!r}"
+        strategy = check_param(
+            self.sampling_strategy, "sampling_strategy", [Options("auto"), Interval(float, 0, 1, closed="right")],
+            owner="SliceDictSMOTE",
         )
+        if strategy == "auto":
+            return max(0, n_negative - n_positive)
+        return max(0, int(strategy * n_negative) - n_positive)
 
     def _rim_neighbors(self, features: np.ndarray, positives: np.ndarray) -> np.ndarray:
         """Indices (into the full arrays) of each rim+ row's nearest rim+ rows, self excluded."""

@@ -25,6 +25,8 @@ _LAZY: dict[str, str] = {
     "BenchmarkSettings": "rimclf.benchmark._settings",
     "plot_curves": "rimclf.benchmark._plots",
     "plot_paired_differences": "rimclf.benchmark._plots",
+    "cross_validate_method": "rimclf.benchmark._cv",
+    "make_repeated_folds": "rimclf.benchmark._cv",
     "OUTPUT_FILES": "rimclf.benchmark._run",
     "package_versions": "rimclf.benchmark._run",
     "run_imbalance_benchmark": "rimclf.benchmark._run",

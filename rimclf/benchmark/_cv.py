@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import check_random_state
 
 from rimclf.benchmark._methods import Method
 from rimclf.errors import CohortError
+from rimclf.metrics import subject_folds
 
 _MAX_SEED = 2**31 - 1
 
@@ -40,16 +40,14 @@ def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, ca
     and, for the network, patches; then build each feature set's inputs by selecting columns."""
     from skorch.helper import SliceDict
 
-    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+    from rimclf.features import make_featurizer
 
     feature_sets = {method.features for method in methods}
     network = "patches+radiomics" in feature_sets
     needs_shell = "lesion+shell" in feature_sets or (network and settings.network_radiomics == "lesion+shell")
     region = "both" if needs_shell else "lesion"
-    patches = PatchExtractor(size_mm=settings.patch_size_mm, shape=settings.patch_shape) if network else None
-    featurizer = LesionFeaturizer(
-        radiomics=RadiomicsExtractor(region=region, shell_mm=settings.shell_mm),
-        patches=patches, n_jobs=n_jobs, memory=cache, progress=progress,
+    featurizer = make_featurizer(
+        settings.model_config(region=region), patches=network, n_jobs=n_jobs, memory=cache, progress=progress
     )
     start = time.perf_counter()
     X = featurizer.transform(table)
@@ -71,6 +69,9 @@ def make_repeated_folds(
 ) -> tuple[list[list[tuple[np.ndarray, np.ndarray]]], list[int], np.ndarray]:
     """Subject-grouped stratified folds for each repeat, and one seed per (repeat, fold).
 
+    The folds are those of :func:`rimclf.metrics.subject_folds`; the fit seeds are drawn from
+    the same random state after the folds' shuffle seeds.
+
     Returns
     -------
     folds : list (repeats) of list (folds) of (train_index, test_index)
@@ -79,16 +80,10 @@ def make_repeated_folds(
     fit_seeds : numpy.ndarray of shape (n_repeats, n_splits)
         The ``random_state`` of every method's estimator in that fold (shared by all methods).
     """
-    n_subjects = len(np.unique(groups))
-    if n_subjects < n_splits:
-        raise CohortError(f"n_splits={n_splits} but the cohort has only {n_subjects} labelled subjects; lower n_splits")
     rng = check_random_state(random_state)
-    split_seeds = [int(seed) for seed in rng.randint(0, _MAX_SEED, size=n_repeats)]
+    flat, split_seeds = subject_folds(y, groups, n_splits, rng, n_repeats=n_repeats, return_seeds=True)
     fit_seeds = rng.randint(0, _MAX_SEED, size=(n_repeats, n_splits))
-    folds = []
-    for seed in split_seeds:
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        folds.append([(train, test) for train, test in splitter.split(np.zeros(len(y)), y, groups)])
+    folds = [flat[repeat * n_splits : (repeat + 1) * n_splits] for repeat in range(n_repeats)]
     return folds, split_seeds, fit_seeds
 
 
@@ -125,13 +120,16 @@ def _fit_fold(method: Method, X: object, y: np.ndarray, train: np.ndarray, test:
         probabilities = np.asarray(estimator.predict_proba(X[test]))[:, 1].astype(np.float64)
         predict_seconds = time.perf_counter() - wall
     notes = [(w.category, str(w.message)) for w in caught]
-    return probabilities, fit_seconds, fit_cpu_seconds, predict_seconds, notes
+    return probabilities, fit_seconds, fit_cpu_seconds, predict_seconds, notes, method.fold_record(estimator)
 
 
 def cross_validate_method(
     method: Method, X: object, y: np.ndarray, folds, fit_seeds: np.ndarray, settings, *, n_jobs
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Fit ``method`` on every training fold and predict its test fold.
+
+    ``method`` is a :class:`Method`, or any object with a ``name``, ``make_estimator(settings,
+    random_state)`` and ``fold_record(estimator) -> dict`` (e.g. an ablation's configuration).
 
     Folds run in ``n_jobs`` processes (joblib), each fit limited to ``settings.n_threads``
     threads; the results do not depend on ``n_jobs``. Warnings of the fits (e.g. SMOTE lowering
@@ -145,7 +143,7 @@ def cross_validate_method(
         The fold that predicted each lesion.
     timings : list of dict
         One row per fold: ``method, repeat, fold, n_train, n_train_rim, n_test, n_test_rim,
-        fit_seconds, fit_cpu_seconds, predict_seconds``.
+        fit_seconds, fit_cpu_seconds, predict_seconds`` and what ``method.fold_record`` adds.
     """
     from joblib import Parallel, delayed
 
@@ -158,7 +156,7 @@ def cross_validate_method(
     probabilities = np.full((len(folds), len(y)), np.nan)
     fold_of = np.full((len(folds), len(y)), -1, dtype=np.int64)
     timings, notes = [], {}
-    for (repeat, fold, train, test), (proba, fit_seconds, fit_cpu_seconds, predict_seconds, caught) in zip(tasks, outputs):
+    for (repeat, fold, train, test), (proba, fit_seconds, fit_cpu_seconds, predict_seconds, caught, record) in zip(tasks, outputs):
         probabilities[repeat, test] = proba
         fold_of[repeat, test] = fold
         timings.append({
@@ -166,6 +164,7 @@ def cross_validate_method(
             "n_train": len(train), "n_train_rim": int(y[train].sum()),
             "n_test": len(test), "n_test_rim": int(y[test].sum()),
             "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu_seconds, "predict_seconds": predict_seconds,
+            **record,
         })
         notes.update(dict.fromkeys(caught))
     for category, message in notes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rimclf.errors import CohortError
+from rimclf.errors import ParameterError
 
 #: What a method is trained on: the network's patches with radiomics (of the lesion and its ring,
 #: or of the lesion only: ``BenchmarkSettings.network_radiomics``), lesion radiomics, or lesion
@@ -47,6 +47,12 @@ class Method:
         """``"network"`` for QSMRim-Net variants, ``"radiomics"`` for the radiomics baselines."""
         return "network" if self.model == "qsmrimnet" else "radiomics"
 
+    def fold_record(self, estimator) -> dict:
+        """What :func:`~rimclf.benchmark.cross_validate_method` records of a fitted estimator in
+        ``folds.tsv`` beside sizes and times (nothing here; another method class may add, e.g.,
+        the training loss)."""
+        return {}
+
     def make_estimator(self, settings, random_state: int):
         """A fresh, unfitted estimator (an sklearn/imblearn estimator or pipeline).
 
@@ -72,18 +78,10 @@ class Method:
         from imblearn.pipeline import Pipeline
 
         from rimclf.baselines import SliceDictSMOTE
-        from rimclf.classifier import QSMRimNetClassifier
+        from rimclf.classifier import make_classifier
 
-        net = QSMRimNetClassifier(
-            imbalance="none" if self.imbalance == "smote" else self.imbalance,
-            max_epochs=settings.max_epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            module__depth=settings.module_depth,
-            module__width=settings.module_width,
-            device=settings.device,
-            random_state=random_state,
-        )
+        config = settings.model_config(imbalance="none" if self.imbalance == "smote" else self.imbalance)
+        net = make_classifier(config, device=settings.device, random_state=random_state)
         if self.imbalance != "smote":
             return net
         sampler = SliceDictSMOTE(k_neighbors=settings.smote_k, random_state=random_state)
@@ -128,7 +126,7 @@ def resolve_methods(methods: object) -> list[Method]:
     try:
         names = list(methods)
     except TypeError:
-        raise CohortError(f"methods must be None or a list of method names, got {methods!r}") from None
+        raise ParameterError(f"methods must be None or a list of method names, got {methods!r}") from None
     resolved = []
     for name in names:
         if isinstance(name, Method):
@@ -136,9 +134,9 @@ def resolve_methods(methods: object) -> list[Method]:
         elif name in METHODS:
             resolved.append(METHODS[name])
         else:
-            raise CohortError(f"unknown method {name!r}; choose from {list(METHODS)}")
+            raise ParameterError(f"unknown method {name!r}; choose from {list(METHODS)}")
     if not resolved:
-        raise CohortError("methods is empty; give at least one method name")
+        raise ParameterError("methods is empty; give at least one method name")
     if len({method.name for method in resolved}) != len(resolved):
-        raise CohortError(f"methods lists a method twice: {[method.name for method in resolved]}")
+        raise ParameterError(f"methods lists a method twice: {[method.name for method in resolved]}")
     return resolved

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import time
@@ -17,15 +16,14 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from rimclf._atomic import atomic_output_dir
-from rimclf._versions import installed_versions
+from rimclf._records import installed_versions
 from rimclf.benchmark._cv import cross_validate_method, extract_features, make_repeated_folds, prediction_frame
 from rimclf.benchmark._methods import REFERENCE, Method, resolve_methods
 from rimclf.benchmark._plots import plot_curves, plot_paired_differences
 from rimclf.benchmark._settings import BenchmarkSettings, resolve_settings
 from rimclf.benchmark._summary import format_results, summarize_predictions
-from rimclf.errors import CohortError
-
-logger = logging.getLogger(__name__)
+from rimclf._validation import check_n_jobs, is_int
+from rimclf.cohort import labelled_lesions, load_cohort
 
 _MAX_SEED = 2**31 - 1
 #: Distributions whose versions ``results.json`` records.
@@ -39,36 +37,6 @@ OUTPUT_FILES = ("results.csv", "results.json", "predictions.tsv", "folds.tsv", "
 def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
     """Versions of Python and of the packages the benchmark's numbers depend on (or of ``names``)."""
     return installed_versions(names)
-
-
-def _labelled_table(cohort: object) -> tuple[pd.DataFrame, int]:
-    """The lesion table (loaded when ``cohort`` is a path) without unlabelled lesions."""
-    if isinstance(cohort, (str, os.PathLike)):
-        from rimclf.cohort import load_cohort
-
-        cohort = load_cohort(cohort)
-    if not isinstance(cohort, pd.DataFrame):
-        raise CohortError(f"cohort must be a cohort folder, a manifest or a lesion table from load_cohort, got {type(cohort).__name__}")
-    missing = [c for c in ("participant_id", "lesion_id", "rim") if c not in cohort.columns]
-    if missing:
-        raise CohortError(f"the lesion table lacks the column(s) {missing}; build it with rimclf.load_cohort")
-    labelled = cohort[cohort["rim"].notna()].reset_index(drop=True)
-    n_unlabelled = len(cohort) - len(labelled)
-    if n_unlabelled:
-        logger.info("benchmark: %d unlabelled lesions left out (no rim label in rims.tsv)", n_unlabelled)
-    counts = labelled["rim"].astype(int).value_counts()
-    if counts.get(1, 0) < 2 or counts.get(0, 0) < 2:
-        raise CohortError(
-            f"the benchmark needs labelled rim+ and rim- lesions (at least 2 each); the cohort has "
-            f"{counts.get(1, 0)} rim+ and {counts.get(0, 0)} rim- labelled lesions"
-        )
-    return labelled, n_unlabelled
-
-
-def _check_n_jobs(n_jobs: object) -> int | None:
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
-        raise CohortError(f"n_jobs={n_jobs!r} is not valid; use None, a positive integer or -1 (all cores)")
-    return n_jobs
 
 
 def _prepare_cache(cache: object, out: Path, tmp: Path) -> object:
@@ -181,11 +149,12 @@ def run_imbalance_benchmark(
     load_start = os.getloadavg()
     settings = resolve_settings(settings, quick)
     method_list = resolve_methods(methods)
-    n_jobs = _check_n_jobs(n_jobs)
+    n_jobs = check_n_jobs(n_jobs)
     out = Path(out)
-    table, n_unlabelled = _labelled_table(cohort)
-    y = table["rim"].astype(int).to_numpy()
-    groups = table["participant_id"].astype(str).to_numpy()
+    if isinstance(cohort, (str, os.PathLike)):
+        cohort = load_cohort(cohort)
+    table, y, groups = labelled_lesions(cohort, purpose="the benchmark")
+    n_unlabelled = len(cohort) - len(table)
     rng = check_random_state(random_state)
     cv_seed, bootstrap_seed = (int(seed) for seed in rng.randint(0, _MAX_SEED, size=2))
     say = print if verbose else (lambda *args, **kwargs: None)
@@ -231,7 +200,7 @@ def run_imbalance_benchmark(
             "settings": dataclasses.asdict(settings),
             "methods": [dataclasses.asdict(method) for method in method_list],
             "reference": REFERENCE,
-            "random_state": random_state if random_state is None or isinstance(random_state, int) else repr(random_state),
+            "random_state": None if random_state is None else int(random_state) if is_int(random_state) else repr(random_state),
             "seeds": {"cv": cv_seed, "bootstrap": bootstrap_seed, "split_per_repeat": split_seeds,
                       "fit_per_repeat_and_fold": fit_seeds.tolist()},
             "features": {"seconds": features.seconds, "n_radiomics": len(features.radiomics_names),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rimclf.errors import CohortError
+from rimclf._validation import Interval, Options, Types, check_param
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+from rimclf.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -92,41 +92,53 @@ class BenchmarkSettings:
         """The quick run: 3 folds x 1 repeat, 15 epochs, 200 trees, 300 bootstrap resamples."""
         return cls(n_splits=3, n_repeats=1, max_epochs=15, n_estimators=200, n_boot=300).replace(**overrides)
 
+    def model_config(self, **changes: object) -> ModelConfig:
+        """The network and feature settings as a :class:`~rimclf.defaults.ModelConfig` (the
+        others from :data:`~rimclf.defaults.DEFAULT_MODEL`), with ``changes``."""
+        return dataclasses.replace(
+            DEFAULT_MODEL, depth=self.module_depth, width=self.module_width, max_epochs=self.max_epochs,
+            batch_size=self.batch_size, lr=self.lr, patch_shape=self.patch_shape, patch_size_mm=self.patch_size_mm,
+            shell_mm=self.shell_mm, **changes,
+        )
+
     def replace(self, **overrides: object) -> BenchmarkSettings:
-        """A copy with some fields changed; unknown names raise :class:`~rimclf.errors.CohortError`."""
+        """A copy with some fields changed; unknown names raise :class:`~rimclf.errors.ParameterError`."""
         names = {field.name for field in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise CohortError(f"unknown benchmark setting(s) {unknown}; valid names: {sorted(names)}")
+            raise ParameterError(f"unknown benchmark setting(s) {unknown}; valid names: {sorted(names)}")
         return dataclasses.replace(self, **overrides)
 
     def check(self) -> BenchmarkSettings:
-        """Return ``self`` after checking every field; raise CohortError naming a bad one."""
-        for name in ("n_splits", "n_repeats", "max_epochs", "batch_size", "module_depth", "module_width",
-                     "patch_shape", "n_estimators", "smote_k", "n_boot", "n_threads"):
-            value = getattr(self, name)
-            minimum = 2 if name in ("n_splits", "batch_size") else 1
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-                raise CohortError(f"benchmark setting {name} must be an integer >= {minimum}, got {value!r}")
-        for name in ("lr", "patch_size_mm", "shell_mm"):
-            value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value) or value <= 0:
-                raise CohortError(f"benchmark setting {name} must be a positive number, got {value!r}")
-        if not _is_real(self.alpha) or not 0 < self.alpha < 1:
-            raise CohortError(f"benchmark setting alpha must be a number in (0, 1), got {self.alpha!r}")
-        if not _is_real(self.max_fpr) or not 0 < self.max_fpr <= 1:
-            raise CohortError(f"benchmark setting max_fpr must be a number in (0, 1], got {self.max_fpr!r}")
-        if self.network_radiomics not in ("lesion+shell", "lesion"):
-            raise CohortError(
-                f"benchmark setting network_radiomics must be 'lesion+shell' or 'lesion', got {self.network_radiomics!r}"
-            )
-        if not isinstance(self.device, str):
-            raise CohortError(f"benchmark setting device must be a string such as 'auto' or 'cpu', got {self.device!r}")
+        """Return ``self`` after checking every field; raise ParameterError naming a bad one."""
+        for name, allowed in _CONSTRAINTS.items():
+            check_param(getattr(self, name), name, allowed, owner="benchmark setting")
         return self
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+_POSITIVE_INT = [Interval(int, 1)]
+_POSITIVE = [Interval(float, 0, closed="neither")]
+#: What each field of :class:`BenchmarkSettings` accepts.
+_CONSTRAINTS = {
+    "n_splits": [Interval(int, 2)],
+    "n_repeats": _POSITIVE_INT,
+    "max_epochs": _POSITIVE_INT,
+    "batch_size": [Interval(int, 2)],
+    "lr": _POSITIVE,
+    "module_depth": _POSITIVE_INT,
+    "module_width": _POSITIVE_INT,
+    "patch_shape": _POSITIVE_INT,
+    "patch_size_mm": _POSITIVE,
+    "network_radiomics": [Options("lesion+shell", "lesion")],
+    "n_estimators": _POSITIVE_INT,
+    "smote_k": _POSITIVE_INT,
+    "shell_mm": _POSITIVE,
+    "n_boot": _POSITIVE_INT,
+    "alpha": [Interval(float, 0, 1, closed="neither")],
+    "max_fpr": [Interval(float, 0, 1, closed="right")],
+    "n_threads": _POSITIVE_INT,
+    "device": [Types(str, description="a device name such as 'auto' or 'cpu'")],
+}
 
 
 def resolve_settings(settings: BenchmarkSettings | Mapping | None, quick: bool) -> BenchmarkSettings:
@@ -134,8 +146,8 @@ def resolve_settings(settings: BenchmarkSettings | Mapping | None, quick: bool) 
     if isinstance(settings, BenchmarkSettings):
         return settings.check()
     if settings is not None and not isinstance(settings, Mapping):
-        raise CohortError(
-            f"settings must be a BenchmarkSettings, a mapping of setting names to values or None, got {settings!r}"
+        raise ParameterError(
+            f"settings={settings!r} is not valid; it must be a BenchmarkSettings, a mapping of setting names to values or None"
         )
     overrides = dict(settings or {})
     preset = BenchmarkSettings.quick if quick else BenchmarkSettings.full

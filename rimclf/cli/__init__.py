@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)
-    except (RimclfError, FileExistsError, FileNotFoundError) as exc:
+    except (RimclfError, FileNotFoundError) as exc:
         print(f"rimclf {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.benchmark._methods import METHODS, REFERENCE
-from rimclf.cli.benchmark import add_run_arguments, run_benchmark
+from rimclf.benchmark import METHODS, REFERENCE
+from rimclf.cli._options import add_benchmark_options, benchmark_options, cohort_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,12 +19,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "95% CIs. Writes the same files as 'rimclf benchmark' for that method alone."
         ),
     )
-    add_run_arguments(parser)
+    add_benchmark_options(parser)
     parser.add_argument("--method", choices=list(METHODS), default=REFERENCE, metavar="NAME",
                         help=f"method to cross-validate (default {REFERENCE}): " + ", ".join(METHODS))
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Cross-validate the method."""
-    return run_benchmark(args, [args.method])
+    """Cross-validate the method and say where the results went."""
+    from rimclf.benchmark import run_imbalance_benchmark
+    from rimclf.cohort import load_cohort
+
+    table = load_cohort(args.cohort, **cohort_options(args))
+    run_imbalance_benchmark(table, args.out, methods=[args.method], **benchmark_options(args))
+    print(f"wrote results.csv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
+    return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli.train import quiet_library_logs
+from rimclf import defaults
+from rimclf.cli._options import quiet_library_logs
+from rimclf.defaults import DEMO_MODEL
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,13 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace the outputs in OUT (its feature cache is kept)")
     parser.add_argument("--train-subjects", type=int, default=40, metavar="N", help="training subjects (default 40)")
     parser.add_argument("--test-subjects", type=int, default=20, metavar="M", help="held-out subjects (default 20)")
-    parser.add_argument("--epochs", type=int, default=10, metavar="E", help="training epochs (default 10)")
-    parser.add_argument("--width", type=int, default=8, metavar="N", help="ResNet-10 base width (default 8)")
-    parser.add_argument("--patch-shape", type=int, default=16, metavar="N", help="samples per 32 mm patch edge (default 16)")
-    parser.add_argument("--threshold-cv", type=int, default=3, metavar="K", help="threshold CV folds (default 3; 0: in-sample)")
-    parser.add_argument("--region", choices=("lesion", "shell", "both"), default="both",
-                        help="radiomics of the lesion, a 2 mm ring around it, or both (default both)")
-    parser.add_argument("--fusion", choices=("sum", "concat"), default="concat", help="network fusion of patches and radiomics (default concat)")
+    config = DEMO_MODEL
+    parser.add_argument("--epochs", type=int, default=config.max_epochs, metavar="E",
+                        help=f"training epochs (default {config.max_epochs})")
+    parser.add_argument("--width", type=int, default=config.width, metavar="N",
+                        help=f"ResNet-{config.depth} base width (default {config.width})")
+    parser.add_argument("--patch-shape", type=int, default=config.patch_shape, metavar="N",
+                        help=f"samples per {config.patch_size_mm:g} mm patch edge (default {config.patch_shape})")
+    parser.add_argument("--threshold-cv", type=int, default=config.threshold_cv, metavar="K",
+                        help=f"threshold CV folds (default {config.threshold_cv}; 0: in-sample)")
+    parser.add_argument("--region", choices=defaults.REGIONS, default=config.region,
+                        help=f"radiomics of the lesion, a {config.shell_mm:g} mm ring around it, or both (default {config.region})")
+    parser.add_argument("--fusion", choices=defaults.FUSIONS, default=config.fusion,
+                        help=f"network fusion of patches and radiomics (default {config.fusion})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the phantoms, the network and the CV (default 0)")
     parser.add_argument("-j", "--jobs", type=int, default=-1, metavar="N", help="subjects in parallel (default -1: all cores)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or epoch tables")

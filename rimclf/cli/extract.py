@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-# Choices are repeated here (not imported) so that ``rimclf --help`` imports nothing heavy.
-_REGIONS = ("lesion", "shell", "both")
-_NORMALIZATIONS = ("nawm", "zscore", "none")
+from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,59 +25,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel (-1: all cores; default 1)"
     )
-    parser.add_argument(
-        "--region",
-        choices=_REGIONS,
-        default="lesion",
-        help="radiomics of the lesion, a ring around it, or both (default lesion)",
-    )
-    parser.add_argument(
-        "--shell-mm",
-        type=float,
-        default=2.0,
-        metavar="MM",
-        help="width of the ring for --region shell/both (default 2)",
-    )
-    parser.add_argument(
-        "--params", default="qsmrim", metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)"
-    )
-    parser.add_argument("--patch-size-mm", type=float, default=32.0, metavar="MM", help="patch edge in mm (default 32)")
-    parser.add_argument("--patch-shape", type=int, default=32, metavar="N", help="samples per patch edge (default 32)")
-    parser.add_argument(
-        "--normalize", choices=_NORMALIZATIONS, default="nawm", help="patch intensity normalisation (default nawm)"
-    )
+    add_feature_options(parser)
     parser.add_argument("--no-patches", action="store_true", help="radiomics only")
     parser.add_argument("--no-radiomics", action="store_true", help="patches only")
     parser.add_argument("--cache", metavar="DIR", help="reuse per-subject results cached in DIR")
-    parser.add_argument("--qsm-unit", choices=("ppb", "ppm"), default="ppb", help="unit of the QSM files (default ppb)")
-    parser.add_argument("--min-voxels", type=int, default=8, metavar="N", help="leave out smaller lesions (default 8)")
+    add_cohort_options(parser, connectivity=False)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Extract the features and report where they went."""
-    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, save_features
+    from rimclf.features import make_featurizer, save_features
 
-    featurizer = LesionFeaturizer(
-        radiomics=None
-        if args.no_radiomics
-        else RadiomicsExtractor(params=args.params, region=args.region, shell_mm=args.shell_mm),
-        patches=None
-        if args.no_patches
-        else PatchExtractor(size_mm=args.patch_size_mm, shape=args.patch_shape, normalize=args.normalize),
-        n_jobs=args.jobs,
-        memory=args.cache,
-        progress=not args.no_progress,
+    featurizer = make_featurizer(
+        model_config(args), radiomics=not args.no_radiomics, patches=not args.no_patches,
+        n_jobs=args.jobs, memory=args.cache, progress=not args.no_progress,
     )
-    out = save_features(
-        args.cohort,
-        args.out,
-        featurizer=featurizer,
-        qsm_unit=args.qsm_unit,
-        min_voxels=args.min_voxels,
-        force=args.force,
-    )
+    out = save_features(args.cohort, args.out, featurizer=featurizer, force=args.force, **cohort_options(args))
     written = sorted(path.name for path in out.iterdir())
     print(f"wrote {', '.join(written)} to {out}")
     return 0

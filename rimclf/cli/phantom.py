@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-# Repeated here (not imported) so that ``rimclf --help`` imports nothing heavy.
-_DIFFICULTIES = ("easy", "default", "hard")
+from rimclf.defaults import DIFFICULTIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("out", help="cohort folder to create (written atomically)")
     parser.add_argument("-n", "--subjects", type=int, default=40, metavar="N", help="number of subjects (default 40)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    parser.add_argument("--difficulty", choices=_DIFFICULTIES, default="default", help="rim contrast, noise and mimics (default: default)")
+    parser.add_argument("--difficulty", choices=DIFFICULTIES, default="default", help="rim contrast, noise and mimics (default: default)")
     parser.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), help="QSM grid of site A (default 96 112 64)")
     parser.add_argument("--sites", type=int, default=3, choices=(1, 2, 3), help="number of sites (default 3)")
     parser.add_argument("--rim-prevalence", type=float, default=0.04, metavar="P", help="expected fraction of rim+ lesions (default 0.04)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli.train import add_cohort_options, quiet_library_logs
+from rimclf.cli._options import add_cohort_options, cohort_options, quiet_library_logs
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,32 +40,28 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Predict and report where the outputs went."""
-    from rimclf.errors import CohortError
+    from rimclf.errors import ParameterError
 
     quiet_library_logs(args)
     files = {"--qsm": args.qsm, "--flair": args.flair, "--mask": args.mask}
     given = [name for name, value in files.items() if value]
     if args.cohort and given:
-        raise CohortError(f"give either COHORT ({args.cohort}) or {', '.join(given)}, not both")
+        raise ParameterError(f"give either COHORT ({args.cohort}) or {', '.join(given)}, not both")
     if not args.cohort and len(given) != 3:
         missing = [name for name in files if name not in given]
-        raise CohortError(f"give a COHORT, or one subject's --qsm, --flair and --mask (missing: {', '.join(missing)})")
+        raise ParameterError(f"give a COHORT, or one subject's --qsm, --flair and --mask (missing: {', '.join(missing)})")
 
-    from rimclf.io import load_model
-    from rimclf.model import predict_cohort, subject_table
+    from rimclf.model_files import load_model
+    from rimclf.workflows import predict_cohort, predict_subject
 
-    options = {"min_voxels": args.min_voxels, "qsm_unit": args.qsm_unit, "connectivity": args.connectivity}
+    options = {**cohort_options(args), "force": args.force, "n_jobs": args.jobs, "memory": args.cache,
+               "montage": not args.no_montage}
     model = load_model(args.model, device=args.device)
     model.featurizer_.set_params(progress=not args.quiet)
     if args.cohort:
-        cohort = args.cohort
+        paths = predict_cohort(model, args.cohort, args.out, **options)
     else:
-        from rimclf._atomic import refuse_overwrite
-
-        refuse_overwrite(args.out, force=args.force)
-        cohort = subject_table(args.qsm, args.flair, args.mask, participant_id=args.participant, **options)
-    paths = predict_cohort(model, cohort, args.out, force=args.force, n_jobs=args.jobs, memory=args.cache,
-                           montage=not args.no_montage, **options)
+        paths = predict_subject(model, args.qsm, args.flair, args.mask, args.out, participant_id=args.participant, **options)
     import pandas as pd
 
     subjects = pd.read_csv(paths["subjects"], sep="\t", dtype={"participant_id": str})

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-# Repeated here (not imported) so that ``rimclf --help`` imports nothing heavy.
-_MODELS = ("network", "random_forest", "logistic_regression", "gradient_boosting")
+from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config
+from rimclf.defaults import TUNING_MODELS
+
+#: Model names of earlier versions, still accepted on the command line.
+_OLD_MODEL_NAMES = {"network": "qsmrimnet"}
+
+
+def _model_name(text: str) -> str:
+    return _OLD_MODEL_NAMES.get(text, text)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,18 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--study-name", default="rimclf", metavar="NAME", help="study to create or resume (default rimclf)")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="processes running trials at once (default 1)")
-    parser.add_argument("--model", choices=_MODELS, default="network", help="what to tune (default network; a baseline is quick on a CPU)")
+    parser.add_argument("--model", type=_model_name, choices=TUNING_MODELS, default=TUNING_MODELS[0],
+                        help=f"what to tune (default {TUNING_MODELS[0]}, the network; a baseline is quick on a CPU)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the folds, the sampler and the model (default 0)")
     parser.add_argument("--sampler-seed", type=int, metavar="S", help="seed of the TPE sampler only; give each concurrent command its own")
     parser.add_argument("--folds", type=int, default=5, metavar="K", help="subject-grouped CV folds (default 5)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists (the study itself is always resumed)")
     parser.add_argument("--cache", metavar="DIR", help="cache per-subject features in DIR (reused when the study resumes)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects featurised in parallel (-1: all cores; default 1)")
-    parser.add_argument("--radiomics-params", default="qsmrim", metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
-    parser.add_argument("--patch-size-mm", type=float, default=32.0, metavar="MM", help="network patch edge in mm (default 32)")
-    parser.add_argument("--patch-shape", type=int, default=32, metavar="N", help="network patch samples per edge (default 32)")
-    parser.add_argument("--qsm-unit", choices=("ppb", "ppm"), default="ppb", help="unit of the QSM files (default ppb)")
-    parser.add_argument("--min-voxels", type=int, default=8, metavar="N", help="leave out smaller lesions (default 8)")
+    add_feature_options(parser)
+    add_cohort_options(parser, connectivity=False)
     parser.add_argument("--no-progress", action="store_true", help="hide the featurisation progress bar")
     return parser
 
@@ -58,10 +63,8 @@ def run(args: argparse.Namespace) -> int:
     result = tune_cohort(
         args.cohort, args.out, model=args.model, n_trials=args.trials, storage=args.storage,
         study_name=args.study_name, n_workers=args.workers, n_folds=args.folds,
-        random_state=args.seed, sampler_seed=args.sampler_seed,
-        radiomics_params=args.radiomics_params, patch_size_mm=args.patch_size_mm,
-        patch_shape=args.patch_shape, min_voxels=args.min_voxels, qsm_unit=args.qsm_unit,
-        cache=args.cache, n_jobs=args.jobs, progress=not args.no_progress, force=args.force,
+        random_state=args.seed, sampler_seed=args.sampler_seed, config=model_config(args),
+        cache=args.cache, n_jobs=args.jobs, progress=not args.no_progress, force=args.force, **cohort_options(args),
     )
     study = result.study
     best = study.best_trial

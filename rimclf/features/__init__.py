@@ -3,12 +3,13 @@
 :class:`LesionFeaturizer` turns the lesion table of :func:`rimclf.load_cohort` into the
 ``SliceDict(patches=..., radiomics=...)`` that :class:`rimclf.QSMRimNetClassifier` takes,
 reading each subject once, in parallel over subjects and cached by file content.
-:class:`RadiomicsExtractor` and :class:`PatchExtractor` are its two parts, usable alone.
+:class:`RadiomicsExtractor` and :class:`PatchExtractor` are its two parts, usable alone;
+:func:`make_featurizer` builds the featurizer of a :class:`~rimclf.defaults.ModelConfig`.
 """
 
 from rimclf.features._export import save_features
-from rimclf.features.featurizer import LesionFeaturizer
+from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.patches import PatchExtractor
 from rimclf.features.radiomics import RadiomicsExtractor
 
-__all__ = ["LesionFeaturizer", "PatchExtractor", "RadiomicsExtractor", "save_features"]
+__all__ = ["LesionFeaturizer", "PatchExtractor", "RadiomicsExtractor", "make_featurizer", "save_features"]

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from rimclf._atomic import atomic_output_dir, refuse_overwrite
-from rimclf._version import __version__
+from rimclf._records import installed_versions
+from rimclf.defaults import MIN_VOXELS, QSM_UNIT
 from rimclf.features.featurizer import LesionFeaturizer
-from rimclf.features.radiomics import PYRADIOMICS_VERSION, radiomics_frame
+from rimclf.features.radiomics import radiomics_frame
 
 
 def save_features(
@@ -20,8 +21,8 @@ def save_features(
     out: str | os.PathLike,
     *,
     featurizer: LesionFeaturizer | None = None,
-    qsm_unit: str = "ppb",
-    min_voxels: int = 8,
+    qsm_unit: str = QSM_UNIT,
+    min_voxels: int = MIN_VOXELS,
     force: bool = False,
 ) -> Path:
     """Extract a cohort's lesion features and write them to the folder ``out``.
@@ -61,9 +62,7 @@ def save_features(
     radiomics, patches = featurizer.extractors()
     features = featurizer.fit(table).transform(table)
     settings = {
-        "rimclf": __version__,
-        "pyradiomics": PYRADIOMICS_VERSION,
-        "numpy": np.__version__,
+        **installed_versions(("rimclf", "pyradiomics", "numpy")),
         "n_lesions": len(table),
         "radiomics": radiomics.cache_key() if radiomics is not None else None,
         "patches": {**patches.cache_key(), "axes": "lesion, channel, world x, y, z (RAS)"}

@@ -7,7 +7,6 @@ joblib worker process, or from the cache) and is re-issued in the caller's proce
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import warnings
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from rimclf._records import file_sha256 as _read_sha256
 from rimclf._nifti import load_header, read_volume, voxel_sizes
 from rimclf.cohort import read_lesion_labels, read_qsm
 from rimclf.errors import CohortError
@@ -239,11 +239,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     digest = _FINGERPRINTS.get(key)
     if digest is None:
-        sha = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
-        digest = _FINGERPRINTS[key] = sha.hexdigest()
+        digest = _FINGERPRINTS[key] = _read_sha256(path)
     return digest
 
 

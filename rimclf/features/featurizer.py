@@ -1,4 +1,5 @@
-"""LesionFeaturizer: radiomics and patches of a lesion table, per subject, parallel and cached."""
+"""LesionFeaturizer: radiomics and patches of a lesion table, per subject, parallel and cached;
+:func:`make_featurizer`: the featurizer a model configuration describes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_memory
 from tqdm.auto import tqdm
 
-from rimclf.errors import CohortError
+from rimclf._validation import N_JOBS, Bools, Options, Types, validate_params
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+from rimclf.errors import ParameterError
 from rimclf.features._subject import (
     Note,
     SubjectTask,
@@ -92,6 +95,13 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         self.memory = memory
         self.progress = progress
 
+    _parameter_constraints = {
+        "radiomics": [Options("default", None), Types(RadiomicsExtractor, description="a RadiomicsExtractor")],
+        "patches": [Options("default", None), Types(PatchExtractor, description="a PatchExtractor")],
+        "n_jobs": list(N_JOBS),
+        "progress": [Bools()],
+    }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
@@ -103,24 +113,17 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         return self._validate()
 
     def _validate(self) -> tuple[RadiomicsExtractor | None, PatchExtractor | None]:
+        validate_params(self)
         extractors = []
         for name, kind in (("radiomics", RadiomicsExtractor), ("patches", PatchExtractor)):
             value = getattr(self, name)
             if isinstance(value, str) and value == "default":
                 value = kind()
-            elif value is not None and not isinstance(value, kind):
-                raise CohortError(f"{name}={value!r} is not valid; use a {kind.__name__}, 'default' or None")
             if value is not None:
                 value.fit()
             extractors.append(value)
         if extractors == [None, None]:
-            raise CohortError("radiomics=None and patches=None: nothing to extract; keep at least one")
-        if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0
-        ):
-            raise CohortError(f"n_jobs={self.n_jobs!r} is not valid; use None, a positive integer or -1 (all cores)")
-        if not isinstance(self.progress, (bool, np.bool_)):
-            raise CohortError(f"progress={self.progress!r} is not valid; use True or False")
+            raise ParameterError("radiomics=None and patches=None: nothing to extract; keep at least one")
         self._memory()
         return extractors[0], extractors[1]
 
@@ -129,7 +132,7 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         if isinstance(memory, os.PathLike):
             memory = os.fspath(memory)
         if memory is not None and not isinstance(memory, str) and not hasattr(memory, "cache"):
-            raise CohortError(f"memory={memory!r} is not valid; use None, a cache folder or a joblib.Memory")
+            raise ParameterError(f"memory={memory!r} is not valid; use None, a cache folder or a joblib.Memory")
         return check_memory(memory)
 
     def _required_columns(self, radiomics, patches) -> list[str]:
@@ -208,6 +211,53 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         if out_radiomics is not None:
             outputs["radiomics"] = out_radiomics
         return SliceDict(**outputs)
+
+
+def make_featurizer(
+    config: ModelConfig = DEFAULT_MODEL,
+    *,
+    radiomics: bool = True,
+    patches: bool = True,
+    n_jobs: int | None = None,
+    memory=None,
+    progress: bool = True,
+) -> LesionFeaturizer:
+    """The featurizer a model configuration describes.
+
+    The one place where feature settings become extractors: ``rimclf train``, ``rimclf
+    extract``, ``rimclf tune``, the demo and the benchmark all build their featurizer here.
+
+    Parameters
+    ----------
+    config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
+        Gives the radiomics settings (``radiomics_params``, ``region``, ``shell_mm``) and the
+        patch settings (``patch_size_mm``, ``patch_shape``, ``normalize``, ``channels``).
+        Change some with ``dataclasses.replace(DEFAULT_MODEL, region="both")``.
+    radiomics, patches : bool, default=True
+        Build the radiomics and the patch extractor (at least one).
+    n_jobs, memory, progress
+        Runtime settings of :class:`LesionFeaturizer` (they do not change the features).
+
+    Returns
+    -------
+    LesionFeaturizer
+    """
+    radiomics_extractor = (
+        RadiomicsExtractor(params=config.radiomics_params, region=config.region, shell_mm=config.shell_mm)
+        if radiomics
+        else None
+    )
+    patch_extractor = (
+        PatchExtractor(
+            size_mm=config.patch_size_mm, shape=config.patch_shape, channels=config.channels,
+            normalize=config.normalize,
+        )
+        if patches
+        else None
+    )
+    return LesionFeaturizer(
+        radiomics=radiomics_extractor, patches=patch_extractor, n_jobs=n_jobs, memory=memory, progress=progress
+    )
 
 
 def _place(out: np.ndarray, rows: np.ndarray, values: np.ndarray, lesion_index: np.ndarray) -> None:

@@ -41,7 +41,9 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from rimclf.errors import CohortError, DataWarning
+from rimclf._validation import check_choice, is_int, is_real
+from rimclf.defaults import CHANNELS, DEFAULT_MODEL, NORMALIZATIONS
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._subject import (
     BASE_COLUMNS,
     CENTROID_COLUMNS,
@@ -54,8 +56,6 @@ from rimclf.features._subject import (
     world_to_voxel,
 )
 
-CHANNELS = ("qsm", "flair", "mask")
-NORMALIZATIONS = ("nawm", "zscore", "none")
 #: Median absolute deviation to standard deviation for normally distributed values.
 MAD_TO_SD = 1.4826
 #: At most this many normal-appearing voxels are used for the subject's FLAIR median.
@@ -63,32 +63,32 @@ _MAX_REFERENCE_VOXELS = 500_000
 
 
 def _triple(value: object, name: str, *, integer: bool) -> tuple:
-    """A positive number or three of them, as a 3-tuple; CohortError naming ``name`` otherwise."""
+    """A positive number or three of them, as a 3-tuple; ParameterError naming ``name`` otherwise."""
     kind = "integer" if integer else "number"
     items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
     if len(items) == 1:
         items = items * 3
 
     def ok(item: object) -> bool:
-        if isinstance(item, bool):
-            return False
         if integer:
-            return isinstance(item, (int, np.integer)) and item > 0
-        return isinstance(item, (int, float, np.number)) and math.isfinite(float(item)) and item > 0
+            return is_int(item) and item > 0
+        return is_real(item) and math.isfinite(float(item)) and item > 0
 
     if len(items) != 3 or not all(ok(item) for item in items):
-        raise CohortError(f"{name}={value!r} is not valid; it must be a positive {kind} or three of them")
+        raise ParameterError(f"{name}={value!r} is not valid; it must be a positive {kind} or three of them")
     return tuple(int(i) for i in items) if integer else tuple(float(i) for i in items)
 
 
 class PatchExtractor(TransformerMixin, BaseEstimator):
     """QSM, FLAIR and lesion-mask cubes around each lesion, on world axes, for the CNN.
 
+    The defaults come from :data:`rimclf.defaults.DEFAULT_MODEL`.
+
     Parameters
     ----------
-    size_mm : float or tuple of 3 floats, default=(32.0, 32.0, 32.0)
-        Edge lengths of the cube along world x, y, z, in millimetres.
-    shape : int or tuple of 3 ints, default=(32, 32, 32)
+    size_mm : float or tuple of 3 floats, default=32.0
+        Edge lengths of the cube along world x, y, z, in millimetres (one number: a cube).
+    shape : int or tuple of 3 ints, default=32
         Samples along each edge; the voxel size of a patch is ``size_mm / shape``.
     channels : tuple of {"qsm", "flair", "mask"}, default=("qsm", "flair", "mask")
         Channels, in this order. "mask" holds this lesion only (not its neighbours).
@@ -103,10 +103,10 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        size_mm=(32.0, 32.0, 32.0),
-        shape=(32, 32, 32),
-        channels=("qsm", "flair", "mask"),
-        normalize: str = "nawm",
+        size_mm=DEFAULT_MODEL.patch_size_mm,
+        shape=DEFAULT_MODEL.patch_shape,
+        channels=DEFAULT_MODEL.channels,
+        normalize: str = DEFAULT_MODEL.normalize,
     ) -> None:
         self.size_mm = size_mm
         self.shape = shape
@@ -124,16 +124,15 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
         shape = _triple(self.shape, "shape", integer=True)
         channels = self.channels
         if isinstance(channels, str) or not isinstance(channels, Sequence) or not channels:
-            raise CohortError(
+            raise ParameterError(
                 f"channels={channels!r} is not valid; give a non-empty tuple of {CHANNELS}, e.g. ('qsm', 'mask')"
             )
         unknown = [c for c in channels if c not in CHANNELS]
         if unknown:
-            raise CohortError(f"channels={tuple(channels)!r} is not valid: {unknown} not in the choices {CHANNELS}")
+            raise ParameterError(f"channels={tuple(channels)!r} is not valid: {unknown} not in the choices {CHANNELS}")
         if len(set(channels)) != len(channels):
-            raise CohortError(f"channels={tuple(channels)!r} is not valid: a channel is repeated")
-        if self.normalize not in NORMALIZATIONS:
-            raise CohortError(f"normalize={self.normalize!r} is not valid; choose one of {NORMALIZATIONS}")
+            raise ParameterError(f"channels={tuple(channels)!r} is not valid: a channel is repeated")
+        check_choice(self.normalize, "normalize", NORMALIZATIONS, owner="PatchExtractor")
         return size_mm, shape, tuple(channels)
 
     def required_columns(self) -> tuple[str, ...]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import warnings
 from collections.abc import Mapping
@@ -39,7 +38,9 @@ import yaml
 from radiomics.featureextractor import RadiomicsFeatureExtractor as _PyradiomicsExtractor
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from rimclf.errors import CohortError, DataWarning
+from rimclf._validation import Options, check_real, validate_params
+from rimclf.defaults import DEFAULT_MODEL, IMAGES, REGIONS
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._regions import (
     bounding_boxes,
     crop_with_margin,
@@ -56,8 +57,6 @@ from rimclf.features._subject import (
     group_by_subject,
 )
 
-REGIONS = ("lesion", "shell", "both")
-IMAGES = ("qsm", "flair")
 #: Image types whose lesion values can be computed exactly from a crop.
 _CROPPABLE_IMAGE_TYPES = {"Original", "Wavelet"}
 PYRADIOMICS_VERSION = str(radiomics.__version__)
@@ -122,15 +121,15 @@ def load_params(params: object) -> dict:
     if isinstance(params, (str, Path)):
         path = Path(params)
         if not path.is_file():
-            raise CohortError(f"params={str(params)!r}: no such pyradiomics parameter file (or use 'qsmrim' or a dict)")
+            raise ParameterError(f"params={str(params)!r}: no such pyradiomics parameter file (or use 'qsmrim' or a dict)")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise CohortError(f"params={str(params)!r}: cannot be read as a YAML/JSON parameter file ({exc})") from exc
+            raise ParameterError(f"params={str(params)!r}: cannot be read as a YAML/JSON parameter file ({exc})") from exc
         if not isinstance(loaded, dict):
-            raise CohortError(f"params={str(params)!r}: a pyradiomics parameter file must hold a mapping")
+            raise ParameterError(f"params={str(params)!r}: a pyradiomics parameter file must hold a mapping")
         return loaded
-    raise CohortError(f"params={params!r} is not valid; use 'qsmrim', a parameter file path or a dict")
+    raise ParameterError(f"params={params!r} is not valid; use 'qsmrim', a parameter file path or a dict")
 
 
 @lru_cache(maxsize=16)
@@ -142,7 +141,7 @@ def _make_extractor(params_json: str) -> _PyradiomicsExtractor:
                 warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
                 extractor = _PyradiomicsExtractor(json.loads(params_json))
     except Exception as exc:  # pykwalify raises its own error types for invalid parameters
-        raise CohortError(f"invalid pyradiomics parameters {params_json}: {exc}") from exc
+        raise ParameterError(f"invalid pyradiomics parameters {params_json}: {exc}") from exc
     extractor.settings["additionalInfo"] = False
     return extractor
 
@@ -188,6 +187,9 @@ def _probe_feature_names(params_json: str) -> tuple[str, ...]:
 class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     """pyradiomics features of each lesion's QSM, cropped for speed, equal to full-volume values.
 
+    The defaults of ``params``, ``region`` and ``shell_mm`` come from
+    :data:`rimclf.defaults.DEFAULT_MODEL`.
+
     Parameters
     ----------
     params : "qsmrim", str, path-like or dict, default="qsmrim"
@@ -215,11 +217,16 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     undefined for a flat lesion) are kept as they are.
     """
 
-    def __init__(self, *, params="qsmrim", image: str = "qsm", region: str = "lesion", shell_mm: float = 2.0) -> None:
+    def __init__(
+        self, *, params=DEFAULT_MODEL.radiomics_params, image: str = "qsm", region: str = DEFAULT_MODEL.region,
+        shell_mm: float = DEFAULT_MODEL.shell_mm,
+    ) -> None:
         self.params = params
         self.image = image
         self.region = region
         self.shell_mm = shell_mm
+
+    _parameter_constraints = {"image": [Options(*IMAGES)], "region": [Options(*REGIONS)]}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -232,16 +239,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         return json.dumps(load_params(self.params), sort_keys=True)
 
     def _validate(self) -> str:
-        if self.image not in IMAGES:
-            raise CohortError(f"image={self.image!r} is not valid; choose one of {IMAGES}")
-        if self.region not in REGIONS:
-            raise CohortError(f"region={self.region!r} is not valid; choose one of {REGIONS}")
+        validate_params(self)
         if self.region != "lesion":
-            valid = isinstance(self.shell_mm, (int, float, np.number)) and not isinstance(self.shell_mm, bool)
-            if not valid or not math.isfinite(self.shell_mm) or self.shell_mm <= 0:
-                raise CohortError(
-                    f"shell_mm={self.shell_mm!r} is not valid; it must be a positive number of millimetres"
-                )
+            check_real(self.shell_mm, "shell_mm", min=0.0, closed="neither", owner="RadiomicsExtractor")
         params_json = self._params_json()
         _make_extractor(params_json)
         return params_json

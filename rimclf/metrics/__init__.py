@@ -4,7 +4,8 @@ Ranking metrics take ``(y_true, y_score)`` with ``y_true`` in {0, 1} (1 = rim+) 
 a continuous score where higher means "more likely rim+" (a probability, a logit or a decision
 function). :data:`SCORERS` wraps them for ``cross_val_score(scoring=...)``. Confidence intervals
 resample whole subjects (:func:`bootstrap_ci`, :func:`paired_bootstrap`), because lesions of one
-patient are not independent.
+patient are not independent; for the same reason cross-validation splits by subject
+(:func:`subject_folds`).
 """
 
 from rimclf.metrics._bootstrap import (
@@ -15,6 +16,7 @@ from rimclf.metrics._bootstrap import (
     subject_bootstrap_indices,
 )
 from rimclf.metrics._counts import CountAgreement, count_agreement
+from rimclf.metrics._folds import subject_folds
 from rimclf.metrics._ranking import (
     SCORERS,
     partial_roc_auc,
@@ -37,5 +39,6 @@ __all__ = [
     "roc_auc",
     "sensitivity_at_specificity",
     "subject_bootstrap_indices",
+    "subject_folds",
     "threshold_at_specificity",
 ]

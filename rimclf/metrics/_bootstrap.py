@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_random_state
 
+from rimclf._validation import check_choice, check_int, check_real
 from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics._checks import check_groups, check_labels, check_scores
 from rimclf.metrics._ranking import (
@@ -42,8 +43,7 @@ def subject_bootstrap_indices(
     numpy.ndarray of int
         Row indices into the original arrays.
     """
-    if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 1:
-        raise CohortError(f"n_boot must be a positive integer, got {n_boot!r}")
+    check_int(n_boot, "n_boot", min=1)
     group_array = np.asarray(groups)
     _, codes = np.unique(group_array, return_inverse=True)
     order = np.argsort(codes, kind="stable")
@@ -69,12 +69,7 @@ _NAMED_METRICS: dict[str, Metric] = {
 def _resolve_metric(metric: str | Metric) -> Metric:
     if callable(metric):
         return metric
-    if isinstance(metric, str) and metric in _NAMED_METRICS:
-        return _NAMED_METRICS[metric]
-    raise CohortError(
-        f"metric must be a callable(y_true, y_score) or one of {sorted(_NAMED_METRICS)}, "
-        f"got {metric!r}"
-    )
+    return _NAMED_METRICS[check_choice(metric, "metric", tuple(_NAMED_METRICS), hint="or a callable(y_true, y_score)")]
 
 
 def _percentile_interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -83,10 +78,7 @@ def _percentile_interval(values: np.ndarray, alpha: float) -> tuple[float, float
 
 
 def _check_alpha(alpha: float) -> float:
-    is_number = isinstance(alpha, (int, float, np.floating)) and not isinstance(alpha, bool)
-    if not (is_number and 0.0 < alpha < 1.0):
-        raise CohortError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    return float(alpha)
+    return check_real(alpha, "alpha", min=0.0, max=1.0, closed="neither")
 
 
 def _replicates(

@@ -1,10 +1,15 @@
-"""Input checks shared by the metric functions: errors name the argument and repeat the value."""
+"""Input checks shared by the metric functions: errors name the argument and repeat the value.
+
+Labels, scores and groups are data (:class:`~rimclf.errors.CohortError`); a fraction such as
+``max_fpr`` is a setting (:class:`~rimclf.errors.ParameterError`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from rimclf._validation import check_real
 from rimclf.errors import CohortError
 
 
@@ -66,11 +71,4 @@ def check_groups(groups: object, n_samples: int) -> np.ndarray:
 
 def check_fraction(value: object, name: str, *, low_open: bool) -> float:
     """Return ``value`` as a float in (0, 1] (``low_open``) or [0, 1], or raise naming ``name``."""
-    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    )
-    ok = is_number and ((0.0 < value <= 1.0) if low_open else (0.0 <= value <= 1.0))
-    if not ok:
-        interval = "(0, 1]" if low_open else "[0, 1]"
-        raise CohortError(f"{name} must be a number in {interval}, got {value!r}")
-    return float(value)
+    return check_real(value, name, min=0.0, max=1.0, closed="right" if low_open else "both")

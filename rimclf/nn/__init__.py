@@ -1,5 +1,8 @@
 """Plain torch modules of QSMRim-Net (no sklearn, no file I/O).
 
+Of rimclf they use only the pure-Python base (:mod:`rimclf.errors`, :mod:`rimclf.defaults` and
+the shared parameter checks), so they run in any torch code.
+
 - :class:`ResNet3D`: width-configurable 3D ResNet trunk (depth 10/18/34) over lesion patches.
 - :class:`RadiomicsEncoder`: MLP on standardised radiomics.
 - :func:`deep_smote` / :class:`DeepSMOTE`: feature-space SMOTE of rim+ rows (training only).

@@ -17,6 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rimclf._validation import check_int
+from rimclf.errors import ParameterError
+
 
 def deep_smote(
     z: torch.Tensor,
@@ -68,13 +71,12 @@ def deep_smote(
     >>> z_aug.shape, y_aug.tolist()
     (torch.Size([10, 2]), [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     """
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"deep_smote: k must be a positive integer, got {k!r}")
+    check_int(k, "k", min=1, owner="deep_smote")
     if z.ndim != 2:
-        raise ValueError(f"deep_smote: z must have shape (N, d), got {tuple(z.shape)}")
+        raise ParameterError(f"deep_smote: z must have shape (N, d), got {tuple(z.shape)}")
     labels = y.reshape(-1)
     if labels.shape[0] != z.shape[0]:
-        raise ValueError(
+        raise ParameterError(
             f"deep_smote: y has {labels.shape[0]} labels for {z.shape[0]} rows of z "
             f"(y shape {tuple(y.shape)})"
         )
@@ -124,8 +126,7 @@ class DeepSMOTE(nn.Module):
 
     def __init__(self, k: int = 2, seed: int | None = None) -> None:
         super().__init__()
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"DeepSMOTE: k must be a positive integer, got {k!r}")
+        check_int(k, "k", min=1, owner="DeepSMOTE")
         self.k = k
         self.seed = seed
         self._generator: torch.Generator | None = None

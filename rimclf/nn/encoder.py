@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rimclf._validation import check_int, check_real
+
 
 def linear_bn_swish(in_features: int, out_features: int) -> list[nn.Module]:
     """``Linear -> BatchNorm1d -> Swish`` (Swish = SiLU, as in the seed code), as a layer list."""
@@ -46,13 +48,9 @@ class RadiomicsEncoder(nn.Module):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        for name, value in (("n_radiomics", n_radiomics), ("out_features", out_features)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"RadiomicsEncoder: {name} must be a positive integer, got {value!r}"
-                )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"RadiomicsEncoder: dropout must be in [0, 1), got {dropout!r}")
+        check_int(n_radiomics, "n_radiomics", min=1, owner="RadiomicsEncoder")
+        check_int(out_features, "out_features", min=1, owner="RadiomicsEncoder")
+        check_real(dropout, "dropout", min=0.0, max=1.0, closed="left", owner="RadiomicsEncoder")
         hidden = 2 * out_features if hidden_features is None else int(hidden_features)
         self.n_radiomics = n_radiomics
         self.out_features = out_features

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rimclf._validation import check_choice, check_int
+from rimclf.defaults import BRANCHES, DEFAULT_MODEL, FUSIONS
+from rimclf.errors import ParameterError
 from rimclf.nn.deepsmote import DeepSMOTE
 from rimclf.nn.encoder import RadiomicsEncoder, linear_bn_swish
 from rimclf.nn.resnet3d import ResNet3D
 
-#: allowed values of ``branches``
-BRANCHES = ("both", "patches", "radiomics")
-#: allowed values of ``fusion``
-FUSIONS = ("sum", "concat")
 
 
 class QSMRimNet(nn.Module):
@@ -23,23 +22,25 @@ class QSMRimNet(nn.Module):
     Swish`` layers, augmented by :class:`DeepSMOTE` in training mode, and mapped to one logit
     by a small head (``Linear -> Swish -> Dropout -> Linear``).
 
+    Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
+
     Parameters
     ----------
     in_channels : int or None, default=3
         Channels of the patches; unused (may be None) when ``branches="radiomics"``.
     n_radiomics : int or None, default=None
         Radiomic features per lesion; required unless ``branches="patches"``.
-    depth : {10, 18, 34}, default=10
+    depth : {10, 18, 34}, default=10 (*)
         ResNet depth. The default is a CPU-size network; the paper's is ``depth=18``.
-    width : int, default=16
+    width : int, default=16 (*)
         ResNet base width; every feature vector has ``8·width`` entries. The paper's network has
         ``width=64`` (512-long features).
-    branches : {"both", "patches", "radiomics"}, default="both"
+    branches : {"both", "patches", "radiomics"}, default="both" (*)
         Which inputs the network uses; with one branch, ``fusion`` is ignored and the other
         input may be omitted.
-    fusion : {"sum", "concat"}, default="sum"
+    fusion : {"sum", "concat"}, default="sum" (*)
         How the two branch vectors are combined.
-    smote_k : int, default=2
+    smote_k : int, default=2 (*)
         Nearest rim+ neighbours per rim+ row in :class:`DeepSMOTE`.
     deepsmote : bool, default=True
         Whether the DeepSMOTE layer is present (False: the labels pass through unchanged).
@@ -76,27 +77,24 @@ class QSMRimNet(nn.Module):
         self,
         in_channels: int | None = 3,
         n_radiomics: int | None = None,
-        depth: int = 10,
-        width: int = 16,
-        branches: str = "both",
-        fusion: str = "sum",
-        smote_k: int = 2,
+        depth: int = DEFAULT_MODEL.depth,
+        width: int = DEFAULT_MODEL.width,
+        branches: str = DEFAULT_MODEL.branches,
+        fusion: str = DEFAULT_MODEL.fusion,
+        smote_k: int = DEFAULT_MODEL.smote_k,
         deepsmote: bool = True,
         smote_seed: int | None = None,
         radiomics_dropout: float = 0.3,
         head_dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if branches not in BRANCHES:
-            raise ValueError(f"QSMRimNet: branches must be one of {BRANCHES}, got {branches!r}")
-        if fusion not in FUSIONS:
-            raise ValueError(f"QSMRimNet: fusion must be one of {FUSIONS}, got {fusion!r}")
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError(f"QSMRimNet: width must be a positive integer, got {width!r}")
+        check_choice(branches, "branches", BRANCHES, owner="QSMRimNet")
+        check_choice(fusion, "fusion", FUSIONS, owner="QSMRimNet")
+        check_int(width, "width", min=1, owner="QSMRimNet")
         if branches != "patches" and n_radiomics is None:
-            raise ValueError(f"QSMRimNet: n_radiomics is required with branches={branches!r}")
+            raise ParameterError(f"QSMRimNet: n_radiomics is required with branches={branches!r}")
         if branches != "radiomics" and in_channels is None:
-            raise ValueError(f"QSMRimNet: in_channels is required with branches={branches!r}")
+            raise ParameterError(f"QSMRimNet: in_channels is required with branches={branches!r}")
         self.branches = branches
         self.fusion = fusion
         self.feature_dim = 8 * width
@@ -136,11 +134,11 @@ class QSMRimNet(nn.Module):
         parts = []
         if self.patch_encoder is not None:
             if patches is None:
-                raise ValueError(f"QSMRimNet: patches are required with branches={self.branches!r}")
+                raise ParameterError(f"QSMRimNet: patches are required with branches={self.branches!r}")
             parts.append(self.patch_encoder(patches))
         if self.radiomics_encoder is not None:
             if radiomics is None:
-                raise ValueError(
+                raise ParameterError(
                     f"QSMRimNet: radiomics are required with branches={self.branches!r}"
                 )
             parts.append(self.radiomics_encoder(radiomics))

@@ -12,6 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rimclf._validation import check_choice, check_int
+from rimclf.defaults import DEPTHS
+
 #: residual blocks per stage for each supported depth
 BLOCKS_PER_STAGE: dict[int, tuple[int, int, int, int]] = {
     10: (1, 1, 1, 1),
@@ -92,16 +95,9 @@ class ResNet3D(nn.Module):
 
     def __init__(self, in_channels: int = 3, depth: int = 18, width: int = 64) -> None:
         super().__init__()
-        if depth not in BLOCKS_PER_STAGE:
-            raise ValueError(
-                f"ResNet3D: depth must be one of {sorted(BLOCKS_PER_STAGE)}, got {depth!r}"
-            )
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError(f"ResNet3D: width must be a positive integer, got {width!r}")
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(
-                f"ResNet3D: in_channels must be a positive integer, got {in_channels!r}"
-            )
+        check_choice(depth, "depth", DEPTHS, owner="ResNet3D")
+        check_int(width, "width", min=1, owner="ResNet3D")
+        check_int(in_channels, "in_channels", min=1, owner="ResNet3D")
         self.in_channels = in_channels
         self.depth = depth
         self.width = width

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,10 @@ from joblib import Parallel, delayed
 
 from rimclf._atomic import atomic_output_dir
 from rimclf._nifti import save_nifti
+from rimclf._records import installed_versions
 from rimclf._version import __version__
-from rimclf.errors import CohortError
+from rimclf._validation import check_choice, check_int, check_real, is_int
+from rimclf.errors import ParameterError
 from rimclf.phantom._config import DEFAULT_SHAPE, DIFFICULTIES, REFERENCE_VOXEL_MM, SITES
 from rimclf.phantom._render import render_subject
 
@@ -89,9 +89,7 @@ def make_phantom_cohort(
         n_rim = sum(lesion["rim"] for r in results for lesion in r["lesions"])
         provenance = {
             "generator": "rimclf.phantom.make_phantom_cohort",
-            "rimclf_version": __version__,
-            "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
+            "versions": installed_versions(("rimclf", "numpy")),
             "parameters": {
                 "n_subjects": n_subjects, "random_state": seed, "difficulty": difficulty,
                 "shape": list(settings["shape"]), "n_sites": n_sites, "rim_prevalence": rim_prevalence,
@@ -123,20 +121,18 @@ def make_phantom_cohort(
 
 
 def _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject) -> dict:
-    if not isinstance(n_subjects, Integral) or isinstance(n_subjects, bool) or n_subjects < 1:
-        raise CohortError(f"n_subjects must be a positive integer, got {n_subjects!r}")
-    if difficulty not in DIFFICULTIES:
-        raise CohortError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
+    check_int(n_subjects, "n_subjects", min=1)
+    check_choice(difficulty, "difficulty", tuple(DIFFICULTIES))
     shape = DEFAULT_SHAPE if shape is None else shape
-    if len(tuple(shape)) != 3 or any(not isinstance(n, Integral) or n < 24 for n in shape):
-        raise CohortError(f"shape must be 3 integers of at least 24 voxels, got {shape!r}")
-    if not isinstance(n_sites, Integral) or not 1 <= n_sites <= len(SITES):
-        raise CohortError(f"n_sites must be an integer from 1 to {len(SITES)}, got {n_sites!r}")
-    if not 0.0 <= float(rim_prevalence) <= 0.5:
-        raise CohortError(f"rim_prevalence must lie in [0, 0.5], got {rim_prevalence!r}")
+    if len(tuple(shape)) != 3 or not all(is_int(n) and n >= 24 for n in shape):
+        raise ParameterError(f"shape={shape!r} is not valid; it must be 3 integers of at least 24 voxels")
+    check_int(n_sites, "n_sites", min=1, max=len(SITES))
+    check_real(rim_prevalence, "rim_prevalence", min=0.0, max=0.5)
     low, high = (tuple(lesions_per_subject) + (None, None))[:2]
-    if not (isinstance(low, Integral) and isinstance(high, Integral) and 0 <= low <= high):
-        raise CohortError(f"lesions_per_subject must be (low, high) with 0 <= low <= high, got {lesions_per_subject!r}")
+    if not (is_int(low) and is_int(high) and 0 <= low <= high):
+        raise ParameterError(
+            f"lesions_per_subject={lesions_per_subject!r} is not valid; it must be (low, high) with 0 <= low <= high"
+        )
     return {
         "shape": tuple(int(n) for n in shape),
         "difficulty": difficulty,
@@ -149,13 +145,15 @@ def _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, le
 def _seed(random_state) -> int:
     if random_state is None:
         return int(np.random.SeedSequence().entropy)
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool) and random_state >= 0:
+    if is_int(random_state) and random_state >= 0:
         return int(random_state)
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**63))
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(2**31))
-    raise CohortError(f"random_state must be a non-negative int, a numpy Generator or None, got {random_state!r}")
+    raise ParameterError(
+        f"random_state={random_state!r} is not valid; it must be a non-negative int, a numpy Generator or None"
+    )
 
 
 def _write_subject(root: str, label: str, index: int, seed: int, settings: dict) -> dict:

@@ -11,8 +11,10 @@ import optuna
 from optuna.trial import TrialState
 
 from rimclf._atomic import atomic_output_dir, refuse_overwrite
-from rimclf._versions import installed_versions
-from rimclf.errors import CohortError
+from rimclf._records import installed_versions
+from rimclf._validation import check_choice
+from rimclf.defaults import DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, ModelConfig
+from rimclf.errors import ParameterError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
 from rimclf.tuning._spaces import SPACES
@@ -22,7 +24,7 @@ from rimclf.tuning._tune import TuningResult, tune
 logger = logging.getLogger(__name__)
 
 #: ``--model`` choices: the network, or a radiomics baseline (a quick study on a CPU).
-MODELS = tuple(SPACES)
+MODELS = TUNING_MODELS
 BEST_PARAMS_FILE = "best_params.json"
 TRIALS_FILE = "trials.tsv"
 
@@ -32,7 +34,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
 
     Parameters
     ----------
-    model : {"network", "random_forest", "logistic_regression", "gradient_boosting"}
+    model : {"qsmrimnet", "random_forest", "logistic_regression", "gradient_boosting"}
     random_state : int
         Seeds the estimator.
     small : bool or None, default=None
@@ -43,16 +45,15 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
     -------
     (estimator, space)
     """
-    if model not in MODELS:
-        raise CohortError(f"model must be one of {list(MODELS)}, got {model!r}")
-    if model == "network":
+    check_choice(model, "model", MODELS)
+    if model == "qsmrimnet":
         import torch
 
-        from rimclf.classifier import QSMRimNetClassifier
+        from rimclf.classifier import make_classifier
 
         if small is None:
             small = not torch.cuda.is_available()
-        return QSMRimNetClassifier(random_state=random_state), SPACES["network"](small=small)
+        return make_classifier(random_state=random_state), SPACES[model](small=small)
     from rimclf import baselines
 
     estimator = getattr(baselines, f"make_{model}")(sampler="smote", random_state=random_state)
@@ -60,14 +61,16 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
 
 
 def featurize_cohort(
-    cohort: str | os.PathLike, *, model: str, radiomics_params: object = "qsmrim",
-    patch_size_mm: float = 32.0, patch_shape: int = 32, min_voxels: int = 8, qsm_unit: str = "ppb",
-    cache: str | os.PathLike | None = None, n_jobs: int | None = None, progress: bool = True,
+    cohort: str | os.PathLike, *, model: str, config: ModelConfig = DEFAULT_MODEL, min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT, cache: str | os.PathLike | None = None, n_jobs: int | None = None,
+    progress: bool = True,
 ):
     """Load a cohort's labelled lesions and featurise them once for a whole study.
 
     Trials then tune the classifier on the features, so no trial extracts anything; with
     ``cache`` the per-subject features are also kept across commands (resumed studies).
+    The lesions are those of :func:`rimclf.cohort.labelled_lesions`, the features those of
+    :func:`rimclf.features.make_featurizer` ``(config)`` (radiomics only for a baseline).
 
     Returns
     -------
@@ -77,29 +80,12 @@ def featurize_cohort(
     groups : numpy.ndarray of str
         ``participant_id`` of every lesion.
     """
-    from rimclf.cohort import load_cohort
-    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+    from rimclf.cohort import labelled_lesions, load_cohort
+    from rimclf.features import make_featurizer
 
-    table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit)
-    labelled = table["rim"].notna()
-    if not labelled.all():
-        logger.info("%d unlabelled lesion(s) left out of the study", int((~labelled).sum()))
-        table = table[labelled].reset_index(drop=True)
-    y = table["rim"].astype(int).to_numpy()
-    if y.sum() < 2 or (y == 0).sum() < 2:
-        raise CohortError(
-            f"{cohort}: the study needs labelled rim+ and rim- lesions, found {int(y.sum())} rim+ "
-            f"and {int((y == 0).sum())} rim-"
-        )
-    patches = (
-        PatchExtractor(size_mm=patch_size_mm, shape=patch_shape) if model == "network" else None
-    )
-    featurizer = LesionFeaturizer(
-        radiomics=RadiomicsExtractor(params=radiomics_params), patches=patches,
-        n_jobs=n_jobs, memory=cache, progress=progress,
-    )
-    X = featurizer.fit_transform(table)
-    return X, y, table["participant_id"].to_numpy()
+    table, y, groups = labelled_lesions(load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit), purpose="the study")
+    featurizer = make_featurizer(config, patches=model == "qsmrimnet", n_jobs=n_jobs, memory=cache, progress=progress)
+    return featurizer.fit_transform(table), y, groups
 
 
 def _versions() -> dict[str, str]:
@@ -141,7 +127,7 @@ def tune_cohort(
     cohort: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    model: str = "network",
+    model: str = "qsmrimnet",
     n_trials: int = 20,
     storage: object = None,
     study_name: str = "rimclf",
@@ -149,11 +135,9 @@ def tune_cohort(
     n_folds: int = 5,
     random_state: int = 0,
     sampler_seed: int | None = None,
-    radiomics_params: object = "qsmrim",
-    patch_size_mm: float = 32.0,
-    patch_shape: int = 32,
-    min_voxels: int = 8,
-    qsm_unit: str = "ppb",
+    config: ModelConfig = DEFAULT_MODEL,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
     cache: str | os.PathLike | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
@@ -178,7 +162,7 @@ def tune_cohort(
         Cohort folder or manifest (see :func:`rimclf.load_cohort`).
     out : path
         Output folder.
-    model : {"network", "random_forest", "logistic_regression", "gradient_boosting"}, default="network"
+    model : {"qsmrimnet", "random_forest", "logistic_regression", "gradient_boosting"}, default="qsmrimnet"
     n_trials, storage, study_name, n_workers, random_state
         As in :func:`tune`.
     n_folds : int, default=5
@@ -186,7 +170,9 @@ def tune_cohort(
     sampler_seed : int or None, default=None
         Seed of the TPE sampler; ``None`` derives it from ``random_state``. Several commands started
         at once on one study (several shells or machines) should each get their own.
-    radiomics_params, patch_size_mm, patch_shape, min_voxels, qsm_unit, cache, n_jobs, progress
+    config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
+        Feature settings (``radiomics_params``, ``patch_size_mm``, ``patch_shape``, ...).
+    min_voxels, qsm_unit, cache, n_jobs, progress
         Featurisation settings (see :func:`featurize_cohort`).
     verbose : bool, default=True
         Print the table of finished trials.
@@ -199,12 +185,10 @@ def tune_cohort(
         With ``best_estimator=None``: refit the best parameters with ``rimclf train``.
     """
     refuse_overwrite(out, force=force)
-    if model not in MODELS:
-        raise CohortError(f"model must be one of {list(MODELS)}, got {model!r}")
+    check_choice(model, "model", MODELS)
     estimator, space = make_model(model, random_state)
     X, y, groups = featurize_cohort(
-        cohort, model=model, radiomics_params=radiomics_params, patch_size_mm=patch_size_mm,
-        patch_shape=patch_shape, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
+        cohort, model=model, config=config, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
         n_jobs=n_jobs, progress=progress,
     )
     logger.info("%d lesions (%d rim+) of %d subjects", len(y), int(y.sum()), len(set(groups)))
@@ -217,7 +201,7 @@ def tune_cohort(
         n_workers=n_workers, refit=False, verbose=verbose,
     )
     if not result.best_params:
-        raise CohortError(
+        raise ParameterError(
             f"study {study_name!r} has no completed trial yet (all pruned or failed); nothing written to {out}"
         )
     write_study_outputs(

@@ -11,9 +11,11 @@ import numpy as np
 import optuna
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import BaseCrossValidator, StratifiedGroupKFold, cross_validate
+from sklearn.model_selection import BaseCrossValidator, cross_validate
 
-from rimclf.errors import CohortError
+from rimclf._validation import check_int, is_int
+from rimclf.errors import CohortError, ParameterError
+from rimclf.metrics import subject_folds
 from rimclf.tuning._spaces import SearchSpace, suggest_params
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -35,7 +37,7 @@ def make_scorer_from(scoring: object, estimator: BaseEstimator) -> Callable:
     try:
         return check_scoring(estimator, scoring=scoring)
     except (ValueError, TypeError) as exc:
-        raise CohortError(
+        raise ParameterError(
             f"scoring={scoring!r} is neither one of {sorted(SCORERS)} nor an sklearn scoring: {exc}"
         ) from exc
 
@@ -45,8 +47,8 @@ def make_splits(
 ) -> tuple[str, list[Split]]:
     """The folds every trial is scored on, computed once so that all trials share them.
 
-    ``cv=None`` means ``StratifiedGroupKFold(5, shuffle=True, random_state=random_state)``;
-    an int sets the number of folds of that default.
+    ``cv=None`` means 5 subject-grouped folds, ``rimclf.metrics.subject_folds(y, groups, 5,
+    random_state)``; an int sets the number of folds.
 
     Returns
     -------
@@ -54,35 +56,35 @@ def make_splits(
         The splitter and a hash of the folds' test rows (see :func:`describe_cv`).
     splits : list of (train, test) index arrays
     """
-    if cv is None or (isinstance(cv, numbers.Integral) and not isinstance(cv, bool)):
-        n_splits = 5 if cv is None else int(cv)
-        if n_splits < 2:
-            raise CohortError(f"cv must be at least 2 folds, got {cv!r}")
+    if cv is None or is_int(cv):
+        n_splits = check_int(5 if cv is None else cv, "cv", min=2)
         if groups is None:
             raise CohortError(
                 "groups is required: pass the participant_id of every lesion so that folds keep "
                 "each subject's lesions together"
             )
-        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        splits = subject_folds(y, groups, n_splits, random_state, name="cv")
+        return describe_cv(f"subject_folds(n_splits={n_splits}, random_state={random_state!r})", splits), splits
     if hasattr(cv, "split"):
         splits = list(cv.split(X, y, groups))
     elif isinstance(cv, Sequence) or hasattr(cv, "__iter__"):
         splits = list(cv)
     else:
-        raise CohortError(f"cv must be None, an int, a splitter or a list of (train, test) folds, got {cv!r}")
+        raise ParameterError(f"cv={cv!r} is not valid; it must be None, an int, a splitter or a list of (train, test) folds")
     if not splits:
-        raise CohortError(f"cv={cv!r} produced no folds")
+        raise ParameterError(f"cv={cv!r} produced no folds")
     splits = [(np.asarray(train), np.asarray(test)) for train, test in splits]
     return describe_cv(cv, splits), splits
 
 
 def describe_cv(cv: object, splits: list[Split]) -> str:
-    """A fingerprint of the folds: the splitter's repr and a hash of every fold's test rows."""
+    """A fingerprint of the folds: the splitter's repr (or ``cv`` itself when it is a string)
+    and a hash of every fold's test rows."""
     digest = hashlib.sha1()
     for _, test in splits:
         digest.update(np.ascontiguousarray(np.sort(test), dtype=np.int64).tobytes())
         digest.update(b"|")
-    name = repr(cv) if isinstance(cv, BaseCrossValidator) else f"{len(splits)} folds"
+    name = cv if isinstance(cv, str) else repr(cv) if isinstance(cv, BaseCrossValidator) else f"{len(splits)} folds"
     return f"{name}; folds sha1 {digest.hexdigest()[:16]}"
 
 
@@ -174,7 +176,7 @@ def check_param_names(estimator: BaseEstimator, space: SearchSpace) -> None:
     try:
         clone(estimator).set_params(**sample)
     except (ValueError, TypeError, AttributeError) as exc:
-        raise CohortError(
+        raise ParameterError(
             f"space does not fit {type(estimator).__name__}: set_params rejected its parameters "
             f"{sorted(space)}: {exc}"
         ) from exc

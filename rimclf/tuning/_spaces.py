@@ -25,14 +25,14 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from rimclf.errors import CohortError
+from rimclf.errors import ParameterError
 
 SearchSpace = Mapping[str, BaseDistribution] | Callable[[optuna.trial.BaseTrial], Mapping[str, object]]
 
 
 def _prefixed(prefix: str, space: dict[str, BaseDistribution]) -> dict[str, BaseDistribution]:
     if not isinstance(prefix, str):
-        raise CohortError(f"prefix must be a string such as 'clf__', got {prefix!r}")
+        raise ParameterError(f"prefix must be a string such as 'clf__', got {prefix!r}")
     return {f"{prefix}{name}": distribution for name, distribution in space.items()}
 
 
@@ -147,9 +147,10 @@ def gradient_boosting_space(prefix: str = "", *, sampler: str = "smote") -> dict
     return _prefixed(prefix, space)
 
 
-#: Model names of ``rimclf tune --model`` -> their search-space function.
+#: Model names of ``rimclf tune --model`` (:data:`rimclf.defaults.TUNING_MODELS`) -> their
+#: search-space function.
 SPACES: dict[str, Callable[..., dict[str, BaseDistribution]]] = {
-    "network": network_space,
+    "qsmrimnet": network_space,
     "random_forest": random_forest_space,
     "logistic_regression": logistic_regression_space,
     "gradient_boosting": gradient_boosting_space,
@@ -161,24 +162,24 @@ def check_space(space: object) -> SearchSpace:
 
     Raises
     ------
-    CohortError
+    ParameterError
         When ``space`` is neither a non-empty mapping of distributions nor a callable.
     """
     if callable(space) and not isinstance(space, Mapping):
         return space
     if not isinstance(space, Mapping) or not space:
-        raise CohortError(
+        raise ParameterError(
             "space must be a non-empty mapping {parameter name: optuna distribution} "
             f"or a function (trial) -> params, got {space!r}"
         )
     checked: dict[str, BaseDistribution] = {}
     for name, distribution in space.items():
         if not isinstance(name, str) or not name:
-            raise CohortError(f"space keys must be parameter names (strings), got {name!r}")
+            raise ParameterError(f"space keys must be parameter names (strings), got {name!r}")
         if isinstance(distribution, (list, tuple)):
             distribution = CategoricalDistribution(tuple(distribution))
         if not isinstance(distribution, BaseDistribution):
-            raise CohortError(
+            raise ParameterError(
                 f"space[{name!r}] must be an optuna distribution (FloatDistribution, IntDistribution, "
                 f"CategoricalDistribution) or a list of choices, got {distribution!r}"
             )
@@ -197,7 +198,7 @@ def _suggest(trial: optuna.trial.BaseTrial, name: str, distribution: BaseDistrib
         )
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
-    raise CohortError(f"space[{name!r}]: unsupported distribution {distribution!r}")
+    raise ParameterError(f"space[{name!r}]: unsupported distribution {distribution!r}")
 
 
 def suggest_params(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[str, object]:
@@ -221,5 +222,5 @@ def suggest_params(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[st
         return {name: _suggest(trial, name, distribution) for name, distribution in space.items()}
     params = space(trial)
     if not isinstance(params, Mapping):
-        raise CohortError(f"the space function {space!r} must return a dict of parameters, got {params!r}")
+        raise ParameterError(f"the space function {space!r} must return a dict of parameters, got {params!r}")
     return dict(params)

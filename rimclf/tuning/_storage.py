@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from rimclf.errors import CohortError
+from rimclf.errors import OutputError, ParameterError
 
 #: Seconds between the heartbeats that a running trial writes to an RDB storage, and how long
 #: without one before another worker marks the trial failed (its machine died or was killed).
@@ -61,16 +61,16 @@ def open_storage(storage: object = None, *, study_name: str = "rimclf") -> optun
     if is_rdb_url(storage):
         return _open_rdb(storage)
     if not isinstance(storage, (str, os.PathLike)):
-        raise CohortError(
+        raise ParameterError(
             f"storage must be a journal file path, an Optuna RDB URL or an Optuna storage, got {storage!r}"
         )
     path = Path(storage).expanduser()
     if path.is_dir():
-        raise CohortError(f"storage={str(path)!r} is a directory; give a journal file path inside it")
+        raise OutputError(f"storage={str(path)!r} is a directory; give a journal file path inside it")
     if path.is_file():
         with path.open("rb") as handle:
             if handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
-                raise CohortError(
+                raise OutputError(
                     f"storage={str(path)!r} is an SQLite database, not a journal file; "
                     f"pass the URL 'sqlite:///{path.resolve()}' to use it"
                 )
@@ -97,7 +97,7 @@ def _open_rdb(url: str) -> optuna.storages.RDBStorage:
                     url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_PERIOD_S
                 )
         except ImportError as exc:
-            raise CohortError(
+            raise OutputError(
                 f"storage={describe_storage(url)!r}: its database driver is not installed ({exc})"
             ) from exc
         except (IntegrityError, ProgrammingError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -13,7 +12,8 @@ import optuna
 from optuna.trial import FixedTrial, TrialState
 from sklearn.base import BaseEstimator, clone
 
-from rimclf.errors import CohortError
+from rimclf._validation import Interval, Options, check_int, check_param
+from rimclf.errors import ParameterError
 from rimclf.tuning._objective import (
     CV_ATTR,
     SCORING_ATTR,
@@ -48,22 +48,16 @@ class TuningResult(NamedTuple):
     best_params: dict
 
 
-def _check_positive_int(value: object, name: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise CohortError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_study_matches(study: optuna.Study, cv_text: str, scoring_text: str) -> None:
     """Record how trials are scored; refuse to resume a study that was scored differently."""
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise CohortError(f"study {study.study_name!r} exists and minimises; rimclf studies maximise a score")
+        raise ParameterError(f"study {study.study_name!r} exists and minimises; rimclf studies maximise a score")
     attrs = study.user_attrs
     for key, text in ((CV_ATTR, cv_text), (SCORING_ATTR, scoring_text)):
         if key not in attrs:
             study.set_user_attr(key, text)
         elif attrs[key] != text:
-            raise CohortError(
+            raise ParameterError(
                 f"study {study.study_name!r} was scored with {key.removeprefix('rimclf_')} = {attrs[key]!r}, "
                 f"not {text!r}: its trials would not be comparable. Use another study_name, or the "
                 "same data, folds and scoring"
@@ -75,7 +69,7 @@ def best_params_of(study: optuna.Study, space: SearchSpace) -> dict:
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
         counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
-        raise CohortError(
+        raise ParameterError(
             f"study {study.study_name!r} has no completed trial (trials by state: "
             f"{ {k: v for k, v in counts.items() if v} }); run more trials or loosen the pruner"
         )
@@ -161,9 +155,9 @@ def tune(
         independent commands started at once on one study should each pass their own seeded
         sampler.
     cv : int, splitter or list of (train, test), default=None
-        ``None``: ``StratifiedGroupKFold(5, shuffle=True, random_state=random_state)`` with
-        ``groups``; an int changes the number of folds. The folds are computed once, so every
-        trial (in every worker) is scored on the same folds.
+        ``None``: 5 subject-grouped folds, :func:`rimclf.metrics.subject_folds` with ``groups``
+        and ``random_state``; an int changes the number of folds. The folds are computed once,
+        so every trial (in every worker) is scored on the same folds.
     scoring : str or callable, default=None
         ``None``: partial ROC AUC up to FPR 0.1 (``rimclf.metrics.SCORERS["pauc"]``); a key of
         ``rimclf.metrics.SCORERS`` or any sklearn scoring. Greater is better.
@@ -190,14 +184,13 @@ def tune(
     TuningResult
         ``(study, best_estimator, best_params)``.
     """
-    n_trials = _check_positive_int(n_trials, "n_trials")
-    n_workers = _check_positive_int(n_workers, "n_workers")
+    n_trials = check_int(n_trials, "n_trials", min=1)
+    n_workers = check_int(n_workers, "n_workers", min=1)
     if not isinstance(study_name, str) or not study_name:
-        raise CohortError(f"study_name must be a non-empty string, got {study_name!r}")
-    if random_state is not None and (not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool)):
-        raise CohortError(f"random_state must be an integer or None, got {random_state!r}")
+        raise ParameterError(f"study_name={study_name!r} is not valid; it must be a non-empty string")
+    check_param(random_state, "random_state", [Options(None), Interval(int)])
     if n_workers > 1 and isinstance(storage, optuna.storages.BaseStorage):
-        raise CohortError(
+        raise ParameterError(
             "n_workers > 1 needs a storage that other processes can open: a journal file path "
             f"or an RDB URL, not a {type(storage).__name__} object"
         )

@@ -21,7 +21,7 @@ from skorch.helper import SliceDict
 
 from rimclf import CohortError, LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
 from rimclf._nifti import save_nifti
-from rimclf.errors import QSMUnitWarning
+from rimclf.errors import ParameterError, QSMUnitWarning
 from tests.features.builders import make_affine, make_qsm, write_subject
 
 SMALL_PATCHES = PatchExtractor(size_mm=12.0, shape=(6, 5, 4))
@@ -176,8 +176,8 @@ def test_clone_get_set_params_and_pickle() -> None:
     ("params", "message"),
     [
         ({"n_jobs": 0}, "n_jobs=0 is not valid"),
-        ({"radiomics": "yes"}, "radiomics='yes' is not valid; use a RadiomicsExtractor, 'default' or None"),
-        ({"patches": RadiomicsExtractor()}, "patches=RadiomicsExtractor.* is not valid; use a PatchExtractor"),
+        ({"radiomics": "yes"}, r"radiomics='yes' is not valid; it must be one of \('default', None\) or a RadiomicsExtractor"),
+        ({"patches": RadiomicsExtractor()}, "patches=RadiomicsExtractor.* is not valid; it must be .* or a PatchExtractor"),
         ({"radiomics": None, "patches": None}, "nothing to extract"),
         ({"progress": "no"}, "progress='no' is not valid"),
         ({"memory": 3}, "memory=3 is not valid; use None, a cache folder or a joblib.Memory"),
@@ -185,7 +185,7 @@ def test_clone_get_set_params_and_pickle() -> None:
     ],
 )
 def test_bad_parameters(table: pd.DataFrame, params: dict, message: str) -> None:
-    with pytest.raises(CohortError, match=message):
+    with pytest.raises(ParameterError, match=message):
         LesionFeaturizer(**params).fit(table)
 
 

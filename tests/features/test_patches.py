@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from rimclf import CohortError, load_cohort
+from rimclf.errors import ParameterError
 from rimclf.features import PatchExtractor
 from tests.features.builders import SHAPE, SPACING, make_affine, make_flair, make_labels, make_qsm, write_subject
 
@@ -137,14 +138,14 @@ def test_zscore_standardises_each_image_channel(table: pd.DataFrame) -> None:
         ),
         ({"channels": "qsm"}, r"channels='qsm' is not valid; give a non-empty tuple"),
         ({"channels": ("qsm", "qsm")}, "a channel is repeated"),
-        ({"normalize": "robust"}, r"normalize='robust' is not valid; choose one of \('nawm', 'zscore', 'none'\)"),
+        ({"normalize": "robust"}, r"normalize='robust' is not valid; it must be one of \('nawm', 'zscore', 'none'\)"),
         ({"size_mm": -4}, "size_mm=-4 is not valid; it must be a positive number or three of them"),
         ({"shape": (8, 8)}, r"shape=\(8, 8\) is not valid; it must be a positive integer"),
         ({"shape": 2.5}, "shape=2.5 is not valid"),
     ],
 )
 def test_bad_parameters_name_value_and_choices(table: pd.DataFrame, params: dict, message: str) -> None:
-    with pytest.raises(CohortError, match=message):
+    with pytest.raises(ParameterError, match=message):
         PatchExtractor(**params).transform(table)
 
 

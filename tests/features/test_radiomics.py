@@ -13,7 +13,7 @@ from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from rimclf import CohortError, load_cohort
 from rimclf._nifti import save_nifti
-from rimclf.errors import DataWarning, QSMUnitWarning
+from rimclf.errors import DataWarning, ParameterError, QSMUnitWarning
 from rimclf.features import RadiomicsExtractor
 from rimclf.features._regions import shell_mask
 from rimclf.features.radiomics import load_params
@@ -160,15 +160,15 @@ def test_params_file_dict_and_uncroppable_settings(table: pd.DataFrame, tmp_path
 
 
 def test_bad_parameters_name_value_and_choices(table: pd.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(CohortError, match=r"region='ring' is not valid; choose one of \('lesion', 'shell', 'both'\)"):
+    with pytest.raises(ParameterError, match=r"region='ring' is not valid; it must be one of \('lesion', 'shell', 'both'\)"):
         RadiomicsExtractor(region="ring").fit(table)
-    with pytest.raises(CohortError, match=r"image='t1' is not valid; choose one of \('qsm', 'flair'\)"):
+    with pytest.raises(ParameterError, match=r"image='t1' is not valid; it must be one of \('qsm', 'flair'\)"):
         RadiomicsExtractor(image="t1").transform(table)
-    with pytest.raises(CohortError, match=r"shell_mm=-1 is not valid"):
+    with pytest.raises(ParameterError, match=r"shell_mm=-1 is not valid; it must be a positive number"):
         RadiomicsExtractor(region="shell", shell_mm=-1).fit()
-    with pytest.raises(CohortError, match="no such pyradiomics parameter file"):
+    with pytest.raises(ParameterError, match="no such pyradiomics parameter file"):
         RadiomicsExtractor(params=str(tmp_path / "missing.yaml")).fit()
-    with pytest.raises(CohortError, match="invalid pyradiomics parameters"):
+    with pytest.raises(ParameterError, match="invalid pyradiomics parameters"):
         RadiomicsExtractor(params={"setting": {"binWidth": "wide"}}).fit()
     with pytest.raises(CohortError, match=r"lacks column\(s\) \['mask'\]"):
         RadiomicsExtractor().transform(table.drop(columns="mask"))

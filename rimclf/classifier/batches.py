@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedGroupKFold
 
-from rimclf.errors import CohortError
+from rimclf._validation import check_int
+from rimclf.errors import CohortError, ParameterError
 
 
 class LesionBatchDataset(torch.utils.data.Dataset):
@@ -101,10 +102,6 @@ def as_lesion_dataset(dataset: object) -> LesionBatchDataset | None:
     return None
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _even_split(total: int, n_parts: int) -> np.ndarray:
     """``n_parts`` integers summing to ``total`` that differ by at most one (largest first)."""
     base, extra = divmod(total, n_parts)
@@ -174,10 +171,8 @@ class StratifiedBatchSampler(torch.utils.data.Sampler):
         random_state: int | np.random.Generator | None = None,
     ) -> None:
         labels = np.asarray(y, dtype=np.float64).reshape(-1)
-        if not _is_int(batch_size) or batch_size < 2:
-            raise CohortError(f"batch_size must be an integer >= 2, got {batch_size!r}")
-        if not _is_int(min_positives) or min_positives < 0:
-            raise CohortError(f"min_positives must be an integer >= 0, got {min_positives!r}")
+        check_int(batch_size, "batch_size", min=2, owner="StratifiedBatchSampler")
+        check_int(min_positives, "min_positives", min=0, owner="StratifiedBatchSampler")
         self.positive_index = np.flatnonzero(labels > 0.5)
         self.negative_index = np.flatnonzero(labels <= 0.5)
         self.batch_size = int(batch_size)
@@ -276,10 +271,7 @@ class GroupValidSplit:
                 "GroupValidSplit needs the subject of each lesion: call fit(X, y, groups=...) "
                 "(in a Pipeline: fit(X, y, <step>__groups=...))"
             )
-        if not _is_int(self.n_splits) or self.n_splits < 2:
-            raise CohortError(
-                f"GroupValidSplit: n_splits must be an integer >= 2, got {self.n_splits!r}"
-            )
+        check_int(self.n_splits, "n_splits", min=2, owner="GroupValidSplit")
         labels = as_lesion_dataset(dataset).labels if y is None else np.asarray(y)
         groups = np.asarray(groups)
         if groups.shape[0] != len(dataset):
@@ -288,7 +280,7 @@ class GroupValidSplit:
             )
         n_groups = np.unique(groups).size
         if n_groups < self.n_splits:
-            raise CohortError(
+            raise ParameterError(
                 f"GroupValidSplit: {n_groups} subjects cannot make n_splits={self.n_splits} folds"
             )
         cv = StratifiedGroupKFold(

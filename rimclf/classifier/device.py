@@ -8,10 +8,9 @@ from typing import Any
 
 import torch
 
-from rimclf.errors import CohortError
-
-#: allowed values of ``amp``
-AMP_CHOICES = ("auto", True, False)
+from rimclf._validation import check_choice
+from rimclf.defaults import AMP_CHOICES
+from rimclf.errors import ParameterError
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -25,7 +24,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
     Raises
     ------
-    CohortError
+    ParameterError
         An unknown device name, or a CUDA device when CUDA is not available.
     """
     if device is None or (isinstance(device, str) and device == "auto"):
@@ -33,9 +32,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise CohortError(f"device={device!r} is not a torch device ({error})") from None
+        raise ParameterError(f"device={device!r} is not a torch device ({error})") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise CohortError(
+        raise ParameterError(
             f"device={device!r} asks for CUDA but no CUDA device is available; "
             "use device='auto' or 'cpu'"
         )
@@ -48,11 +47,9 @@ def resolve_amp(amp: object, device: torch.device) -> bool:
     ``True`` turns bf16 autocast on for any device (on CPU it is slower but exercises the same
     code path as a GPU); ``False`` turns it off.
     """
-    if isinstance(amp, str) and amp == "auto":
+    if check_choice(amp, "amp", AMP_CHOICES) == "auto":
         return device.type == "cuda" and torch.cuda.is_bf16_supported()
-    if amp is True or amp is False:
-        return bool(amp)
-    raise CohortError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+    return bool(amp)
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

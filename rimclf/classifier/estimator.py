@@ -1,4 +1,4 @@
-"""QSMRimNetClassifier: QSMRim-Net as a scikit-learn classifier (a skorch net)."""
+"""The estimator: QSMRim-Net as a skorch ``NeuralNetBinaryClassifier``, with its loss settings."""
 
 from __future__ import annotations
 
@@ -12,29 +12,23 @@ from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_device
 from sklearn.utils import check_random_state
 
-from rimclf._device import (
+from rimclf.classifier.batches import LesionBatchDataset, StratifiedBatchSampler, as_lesion_dataset
+from rimclf.classifier.device import (
     AutoDeviceMixin,
     autocast,
     resolve_device,
-    resolve_amp,
     seeded_torch,
     uses_channels_last,
 )
-from rimclf._inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
-from rimclf._sampling import (
-    GroupValidSplit,
-    LesionBatchDataset,
-    StratifiedBatchSampler,
-    as_lesion_dataset,
-)
-from rimclf._state import FittedStateMixin
-from rimclf.errors import CohortError
+from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
+from rimclf.classifier.state import FittedStateMixin
+from rimclf._validation import Interval, Options, is_int, validate_params
+from rimclf.defaults import AMP_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
+from rimclf.errors import ParameterError
 from rimclf.nn import DeepSMOTE, QSMRimNet
 
-__all__ = ["GroupValidSplit", "IMBALANCE_CHOICES", "QSMRimNetClassifier", "StratifiedBatchSampler"]
+__all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier", "make_classifier"]
 
-#: allowed values of ``imbalance``
-IMBALANCE_CHOICES = ("deepsmote", "class_weight", "oversample", "none")
 _MAX_SEED = 2**31 - 1
 
 
@@ -47,18 +41,20 @@ class QSMRimNetClassifier(
     ``SliceDict(patches=(n, C, D, H, W), radiomics=(n, F))`` of ``LesionFeaturizer`` (a plain
     dict works too, but sklearn's CV tools need the SliceDict to index it); y holds 0/1.
 
+    Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
+
     Parameters
     ----------
     module : torch module class, default=QSMRimNet
         Called with the ``module__*`` parameters plus ``in_channels``, ``n_radiomics``,
         ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, radiomics,
         y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given.
-    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote"
+    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote" (*)
         ``"deepsmote"``: feature-space SMOTE inside the network (QSMRim-Net's method);
         ``"class_weight"``: BCE ``pos_weight = n_rim- / n_rim+`` of the fit's training labels;
         ``"oversample"``: rim+ lesions reused so that each epoch is class-balanced;
         ``"none"``: plain BCE.
-    smote_k : int, default=2
+    smote_k : int, default=2 (*)
         Nearest rim+ neighbours per rim+ row in DeepSMOTE (``N + 2n`` rows, as in the paper).
     min_positives : int or "auto", default="auto"
         Minimum rim+ lesions per training batch (see :class:`StratifiedBatchSampler`: when
@@ -78,11 +74,11 @@ class QSMRimNetClassifier(
     criterion : default=torch.nn.BCEWithLogitsLoss
     optimizer : default=torch.optim.AdamW
         Set its options as ``optimizer__weight_decay=...``.
-    lr : float, default=1e-3
-    max_epochs : int, default=30
+    lr : float, default=1e-3 (*)
+    max_epochs : int, default=30 (*)
         Fixed epoch count; the learning rate follows a cosine schedule over ``max_epochs``
         (callback ``lr_scheduler``; disable with ``callbacks__lr_scheduler=None``).
-    batch_size : int, default=32
+    batch_size : int, default=32 (*)
     train_split : callable or None, default=None
         No internal validation by default: model selection belongs in a grouped outer CV.
         For early stopping use ``train_split=GroupValidSplit(5)``, ``callbacks=[EarlyStopping(
@@ -139,13 +135,13 @@ class QSMRimNetClassifier(
         *,
         criterion: Any = torch.nn.BCEWithLogitsLoss,
         optimizer: Any = torch.optim.AdamW,
-        lr: float = 1e-3,
-        max_epochs: int = 30,
-        batch_size: int = 32,
+        lr: float = DEFAULT_MODEL.lr,
+        max_epochs: int = DEFAULT_MODEL.max_epochs,
+        batch_size: int = DEFAULT_MODEL.batch_size,
         train_split: Any = None,
         callbacks: Any = None,
-        imbalance: str = "deepsmote",
-        smote_k: int = 2,
+        imbalance: str = DEFAULT_MODEL.imbalance,
+        smote_k: int = DEFAULT_MODEL.smote_k,
         min_positives: int | str = "auto",
         amp: bool | str = "auto",
         random_state: Any = None,
@@ -175,34 +171,28 @@ class QSMRimNetClassifier(
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
         callbacks = list(super()._default_callbacks)
-        n_epochs = self.max_epochs if _is_int(self.max_epochs) and self.max_epochs > 0 else 1
+        n_epochs = self.max_epochs if is_int(self.max_epochs) and self.max_epochs > 0 else 1
         scheduler = LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n_epochs)
         callbacks.insert(len(callbacks) - 1, ("lr_scheduler", scheduler))  # before print_log
         return callbacks
 
     # ------------------------------------------------------------------ checks
+    _parameter_constraints = {
+        "imbalance": [Options(*IMBALANCE_CHOICES)],
+        "smote_k": [Interval(int, 1)],
+        "min_positives": [Options("auto"), Interval(int, 0)],
+        "batch_size": [Interval(int, 2), Options(-1)],
+        "amp": [Options(*AMP_CHOICES)],
+    }
+
     def _check_params(self) -> None:
-        if self.imbalance not in IMBALANCE_CHOICES:
-            raise CohortError(
-                f"imbalance must be one of {IMBALANCE_CHOICES}, got {self.imbalance!r}"
-            )
-        if not _is_int(self.smote_k) or self.smote_k < 1:
-            raise CohortError(f"smote_k must be an integer >= 1, got {self.smote_k!r}")
-        min_positives = self.min_positives
-        if min_positives != "auto" and (not _is_int(min_positives) or min_positives < 0):
-            raise CohortError(
-                f"min_positives must be 'auto' or an integer >= 0, got {self.min_positives!r}"
-            )
-        if not _is_int(self.batch_size) or (self.batch_size < 2 and self.batch_size != -1):
-            raise CohortError(
-                f"batch_size must be an integer >= 2 (or -1), got {self.batch_size!r}"
-            )
+        validate_params(self)
         for name in ("smote_k", "deepsmote"):
             if name in self.get_params_for("module"):
-                raise CohortError(
+                raise ParameterError(
                     f"module__{name} is set by the estimator; use smote_k= / imbalance= instead"
                 )
-        resolve_amp(self.amp, resolve_device(self.device))
+        resolve_device(self.device)
 
     def _min_positives(self) -> int:
         if self.min_positives == "auto":
@@ -258,7 +248,17 @@ class QSMRimNetClassifier(
         self.module_ = module
         return self
 
+    # ---------------------------------------------------------------- loss
+    def _fit_loss(self, labels: np.ndarray) -> None:
+        """Learn ``pos_weight_``: ``n_rim- / n_rim+`` of the training labels with
+        ``imbalance="class_weight"``, else None."""
+        self.pos_weight_ = None
+        if self.imbalance == "class_weight":
+            n_positive = int((labels > 0.5).sum())
+            self.pos_weight_ = float((labels.size - n_positive) / n_positive)
+
     def initialize_criterion(self) -> QSMRimNetClassifier:
+        """The BCE criterion, weighted by ``pos_weight_`` with ``imbalance="class_weight"``."""
         kwargs = self.get_params_for("criterion")
         pos_weight = getattr(self, "pos_weight_", None)
         weighted = self.imbalance == "class_weight" and pos_weight is not None
@@ -289,7 +289,8 @@ class QSMRimNetClassifier(
         inputs = check_inputs(X, self._module_branches())
         labels = check_labels(y, next(iter(inputs.values())).shape[0])
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
-            self._fit_preprocessing(inputs, labels)  # a warm start keeps the fitted statistics
+            self._fit_preprocessing(inputs)  # a warm start keeps the fitted statistics
+            self._fit_loss(labels)
         torch_seed = self._seed_everything()
         dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
         with self._skorch_sees_device(), seeded_torch(torch_seed, resolve_device(self.device)):
@@ -306,7 +307,8 @@ class QSMRimNetClassifier(
         inputs = check_inputs(X, self._module_branches())
         labels = check_labels(y, next(iter(inputs.values())).shape[0])
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
-            self._fit_preprocessing(inputs, labels)
+            self._fit_preprocessing(inputs)
+            self._fit_loss(labels)
             self._seed_everything()
         dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
         with self._skorch_sees_device():
@@ -377,9 +379,38 @@ class QSMRimNetClassifier(
         return super().predict_proba(dataset)
 
     def predict(self, X: object) -> np.ndarray:
-        """0/1 decisions: rim+ where the rim+ probability exceeds ``threshold``."""
-        return (self.predict_proba(X)[:, 1] > self.threshold).astype(np.int64)
+        """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``
+        (as :class:`rimclf.RimModel` decides)."""
+        return (self.predict_proba(X)[:, 1] >= self.threshold).astype(np.int64)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRimNetClassifier:
+    """The classifier a model configuration describes (network, training and imbalance settings).
+
+    Parameters
+    ----------
+    config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
+        Gives ``module__depth``, ``module__width``, ``module__fusion``, ``module__branches``,
+        ``max_epochs``, ``lr``, ``batch_size``, ``imbalance`` and ``smote_k``.
+    **params
+        Other :class:`QSMRimNetClassifier` parameters (e.g. ``device``, ``random_state``,
+        ``verbose``); they override the configuration.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from rimclf.defaults import DEFAULT_MODEL
+    >>> make_classifier(replace(DEFAULT_MODEL, depth=18, width=64), device="cuda")  # doctest: +SKIP
+    """
+    settings = {
+        "module__depth": config.depth,
+        "module__width": config.width,
+        "module__fusion": config.fusion,
+        "module__branches": config.branches,
+        "max_epochs": config.max_epochs,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "imbalance": config.imbalance,
+        "smote_k": config.smote_k,
+    }
+    return QSMRimNetClassifier(**{**settings, **params})

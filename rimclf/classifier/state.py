@@ -13,30 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from rimclf._records import json_value
+
 #: fitted attributes (without the trailing underscore) restored by ``from_fitted_state``
 SCALAR_STATE = ("in_channels", "patch_shape", "n_radiomics", "pos_weight")
 ARRAY_STATE = ("radiomics_median", "radiomics_mean", "radiomics_scale")
-
-_NOT_JSON = object()
-
-
-def _as_json(value: Any) -> Any:
-    """``value`` as plain JSON types (numpy scalars unwrapped, tuples as lists), or _NOT_JSON."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        items = [_as_json(item) for item in value]
-        return _NOT_JSON if any(item is _NOT_JSON for item in items) else items
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        items = {key: _as_json(item) for key, item in value.items()}
-        return _NOT_JSON if any(item is _NOT_JSON for item in items.values()) else items
-    return _NOT_JSON
 
 
 class FittedStateMixin:
@@ -63,11 +44,10 @@ class FittedStateMixin:
         for name, value in self.get_params(deep=False).items():
             if name.startswith("_"):
                 continue
-            converted = _as_json(value)
-            if converted is _NOT_JSON:
+            try:
+                params[name] = json_value(value, name, finite=False)
+            except TypeError:
                 omitted.append(name)
-            else:
-                params[name] = converted
         state: dict[str, Any] = {
             "params": params,
             "omitted_params": sorted(omitted),
@@ -77,7 +57,7 @@ class FittedStateMixin:
             },
         }
         for name in SCALAR_STATE:
-            state[name] = _as_json(getattr(self, name + "_", None))
+            state[name] = json_value(getattr(self, name + "_", None), name, finite=False)
         for name in ARRAY_STATE:
             array = getattr(self, name + "_", None)
             state[name] = None if array is None else np.array(array, dtype=np.float64)

@@ -16,15 +16,17 @@ import numpy as np
 import torch
 from skorch.utils import is_dataset
 
-from rimclf._sampling import LesionBatchDataset
-from rimclf.errors import CohortError, DataWarning
+from rimclf.classifier.batches import LesionBatchDataset
+from rimclf._validation import check_choice
+from rimclf.defaults import BRANCHES
+from rimclf.errors import CohortError, DataWarning, ParameterError
 
 #: keys of X understood by the estimator
 INPUT_KEYS = ("patches", "radiomics")
 #: Smallest patch side (voxels) the ResNet3D handles: below it the feature maps collapse to a
 #: single voxel and CPU training was seen to turn non-deterministic (and sometimes NaN).
 MIN_PATCH_SIDE = 8
-#: which inputs each value of ``module__branches`` needs
+#: which inputs each value of ``module__branches`` (:data:`rimclf.defaults.BRANCHES`) needs
 KEYS_FOR_BRANCHES = {
     "both": ("patches", "radiomics"),
     "patches": ("patches",),
@@ -43,6 +45,8 @@ def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
     CohortError
         X is not a mapping, misses a needed key, has an unknown key, wrong dimensions,
         non-finite patches, or inputs of different lengths.
+    ParameterError
+        ``branches`` is not one of :data:`rimclf.defaults.BRANCHES`.
     """
     if not isinstance(X, Mapping):
         raise CohortError(
@@ -52,10 +56,7 @@ def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
     unknown = sorted(set(X) - set(INPUT_KEYS))
     if unknown:
         raise CohortError(f"X has unknown keys {unknown}; expected keys among {INPUT_KEYS}")
-    if branches not in KEYS_FOR_BRANCHES:
-        raise CohortError(
-            f"module__branches must be one of {tuple(KEYS_FOR_BRANCHES)}, got {branches!r}"
-        )
+    check_choice(branches, "module__branches", BRANCHES)
     inputs: dict[str, np.ndarray] = {}
     for key in KEYS_FOR_BRANCHES[branches]:
         if key not in X:
@@ -184,9 +185,9 @@ def signature_parameters(factory: Any) -> dict[str, inspect.Parameter]:
 class LesionInputsMixin:
     """Fitted preprocessing of a skorch net taking the lesion SliceDict.
 
-    ``_fit_preprocessing`` learns ``in_channels_``, ``patch_shape_``, ``n_radiomics_``, the
-    radiomics statistics and ``pos_weight_`` (the net has ``imbalance`` and ``module__*``
-    parameters); ``get_dataset`` turns X into standardised tensors.
+    ``_fit_preprocessing`` learns ``in_channels_``, ``patch_shape_``, ``n_radiomics_`` and the
+    radiomics statistics; ``get_dataset`` turns X into standardised tensors. It uses only the
+    skorch net's own API (``module``, ``get_params_for``, ``check_is_fitted``).
     """
 
     def _module_branches(self) -> str:
@@ -200,7 +201,8 @@ class LesionInputsMixin:
             return parameter.default
         return "both"
 
-    def _fit_preprocessing(self, inputs: dict[str, np.ndarray], labels: np.ndarray) -> None:
+    def _fit_preprocessing(self, inputs: dict[str, np.ndarray]) -> None:
+        """Learn the input sizes and radiomics statistics of the training inputs."""
         patches = inputs.get("patches")
         self.in_channels_ = None if patches is None else int(patches.shape[1])
         self.patch_shape_ = None if patches is None else tuple(int(s) for s in patches.shape[2:])
@@ -214,15 +216,11 @@ class LesionInputsMixin:
             self.radiomics_median_ = scaler.median
             self.radiomics_mean_ = scaler.mean
             self.radiomics_scale_ = scaler.scale
-        n_positive = int((labels > 0.5).sum())
-        self.pos_weight_ = None
-        if self.imbalance == "class_weight":
-            self.pos_weight_ = float((labels.size - n_positive) / n_positive)
         module_params = self.get_params_for("module")
         learned = (("in_channels", self.in_channels_), ("n_radiomics", self.n_radiomics_))
         for name, fitted in learned:
             if name in module_params and fitted is not None and module_params[name] != fitted:
-                raise CohortError(
+                raise ParameterError(
                     f"module__{name}={module_params[name]!r} but X has {fitted}; "
                     f"leave module__{name} unset (it is taken from X)"
                 )

@@ -1,0 +1,219 @@
+"""Parameter checks, one way for the whole package.
+
+In the spirit of scikit-learn's ``_parameter_constraints`` / ``validate_params``: an estimator
+declares beside its ``__init__`` what each parameter accepts, as a list of constraints of which
+one must hold, and checks them all in ``fit`` (constructors only store)::
+
+    _parameter_constraints = {
+        "imbalance": [Options(*IMBALANCE_CHOICES)],
+        "smote_k": [Interval(int, 1)],
+        "min_positives": [Options("auto"), Interval(int, 0)],
+    }
+
+    def fit(self, X, y):
+        validate_params(self)
+
+Functions check their arguments with :func:`check_param` (or :func:`check_int`,
+:func:`check_real`, :func:`check_choice`, :func:`check_bool`). A value that fits no constraint
+raises :class:`~rimclf.errors.ParameterError` (a ``ValueError``) that repeats the name and the
+value and says what is allowed::
+
+    QSMRimNetClassifier: smote_k=0 is not valid; it must be a positive integer
+
+Pure Python, so that every layer (``rimclf.nn`` included) may use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from numbers import Integral, Real
+from typing import Any
+
+from rimclf.errors import ParameterError
+
+__all__ = [
+    "N_JOBS",
+    "Bools",
+    "Interval",
+    "Options",
+    "Types",
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_n_jobs",
+    "check_param",
+    "check_real",
+    "is_int",
+    "is_real",
+    "validate_params",
+]
+
+
+def is_int(value: object) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """A real number (Python or numpy, integers included), not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+class Interval:
+    """Integers (``kind=int``) or finite real numbers (``kind=float``) between two bounds.
+
+    ``None`` leaves a side open-ended; ``closed`` says which bounds belong to the interval
+    (``"both"``, ``"left"``, ``"right"`` or ``"neither"``).
+    """
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None, *, closed: str = "both") -> None:
+        if kind not in (int, float) or closed not in ("both", "left", "right", "neither"):
+            raise TypeError(f"Interval({kind!r}, closed={closed!r}): kind is int or float")
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def accepts(self, value: object) -> bool:
+        if not (is_int(value) if self.kind is int else is_real(value) and math.isfinite(float(value))):
+            return False
+        if self.low is not None:
+            if value < self.low or (value == self.low and self.closed in ("right", "neither")):
+                return False
+        if self.high is not None:
+            if value > self.high or (value == self.high and self.closed in ("left", "neither")):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        noun = "an integer" if self.kind is int else "a number"
+        low_in = self.closed in ("both", "left")
+        high_in = self.closed in ("both", "right")
+        if self.low is not None and self.high is not None:
+            return f"{noun} in {'[' if low_in else '('}{self.low:g}, {self.high:g}{']' if high_in else ')'}"
+        if self.low is not None:
+            if self.low == (1 if self.kind is int else 0) and low_in is (self.kind is int):
+                return "a positive integer" if self.kind is int else "a positive number"
+            return f"{noun} {'>=' if low_in else '>'} {self.low:g}"
+        if self.high is not None:
+            return f"{noun} {'<=' if high_in else '<'} {self.high:g}"
+        return noun
+
+
+class Options:
+    """One of the given values (``True`` and ``1`` are told apart, and so are ``False`` and ``0``)."""
+
+    def __init__(self, *choices: object) -> None:
+        self.choices = choices
+
+    def accepts(self, value: object) -> bool:
+        for choice in self.choices:
+            if isinstance(choice, bool) or isinstance(value, bool) or choice is None or value is None:
+                if value is choice:
+                    return True
+            elif (
+                type(value) is type(choice)
+                or (isinstance(value, str) and isinstance(choice, str))
+                or (is_real(value) and is_real(choice))
+            ):
+                if value == choice:
+                    return True
+        return False
+
+    def __str__(self) -> str:
+        if len(self.choices) == 1:
+            return repr(self.choices[0])
+        return f"one of {self.choices!r}"
+
+
+class Types:
+    """An instance of one of ``types``, described as ``description`` (e.g. "a folder path")."""
+
+    def __init__(self, *types: type, description: str) -> None:
+        self.types, self.description = types, description
+
+    def accepts(self, value: object) -> bool:
+        return isinstance(value, self.types)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Bools:
+    """True or False, Python's or numpy's."""
+
+    def accepts(self, value: object) -> bool:
+        return type(value).__name__ in ("bool", "bool_")  # bool, numpy.bool (numpy.bool_ before 2.0)
+
+    def __str__(self) -> str:
+        return "True or False"
+
+
+Constraint = "Interval | Options | Types | Bools"
+
+
+def _describe(constraints: Iterable[Constraint]) -> str:
+    parts = [str(constraint) for constraint in constraints]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def check_param(
+    value: Any, name: str, constraints: Iterable[Constraint], *, owner: str = "", hint: str = ""
+) -> Any:
+    """Return ``value`` when one of ``constraints`` accepts it, else raise :class:`ParameterError`.
+
+    The message reads ``"{owner}: {name}={value!r} is not valid; it must be {allowed}; {hint}"``
+    (without the owner or the hint when they are empty).
+    """
+    constraints = list(constraints)
+    if any(constraint.accepts(value) for constraint in constraints):
+        return value
+    message = f"{name}={value!r} is not valid; it must be {_describe(constraints)}"
+    message = f"{owner}: {message}" if owner else message
+    raise ParameterError(f"{message}; {hint}" if hint else message)
+
+
+def check_int(
+    value: Any, name: str, *, min: int | None = None, max: int | None = None,  # noqa: A002
+    owner: str = "", hint: str = "",
+) -> int:
+    """``value`` as an ``int`` when it is an integer in ``[min, max]``, else :class:`ParameterError`."""
+    return int(check_param(value, name, [Interval(int, min, max)], owner=owner, hint=hint))
+
+
+def check_real(
+    value: Any, name: str, *, min: float | None = None, max: float | None = None,  # noqa: A002
+    closed: str = "both", owner: str = "", hint: str = "",
+) -> float:
+    """``value`` as a ``float`` when it is a finite number in the interval, else :class:`ParameterError`."""
+    return float(check_param(value, name, [Interval(float, min, max, closed=closed)], owner=owner, hint=hint))
+
+
+def check_choice(value: Any, name: str, choices: Iterable[object], *, owner: str = "", hint: str = "") -> Any:
+    """``value`` when it is one of ``choices``, else :class:`ParameterError` listing them."""
+    return check_param(value, name, [Options(*choices)], owner=owner, hint=hint)
+
+
+def check_bool(value: Any, name: str, *, owner: str = "") -> bool:
+    """``value`` as a ``bool`` when it is True or False (numpy's too), else :class:`ParameterError`."""
+    return bool(check_param(value, name, [Bools()], owner=owner))
+
+
+#: ``n_jobs`` as joblib takes it: None (one job unless a joblib context says otherwise), a
+#: positive count, or -1 for all cores (-2 all but one, ...).
+N_JOBS = (Options(None), Interval(int, 1), Interval(int, None, -1))
+
+
+def check_n_jobs(value: Any, *, owner: str = "") -> int | None:
+    """``value`` when it is a valid joblib ``n_jobs`` (see :data:`N_JOBS`), else :class:`ParameterError`."""
+    return check_param(value, "n_jobs", N_JOBS, owner=owner, hint="-1 uses all cores")
+
+
+def validate_params(obj: object, constraints: Mapping[str, Iterable[Constraint]] | None = None) -> None:
+    """Check ``obj``'s parameters against ``constraints`` (default: ``obj._parameter_constraints``).
+
+    Each ``name`` is read as ``getattr(obj, name)``; the first value no constraint accepts
+    raises :class:`ParameterError` naming the class.
+    """
+    if constraints is None:
+        constraints = type(obj)._parameter_constraints
+    for name, allowed in constraints.items():
+        check_param(getattr(obj, name), name, allowed, owner=type(obj).__name__)

@@ -1,0 +1,15 @@
+"""QSMRimNetClassifier: QSMRim-Net as a scikit-learn classifier (a skorch net).
+
+- :mod:`~rimclf.classifier.estimator`: the estimator, its training hooks and its loss settings,
+  and :func:`make_classifier`, the estimator a :class:`~rimclf.defaults.ModelConfig` describes;
+- :mod:`~rimclf.classifier.inputs`: checks of X and y, radiomics standardisation;
+- :mod:`~rimclf.classifier.batches`: whole-batch datasets, the rim+-spreading batch sampler and a
+  subject-grouped validation split;
+- :mod:`~rimclf.classifier.device`: ``device="auto"`` and bf16 autocast;
+- :mod:`~rimclf.classifier.state`: the fitted estimator as plain data for model files.
+"""
+
+from rimclf.classifier.batches import GroupValidSplit, StratifiedBatchSampler
+from rimclf.classifier.estimator import IMBALANCE_CHOICES, QSMRimNetClassifier, make_classifier
+
+__all__ = ["GroupValidSplit", "IMBALANCE_CHOICES", "QSMRimNetClassifier", "StratifiedBatchSampler", "make_classifier"]

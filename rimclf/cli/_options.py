@@ -1,0 +1,133 @@
+"""Options shared by the subcommands, with their choices and defaults from :mod:`rimclf.defaults`.
+
+A subcommand adds the groups it needs (``add_feature_options``, ``add_network_options``,
+``add_threshold_options``, ``add_cohort_options``); :func:`model_config` turns the parsed
+options back into the :class:`~rimclf.defaults.ModelConfig` that
+:func:`rimclf.features.make_featurizer` and :func:`rimclf.classifier.make_classifier` take.
+Only :mod:`rimclf.defaults` is imported here (pure Python), so ``rimclf --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+
+from rimclf import defaults
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+
+
+def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
+    """Radiomics and patch settings (``--region``, ``--patch-shape``, ...), defaults from ``config``."""
+    group = parser.add_argument_group("features (LesionFeaturizer)")
+    group.add_argument("--radiomics-params", "--params", dest="radiomics_params", default=config.radiomics_params,
+                       metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
+    group.add_argument("--region", choices=defaults.REGIONS, default=config.region,
+                       help=f"radiomics of the lesion, a ring around it, or both (default {config.region})")
+    group.add_argument("--shell-mm", type=float, default=config.shell_mm, metavar="MM",
+                       help=f"ring width for --region shell/both (default {config.shell_mm:g})")
+    group.add_argument("--patch-size-mm", type=float, default=config.patch_size_mm, metavar="MM",
+                       help=f"patch edge in mm (default {config.patch_size_mm:g})")
+    group.add_argument("--patch-shape", type=int, default=config.patch_shape, metavar="N",
+                       help=f"samples per patch edge (default {config.patch_shape})")
+    group.add_argument("--normalize", choices=defaults.NORMALIZATIONS, default=config.normalize,
+                       help=f"patch intensity normalisation (default {config.normalize})")
+
+
+def add_network_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
+    """Network and training settings (``--depth``, ``--epochs``, ...), defaults from ``config``."""
+    group = parser.add_argument_group("network (QSMRimNetClassifier)")
+    group.add_argument("--depth", type=int, choices=defaults.DEPTHS, default=config.depth,
+                       help=f"ResNet depth (default {config.depth}; the paper's is 18)")
+    group.add_argument("--width", type=int, default=config.width, metavar="N",
+                       help=f"ResNet base width (default {config.width}; the paper's is 64)")
+    group.add_argument("--epochs", type=int, dest="max_epochs", default=config.max_epochs, metavar="N",
+                       help=f"training epochs (default {config.max_epochs})")
+    group.add_argument("--batch-size", type=int, default=config.batch_size, metavar="N",
+                       help=f"lesions per batch (default {config.batch_size})")
+    group.add_argument("--lr", type=float, default=config.lr,
+                       help=f"learning rate of AdamW, cosine schedule (default {config.lr:g})")
+    group.add_argument("--imbalance", choices=defaults.IMBALANCE_CHOICES, default=config.imbalance,
+                       help=f"class-imbalance strategy (default {config.imbalance})")
+    group.add_argument("--fusion", choices=defaults.FUSIONS, default=config.fusion,
+                       help=f"how patch and radiomics features are combined (default {config.fusion})")
+
+
+def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
+    """Decision-threshold settings, defaults from ``config``."""
+    group = parser.add_argument_group("decision threshold")
+    group.add_argument("--target-specificity", type=float, default=config.target_specificity, metavar="S",
+                       help=f"choose the threshold for this specificity (default {config.target_specificity:g})")
+    group.add_argument("--threshold-cv", type=int, default=config.threshold_cv, metavar="K",
+                       help=f"subject-grouped CV folds whose out-of-fold probabilities set the threshold (default "
+                            f"{config.threshold_cv}; K extra trainings). 0: in-sample probabilities, cheaper but optimistic")
+    group.add_argument("--threshold", type=float, metavar="P", help="use this fixed probability threshold instead")
+
+
+def add_cohort_options(parser: argparse.ArgumentParser, *, connectivity: bool = True) -> None:
+    """Options of :func:`rimclf.load_cohort`."""
+    group = parser.add_argument_group("cohort")
+    group.add_argument("--min-voxels", type=int, default=defaults.MIN_VOXELS, metavar="N",
+                       help=f"leave out smaller lesions (default {defaults.MIN_VOXELS})")
+    group.add_argument("--qsm-unit", choices=defaults.QSM_UNITS, default=defaults.QSM_UNIT,
+                       help=f"unit of the QSM files (default {defaults.QSM_UNIT})")
+    if connectivity:
+        group.add_argument("--connectivity", type=int, choices=defaults.CONNECTIVITIES, default=defaults.CONNECTIVITY,
+                           help=f"splits binary masks into lesions (default {defaults.CONNECTIVITY})")
+
+
+def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``benchmark`` and ``cv``: cohort, output, settings (defaults from ``BenchmarkSettings``)."""
+    from rimclf.benchmark import BenchmarkSettings  # its module imports nothing heavy
+
+    full, quick = BenchmarkSettings.full(), BenchmarkSettings.quick()
+    parser.add_argument("cohort", help="cohort directory (BIDS-like) or manifest CSV/TSV, with rims.tsv labels")
+    parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"quick settings: {quick.n_splits} folds x {quick.n_repeats} repeat, {quick.max_epochs} epochs, "
+                             f"{quick.n_estimators} trees, {quick.n_boot} bootstrap resamples")
+    for option, name, metavar, text in (
+        ("--n-splits", "n_splits", "K", "folds per repeat"),
+        ("--n-repeats", "n_repeats", "R", "repeats over new shuffles"),
+        ("--epochs", "max_epochs", "E", "network training epochs"),
+        ("--n-boot", "n_boot", "B", "subject bootstrap resamples"),
+    ):
+        parser.add_argument(option, type=int, dest=name, metavar=metavar,
+                            help=f"{text} (default {getattr(full, name)}; quick {getattr(quick, name)})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of folds, models and bootstrap (default 0)")
+    parser.add_argument("--cache", metavar="DIR", help="feature cache folder (default OUT/cache)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="subjects featurized and forest trees grown in parallel (-1: all cores; default 1)")
+    add_cohort_options(parser, connectivity=False)
+    parser.add_argument("--no-progress", action="store_true", help="hide the feature-extraction progress bar")
+    parser.add_argument("--quiet", action="store_true", help="print only where the results went")
+
+
+def benchmark_options(args: argparse.Namespace) -> dict:
+    """The :func:`rimclf.benchmark.run_imbalance_benchmark` keyword arguments the parsed options give."""
+    given = {name: getattr(args, name) for name in ("n_splits", "n_repeats", "max_epochs", "n_boot")}
+    return {
+        "quick": args.quick, "settings": {name: value for name, value in given.items() if value is not None},
+        "random_state": args.seed, "cache": args.cache, "n_jobs": args.jobs, "force": args.force,
+        "verbose": not args.quiet, "progress": not (args.quiet or args.no_progress),
+    }
+
+
+def model_config(args: argparse.Namespace, base: ModelConfig = DEFAULT_MODEL) -> ModelConfig:
+    """``base`` with every field the parsed options give (``args.<field>``)."""
+    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(base) if hasattr(args, field.name)}
+    return dataclasses.replace(base, **given)
+
+
+def cohort_options(args: argparse.Namespace) -> dict:
+    """The :func:`rimclf.load_cohort` keyword arguments the parsed options give."""
+    names = ("min_voxels", "qsm_unit", "connectivity")
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def quiet_library_logs(args: argparse.Namespace) -> None:
+    """Keep pyradiomics' and pykwalify's INFO chatter (on every parameter load) out of the output, unless -v."""
+    if not getattr(args, "verbose", False):
+        for name in ("radiomics", "pykwalify"):
+            logging.getLogger(name).setLevel(logging.WARNING)

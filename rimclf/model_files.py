@@ -1,0 +1,372 @@
+"""Model files that are safe to load: JSON settings plus a tensors-only weights file.
+
+A saved :class:`~rimclf.RimModel` is a directory::
+
+    MODEL/settings.json   format tag and version, package versions, featurizer settings,
+                          classifier parameters and input sizes, decision threshold,
+                          radiomics feature names, training summary, SHA-256 of weights.pt
+    MODEL/weights.pt      torch.save of a flat dict of tensors: the network's state dict
+                          ("module.<name>") and the radiomics standardisation arrays
+
+Loading never runs pickled code: ``settings.json`` is plain JSON whose keys and types are
+checked, ``weights.pt`` must match the SHA-256 recorded in the settings (a changed file is
+refused before it is read) and is read with ``torch.load(weights_only=True)``, which only
+rebuilds tensors and plain containers. No pickle or joblib is involved anywhere.
+
+The model's content comes from :meth:`RimModel.fitted_state` and goes back through
+:meth:`RimModel.from_fitted_state`; this module only turns that state into files and back, and
+checks every key, type and byte on the way in. Problems with a model directory raise
+:class:`~rimclf.errors.ModelFileError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rimclf._atomic import atomic_output_dir
+from rimclf._records import file_sha256, installed_versions, json_value
+from rimclf._validation import is_int
+from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError
+from rimclf.rim_model import RimModel
+from rimclf.threshold import ThresholdChoice
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelVersionWarning", "load_model", "save_model"]
+
+FORMAT = "rimclf-model"
+FORMAT_VERSION = 1
+SETTINGS_FILE = "settings.json"
+WEIGHTS_FILE = "weights.pt"
+_MODULE_PREFIX = "module."
+_SCALER_KEYS = ("radiomics_median", "radiomics_mean", "radiomics_scale")
+
+#: classifier parameters that only shape training: not stored (their defaults come back on load)
+_TRAINING_ONLY = ("optimizer", "iterator_train", "iterator_valid", "dataset", "train_split", "callbacks", "random_state")
+#: object-valued classifier parameters that shape predictions: only their defaults can be saved
+_FIXED_OBJECTS = ("module", "criterion")
+_SUB_PARAMETER_PREFIXES = ("module", "criterion", "optimizer", "iterator_train", "iterator_valid", "callbacks", "dataset")
+
+_TOP_KEYS = {
+    "format": str, "format_version": int, "versions": dict, "weights": dict, "threshold": dict, "model": dict,
+    "featurizer": dict, "radiomics_feature_names": (list, type(None)), "classifier": dict, "training": dict,
+}
+_CLASSIFIER_KEYS = {
+    "params": dict, "omitted_params": list, "in_channels": (int, type(None)), "patch_shape": (list, type(None)),
+    "n_radiomics": (int, type(None)), "pos_weight": (float, int, type(None)),
+}
+_MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None))}
+_FEATURIZER_KEYS = {"radiomics": (dict, type(None)), "patches": (dict, type(None))}
+_WEIGHTS_KEYS = {"file": str, "sha256": str}
+_TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
+_VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
+
+
+def _versions() -> dict[str, str]:
+    return installed_versions((*_VERSIONED_PACKAGES, "numpy"))
+
+
+def _same_version(saved: str | None, current: str) -> bool:
+    """pyradiomics calls itself "v3.0.1" as a module and "3.0.1" as a distribution."""
+    return saved is not None and saved.removeprefix("v") == current.removeprefix("v")
+
+
+def _json(value: Any, where: str) -> Any:
+    """``value`` as plain JSON, or :class:`ModelFileError` saying why the model cannot be saved."""
+    try:
+        return json_value(value, where)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"cannot save the model: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------- saving
+def _featurizer_settings(featurizer) -> tuple[dict, list[str] | None]:
+    from rimclf.features.radiomics import load_params
+
+    radiomics, patches = featurizer.extractors()
+    settings: dict[str, Any] = {"radiomics": None, "patches": None}
+    if radiomics is not None:
+        params = radiomics.get_params(deep=False)
+        params["params"] = load_params(params["params"])  # a parameter file's content, not its path
+        settings["radiomics"] = _json(params, "featurizer.radiomics")
+    if patches is not None:
+        settings["patches"] = _json(patches.get_params(deep=False), "featurizer.patches")
+    names = None if radiomics is None else [str(name) for name in radiomics.get_feature_names_out()]
+    return settings, names
+
+
+def _classifier_settings(classifier, state: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+    defaults = type(classifier)().get_params(deep=False)
+    params = classifier.get_params(deep=False)
+    for name in state["omitted_params"]:
+        if name in _FIXED_OBJECTS and params[name] is defaults[name]:
+            continue
+        if name in _TRAINING_ONLY or name.split("__")[0] in ("optimizer", "iterator_train", "iterator_valid", "callbacks"):
+            continue
+        raise ModelFileError(
+            f"cannot save the model: classifier parameter {name}={params[name]!r} is an object that shapes "
+            "predictions and cannot be stored as JSON (a model file holds only the default network and loss)"
+        )
+    json_params = {key: value for key, value in state["params"].items() if key not in ("train_split", "callbacks")}
+    settings = {
+        "params": _json(json_params, "classifier.params"),
+        "omitted_params": sorted(set(state["omitted_params"]) | ({"callbacks"} if params["callbacks"] else set())),
+        **{key: _json(state[key], f"classifier.{key}") for key in ("in_channels", "patch_shape", "n_radiomics", "pos_weight")},
+    }
+    tensors = {_MODULE_PREFIX + key: value.detach().cpu().contiguous() for key, value in state["module_state"].items()}
+    for key in _SCALER_KEYS:
+        if state[key] is not None:
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(state[key], dtype=np.float64))
+    return settings, tensors
+
+
+def save_model(model: RimModel, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Save a fitted :class:`~rimclf.RimModel` to the directory ``path``, atomically.
+
+    Parameters
+    ----------
+    model : RimModel
+        Fitted (e.g. by :func:`rimclf.workflows.train_model`).
+    path : str or path-like
+        The model directory to create (``settings.json`` and ``weights.pt``).
+    force : bool, default=False
+        Replace an existing ``path``; without it an existing ``path`` raises OutputExistsError (a FileExistsError).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ParameterError
+        ``model`` is not a fitted RimModel.
+    ModelFileError
+        The model holds a setting a model file cannot represent (an object such as a custom
+        network class; training-only objects such as callbacks or an optimizer class are not
+        stored and come back as defaults).
+    """
+    if not isinstance(model, RimModel) or not hasattr(model, "classifier_"):
+        raise ParameterError(f"save_model takes a fitted RimModel (see rimclf.workflows.train_model); got {type(model).__name__}")
+    state = model.fitted_state()
+    featurizer, feature_names = _featurizer_settings(state["featurizer"])
+    classifier, tensors = _classifier_settings(model.classifier_, state["classifier"])
+    settings = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": _versions(),
+        "weights": {"file": WEIGHTS_FILE, "sha256": ""},
+        "threshold": _json(state["threshold"].to_dict(), "threshold"),
+        "model": _json(state["params"], "model"),
+        "featurizer": featurizer,
+        "radiomics_feature_names": feature_names,
+        "classifier": classifier,
+        "training": _json(state["training"], "training"),
+    }
+    with atomic_output_dir(path, force=force) as tmp:
+        torch.save(tensors, tmp / WEIGHTS_FILE)
+        settings["weights"]["sha256"] = file_sha256(tmp / WEIGHTS_FILE)
+        text = json.dumps(settings, indent=2, allow_nan=False)
+        (tmp / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------- loading
+def _check_section(section: object, schema: dict, where: str, *, required: bool = True) -> dict:
+    """Keys of ``section`` are known (and all present when ``required``) and of the right JSON type."""
+    if not isinstance(section, dict):
+        raise ModelFileError(f"{where} must be a JSON object, got {type(section).__name__}")
+    unknown = sorted(set(section) - set(schema))
+    if unknown:
+        raise ModelFileError(f"{where} has unknown keys {unknown}; known keys: {sorted(schema)}")
+    missing = sorted(set(schema) - set(section))
+    if required and missing:
+        raise ModelFileError(f"{where} lacks the keys {missing}")
+    for key, kinds in schema.items():
+        if key not in section:
+            continue
+        value = section[key]
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in kinds)
+            raise ModelFileError(f"{where}['{key}'] must be {names}, got {value!r}")
+    return section
+
+
+def _read_settings(folder: Path) -> dict:
+    if not folder.exists():
+        raise ModelFileError(f"{folder}: no such model directory")
+    if not folder.is_dir():
+        raise ModelFileError(f"{folder}: a model is a directory holding {SETTINGS_FILE} and {WEIGHTS_FILE}, not a file")
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{folder}: no {SETTINGS_FILE}; this is not a rimclf model directory")
+
+    def refuse_constant(name: str) -> None:
+        raise ModelFileError(f"{path}: holds {name}, which is not valid JSON")
+
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(settings, dict) or settings.get("format") != FORMAT:
+        found = settings.get("format") if isinstance(settings, dict) else type(settings).__name__
+        raise ModelFileError(f"{path}: format is {found!r}, not {FORMAT!r}; this is not a rimclf model file")
+    version = settings.get("format_version")
+    if not is_int(version) or version < 1:
+        raise ModelFileError(f"{path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: format_version {version} was written by a newer rimclf (this one reads up to {FORMAT_VERSION}); upgrade rimclf")
+    _check_section(settings, _TOP_KEYS, str(path))
+    _check_section(settings["weights"], _WEIGHTS_KEYS, f"{path} weights")
+    _check_section(settings["model"], _MODEL_KEYS, f"{path} model")
+    _check_section(settings["featurizer"], _FEATURIZER_KEYS, f"{path} featurizer")
+    _check_section(settings["classifier"], _CLASSIFIER_KEYS, f"{path} classifier")
+    _check_section(settings["training"], _TRAINING_KEYS, f"{path} training")
+    _check_section(settings["versions"], {key: str for key in settings["versions"]}, f"{path} versions")
+    if settings["weights"]["file"] != WEIGHTS_FILE:
+        raise ModelFileError(f"{path}: weights file must be {WEIGHTS_FILE!r}, got {settings['weights']['file']!r}")
+    return settings
+
+
+def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
+    path = folder / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{path}: missing; a model directory holds {SETTINGS_FILE} and {WEIGHTS_FILE}")
+    found = file_sha256(path)
+    if found != expected_sha256:
+        raise ModelFileError(
+            f"{path}: SHA-256 {found[:16]}... differs from the {expected_sha256[:16]}... recorded in {SETTINGS_FILE}; "
+            "the weights were changed or replaced after saving, so they are not loaded"
+        )
+    try:
+        tensors = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for broken archives, ...
+        raise ModelFileError(f"{path}: refused: not a tensors-only weights file ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
+        raise ModelFileError(f"{path}: must hold a dict of named tensors")
+    return tensors
+
+
+def _build_featurizer(settings: dict, where: str):
+    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+
+    parts = {}
+    for name, kind in (("radiomics", RadiomicsExtractor), ("patches", PatchExtractor)):
+        params = settings["featurizer"][name]
+        if params is None:
+            parts[name] = None
+            continue
+        known = set(kind().get_params(deep=False))
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ModelFileError(f"{where} featurizer.{name} has unknown keys {unknown}; known keys: {sorted(known)}")
+        params = {key: tuple(value) if isinstance(value, list) else value for key, value in params.items()}
+        parts[name] = kind(**params)
+    featurizer = LesionFeaturizer(**parts)
+    try:
+        featurizer.extractors()  # validates every setting (ParameterError naming the bad one)
+    except ValueError as exc:
+        raise ModelFileError(f"{where} featurizer: {exc}") from None
+    names = settings["radiomics_feature_names"]
+    if parts["radiomics"] is not None:
+        current = [str(name) for name in parts["radiomics"].get_feature_names_out()]
+        if names != current:
+            raise ModelFileError(
+                f"{where}: the model was trained on {len(names or [])} radiomics features but these pyradiomics "
+                f"settings now give {len(current)} (or other names); the model needs the pyradiomics version it was "
+                f"trained with ({settings['versions'].get('pyradiomics', 'unknown')})"
+            )
+    return featurizer
+
+
+def _check_classifier_params(params: dict, where: str) -> None:
+    from rimclf.classifier import QSMRimNetClassifier
+
+    objects = {*_FIXED_OBJECTS, *(name for name in _TRAINING_ONLY if name != "random_state")}
+    known = {name for name in QSMRimNetClassifier().get_params(deep=False) if not name.startswith("_")} - objects
+    for name in params:
+        prefix = name.split("__")[0]
+        if name in known or ("__" in name and prefix in _SUB_PARAMETER_PREFIXES):
+            continue
+        raise ModelFileError(f"{where} classifier.params has an unknown or non-JSON parameter {name!r}")
+
+
+def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
+    """Load a model saved by :func:`save_model`; it predicts exactly like the saved one.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model directory.
+    device : str, default="auto"
+        Device of the network (``"auto"``: CUDA when available, else CPU), whatever the model
+        was trained on.
+
+    Returns
+    -------
+    RimModel
+        Fitted: ``featurizer_``, ``classifier_``, ``threshold_``, ``threshold_choice_`` and
+        ``training_`` as saved; ``oof_probability_`` is None.
+
+    Raises
+    ------
+    ModelFileError
+        Missing directory or files, not a rimclf model (format tag), a newer format, unknown
+        keys or wrong types in ``settings.json``, ``weights.pt`` changed since saving (SHA-256)
+        or not a tensors-only file, weights that do not fit the described network.
+
+    Warns
+    -----
+    ModelVersionWarning
+        The model was saved with other versions of rimclf, torch, pyradiomics, skorch or
+        scikit-learn (it is loaded anyway; check its predictions).
+    """
+    folder = Path(path).expanduser()
+    settings = _read_settings(folder)
+    where = str(folder / SETTINGS_FILE)
+    tensors = _read_weights(folder, settings["weights"]["sha256"])
+    current = _versions()
+    changed = [f"{name} {settings['versions'].get(name, 'unknown')} -> {current[name]}"
+               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]
+    if changed:
+        warnings.warn(f"{folder}: model saved with other package versions ({', '.join(changed)}); "
+                      "its predictions may differ slightly", ModelVersionWarning, stacklevel=2)
+    try:
+        choice = ThresholdChoice.from_dict(settings["threshold"])
+    except ParameterError as exc:
+        raise ModelFileError(f"{where}: {exc}") from None
+    featurizer = _build_featurizer(settings, where)
+    _check_classifier_params(settings["classifier"]["params"], where)
+    state = {
+        "params": settings["model"],
+        "featurizer": featurizer,
+        "classifier": _classifier_state(settings["classifier"], tensors, folder / WEIGHTS_FILE),
+        "threshold": choice,
+        "training": settings["training"],
+    }
+    try:
+        return RimModel.from_fitted_state(state, device=device)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"{folder}: the weights do not fit the network described in {SETTINGS_FILE} ({str(exc).splitlines()[0][:300]})") from None
+
+
+def _classifier_state(settings: dict, tensors: dict[str, torch.Tensor], weights_path: Path) -> dict:
+    """The classifier's fitted state (see ``QSMRimNetClassifier.fitted_state``) from its settings and tensors."""
+    state = {key: value for key, value in settings.items() if key != "omitted_params"}
+    state["module_state"] = {key[len(_MODULE_PREFIX):]: value for key, value in tensors.items() if key.startswith(_MODULE_PREFIX)}
+    extra = sorted(set(tensors) - {key for key in tensors if key.startswith(_MODULE_PREFIX)} - set(_SCALER_KEYS))
+    if extra:
+        raise ModelFileError(f"{weights_path}: unknown tensors {extra[:5]}")
+    has_radiomics = settings["n_radiomics"] is not None
+    for key in _SCALER_KEYS:
+        if (key in tensors) != has_radiomics:
+            raise ModelFileError(f"{weights_path}: tensor {key!r} {'missing' if has_radiomics else 'unexpected'}")
+        state[key] = tensors[key].numpy() if key in tensors else None
+        if has_radiomics and state[key].shape != (settings["n_radiomics"],):
+            raise ModelFileError(f"{weights_path}: {key} has shape {tuple(state[key].shape)}, expected ({settings['n_radiomics']},)")
+    return state

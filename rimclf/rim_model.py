@@ -1,0 +1,235 @@
+"""RimModel: lesion features, QSMRim-Net and a decision threshold, trained and used as one.
+
+A :class:`RimModel` is an sklearn estimator on lesion tables. Its fitted state
+(:meth:`RimModel.fitted_state`) is what a model directory stores
+(:func:`rimclf.save_model` / :func:`rimclf.load_model`); :mod:`rimclf.workflows` trains one on
+a cohort (``rimclf train``) and applies one to new subjects (``rimclf predict``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from rimclf._validation import Interval, Options, check_param, is_int
+from rimclf.cohort import labelled_lesions
+from rimclf.defaults import DEFAULT_MODEL
+from rimclf.errors import CohortError
+from rimclf.threshold import (
+    ThresholdChoice,
+    check_specificity,
+    out_of_fold_probabilities,
+    subject_folds,
+    threshold_from_probabilities,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class RimModel(ClassifierMixin, BaseEstimator):
+    """A rim+ lesion classifier on lesion tables: featurizer, QSMRim-Net and a decision threshold.
+
+    ``fit(table)`` extracts the lesion features once, chooses the decision threshold for
+    ``target_specificity`` (see :mod:`rimclf.threshold`) and fits the classifier on every
+    labelled training lesion. X is the lesion table of :func:`rimclf.load_cohort`; y defaults to
+    its ``rim`` column and the subjects (for the threshold's grouped CV) to ``participant_id``.
+
+    Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
+
+    Parameters
+    ----------
+    featurizer : LesionFeaturizer or None, default=None
+        Default :func:`rimclf.features.make_featurizer` ``()`` (*): QSMRim-Net radiomics and
+        32 mm patches.
+    classifier : QSMRimNetClassifier or None, default=None
+        Default :func:`rimclf.classifier.make_classifier` ``()`` (*); fitted as a clone.
+    target_specificity : float, default=0.9 (*)
+        Specificity the threshold is chosen for (QSMRim-Net's FPR <= 0.1).
+    threshold_cv : int, default=5 (*)
+        Folds of the subject-grouped CV whose out-of-fold probabilities set the threshold
+        (``threshold_cv`` extra fits). 0: read it off the training lesions' in-sample
+        probabilities instead (no extra fit, but optimistic: expect a lower specificity on new
+        subjects).
+    threshold : float or None, default=None
+        A fixed threshold; overrides ``threshold_cv`` and ``target_specificity``.
+    random_state : int, RandomState or None, default=None
+        Shuffles the threshold CV's folds (the classifier has its own ``random_state``).
+
+    Attributes
+    ----------
+    featurizer_ : LesionFeaturizer
+    classifier_ : QSMRimNetClassifier
+        Fitted on all training lesions.
+    threshold_ : float
+        Rim+ when ``predict_proba(table)[:, 1] >= threshold_``.
+    threshold_choice_ : ThresholdChoice
+        How the threshold was chosen and what it reached (out-of-fold scores with the CV).
+    oof_probability_ : ndarray of shape (n_lesions,) or None
+        Out-of-fold rim+ probabilities of the training lesions (``threshold_cv >= 2``).
+    training_ : dict
+        Subjects, lesions and rim+ lesions the model was trained on.
+    classes_ : ndarray, ``[0, 1]``
+    """
+
+    def __init__(self, featurizer=None, classifier=None, *, target_specificity: float = DEFAULT_MODEL.target_specificity,
+                 threshold_cv: int = DEFAULT_MODEL.threshold_cv, threshold: float | None = None, random_state=None) -> None:
+        self.featurizer = featurizer
+        self.classifier = classifier
+        self.target_specificity = target_specificity
+        self.threshold_cv = threshold_cv
+        self.threshold = threshold
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # X is a lesion table (pandas DataFrame)
+        return tags
+
+    def _check_params(self) -> None:
+        if self.threshold is not None:
+            check_param(self.threshold, "threshold", [Interval(float)], owner="RimModel",
+                        hint="give a probability (e.g. 0.5) or None")
+            return
+        check_specificity(self.target_specificity)
+        check_param(self.threshold_cv, "threshold_cv", [Options(0), Interval(int, 2)], owner="RimModel",
+                    hint="0 reads the threshold off the training lesions, k >= 2 off a k-fold CV")
+
+    def _featurizer(self):
+        from rimclf.features import make_featurizer
+
+        return make_featurizer() if self.featurizer is None else clone(self.featurizer)
+
+    def _classifier(self):
+        from rimclf.classifier import make_classifier
+
+        return make_classifier() if self.classifier is None else clone(self.classifier)
+
+    def fit(self, X: pd.DataFrame, y=None, groups=None) -> RimModel:
+        """Extract features, choose the threshold, fit the classifier on the labelled lesions of ``X``.
+
+        ``y`` (default: the ``rim`` column) and ``groups`` (default: ``participant_id``) are
+        optional; lesions without a label are left out (:func:`rimclf.cohort.labelled_lesions`).
+        """
+        self._check_params()
+        table, y, groups = labelled_lesions(_check_table(X), y, groups)
+        featurizer = self._featurizer().fit(table)
+        classifier = self._classifier()
+        logger.info("extracting features of %d lesions of %d subjects", len(table), len(np.unique(groups)))
+        features = featurizer.transform(table)
+        oof = None
+        if self.threshold is None and self.threshold_cv >= 2:
+            folds = subject_folds(y, groups, int(self.threshold_cv), self.random_state)
+            oof = out_of_fold_probabilities(classifier, features, y, groups, folds)
+        logger.info("training the final model on all %d lesions", len(table))
+        classifier.fit(features, y)
+        if self.threshold is not None:
+            choice = ThresholdChoice(value=float(self.threshold), method="fixed")
+        elif oof is not None:
+            choice = threshold_from_probabilities(y, oof, self.target_specificity, method="cv", n_splits=int(self.threshold_cv))
+        else:
+            in_sample = classifier.predict_proba(features)[:, 1]
+            choice = threshold_from_probabilities(y, in_sample, self.target_specificity, method="in-sample")
+        logger.debug("%s", choice.describe())
+        self.featurizer_ = featurizer
+        self.classifier_ = classifier
+        self.threshold_choice_ = choice
+        self.threshold_ = choice.value
+        self.oof_probability_ = oof
+        self.training_ = {
+            "n_subjects": int(len(np.unique(groups))),
+            "n_lesions": int(len(table)),
+            "n_rim_pos": int(y.sum()),
+        }
+        self.classes_ = np.array([0, 1])
+        return self
+
+    # ------------------------------------------------------------------ state
+    def fitted_state(self) -> dict:
+        """Everything a model file needs to rebuild this fitted model.
+
+        Returns
+        -------
+        state : dict
+            - ``"params"``: ``target_specificity``, ``threshold_cv`` and ``random_state`` (an int or
+              None; another random state is not kept);
+            - ``"featurizer"``: the (stateless) ``featurizer_``;
+            - ``"classifier"``: ``classifier_.fitted_state()`` (JSON parameters, module state dict,
+              radiomics statistics and input sizes);
+            - ``"threshold"``: ``threshold_choice_``;
+            - ``"training"``: a copy of ``training_``.
+        """
+        check_is_fitted(self, "classifier_")
+        random_state = self.random_state
+        return {
+            "params": {
+                "target_specificity": self.target_specificity,
+                "threshold_cv": self.threshold_cv,
+                "random_state": int(random_state) if is_int(random_state) else None,
+            },
+            "featurizer": self.featurizer_,
+            "classifier": self.classifier_.fitted_state(),
+            "threshold": self.threshold_choice_,
+            "training": dict(self.training_),
+        }
+
+    @classmethod
+    def from_fitted_state(cls, state: dict, **classifier_params) -> RimModel:
+        """Rebuild a fitted model from :meth:`fitted_state` (or what a model file holds).
+
+        ``classifier_params`` (e.g. ``device="cpu"``) go to
+        :meth:`QSMRimNetClassifier.from_fitted_state`. The result predicts exactly like the
+        original; its ``oof_probability_`` is None.
+        """
+        from rimclf.classifier import QSMRimNetClassifier
+
+        classifier = QSMRimNetClassifier.from_fitted_state(state["classifier"], **classifier_params)
+        choice: ThresholdChoice = state["threshold"]
+        params = state["params"]
+        model = cls(
+            featurizer=state["featurizer"],
+            classifier=clone(classifier),
+            target_specificity=params["target_specificity"],
+            threshold_cv=params["threshold_cv"],
+            threshold=choice.value if choice.method == "fixed" else None,
+            random_state=params["random_state"],
+        )
+        model.featurizer_ = state["featurizer"]
+        model.classifier_ = classifier
+        model.threshold_choice_ = choice
+        model.threshold_ = choice.value
+        model.oof_probability_ = None
+        model.training_ = dict(state["training"])
+        model.classes_ = np.array([0, 1])
+        return model
+
+    # -------------------------------------------------------------- prediction
+    def transform(self, X: pd.DataFrame, **featurizer_params):
+        """The features the classifier takes (``featurizer_params``: e.g. ``n_jobs``, ``memory``)."""
+        check_is_fitted(self, "classifier_")
+        featurizer = clone(self.featurizer_).set_params(**featurizer_params) if featurizer_params else self.featurizer_
+        return featurizer.transform(_check_table(X))
+
+    def predict_proba(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
+        """Probabilities ``(n_lesions, 2)``: columns rim- and rim+, rows in table order."""
+        table = _check_table(X)
+        if not len(table):
+            check_is_fitted(self, "classifier_")
+            return np.zeros((0, 2), dtype=np.float32)
+        return self.classifier_.predict_proba(self.transform(table, **featurizer_params))
+
+    def predict(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
+        """Decisions 0/1: rim+ where the rim+ probability is at least ``threshold_``."""
+        return (self.predict_proba(X, **featurizer_params)[:, 1] >= self.threshold_).astype(np.int64)
+
+
+def _check_table(table: object) -> pd.DataFrame:
+    if not isinstance(table, pd.DataFrame):
+        raise CohortError(f"X must be the lesion table of rimclf.load_cohort (a pandas DataFrame); got {type(table).__name__}")
+    missing = [c for c in ("participant_id", "lesion_id") if c not in table]
+    if missing:
+        raise CohortError(f"the lesion table has no {missing} column(s); make it with rimclf.load_cohort")
+    return table

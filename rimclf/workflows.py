@@ -1,0 +1,175 @@
+"""Train and predict workflows: what ``rimclf train`` and ``rimclf predict`` run.
+
+:func:`train_model` fits a :class:`~rimclf.RimModel` on a labelled cohort (and saves it);
+:func:`predict_cohort` applies one to a cohort and writes what :mod:`rimclf.outputs`
+describes; :func:`predict_subject` does the same for one subject given by its three files, which
+:func:`subject_table` turns into a lesion table without a manifest written by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from rimclf._atomic import refuse_overwrite
+from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
+from rimclf.rim_model import RimModel
+
+__all__ = ["predict_cohort", "predict_subject", "subject_table", "train_model"]
+
+
+def _as_table(cohort: object, **load_options) -> pd.DataFrame:
+    from rimclf.cohort import load_cohort
+
+    if isinstance(cohort, pd.DataFrame):
+        return cohort
+    return load_cohort(cohort, **load_options)
+
+
+def train_model(
+    cohort: str | os.PathLike | pd.DataFrame,
+    *,
+    featurizer=None,
+    classifier=None,
+    target_specificity: float = DEFAULT_MODEL.target_specificity,
+    threshold_cv: int = DEFAULT_MODEL.threshold_cv,
+    threshold: float | None = None,
+    random_state=None,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
+) -> RimModel:
+    """Train a :class:`RimModel` on a labelled cohort (and save it when ``out`` is given).
+
+    Parameters
+    ----------
+    cohort : str, path-like or pandas.DataFrame
+        Cohort directory or manifest (read with :func:`rimclf.load_cohort`) or a lesion table.
+        Every lesion needs a rim label.
+    featurizer, classifier, target_specificity, threshold_cv, threshold, random_state
+        See :class:`RimModel`.
+    out : str or path-like, optional
+        Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
+        before any work unless ``force``.
+    force : bool, default=False
+    min_voxels, qsm_unit, connectivity
+        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+
+    Returns
+    -------
+    RimModel
+        Fitted.
+    """
+    if out is not None:
+        refuse_overwrite(out, force=force)
+    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+    model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
+                     threshold=threshold, random_state=random_state)
+    model.fit(table)
+    if out is not None:
+        from rimclf.model_files import save_model
+
+        save_model(model, out, force=force)
+    return model
+
+
+def subject_table(
+    qsm: str | os.PathLike,
+    flair: str | os.PathLike,
+    mask: str | os.PathLike,
+    *,
+    participant_id: str = "01",
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
+) -> pd.DataFrame:
+    """The lesion table of one subject given by its QSM, FLAIR and lesion mask files.
+
+    Equivalent to :func:`rimclf.load_cohort` on a one-row manifest (it writes one to a temporary
+    folder and reads it), with the same checks and error messages. ``rim`` is ``<NA>``.
+    """
+    with tempfile.TemporaryDirectory(prefix="rimclf-subject-") as folder:
+        manifest = Path(folder) / "manifest.tsv"
+        paths = {kind: str(Path(path).expanduser().resolve()) for kind, path in (("qsm", qsm), ("flair", flair), ("mask", mask))}
+        pd.DataFrame([{"participant_id": str(participant_id), **paths}]).to_csv(manifest, sep="\t", index=False)
+        return _as_table(manifest, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+
+
+def predict_cohort(
+    model: RimModel,
+    cohort: str | os.PathLike | pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    force: bool = False,
+    n_jobs: int | None = None,
+    memory=None,
+    montage: bool = True,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
+) -> dict[str, Path]:
+    """Predict every lesion of a cohort and write the outputs of :func:`rimclf.outputs.write_prediction_outputs`.
+
+    Parameters
+    ----------
+    model : RimModel
+        Fitted (e.g. from :func:`rimclf.load_model`).
+    cohort : str, path-like or pandas.DataFrame
+        Cohort directory, manifest or lesion table (:func:`subject_table` for one subject).
+    out : str or path-like
+        Output folder (``lesions.tsv``, ``subjects.tsv``, per-subject probability map and
+        montage), written atomically; an existing one is refused before any work unless ``force``.
+    n_jobs, memory
+        Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
+        None keeps the model's featurizer settings.
+    montage : bool, default=True
+        Draw the per-subject PNG montages.
+    min_voxels, qsm_unit, connectivity
+        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+
+    Returns
+    -------
+    dict
+        ``{"lesions": path, "subjects": path, "maps": folder}``.
+    """
+    from rimclf.outputs import write_prediction_outputs
+
+    check_is_fitted(model, "classifier_")
+    refuse_overwrite(out, force=force)
+    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+    runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
+    probability = model.predict_proba(table, **runtime)[:, 1]
+    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force)
+
+
+def predict_subject(
+    model: RimModel,
+    qsm: str | os.PathLike,
+    flair: str | os.PathLike,
+    mask: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    participant_id: str = "01",
+    force: bool = False,
+    n_jobs: int | None = None,
+    memory=None,
+    montage: bool = True,
+    min_voxels: int = MIN_VOXELS,
+    qsm_unit: str = QSM_UNIT,
+    connectivity: int = CONNECTIVITY,
+) -> dict[str, Path]:
+    """:func:`predict_cohort` for one subject given by its QSM, FLAIR and lesion mask files.
+
+    An existing ``out`` is refused (unless ``force``) before the files are read; the other
+    parameters are those of :func:`subject_table` and :func:`predict_cohort`.
+    """
+    refuse_overwrite(out, force=force)
+    options = {"min_voxels": min_voxels, "qsm_unit": qsm_unit, "connectivity": connectivity}
+    table = subject_table(qsm, flair, mask, participant_id=participant_id, **options)
+    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage, **options)

@@ -1,0 +1,134 @@
+"""One table of choices and defaults: the library, the command line and the demo read rimclf.defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from rimclf import defaults
+from rimclf.cli import build_parser
+from rimclf.defaults import DEFAULT_MODEL, DEMO_MODEL
+
+
+def subparser(name: str):
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices[name]
+
+
+def options(name: str) -> dict:
+    """dest -> argparse action of a subcommand."""
+    return {action.dest: action for action in subparser(name)._actions}
+
+
+#: CLI dest -> (ModelConfig field, choices in rimclf.defaults or None)
+MODEL_OPTIONS = {
+    "depth": ("depth", defaults.DEPTHS),
+    "width": ("width", None),
+    "max_epochs": ("max_epochs", None),
+    "batch_size": ("batch_size", None),
+    "lr": ("lr", None),
+    "imbalance": ("imbalance", defaults.IMBALANCE_CHOICES),
+    "fusion": ("fusion", defaults.FUSIONS),
+    "radiomics_params": ("radiomics_params", None),
+    "region": ("region", defaults.REGIONS),
+    "shell_mm": ("shell_mm", None),
+    "patch_size_mm": ("patch_size_mm", None),
+    "patch_shape": ("patch_shape", None),
+    "normalize": ("normalize", defaults.NORMALIZATIONS),
+    "target_specificity": ("target_specificity", None),
+    "threshold_cv": ("threshold_cv", None),
+}
+FEATURE_OPTIONS = ("radiomics_params", "region", "shell_mm", "patch_size_mm", "patch_shape", "normalize")
+
+
+@pytest.mark.parametrize("dest", sorted(MODEL_OPTIONS))
+def test_train_options_are_the_default_model(dest: str) -> None:
+    field, choices = MODEL_OPTIONS[dest]
+    action = options("train")[dest]
+    assert action.default == getattr(DEFAULT_MODEL, field)
+    assert (tuple(action.choices) if action.choices else None) == choices
+
+
+@pytest.mark.parametrize("command", ["extract", "tune"])
+def test_feature_options_of_other_commands_match_train(command: str) -> None:
+    train, other = options("train"), options(command)
+    for dest in FEATURE_OPTIONS:
+        assert other[dest].default == train[dest].default
+        assert other[dest].choices == train[dest].choices
+
+
+def test_demo_options_are_the_demo_model() -> None:
+    demo = options("demo")
+    assert demo["epochs"].default == DEMO_MODEL.max_epochs
+    for dest in ("width", "patch_shape", "threshold_cv", "region", "fusion"):
+        assert demo[dest].default == getattr(DEMO_MODEL, dest)
+    assert tuple(demo["region"].choices) == defaults.REGIONS
+    assert tuple(demo["fusion"].choices) == defaults.FUSIONS
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "extract", "tune", "benchmark", "cv"])
+def test_cohort_options(command: str) -> None:
+    found = options(command)
+    assert found["min_voxels"].default == defaults.MIN_VOXELS
+    assert found["qsm_unit"].default == defaults.QSM_UNIT and tuple(found["qsm_unit"].choices) == defaults.QSM_UNITS
+    if "connectivity" in found:
+        assert found["connectivity"].default == defaults.CONNECTIVITY
+        assert tuple(found["connectivity"].choices) == defaults.CONNECTIVITIES
+
+
+def test_other_command_choices() -> None:
+    from rimclf.phantom._config import DIFFICULTIES
+    from rimclf.tuning import MODELS, SPACES
+
+    assert tuple(options("phantom")["difficulty"].choices) == defaults.DIFFICULTIES == tuple(DIFFICULTIES)
+    tune = options("tune")["model"]
+    assert tuple(tune.choices) == defaults.TUNING_MODELS == MODELS == tuple(SPACES)
+    assert tune.type("network") == "qsmrimnet"  # the old name still works on the command line
+
+
+def test_library_defaults_are_the_default_model() -> None:
+    from rimclf import PatchExtractor, QSMRimNetClassifier, RadiomicsExtractor, RimModel
+    from rimclf.nn import QSMRimNet
+
+    patches = PatchExtractor().get_params()
+    assert (patches["size_mm"], patches["shape"]) == (DEFAULT_MODEL.patch_size_mm, DEFAULT_MODEL.patch_shape)
+    assert (patches["channels"], patches["normalize"]) == (DEFAULT_MODEL.channels, DEFAULT_MODEL.normalize)
+    radiomics = RadiomicsExtractor().get_params()
+    assert (radiomics["params"], radiomics["region"], radiomics["shell_mm"]) == (
+        DEFAULT_MODEL.radiomics_params, DEFAULT_MODEL.region, DEFAULT_MODEL.shell_mm)
+    net = QSMRimNetClassifier().get_params()
+    for name in ("lr", "max_epochs", "batch_size", "imbalance", "smote_k"):
+        assert net[name] == getattr(DEFAULT_MODEL, name)
+    module = QSMRimNet(n_radiomics=4)
+    assert (module.branches, module.fusion, module.feature_dim) == (
+        DEFAULT_MODEL.branches, DEFAULT_MODEL.fusion, 8 * DEFAULT_MODEL.width)
+    model = RimModel().get_params()
+    assert (model["target_specificity"], model["threshold_cv"]) == (
+        DEFAULT_MODEL.target_specificity, DEFAULT_MODEL.threshold_cv)
+
+
+def test_factories_follow_the_configuration() -> None:
+    from rimclf.classifier import make_classifier
+    from rimclf.features import make_featurizer
+
+    config = dataclasses.replace(DEFAULT_MODEL, region="both", patch_shape=12, depth=18, fusion="concat")
+    radiomics, patches = make_featurizer(config).extractors()
+    assert radiomics.region == "both" and patches.shape == 12
+    assert make_featurizer(config, radiomics=False).radiomics is None
+    params = make_classifier(config, random_state=3).get_params()
+    assert (params["module__depth"], params["module__fusion"], params["random_state"]) == (18, "concat", 3)
+
+
+def test_choice_tables_agree_with_the_code_that_uses_them() -> None:
+    from rimclf.baselines import SAMPLERS
+    from rimclf.classifier import IMBALANCE_CHOICES
+    from rimclf.classifier.inputs import KEYS_FOR_BRANCHES
+    from rimclf.nn import BLOCKS_PER_STAGE, BRANCHES, FUSIONS
+    from rimclf.threshold import THRESHOLD_METHODS
+
+    assert tuple(BLOCKS_PER_STAGE) == defaults.DEPTHS
+    assert tuple(KEYS_FOR_BRANCHES) == BRANCHES == defaults.BRANCHES
+    assert FUSIONS == defaults.FUSIONS and IMBALANCE_CHOICES == defaults.IMBALANCE_CHOICES
+    assert SAMPLERS == defaults.SAMPLERS and THRESHOLD_METHODS == defaults.THRESHOLD_METHODS
