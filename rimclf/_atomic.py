@@ -1,13 +1,61 @@
-"""Atomic, no-clobber output: nothing half-written is left behind, nothing is overwritten unasked."""
+"""Atomic, exclusive output: nothing half-written, nothing overwritten unasked, never a missing folder.
+
+Guarantees of :func:`atomic_output_dir` (every output folder rimclf writes)
+--------------------------------------------------------------------------
+- **Complete or absent.** The folder is built in a hidden sibling
+  ``.<name>.rimclf-tmp.<host>.<pid>.<ns>.<token>`` and renamed into place when complete; any error
+  removes it and leaves ``out`` as it was.
+- **Exclusive.** Without ``force`` the final rename never replaces anything
+  (``renameat2(RENAME_NOREPLACE)``): if ``out`` appeared meanwhile, this writer fails with
+  :class:`FileExistsError` ("already exists"). A second process that starts writing an ``out``
+  that a live process is writing fails at once (:class:`~rimclf.errors.OutputError`); when both
+  start together, the earlier one wins. :func:`reserve_output_dir` takes that claim up front, so a
+  long command (training, tuning) fails before its work rather than after it.
+- **Never missing.** ``force`` swaps the new folder and the old one in one
+  ``renameat2(RENAME_EXCHANGE)``. Where that is unavailable the old folder is first moved aside to
+  ``.<name>.rimclf-old.<host>.<pid>.<ns>``; a process killed between the two renames leaves it
+  there, and the next rimclf call that checks ``out`` (any writer into it) restores it.
+- **No litter.** Temporary and set-aside folders of dead processes on this host (their pid is in
+  the name) are removed by the next writer beside them. Those of other hosts (a shared file
+  system) are left alone, since their liveness cannot be checked.
+- **Clear environment errors.** An ``OSError`` while writing (disk full, read-only file system,
+  permission denied, quota) and ``torch.save``'s disk-full ``RuntimeError`` become an
+  :class:`~rimclf.errors.OutputError` naming ``out``.
+
+:func:`safe_child` keeps file names taken from data (participant ids) inside their folder;
+:func:`check_writable_parent` checks, before any work, that an output can be created at all.
+"""
 
 from __future__ import annotations
 
+import atexit
+import errno
+import hashlib
 import os
+import re
+import secrets
 import shutil
+import socket
 import tempfile
+import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from rimclf._rename import exchange, rename_noreplace
+from rimclf.errors import OutputError, RimclfError, RimclfWarning
+
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_SIBLING = re.compile(
+    r"^\.(?P<name>.+)\.rimclf-(?P<kind>tmp|old)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.(?P<ns>\d+)(?:\.[0-9a-f]+)?$"
+)
+#: errno values that mean "the output location cannot take this", not "an input is bad".
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+_RESERVED: dict[str, Path] = {}
+_RESERVED_LOCK = threading.Lock()
 
 
 def _current_umask() -> int:
@@ -23,33 +71,371 @@ def public_permissions(path: Path) -> None:
     os.chmod(path, mode & ~_current_umask())
 
 
+# -- paths ----------------------------------------------------------------------------------------
+
+
+def safe_child(folder: str | os.PathLike, *names: str) -> Path:
+    """``folder / name / ...``, refusing names that would lead outside ``folder``.
+
+    Each name must be a single relative path component: not empty, not ``.`` or ``..``, without
+    a path separator or NUL; and the result, symbolic links resolved, must lie inside ``folder``.
+
+    Raises
+    ------
+    OutputError
+        Naming the folder and the offending name.
+    """
+    folder = Path(folder)
+    path = folder
+    for name in names:
+        text = str(name)
+        if text in ("", ".", "..") or "/" in text or "\0" in text or (os.altsep and os.altsep in text) or os.sep in text:
+            raise OutputError(f"{folder}: refused to write {text!r}: a name from the data must be one plain path component")
+        path = path / text
+    resolved_folder = folder.resolve()
+    if not path.resolve().is_relative_to(resolved_folder):
+        raise OutputError(f"{folder}: refused to write {path}: it resolves to {path.resolve()}, outside the output folder")
+    return path
+
+
+def check_writable_parent(path: str | os.PathLike) -> Path:
+    """Check, before any work, that ``path`` (a file or folder to be created) can be created.
+
+    Its nearest existing ancestor must be a folder this process may write into; the folders in
+    between are created later by the writer.
+
+    Returns
+    -------
+    pathlib.Path
+        That nearest existing ancestor.
+
+    Raises
+    ------
+    OutputError
+        Naming ``path`` and the ancestor that is missing, not a folder or not writable.
+    """
+    path = Path(path).expanduser().absolute()
+    ancestor = path.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{path}: cannot be created: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        reason = "is on a read-only file system" if _read_only(ancestor) else "is not writable by this user"
+        raise OutputError(f"{path}: cannot be created: {ancestor} {reason}")
+    return ancestor
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:  # pragma: no cover - statvfs unsupported
+        return False
+
+
+# -- siblings: temporary and set-aside folders named after their process -----------------------
+
+
+@dataclass(frozen=True)
+class _Sibling:
+    path: Path
+    kind: str
+    host: str
+    pid: int
+    ns: int
+
+    @property
+    def ours(self) -> bool:
+        return self.host == _HOST and self.pid == os.getpid()
+
+    @property
+    def dead(self) -> bool:
+        """Left by a process of this host that no longer runs."""
+        return self.host == _HOST and not _pid_alive(self.pid)
+
+    def describe(self) -> str:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.ns / 1e9))
+        where = "this host" if self.host == _HOST else f"host #{self.host}"
+        return f"process {self.pid} on {where}, since {started} ({self.path.name})"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _siblings(out: Path) -> list[_Sibling]:
+    prefix = f".{out.name}.rimclf-"
+    try:
+        entries = [entry.name for entry in os.scandir(out.parent) if entry.name.startswith(prefix)]
+    except OSError:
+        return []
+    found = []
+    for name in entries:
+        match = _SIBLING.match(name)
+        if match and match["name"] == out.name:
+            found.append(_Sibling(out.parent / name, match["kind"], match["host"], int(match["pid"]), int(match["ns"])))
+    return sorted(found, key=lambda s: (s.ns, s.path.name))
+
+
+def _sibling_path(out: Path, kind: str) -> Path:
+    return out.parent / f".{out.name}.rimclf-{kind}.{_HOST}.{os.getpid()}.{time.time_ns()}.{secrets.token_hex(3)}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def recover_output(out: str | os.PathLike) -> None:
+    """Clean up after writers of ``out`` that died: restore a set-aside ``out``, remove temporaries.
+
+    A ``force`` replace killed between its two renames leaves ``out`` missing and the previous
+    folder set aside: it is renamed back (with a warning). Other leftovers of dead processes of
+    this host are removed. Best effort: what cannot be removed stays.
+    """
+    out = Path(out)
+    stale = [s for s in _siblings(out) if s.dead]
+    set_aside = [s for s in stale if s.kind == "old"]
+    if set_aside and not os.path.lexists(out):
+        newest = set_aside[-1]
+        try:
+            rename_noreplace(newest.path, out)
+        except OSError:
+            pass
+        else:
+            stale.remove(newest)
+            warnings.warn(
+                f"{out}: restored the previous folder, which an interrupted --force replace "
+                f"({newest.describe()}) had left set aside",
+                RimclfWarning,
+                stacklevel=3,
+            )
+    for sibling in stale:
+        _remove(sibling.path)
+
+
+def _live_writers(out: Path, *, before: _Sibling | None = None) -> list[_Sibling]:
+    """Temporary folders of ``out`` owned by other live processes (started before ``before``)."""
+    writers = [s for s in _siblings(out) if s.kind == "tmp" and not s.ours and not s.dead]
+    if before is not None:
+        writers = [s for s in writers if (s.ns, s.path.name) < (before.ns, before.path.name)]
+    return writers
+
+
+def _busy_error(out: Path, writer: _Sibling) -> OutputError:
+    hint = "" if writer.host == _HOST else f"; if that process is gone, remove {writer.path}"
+    return OutputError(
+        f"{out} is already being written by another rimclf process ({writer.describe()}); "
+        f"wait for it to finish or choose another output folder{hint}"
+    )
+
+
+# -- checks and reservations ----------------------------------------------------------------------
+
+
 def refuse_overwrite(path: str | os.PathLike, *, force: bool) -> None:
-    """Raise :class:`FileExistsError` if ``path`` exists and ``force`` is false."""
+    """Check, before any work, that ``path`` may be written.
+
+    Recovers ``path`` after a dead writer (:func:`recover_output`), checks that it can be created
+    (:func:`check_writable_parent`) and that no other live process is writing it.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``force`` is false.
+    OutputError
+        If it cannot be created, or another process is writing it.
+    """
     path = Path(path)
-    if path.exists() and not force:
+    recover_output(path)
+    check_writable_parent(path)
+    writers = _live_writers(path)
+    if writers:
+        raise _busy_error(path, writers[0])
+    if os.path.lexists(path) and not force:
         raise FileExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
+
+
+def _claim(out: Path) -> Path:
+    """Create this process's temporary folder for ``out``; fail if an earlier live writer has one."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _sibling_path(out, "tmp")
+        os.mkdir(tmp)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot be created: {exc.strerror or exc}") from exc
+    match = _SIBLING.match(tmp.name)
+    mine = _Sibling(tmp, "tmp", _HOST, os.getpid(), int(match["ns"]))  # type: ignore[index]
+    earlier = _live_writers(out, before=mine)
+    if earlier:
+        _remove(tmp)
+        raise _busy_error(out, earlier[0])
+    return tmp
+
+
+def reserve_output_dir(out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Check and claim the output folder ``out`` before a long computation that ends up writing it.
+
+    Runs :func:`refuse_overwrite`, then creates this process's temporary folder for ``out`` now,
+    so that another process starting to write the same ``out`` fails at once instead of after its
+    work. :func:`atomic_output_dir` later fills that folder. The claim ends with
+    :func:`atomic_output_dir`, or when the process exits (a dead process's claim is cleaned up by
+    the next writer).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
+    out = Path(out)
+    refuse_overwrite(out, force=force)
+    _check_folder_target(out)
+    key = os.path.abspath(out)
+    with _RESERVED_LOCK:
+        if key not in _RESERVED or not _RESERVED[key].is_dir():
+            _RESERVED[key] = _claim(out)
+    return out
+
+
+def _take_reservation(out: Path) -> Path:
+    with _RESERVED_LOCK:
+        tmp = _RESERVED.pop(os.path.abspath(out), None)
+    return tmp if tmp is not None and tmp.is_dir() else _claim(out)
+
+
+@atexit.register
+def _release_reservations() -> None:
+    with _RESERVED_LOCK:
+        for tmp in _RESERVED.values():
+            match = _SIBLING.match(tmp.name)
+            if match and int(match["pid"]) == os.getpid():  # not a forked child's copy of the parent's claims
+                _remove(tmp)
+        _RESERVED.clear()
+
+
+def _check_folder_target(out: Path) -> None:
+    if os.path.lexists(out) and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; rimclf writes an output folder there")
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+def _output_error(exc: BaseException, out: Path, tmp: Path) -> OutputError | None:
+    """The :class:`OutputError` an environment fault while writing ``out`` becomes; None for other errors."""
+    if isinstance(exc, (RimclfError, FileExistsError)):
+        return None
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        filename = exc.filename
+        if filename is not None and not Path(os.path.abspath(filename)).is_relative_to(os.path.abspath(out.parent)):
+            return None  # e.g. an unreadable input file: not the output's fault
+        reason = exc.strerror or str(exc)
+    elif isinstance(exc, RuntimeError) and ("inline_container" in str(exc) or "PytorchStreamWriter" in str(exc)):
+        reason = f"torch.save failed ({str(exc).splitlines()[0][:200]}): is the disk full?"
+    else:
+        return None
+    return OutputError(f"{out}: cannot be written: {reason}; nothing was written (temporary {tmp.name} removed)")
+
+
+def _publish(tmp: Path, out: Path, *, force: bool) -> None:
+    """Move the complete ``tmp`` to ``out``: never replacing without ``force``, never leaving ``out`` missing."""
+    try:
+        rename_noreplace(tmp, out)
+        return
+    except FileExistsError:
+        if not force:
+            raise FileExistsError(
+                f"{out} already exists: another process created it while this one was working; "
+                "nothing was replaced (use --force to replace it)"
+            ) from None
+    _check_folder_target(out)
+    if exchange(tmp, out):  # tmp now holds the previous out
+        _remove(tmp)
+        return
+    old = _sibling_path(out, "old")
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    _remove(old)
+
+
+@contextmanager
+def atomic_output_dir(out: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Build an output folder in a temporary sibling and move it into place when complete.
+
+    Yields the temporary folder to write into (the one :func:`reserve_output_dir` claimed, if
+    it did). See the module docstring for the guarantees.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` exists (now, or when the writing is done) and ``force`` is false.
+    OutputError
+        Another process is writing ``out``, or the file system refused the writing.
+    """
+    out = Path(out)
+    refuse_overwrite(out, force=force)
+    _check_folder_target(out)
+    tmp = _take_reservation(out)
+    try:
+        yield tmp
+        _publish(tmp, out, force=force)
+    except BaseException as exc:
+        _remove(tmp)
+        error = _output_error(exc, out, tmp)
+        if error is not None:
+            raise error from exc
+        raise
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object], *, force: bool = False) -> Path:
     """Write one file atomically.
 
     ``writer`` receives a temporary path in the destination folder (with the same suffix) and
-    writes the content there; the temporary file then replaces ``path`` in one rename. If the
-    writer fails, the temporary file is removed and ``path`` is untouched.
+    writes the content there; the temporary file then takes the place of ``path`` in one rename
+    (without ``force``, a rename that fails if ``path`` appeared meanwhile). If the writer fails,
+    the temporary file is removed and ``path`` is untouched; file-system faults become
+    :class:`~rimclf.errors.OutputError`.
     """
     path = Path(path)
     refuse_overwrite(path, force=force)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be created: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer(tmp)
         public_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                rename_noreplace(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f"{path} already exists: another process created it meanwhile; use --force") from None
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        error = _output_error(exc, path, tmp)
+        if error is not None:
+            raise error from exc
         raise
     return path
 
@@ -57,30 +443,3 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object], *, f
 def atomic_write_text(path: str | os.PathLike, text: str, *, force: bool = False) -> Path:
     """Write a text file atomically (UTF-8)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
-
-
-@contextmanager
-def atomic_output_dir(out: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
-    """Build an output directory in a temporary sibling and move it into place on success.
-
-    Yields the temporary directory to write into. On success it replaces ``out`` (an existing
-    ``out`` is an error unless ``force``); on any exception it is removed and ``out`` is untouched.
-    """
-    out = Path(out)
-    refuse_overwrite(out, force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    public_permissions(tmp)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        backup.rmdir()
-        os.replace(out, backup)
-        os.replace(tmp, out)
-        shutil.rmtree(backup, ignore_errors=True) if backup.is_dir() else backup.unlink(missing_ok=True)
-    else:
-        os.replace(tmp, out)
