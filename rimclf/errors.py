@@ -10,6 +10,7 @@ already catches::
      ├── CohortError       (ValueError)  a cohort file or table: missing, unreadable, inconsistent
      ├── ParameterError    (ValueError)  an invalid parameter of an estimator, function or setting
      ├── ModelFileError    (ValueError)  a saved model directory that cannot be loaded safely
+     ├── PredictionError   (ValueError)  a model's output that cannot be used (NaN/Inf probabilities)
      └── OutputError       (OSError)     an output location or storage that cannot be used
 
 Messages name the file, row, parameter, path or URL, and what is wrong with it. The command
@@ -49,6 +50,13 @@ class ParameterError(RimclfError, ValueError):
 
 class ModelFileError(RimclfError, ValueError):
     """A model directory that cannot be loaded: missing files, not a rimclf model, tampered weights."""
+
+
+class PredictionError(RimclfError, ValueError):
+    """Predictions that cannot be reported: NaN, infinite or out-of-range probabilities.
+
+    The message names the lesions concerned; nothing is written.
+    """
 
 
 class OutputError(RimclfError, OSError):
