@@ -59,8 +59,18 @@ _RESERVED_LOCK = threading.Lock()
 
 
 def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    """The process umask, read without changing it where Linux allows (``os.umask`` alone would
+    set it for a moment, racing with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _RESERVED_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
     return mask
 
 

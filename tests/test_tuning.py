@@ -390,7 +390,7 @@ def _feature_pipeline(cache):
 
 
 def _cached_subjects(cache):
-    return [path for path in Path(cache).rglob("output.pkl")]
+    return [path for path in Path(cache).rglob("*.npz")]
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::optuna.exceptions.ExperimentalWarning")

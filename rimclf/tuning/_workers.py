@@ -60,7 +60,9 @@ def run_worker(job: WorkerJob) -> int:
     from threadpoolctl import threadpool_limits
 
     optuna.logging.set_verbosity(job.verbosity)
-    # the features are memory-mapped read-only: workers share them instead of copying them
+    # the features are memory-mapped read-only: workers share them instead of copying them. This
+    # is the one pickle rimclf reads back: written moments ago by the parent process into its own
+    # private (0700) temporary folder, never a file from a shared or user-given location.
     objective: CrossValidationObjective = joblib.load(job.objective_path, mmap_mode="r")
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(job.n_threads)
