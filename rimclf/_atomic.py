@@ -9,8 +9,8 @@ Guarantees of :func:`atomic_output_dir` (every output folder rimclf writes)
   (``renameat2(RENAME_NOREPLACE)``): if ``out`` appeared meanwhile, this writer fails with
   :class:`FileExistsError` ("already exists"). A second process that starts writing an ``out``
   that a live process is writing fails at once (:class:`~rimclf.errors.OutputError`); when both
-  start together, the earlier one wins. :func:`reserve_output_dir` takes that claim up front, so a
-  long command (training, tuning) fails before its work rather than after it.
+  start together, the earlier one wins. :func:`reserve_output_dir` (or the decorator :func:`reserving_output`) takes that
+  claim up front, so a long command (training, tuning) fails before its work rather than after.
 - **Never missing.** ``force`` swaps the new folder and the old one in one
   ``renameat2(RENAME_EXCHANGE)``. Where that is unavailable the old folder is first moved aside to
   ``.<name>.rimclf-old.<host>.<pid>.<ns>``; a process killed between the two renames leaves it
@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import atexit
 import errno
+import functools
 import hashlib
+import inspect
 import os
 import re
 import secrets
@@ -300,8 +302,9 @@ def reserve_output_dir(out: str | os.PathLike, *, force: bool = False) -> Path:
     Runs :func:`refuse_overwrite`, then creates this process's temporary folder for ``out`` now,
     so that another process starting to write the same ``out`` fails at once instead of after its
     work. :func:`atomic_output_dir` later fills that folder. The claim ends with
-    :func:`atomic_output_dir`, or when the process exits (a dead process's claim is cleaned up by
-    the next writer).
+    :func:`atomic_output_dir`, :func:`release_output_dir`, or when the process exits (a dead
+    process's claim is cleaned up by the next writer). Prefer :func:`reserving_output` or
+    :func:`output_reservation`, which release it when the work fails.
 
     Returns
     -------
@@ -316,6 +319,52 @@ def reserve_output_dir(out: str | os.PathLike, *, force: bool = False) -> Path:
         if key not in _RESERVED or not _RESERVED[key].is_dir():
             _RESERVED[key] = _claim(out)
     return out
+
+
+def release_output_dir(out: str | os.PathLike) -> None:
+    """Give up this process's claim on ``out`` (no-op when :func:`atomic_output_dir` used it)."""
+    with _RESERVED_LOCK:
+        tmp = _RESERVED.pop(os.path.abspath(out), None)
+    if tmp is not None:
+        _remove(tmp)
+
+
+@contextmanager
+def output_reservation(out: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Claim ``out`` (:func:`reserve_output_dir`) for the duration of a ``with`` block."""
+    out = reserve_output_dir(out, force=force)
+    try:
+        yield out
+    finally:
+        release_output_dir(out)
+
+
+def reserving_output(parameter: str = "out", *, force_parameter: str = "force") -> Callable:
+    """Decorate a function that ends up writing the output folder given as its ``parameter``.
+
+    Before the function runs, the folder is checked and claimed (:func:`reserve_output_dir`,
+    with the function's ``force_parameter``): an existing folder without ``force``, a location
+    that cannot be written or another process writing the same folder fail at once, before any
+    long computation. The claim is given up when the function returns or raises; a ``None``
+    folder means "no output" and nothing is claimed.
+    """
+
+    def decorate(function: Callable) -> Callable:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            out = bound.arguments.get(parameter)
+            if out is None:
+                return function(*args, **kwargs)
+            with output_reservation(out, force=bool(bound.arguments.get(force_parameter, False))):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _take_reservation(out: Path) -> Path:

@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from rimclf._atomic import reserving_output
 from rimclf.errors import CohortError
 from rimclf.threshold import (
     ThresholdChoice,
@@ -201,6 +202,7 @@ def _as_table(cohort: object, **load_options) -> pd.DataFrame:
     return load_cohort(cohort, **load_options)
 
 
+@reserving_output("out")  # exists, unwritable, or being written: fail before training
 def train_model(
     cohort: str | os.PathLike | pd.DataFrame,
     *,
@@ -274,6 +276,7 @@ def subject_table(
         return _as_table(manifest, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
 
 
+@reserving_output("out")  # exists, unwritable, or being written: fail before predicting
 def predict_cohort(
     model: RimModel,
     cohort: str | os.PathLike | pd.DataFrame,
