@@ -13,6 +13,7 @@ from joblib import Memory, Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
+from rimclf._orphans import exit_with_parent, in_loky_worker
 from rimclf.errors import CohortError, OutputError, RimclfWarning
 from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
 from rimclf.features._subject import (
@@ -57,6 +58,8 @@ def _featurize_cached(
 ) -> SubjectFeatures:
     """One subject's features from the cache ``folder`` when it holds a sound entry, else extracted
     and stored there. Runs in the worker (joblib or Dask); warnings travel back as notes."""
+    if in_loky_worker():
+        exit_with_parent()  # a killed rimclf leaves no loky worker behind
     if folder is None:
         return _featurize_subject(key, task, radiomics, patches)
     cache = FeatureCache(folder)
