@@ -23,7 +23,9 @@ Guarantees of :func:`atomic_output_dir` (every output folder rimclf writes)
   :class:`~rimclf.errors.OutputError` naming ``out``.
 
 :func:`safe_child` keeps file names taken from data (participant ids) inside their folder;
-:func:`check_writable_parent` checks, before any work, that an output can be created at all.
+:func:`check_writable_parent` checks, before any work, that an output can be created at all
+(both in :mod:`rimclf._paths`). The sibling names and the clean-up after dead processes live in
+:mod:`rimclf._siblings`, the two renames in :mod:`rimclf._rename`.
 """
 
 from __future__ import annotations
@@ -31,30 +33,41 @@ from __future__ import annotations
 import atexit
 import errno
 import functools
-import hashlib
 import inspect
 import os
-import re
-import secrets
-import shutil
-import socket
 import tempfile
 import threading
-import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from rimclf._paths import check_writable_parent, safe_child
 from rimclf._rename import exchange, rename_noreplace
-from rimclf.errors import OutputError, RimclfError, RimclfWarning
-
-_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
-_SIBLING = re.compile(
-    r"^\.(?P<name>.+)\.rimclf-(?P<kind>tmp|old)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.(?P<ns>\d+)(?:\.[0-9a-f]+)?$"
+from rimclf._siblings import (
+    _busy_error,
+    _live_writers,
+    _remove,
+    _sibling_path,
+    parse_sibling,
+    recover_output,
 )
-#: errno values that mean "the output location cannot take this", not "an input is bad".
+from rimclf.errors import OutputError, RimclfError
+
+__all__ = [
+    "atomic_output_dir",
+    "atomic_write",
+    "atomic_write_text",
+    "check_writable_parent",
+    "output_reservation",
+    "public_permissions",
+    "recover_output",
+    "refuse_overwrite",
+    "release_output_dir",
+    "reserve_output_dir",
+    "reserving_output",
+    "safe_child",
+]
+
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
 _RESERVED: dict[str, Path] = {}
 _RESERVED_LOCK = threading.Lock()
@@ -81,176 +94,6 @@ def public_permissions(path: Path) -> None:
     permissions an ordinary ``open``/``mkdir`` would have given it under the current umask."""
     mode = 0o777 if path.is_dir() else 0o666
     os.chmod(path, mode & ~_current_umask())
-
-
-# -- paths ----------------------------------------------------------------------------------------
-
-
-def safe_child(folder: str | os.PathLike, *names: str) -> Path:
-    """``folder / name / ...``, refusing names that would lead outside ``folder``.
-
-    Each name must be a single relative path component: not empty, not ``.`` or ``..``, without
-    a path separator or NUL; and the result, symbolic links resolved, must lie inside ``folder``.
-
-    Raises
-    ------
-    OutputError
-        Naming the folder and the offending name.
-    """
-    folder = Path(folder)
-    path = folder
-    for name in names:
-        text = str(name)
-        if text in ("", ".", "..") or "/" in text or "\0" in text or (os.altsep and os.altsep in text) or os.sep in text:
-            raise OutputError(f"{folder}: refused to write {text!r}: a name from the data must be one plain path component")
-        path = path / text
-    resolved_folder = folder.resolve()
-    if not path.resolve().is_relative_to(resolved_folder):
-        raise OutputError(f"{folder}: refused to write {path}: it resolves to {path.resolve()}, outside the output folder")
-    return path
-
-
-def check_writable_parent(path: str | os.PathLike) -> Path:
-    """Check, before any work, that ``path`` (a file or folder to be created) can be created.
-
-    Its nearest existing ancestor must be a folder this process may write into; the folders in
-    between are created later by the writer.
-
-    Returns
-    -------
-    pathlib.Path
-        That nearest existing ancestor.
-
-    Raises
-    ------
-    OutputError
-        Naming ``path`` and the ancestor that is missing, not a folder or not writable.
-    """
-    path = Path(path).expanduser().absolute()
-    ancestor = path.parent
-    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise OutputError(f"{path}: cannot be created: {ancestor} is not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        reason = "is on a read-only file system" if _read_only(ancestor) else "is not writable by this user"
-        raise OutputError(f"{path}: cannot be created: {ancestor} {reason}")
-    return ancestor
-
-
-def _read_only(folder: Path) -> bool:
-    try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except OSError:  # pragma: no cover - statvfs unsupported
-        return False
-
-
-# -- siblings: temporary and set-aside folders named after their process -----------------------
-
-
-@dataclass(frozen=True)
-class _Sibling:
-    path: Path
-    kind: str
-    host: str
-    pid: int
-    ns: int
-
-    @property
-    def ours(self) -> bool:
-        return self.host == _HOST and self.pid == os.getpid()
-
-    @property
-    def dead(self) -> bool:
-        """Left by a process of this host that no longer runs."""
-        return self.host == _HOST and not _pid_alive(self.pid)
-
-    def describe(self) -> str:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.ns / 1e9))
-        where = "this host" if self.host == _HOST else f"host #{self.host}"
-        return f"process {self.pid} on {where}, since {started} ({self.path.name})"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def _siblings(out: Path) -> list[_Sibling]:
-    prefix = f".{out.name}.rimclf-"
-    try:
-        entries = [entry.name for entry in os.scandir(out.parent) if entry.name.startswith(prefix)]
-    except OSError:
-        return []
-    found = []
-    for name in entries:
-        match = _SIBLING.match(name)
-        if match and match["name"] == out.name:
-            found.append(_Sibling(out.parent / name, match["kind"], match["host"], int(match["pid"]), int(match["ns"])))
-    return sorted(found, key=lambda s: (s.ns, s.path.name))
-
-
-def _sibling_path(out: Path, kind: str) -> Path:
-    return out.parent / f".{out.name}.rimclf-{kind}.{_HOST}.{os.getpid()}.{time.time_ns()}.{secrets.token_hex(3)}"
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except OSError:
-            pass
-
-
-def recover_output(out: str | os.PathLike) -> None:
-    """Clean up after writers of ``out`` that died: restore a set-aside ``out``, remove temporaries.
-
-    A ``force`` replace killed between its two renames leaves ``out`` missing and the previous
-    folder set aside: it is renamed back (with a warning). Other leftovers of dead processes of
-    this host are removed. Best effort: what cannot be removed stays.
-    """
-    out = Path(out)
-    stale = [s for s in _siblings(out) if s.dead]
-    set_aside = [s for s in stale if s.kind == "old"]
-    if set_aside and not os.path.lexists(out):
-        newest = set_aside[-1]
-        try:
-            rename_noreplace(newest.path, out)
-        except OSError:
-            pass
-        else:
-            stale.remove(newest)
-            warnings.warn(
-                f"{out}: restored the previous folder, which an interrupted --force replace "
-                f"({newest.describe()}) had left set aside",
-                RimclfWarning,
-                stacklevel=3,
-            )
-    for sibling in stale:
-        _remove(sibling.path)
-
-
-def _live_writers(out: Path, *, before: _Sibling | None = None) -> list[_Sibling]:
-    """Temporary folders of ``out`` owned by other live processes (started before ``before``)."""
-    writers = [s for s in _siblings(out) if s.kind == "tmp" and not s.ours and not s.dead]
-    if before is not None:
-        writers = [s for s in writers if (s.ns, s.path.name) < (before.ns, before.path.name)]
-    return writers
-
-
-def _busy_error(out: Path, writer: _Sibling) -> OutputError:
-    hint = "" if writer.host == _HOST else f"; if that process is gone, remove {writer.path}"
-    return OutputError(
-        f"{out} is already being written by another rimclf process ({writer.describe()}); "
-        f"wait for it to finish or choose another output folder{hint}"
-    )
 
 
 # -- checks and reservations ----------------------------------------------------------------------
@@ -287,9 +130,7 @@ def _claim(out: Path) -> Path:
         os.mkdir(tmp)
     except OSError as exc:
         raise OutputError(f"{out}: cannot be created: {exc.strerror or exc}") from exc
-    match = _SIBLING.match(tmp.name)
-    mine = _Sibling(tmp, "tmp", _HOST, os.getpid(), int(match["ns"]))  # type: ignore[index]
-    earlier = _live_writers(out, before=mine)
+    earlier = _live_writers(out, before=parse_sibling(tmp))
     if earlier:
         _remove(tmp)
         raise _busy_error(out, earlier[0])
@@ -377,8 +218,8 @@ def _take_reservation(out: Path) -> Path:
 def _release_reservations() -> None:
     with _RESERVED_LOCK:
         for tmp in _RESERVED.values():
-            match = _SIBLING.match(tmp.name)
-            if match and int(match["pid"]) == os.getpid():  # not a forked child's copy of the parent's claims
+            sibling = parse_sibling(tmp)
+            if sibling is not None and sibling.ours:  # not a forked child's copy of the parent's claims
                 _remove(tmp)
         _RESERVED.clear()
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import rimclf._atomic as atomic
+import rimclf._siblings as siblings
 from rimclf._atomic import (
     atomic_output_dir,
     atomic_write_text,
@@ -275,9 +276,9 @@ def test_leftovers_of_dead_processes_are_removed_and_live_or_foreign_ones_kept(t
     out = tmp_path / "out"
     write(out, "current")
     pid = dead_pid()
-    stale = [tmp_path / f".out.rimclf-tmp.{atomic._HOST}.{pid}.1.aa", tmp_path / f".out.rimclf-old.{atomic._HOST}.{pid}.2"]
+    stale = [tmp_path / f".out.rimclf-tmp.{siblings._HOST}.{pid}.1.aa", tmp_path / f".out.rimclf-old.{siblings._HOST}.{pid}.2"]
     foreign = tmp_path / f".out.rimclf-tmp.0badc0de.{pid}.3.bb"
-    other_output = tmp_path / f".other.rimclf-tmp.{atomic._HOST}.{pid}.4.cc"
+    other_output = tmp_path / f".other.rimclf-tmp.{siblings._HOST}.{pid}.4.cc"
     for folder in (*stale, foreign, other_output):
         folder.mkdir()
         (folder / "half-written").write_text("x")
@@ -292,7 +293,7 @@ def test_leftovers_of_dead_processes_are_removed_and_live_or_foreign_ones_kept(t
 
 def test_a_missing_out_is_restored_from_the_folder_a_dead_force_run_set_aside(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    aside = tmp_path / f".out.rimclf-old.{atomic._HOST}.{dead_pid()}.5"
+    aside = tmp_path / f".out.rimclf-old.{siblings._HOST}.{dead_pid()}.5"
     aside.mkdir()
     (aside / "content.txt").write_text("previous")
     with pytest.warns(RimclfWarning, match="restored the previous folder"):
