@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from rimclf._atomic import public_permissions
+from rimclf._rename import rename_noreplace
 from rimclf.errors import CohortError, DataWarning
 
 #: Two affines are "the same grid" when no entry differs by more than this (mm).
@@ -225,7 +226,10 @@ def save_nifti(
     try:
         nib.save(image, tmp)
         public_permissions(Path(tmp))
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:  # never replace a file another process wrote meanwhile
+            rename_noreplace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -51,6 +52,8 @@ NOTE_CATEGORIES: dict[str, type[Warning]] = {
 _ALLOWED_DTYPES = ("float32", "float64")
 _NPY_HEADER_ROOM = 4096  # bytes an .npy header may take besides the data
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+#: A temporary file of the cache folder older than this (s) was left by a worker that died.
+STALE_TEMPORARY_S = 24 * 3600
 
 #: (category, message), as in ``rimclf.features._subject``.
 Note = tuple[type[Warning], str]
@@ -86,6 +89,20 @@ class FeatureCache:
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
+
+    def remove_stale_temporaries(self, max_age_s: float = STALE_TEMPORARY_S) -> None:
+        """Remove temporary files older than ``max_age_s`` (left by workers killed mid-write)."""
+        now = time.time()
+        try:
+            candidates = [p for p in self.folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+        except OSError:
+            return
+        for path in candidates:
+            try:
+                if now - path.stat().st_mtime > max_age_s:
+                    path.unlink()
+            except OSError:
+                pass
 
     def paths(self, key: str) -> tuple[Path, Path]:
         """The ``(npz, json)`` paths of an entry."""

@@ -178,6 +178,7 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
                 raise OutputError(f"memory={folder}: the feature cache folder cannot be created ({exc.strerror or exc})") from exc
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise OutputError(f"memory={folder}: the feature cache folder is not writable")
+            FeatureCache(folder).remove_stale_temporaries()
         return folder
 
     def _required_columns(self, radiomics, patches) -> list[str]:

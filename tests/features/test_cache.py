@@ -265,3 +265,34 @@ def test_parallel_and_dask_workers_share_the_cache(two_subjects: pd.DataFrame, t
             warnings.simplefilter("error", DataWarning)
             assert_same(featurizer(cache).transform(two_subjects), reference)  # Dask workers read
     assert extracted(caplog) == []
+
+
+def test_old_temporary_files_of_dead_workers_are_removed(filled) -> None:
+    table, cache, reference, keys = filled
+    old, fresh = cache / f".{keys[0]}.npz.abc.tmp", cache / f".{keys[1]}.json.def.tmp"
+    for path in (old, fresh):
+        path.write_bytes(b"half")
+    os.utime(old, (0, 0))
+    featurizer(cache).transform(table)
+    assert not old.exists() and fresh.exists()  # a recent one may belong to a live worker
+
+
+def test_rimclf_extract_with_a_planted_cache_runs_no_code(two_subjects: pd.DataFrame, tmp_path: Path) -> None:
+    """The attack of issue #14, through the command line: every cache entry replaced by a pickle."""
+    from rimclf.cli import main
+
+    cohort, cache = tmp_path / "cohort", tmp_path / "cache"
+    params = tmp_path / "params.yaml"
+    params.write_text("imageType: {Original: {}}\nfeatureClass: {firstorder: [Mean]}\nsetting: {binWidth: 25}\n")
+    command = ["extract", str(cohort), "-o", str(tmp_path / "out"), "--cache", str(cache), "--params", str(params),
+               "--patch-shape", "4", "--no-progress"]
+    assert main(command) == 0
+    first = (tmp_path / "out" / "radiomics.tsv").read_text()
+    marker = tmp_path / "PWNED"
+    payload = pickle.dumps(Payload(marker))
+    for npz in cache.glob("*.npz"):
+        npz.write_bytes(payload)
+    with pytest.warns(DataWarning, match="was not used"):
+        assert main([*command, "--force"]) == 0
+    assert not marker.exists()
+    assert (tmp_path / "out" / "radiomics.tsv").read_text() == first
