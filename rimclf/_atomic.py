@@ -4,7 +4,7 @@ Guarantees of :func:`atomic_output_dir` (every output folder rimclf writes)
 --------------------------------------------------------------------------
 - **Complete or absent.** The folder is built in a hidden sibling
   ``.<name>.rimclf-tmp.<host>.<pid>.<ns>.<token>`` and renamed into place when complete; any error
-  removes it and leaves ``out`` as it was.
+  removes it (and the missing parent folders it created) and leaves ``out`` as it was.
 - **Exclusive.** Without ``force`` the final rename never replaces anything
   (``renameat2(RENAME_NOREPLACE)``): if ``out`` appeared meanwhile, this writer fails with
   :class:`FileExistsError` ("already exists"). A second process that starts writing an ``out``
@@ -39,6 +39,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rimclf._paths import check_writable_parent, safe_child
@@ -69,7 +70,25 @@ __all__ = [
 ]
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
-_RESERVED: dict[str, Path] = {}
+
+@dataclass
+class _Claim:
+    """This process's temporary folder for an output, and the missing parent folders it created."""
+
+    tmp: Path
+    created: list[Path]
+
+    def give_up(self) -> None:
+        """Remove the temporary folder, and the parents it created if they stayed empty."""
+        _remove(self.tmp)
+        for folder in self.created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+_RESERVED: dict[str, _Claim] = {}
 _RESERVED_LOCK = threading.Lock()
 
 
@@ -122,19 +141,25 @@ def refuse_overwrite(path: str | os.PathLike, *, force: bool) -> None:
         raise FileExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
 
 
-def _claim(out: Path) -> Path:
+def _claim(out: Path) -> _Claim:
     """Create this process's temporary folder for ``out``; fail if an earlier live writer has one."""
+    missing = []
+    parent = Path(os.path.abspath(out)).parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = _sibling_path(out, "tmp")
         os.mkdir(tmp)
     except OSError as exc:
         raise OutputError(f"{out}: cannot be created: {exc.strerror or exc}") from exc
+    claim = _Claim(tmp, missing)
     earlier = _live_writers(out, before=parse_sibling(tmp))
     if earlier:
-        _remove(tmp)
+        claim.give_up()
         raise _busy_error(out, earlier[0])
-    return tmp
+    return claim
 
 
 def reserve_output_dir(out: str | os.PathLike, *, force: bool = False) -> Path:
@@ -157,7 +182,7 @@ def reserve_output_dir(out: str | os.PathLike, *, force: bool = False) -> Path:
     _check_folder_target(out)
     key = os.path.abspath(out)
     with _RESERVED_LOCK:
-        if key not in _RESERVED or not _RESERVED[key].is_dir():
+        if key not in _RESERVED or not _RESERVED[key].tmp.is_dir():
             _RESERVED[key] = _claim(out)
     return out
 
@@ -165,9 +190,9 @@ def reserve_output_dir(out: str | os.PathLike, *, force: bool = False) -> Path:
 def release_output_dir(out: str | os.PathLike) -> None:
     """Give up this process's claim on ``out`` (no-op when :func:`atomic_output_dir` used it)."""
     with _RESERVED_LOCK:
-        tmp = _RESERVED.pop(os.path.abspath(out), None)
-    if tmp is not None:
-        _remove(tmp)
+        claim = _RESERVED.pop(os.path.abspath(out), None)
+    if claim is not None:
+        claim.give_up()
 
 
 @contextmanager
@@ -208,19 +233,19 @@ def reserving_output(parameter: str = "out", *, force_parameter: str = "force") 
     return decorate
 
 
-def _take_reservation(out: Path) -> Path:
+def _take_reservation(out: Path) -> _Claim:
     with _RESERVED_LOCK:
-        tmp = _RESERVED.pop(os.path.abspath(out), None)
-    return tmp if tmp is not None and tmp.is_dir() else _claim(out)
+        claim = _RESERVED.pop(os.path.abspath(out), None)
+    return claim if claim is not None and claim.tmp.is_dir() else _claim(out)
 
 
 @atexit.register
 def _release_reservations() -> None:
     with _RESERVED_LOCK:
-        for tmp in _RESERVED.values():
-            sibling = parse_sibling(tmp)
+        for claim in _RESERVED.values():
+            sibling = parse_sibling(claim.tmp)
             if sibling is not None and sibling.ours:  # not a forked child's copy of the parent's claims
-                _remove(tmp)
+                claim.give_up()
         _RESERVED.clear()
 
 
@@ -290,12 +315,13 @@ def atomic_output_dir(out: str | os.PathLike, *, force: bool = False) -> Iterato
     out = Path(out)
     refuse_overwrite(out, force=force)
     _check_folder_target(out)
-    tmp = _take_reservation(out)
+    claim = _take_reservation(out)
+    tmp = claim.tmp
     try:
         yield tmp
         _publish(tmp, out, force=force)
     except BaseException as exc:
-        _remove(tmp)
+        claim.give_up()
         error = _output_error(exc, out, tmp)
         if error is not None:
             raise error from exc

@@ -310,3 +310,13 @@ def test_a_reservation_is_released_when_the_folder_is_written(tmp_path: Path) ->
     assert len(litter(tmp_path)) == 1
     write(out, "done")
     assert litter(tmp_path) == [] and (out / "content.txt").read_text() == "done"
+
+
+def test_a_failure_removes_the_parent_folders_it_created(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with atomic_output_dir(tmp_path / "a" / "b" / "out"):
+            raise RuntimeError("the work failed")
+    assert list(tmp_path.iterdir()) == []
+    with atomic.output_reservation(tmp_path / "c" / "out"):
+        assert (tmp_path / "c").is_dir()
+    assert list(tmp_path.iterdir()) == []
