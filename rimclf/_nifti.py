@@ -2,13 +2,21 @@
 
 Every function raises :class:`~rimclf.errors.CohortError` naming the file for bad input
 (missing, unreadable, not 3D, NaN inside the brain) instead of a traceback from nibabel or numpy.
+
+Full reads of a ``.nii.gz`` (:func:`read_array` and the readers built on it) decompress the
+whole file and check its gzip CRC-32 and length, so a damaged file (a flipped bit, a truncated
+copy) is an error naming it rather than silently altered voxels: nibabel alone stops reading at
+the end of the voxel data and never reaches the checksum at the end of the stream. Decompressing
+once in memory costs about what nibabel's own reading does.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -16,10 +24,16 @@ import numpy as np
 from scipy import ndimage
 
 from rimclf._atomic import public_permissions
+from rimclf._atomic._rename import rename_noreplace
 from rimclf.errors import CohortError, DataWarning, OutputExistsError
 
 #: Two affines are "the same grid" when no entry differs by more than this (mm).
 AFFINE_TOLERANCE_MM = 1e-3
+
+#: Largest lesion label a mask may hold (the uint16 range). Lesion ids index per-label arrays
+#: (counts, probability lookups), so a label of 2**31 would ask for gigabytes; no lesion mask
+#: needs more than 65535 lesions per subject.
+MAX_LABEL = 65535
 
 
 def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
@@ -74,11 +88,34 @@ def read_array(path: str | os.PathLike, *, dtype: type = np.float32) -> tuple[np
         (e.g. a truncated ``.nii.gz``).
     """
     image = load_header(path)
+    full = _verified_image(Path(path), image)
     try:
-        data = np.asarray(image.dataobj, dtype=dtype)
+        data = np.asarray(full.dataobj, dtype=dtype)
     except Exception as exc:
         raise CohortError(f"{path}: voxel data cannot be read ({type(exc).__name__}: {exc})") from exc
     return data.reshape(spatial_shape(image)), np.asarray(image.affine, dtype=float)
+
+
+def _verified_image(path: Path, image: nib.Nifti1Image) -> nib.Nifti1Image:
+    """``image`` itself for a ``.nii``; for a ``.nii.gz``, the image rebuilt from the whole file,
+    decompressed with its CRC-32 and length checked (:func:`gzip.decompress` checks both)."""
+    if not path.name.endswith(".gz"):
+        return image
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise CohortError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        content = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile (CRC, length, header) is an OSError
+        raise CohortError(
+            f"{path}: the file is damaged: its gzip data is corrupt ({exc}); copy or export it again"
+        ) from exc
+    try:
+        return type(image).from_bytes(content)
+    except Exception as exc:
+        raise CohortError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
 
 
 def read_volume(path: str | os.PathLike, *, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -125,13 +162,18 @@ def read_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     CohortError
-        If any voxel is non-finite, negative or not an integer value.
+        If any voxel is non-finite, negative, not an integer value or above :data:`MAX_LABEL`.
     """
     data, affine = read_array(path, dtype=np.float64)
     if not np.all(np.isfinite(data)):
         raise CohortError(f"{path}: the lesion mask contains NaN/Inf voxels")
     if (data < 0).any():
         raise CohortError(f"{path}: the lesion mask has negative labels (min {data.min():g}); labels must be 0..K")
+    if data.max(initial=0) > MAX_LABEL:
+        raise CohortError(
+            f"{path}: the lesion mask has label {data.max():.15g}; rimclf reads labels 0..{MAX_LABEL} only. "
+            "Number the lesions 1..K (and rims.tsv with them), or give a binary 0/1 mask"
+        )
     rounded = np.rint(data)
     if not np.allclose(data, rounded, atol=1e-4):
         bad = data[np.abs(data - rounded) > 1e-4]
@@ -184,7 +226,10 @@ def save_nifti(
     try:
         nib.save(image, tmp)
         public_permissions(Path(tmp))
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:  # never replace a file another process wrote meanwhile
+            rename_noreplace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

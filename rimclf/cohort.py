@@ -12,6 +12,10 @@ A cohort is either a BIDS-like directory::
 or a manifest CSV/TSV with columns ``participant_id, qsm, flair, mask`` (paths relative to the
 manifest), with an optional ``rims.tsv`` beside it.
 
+Participant labels name output files (``sub-<label>/...``), so they are BIDS labels: letters and
+digits only (``[A-Za-z0-9]+``) after an optional ``sub-`` prefix. Anything else (``-``, ``_``,
+``/``, ``..``, spaces) is a :class:`~rimclf.errors.CohortError` naming the file and line.
+
 What is read
 ------------
 :func:`load_cohort` reads the lesion masks in full (it needs every lesion's voxels) but only the
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -47,7 +52,7 @@ from rimclf._nifti import (
 )
 from rimclf._validation import check_choice, check_int
 from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNITS
-from rimclf.errors import CohortError, QSMUnitWarning
+from rimclf.errors import CohortError, DataWarning, QSMUnitWarning
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +79,30 @@ _CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edg
 PPM_SUSPICION_LIMIT = 2.0
 
 
+#: A participant label (BIDS): letters and digits, nothing that could lead elsewhere in a path.
+_LABEL = re.compile(r"[A-Za-z0-9]+")
+
+
 def _strip_sub(label: object) -> str:
     text = str(label).strip()
     return text[4:] if text.startswith("sub-") else text
+
+
+def check_participant_label(value: object, where: str) -> str:
+    """``value`` without its ``sub-`` prefix, checked to be a BIDS label (it names output files)."""
+    label = _strip_sub(value)
+    if not _LABEL.fullmatch(label):
+        raise CohortError(
+            f"{where}: participant_id {str(value)!r} is not a valid label: after an optional 'sub-' "
+            "prefix it must be letters and digits only ([A-Za-z0-9]+, as in BIDS), since it names "
+            "output files"
+        )
+    return label
+
+
+def _table_labels(table: pd.DataFrame, path: Path) -> list[str]:
+    """The checked participant labels of a table's ``participant_id`` column (line 1 is the header)."""
+    return [check_participant_label(value, f"{path}: line {row + 2}") for row, value in enumerate(table["participant_id"])]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -98,9 +124,9 @@ def _subjects_from_directory(root: Path) -> tuple[pd.DataFrame, Path]:
     if participants.is_file():
         table = _read_table(participants)
         _require_columns(table, ["participant_id"], participants)
-        labels = [_strip_sub(p) for p in table["participant_id"]]
+        labels = _table_labels(table, participants)
     else:
-        labels = sorted(_strip_sub(p.name) for p in root.glob("sub-*") if p.is_dir())
+        labels = sorted(check_participant_label(p.name, f"{root}: folder {p.name}") for p in root.glob("sub-*") if p.is_dir())
         if not labels:
             raise CohortError(f"{root}: no participants.tsv and no sub-* folders; not a rimclf cohort directory")
     rows = []
@@ -118,7 +144,7 @@ def _subjects_from_directory(root: Path) -> tuple[pd.DataFrame, Path]:
 def _subjects_from_manifest(manifest: Path) -> tuple[pd.DataFrame, Path]:
     table = _read_table(manifest)
     _require_columns(table, ["participant_id", "qsm", "flair", "mask"], manifest)
-    subjects = pd.DataFrame({"participant_id": [_strip_sub(p) for p in table["participant_id"]]})
+    subjects = pd.DataFrame({"participant_id": _table_labels(table, manifest)})
     for kind in ("qsm", "flair", "mask"):
         paths = []
         for value in table[kind]:
@@ -294,6 +320,22 @@ def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
     )
 
 
+def _warn_dropped_rim_positive(labels: pd.DataFrame, table: pd.DataFrame, rims_path: Path, min_voxels: int) -> None:
+    """A :class:`DataWarning` when ``min_voxels`` left out lesions that ``rims_path`` labels rim+."""
+    kept = set(zip(table["participant_id"], table["lesion_id"].astype(int)))
+    positive = labels[labels["rim"].fillna(0).astype(int) == 1]
+    dropped = [(p, int(i)) for p, i in zip(positive["participant_id"], positive["lesion_id"]) if (p, int(i)) not in kept]
+    if dropped:
+        examples = ", ".join(f"sub-{p} lesion {i}" for p, i in dropped[:5])
+        warnings.warn(
+            f"{rims_path}: {len(dropped)} rim+ lesion(s) left out because they have fewer than "
+            f"min_voxels={min_voxels} voxels ({examples}{', ...' if len(dropped) > 5 else ''}); "
+            "lower min_voxels (--min-voxels) to keep them",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
 def load_cohort(
     path: str | os.PathLike,
     *,
@@ -312,7 +354,8 @@ def load_cohort(
         ``participant_id, qsm, flair, mask`` (paths relative to the manifest).
     min_voxels : int, default=8
         Lesions with fewer voxels are left out (their count is logged): pyradiomics cannot
-        compute shape features of tiny masks.
+        compute shape features of tiny masks. Leaving out a lesion that ``rims`` labels rim+
+        issues a :class:`~rimclf.errors.DataWarning` with their count.
     connectivity : {6, 18, 26}, default=26
         Connectivity used to split a binary (0/1) mask into lesions.
     qsm_unit : {"ppb", "ppm"}, default="ppb"
@@ -336,7 +379,9 @@ def load_cohort(
     Raises
     ------
     CohortError
-        For every bad input file or table, naming the file and the problem.
+        For every bad input file or table, naming the file and the problem: among them a
+        participant label that is not letters and digits, a damaged ``.nii.gz``, a mask label
+        above :data:`rimclf._nifti.MAX_LABEL`.
     ParameterError
         For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.
     """
@@ -372,6 +417,7 @@ def load_cohort(
         raise CohortError(f"{rims_path}: rims file not found")
     if rims_path.is_file():
         labels = _read_rims(rims_path, lesion_ids)
+        _warn_dropped_rim_positive(labels, table, rims_path, min_voxels)
         table = table.merge(labels, on=["participant_id", "lesion_id"], how="left")
     else:
         table["rim"] = pd.array([pd.NA] * len(table), dtype="Int64")

@@ -11,6 +11,7 @@ already catches::
      ├── ParameterError    (ValueError)  a setting: an estimator parameter, a function argument,
      │                                   a CLI option, an Optuna or benchmark setting
      ├── ModelFileError    (ValueError)  a model directory that cannot be saved or loaded safely
+     ├── PredictionError   (ValueError)  a model's output that cannot be used (NaN/Inf probabilities)
      └── OutputError       (OSError)     an output location or storage that cannot be used
           └── OutputExistsError (FileExistsError)  an output that exists, without force
 
@@ -58,6 +59,13 @@ class ParameterError(RimclfError, ValueError):
 class ModelFileError(RimclfError, ValueError):
     """A model directory that cannot be loaded (missing files, not a rimclf model, tampered
     weights), or a model that a model directory cannot hold (a custom network class)."""
+
+
+class PredictionError(RimclfError, ValueError):
+    """Predictions that cannot be reported: NaN, infinite or out-of-range probabilities.
+
+    The message names the lesions concerned; nothing is written.
+    """
 
 
 class OutputError(RimclfError, OSError):

@@ -8,7 +8,10 @@ Layout of an output directory::
     OUT/sub-<label>/sub-<label>_desc-rimprob_montage.png  QSM/FLAIR through each lesion, ranked by probability
 
 The directory is built in a temporary sibling and moved into place when complete, so an
-interrupted run leaves nothing half-written; an existing ``OUT`` is replaced only with ``force``.
+interrupted run leaves nothing half-written; an existing ``OUT`` is replaced only with ``force``
+(see :mod:`rimclf._atomic`). Participant labels must be letters and digits, and every path is
+checked to stay inside ``OUT``; probabilities must be finite and within [0, 1]
+(:func:`check_probabilities`). Nothing is written otherwise.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from rimclf._atomic import atomic_output_dir
+from rimclf._atomic import atomic_output_dir, safe_child
 from rimclf._nifti import load_header, read_volume, save_nifti
-from rimclf.cohort import read_lesion_labels, read_qsm
-from rimclf.errors import CohortError
+from rimclf.cohort import check_participant_label, read_lesion_labels, read_qsm
+from rimclf.errors import CohortError, PredictionError
 
 LESION_COLUMNS = [
     "participant_id",
@@ -35,6 +38,43 @@ LESION_COLUMNS = [
     "probability",
     "decision",
 ]
+
+
+def check_probabilities(probability: object, table: pd.DataFrame | None = None) -> np.ndarray:
+    """Rim+ probabilities as a float array, refused when any is NaN, infinite or outside [0, 1].
+
+    Call it wherever probabilities are about to be reported or written.
+
+    Parameters
+    ----------
+    probability : array-like of shape (n_lesions,)
+    table : pandas.DataFrame, optional
+        The lesion table of the same rows, to name the lesions concerned.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_lesions,)
+
+    Raises
+    ------
+    PredictionError
+        Naming how many lesions (and, with ``table``, which) have an unusable probability.
+    """
+    values = np.asarray(probability, dtype=float).reshape(-1)
+    bad = ~np.isfinite(values) | (values < 0) | (values > 1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        if table is not None and {"participant_id", "lesion_id"} <= set(table.columns) and len(table) == len(values):
+            named = [f"sub-{table['participant_id'].iloc[r]} lesion {table['lesion_id'].iloc[r]}" for r in rows[:5]]
+        else:
+            named = [f"row {r}" for r in rows[:5]]
+        examples = ", ".join(f"{name} ({values[r]:g})" for name, r in zip(named, rows[:5]))
+        raise PredictionError(
+            f"the model gave {len(rows)} of {len(values)} lesion(s) a NaN, infinite or out-of-range "
+            f"rim+ probability: {examples}{', ...' if len(rows) > 5 else ''}. Their features may hold "
+            "NaN/Inf, or the model may be damaged; nothing was written"
+        )
+    return values
 
 
 def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
@@ -57,6 +97,7 @@ def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: 
     probability = np.asarray(probability, dtype=float).reshape(-1)
     if probability.shape[0] != len(table):
         raise CohortError(f"probability has {probability.shape[0]} values for {len(table)} lesions")
+    probability = check_probabilities(probability, table)
     predictions = table[LESION_COLUMNS[:6]].reset_index(drop=True).copy()
     predictions["probability"] = probability
     predictions["decision"] = (probability >= threshold).astype(int)
@@ -205,6 +246,8 @@ def write_prediction_outputs(
     """
     predictions = lesion_predictions(table, probability, threshold)
     out = Path(out)
+    for participant in table["participant_id"].unique():
+        check_participant_label(participant, "the lesion table")
     with atomic_output_dir(out, force=force) as tmp:
         predictions.to_csv(tmp / "lesions.tsv", sep="\t", index=False, float_format="%.6g")
         subject_summary(predictions).to_csv(tmp / "subjects.tsv", sep="\t", index=False)
@@ -212,11 +255,11 @@ def write_prediction_outputs(
             first = rows.iloc[0]
             labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]))
             subject_predictions = predictions.loc[predictions["participant_id"] == participant]
-            folder = tmp / f"sub-{participant}"
+            folder = safe_child(tmp, f"sub-{participant}")
             folder.mkdir()
             header = load_header(first["qsm"]).header.copy()
             save_nifti(
-                folder / f"sub-{participant}_desc-rimprob_map.nii.gz",
+                safe_child(folder, f"sub-{participant}_desc-rimprob_map.nii.gz"),
                 probability_map(labels, subject_predictions["lesion_id"].to_numpy(), subject_predictions["probability"].to_numpy()),
                 qsm_affine,
                 header=header,
@@ -225,7 +268,7 @@ def write_prediction_outputs(
                 qsm, _ = read_qsm(first["qsm"], str(first["qsm_unit"]))
                 flair, flair_affine = read_volume(first["flair"])
                 write_montage(
-                    folder / f"sub-{participant}_desc-rimprob_montage.png",
+                    safe_child(folder, f"sub-{participant}_desc-rimprob_montage.png"),
                     subject_predictions,
                     qsm=qsm,
                     qsm_affine=qsm_affine,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from rimclf._atomic import refuse_overwrite
+from rimclf._atomic import refuse_overwrite, reserving_output
 from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
 from rimclf.rim_model import RimModel
 
@@ -30,6 +30,7 @@ def _as_table(cohort: object, **load_options) -> pd.DataFrame:
     return load_cohort(cohort, **load_options)
 
 
+@reserving_output("out")  # exists, unwritable, or being written: fail before training
 def train_model(
     cohort: str | os.PathLike | pd.DataFrame,
     *,
@@ -66,8 +67,6 @@ def train_model(
     RimModel
         Fitted.
     """
-    if out is not None:
-        refuse_overwrite(out, force=force)
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
                      threshold=threshold, random_state=random_state)
@@ -101,6 +100,7 @@ def subject_table(
         return _as_table(manifest, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
 
 
+@reserving_output("out")  # exists, unwritable, or being written: fail before predicting
 def predict_cohort(
     model: RimModel,
     cohort: str | os.PathLike | pd.DataFrame,
@@ -141,7 +141,6 @@ def predict_cohort(
     from rimclf.outputs import write_prediction_outputs
 
     check_is_fitted(model, "classifier_")
-    refuse_overwrite(out, force=force)
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]

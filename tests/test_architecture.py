@@ -25,7 +25,7 @@ PACKAGE = ROOT / "rimclf"
 #: package (all its submodules). ``docs/architecture.md`` lists the same table.
 LAYERS: list[list[str]] = [
     ["rimclf._version", "rimclf.errors", "rimclf.defaults"],
-    ["rimclf._validation", "rimclf._records", "rimclf._atomic"],
+    ["rimclf._validation", "rimclf._records", "rimclf._atomic", "rimclf._orphans"],
     ["rimclf.nn", "rimclf._nifti", "rimclf.metrics"],
     ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold"],
     ["rimclf.features", "rimclf.classifier", "rimclf.phantom", "rimclf.outputs"],

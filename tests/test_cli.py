@@ -117,3 +117,34 @@ def test_predict_with_a_broken_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "model" / "settings.json").write_text("{}")
     assert main(["predict", str(tmp_path / "model"), str(tiny_cohort()), "-o", str(tmp_path / "out")]) == 2
     assert "not a rimclf model" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_participant_id_that_leads_outside_out(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The attack of issue #14: a manifest row ``01/../../../PWN`` wrote outside ``-o``."""
+    anat = tiny_cohort() / "sub-002" / "anat"
+    manifest = tmp_path / "in" / "manifest.tsv"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "participant_id\tqsm\tflair\tmask\n"
+        f"01/../../../PWN\t{anat}/sub-002_Chimap.nii.gz\t{anat}/sub-002_FLAIR.nii.gz\t{anat}/sub-002_desc-lesions_mask.nii.gz\n"
+    )
+    out = tmp_path / "a" / "b" / "out"
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["predict", str(trained), str(manifest), "-o", str(out), "-q", "--no-montage"]) == 2
+    err = capsys.readouterr().err
+    assert f"{manifest}: line 2: participant_id '01/../../../PWN' is not a valid label" in err and len(err.splitlines()) == 1
+    assert sorted(tmp_path.rglob("*")) == before and not list(tmp_path.parent.glob("**/PWN"))
+
+
+def test_predict_refuses_nan_probabilities(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from rimclf.model import RimModel
+
+    def broken(self, X, **params):
+        probability = np.full((len(X), 2), 0.5)
+        probability[1] = np.nan
+        return probability
+
+    monkeypatch.setattr(RimModel, "predict_proba", broken)
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "out"), "-q", "--no-montage"]) == 2
+    assert "1 of" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == []

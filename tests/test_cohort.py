@@ -52,7 +52,7 @@ def test_min_voxels_drops_small_lesions(cohort: Path, caplog: pytest.LogCaptureF
     with caplog.at_level("INFO", logger="rimclf.cohort"):
         table = load_cohort(cohort, min_voxels=1)
     assert sorted(table.query("participant_id == '01'")["lesion_id"]) == [1, 2, 3]
-    with caplog.at_level("INFO", logger="rimclf.cohort"):
+    with caplog.at_level("INFO", logger="rimclf.cohort"), pytest.warns(DataWarning, match="1 rim\\+ lesion"):
         assert len(load_cohort(cohort, min_voxels=40)) == 2
     assert "left out 4 lesion(s)" in caplog.text
 
@@ -309,3 +309,97 @@ def test_labelled_lesions_errors(rim: list, kwargs: dict, message: str) -> None:
     with pytest.raises(CohortError, match=message):
         labelled_lesions(_labelled_table(rim), **kwargs)
 
+
+# -- identifiers that name output files -----------------------------------------------------------
+
+
+def test_min_voxels_leaving_out_rim_positive_lesions_warns_with_their_count(cohort: Path) -> None:
+    (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\nsub-01\t3\t1\nsub-02\t3\t1\nsub-02\t2\t0\n")
+    with pytest.warns(DataWarning, match=r"rims.tsv: 2 rim\+ lesion\(s\) left out because they have fewer than min_voxels=8 voxels \(sub-01 lesion 3, sub-02 lesion 3\)"):
+        load_cohort(cohort)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert len(load_cohort(cohort, min_voxels=1)) == 6  # nothing left out: no warning
+
+
+def _manifest(tmp_path: Path, cohort: Path, participant: str) -> Path:
+    anat = cohort / "sub-01" / "anat"
+    rows = [
+        "participant_id,qsm,flair,mask",
+        f"sub-02,{cohort}/sub-02/anat/sub-02_Chimap.nii.gz,{cohort}/sub-02/anat/sub-02_FLAIR.nii.gz,{cohort}/sub-02/anat/sub-02_desc-lesions_mask.nii.gz",
+        f"{participant},{anat}/sub-01_Chimap.nii.gz,{anat}/sub-01_FLAIR.nii.gz,{anat}/sub-01_desc-lesions_mask.nii.gz",
+    ]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest
+
+
+@pytest.mark.parametrize("participant", ["01/../../../PWN", "sub-01/..", "..", "01_a", "sub-01-a", "a b", "01\\x", "sub-", ""])
+def test_participant_ids_must_be_bids_labels(cohort: Path, tmp_path: Path, participant: str) -> None:
+    manifest = _manifest(tmp_path, cohort, participant)
+    with pytest.raises(CohortError, match=rf"manifest.csv: line 3: participant_id .* is not a valid label: .*letters and digits only \(\[A-Za-z0-9\]\+"):
+        load_cohort(manifest)
+
+
+def test_participants_tsv_and_folder_names_are_checked_too(cohort: Path) -> None:
+    (cohort / "participants.tsv").write_text("participant_id\nsub-01\nsub-0_2\n")
+    with pytest.raises(CohortError, match=r"participants.tsv: line 3: participant_id 'sub-0_2' is not a valid label"):
+        load_cohort(cohort)
+    (cohort / "participants.tsv").unlink()
+    (cohort / "sub-03_bak").mkdir()
+    with pytest.raises(CohortError, match=r"cohort: folder sub-03_bak: participant_id 'sub-03_bak' is not a valid label"):
+        load_cohort(cohort)
+
+
+# -- damaged files and absurd labels --------------------------------------------------------------
+
+
+def _flip_bit(path: Path, fraction: float, bit: int) -> None:
+    data = bytearray(path.read_bytes())
+    position = min(len(data) - 1, int(len(data) * fraction))
+    data[position] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+# the 255-byte mask has bits that deflate ignores (flipping them changes nothing): not those
+FLIPS = [("qsm", 0.3, 0), ("qsm", 0.5, 3), ("qsm", 0.7, 6), ("qsm", 0.9, 1), ("qsm", 0.999, 4), ("qsm", 1.0, 7),
+         ("mask", 0.3, 0), ("mask", 0.5, 3), ("mask", 0.999, 4), ("mask", 1.0, 7)]
+
+
+@pytest.mark.parametrize(("kind", "fraction", "bit"), FLIPS)
+def test_one_flipped_bit_in_a_nii_gz_is_an_error_naming_the_file(cohort: Path, kind: str, fraction: float, bit: int) -> None:
+    suffix = "Chimap" if kind == "qsm" else "desc-lesions_mask"
+    path = cohort / "sub-01" / "anat" / f"sub-01_{suffix}.nii.gz"
+    _flip_bit(path, fraction, bit)  # 0.999 and 1.0: the CRC-32 and length trailer
+    with pytest.raises(CohortError, match=rf"sub-01_{suffix}.nii.gz: .*(damaged|not a readable NIfTI|cannot be read)"):
+        load_cohort(cohort, check_data=True)
+    with pytest.raises(CohortError, match=f"sub-01_{suffix}.nii.gz"):
+        read_volume(path) if kind == "qsm" else read_lesion_labels(path, 0)
+
+
+def test_an_intact_nii_gz_reads_as_before(cohort: Path) -> None:
+    path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
+    data, affine = read_volume(path)
+    np.testing.assert_array_equal(data, np.asarray(nib.load(str(path)).dataobj, dtype=np.float32))
+    np.testing.assert_allclose(affine, make_affine(), atol=1e-6)
+
+
+@pytest.mark.parametrize("label", [2**31 - 1, 1e12, 2**40, 65536])
+def test_labels_beyond_65535_are_a_clear_error(cohort: Path, label: float) -> None:
+    mask = make_labels().astype(np.float64 if isinstance(label, float) or label > 2**31 else np.int32)
+    if label == 2**40:
+        mask = mask.astype(np.int64)
+    mask[3:6, 4:8, 2:5] = label
+    header = nib.Nifti1Header() if mask.dtype == np.int64 else None  # nibabel asks for int64 explicitly
+    save_nifti(mask_path(cohort, "01"), mask, make_affine(), header=header, overwrite=True)
+    with pytest.raises(CohortError, match=rf"sub-01_desc-lesions_mask.nii.gz: the lesion mask has label {label:.15g}; rimclf reads labels 0..65535 only"):
+        load_cohort(cohort)
+
+
+def test_label_65535_is_accepted(cohort: Path) -> None:
+    mask = make_labels().astype(np.int32)
+    mask[mask == 2] = 65535
+    save_nifti(mask_path(cohort, "01"), mask, make_affine(), overwrite=True)
+    (cohort / "rims.tsv").unlink()
+    table = load_cohort(cohort)
+    assert table.query("participant_id == '01'")["lesion_id"].tolist() == [1, 65535]

@@ -11,7 +11,8 @@ import pytest
 
 from rimclf import load_cohort
 from rimclf.cohort import read_lesion_labels
-from rimclf.outputs import LESION_COLUMNS, write_prediction_outputs
+from rimclf.errors import CohortError, PredictionError
+from rimclf.outputs import LESION_COLUMNS, check_probabilities, write_prediction_outputs
 from tests.builders import write_subject
 
 
@@ -81,3 +82,29 @@ def test_outputs_are_readable_by_others_under_the_usual_umask(table: pd.DataFram
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert stat.S_IMODE((out / "lesions.tsv").stat().st_mode) == 0o644
     assert stat.S_IMODE(next(out.glob("sub-*/*_map.nii.gz")).stat().st_mode) == 0o644
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("participant", ["01/../../../PWN", "..", "01_a"])
+def test_a_participant_id_leading_outside_out_writes_nothing(table: pd.DataFrame, tmp_path: Path, participant: str) -> None:
+    out = tmp_path / "a" / "b" / "out"
+    attack = table.copy()
+    attack.loc[attack["participant_id"] == "01", "participant_id"] = participant
+    before = tree(tmp_path)
+    with pytest.raises(CohortError, match=r"the lesion table: participant_id .* is not a valid label"):
+        write_prediction_outputs(out, attack, np.full(len(attack), 0.5), 0.5, montage=False)
+    assert tree(tmp_path) == before  # not OUT, not PWN, not a temporary folder: nothing anywhere
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1.5, -0.1])
+def test_unusable_probabilities_are_an_error_and_nothing_is_written(table: pd.DataFrame, tmp_path: Path, bad: float) -> None:
+    probability = np.array([0.9, bad, 0.05, bad])
+    with pytest.raises(PredictionError, match=rf"2 of 4 lesion\(s\) a NaN, infinite or out-of-range rim\+ probability: sub-01 lesion 2 \({bad:g}\), sub-02 lesion 2"):
+        write_prediction_outputs(tmp_path / "out", table, probability, 0.5, montage=False)
+    assert list(tmp_path.iterdir()) == [tmp_path / "cohort"]
+    with pytest.raises(PredictionError, match="row 1"):
+        check_probabilities(probability)
+    assert check_probabilities([0.0, 1.0]).tolist() == [0.0, 1.0]

@@ -390,7 +390,7 @@ def _feature_pipeline(cache):
 
 
 def _cached_subjects(cache):
-    return [path for path in Path(cache).rglob("output.pkl")]
+    return [path for path in Path(cache).rglob("*.npz")]
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::optuna.exceptions.ExperimentalWarning")
@@ -515,3 +515,27 @@ def test_rimclf_tune_command_writes_outputs_and_resumes(cohort, tmp_path, capsys
     summary = json.loads((out / "best_params.json").read_text())
     assert summary["n_trials"] == {"COMPLETE": 5}
     assert len((out / "trials.tsv").read_text().strip().splitlines()) == 1 + 5
+
+
+def test_a_killed_worker_fails_its_trial_and_the_others_go_on(data, tmp_path, monkeypatch):
+    """kill -9 of one worker of ``n_workers=2``: its trial is FAIL, not RUNNING for ever, the run goes on."""
+    import os
+
+    from rimclf.errors import RimclfWarning
+    from rimclf.tuning._workers import WORKER_ATTR
+    from tests.tuning_worker import killing_space
+
+    monkeypatch.setenv("RIMCLF_TEST_KILL_TRIAL", "2")
+    monkeypatch.setenv("RIMCLF_TEST_PARENT", str(os.getpid()))
+    X, y, groups = data
+    with pytest.warns(RimclfWarning, match=r"tuning worker \d died abruptly .*: trial\(s\) 2 marked FAIL; a new worker runs its 1 remaining trial\(s\)"):
+        result = tune(
+            _estimator(), X, y, groups, space=killing_space, n_trials=6, n_workers=2, cv=3, refit=False,
+            storage=tmp_path / "s.journal", study_name="killed", pruner=optuna.pruners.NopPruner(),
+        )
+    states = {t.number: t.state for t in result.study.trials}
+    assert states[2] == TrialState.FAIL and "died" in result.study.trials[2].system_attrs["fail_reason"]
+    assert sorted(states.values(), key=str) == sorted([TrialState.COMPLETE] * 5 + [TrialState.FAIL], key=str)
+    assert all(WORKER_ATTR in t.system_attrs for t in result.study.trials)
+    reloaded = optuna.load_study(study_name="killed", storage=open_storage(tmp_path / "s.journal"))
+    assert not reloaded.get_trials(states=(TrialState.RUNNING,))

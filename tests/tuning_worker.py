@@ -22,6 +22,32 @@ def make_data(n_subjects: int = 30, n_per_subject: int = 10, n_features: int = 8
     return X, y, groups
 
 
+def killing_space(trial) -> dict:
+    """A search space (over ``model__C``) whose worker process SIGKILLs itself on one trial.
+
+    The trial number comes from ``RIMCLF_TEST_KILL_TRIAL``; the process that started the study
+    (``RIMCLF_TEST_PARENT``) is never killed, only a worker, as ``kill -9 <worker pid>`` would.
+    """
+    import os
+    import signal
+
+    if (
+        isinstance(trial, optuna.Trial)
+        and trial.number == int(os.environ.get("RIMCLF_TEST_KILL_TRIAL", "-1"))
+        and os.getpid() != int(os.environ.get("RIMCLF_TEST_PARENT", "-1"))
+    ):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"model__C": trial.suggest_float("model__C", 1e-3, 1e2, log=True)}
+
+
+def slow_space(trial) -> dict:
+    """A search space whose every trial takes a second: workers that are busy for a while."""
+    import time
+
+    time.sleep(1.0)
+    return {"model__C": trial.suggest_float("model__C", 1e-3, 1e2, log=True)}
+
+
 def main(argv: list[str]) -> int:
     from rimclf.baselines import make_logistic_regression
     from rimclf.tuning import logistic_regression_space, tune

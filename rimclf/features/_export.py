@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rimclf._atomic import atomic_output_dir, refuse_overwrite
+from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
 from rimclf.defaults import MIN_VOXELS, QSM_UNIT
 from rimclf.features.featurizer import LesionFeaturizer
 from rimclf.features.radiomics import radiomics_frame
 
 
+@reserving_output("out")
 def save_features(
     cohort: str | os.PathLike | pd.DataFrame,
     out: str | os.PathLike,
@@ -43,8 +44,9 @@ def save_features(
     qsm_unit, min_voxels
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
     force : bool, default=False
-        Replace an existing ``out``; without it an existing ``out`` is an error (checked before
-        the extraction starts).
+        Replace an existing ``out``; without it an existing ``out`` is an error. This, a location
+        where ``out`` cannot be created, another process writing ``out`` and an unusable
+        ``memory`` cache folder are all reported before the extraction starts.
 
     Returns
     -------
@@ -54,7 +56,6 @@ def save_features(
     from rimclf.cohort import load_cohort
 
     out = Path(out)
-    refuse_overwrite(out, force=force)
     featurizer = LesionFeaturizer() if featurizer is None else featurizer
     table = (
         cohort if isinstance(cohort, pd.DataFrame) else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels)

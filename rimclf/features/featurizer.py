@@ -10,14 +10,15 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Memory, Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_memory
 from tqdm.auto import tqdm
 
+from rimclf._orphans import exit_with_parent, in_loky_worker
 from rimclf._validation import N_JOBS, Bools, Options, Types, validate_params
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig
-from rimclf.errors import ParameterError
+from rimclf.errors import OutputError, ParameterError, RimclfWarning
+from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
 from rimclf.features._subject import (
     Note,
     SubjectTask,
@@ -55,6 +56,34 @@ def _featurize_subject(key: str | None, task: SubjectTask, radiomics, patches) -
     return SubjectFeatures(radiomics_values, patch_values, notes)
 
 
+def _featurize_cached(
+    folder: str | None, key: str | None, task: SubjectTask, radiomics, patches, expected: dict[str, tuple[int, ...]]
+) -> SubjectFeatures:
+    """One subject's features from the cache ``folder`` when it holds a sound entry, else extracted
+    and stored there. Runs in the worker (joblib or Dask); warnings travel back as notes."""
+    if in_loky_worker():
+        exit_with_parent()  # a killed rimclf leaves no loky worker behind
+    if folder is None:
+        return _featurize_subject(key, task, radiomics, patches)
+    cache = FeatureCache(folder)
+    notes: list[Note] = []
+    try:
+        entry = cache.load(key, expected)
+    except CorruptEntry as exc:
+        warn_corrupt(cache.paths(key)[0].with_suffix(""), str(exc), notes)
+        entry = None
+    if entry is not None:
+        arrays, cached_notes = entry
+        return SubjectFeatures(arrays.get("radiomics"), arrays.get("patches"), cached_notes)
+    result = _featurize_subject(key, task, radiomics, patches)
+    arrays = {name: value for name, value in (("radiomics", result.radiomics), ("patches", result.patches)) if value is not None}
+    try:
+        cache.save(key, arrays, result.notes)
+    except OSError as exc:
+        notes.append((RimclfWarning, f"feature cache {folder}: entry {key} not written ({exc.strerror or exc}); features not cached"))
+    return SubjectFeatures(result.radiomics, result.patches, notes + result.notes)
+
+
 class LesionFeaturizer(TransformerMixin, BaseEstimator):
     """Stateless transformer from the lesion table to ``SliceDict(patches=..., radiomics=...)``.
 
@@ -70,12 +99,16 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         ``joblib.parallel_backend`` context; -1: all cores). Any joblib backend works, e.g.
         ``with joblib.parallel_backend("dask"):`` on a Dask cluster. Results do not depend on it.
     memory : str, path-like, joblib.Memory or None, default=None
-        Cache of per-subject results (a folder or a ``joblib.Memory``). The key is the SHA-256 of
+        Folder caching per-subject results; a ``joblib.Memory`` stands for its ``location``
+        (only the folder is used, not joblib's pickle-based cache). The key is the SHA-256 of
         the subject's files' bytes (within a process, re-hashed only when a file's size, mtime or
         inode changes), its participant id, lesion ids and centroids, every extractor parameter
         and the pyradiomics version: a changed file is extracted again, an unchanged one (even if
         touched or copied elsewhere) is loaded from the cache. Lesion-level warnings are cached
-        with the results and issued again.
+        with the results and issued again. Entries are plain ``.npz`` arrays (read without
+        pickle) and ``.json`` metadata holding their SHA-256: a damaged or foreign entry is
+        extracted again and overwritten, with a ``DataWarning`` naming it (see
+        :mod:`rimclf.features._cache`).
     progress : bool, default=True
         Show a tqdm progress bar over subjects.
 
@@ -127,13 +160,29 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         self._memory()
         return extractors[0], extractors[1]
 
-    def _memory(self):
+    def _memory(self) -> str | None:
+        """The cache folder, or None."""
         memory = self.memory
+        if isinstance(memory, Memory):
+            memory = memory.location
         if isinstance(memory, os.PathLike):
             memory = os.fspath(memory)
-        if memory is not None and not isinstance(memory, str) and not hasattr(memory, "cache"):
+        if memory is not None and (not isinstance(memory, str) or not memory):
             raise ParameterError(f"memory={memory!r} is not valid; use None, a cache folder or a joblib.Memory")
-        return check_memory(memory)
+        return memory
+
+    def _cache_folder(self) -> str | None:
+        """The cache folder, created and checked writable before any extraction (or None)."""
+        folder = self._memory()
+        if folder is not None:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"memory={folder}: the feature cache folder cannot be created ({exc.strerror or exc})") from exc
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise OutputError(f"memory={folder}: the feature cache folder is not writable")
+            FeatureCache(folder).remove_stale_temporaries()
+        return folder
 
     def _required_columns(self, radiomics, patches) -> list[str]:
         columns = [
@@ -174,24 +223,32 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
             "radiomics": radiomics.cache_key() if radiomics is not None else None,
             "patches": patches.cache_key() if patches is not None else None,
         }
-        memory = self._memory()
-        compute = memory.cache(_featurize_subject, ignore=["task", "radiomics", "patches"])
-        cached = getattr(memory, "location", None) is not None
+        folder = self._cache_folder()
         # largest subjects first, so that with n_jobs > 1 no worker is left with a big one at the end
         tasks = sorted(tasks, key=lambda entry: -len(entry[0].lesion_ids))
-        calls = (
-            delayed(compute)(_cache_key(task, settings) if cached else None, task, radiomics, patches)
-            for task, _, _ in tasks
-        )
         n_rows = len(table)
-        out_radiomics = out_patches = None
+        row_shapes = {}
         if radiomics is not None:
-            out_radiomics = np.full((n_rows, len(radiomics.get_feature_names_out())), np.nan, dtype=np.float32)
+            row_shapes["radiomics"] = (len(radiomics.get_feature_names_out()),)
         if patches is not None:
             patch_settings = patches.cache_key()
-            out_patches = np.zeros(
-                (n_rows, len(patch_settings["channels"]), *patch_settings["shape"]), dtype=np.float32
+            row_shapes["patches"] = (len(patch_settings["channels"]), *patch_settings["shape"])
+        calls = (
+            delayed(_featurize_cached)(
+                folder,
+                _cache_key(task, settings) if folder is not None else None,
+                task,
+                radiomics,
+                patches,
+                {name: (len(task.lesion_ids), *shape) for name, shape in row_shapes.items()},
             )
+            for task, _, _ in tasks
+        )
+        out_radiomics = out_patches = None
+        if radiomics is not None:
+            out_radiomics = np.full((n_rows, *row_shapes["radiomics"]), np.nan, dtype=np.float32)
+        if patches is not None:
+            out_patches = np.zeros((n_rows, *row_shapes["patches"]), dtype=np.float32)
         notes: list[Note] = []
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(calls)
         with tqdm(

@@ -107,7 +107,8 @@ import numpy as np
 from scipy import ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from rimclf.errors import CohortError, DataWarning
+from rimclf._validation import Bools, Interval, is_real, validate_params
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._subject import (
     BASE_COLUMNS,
     Note,
@@ -389,37 +390,33 @@ class RimProfileExtractor(TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         return tags
 
-    def _validate(self) -> ProfileSettings:
-        def positive(value: object) -> bool:
-            return (
-                isinstance(value, (int, float, np.number))
-                and not isinstance(value, bool)
-                and math.isfinite(float(value))
-                and value > 0
-            )
+    _parameter_constraints = {
+        "edge_mm": [Interval(float, 0, None, closed="neither")],
+        "n_directions": [Interval(int, 6)],
+        "bright_threshold": [Interval(float, 0, None, closed="neither")],
+        "flair": [Bools()],
+        "volume": [Bools()],
+    }
 
-        if not positive(self.edge_mm):
-            raise CohortError(f"edge_mm={self.edge_mm!r} is not valid; it must be a positive number of millimetres")
+    def _validate(self) -> ProfileSettings:
+        validate_params(self)
         reference = self.reference_mm
-        if (
-            isinstance(reference, str)
-            or not isinstance(reference, Sequence)
-            or len(reference) != 2
-            or not all(positive(r) for r in reference)
-            or not reference[0] < reference[1]
-        ):
-            raise CohortError(
-                f"reference_mm={reference!r} is not valid; give (inner, outer) millimetres with 0 < inner < outer"
+        valid = (
+            not isinstance(reference, str)
+            and isinstance(reference, Sequence)
+            and len(reference) == 2
+            and all(is_real(r) and math.isfinite(float(r)) and r > 0 for r in reference)
+            and reference[0] < reference[1]
+        )
+        if not valid:
+            raise ParameterError(
+                f"RimProfileExtractor: reference_mm={reference!r} is not valid; it must be (inner, outer) "
+                "millimetres with 0 < inner < outer"
             )
-        n = self.n_directions
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 6:
-            raise CohortError(f"n_directions={n!r} is not valid; it must be an integer >= 6")
-        if not positive(self.bright_threshold):
-            raise CohortError(f"bright_threshold={self.bright_threshold!r} is not valid; it must be a positive number")
-        for name in ("flair", "volume"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise CohortError(f"{name}={getattr(self, name)!r} is not valid; use True or False")
-        return ProfileSettings(float(self.edge_mm), (float(reference[0]), float(reference[1])), int(n), float(self.bright_threshold))
+        return ProfileSettings(
+            float(self.edge_mm), (float(reference[0]), float(reference[1])), int(self.n_directions),
+            float(self.bright_threshold),
+        )
 
     def required_columns(self) -> tuple[str, ...]:
         """Lesion-table columns this extractor reads."""

@@ -36,7 +36,7 @@ from rimclf.tuning._spaces import (
     random_forest_space,
     suggest_params,
 )
-from rimclf.tuning._storage import describe_storage, open_storage
+from rimclf.tuning._storage import check_storage, describe_storage, open_storage
 from rimclf.tuning._table import TrialTable
 from rimclf.tuning._tune import TuningResult, best_params_of, tune
 
@@ -48,6 +48,7 @@ __all__ = [
     "TrialTable",
     "TuningResult",
     "best_params_of",
+    "check_storage",
     "describe_storage",
     "featurize_cohort",
     "gradient_boosting_space",

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from rimclf._atomic import atomic_output_dir, refuse_overwrite
+from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
 from rimclf._validation import check_choice
 from rimclf.defaults import DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, ModelConfig
@@ -18,7 +18,7 @@ from rimclf.errors import ParameterError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
 from rimclf.tuning._spaces import SPACES
-from rimclf.tuning._storage import default_storage_path, describe_storage
+from rimclf.tuning._storage import check_storage, default_storage_path, describe_storage
 from rimclf.tuning._tune import TuningResult, tune
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ def write_study_outputs(
     return Path(out)
 
 
+@reserving_output("out")
 def tune_cohort(
     cohort: str | os.PathLike,
     out: str | os.PathLike,
@@ -153,8 +154,10 @@ def tune_cohort(
     study) and the plots ``optimization_history.png`` / ``param_importances.png`` (the latter
     from two completed trials on).
 
-    ``out`` is refused up front if it exists (unless ``force``); the study storage, on the
-    contrary, is meant to be reused: the same ``storage`` and ``study_name`` resume the study.
+    ``out`` is refused up front if it exists (unless ``force``), cannot be created, or another
+    process is writing it; the study storage, on the contrary, is meant to be reused: the same
+    ``storage`` and ``study_name`` resume the study. It is checked before any featurisation too
+    (:func:`rimclf.tuning.check_storage`: URL, driver, connection, journal lines).
 
     Parameters
     ----------
@@ -184,8 +187,8 @@ def tune_cohort(
     TuningResult
         With ``best_estimator=None``: refit the best parameters with ``rimclf train``.
     """
-    refuse_overwrite(out, force=force)
     check_choice(model, "model", MODELS)
+    check_storage(storage, study_name=study_name)
     estimator, space = make_model(model, random_state)
     X, y, groups = featurize_cohort(
         cohort, model=model, config=config, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,

@@ -142,6 +142,10 @@ def tune(
     storage : str, path-like, optuna storage or None, default=None
         A journal file path (default ``<study_name>.journal`` in the current directory) or an
         Optuna RDB URL such as ``postgresql+psycopg2://user:pw@host/db``; see :func:`open_storage`.
+        It is checked before the first trial (:func:`rimclf.tuning.check_storage`): a bad URL, a
+        missing driver, an unreachable database or a damaged journal is an
+        :class:`~rimclf.errors.OutputError` naming it (and the journal line), and a damaged
+        journal is never appended to.
     study_name : str, default="rimclf"
         Created when missing, resumed when present.
     pruner : optuna.pruners.BasePruner, default=None
@@ -167,7 +171,10 @@ def tune(
         Processes running trials at once (spawned, each with ``cpu_count / n_workers`` threads).
         With more than one, ``storage`` must be a path or URL and ``X`` is shared with the workers
         through a memory-mapped file; the estimator, the space, the scorer and the callbacks
-        must be picklable by reference, i.e. not defined in ``__main__`` of a notebook.
+        must be picklable by reference, i.e. not defined in ``__main__`` of a notebook. A worker
+        that dies (killed, out of memory) does not stop the others: its running trial is marked
+        ``FAIL``, a :class:`~rimclf.errors.RimclfWarning` says so, and a new worker runs its
+        remaining trials. Workers end within a second when this process is killed.
     refit : bool, default=True
         Fit a clone with the best parameters on all of ``X, y``.
     timeout : float, default=None

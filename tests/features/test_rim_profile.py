@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from rimclf.cohort import load_cohort
-from rimclf.errors import DataWarning
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.features.rim_profile import (
     FLAIR_FEATURES,
     QSM_FEATURES,
@@ -163,7 +163,7 @@ def test_nan_features_are_imputed_by_a_baseline(tmp_path: Path) -> None:
     ],
 )
 def test_bad_parameters_are_refused_by_name(params: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ParameterError, match=match):
         RimProfileExtractor(**params).fit()
 
 
