@@ -14,7 +14,7 @@ Defaults
 :data:`DEFAULT_MODEL` is the default configuration of the rim-detection model: what
 ``RimModel()``, ``rimclf train``, :func:`rimclf.features.make_featurizer`,
 :func:`rimclf.classifier.make_classifier` and tuning use when nothing else is given.
-:data:`DEMO_MODEL` is the CPU-size variant that ``rimclf demo`` trains. Change a default by
+``rimclf demo`` trains it too. Change a default by
 editing :class:`ModelConfig`'s field; make a variant with ``dataclasses.replace(DEFAULT_MODEL,
 ...)``.
 """
@@ -35,14 +35,22 @@ DEPTHS = (10, 18, 34)
 BRANCHES = ("both", "patches", "radiomics")
 #: How the patch and radiomics vectors are combined (``module__fusion``).
 FUSIONS = ("sum", "concat")
+#: The tabular features of a lesion, the input of the network's MLP branch and of the baselines:
+#: rim-profile features (:class:`~rimclf.features.RimProfileExtractor`), pyradiomics features,
+#: or both (``--feature-set``, ``ModelConfig.feature_set``).
+FEATURE_SETS = ("rim", "radiomics", "rim+radiomics")
 #: Where radiomics are computed (``RadiomicsExtractor(region=...)``).
 REGIONS = ("lesion", "shell", "both")
 #: The image radiomics describe (``RadiomicsExtractor(image=...)``).
 IMAGES = ("qsm", "flair")
-#: Patch channels (``PatchExtractor(channels=...)``).
-CHANNELS = ("qsm", "flair", "mask")
+#: Patch channels (``PatchExtractor(channels=...)``): images, this lesion's mask, and the signed
+#: distance (mm) to its boundary.
+CHANNELS = ("qsm", "flair", "mask", "distance")
 #: Patch intensity normalisations (``PatchExtractor(normalize=...)``).
-NORMALIZATIONS = ("nawm", "zscore", "none")
+NORMALIZATIONS = ("nawm", "ring", "zscore", "none")
+#: Training-time augmentation of the patches (``module__augment``): none, the 48 flips and 90-degree
+#: turns about the world axes, or those plus small random rotations.
+AUGMENTATIONS = ("none", "flips", "flips+rotations")
 #: Units a QSM file may be stored in (``load_cohort(qsm_unit=...)``).
 QSM_UNITS = ("ppb", "ppm")
 #: Connectivities splitting a binary lesion mask into lesions (``load_cohort(connectivity=...)``).
@@ -72,29 +80,37 @@ class ModelConfig:
 
     Attributes
     ----------
+    feature_set : {"rim", "radiomics", "rim+radiomics"}, default="rim"
+        The tabular features of each lesion (see :data:`FEATURE_SETS`), the MLP branch's input.
     radiomics_params : str, default="qsmrim"
         pyradiomics settings (``"qsmrim"``: QSMRim-Net's, shipped with rimclf; or a file path).
-    region : {"lesion", "shell", "both"}, default="lesion"
-        Radiomics of the lesion, of a ring ``shell_mm`` wide around it, or both.
+    region : {"lesion", "shell", "both"}, default="both"
+        Radiomics (when ``feature_set`` has them) of the lesion, of a ring ``shell_mm`` wide
+        around it, or both.
     shell_mm : float, default=2.0
-    patch_size_mm : float, default=32.0
-        Edge of the cubic patch around each lesion.
-    patch_shape : int, default=32
+    patch_size_mm : float, default=24.0
+        Edge of the cubic patch around each lesion (CNN branch).
+    patch_shape : int, default=16
         Samples per patch edge.
-    normalize : {"nawm", "zscore", "none"}, default="nawm"
+    normalize : {"nawm", "ring", "zscore", "none"}, default="ring"
         Patch intensity normalisation.
-    channels : tuple of {"qsm", "flair", "mask"}, default=("qsm", "flair", "mask")
+    channels : tuple of {"qsm", "flair", "mask", "distance"}, default=("qsm", "flair", "mask", "distance")
     depth : {10, 18, 34}, default=10
         ResNet3D depth (the paper's is 18).
-    width : int, default=16
-        ResNet3D base width (the paper's is 64); 10/16 trains in minutes on a CPU.
-    fusion : {"sum", "concat"}, default="sum"
-    branches : {"both", "patches", "radiomics"}, default="both"
+    width : int, default=8
+        Base width: the MLP's vectors have ``8 * width`` entries, the ResNet3D's first stage
+        ``width`` channels (the paper's is 64).
+    fusion : {"sum", "concat"}, default="concat"
+    branches : {"both", "patches", "radiomics"}, default="radiomics"
+        The network's inputs: the CNN on patches and the MLP on the tabular features
+        (``feature_set``), or one of them ("radiomics" is the MLP branch, whatever features it takes).
+    augment : {"none", "flips", "flips+rotations"}, default="flips+rotations"
+        Training-time augmentation of the patches (:class:`rimclf.nn.PatchAugment`).
     max_epochs : int, default=30
     lr : float, default=1e-3
         AdamW learning rate, cosine schedule over ``max_epochs``.
     batch_size : int, default=32
-    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote"
+    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="none"
     smote_k : int, default=2
         DeepSMOTE neighbours (the paper's ``N + 2n`` rows).
     target_specificity : float, default=0.9
@@ -104,33 +120,56 @@ class ModelConfig:
     """
 
     # features (rimclf.features.make_featurizer)
+    feature_set: str = "rim"
     radiomics_params: str = "qsmrim"
-    region: str = "lesion"
+    region: str = "both"
     shell_mm: float = 2.0
-    patch_size_mm: float = 32.0
-    patch_shape: int = 32
-    normalize: str = "nawm"
-    channels: tuple[str, ...] = ("qsm", "flair", "mask")
+    patch_size_mm: float = 24.0
+    patch_shape: int = 16
+    normalize: str = "ring"
+    channels: tuple[str, ...] = ("qsm", "flair", "mask", "distance")
     # network (rimclf.classifier.make_classifier)
     depth: int = 10
-    width: int = 16
-    fusion: str = "sum"
-    branches: str = "both"
+    width: int = 8
+    fusion: str = "concat"
+    branches: str = "radiomics"
+    augment: str = "flips+rotations"
     max_epochs: int = 30
     lr: float = 1e-3
     batch_size: int = 32
-    imbalance: str = "deepsmote"
+    imbalance: str = "none"
     smote_k: int = 2
     # decision threshold (rimclf.RimModel)
     target_specificity: float = 0.9
     threshold_cv: int = 5
 
 
-#: The default model: ``RimModel()``, ``rimclf train`` and tuning.
+#: The default model: ``RimModel()``, ``rimclf train``, ``rimclf demo``, ``rimclf benchmark`` (its
+#: reference) and tuning. Chosen by the ablation (``benchmarks/bench_ablation.py``, README "Which
+#: parts help"): the network's MLP branch on the rim-profile features, no CNN branch, no imbalance
+#: correction. The patch settings are those of the CNN branch when it is switched on
+#: (``branches="both"``): 24 mm patches of 16^3 samples with the distance channel, QSM referenced
+#: to the lesion's ring, flips, turns and small rotations.
 DEFAULT_MODEL = ModelConfig()
 
-#: The CPU-size model ``rimclf demo`` trains in minutes: a width-8 ResNet-10 on 16^3 patches of
-#: 32 mm, lesion and ring radiomics, concatenated branches, 10 epochs, a 3-fold threshold CV.
-DEMO_MODEL = ModelConfig(
-    region="both", patch_shape=16, width=8, fusion="concat", max_epochs=10, threshold_cv=3
-)
+
+def describe_config(config: ModelConfig) -> str:
+    """A one-line description of a model configuration, for logs and reports.
+
+    Examples
+    --------
+    >>> describe_config(DEFAULT_MODEL)
+    'rim features -> MLP (width 8), no imbalance correction, 30 epochs'
+    """
+    features = {"rim": "rim features", "radiomics": f"radiomics ({config.region})",
+                "rim+radiomics": f"rim features + radiomics ({config.region})"}[config.feature_set]
+    cnn = (f"CNN (ResNet-{config.depth}, width {config.width}) on {config.patch_shape}^3 patches of "
+           f"{config.patch_size_mm:g} mm [{', '.join(config.channels)}; {config.normalize}; augment {config.augment}]")
+    if config.branches == "radiomics":
+        network = f"{features} -> MLP (width {config.width})"
+    elif config.branches == "patches":
+        network = cnn
+    else:
+        network = f"{features} -> MLP + {cnn}, {config.fusion}"
+    imbalance = "no imbalance correction" if config.imbalance == "none" else config.imbalance.replace("_", " ")
+    return f"{network}, {imbalance}, {config.max_epochs} epochs"

@@ -24,14 +24,14 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rimclf._atomic import atomic_write, refuse_overwrite
-from rimclf.defaults import DEMO_MODEL
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig, describe_config
 
 #: the held-out cohort's phantom seed is the demo seed plus this
 TEST_SEED_OFFSET = 10_000
@@ -196,24 +196,15 @@ def run_demo(
     *,
     train_subjects: int = 40,
     test_subjects: int = 20,
-    epochs: int = DEMO_MODEL.max_epochs,
-    width: int = DEMO_MODEL.width,
-    patch_shape: int = DEMO_MODEL.patch_shape,
-    patch_size_mm: float = DEMO_MODEL.patch_size_mm,
-    threshold_cv: int = DEMO_MODEL.threshold_cv,
-    region: str = DEMO_MODEL.region,
-    fusion: str = DEMO_MODEL.fusion,
+    config: ModelConfig = DEFAULT_MODEL,
     seed: int = 0,
     n_jobs: int | None = None,
     phantom_options: dict | None = None,
-    radiomics_params: object = DEMO_MODEL.radiomics_params,
     force: bool = False,
     progress: bool = True,
     report: Callable[[str], None] | None = print,
 ) -> DemoResult:
     """Run the demo (see the module documentation) and return its metrics and paths.
-
-    The model settings default to :data:`rimclf.defaults.DEMO_MODEL`.
 
     Parameters
     ----------
@@ -221,29 +212,26 @@ def run_demo(
         Output folder; an existing one is refused unless ``force`` (its feature cache is kept).
     train_subjects, test_subjects : int, default=40, 20
         Phantom subjects to train on and to predict (held out, another seed).
-    epochs, width, patch_shape, patch_size_mm
-        Training epochs, ResNet base width (depth 10), patch samples per edge and patch edge in mm.
-    threshold_cv : int, default=3
-        Subject-grouped CV folds choosing the threshold for specificity 0.9 (0: in-sample).
-    region : {"lesion", "shell", "both"}, default="both"
-        Radiomics of the lesion and of a 2 mm ring around it, where a rim partly outside the
-        FLAIR mask shows (QSMRim-Net itself uses "lesion"; "both" scores clearly better on the
-        phantom).
-    fusion : {"sum", "concat"}, default="concat"
-        How the network combines its patch and radiomics features.
+    config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
+        The model trained (features, network, threshold CV): the default model unless given.
     seed : int, default=0
         Seeds the training phantom (the held-out one uses ``seed + 10000``), the network and the CV.
     n_jobs : int or None
         Subjects in parallel for the phantoms and the feature extraction.
     phantom_options : dict, optional
         More :func:`rimclf.phantom.make_phantom_cohort` arguments (e.g. ``shape``, ``difficulty``).
-    radiomics_params : default="qsmrim"
-        pyradiomics settings of the featurizer.
     force : bool, default=False
     progress : bool, default=True
         Progress bars and the per-epoch table.
     report : callable or None, default=print
         Receives the text the demo prints (None: silent).
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from rimclf.defaults import DEFAULT_MODEL
+    >>> result = run_demo("demo_output", config=replace(DEFAULT_MODEL, threshold_cv=3))  # doctest: +SKIP
+    >>> result.metrics  # doctest: +SKIP
     """
     from rimclf.classifier import make_classifier
     from rimclf.cohort import load_cohort
@@ -275,10 +263,7 @@ def run_demo(
     summary = pd.DataFrame([_cohort_line("training", train_table), _cohort_line("held-out", test_table)])
     report(summary.to_string(index=False))
 
-    report(f"[2/4] training: features (radiomics region {region!r}, {patch_shape}^3 patches of {patch_size_mm:g} mm), "
-           f"{threshold_cv}-fold threshold CV and the final network ({epochs} epochs each)")
-    config = replace(DEMO_MODEL, max_epochs=epochs, width=width, patch_shape=patch_shape, patch_size_mm=patch_size_mm,
-                     threshold_cv=threshold_cv, region=region, fusion=fusion, radiomics_params=radiomics_params)
+    report(f"[2/4] training: {describe_config(config)}; {config.threshold_cv}-fold threshold CV and the final model")
     featurizer = make_featurizer(config, n_jobs=n_jobs, memory=str(paths["cache"]), progress=progress)
     classifier = make_classifier(config, random_state=seed, verbose=int(progress))
     model = train_model(train_table, featurizer=featurizer, classifier=classifier, target_specificity=config.target_specificity,
@@ -296,7 +281,7 @@ def run_demo(
     metrics, counts = evaluate_predictions(lesions, loaded.threshold_, random_state=seed)
     atomic_write(paths["metrics"], lambda tmp: metrics.to_csv(tmp, sep="\t", index=False, float_format="%.4f"), force=True)
     plot_roc_pr(paths["roc_pr"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(), loaded.threshold_,
-                title=f"QSMRim-Net on {test_subjects} held-out phantom subjects ({len(lesions)} lesions, "
+                title=f"rimclf on {test_subjects} held-out phantom subjects ({len(lesions)} lesions, "
                       f"{int(lesions['rim'].sum())} rim+)", force=True)
     report(format_metrics(metrics))
     report("rim+ lesions per held-out subject (true vs predicted at the threshold):")

@@ -40,7 +40,9 @@ from rimclf.threshold import ThresholdChoice
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelVersionWarning", "load_model", "save_model"]
 
 FORMAT = "rimclf-model"
-FORMAT_VERSION = 1
+#: 2: rim-profile features ("featurizer.rim") and the tabular entries the network joins
+#: ("classifier.feature_keys"); version-1 files read as having neither.
+FORMAT_VERSION = 2
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "weights.pt"
 _MODULE_PREFIX = "module."
@@ -58,10 +60,10 @@ _TOP_KEYS = {
 }
 _CLASSIFIER_KEYS = {
     "params": dict, "omitted_params": list, "in_channels": (int, type(None)), "patch_shape": (list, type(None)),
-    "n_radiomics": (int, type(None)), "pos_weight": (float, int, type(None)),
+    "n_radiomics": (int, type(None)), "feature_keys": (list, type(None)), "pos_weight": (float, int, type(None)),
 }
 _MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None))}
-_FEATURIZER_KEYS = {"radiomics": (dict, type(None)), "patches": (dict, type(None))}
+_FEATURIZER_KEYS = {"rim": (dict, type(None)), "radiomics": (dict, type(None)), "patches": (dict, type(None))}
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
 _TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
@@ -88,14 +90,14 @@ def _json(value: Any, where: str) -> Any:
 def _featurizer_settings(featurizer) -> tuple[dict, list[str] | None]:
     from rimclf.features.radiomics import load_params
 
-    radiomics, patches = featurizer.extractors()
-    settings: dict[str, Any] = {"radiomics": None, "patches": None}
-    if radiomics is not None:
-        params = radiomics.get_params(deep=False)
-        params["params"] = load_params(params["params"])  # a parameter file's content, not its path
-        settings["radiomics"] = _json(params, "featurizer.radiomics")
-    if patches is not None:
-        settings["patches"] = _json(patches.get_params(deep=False), "featurizer.patches")
+    extractors = featurizer.extractors()
+    settings: dict[str, Any] = {"rim": None, "radiomics": None, "patches": None}
+    for name, extractor in extractors.items():
+        params = extractor.get_params(deep=False)
+        if name == "radiomics":
+            params["params"] = load_params(params["params"])  # a parameter file's content, not its path
+        settings[name] = _json(params, f"featurizer.{name}")
+    radiomics = extractors.get("radiomics")
     names = None if radiomics is None else [str(name) for name in radiomics.get_feature_names_out()]
     return settings, names
 
@@ -116,7 +118,7 @@ def _classifier_settings(classifier, state: dict) -> tuple[dict, dict[str, torch
     settings = {
         "params": _json(json_params, "classifier.params"),
         "omitted_params": sorted(set(state["omitted_params"]) | ({"callbacks"} if params["callbacks"] else set())),
-        **{key: _json(state[key], f"classifier.{key}") for key in ("in_channels", "patch_shape", "n_radiomics", "pos_weight")},
+        **{key: _json(state[key], f"classifier.{key}") for key in ("in_channels", "patch_shape", "n_radiomics", "feature_keys", "pos_weight")},
     }
     tensors = {_MODULE_PREFIX + key: value.detach().cpu().contiguous() for key, value in state["module_state"].items()}
     for key in _SCALER_KEYS:
@@ -222,11 +224,18 @@ def _read_settings(folder: Path) -> dict:
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format_version {version} was written by a newer rimclf (this one reads up to {FORMAT_VERSION}); upgrade rimclf")
     _check_section(settings, _TOP_KEYS, str(path))
+    if version == 1:
+        for section, key in (("featurizer", "rim"), ("classifier", "feature_keys")):
+            if isinstance(settings[section], dict):
+                settings[section].setdefault(key, None)
     _check_section(settings["weights"], _WEIGHTS_KEYS, f"{path} weights")
     _check_section(settings["model"], _MODEL_KEYS, f"{path} model")
     _check_section(settings["featurizer"], _FEATURIZER_KEYS, f"{path} featurizer")
     _check_section(settings["classifier"], _CLASSIFIER_KEYS, f"{path} classifier")
     _check_section(settings["training"], _TRAINING_KEYS, f"{path} training")
+    feature_keys = settings["classifier"]["feature_keys"]
+    if feature_keys is not None and (not feature_keys or not set(feature_keys) <= {"rim", "radiomics"}):
+        raise ModelFileError(f"{path}: classifier.feature_keys must list 'rim' and/or 'radiomics', got {feature_keys!r}")
     _check_section(settings["versions"], {key: str for key in settings["versions"]}, f"{path} versions")
     if settings["weights"]["file"] != WEIGHTS_FILE:
         raise ModelFileError(f"{path}: weights file must be {WEIGHTS_FILE!r}, got {settings['weights']['file']!r}")
@@ -253,11 +262,12 @@ def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]
 
 
 def _build_featurizer(settings: dict, where: str):
-    from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor
+    from rimclf.features import LesionFeaturizer
+    from rimclf.features.featurizer import EXTRACTOR_KINDS
 
     parts = {}
-    for name, kind in (("radiomics", RadiomicsExtractor), ("patches", PatchExtractor)):
-        params = settings["featurizer"][name]
+    for name, kind in EXTRACTOR_KINDS.items():
+        params = settings["featurizer"].get(name)  # no "rim" in files written before rim features
         if params is None:
             parts[name] = None
             continue

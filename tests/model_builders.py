@@ -1,8 +1,9 @@
 """A tiny phantom cohort and a tiny trained RimModel, built once per test session.
 
-Six 40x48x28 phantom subjects with 4-8 lesions each and ~30 % rim+, radiomics without wavelets
-(first-order and two shape features), 8^3 patches of 16 mm, a width-4 ResNet-10 trained for
-2 epochs, threshold from a 2-fold subject-grouped CV.
+Six 40x48x28 phantom subjects with 4-8 lesions each and ~30 % rim+; rim-profile features and
+radiomics without wavelets (first-order and two shape features) in the MLP branch, 8^3 patches
+of 16 mm in a width-4 ResNet-10 (both branches, so that every part of a model file is exercised),
+trained for 2 epochs, threshold from a 2-fold subject-grouped CV.
 """
 
 from __future__ import annotations
@@ -28,8 +29,18 @@ setting: {binWidth: 25}
 """
 PHANTOM_OPTIONS = {"shape": (40, 48, 28), "lesions_per_subject": (4, 8), "rim_prevalence": 0.3}
 #: ``rimclf train`` options giving the same tiny model as :func:`tiny_estimators`
-TRAIN_ARGS = ["--patch-shape", "8", "--patch-size-mm", "16", "--width", "4", "--epochs", "2",
-              "--batch-size", "16", "--threshold-cv", "2", "--seed", "0", "--quiet"]
+TRAIN_ARGS = ["--feature-set", "rim+radiomics", "--branches", "both", "--patch-shape", "8", "--patch-size-mm", "16",
+              "--width", "4", "--epochs", "2", "--batch-size", "16", "--threshold-cv", "2", "--seed", "0", "--quiet"]
+
+
+def tiny_config():
+    """The :class:`~rimclf.defaults.ModelConfig` that ``rimclf train ... TRAIN_ARGS`` trains."""
+    from dataclasses import replace
+
+    from rimclf.defaults import DEFAULT_MODEL
+
+    return replace(DEFAULT_MODEL, feature_set="rim+radiomics", branches="both", radiomics_params=RADIOMICS_PARAMS,
+                   patch_shape=8, patch_size_mm=16.0, width=4, max_epochs=2, batch_size=16, threshold_cv=2)
 
 
 @lru_cache(maxsize=None)
@@ -55,12 +66,11 @@ def tiny_table() -> pd.DataFrame:
 
 def tiny_estimators(**classifier_params):
     """(featurizer, classifier) of the tiny model."""
-    from rimclf import LesionFeaturizer, PatchExtractor, QSMRimNetClassifier, RadiomicsExtractor
+    from rimclf.classifier import make_classifier
+    from rimclf.features import make_featurizer
 
-    featurizer = LesionFeaturizer(radiomics=RadiomicsExtractor(params=RADIOMICS_PARAMS),
-                                  patches=PatchExtractor(size_mm=16.0, shape=8), progress=False)
-    params = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0, **classifier_params}
-    return featurizer, QSMRimNetClassifier(**params)
+    featurizer = make_featurizer(tiny_config(), progress=False)
+    return featurizer, make_classifier(tiny_config(), **{"random_state": 0, **classifier_params})
 
 
 @lru_cache(maxsize=None)

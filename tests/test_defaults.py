@@ -8,7 +8,7 @@ import pytest
 
 from rimclf import defaults
 from rimclf.cli import build_parser
-from rimclf.defaults import DEFAULT_MODEL, DEMO_MODEL
+from rimclf.defaults import DEFAULT_MODEL
 
 
 def subparser(name: str):
@@ -37,10 +37,13 @@ MODEL_OPTIONS = {
     "patch_size_mm": ("patch_size_mm", None),
     "patch_shape": ("patch_shape", None),
     "normalize": ("normalize", defaults.NORMALIZATIONS),
+    "feature_set": ("feature_set", defaults.FEATURE_SETS),
+    "branches": ("branches", defaults.BRANCHES),
+    "augment": ("augment", defaults.AUGMENTATIONS),
     "target_specificity": ("target_specificity", None),
     "threshold_cv": ("threshold_cv", None),
 }
-FEATURE_OPTIONS = ("radiomics_params", "region", "shell_mm", "patch_size_mm", "patch_shape", "normalize")
+FEATURE_OPTIONS = ("feature_set", "radiomics_params", "region", "shell_mm", "patch_size_mm", "patch_shape", "normalize")
 
 
 @pytest.mark.parametrize("dest", sorted(MODEL_OPTIONS))
@@ -59,13 +62,25 @@ def test_feature_options_of_other_commands_match_train(command: str) -> None:
         assert other[dest].choices == train[dest].choices
 
 
-def test_demo_options_are_the_demo_model() -> None:
-    demo = options("demo")
-    assert demo["epochs"].default == DEMO_MODEL.max_epochs
-    for dest in ("width", "patch_shape", "threshold_cv", "region", "fusion"):
-        assert demo[dest].default == getattr(DEMO_MODEL, dest)
-    assert tuple(demo["region"].choices) == defaults.REGIONS
-    assert tuple(demo["fusion"].choices) == defaults.FUSIONS
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_train_and_demo_share_the_default_model(command: str) -> None:
+    """``rimclf train`` and ``rimclf demo`` parse every model option to the same DEFAULT_MODEL."""
+    from rimclf.cli._options import model_config
+
+    args = build_parser().parse_args(["demo"] if command == "demo" else ["train", "cohort", "-o", "model"])
+    assert model_config(args) == DEFAULT_MODEL
+    for dest, (field, choices) in MODEL_OPTIONS.items():
+        action = options(command)[dest]
+        assert action.default == getattr(DEFAULT_MODEL, field) or list(action.default) == list(getattr(DEFAULT_MODEL, field))
+
+
+def test_the_benchmark_reference_is_the_default_model() -> None:
+    from rimclf.benchmark import ABLATION_METHODS, ABLATION_REFERENCE, BenchmarkSettings
+
+    reference = ABLATION_METHODS[ABLATION_REFERENCE]
+    config = reference.config(BenchmarkSettings())
+    assert dataclasses.replace(config, shell_mm=DEFAULT_MODEL.shell_mm) == DEFAULT_MODEL
+    assert reference.features == DEFAULT_MODEL.feature_set
 
 
 @pytest.mark.parametrize("command", ["train", "predict", "extract", "tune", "benchmark", "cv"])
@@ -113,12 +128,19 @@ def test_factories_follow_the_configuration() -> None:
     from rimclf.classifier import make_classifier
     from rimclf.features import make_featurizer
 
-    config = dataclasses.replace(DEFAULT_MODEL, region="both", patch_shape=12, depth=18, fusion="concat")
-    radiomics, patches = make_featurizer(config).extractors()
-    assert radiomics.region == "both" and patches.shape == 12
-    assert make_featurizer(config, radiomics=False).radiomics is None
+    config = dataclasses.replace(
+        DEFAULT_MODEL, feature_set="rim+radiomics", region="both", patch_shape=12, depth=18, fusion="concat",
+        branches="both", augment="flips",
+    )
+    extractors = make_featurizer(config).extractors()
+    assert sorted(extractors) == ["patches", "radiomics", "rim"]
+    assert extractors["radiomics"].region == "both" and extractors["patches"].shape == 12
+    assert sorted(make_featurizer(config, features=False).extractors()) == ["patches"]
+    rim_only = dataclasses.replace(config, feature_set="rim", branches="radiomics")
+    assert sorted(make_featurizer(rim_only).extractors()) == ["rim"]  # no CNN branch: no patches
     params = make_classifier(config, random_state=3).get_params()
     assert (params["module__depth"], params["module__fusion"], params["random_state"]) == (18, "concat", 3)
+    assert params["module__augment"] == "flips"
 
 
 def test_choice_tables_agree_with_the_code_that_uses_them() -> None:

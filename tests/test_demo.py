@@ -10,11 +10,14 @@ import pytest
 
 from rimclf import CohortError
 from rimclf.demo import evaluate_predictions, format_metrics, plot_roc_pr, run_demo
-from tests.model_builders import PHANTOM_OPTIONS, RADIOMICS_PARAMS
+from dataclasses import replace
 
-TINY = {"train_subjects": 5, "test_subjects": 3, "epochs": 1, "width": 4, "patch_shape": 8, "patch_size_mm": 16.0,
-        "threshold_cv": 0, "n_jobs": 1, "phantom_options": {**PHANTOM_OPTIONS, "rim_prevalence": 0.4}, "radiomics_params": RADIOMICS_PARAMS,
-        "progress": False}
+from rimclf.defaults import DEFAULT_MODEL
+from tests.model_builders import PHANTOM_OPTIONS
+
+#: the default model (rim features, MLP) at a tiny size
+TINY = {"train_subjects": 5, "test_subjects": 3, "config": replace(DEFAULT_MODEL, max_epochs=1, width=4, threshold_cv=0),
+        "n_jobs": 1, "phantom_options": {**PHANTOM_OPTIONS, "rim_prevalence": 0.4}, "progress": False}
 
 
 def test_evaluate_predictions() -> None:

@@ -55,8 +55,11 @@ def test_model_directory_contents() -> None:
     assert {"rimclf", "torch", "pyradiomics"} <= set(settings["versions"])
     assert settings["weights"]["sha256"] == _sha256(folder / "weights.pt")
     assert settings["threshold"]["method"] == "cv" and settings["threshold"]["target_specificity"] == 0.9
-    assert settings["classifier"]["in_channels"] == 3 and settings["classifier"]["patch_shape"] == [8, 8, 8]
-    assert len(settings["radiomics_feature_names"]) == settings["classifier"]["n_radiomics"]
+    assert settings["classifier"]["in_channels"] == 4 and settings["classifier"]["patch_shape"] == [8, 8, 8]
+    assert settings["classifier"]["feature_keys"] == ["rim", "radiomics"]
+    n_rim = len(tiny_model().featurizer_.extractors()["rim"].get_feature_names_out())
+    assert len(settings["radiomics_feature_names"]) + n_rim == settings["classifier"]["n_radiomics"]
+    assert settings["featurizer"]["rim"] is not None
     tensors = torch.load(folder / "weights.pt", weights_only=True)
     assert all(isinstance(value, torch.Tensor) for value in tensors.values())
     assert tensors["radiomics_mean"].dtype == torch.float64

@@ -1,8 +1,9 @@
-"""Radiomics-only baseline pipelines (random forest, logistic regression, gradient boosting).
+"""Baseline pipelines on the tabular features: random forest, logistic regression, gradient boosting.
 
 Each ``make_*`` factory returns an :class:`imblearn.pipeline.Pipeline` with the steps
 
-``select`` (:class:`SelectRadiomics`, optional) → ``impute`` (median) → ``scale`` (standardise)
+``select`` (:class:`SelectFeatures`, optional: the ``feature_set`` entries of the featurizer's
+``SliceDict``, rim-profile features and/or radiomics) → ``impute`` (median) → ``scale`` (standardise)
 → ``sampler`` (:class:`SafeSMOTE` or ``"passthrough"``) → ``model``,
 
 so ``set_params(model__C=0.1)`` or ``set_params(sampler=...)`` tune any of them, and SMOTE runs
@@ -16,6 +17,7 @@ so the network can be trained on input-level SMOTE instead of DeepSMOTE.
 
 from rimclf.baselines._factories import (
     SAMPLERS,
+    SelectFeatures,
     SelectRadiomics,
     make_gradient_boosting,
     make_logistic_regression,
@@ -26,6 +28,7 @@ from rimclf.baselines._samplers import SafeSMOTE, SliceDictSMOTE
 __all__ = [
     "SAMPLERS",
     "SafeSMOTE",
+    "SelectFeatures",
     "SelectRadiomics",
     "SliceDictSMOTE",
     "make_gradient_boosting",

@@ -1,9 +1,11 @@
-"""Radiomics-only baseline pipelines: random forest, logistic regression, gradient boosting."""
+"""Baseline pipelines on the tabular features (rim-profile and/or radiomics): random forest,
+logistic regression, gradient boosting."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 from imblearn.pipeline import Pipeline
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -13,14 +15,68 @@ from sklearn.preprocessing import StandardScaler
 
 from rimclf.baselines._samplers import SafeSMOTE
 from rimclf._validation import check_choice
-from rimclf.defaults import SAMPLERS
+from rimclf.defaults import FEATURE_SETS, SAMPLERS
 from rimclf.errors import ParameterError
 
 
-class SelectRadiomics(TransformerMixin, BaseEstimator):
-    """Take the radiomics matrix out of the featurizer's ``SliceDict``; pass arrays through.
+class SelectFeatures(TransformerMixin, BaseEstimator):
+    """Take the tabular features out of the featurizer's ``SliceDict``; pass arrays through.
 
-    Stateless. Lets a radiomics-only model follow ``LesionFeaturizer`` in a pipeline.
+    Stateless. Lets a baseline follow ``LesionFeaturizer`` in a pipeline: the entries of
+    ``feature_set`` (``"rim"``, ``"radiomics"`` or ``"rim+radiomics"``, see
+    :data:`rimclf.defaults.FEATURE_SETS`) are joined column-wise, rim-profile features first,
+    as :class:`~rimclf.classifier.QSMRimNetClassifier` joins them.
+
+    Parameters
+    ----------
+    feature_set : {"rim", "radiomics", "rim+radiomics"} or None, default=None
+        Entries to take; None: every tabular entry the mapping holds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = {"rim": np.ones((2, 3)), "radiomics": np.zeros((2, 4)), "patches": np.zeros((2, 1, 8, 8, 8))}
+    >>> SelectFeatures().transform(X).shape
+    (2, 7)
+    >>> SelectFeatures(feature_set="rim").transform(X).shape
+    (2, 3)
+    """
+
+    def __init__(self, feature_set: str | None = None) -> None:
+        self.feature_set = feature_set
+
+    def fit(self, X: object, y: object = None) -> SelectFeatures:
+        """Do nothing (stateless); return ``self``."""
+        return self
+
+    def _keys(self, X: Mapping) -> list[str]:
+        if self.feature_set is None:
+            keys = [key for key in ("rim", "radiomics") if key in X]
+        else:
+            keys = check_choice(self.feature_set, "feature_set", (None, *FEATURE_SETS), owner=type(self).__name__).split("+")
+        missing = [key for key in keys if key not in X]
+        if missing or not keys:
+            raise ParameterError(
+                f"X has no {(missing or ['rim or radiomics'])[0]!r} entry (keys: {sorted(X)}); "
+                f"feature_set={self.feature_set!r} needs it"
+            )
+        return keys
+
+    def transform(self, X: object) -> object:
+        """The joined tabular entries of a mapping, or ``X`` itself otherwise."""
+        if isinstance(X, Mapping):
+            parts = [np.asarray(X[key]) for key in self._keys(X)]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return X
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+class SelectRadiomics(SelectFeatures):
+    """:class:`SelectFeatures` of one entry, ``key`` (default ``"radiomics"``).
 
     Parameters
     ----------
@@ -31,24 +87,10 @@ class SelectRadiomics(TransformerMixin, BaseEstimator):
     def __init__(self, key: str = "radiomics") -> None:
         self.key = key
 
-    def fit(self, X: object, y: object = None) -> SelectRadiomics:
-        """Do nothing (stateless); return ``self``."""
-        return self
-
-    def transform(self, X: object) -> object:
-        """Return ``X[key]`` for a mapping, ``X`` itself otherwise."""
-        if isinstance(X, Mapping):
-            if self.key not in X:
-                raise ParameterError(
-                    f"X has no {self.key!r} entry (keys: {sorted(X)}); set key= to one of them"
-                )
-            return X[self.key]
-        return X
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        return tags
+    def _keys(self, X: Mapping) -> list[str]:
+        if self.key not in X:
+            raise ParameterError(f"X has no {self.key!r} entry (keys: {sorted(X)}); set key= to one of them")
+        return [self.key]
 
 
 def _check_sampler(sampler: object) -> str:
@@ -57,10 +99,10 @@ def _check_sampler(sampler: object) -> str:
 
 def _make_pipeline(
     model: BaseEstimator, sampler: str, k_neighbors: int, random_state: object,
-    select_radiomics: bool,
+    select_radiomics: bool, feature_set: str | None,
 ) -> Pipeline:
     smote = SafeSMOTE(k_neighbors=k_neighbors, random_state=random_state)
-    steps = [("select", SelectRadiomics())] if select_radiomics else []
+    steps = [("select", SelectFeatures(feature_set))] if select_radiomics else []
     steps += [
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
         ("scale", StandardScaler()),
@@ -88,8 +130,10 @@ _SHARED_DOC = """Parameters
     random_state : int, RandomState instance or None, default=None
         Seeds SMOTE and the model.
     select_radiomics : bool, default=True
-        Prepend :class:`SelectRadiomics`, so the pipeline takes the featurizer's ``SliceDict``
+        Prepend :class:`SelectFeatures`, so the pipeline takes the featurizer's ``SliceDict``
         as well as a plain feature matrix.
+    feature_set : {"rim", "radiomics", "rim+radiomics"} or None, default=None
+        The tabular entries of the ``SliceDict`` the model uses (None: all it holds).
     **params
         Keyword arguments of the model; they override the defaults above.
 
@@ -108,7 +152,7 @@ def _shared_doc(factory):
 @_shared_doc
 def make_random_forest(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
-    select_radiomics: bool = True, **params: object,
+    select_radiomics: bool = True, feature_set: str | None = None, **params: object,
 ) -> Pipeline:
     """Random forest on radiomics features, as in APRL (500 trees).
 
@@ -118,13 +162,13 @@ def make_random_forest(
     model = RandomForestClassifier(
         **_model_params(sampler, {"n_estimators": 500, "random_state": random_state}, params)
     )
-    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
+    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics, feature_set)
 
 
 @_shared_doc
 def make_logistic_regression(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
-    select_radiomics: bool = True, **params: object,
+    select_radiomics: bool = True, feature_set: str | None = None, **params: object,
 ) -> Pipeline:
     """L2-penalised logistic regression on standardised radiomics features.
 
@@ -133,13 +177,13 @@ def make_logistic_regression(
     sampler = _check_sampler(sampler)
     defaults = {"C": 1.0, "max_iter": 5000, "random_state": random_state}
     model = LogisticRegression(**_model_params(sampler, defaults, params))
-    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
+    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics, feature_set)
 
 
 @_shared_doc
 def make_gradient_boosting(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
-    select_radiomics: bool = True, **params: object,
+    select_radiomics: bool = True, feature_set: str | None = None, **params: object,
 ) -> Pipeline:
     """Histogram gradient boosting (:class:`~sklearn.ensemble.HistGradientBoostingClassifier`).
 
@@ -149,5 +193,5 @@ def make_gradient_boosting(
     model = HistGradientBoostingClassifier(
         **_model_params(sampler, {"random_state": random_state}, params)
     )
-    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics)
+    return _make_pipeline(model, sampler, k_neighbors, random_state, select_radiomics, feature_set)
 

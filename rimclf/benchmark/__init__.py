@@ -1,12 +1,14 @@
-"""The imbalance benchmark: DeepSMOTE against input-level SMOTE, class weights, oversampling and
-radiomics baselines, on the same subject-grouped folds.
+"""Benchmarks: methods cross-validated on the same subject-grouped folds of one cohort.
 
-:func:`run_imbalance_benchmark` cross-validates every method of :data:`METHODS` on one cohort
-(a phantom or your own data) and writes ``results.csv``, ``results.json`` (with settings and
+:func:`run_benchmark` cross-validates the methods of a table on one cohort (a phantom or your
+own data): by default the ablation, :data:`ABLATION_METHODS` (the default model against each
+one-part change of it and against baselines; ``rimclf benchmark``, ``benchmarks/bench_ablation.py``);
+:func:`run_imbalance_benchmark` runs the imbalance benchmark's :data:`METHODS` (DeepSMOTE against
+input-level SMOTE, class weights, oversampling and radiomics baselines;
+``benchmarks/bench_imbalance.py``). Each writes ``results.csv``, ``results.json`` (with settings and
 package versions), ``predictions.tsv`` (all out-of-fold probabilities, from which
 :func:`summarize_predictions` recomputes every number of the table) and ROC, PR and
-paired-difference figures. ``rimclf benchmark COHORT -o OUT`` runs it from the command line and
-``benchmarks/bench_imbalance.py`` on phantom cohorts.
+paired-difference figures.
 
 Names are imported lazily, so that the command line can read the method table without
 importing torch and scikit-learn.
@@ -18,6 +20,8 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
+    "ABLATION_METHODS": "rimclf.benchmark._methods",
+    "ABLATION_REFERENCE": "rimclf.benchmark._methods",
     "FEATURE_SETS": "rimclf.benchmark._methods",
     "METHODS": "rimclf.benchmark._methods",
     "REFERENCE": "rimclf.benchmark._methods",
@@ -29,6 +33,7 @@ _LAZY: dict[str, str] = {
     "make_repeated_folds": "rimclf.benchmark._cv",
     "OUTPUT_FILES": "rimclf.benchmark._run",
     "package_versions": "rimclf.benchmark._run",
+    "run_benchmark": "rimclf.benchmark._run",
     "run_imbalance_benchmark": "rimclf.benchmark._run",
     "PREDICTION_COLUMNS": "rimclf.benchmark._summary",
     "format_results": "rimclf.benchmark._summary",

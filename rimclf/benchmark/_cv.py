@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
-from rimclf.benchmark._methods import Method
+from rimclf.benchmark._methods import ALL_CHANNELS, Method
 from rimclf.errors import CohortError
 from rimclf.metrics import subject_folds
 
@@ -28,40 +28,86 @@ _MAX_SEED = 2**31 - 1
 
 @dataclass
 class BenchmarkFeatures:
-    """The inputs of every feature set for all lesions of the table, in table order."""
+    """Every feature any method needs, for all lesions of the table, in table order.
 
-    inputs: dict[str, object]
+    Attributes
+    ----------
+    rim : ndarray of shape (n, F_rim) or None
+        Rim-profile features.
+    radiomics : dict of {"lesion", "shell"} to ndarray, or empty
+        pyradiomics features of the lesion and of its ring.
+    patches : dict of normalisation to ndarray of shape (n, 4, D, H, W)
+        Patches with every channel of :data:`~rimclf.benchmark._methods.ALL_CHANNELS`.
+    radiomics_names : list of str
+    seconds : float
+        Extraction time.
+    """
+
+    rim: np.ndarray | None
+    radiomics: dict[str, np.ndarray]
+    patches: dict[str, np.ndarray]
     radiomics_names: list[str]
     seconds: float
 
+    def inputs(self, method: Method, settings) -> object:
+        """The X of ``method``: a feature matrix for a baseline, a ``SliceDict`` for the network."""
+        from skorch.helper import SliceDict
+
+        tabular = []
+        for part in method.tabular_parts:
+            if part == "rim":
+                tabular.append(self.rim)
+            elif part == "radiomics":  # the imbalance benchmark's network radiomics
+                tabular.extend(self.radiomics[region] for region in settings.network_radiomics.split("+"))
+            else:
+                tabular.append(self.radiomics[part])
+        matrix = None
+        if tabular:
+            matrix = tabular[0] if len(tabular) == 1 else np.concatenate(tabular, axis=1)
+        if method.model != "qsmrimnet":
+            return matrix
+        entries = {}
+        if method.uses_patches:
+            config = method.config(settings)
+            channels = [ALL_CHANNELS.index(channel) for channel in config.channels]
+            entries["patches"] = np.ascontiguousarray(self.patches[config.normalize][:, channels])
+        if matrix is not None:
+            entries["radiomics"] = matrix
+        return SliceDict(**entries)
+
 
 def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, cache, n_jobs, progress) -> BenchmarkFeatures:
-    """Featurize the table once: radiomics of the lesion (and of its ring when a method needs it)
-    and, for the network, patches; then build each feature set's inputs by selecting columns."""
-    from skorch.helper import SliceDict
-
+    """Featurize the table once: the rim-profile features, the radiomics (of the lesion, and of
+    its ring when a method needs it) and the patches of each normalisation the CNN variants use,
+    all through :func:`rimclf.features.make_featurizer`."""
     from rimclf.features import make_featurizer
 
-    feature_sets = {method.features for method in methods}
-    network = "patches+radiomics" in feature_sets
-    needs_shell = "lesion+shell" in feature_sets or (network and settings.network_radiomics == "lesion+shell")
-    region = "both" if needs_shell else "lesion"
-    featurizer = make_featurizer(
-        settings.model_config(region=region), patches=network, n_jobs=n_jobs, memory=cache, progress=progress
-    )
+    parts = {part for method in methods for part in method.parts}
+    if "radiomics" in parts:
+        parts |= set(settings.network_radiomics.split("+"))
     start = time.perf_counter()
-    X = featurizer.transform(table)
-    seconds = time.perf_counter() - start
-    names = [str(name) for name in featurizer.get_feature_names_out()]
-    radiomics = np.asarray(X["radiomics"])
-    # with region="both" the columns are "lesion_<name>" then "shell_<name>"; the lesion_ ones
-    # are the values region="lesion" gives
-    lesion_columns = [i for i, name in enumerate(names) if region == "lesion" or name.startswith("lesion_")]
-    by_region = {"lesion": np.ascontiguousarray(radiomics[:, lesion_columns]), "lesion+shell": radiomics}
-    inputs: dict[str, object] = {key: by_region[key] for key in ("lesion", "lesion+shell") if key in feature_sets}
-    if network:
-        inputs["patches+radiomics"] = SliceDict(patches=X["patches"], radiomics=by_region[settings.network_radiomics])
-    return BenchmarkFeatures(inputs, names, seconds)
+    runtime = {"n_jobs": n_jobs, "memory": cache, "progress": progress}
+    rim, radiomics, names = None, {}, []
+    tabular = [name for name, wanted in (("rim", "rim" in parts), ("radiomics", {"lesion", "shell"} & parts)) if wanted]
+    if tabular:
+        region = "both" if "shell" in parts else "lesion"
+        config = settings.model_config(feature_set="+".join(tabular), region=region)
+        featurizer = make_featurizer(config, patches=False, **runtime)
+        X = featurizer.transform(table)
+        rim = np.asarray(X["rim"]) if "rim" in X else None
+        if "radiomics" in X:
+            names = [str(name) for name in featurizer.extractors()["radiomics"].get_feature_names_out()]
+            values = np.asarray(X["radiomics"])
+            if region == "lesion":
+                radiomics["lesion"] = values
+            else:  # columns "lesion_<name>" then "shell_<name>"; the lesion_ ones equal region="lesion"
+                lesion = np.array([name.startswith("lesion_") for name in names])
+                radiomics = {"lesion": np.ascontiguousarray(values[:, lesion]), "shell": np.ascontiguousarray(values[:, ~lesion])}
+    patches = {}
+    for normalize in sorted({method.config(settings).normalize for method in methods if method.uses_patches}):
+        config = settings.model_config(normalize=normalize, channels=ALL_CHANNELS)
+        patches[normalize] = np.asarray(make_featurizer(config, features=False, patches=True, **runtime).transform(table)["patches"])
+    return BenchmarkFeatures(rim, radiomics, patches, names, time.perf_counter() - start)
 
 
 def make_repeated_folds(

@@ -1,4 +1,26 @@
-"""The methods the imbalance benchmark compares, and how each one's estimator is built.
+"""The methods the benchmarks compare, and how each one's estimator and inputs are built.
+
+Two method tables share one :class:`Method` type:
+
+- :data:`ABLATION_METHODS` (``rimclf benchmark``, ``benchmarks/bench_ablation.py``): the default
+  model (:data:`rimclf.defaults.DEFAULT_MODEL`, the reference) against the same model with one part
+  changed or added (radiomics, a CNN branch and its augmentation, normalisation and distance
+  channel, DeepSMOTE or class weights) and against radiomics and rim-feature baselines;
+- :data:`METHODS` (``benchmarks/bench_imbalance.py``): the imbalance benchmark of QSMRim-Net on
+  patches and radiomics with DeepSMOTE (its reference), input-level SMOTE, class weights,
+  oversampling or nothing, and radiomics baselines.
+
+A method's ``features`` names its inputs as ``+``-joined parts:
+
+============  ======================================================================
+part          input
+============  ======================================================================
+``rim``       rim-profile features (:class:`~rimclf.features.RimProfileExtractor`)
+``lesion``    pyradiomics features of the lesion
+``shell``     pyradiomics features of a ring ``shell_mm`` wide around it
+``radiomics`` the network's radiomics of the imbalance benchmark (``network_radiomics``)
+``patches``   patches for the CNN branch (their settings are the method's configuration's)
+============  ======================================================================
 
 This module imports nothing heavy at import time, so the command line can list the method
 names without loading torch or scikit-learn.
@@ -6,17 +28,23 @@ names without loading torch or scikit-learn.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from rimclf._validation import check_param
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig
 from rimclf.errors import ParameterError
 
-#: What a method is trained on: the network's patches with radiomics (of the lesion and its ring,
-#: or of the lesion only: ``BenchmarkSettings.network_radiomics``), lesion radiomics, or lesion
-#: radiomics plus the radiomics of a peri-lesional ring.
+#: The parts a method's ``features`` may join (see the module documentation).
+FEATURE_PARTS = ("rim", "lesion", "shell", "radiomics", "patches")
+#: The feature sets of the imbalance benchmark's methods.
 FEATURE_SETS = ("patches+radiomics", "lesion", "lesion+shell")
-
-#: The method every other one is compared with.
+#: The reference of the imbalance benchmark (:data:`METHODS`).
 REFERENCE = "qsmrimnet_deepsmote"
+#: The reference of the ablation (:data:`ABLATION_METHODS`): the default model.
+ABLATION_REFERENCE = "default"
+#: Patch channels a CNN variant may use: all are extracted once, each method takes its own.
+ALL_CHANNELS = ("qsm", "flair", "mask", "distance")
 
 
 @dataclass(frozen=True)
@@ -30,10 +58,15 @@ class Method:
     label : str
         Human-readable name for tables and figures.
     model : {"qsmrimnet", "random_forest", "logistic_regression", "gradient_boosting"}
-    features : {"patches+radiomics", "lesion", "lesion+shell"}
+    features : str
+        Its inputs, ``+``-joined parts of :data:`FEATURE_PARTS`.
     imbalance : {"deepsmote", "smote", "class_weight", "oversample", "none"}
         ``"smote"`` is input-level SMOTE: :class:`~rimclf.baselines.SliceDictSMOTE` before the
-        network (trained with ``imbalance="none"``), imblearn SMOTE in the radiomics pipelines.
+        network (trained with ``imbalance="none"``), imblearn SMOTE in the baseline pipelines.
+    network : tuple of (str, object), default=()
+        For ``model="qsmrimnet"``: :class:`~rimclf.defaults.ModelConfig` fields that differ from
+        the benchmark's network settings (e.g. ``(("augment", "flips"),)``); ``branches`` follows
+        from ``features``.
     """
 
     name: str
@@ -41,11 +74,36 @@ class Method:
     model: str
     features: str
     imbalance: str
+    network: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.parts) - set(FEATURE_PARTS))
+        if unknown or not self.parts:
+            raise ParameterError(f"method {self.name!r}: features={self.features!r} must join parts of {FEATURE_PARTS}")
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts of ``features``."""
+        return tuple(part for part in self.features.split("+") if part)
 
     @property
     def family(self) -> str:
-        """``"network"`` for QSMRim-Net variants, ``"radiomics"`` for the radiomics baselines."""
-        return "network" if self.model == "qsmrimnet" else "radiomics"
+        """``"network"`` for QSMRim-Net variants, ``"baseline"`` for the other models."""
+        return "network" if self.model == "qsmrimnet" else "baseline"
+
+    @property
+    def uses_patches(self) -> bool:
+        return "patches" in self.parts
+
+    @property
+    def tabular_parts(self) -> tuple[str, ...]:
+        return tuple(part for part in self.parts if part != "patches")
+
+    def config(self, settings) -> ModelConfig:
+        """The network configuration of a ``qsmrimnet`` method under ``settings``."""
+        branches = "both" if self.uses_patches and self.tabular_parts else "patches" if self.uses_patches else "radiomics"
+        changes = {"branches": branches, "imbalance": "none" if self.imbalance == "smote" else self.imbalance}
+        return settings.model_config(**{**changes, **dict(self.network)})
 
     def fold_record(self, estimator) -> dict:
         """What :func:`~rimclf.benchmark.cross_validate_method` records of a fitted estimator in
@@ -80,8 +138,7 @@ class Method:
         from rimclf.baselines import SliceDictSMOTE
         from rimclf.classifier import make_classifier
 
-        config = settings.model_config(imbalance="none" if self.imbalance == "smote" else self.imbalance)
-        net = make_classifier(config, device=settings.device, random_state=random_state)
+        net = make_classifier(self.config(settings), device=settings.device, random_state=random_state)
         if self.imbalance != "smote":
             return net
         sampler = SliceDictSMOTE(k_neighbors=settings.smote_k, random_state=random_state)
@@ -99,13 +156,18 @@ _IMBALANCE_LABELS = {
     "deepsmote": "DeepSMOTE", "smote": "SMOTE", "class_weight": "class weight",
     "oversample": "oversampling", "none": "no correction",
 }
+#: The imbalance benchmark's network: QSMRim-Net on 3-channel patches and radiomics (its settings
+#: come from ``BenchmarkSettings``), as before rim-profile features existed.
+_IMBALANCE_NETWORK = (
+    ("channels", ("qsm", "flair", "mask")), ("normalize", "nawm"), ("augment", "none"), ("fusion", "sum"),
+)
 
-#: Every benchmarked method by name, in table order: the reference first, then the other network
-#: variants, then the radiomics baselines.
+#: Every method of the imbalance benchmark by name, in table order: the reference first, then the
+#: other network variants, then the radiomics baselines.
 METHODS: dict[str, Method] = {
     method.name: method
     for method in [
-        *(_method(*_NET, imbalance, _IMBALANCE_LABELS[imbalance])
+        *(dataclasses.replace(_method(*_NET, imbalance, _IMBALANCE_LABELS[imbalance]), network=_IMBALANCE_NETWORK)
           for imbalance in ("deepsmote", "smote", "class_weight", "oversample", "none")),
         *(_method("random_forest", "rf", "Random forest", features, imbalance, _IMBALANCE_LABELS[imbalance])
           for features in ("lesion", "lesion+shell") for imbalance in ("smote", "class_weight", "none")),
@@ -117,26 +179,98 @@ METHODS: dict[str, Method] = {
 }
 
 
-def resolve_methods(methods: object) -> list[Method]:
-    """The :class:`Method` objects for ``methods`` (None: all), in the order given."""
+def _features_of(config: ModelConfig) -> str:
+    """The ``features`` of the method that trains ``config``."""
+    tabular = {"rim": ["rim"], "radiomics": ["lesion", "shell"], "rim+radiomics": ["rim", "lesion", "shell"]}
+    parts = [] if config.branches == "patches" else tabular[config.feature_set]
+    if config.feature_set != "rim" and config.region == "lesion":
+        parts = [part for part in parts if part != "shell"]
+    return "+".join((["patches"] if config.branches != "radiomics" else []) + parts)
+
+
+def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
+    """The default model, each one-part change of it, and the baselines (see the module docs)."""
+
+    def network(name: str, label: str, **changes: object) -> Method:
+        changed = dataclasses.replace(config, **changes)
+        fields = ("normalize", "channels", "augment", "fusion", "patch_size_mm", "patch_shape", "depth", "width",
+                  "max_epochs", "lr", "batch_size", "smote_k")
+        return Method(name, label, "qsmrimnet", _features_of(changed), changed.imbalance,
+                      tuple((field, getattr(changed, field)) for field in fields))
+
+    tabular = {"branches": "radiomics"}
+    fused = {"branches": "both"}
+    methods = [
+        network("default", "default model", ),
+        network("net_radiomics", "network: radiomics (lesion+shell) instead of rim features", **tabular,
+                feature_set="radiomics", region="both"),
+        network("net_rim_radiomics", "network: rim features + radiomics (lesion+shell)", **tabular,
+                feature_set="rim+radiomics", region="both"),
+        network("net_rim_deepsmote", "network: rim features, DeepSMOTE", **tabular, imbalance="deepsmote"),
+        network("net_rim_class_weight", "network: rim features, class weight", **tabular, imbalance="class_weight"),
+        network("net_rim_none", "network: rim features, no imbalance correction", **tabular, imbalance="none"),
+        network("net_fused", "network: rim features + CNN (flips+rotations, ring, distance)", **fused),
+        network("net_cnn", "network: CNN only (flips+rotations, ring, distance)", branches="patches"),
+        network("net_fused_no_augment", "network: rim + CNN, no augmentation", **fused, augment="none"),
+        network("net_fused_flips", "network: rim + CNN, flips and turns only", **fused, augment="flips"),
+        network("net_fused_nawm", "network: rim + CNN, NAWM-normalised patches", **fused, normalize="nawm"),
+        network("net_fused_no_distance", "network: rim + CNN, no distance channel", **fused,
+                channels=tuple(c for c in config.channels if c != "distance")),
+        Method("logreg_rim", "logistic regression on rim features, class weight", "logistic_regression", "rim",
+               "class_weight"),
+        Method("rf_rim", "random forest on rim features, class weight", "random_forest", "rim", "class_weight"),
+        Method("rf_lesion_shell", "random forest on lesion+shell radiomics, class weight", "random_forest",
+               "lesion+shell", "class_weight"),
+        Method("rf_lesion", "random forest on lesion radiomics, class weight", "random_forest", "lesion",
+               "class_weight"),
+    ]
+    unique, seen = [], set()
+    for method in methods:  # a variant equal to the default (e.g. its own imbalance) is left out
+        key = (method.model, method.features, method.imbalance, method.network)
+        if method.name == "default" or key not in seen:
+            unique.append(method)
+            seen.add(key)
+    return {method.name: method for method in unique}
+
+
+#: The ablation: the default model (reference) and its variants and baselines, in table order.
+ABLATION_METHODS: dict[str, Method] = _ablation_methods(DEFAULT_MODEL)
+
+
+def resolve_methods(methods: object, table: dict[str, Method] | None = None) -> list[Method]:
+    """The :class:`Method` objects for ``methods`` (None: all of ``table``), in the order given.
+
+    ``table`` defaults to :data:`METHODS`; names are looked up there, then in the other table.
+    """
+    table = METHODS if table is None else table
     if methods is None:
-        return list(METHODS.values())
+        return list(table.values())
     if isinstance(methods, str):
         methods = [methods]
     try:
         names = list(methods)
     except TypeError:
-        raise ParameterError(f"methods must be None or a list of method names, got {methods!r}") from None
+        raise ParameterError(f"methods={methods!r} is not valid; it must be None or a list of method names") from None
+    known = {**ABLATION_METHODS, **METHODS, **table}
     resolved = []
     for name in names:
         if isinstance(name, Method):
             resolved.append(name)
-        elif name in METHODS:
-            resolved.append(METHODS[name])
         else:
-            raise ParameterError(f"unknown method {name!r}; choose from {list(METHODS)}")
+            resolved.append(known[check_param(name, "methods", [_Known(known)])])
     if not resolved:
-        raise ParameterError("methods is empty; give at least one method name")
+        raise ParameterError("methods=[] is not valid; give at least one method name")
     if len({method.name for method in resolved}) != len(resolved):
         raise ParameterError(f"methods lists a method twice: {[method.name for method in resolved]}")
     return resolved
+
+
+class _Known:
+    def __init__(self, known: dict) -> None:
+        self.known = known
+
+    def accepts(self, value: object) -> bool:
+        return isinstance(value, str) and value in self.known
+
+    def __str__(self) -> str:
+        return f"one of {list(self.known)}"

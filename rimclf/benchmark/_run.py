@@ -1,4 +1,5 @@
-"""``run_imbalance_benchmark``: every method on the same subject-grouped folds of one cohort."""
+"""``run_benchmark``: every method on the same subject-grouped folds of one cohort; the ablation and
+the imbalance benchmark are two method tables run by it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sklearn.utils import check_random_state
 from rimclf._atomic import atomic_output_dir
 from rimclf._records import installed_versions
 from rimclf.benchmark._cv import cross_validate_method, extract_features, make_repeated_folds, prediction_frame
-from rimclf.benchmark._methods import REFERENCE, Method, resolve_methods
+from rimclf.benchmark._methods import ABLATION_METHODS, ABLATION_REFERENCE, METHODS, REFERENCE, Method, resolve_methods
 from rimclf.benchmark._plots import plot_curves, plot_paired_differences
 from rimclf.benchmark._settings import BenchmarkSettings, resolve_settings
 from rimclf.benchmark._summary import format_results, summarize_predictions
@@ -82,10 +83,21 @@ def _json_ready(value: object) -> object:
     return value
 
 
-def run_imbalance_benchmark(
+def run_imbalance_benchmark(cohort: str | os.PathLike | pd.DataFrame, out: str | os.PathLike, **options) -> pd.DataFrame:
+    """:func:`run_benchmark` of the imbalance benchmark's methods (:data:`METHODS`): QSMRim-Net on
+    patches and radiomics with DeepSMOTE (the reference), input-level SMOTE, class weights,
+    oversampling or nothing, and radiomics baselines. ``options`` are those of :func:`run_benchmark`."""
+    options.setdefault("reference", REFERENCE)
+    return run_benchmark(cohort, out, kind="imbalance", table=METHODS, **options)
+
+
+def run_benchmark(
     cohort: str | os.PathLike | pd.DataFrame,
     out: str | os.PathLike,
     *,
+    kind: str = "ablation",
+    table: Mapping[str, Method] | None = None,
+    reference: str | None = ABLATION_REFERENCE,
     quick: bool = False,
     settings: BenchmarkSettings | Mapping | None = None,
     methods: Sequence[str] | None = None,
@@ -96,12 +108,14 @@ def run_imbalance_benchmark(
     verbose: bool = True,
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """Compare DeepSMOTE with other ways to handle the rim+ imbalance, on one cohort.
+    """Cross-validate several methods on the same subject-grouped folds of one cohort.
 
-    Every method (:data:`rimclf.benchmark.METHODS`: QSMRim-Net with DeepSMOTE, input-level
-    SMOTE, class weights, oversampling or nothing; random forests on lesion and on lesion + shell
-    radiomics; logistic regression and gradient boosting) is cross-validated on the same
-    subject-grouped folds (``StratifiedGroupKFold``, repeated over shuffles), with the same seeds.
+    By default the ablation (:data:`rimclf.benchmark.ABLATION_METHODS`): the default model
+    against the same model with one part changed (rim features or radiomics, a CNN branch and its
+    augmentation, normalisation and distance channel, DeepSMOTE or class weights) and baselines
+    (logistic regression and random forest on rim features, random forests on radiomics). Every
+    method is cross-validated on the same subject-grouped folds (``StratifiedGroupKFold``,
+    repeated over shuffles), with the same seeds.
     Features are extracted once for the whole cohort (cached) and indexed per fold, which is
     valid because the featurizer is stateless; all fitting (imputation, scaling, SMOTE, model)
     happens inside each training fold.
@@ -113,19 +127,25 @@ def run_imbalance_benchmark(
         Unlabelled lesions are left out.
     out : str or path-like
         Output folder, written atomically: ``results.csv`` (one row per method: metrics, CIs,
-        paired differences against DeepSMOTE, time per fold), ``results.json`` (the same with
+        paired differences against the reference, time per fold), ``results.json`` (the same with
         settings, seeds, timing and package versions), ``predictions.tsv`` (out-of-fold
         probabilities: method, repeat, fold, participant_id, lesion_id, rim, probability),
         ``folds.tsv`` (sizes and times of every fit), ``roc_curves.png``, ``pr_curves.png``,
         ``paired_differences.png`` (without the reference, no differences and no forest plot),
         and ``cache/`` (the feature cache) unless ``cache`` is given.
+    kind : str, default="ablation"
+        Name of the comparison, recorded in ``results.json`` and printed.
+    table : mapping of str to Method, optional
+        The methods to choose from (default :data:`ABLATION_METHODS`).
+    reference : str or None, default="default"
+        The method every other one is compared with (paired differences); None: none.
     quick : bool, default=False
         Start from :meth:`BenchmarkSettings.quick` instead of :meth:`BenchmarkSettings.full`.
     settings : BenchmarkSettings or mapping, optional
         A complete :class:`BenchmarkSettings`, or a mapping of fields overriding the preset,
         e.g. ``{"n_splits": 3, "max_epochs": 2}``.
     methods : list of str, optional
-        Names of :data:`METHODS` to run (default: all), in table order.
+        Names of methods of ``table`` to run (default: all of it), in table order.
     random_state : int or None, default=0
         Seeds the folds, every estimator and the bootstrap.
     cache : str or path-like, optional
@@ -148,7 +168,8 @@ def run_imbalance_benchmark(
     started = time.perf_counter()
     load_start = os.getloadavg()
     settings = resolve_settings(settings, quick)
-    method_list = resolve_methods(methods)
+    table_of_methods = ABLATION_METHODS if table is None else dict(table)
+    method_list = resolve_methods(methods, table_of_methods)
     n_jobs = check_n_jobs(n_jobs)
     out = Path(out)
     if isinstance(cohort, (str, os.PathLike)):
@@ -160,7 +181,7 @@ def run_imbalance_benchmark(
     say = print if verbose else (lambda *args, **kwargs: None)
     with atomic_output_dir(out, force=force) as tmp:
         folds, split_seeds, fit_seeds = make_repeated_folds(y, groups, settings.n_splits, settings.n_repeats, cv_seed)
-        say(f"imbalance benchmark: {len(np.unique(groups))} subjects, {len(y)} lesions, {int(y.sum())} rim+; "
+        say(f"{kind} benchmark: {len(np.unique(groups))} subjects, {len(y)} lesions, {int(y.sum())} rim+; "
             f"{settings.n_splits} folds x {settings.n_repeats} repeat(s); {len(method_list)} methods", flush=True)
         features = extract_features(table, method_list, settings, cache=_prepare_cache(cache, out, tmp),
                                     n_jobs=n_jobs, progress=verbose if progress is None else bool(progress))
@@ -168,7 +189,7 @@ def run_imbalance_benchmark(
         frames, timing_rows = [], []
         for method in method_list:
             probabilities, fold_of, timings = cross_validate_method(
-                method, features.inputs[method.features], y, folds, fit_seeds, settings, n_jobs=n_jobs
+                method, features.inputs(method, settings), y, folds, fit_seeds, settings, n_jobs=n_jobs
             )
             frames.append(prediction_frame(method, table, y, probabilities, fold_of))
             timing_rows.extend(timings)
@@ -176,7 +197,7 @@ def run_imbalance_benchmark(
         predictions = pd.concat(frames, ignore_index=True)
         timings_frame = pd.DataFrame(timing_rows)
         results = summarize_predictions(
-            predictions, reference=REFERENCE, n_boot=settings.n_boot, alpha=settings.alpha,
+            predictions, reference=reference if reference in {m.name for m in method_list} else None, n_boot=settings.n_boot, alpha=settings.alpha,
             max_fpr=settings.max_fpr, random_state=bootstrap_seed, timings=timings_frame,
         )
         predictions.to_csv(tmp / "predictions.tsv", sep="\t", index=False)
@@ -189,7 +210,7 @@ def run_imbalance_benchmark(
         for name, figure in figures.items():
             figure.savefig(tmp / name, dpi=120)
         record = {
-            "benchmark": "imbalance",
+            "benchmark": kind,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "cohort": {
                 "qsm_folder": _common_folder(table),
@@ -199,7 +220,7 @@ def run_imbalance_benchmark(
             "quick": bool(quick),
             "settings": dataclasses.asdict(settings),
             "methods": [dataclasses.asdict(method) for method in method_list],
-            "reference": REFERENCE,
+            "reference": reference,
             "random_state": None if random_state is None else int(random_state) if is_int(random_state) else repr(random_state),
             "seeds": {"cv": cv_seed, "bootstrap": bootstrap_seed, "split_per_repeat": split_seeds,
                       "fit_per_repeat_and_fold": fit_seeds.tolist()},

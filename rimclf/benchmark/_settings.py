@@ -95,11 +95,11 @@ class BenchmarkSettings:
     def model_config(self, **changes: object) -> ModelConfig:
         """The network and feature settings as a :class:`~rimclf.defaults.ModelConfig` (the
         others from :data:`~rimclf.defaults.DEFAULT_MODEL`), with ``changes``."""
-        return dataclasses.replace(
-            DEFAULT_MODEL, depth=self.module_depth, width=self.module_width, max_epochs=self.max_epochs,
-            batch_size=self.batch_size, lr=self.lr, patch_shape=self.patch_shape, patch_size_mm=self.patch_size_mm,
-            shell_mm=self.shell_mm, **changes,
+        settings = dict(
+            depth=self.module_depth, width=self.module_width, max_epochs=self.max_epochs, batch_size=self.batch_size,
+            lr=self.lr, patch_shape=self.patch_shape, patch_size_mm=self.patch_size_mm, shell_mm=self.shell_mm,
         )
+        return dataclasses.replace(DEFAULT_MODEL, **{**settings, **changes})
 
     def replace(self, **overrides: object) -> BenchmarkSettings:
         """A copy with some fields changed; unknown names raise :class:`~rimclf.errors.ParameterError`."""

@@ -240,7 +240,7 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
         return (f"{row[metric + '_diff']:+.{digits}f} [{row[metric + '_diff_ci_low']:+.{digits}f}, "
                 f"{row[metric + '_diff_ci_high']:+.{digits}f}] p={row[metric + '_diff_p']:.2g}")
 
-    header = ["method", *(f"{METRIC_LABELS[m]} [95% CI]" for m in METRICS), "Δ pAUC vs DeepSMOTE", "Δ PR AUC vs DeepSMOTE"]
+    header = ["method", *(f"{METRIC_LABELS[m]} [95% CI]" for m in METRICS), "Δ pAUC vs reference", "Δ PR AUC vs reference"]
     has_time = "fit_seconds" in results.columns
     if has_time:
         header.append("fit s/fold")

@@ -25,7 +25,7 @@ from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.defaults import AMP_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
 from rimclf.errors import ParameterError
-from rimclf.nn import DeepSMOTE, QSMRimNet
+from rimclf.nn import DeepSMOTE, PatchAugment, QSMRimNet
 
 __all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier", "make_classifier"]
 
@@ -241,9 +241,10 @@ class QSMRimNetClassifier(
         device = self._device()
         if uses_channels_last(device):
             module = module.to(device=device, memory_format=torch.channels_last_3d)
-        seed = getattr(self, "smote_seed_", None)
+        seeds = {DeepSMOTE: getattr(self, "smote_seed_", None), PatchAugment: getattr(self, "augment_seed_", None)}
         for layer in module.modules():
-            if isinstance(layer, DeepSMOTE) and seed is not None:
+            seed = seeds.get(type(layer))
+            if seed is not None:
                 layer.manual_seed(seed)
         self.module_ = module
         return self
@@ -270,8 +271,9 @@ class QSMRimNetClassifier(
     # ------------------------------------------------------------- fitting
     def _seed_everything(self) -> int:
         rng = check_random_state(self.random_state)
-        torch_seed, smote_seed, batch_seed = (int(s) for s in rng.randint(0, _MAX_SEED, size=3))
+        torch_seed, smote_seed, batch_seed, augment_seed = (int(s) for s in rng.randint(0, _MAX_SEED, size=4))
         self.smote_seed_ = smote_seed
+        self.augment_seed_ = augment_seed
         self.batch_rng_ = np.random.default_rng(batch_seed)
         return torch_seed
 
@@ -286,10 +288,10 @@ class QSMRimNetClassifier(
         ``train_split=GroupValidSplit(...)``.
         """
         self._check_params()
-        inputs = check_inputs(X, self._module_branches())
+        inputs, feature_keys = check_inputs(X, self._module_branches())
         labels = check_labels(y, next(iter(inputs.values())).shape[0])
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
-            self._fit_preprocessing(inputs)  # a warm start keeps the fitted statistics
+            self._fit_preprocessing(inputs, feature_keys)  # a warm start keeps the fitted statistics
             self._fit_loss(labels)
         torch_seed = self._seed_everything()
         dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
@@ -304,10 +306,10 @@ class QSMRimNetClassifier(
         if is_dataset(X):
             return super().partial_fit(X, y, classes=classes, **fit_params)
         self._check_params()
-        inputs = check_inputs(X, self._module_branches())
+        inputs, feature_keys = check_inputs(X, self._module_branches())
         labels = check_labels(y, next(iter(inputs.values())).shape[0])
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
-            self._fit_preprocessing(inputs)
+            self._fit_preprocessing(inputs, feature_keys)
             self._fit_loss(labels)
             self._seed_everything()
         dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
@@ -407,6 +409,7 @@ def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRi
         "module__width": config.width,
         "module__fusion": config.fusion,
         "module__branches": config.branches,
+        "module__augment": config.augment,
         "max_epochs": config.max_epochs,
         "lr": config.lr,
         "batch_size": config.batch_size,

@@ -1,7 +1,11 @@
-"""Input side of QSMRimNetClassifier: checks of X and y, radiomics standardisation, datasets.
+"""Input side of QSMRimNetClassifier: checks of X and y, feature standardisation, datasets.
 
-X is a :class:`skorch.helper.SliceDict` (or a plain dict) with ``"patches"`` float
-``(n, C, D, H, W)`` and ``"radiomics"`` float ``(n, F)``, as made by ``LesionFeaturizer``.
+X is a :class:`skorch.helper.SliceDict` (or a plain dict), as made by ``LesionFeaturizer``:
+``"patches"`` float ``(n, C, D, H, W)`` for the CNN branch, and the tabular features for the MLP
+branch, ``"rim"`` (rim-profile features) and/or ``"radiomics"`` float ``(n, F)``. The tabular
+entries present are joined column-wise in the order of :data:`TABULAR_KEYS` into the one vector
+per lesion the MLP branch takes (the module's ``radiomics`` input, a name kept from
+QSMRim-Net); which entries were joined is learnt in ``fit`` (``feature_keys_``).
 """
 
 from __future__ import annotations
@@ -22,23 +26,31 @@ from rimclf.defaults import BRANCHES
 from rimclf.errors import CohortError, DataWarning, ParameterError
 
 #: keys of X understood by the estimator
-INPUT_KEYS = ("patches", "radiomics")
+INPUT_KEYS = ("patches", "rim", "radiomics")
+#: the tabular entries, joined in this order into the MLP branch's input
+TABULAR_KEYS = ("rim", "radiomics")
 #: Smallest patch side (voxels) the ResNet3D handles: below it the feature maps collapse to a
 #: single voxel and CPU training was seen to turn non-deterministic (and sometimes NaN).
 MIN_PATCH_SIDE = 8
-#: which inputs each value of ``module__branches`` (:data:`rimclf.defaults.BRANCHES`) needs
+#: the inputs each value of ``module__branches`` (:data:`rimclf.defaults.BRANCHES`) reads (any one
+#: tabular entry or more)
 KEYS_FOR_BRANCHES = {
-    "both": ("patches", "radiomics"),
+    "both": ("patches", *TABULAR_KEYS),
     "patches": ("patches",),
-    "radiomics": ("radiomics",),
+    "radiomics": TABULAR_KEYS,
 }
 
 
-def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
-    """Validate X and return the inputs the network's ``branches`` use, as numpy arrays.
+def check_inputs(
+    X: object, branches: str, feature_keys: tuple[str, ...] | None = None
+) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
+    """Validate X; return the inputs the network's ``branches`` use, as numpy arrays, and the
+    tabular entries joined into its ``"radiomics"`` input (None without an MLP branch).
 
-    Patches become C-contiguous float32 (no copy when they already are) and must be finite;
-    radiomics become float64 and may hold NaN/inf (imputed by :class:`RadiomicsScaler`).
+    Patches become C-contiguous float32 (no copy when they already are) and must be finite. The
+    tabular entries (``feature_keys``, or all of :data:`TABULAR_KEYS` present in X when None)
+    are joined column-wise into float64 ``"radiomics"``, which may hold NaN/inf (imputed by
+    :class:`RadiomicsScaler`).
 
     Raises
     ------
@@ -50,7 +62,7 @@ def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
     """
     if not isinstance(X, Mapping):
         raise CohortError(
-            f"X must be a SliceDict or dict with keys {INPUT_KEYS} (e.g. from "
+            f"X must be a SliceDict or dict with keys among {INPUT_KEYS} (e.g. from "
             f"LesionFeaturizer.transform); got {type(X).__name__}"
         )
     unknown = sorted(set(X) - set(INPUT_KEYS))
@@ -58,42 +70,59 @@ def check_inputs(X: object, branches: str) -> dict[str, np.ndarray]:
         raise CohortError(f"X has unknown keys {unknown}; expected keys among {INPUT_KEYS}")
     check_choice(branches, "module__branches", BRANCHES)
     inputs: dict[str, np.ndarray] = {}
-    for key in KEYS_FOR_BRANCHES[branches]:
-        if key not in X:
+    keys = None
+    if branches != "radiomics":
+        inputs["patches"] = _check_patches(X, branches)
+    if branches != "patches":
+        keys = tuple(key for key in TABULAR_KEYS if key in X) if feature_keys is None else tuple(feature_keys)
+        if not keys:
             raise CohortError(
-                f"X has no {key!r} entry, which module__branches={branches!r} needs "
-                f"(keys present: {sorted(X)})"
+                f"X has no tabular features ('rim' or 'radiomics'), which module__branches={branches!r} "
+                f"needs (keys present: {sorted(X)})"
             )
-        value = X[key]
-        if hasattr(value, "detach"):  # a torch tensor
-            value = value.detach().cpu().numpy()
-        if key == "patches":
-            array = np.ascontiguousarray(value, dtype=np.float32)
-            if array.ndim != 5:
-                raise CohortError(
-                    f"X['patches'] must have shape (n, channels, D, H, W), got {array.shape}"
-                )
-            if min(array.shape[2:]) < MIN_PATCH_SIDE:
-                raise CohortError(
-                    f"X['patches'] has spatial shape {array.shape[2:]}; the ResNet3D needs at least "
-                    f"{MIN_PATCH_SIDE} voxels per side (PatchExtractor(shape=...))"
-                )
-            n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-            if n_bad:
-                raise CohortError(
-                    f"X['patches'] holds {n_bad} NaN/inf values; patches must be finite"
-                )
-        else:
+        missing = [key for key in keys if key not in X]
+        if missing:
+            raise CohortError(
+                f"X has no {missing[0]!r} entry; the estimator was fitted on {list(keys)} (keys present: {sorted(X)})"
+            )
+        parts = []
+        for key in keys:
+            value = X[key]
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
             array = np.asarray(value, dtype=np.float64)
             if array.ndim != 2:
-                raise CohortError(
-                    f"X['radiomics'] must have shape (n, n_features), got {array.shape}"
-                )
-        inputs[key] = array
+                raise CohortError(f"X[{key!r}] must have shape (n, n_features), got {array.shape}")
+            parts.append(array)
+        if len({part.shape[0] for part in parts}) > 1:
+            raise CohortError(f"X's entries {list(keys)} have different numbers of rows")
+        inputs["radiomics"] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
     lengths = {key: array.shape[0] for key, array in inputs.items()}
     if len(set(lengths.values())) > 1:
         raise CohortError(f"X's entries have different numbers of rows: {lengths}")
-    return inputs
+    return inputs, keys
+
+
+def _check_patches(X: Mapping, branches: str) -> np.ndarray:
+    if "patches" not in X:
+        raise CohortError(
+            f"X has no 'patches' entry, which module__branches={branches!r} needs (keys present: {sorted(X)})"
+        )
+    value = X["patches"]
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    array = np.ascontiguousarray(value, dtype=np.float32)
+    if array.ndim != 5:
+        raise CohortError(f"X['patches'] must have shape (n, channels, D, H, W), got {array.shape}")
+    if min(array.shape[2:]) < MIN_PATCH_SIDE:
+        raise CohortError(
+            f"X['patches'] has spatial shape {array.shape[2:]}; the ResNet3D needs at least "
+            f"{MIN_PATCH_SIDE} voxels per side (PatchExtractor(shape=...))"
+        )
+    n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if n_bad:
+        raise CohortError(f"X['patches'] holds {n_bad} NaN/inf values; patches must be finite")
+    return array
 
 
 def check_labels(y: object, n_rows: int) -> np.ndarray:
@@ -167,7 +196,7 @@ class RadiomicsScaler:
         """Impute and standardise ``(n, F)`` radiomics -> float32 ``(n, F)``."""
         if radiomics.shape[1] != self.median.shape[0]:
             raise CohortError(
-                f"X['radiomics'] has {radiomics.shape[1]} features; the estimator was fitted "
+                f"X's tabular features have {radiomics.shape[1]} columns; the estimator was fitted "
                 f"on {self.median.shape[0]}"
             )
         values = np.where(np.isfinite(radiomics), radiomics, self.median)
@@ -201,12 +230,13 @@ class LesionInputsMixin:
             return parameter.default
         return "both"
 
-    def _fit_preprocessing(self, inputs: dict[str, np.ndarray]) -> None:
-        """Learn the input sizes and radiomics statistics of the training inputs."""
+    def _fit_preprocessing(self, inputs: dict[str, np.ndarray], feature_keys: tuple[str, ...] | None) -> None:
+        """Learn the input sizes, the tabular entries used and their statistics from the training inputs."""
         patches = inputs.get("patches")
         self.in_channels_ = None if patches is None else int(patches.shape[1])
         self.patch_shape_ = None if patches is None else tuple(int(s) for s in patches.shape[2:])
         radiomics = inputs.get("radiomics")
+        self.feature_keys_ = feature_keys
         if radiomics is None:
             self.n_radiomics_ = None
             self.radiomics_median_ = self.radiomics_mean_ = self.radiomics_scale_ = None
@@ -226,7 +256,8 @@ class LesionInputsMixin:
                 )
 
     def _transform_inputs(self, X: object) -> dict[str, torch.Tensor]:
-        return self._as_tensors(check_inputs(X, self._module_branches()))
+        inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None))
+        return self._as_tensors(inputs)
 
     def _as_tensors(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         tensors: dict[str, torch.Tensor] = {}

@@ -16,7 +16,7 @@ import torch
 from rimclf._records import json_value
 
 #: fitted attributes (without the trailing underscore) restored by ``from_fitted_state``
-SCALAR_STATE = ("in_channels", "patch_shape", "n_radiomics", "pos_weight")
+SCALAR_STATE = ("in_channels", "patch_shape", "n_radiomics", "feature_keys", "pos_weight")
 ARRAY_STATE = ("radiomics_median", "radiomics_mean", "radiomics_scale")
 
 
@@ -35,7 +35,8 @@ class FittedStateMixin:
               objects (classes, callbacks, split objects, RandomState); pass them to
               :meth:`from_fitted_state` when they differ from the defaults;
             - ``"module_state"``: ``module_.state_dict()`` with CPU tensors;
-            - ``"in_channels"``, ``"patch_shape"``, ``"n_radiomics"``, ``"pos_weight"``: JSON;
+            - ``"in_channels"``, ``"patch_shape"``, ``"n_radiomics"``, ``"feature_keys"`` (the
+              tabular entries of X joined into the MLP input), ``"pos_weight"``: JSON;
             - ``"radiomics_median"``, ``"radiomics_mean"``, ``"radiomics_scale"``: float64
               arrays (None without a radiomics branch).
         """
@@ -78,6 +79,10 @@ class FittedStateMixin:
             value = state.get(name)
             if name == "patch_shape" and value is not None:
                 value = tuple(int(s) for s in value)
+            if name == "feature_keys":  # states written before rim features knew only radiomics
+                value = tuple(str(key) for key in value) if value is not None else (
+                    ("radiomics",) if state.get("n_radiomics") is not None else None
+                )
             setattr(net, name + "_", value)
         for name in ARRAY_STATE:
             value = state.get(name)

@@ -20,6 +20,8 @@ from rimclf.defaults import DEFAULT_MODEL, ModelConfig
 def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
     """Radiomics and patch settings (``--region``, ``--patch-shape``, ...), defaults from ``config``."""
     group = parser.add_argument_group("features (LesionFeaturizer)")
+    group.add_argument("--feature-set", choices=defaults.FEATURE_SETS, default=config.feature_set,
+                       help=f"tabular features of each lesion: rim-profile, pyradiomics or both (default {config.feature_set})")
     group.add_argument("--radiomics-params", "--params", dest="radiomics_params", default=config.radiomics_params,
                        metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
     group.add_argument("--region", choices=defaults.REGIONS, default=config.region,
@@ -32,6 +34,9 @@ def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = D
                        help=f"samples per patch edge (default {config.patch_shape})")
     group.add_argument("--normalize", choices=defaults.NORMALIZATIONS, default=config.normalize,
                        help=f"patch intensity normalisation (default {config.normalize})")
+    group.add_argument("--channels", nargs="+", choices=defaults.CHANNELS, default=list(config.channels),
+                       metavar="CHANNEL", help=f"patch channels, among {', '.join(defaults.CHANNELS)} "
+                                               f"(default {' '.join(config.channels)})")
 
 
 def add_network_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
@@ -49,19 +54,25 @@ def add_network_options(parser: argparse.ArgumentParser, config: ModelConfig = D
                        help=f"learning rate of AdamW, cosine schedule (default {config.lr:g})")
     group.add_argument("--imbalance", choices=defaults.IMBALANCE_CHOICES, default=config.imbalance,
                        help=f"class-imbalance strategy (default {config.imbalance})")
+    group.add_argument("--branches", choices=defaults.BRANCHES, default=config.branches,
+                       help=f"inputs of the network: CNN on patches and MLP on the tabular features ('both'), "
+                            f"or one of them (default {config.branches})")
     group.add_argument("--fusion", choices=defaults.FUSIONS, default=config.fusion,
-                       help=f"how patch and radiomics features are combined (default {config.fusion})")
+                       help=f"how the CNN and MLP vectors are combined (default {config.fusion})")
+    group.add_argument("--augment", choices=defaults.AUGMENTATIONS, default=config.augment,
+                       help=f"training-time augmentation of the patches (default {config.augment})")
 
 
-def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
-    """Decision-threshold settings, defaults from ``config``."""
+def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL, *, fixed: bool = True) -> None:
+    """Decision-threshold settings, defaults from ``config`` (``fixed``: also ``--threshold P``)."""
     group = parser.add_argument_group("decision threshold")
     group.add_argument("--target-specificity", type=float, default=config.target_specificity, metavar="S",
                        help=f"choose the threshold for this specificity (default {config.target_specificity:g})")
     group.add_argument("--threshold-cv", type=int, default=config.threshold_cv, metavar="K",
                        help=f"subject-grouped CV folds whose out-of-fold probabilities set the threshold (default "
                             f"{config.threshold_cv}; K extra trainings). 0: in-sample probabilities, cheaper but optimistic")
-    group.add_argument("--threshold", type=float, metavar="P", help="use this fixed probability threshold instead")
+    if fixed:
+        group.add_argument("--threshold", type=float, metavar="P", help="use this fixed probability threshold instead")
 
 
 def add_cohort_options(parser: argparse.ArgumentParser, *, connectivity: bool = True) -> None:
@@ -117,6 +128,8 @@ def benchmark_options(args: argparse.Namespace) -> dict:
 def model_config(args: argparse.Namespace, base: ModelConfig = DEFAULT_MODEL) -> ModelConfig:
     """``base`` with every field the parsed options give (``args.<field>``)."""
     given = {field.name: getattr(args, field.name) for field in dataclasses.fields(base) if hasattr(args, field.name)}
+    if "channels" in given:
+        given["channels"] = tuple(given["channels"])
     return dataclasses.replace(base, **given)
 
 

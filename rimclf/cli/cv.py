@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.benchmark import METHODS, REFERENCE
+from rimclf.benchmark import ABLATION_METHODS, ABLATION_REFERENCE, METHODS
 from rimclf.cli._options import add_benchmark_options, benchmark_options, cohort_options
 
 
@@ -14,23 +14,25 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "cv",
         help="cross-validate one method, grouped by subject",
         description=(
-            "Cross-validate one method (by default QSMRim-Net with DeepSMOTE) with subject-grouped, "
+            "Cross-validate one method (by default the default model) with subject-grouped, "
             "repeated stratified folds and print its pAUC, PR AUC and ROC AUC with subject-bootstrap "
             "95% CIs. Writes the same files as 'rimclf benchmark' for that method alone."
         ),
     )
     add_benchmark_options(parser)
-    parser.add_argument("--method", choices=list(METHODS), default=REFERENCE, metavar="NAME",
-                        help=f"method to cross-validate (default {REFERENCE}): " + ", ".join(METHODS))
+    parser.add_argument("--method", choices=[*ABLATION_METHODS, *METHODS], default=ABLATION_REFERENCE, metavar="NAME",
+                        help=f"method to cross-validate (default {ABLATION_REFERENCE}): "
+                             + ", ".join([*ABLATION_METHODS, *METHODS]))
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Cross-validate the method and say where the results went."""
-    from rimclf.benchmark import run_imbalance_benchmark
+    from rimclf.benchmark import run_benchmark
     from rimclf.cohort import load_cohort
 
     table = load_cohort(args.cohort, **cohort_options(args))
-    run_imbalance_benchmark(table, args.out, methods=[args.method], **benchmark_options(args))
+    run_benchmark(table, args.out, kind="cross-validation", methods=[args.method], reference=None,
+                  **benchmark_options(args))
     print(f"wrote results.csv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
     return 0

@@ -1,4 +1,4 @@
-"""``rimclf extract COHORT -o OUT``: write a cohort's lesion radiomics and patches."""
+"""``rimclf extract COHORT -o OUT``: write a cohort's lesion features (rim-profile, radiomics) and patches."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Define the ``extract`` subcommand's arguments."""
     parser = subparsers.add_parser(
         "extract",
-        help="extract lesion radiomics and patches of a cohort",
+        help="extract lesion features and patches of a cohort",
         description=(
-            "Extract every lesion's pyradiomics features (QSMRim-Net settings by default) and "
-            "QSM/FLAIR/mask patches, and write OUT/radiomics.tsv, OUT/patches.npy (float32, "
-            "lesion x channel x world x/y/z), OUT/lesions.tsv (the row order of both) and "
-            "OUT/features.json."
+            "Extract every lesion's tabular features (--feature-set: rim-profile features and/or "
+            "pyradiomics) and QSM/FLAIR/mask patches, and write OUT/rim.tsv and/or OUT/radiomics.tsv, "
+            "OUT/patches.npy (float32, lesion x channel x world x/y/z), OUT/lesions.tsv (the row "
+            "order of all) and OUT/features.json."
         ),
     )
     parser.add_argument("cohort", help="cohort directory (BIDS-like) or manifest CSV/TSV")
@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel (-1: all cores; default 1)"
     )
     add_feature_options(parser)
-    parser.add_argument("--no-patches", action="store_true", help="radiomics only")
-    parser.add_argument("--no-radiomics", action="store_true", help="patches only")
+    parser.add_argument("--no-patches", action="store_true", help="tabular features only (no patches.npy)")
+    parser.add_argument("--no-features", action="store_true", help="patches only (no rim.tsv / radiomics.tsv)")
     parser.add_argument("--cache", metavar="DIR", help="reuse per-subject results cached in DIR")
     add_cohort_options(parser, connectivity=False)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.features import make_featurizer, save_features
 
     featurizer = make_featurizer(
-        model_config(args), radiomics=not args.no_radiomics, patches=not args.no_patches,
+        model_config(args), features=not args.no_features, patches=not args.no_patches,
         n_jobs=args.jobs, memory=args.cache, progress=not args.no_progress,
     )
     out = save_features(args.cohort, args.out, featurizer=featurizer, force=args.force, **cohort_options(args))

@@ -12,7 +12,7 @@ import pandas as pd
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
 from rimclf.defaults import MIN_VOXELS, QSM_UNIT
-from rimclf.features.featurizer import LesionFeaturizer
+from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
 
 
@@ -35,12 +35,13 @@ def save_features(
     out : str or path-like
         Output folder, written atomically (complete or not at all). It holds
         ``lesions.tsv`` (the lesion table; its row order is the row order of the other files),
+        ``rim.tsv`` (``participant_id``, ``lesion_id``, then the rim-profile features),
         ``radiomics.tsv`` (``participant_id``, ``lesion_id``, then pyradiomics' feature columns),
         ``patches.npy`` (float32, shape (n_lesions, C, D, H, W), patch axes along world x, y, z) and
         ``features.json`` (settings and package versions).
     featurizer : LesionFeaturizer, optional
-        Default: ``LesionFeaturizer()``. With ``radiomics=None`` or ``patches=None`` the
-        corresponding file is not written.
+        Default: ``make_featurizer()`` (the default model's features). A file is written for each
+        extractor the featurizer has.
     qsm_unit, min_voxels
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
     force : bool, default=False
@@ -56,26 +57,26 @@ def save_features(
     from rimclf.cohort import load_cohort
 
     out = Path(out)
-    featurizer = LesionFeaturizer() if featurizer is None else featurizer
+    featurizer = make_featurizer() if featurizer is None else featurizer
     table = (
         cohort if isinstance(cohort, pd.DataFrame) else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels)
     )
-    radiomics, patches = featurizer.extractors()
+    extractors = featurizer.extractors()
     features = featurizer.fit(table).transform(table)
     settings = {
         **installed_versions(("rimclf", "pyradiomics", "numpy")),
         "n_lesions": len(table),
-        "radiomics": radiomics.cache_key() if radiomics is not None else None,
-        "patches": {**patches.cache_key(), "axes": "lesion, channel, world x, y, z (RAS)"}
-        if patches is not None
-        else None,
+        **{name: extractor.cache_key() for name, extractor in extractors.items()},
     }
+    if "patches" in settings:
+        settings["patches"]["axes"] = "lesion, channel, world x, y, z (RAS)"
     with atomic_output_dir(out, force=force) as tmp:
         table.to_csv(tmp / "lesions.tsv", sep="\t", index=False)
-        if radiomics is not None:
-            frame = radiomics_frame(table, features["radiomics"], radiomics.get_feature_names_out())
-            frame.to_csv(tmp / "radiomics.tsv", sep="\t", index=False, float_format="%.9g")
-        if patches is not None:
+        for name in ("rim", "radiomics"):
+            if name in extractors:
+                frame = radiomics_frame(table, features[name], extractors[name].get_feature_names_out())
+                frame.to_csv(tmp / f"{name}.tsv", sep="\t", index=False, float_format="%.9g")
+        if "patches" in extractors:
             np.save(tmp / "patches.npy", features["patches"])
         (tmp / "features.json").write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
     return out

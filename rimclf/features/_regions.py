@@ -1,4 +1,5 @@
-"""Voxel geometry for lesion crops: bounding boxes, filter margins, the peri-lesional shell.
+"""Voxel geometry for lesion crops: bounding boxes, filter margins, the peri-lesional shell,
+signed distances to a lesion boundary.
 
 Pure numpy/scipy (and PyWavelets for the wavelet footprint): no pyradiomics, no file I/O.
 
@@ -125,3 +126,17 @@ def shell_mask(
 def shell_margin_voxels(spacing_mm: np.ndarray, shell_mm: float) -> np.ndarray:
     """How many voxels along each axis a ring of ``shell_mm`` can reach beyond the lesion."""
     return np.floor((shell_mm + SHELL_TOLERANCE_MM) / np.asarray(spacing_mm, dtype=float)).astype(int)
+
+
+def signed_distance_mm(lesion: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
+    """Signed distance (mm) of every voxel to the boundary of ``lesion``; negative inside.
+
+    The array is padded by one voxel of background, so a lesion reaching the array's edge is
+    treated as ending there.
+    """
+    spacing = np.asarray(spacing_mm, dtype=float)
+    padded = np.pad(lesion, 1)
+    inside = ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+    outside = ndimage.distance_transform_edt(~padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+    half_voxel = 0.5 * float(spacing.mean())
+    return np.where(lesion, -(inside - half_voxel), outside - half_voxel)

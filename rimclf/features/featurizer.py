@@ -15,8 +15,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
 from rimclf._orphans import exit_with_parent, in_loky_worker
-from rimclf._validation import N_JOBS, Bools, Options, Types, validate_params
-from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+from rimclf._validation import N_JOBS, Bools, Options, Types, check_choice, validate_params
+from rimclf.defaults import DEFAULT_MODEL, FEATURE_SETS, ModelConfig
 from rimclf.errors import OutputError, ParameterError, RimclfWarning
 from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
 from rimclf.features._subject import (
@@ -30,41 +30,51 @@ from rimclf.features._subject import (
 )
 from rimclf.features.patches import PatchExtractor
 from rimclf.features.radiomics import RadiomicsExtractor
+from rimclf.features.rim_profile import RimProfileExtractor
 
 logger = logging.getLogger(__name__)
 
+#: The entries of the output that hold one feature vector per lesion (the MLP branch's input).
+TABULAR_KEYS = ("rim", "radiomics")
 #: Bump when a change of the extraction code changes cached results.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+
+#: The extractors of a featurizer, in the order their outputs are listed: the key of each in
+#: the output SliceDict, and its class.
+EXTRACTOR_KINDS: dict[str, type] = {
+    "rim": RimProfileExtractor,
+    "radiomics": RadiomicsExtractor,
+    "patches": PatchExtractor,
+}
 
 
 @dataclass
 class SubjectFeatures:
-    """One subject's results, per distinct lesion of its task, with the warnings to re-issue."""
+    """One subject's results (per distinct lesion of its task, by output key), with the warnings to re-issue."""
 
-    radiomics: np.ndarray | None
-    patches: np.ndarray | None
+    arrays: dict[str, np.ndarray]
     notes: list[Note]
 
 
-def _featurize_subject(key: str | None, task: SubjectTask, radiomics, patches) -> SubjectFeatures:
-    """Read one subject's volumes once and run both extractors (``key`` only serves the cache)."""
+def _featurize_subject(key: str | None, task: SubjectTask, extractors: dict) -> SubjectFeatures:
+    """Read one subject's volumes once and run every extractor (``key`` only serves the cache)."""
     logger.debug("extracting features of sub-%s (%d lesions)", task.participant_id, len(task.lesion_ids))
     notes: list[Note] = []
     volumes = SubjectVolumes(task, notes)
-    radiomics_values = radiomics.extract_subject(volumes, notes) if radiomics is not None else None
-    patch_values = patches.extract_subject(volumes, notes) if patches is not None else None
-    return SubjectFeatures(radiomics_values, patch_values, notes)
+    arrays = {name: extractor.extract_subject(volumes, notes) for name, extractor in extractors.items()}
+    return SubjectFeatures(arrays, notes)
 
 
 def _featurize_cached(
-    folder: str | None, key: str | None, task: SubjectTask, radiomics, patches, expected: dict[str, tuple[int, ...]]
+    folder: str | None, key: str | None, task: SubjectTask, extractors: dict, expected: dict[str, tuple[int, ...]]
 ) -> SubjectFeatures:
     """One subject's features from the cache ``folder`` when it holds a sound entry, else extracted
     and stored there. Runs in the worker (joblib or Dask); warnings travel back as notes."""
     if in_loky_worker():
         exit_with_parent()  # a killed rimclf leaves no loky worker behind
     if folder is None:
-        return _featurize_subject(key, task, radiomics, patches)
+        return _featurize_subject(key, task, extractors)
     cache = FeatureCache(folder)
     notes: list[Note] = []
     try:
@@ -74,18 +84,17 @@ def _featurize_cached(
         entry = None
     if entry is not None:
         arrays, cached_notes = entry
-        return SubjectFeatures(arrays.get("radiomics"), arrays.get("patches"), cached_notes)
-    result = _featurize_subject(key, task, radiomics, patches)
-    arrays = {name: value for name, value in (("radiomics", result.radiomics), ("patches", result.patches)) if value is not None}
+        return SubjectFeatures(arrays, cached_notes)
+    result = _featurize_subject(key, task, extractors)
     try:
-        cache.save(key, arrays, result.notes)
+        cache.save(key, result.arrays, result.notes)
     except OSError as exc:
         notes.append((RimclfWarning, f"feature cache {folder}: entry {key} not written ({exc.strerror or exc}); features not cached"))
-    return SubjectFeatures(result.radiomics, result.patches, notes + result.notes)
+    return SubjectFeatures(result.arrays, notes + result.notes)
 
 
 class LesionFeaturizer(TransformerMixin, BaseEstimator):
-    """Stateless transformer from the lesion table to ``SliceDict(patches=..., radiomics=...)``.
+    """Stateless transformer from the lesion table to ``SliceDict(rim=..., radiomics=..., patches=...)``.
 
     Parameters
     ----------
@@ -94,6 +103,8 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         None leaves the "radiomics" entry out.
     patches : PatchExtractor, "default" or None, default="default"
         The patch extractor; "default" is ``PatchExtractor()``, None leaves "patches" out.
+    rim : RimProfileExtractor, "default" or None, default=None
+        The rim-profile extractor; "default" is ``RimProfileExtractor()``, None leaves "rim" out.
     n_jobs : int or None, default=None
         Subjects processed in parallel with joblib (None: one, unless inside a
         ``joblib.parallel_backend`` context; -1: all cores). Any joblib backend works, e.g.
@@ -114,21 +125,35 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    ``transform`` reads each subject's QSM, FLAIR and mask once, extracts its lesions and puts the
-    rows back in table order; a subset of the table (``table.iloc[idx]``, as cross-validation
-    passes) gives the matching subset of rows. ``fit`` only checks parameters.
+    ``transform`` reads each subject's QSM, FLAIR and mask once, runs every extractor on its
+    lesions and puts the rows back in table order; a subset of the table (``table.iloc[idx]``, as
+    cross-validation passes) gives the matching subset of rows. ``fit`` only checks parameters.
+    The tabular entries ("rim", "radiomics") are what the network's MLP branch and the baselines
+    take; "patches" feed its CNN branch.
+
+    Examples
+    --------
+    >>> from rimclf.features import LesionFeaturizer, RimProfileExtractor
+    >>> featurizer = LesionFeaturizer(rim=RimProfileExtractor(), radiomics=None, patches=None)
+    >>> sorted(featurizer.extractors())
+    ['rim']
+    >>> X = featurizer.fit_transform(table)  # doctest: +SKIP
+    >>> X["rim"].shape  # doctest: +SKIP
+    (n_lesions, 22)
     """
 
     def __init__(
-        self, *, radiomics="default", patches="default", n_jobs=None, memory=None, progress: bool = True
+        self, *, radiomics="default", patches="default", rim=None, n_jobs=None, memory=None, progress: bool = True
     ) -> None:
         self.radiomics = radiomics
         self.patches = patches
+        self.rim = rim
         self.n_jobs = n_jobs
         self.memory = memory
         self.progress = progress
 
     _parameter_constraints = {
+        "rim": [Options("default", None), Types(RimProfileExtractor, description="a RimProfileExtractor")],
         "radiomics": [Options("default", None), Types(RadiomicsExtractor, description="a RadiomicsExtractor")],
         "patches": [Options("default", None), Types(PatchExtractor, description="a PatchExtractor")],
         "n_jobs": list(N_JOBS),
@@ -141,24 +166,24 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         return tags
 
-    def extractors(self) -> tuple[RadiomicsExtractor | None, PatchExtractor | None]:
-        """The (radiomics, patches) extractors in use, "default" resolved, after checking every parameter."""
+    def extractors(self) -> dict:
+        """The extractors in use by output key ("rim", "radiomics", "patches"), "default"
+        resolved, after checking every parameter."""
         return self._validate()
 
-    def _validate(self) -> tuple[RadiomicsExtractor | None, PatchExtractor | None]:
+    def _validate(self) -> dict:
         validate_params(self)
-        extractors = []
-        for name, kind in (("radiomics", RadiomicsExtractor), ("patches", PatchExtractor)):
+        extractors = {}
+        for name, kind in EXTRACTOR_KINDS.items():
             value = getattr(self, name)
             if isinstance(value, str) and value == "default":
                 value = kind()
             if value is not None:
-                value.fit()
-            extractors.append(value)
-        if extractors == [None, None]:
-            raise ParameterError("radiomics=None and patches=None: nothing to extract; keep at least one")
+                extractors[name] = value.fit()
+        if not extractors:
+            raise ParameterError("rim=None, radiomics=None and patches=None: nothing to extract; keep at least one")
         self._memory()
-        return extractors[0], extractors[1]
+        return extractors
 
     def _memory(self) -> str | None:
         """The cache folder, or None."""
@@ -184,24 +209,27 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
             FeatureCache(folder).remove_stale_temporaries()
         return folder
 
-    def _required_columns(self, radiomics, patches) -> list[str]:
-        columns = [
-            *(radiomics.required_columns() if radiomics else ()),
-            *(patches.required_columns() if patches else ()),
-        ]
+    @staticmethod
+    def _required_columns(extractors: dict) -> list[str]:
+        columns = [column for extractor in extractors.values() for column in extractor.required_columns()]
         return list(dict.fromkeys(columns))
 
     def fit(self, X=None, y=None):
         """Check the parameters (and the table's columns when given). Nothing is learnt."""
-        radiomics, patches = self._validate()
+        extractors = self._validate()
         if X is not None:
-            check_lesion_table(X, self._required_columns(radiomics, patches))
+            check_lesion_table(X, self._required_columns(extractors))
         return self
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the radiomics columns (pyradiomics' own); empty without radiomics."""
-        radiomics, _ = self._validate()
-        return radiomics.get_feature_names_out() if radiomics is not None else np.array([], dtype=object)
+        """Names of the tabular columns: the rim-profile features, then pyradiomics' own names.
+
+        These are the columns of ``X["rim"]`` and ``X["radiomics"]`` in that order, the order in
+        which :class:`~rimclf.classifier.QSMRimNetClassifier` and the baselines join them.
+        """
+        extractors = self._validate()
+        names = [extractor.get_feature_names_out() for key, extractor in extractors.items() if key in TABULAR_KEYS]
+        return np.concatenate(names).astype(object) if names else np.array([], dtype=object)
 
     def transform(self, X):
         """Features of every row of the lesion table, in table order.
@@ -209,72 +237,64 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         Returns
         -------
         skorch.helper.SliceDict
-            ``patches``: float32 (n, C, D, H, W); ``radiomics``: float32 (n, F); either left out
-            when its extractor is None.
+            ``rim``: float32 (n, F_rim); ``radiomics``: float32 (n, F_radiomics); ``patches``:
+            float32 (n, C, D, H, W); each present when its extractor is.
         """
         from skorch.helper import SliceDict
 
-        radiomics, patches = self._validate()
-        table = check_lesion_table(X, self._required_columns(radiomics, patches))
-        need_flair = "flair" in self._required_columns(radiomics, patches)
-        tasks = group_by_subject(table, with_flair=need_flair, with_centroids=patches is not None)
+        extractors = self._validate()
+        columns = self._required_columns(extractors)
+        table = check_lesion_table(X, columns)
+        tasks = group_by_subject(table, with_flair="flair" in columns, with_centroids="patches" in extractors)
         settings = {
             "version": CACHE_VERSION,
-            "radiomics": radiomics.cache_key() if radiomics is not None else None,
-            "patches": patches.cache_key() if patches is not None else None,
+            **{name: extractor.cache_key() for name, extractor in extractors.items()},
         }
         folder = self._cache_folder()
         # largest subjects first, so that with n_jobs > 1 no worker is left with a big one at the end
         tasks = sorted(tasks, key=lambda entry: -len(entry[0].lesion_ids))
-        n_rows = len(table)
-        row_shapes = {}
-        if radiomics is not None:
-            row_shapes["radiomics"] = (len(radiomics.get_feature_names_out()),)
-        if patches is not None:
-            patch_settings = patches.cache_key()
-            row_shapes["patches"] = (len(patch_settings["channels"]), *patch_settings["shape"])
+        row_shapes = {name: _row_shape(name, extractor) for name, extractor in extractors.items()}
         calls = (
             delayed(_featurize_cached)(
                 folder,
                 _cache_key(task, settings) if folder is not None else None,
                 task,
-                radiomics,
-                patches,
+                extractors,
                 {name: (len(task.lesion_ids), *shape) for name, shape in row_shapes.items()},
             )
             for task, _, _ in tasks
         )
-        out_radiomics = out_patches = None
-        if radiomics is not None:
-            out_radiomics = np.full((n_rows, *row_shapes["radiomics"]), np.nan, dtype=np.float32)
-        if patches is not None:
-            out_patches = np.zeros((n_rows, *row_shapes["patches"]), dtype=np.float32)
+        outputs = {
+            name: np.full((len(table), *shape), np.nan if name in TABULAR_KEYS else 0.0, dtype=np.float32)
+            for name, shape in row_shapes.items()
+        }
         notes: list[Note] = []
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(calls)
         with tqdm(
             total=len(tasks), desc="lesion features", unit="subject", disable=not self.progress or not tasks
         ) as bar:
             for (task, rows, lesion_index), result in zip(tasks, results):
-                if out_radiomics is not None:
-                    _place(out_radiomics, rows, result.radiomics, lesion_index)
-                if out_patches is not None:
-                    _place(out_patches, rows, result.patches, lesion_index)
+                for name, out in outputs.items():
+                    _place(out, rows, result.arrays[name], lesion_index)
                 notes.extend(result.notes)
                 bar.update(1)
         emit_notes(notes, stacklevel=2)
-        outputs = {}
-        if out_patches is not None:
-            outputs["patches"] = out_patches
-        if out_radiomics is not None:
-            outputs["radiomics"] = out_radiomics
         return SliceDict(**outputs)
+
+
+def _row_shape(name: str, extractor) -> tuple[int, ...]:
+    """The shape of one lesion's output of an extractor."""
+    if name == "patches":
+        settings = extractor.cache_key()
+        return (len(settings["channels"]), *settings["shape"])
+    return (len(extractor.get_feature_names_out()),)
 
 
 def make_featurizer(
     config: ModelConfig = DEFAULT_MODEL,
     *,
-    radiomics: bool = True,
-    patches: bool = True,
+    features: bool = True,
+    patches: bool | None = None,
     n_jobs: int | None = None,
     memory=None,
     progress: bool = True,
@@ -287,21 +307,38 @@ def make_featurizer(
     Parameters
     ----------
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
-        Gives the radiomics settings (``radiomics_params``, ``region``, ``shell_mm``) and the
-        patch settings (``patch_size_mm``, ``patch_shape``, ``normalize``, ``channels``).
-        Change some with ``dataclasses.replace(DEFAULT_MODEL, region="both")``.
-    radiomics, patches : bool, default=True
-        Build the radiomics and the patch extractor (at least one).
+        ``feature_set`` names the tabular features ("rim", "radiomics" or "rim+radiomics"; see
+        :data:`rimclf.defaults.FEATURE_SETS`), with the radiomics settings ``radiomics_params``,
+        ``region``, ``shell_mm``; the patch settings are ``patch_size_mm``, ``patch_shape``,
+        ``normalize`` and ``channels``. Change some with
+        ``dataclasses.replace(DEFAULT_MODEL, feature_set="rim+radiomics")``.
+    features : bool, default=True
+        Build the extractors of ``config.feature_set``.
+    patches : bool or None, default=None
+        Build the patch extractor; None: when the network uses patches
+        (``config.branches != "radiomics"``).
     n_jobs, memory, progress
         Runtime settings of :class:`LesionFeaturizer` (they do not change the features).
 
     Returns
     -------
     LesionFeaturizer
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from rimclf.defaults import DEFAULT_MODEL
+    >>> featurizer = make_featurizer(replace(DEFAULT_MODEL, feature_set="rim", branches="radiomics"))
+    >>> sorted(featurizer.extractors())
+    ['rim']
     """
-    radiomics_extractor = (
+    check_choice(config.feature_set, "feature_set", FEATURE_SETS)
+    names = set(config.feature_set.split("+")) if features else set()
+    use_patches = config.branches != "radiomics" if patches is None else patches
+    rim = RimProfileExtractor() if "rim" in names else None
+    radiomics = (
         RadiomicsExtractor(params=config.radiomics_params, region=config.region, shell_mm=config.shell_mm)
-        if radiomics
+        if "radiomics" in names
         else None
     )
     patch_extractor = (
@@ -309,11 +346,11 @@ def make_featurizer(
             size_mm=config.patch_size_mm, shape=config.patch_shape, channels=config.channels,
             normalize=config.normalize,
         )
-        if patches
+        if use_patches
         else None
     )
     return LesionFeaturizer(
-        radiomics=radiomics_extractor, patches=patch_extractor, n_jobs=n_jobs, memory=memory, progress=progress
+        rim=rim, radiomics=radiomics, patches=patch_extractor, n_jobs=n_jobs, memory=memory, progress=progress
     )
 
 

@@ -23,14 +23,22 @@ pipeline) and a scale (its regularisation), FLAIR intensities by an arbitrary sc
     robust QSM spread, 1.4826 x the median absolute deviation of all its normal-appearing tissue:
     rim and lesion contrast in units of the subject's tissue variability. FLAIR: divide by the
     median FLAIR of the subject's normal-appearing tissue (so that it reads ~1).
+``"ring"``
+    Referenced like the rim-profile features (:mod:`rimclf.features.rim_profile`): QSM minus the
+    median QSM of the lesion's reference ring (normal-appearing tissue 3-6 mm outside it),
+    divided by the subject's robust QSM spread (as for "nawm"); FLAIR divided by the median
+    FLAIR of the same ring. A lesion without enough ring voxels falls back to "nawm".
 ``"zscore"``
     Each patch and image channel separately: subtract its mean, divide by its standard deviation
     (both over the patch's points inside the image volume).
 ``"none"``
     QSM in ppb and FLAIR as stored.
 
-The mask channel is 0/1 and never normalised. Points outside the image volume stay 0 after
-normalisation (for "nawm" QSM, 0 is the normal-appearing tissue level).
+The mask channel is 0/1 and never normalised. The ``"distance"`` channel is the signed distance
+(mm, negative inside) of each patch point to this lesion's boundary, measured on the patch grid
+from the nearest-neighbour mask and clipped to +-``MAX_DISTANCE_MM``: it tells the CNN where the
+edge is, whatever the lesion's size. Points outside the image volume stay 0 after normalisation
+(for "nawm" and "ring" QSM, 0 is the normal-appearing tissue level).
 """
 
 from __future__ import annotations
@@ -39,11 +47,14 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import check_choice, is_int, is_real
 from rimclf.defaults import CHANNELS, DEFAULT_MODEL, NORMALIZATIONS
 from rimclf.errors import DataWarning, ParameterError
+from rimclf.features._regions import signed_distance_mm
+from rimclf.features.rim_profile import MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
 from rimclf.features._subject import (
     BASE_COLUMNS,
     CENTROID_COLUMNS,
@@ -56,6 +67,8 @@ from rimclf.features._subject import (
     world_to_voxel,
 )
 
+#: The ``"distance"`` channel is clipped to +- this many millimetres.
+MAX_DISTANCE_MM = 10.0
 #: Median absolute deviation to standard deviation for normally distributed values.
 MAD_TO_SD = 1.4826
 #: At most this many normal-appearing voxels are used for the subject's FLAIR median.
@@ -182,23 +195,29 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
         out = np.zeros((len(task.lesion_ids), len(channels), *shape), dtype=np.float32)
         if not len(task.lesion_ids):
             return out
-        reference = _SubjectReference(volumes, notes) if self.normalize == "nawm" else None
+        reference = _SubjectReference(volumes, notes) if self.normalize in ("nawm", "ring") else None
+        spacing = np.asarray(size_mm) / np.asarray(shape)
         for row, (lesion_id, centre) in enumerate(zip(task.lesion_ids, task.centroids_mm)):
             points = centre + offsets
+            mask = None
+            if "mask" in channels or "distance" in channels:
+                mask = (sample_world(volumes.labels, volumes.affine, points, order=0) == lesion_id).reshape(shape)
+            levels = reference.levels(int(lesion_id), centre, size_mm, self.normalize) if reference else None
             for channel_index, channel in enumerate(channels):
                 if channel == "mask":
-                    labels = sample_world(volumes.labels, volumes.affine, points, order=0)
-                    values = (labels == lesion_id).astype(np.float32)
+                    values = mask.astype(np.float32)
+                elif channel == "distance":
+                    values = np.clip(signed_distance_mm(mask, spacing), -MAX_DISTANCE_MM, MAX_DISTANCE_MM)
                 else:
                     data, affine = (
                         (volumes.qsm, volumes.affine) if channel == "qsm" else (volumes.flair, volumes.flair_affine)
                     )
                     values, inside = sample_world(data, affine, points, order=1, return_inside=True)
-                    values = self._normalized(values, inside, channel, reference, centre, size_mm)
-                out[row, channel_index] = values.reshape(shape)
+                    values = self._normalized(values, inside, channel, levels).reshape(shape)
+                out[row, channel_index] = values
         return out
 
-    def _normalized(self, values, inside, channel, reference, centre, size_mm) -> np.ndarray:
+    def _normalized(self, values, inside, channel, levels) -> np.ndarray:
         values = values.astype(np.float32)
         if self.normalize == "none":
             return values
@@ -207,15 +226,16 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
             spread = float(within.std())
             values = (values - within.mean()) / (spread if spread > 0 else 1.0)
         elif channel == "qsm":
-            values = (values - reference.local_qsm_offset(centre, size_mm)) / reference.qsm_scale
+            offset, scale = levels["qsm"]
+            values = (values - offset) / scale
         else:
-            values = values / reference.flair_median
+            values = values / levels["flair"]
         values[~inside] = 0
         return values.astype(np.float32)
 
 
 class _SubjectReference:
-    """Normal-appearing tissue statistics of one subject, for ``normalize="nawm"``."""
+    """Normal-appearing tissue statistics of one subject, for ``normalize="nawm"`` and ``"ring"``."""
 
     def __init__(self, volumes: SubjectVolumes, notes: list[Note]) -> None:
         self.volumes = volumes
@@ -254,6 +274,34 @@ class _SubjectReference:
                 median = 1.0
             self._flair_median = median
         return self._flair_median
+
+    def levels(self, lesion_id: int, centre: np.ndarray, size_mm: tuple[float, ...], normalize: str) -> dict:
+        """The (offset, scale) of the QSM and the scale of the FLAIR for one lesion's patch."""
+        if normalize == "ring":
+            ring = self._ring(lesion_id)
+            if ring is not None:
+                crop, inside_ring = ring
+                qsm = float(np.median(self.volumes.qsm[crop][inside_ring]))
+                flair = None
+                if self.volumes.task.flair is not None:
+                    flair = float(np.median(self.volumes.flair_on_qsm_grid[crop][inside_ring]))
+                return {"qsm": (qsm, self.qsm_scale), "flair": flair if flair and flair > 0 else self.flair_median}
+        return {"qsm": (self.local_qsm_offset(centre, size_mm), self.qsm_scale), "flair": self._flair_level()}
+
+    def _flair_level(self) -> float | None:
+        return self.flair_median if self.volumes.task.flair is not None else None
+
+    def _ring(self, lesion_id: int):
+        """(crop, reference-ring mask in it) of a lesion, or None when the ring is too small."""
+        if not hasattr(self, "_objects"):
+            self._objects = ndimage.find_objects(self.volumes.labels)
+        box = self._objects[lesion_id - 1] if 0 < lesion_id <= len(self._objects) else None
+        spacing = np.asarray(self.volumes.spacing_mm, dtype=float)
+        crop = lesion_crop(box, self.volumes.labels.shape, spacing, RING_MM[1])
+        if crop is None:
+            return None
+        ring = reference_ring(self.volumes.labels, self.normal, lesion_id, spacing, RING_MM, crop)
+        return (crop, ring) if int(ring.sum()) >= MIN_REFERENCE_VOXELS else None
 
     def local_qsm_offset(self, centre: np.ndarray, size_mm: tuple[float, ...]) -> float:
         """Median QSM of normal-appearing voxels within the patch's extent (subject median if none)."""

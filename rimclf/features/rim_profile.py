@@ -109,6 +109,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import Bools, Interval, is_real, validate_params
 from rimclf.errors import DataWarning, ParameterError
+from rimclf.features._regions import signed_distance_mm
 from rimclf.features._subject import (
     BASE_COLUMNS,
     Note,
@@ -120,6 +121,8 @@ from rimclf.features._subject import (
 
 #: Median absolute deviation to standard deviation for normally distributed values.
 MAD_TO_SD = 1.4826
+#: Default inner and outer distance (mm) of the reference ring beyond the lesion boundary.
+REFERENCE_MM = (3.0, 6.0)
 #: A reference ring with fewer normal-appearing voxels than this gives NaN features.
 MIN_REFERENCE_VOXELS = 20
 #: At most this many normal-appearing voxels are used for the subject's spread and FLAIR level.
@@ -166,20 +169,6 @@ class ProfileSettings:
     reference_mm: tuple[float, float]
     n_directions: int
     bright_threshold: float
-
-
-def signed_distance_mm(lesion: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
-    """Signed distance (mm) of every voxel to the boundary of ``lesion``; negative inside.
-
-    The array is padded by one voxel of background, so a lesion reaching the array's edge is
-    treated as ending there.
-    """
-    spacing = np.asarray(spacing_mm, dtype=float)
-    padded = np.pad(lesion, 1)
-    inside = ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
-    outside = ndimage.distance_transform_edt(~padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
-    half_voxel = 0.5 * float(spacing.mean())
-    return np.where(lesion, -(inside - half_voxel), outside - half_voxel)
 
 
 def _median(values: np.ndarray) -> float:
@@ -316,6 +305,32 @@ def _directional_contrasts(q, edge, near_ring, core_median, near_ring_median, po
     )
 
 
+def lesion_crop(
+    box: tuple[slice, ...] | None, shape: tuple[int, ...], spacing_mm: np.ndarray, reach_mm: float
+) -> tuple[slice, ...] | None:
+    """A lesion's bounding box (from :func:`scipy.ndimage.find_objects`) grown by ``reach_mm``
+    and clipped to the volume; None when the lesion has no voxel or touches the volume's edge."""
+    if box is None:
+        return None
+    start = np.array([s.start for s in box])
+    stop = np.array([s.stop for s in box])
+    if (start == 0).any() or (stop == np.asarray(shape)).any():
+        return None
+    reach = np.ceil(reach_mm / np.asarray(spacing_mm, dtype=float)).astype(int) + 1
+    low, high = np.maximum(start - reach, 0), np.minimum(stop + reach, shape)
+    return tuple(slice(a, b) for a, b in zip(low, high))
+
+
+def reference_ring(
+    labels: np.ndarray, normal: np.ndarray, lesion_id: int, spacing_mm: np.ndarray, reference_mm: tuple[float, float],
+    crop: tuple[slice, ...],
+) -> np.ndarray:
+    """The reference ring of a lesion within ``crop``: normal-appearing voxels between
+    ``reference_mm[0]`` and ``reference_mm[1]`` mm outside it (boolean, the crop's shape)."""
+    distance = signed_distance_mm(labels[crop] == lesion_id, spacing_mm)
+    return normal[crop] & (distance > reference_mm[0]) & (distance <= reference_mm[1])
+
+
 class _SubjectReference:
     """The subject-level quantities of the referencing: QSM spread and FLAIR level of normal tissue."""
 
@@ -371,7 +386,7 @@ class RimProfileExtractor(TransformerMixin, BaseEstimator):
         self,
         *,
         edge_mm: float = 1.5,
-        reference_mm: tuple[float, float] = (3.0, 6.0),
+        reference_mm: tuple[float, float] = REFERENCE_MM,
         n_directions: int = 32,
         bright_threshold: float = 1.0,
         flair: bool = True,
@@ -477,24 +492,17 @@ class RimProfileExtractor(TransformerMixin, BaseEstimator):
             return out
         labels = volumes.labels
         spacing = np.asarray(volumes.spacing_mm, dtype=float)
-        reach = np.ceil(settings.reference_mm[1] / spacing).astype(int) + 1
         objects = ndimage.find_objects(labels, max_label=int(task.lesion_ids.max()))
         rotation = volumes.affine[:3, :3]
         voxel_mm3 = float(abs(np.linalg.det(rotation)))
         for row, lesion_id in enumerate(task.lesion_ids):
             where = f"sub-{task.participant_id} lesion {int(lesion_id)}"
             box = objects[int(lesion_id) - 1] if 0 < lesion_id <= len(objects) else None
-            if box is None:
-                notes.append((DataWarning, f"{where}: the lesion has no voxel; its rim-profile features are NaN"))
+            crop = lesion_crop(box, labels.shape, spacing, settings.reference_mm[1])
+            if crop is None:
+                problem = "has no voxel" if box is None else "touches the edge of the volume, so its edge and surroundings are cut"
+                notes.append((DataWarning, f"{where}: the lesion {problem}; its rim-profile features are NaN"))
                 continue
-            start = np.array([s.start for s in box])
-            stop = np.array([s.stop for s in box])
-            if (start == 0).any() or (stop == labels.shape).any():
-                notes.append((DataWarning, f"{where}: the lesion touches the edge of the volume, so its edge and "
-                                           "surroundings are cut; its rim-profile features are NaN"))
-                continue
-            low, high = np.maximum(start - reach, 0), np.minimum(stop + reach, labels.shape)
-            crop = tuple(slice(a, b) for a, b in zip(low, high))
             values = self._lesion_features(volumes, reference, int(lesion_id), crop, rotation, spacing, settings, where, notes)
             if values is not None:
                 if self.volume:

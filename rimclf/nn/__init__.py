@@ -6,12 +6,14 @@ the shared parameter checks), so they run in any torch code.
 - :class:`ResNet3D`: width-configurable 3D ResNet trunk (depth 10/18/34) over lesion patches.
 - :class:`RadiomicsEncoder`: MLP on standardised radiomics.
 - :func:`deep_smote` / :class:`DeepSMOTE`: feature-space SMOTE of rim+ rows (training only).
+- :class:`PatchAugment`: per-sample flips, 90° turns and small rotations of patches (training only).
 - :class:`QSMRimNet`: the fused classifier returning one logit per lesion.
 
 The paper's network is ``QSMRimNet(depth=18, width=64)``; the defaults (``depth=10,
 width=16``) train in minutes on a CPU.
 """
 
+from rimclf.nn.augment import PatchAugment
 from rimclf.nn.deepsmote import DeepSMOTE, deep_smote
 from rimclf.nn.encoder import RadiomicsEncoder
 from rimclf.nn.qsmrimnet import BRANCHES, FUSIONS, QSMRimNet
@@ -22,6 +24,7 @@ __all__ = [
     "BRANCHES",
     "FUSIONS",
     "DeepSMOTE",
+    "PatchAugment",
     "QSMRimNet",
     "RadiomicsEncoder",
     "ResNet3D",

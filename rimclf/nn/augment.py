@@ -25,6 +25,9 @@ from torch.nn import functional
 
 from rimclf.errors import ParameterError
 
+#: The largest angle of the small random rotations of ``augment="flips+rotations"``.
+ROTATION_DEGREES = 15.0
+
 
 def signed_permutations(*, reflections: bool = True) -> torch.Tensor:
     """The 48 (or, without reflections, 24) 3x3 signed permutation matrices, ``(K, 3, 3)``."""

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from rimclf._validation import check_choice, check_int
-from rimclf.defaults import BRANCHES, DEFAULT_MODEL, FUSIONS
+from rimclf.defaults import AUGMENTATIONS, BRANCHES, DEFAULT_MODEL, FUSIONS
 from rimclf.errors import ParameterError
+from rimclf.nn.augment import ROTATION_DEGREES, PatchAugment
 from rimclf.nn.deepsmote import DeepSMOTE
 from rimclf.nn.encoder import RadiomicsEncoder, linear_bn_swish
 from rimclf.nn.resnet3d import ResNet3D
@@ -50,6 +51,10 @@ class QSMRimNet(nn.Module):
         Dropout inside the radiomics encoder.
     head_dropout : float, default=0.5
         Dropout inside the classifier head.
+    augment : {"none", "flips", "flips+rotations"}, default="none" (*)
+        Training-time augmentation of the patches by :class:`~rimclf.nn.PatchAugment`: the 48
+        flips and 90° turns about the world axes, optionally followed by a random rotation of up
+        to ``ROTATION_DEGREES``; inactive in eval mode.
 
     Attributes
     ----------
@@ -86,8 +91,10 @@ class QSMRimNet(nn.Module):
         smote_seed: int | None = None,
         radiomics_dropout: float = 0.3,
         head_dropout: float = 0.5,
+        augment: str = DEFAULT_MODEL.augment,
     ) -> None:
         super().__init__()
+        check_choice(augment, "augment", AUGMENTATIONS, owner="QSMRimNet")
         check_choice(branches, "branches", BRANCHES, owner="QSMRimNet")
         check_choice(fusion, "fusion", FUSIONS, owner="QSMRimNet")
         check_int(width, "width", min=1, owner="QSMRimNet")
@@ -99,6 +106,10 @@ class QSMRimNet(nn.Module):
         self.fusion = fusion
         self.feature_dim = 8 * width
 
+        self.augment = None
+        if augment != "none" and branches != "radiomics":
+            rotation = ROTATION_DEGREES if augment == "flips+rotations" else 0.0
+            self.augment = PatchAugment(flips_and_turns=True, max_rotation_degrees=rotation)
         self.patch_encoder = (
             ResNet3D(in_channels, depth=depth, width=width) if branches != "radiomics" else None
         )
@@ -135,6 +146,8 @@ class QSMRimNet(nn.Module):
         if self.patch_encoder is not None:
             if patches is None:
                 raise ParameterError(f"QSMRimNet: patches are required with branches={self.branches!r}")
+            if self.augment is not None:
+                patches = self.augment(patches)
             parts.append(self.patch_encoder(patches))
         if self.radiomics_encoder is not None:
             if radiomics is None:

@@ -134,11 +134,11 @@ def test_zscore_standardises_each_image_channel(table: pd.DataFrame) -> None:
     [
         (
             {"channels": ("qsm", "t2")},
-            r"channels=\('qsm', 't2'\) is not valid: \['t2'\] not in the choices \('qsm', 'flair', 'mask'\)",
+            r"channels=\('qsm', 't2'\) is not valid: \['t2'\] not in the choices \('qsm', 'flair', 'mask', 'distance'\)",
         ),
         ({"channels": "qsm"}, r"channels='qsm' is not valid; give a non-empty tuple"),
         ({"channels": ("qsm", "qsm")}, "a channel is repeated"),
-        ({"normalize": "robust"}, r"normalize='robust' is not valid; it must be one of \('nawm', 'zscore', 'none'\)"),
+        ({"normalize": "robust"}, r"normalize='robust' is not valid; it must be one of \('nawm', 'ring', 'zscore', 'none'\)"),
         ({"size_mm": -4}, "size_mm=-4 is not valid; it must be a positive number or three of them"),
         ({"shape": (8, 8)}, r"shape=\(8, 8\) is not valid; it must be a positive integer"),
         ({"shape": 2.5}, "shape=2.5 is not valid"),
