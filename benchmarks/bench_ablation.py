@@ -113,6 +113,31 @@ def plot_ablation(results: dict[str, pd.DataFrame]):
     return figure
 
 
+def summarize_folders(args: argparse.Namespace) -> int:
+    """OUT/summary.md, summary.csv and ablation.png from cohort folders of earlier runs (copied into OUT)."""
+    from rimclf._atomic import atomic_output_dir
+    from rimclf.benchmark import format_results
+
+    out = args.out or ROOT / "benchmarks" / "results" / "ablation"
+    results = {folder.name: pd.read_csv(folder / "results.csv") for folder in args.from_results}
+    with atomic_output_dir(out, force=args.force) as tmp:
+        for folder in args.from_results:
+            shutil.copytree(folder, tmp / folder.name, ignore=shutil.ignore_patterns("cache"))
+        records = {f.name: json.loads((f / "results.json").read_text()) for f in args.from_results}
+        header = ["# Ablation", "", "Cohorts: " + "; ".join(
+            f"{name}: {r['cohort']['n_subjects']} subjects, {r['cohort']['n_lesions']} lesions, {r['cohort']['n_rim']} rim+, "
+            f"{r['settings']['n_splits']} folds x {r['settings']['n_repeats']} repeat(s), "
+            f"{r['timing']['total_seconds'] / 60:.0f} min" for name, r in records.items()), ""]
+        per_cohort = [f"## {name}\n\n{format_results(frame, markdown=True)}" for name, frame in results.items()]
+        text = "\n".join(header) + "\n" + verdicts(results) + "\n\n" + combined_tables(results, "the default model")
+        (tmp / "summary.md").write_text(text + "\n\n" + "\n\n".join(per_cohort) + "\n", encoding="utf-8")
+        pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.csv", index=False)
+        plot_ablation(results).savefig(tmp / "ablation.png", dpi=110)
+    print(verdicts(results))
+    print(f"wrote {out}/summary.md, summary.csv, ablation.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one 30-subject cohort, 3 folds x 1 repeat")
@@ -123,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cohorts", nargs="+", metavar="NAME", help="cohorts to run (default: all of the mode)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel subjects and folds (default: all cores)")
     parser.add_argument("--force", action="store_true", help="replace OUT")
+    parser.add_argument("--from-results", nargs="+", type=Path, metavar="DIR",
+                        help="write OUT's summary from these earlier outputs (each a cohort folder with results.csv, "
+                             "named after the cohort) instead of running; e.g. one cohort per run")
     args = parser.parse_args(argv)
+    if args.from_results:
+        return summarize_folders(args)
 
     warnings.simplefilter("ignore")  # pyradiomics' and SMOTE's per-lesion/per-fold chatter
     from rimclf._atomic import atomic_output_dir

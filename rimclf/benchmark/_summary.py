@@ -29,7 +29,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from rimclf.benchmark._methods import METHODS, REFERENCE
+from rimclf.benchmark._methods import ABLATION_METHODS, METHODS, REFERENCE
+
+#: Every known method by name, for the labels of the table.
+_LABELS = {**ABLATION_METHODS, **METHODS}
 from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, subject_bootstrap_indices
 
@@ -192,7 +195,7 @@ def summarize_predictions(
 
     table = pd.DataFrame({
         "method": methods,
-        "label": [METHODS[name].label if name in METHODS else name for name in methods],
+        "label": [_LABELS[name].label if name in _LABELS else name for name in methods],
         "n_subjects": len(np.unique(groups)),
         "n_lesions": len(labels),
         "n_rim": int(labels.sum()),
