@@ -78,6 +78,12 @@ def _same_version(saved: str | None, current: str) -> bool:
     return saved is not None and saved.removeprefix("v") == current.removeprefix("v")
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), at most 300 characters."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
 def _json(value: Any, where: str) -> Any:
     """``value`` as plain JSON, or :class:`ModelFileError` saying why the model cannot be saved."""
     try:
@@ -255,7 +261,7 @@ def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]
     try:
         tensors = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for broken archives, ...
-        raise ModelFileError(f"{path}: refused: not a tensors-only weights file ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
+        raise ModelFileError(f"{path}: refused: not a tensors-only weights file ({type(exc).__name__}: {_first_line(exc)})") from None
     if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
         raise ModelFileError(f"{path}: must hold a dict of named tensors")
     return tensors
@@ -276,6 +282,11 @@ def _build_featurizer(settings: dict, where: str):
         if unknown:
             raise ModelFileError(f"{where} featurizer.{name} has unknown keys {unknown}; known keys: {sorted(known)}")
         params = {key: tuple(value) if isinstance(value, list) else value for key, value in params.items()}
+        if name == "radiomics" and isinstance(params.get("params"), str) and params["params"] != "qsmrim":
+            raise ModelFileError(
+                f"{where} featurizer.radiomics.params is {params['params']!r}; a model file holds its pyradiomics "
+                "settings themselves (or 'qsmrim', the packaged ones), never a path to read elsewhere"
+            )
         parts[name] = kind(**params)
     featurizer = LesionFeaturizer(**parts)
     try:
@@ -304,6 +315,16 @@ def _check_classifier_params(params: dict, where: str) -> None:
         if name in known or ("__" in name and prefix in _SUB_PARAMETER_PREFIXES):
             continue
         raise ModelFileError(f"{where} classifier.params has an unknown or non-JSON parameter {name!r}")
+
+
+def _validate_classifier(params: dict, where: str) -> None:
+    """The saved classifier parameters pass the estimator's own checks (ModelFileError naming the file)."""
+    from rimclf.classifier import QSMRimNetClassifier
+
+    try:
+        QSMRimNetClassifier(**params)._check_params()
+    except (ParameterError, TypeError) as exc:
+        raise ModelFileError(f"{where} classifier.params: {exc}") from None
 
 
 def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
@@ -352,6 +373,7 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
         raise ModelFileError(f"{where}: {exc}") from None
     featurizer = _build_featurizer(settings, where)
     _check_classifier_params(settings["classifier"]["params"], where)
+    _validate_classifier(settings["classifier"]["params"], where)
     state = {
         "params": settings["model"],
         "featurizer": featurizer,
@@ -362,7 +384,7 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
     try:
         return RimModel.from_fitted_state(state, device=device)
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
-        raise ModelFileError(f"{folder}: the weights do not fit the network described in {SETTINGS_FILE} ({str(exc).splitlines()[0][:300]})") from None
+        raise ModelFileError(f"{folder}: the weights do not fit the network described in {SETTINGS_FILE} ({_first_line(exc)})") from None
 
 
 def _classifier_state(settings: dict, tensors: dict[str, torch.Tensor], weights_path: Path) -> dict:
@@ -379,4 +401,8 @@ def _classifier_state(settings: dict, tensors: dict[str, torch.Tensor], weights_
         state[key] = tensors[key].numpy() if key in tensors else None
         if has_radiomics and state[key].shape != (settings["n_radiomics"],):
             raise ModelFileError(f"{weights_path}: {key} has shape {tuple(state[key].shape)}, expected ({settings['n_radiomics']},)")
+        if has_radiomics and not np.isfinite(state[key]).all():
+            raise ModelFileError(f"{weights_path}: {key} must be finite")
+    if has_radiomics and not (state["radiomics_scale"] > 0).all():
+        raise ModelFileError(f"{weights_path}: radiomics_scale must be finite and positive (a scale of 0 divides by zero)")
     return state

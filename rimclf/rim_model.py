@@ -214,12 +214,20 @@ class RimModel(ClassifierMixin, BaseEstimator):
         return featurizer.transform(_check_table(X))
 
     def predict_proba(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
-        """Probabilities ``(n_lesions, 2)``: columns rim- and rim+, rows in table order."""
+        """Probabilities ``(n_lesions, 2)``: columns rim- and rim+, rows in table order.
+
+        Raises :class:`~rimclf.errors.PredictionError` when any probability is NaN or infinite
+        (a broken model), naming the lesions.
+        """
+        from rimclf.outputs import check_probabilities
+
         table = _check_table(X)
         if not len(table):
             check_is_fitted(self, "classifier_")
             return np.zeros((0, 2), dtype=np.float32)
-        return self.classifier_.predict_proba(self.transform(table, **featurizer_params))
+        probability = self.classifier_.predict_proba(self.transform(table, **featurizer_params))
+        check_probabilities(probability[:, 1], table)
+        return probability
 
     def predict(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
         """Decisions 0/1: rim+ where the rim+ probability is at least ``threshold_``."""

@@ -93,6 +93,10 @@ class ThresholdChoice:
         for key, value in fields.items():
             if key != "method" and value is not None and (not is_real(value) or not math.isfinite(value)):
                 raise ParameterError(f"threshold['{key}'] must be a finite number, got {value!r}")
+        for key in ("value", "target_specificity", "specificity", "sensitivity"):
+            value = fields.get(key)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ParameterError(f"threshold['{key}']={value!r} is not valid; it must be a probability in [0, 1]")
         return cls(**fields)
 
     def describe(self) -> str:

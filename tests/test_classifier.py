@@ -25,7 +25,10 @@ from sklearn.preprocessing import FunctionTransformer
 from rimclf.classifier import GroupValidSplit, QSMRimNetClassifier
 from rimclf.errors import CohortError, DataWarning, ParameterError
 
-FAST = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0}
+#: QSMRim-Net as published (both branches, DeepSMOTE, no augmentation) at a tiny size; the
+#: default model (MLP on the tabular features) is tested where it differs
+FAST = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0, "module__branches": "both",
+        "imbalance": "deepsmote", "module__augment": "none"}
 N_SUBJECTS, LESIONS_PER_SUBJECT = 12, 8
 
 
@@ -386,3 +389,28 @@ def test_warm_start_keeps_the_fitted_statistics(data):
     net.fit(X[32:], y[32:])
     np.testing.assert_array_equal(net.radiomics_mean_, mean)
     assert len(net.history) == 2
+
+
+def test_tabular_entries_are_joined_in_a_fixed_order(data):
+    """The MLP branch takes "rim" and "radiomics" side by side, rim first, and remembers which."""
+    X, y, _ = data
+    rim, radiomics = X["radiomics"][:, :4], X["radiomics"][:, 4:]
+    net = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=0, module__branches="radiomics")
+    joined = net.fit(SliceDict(rim=rim, radiomics=radiomics), y)
+    assert joined.feature_keys_ == ("rim", "radiomics") and joined.n_radiomics_ == 10
+    same = clone(net).fit(SliceDict(radiomics=X["radiomics"]), y)  # the same columns in one entry
+    np.testing.assert_allclose(joined.predict_proba(SliceDict(radiomics=radiomics, rim=rim)),
+                               same.predict_proba(SliceDict(radiomics=X["radiomics"])), atol=1e-6)
+    with pytest.raises(CohortError, match="no 'rim' entry; the estimator was fitted on \\['rim', 'radiomics'\\]"):
+        joined.predict_proba(SliceDict(radiomics=radiomics))
+    with pytest.raises(CohortError, match="no tabular features"):
+        clone(net).fit(SliceDict(patches=X["patches"]), y)
+
+
+def test_patch_augmentation_is_seeded(data):
+    X, y, _ = data
+    first = fast(module__augment="flips+rotations").fit(X, y).predict_proba(X)
+    again = fast(module__augment="flips+rotations").fit(X, y).predict_proba(X)
+    plain = fast().fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, plain)

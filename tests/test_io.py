@@ -148,6 +148,15 @@ def _delete(path: tuple):
         (_set(("threshold", "method"), "oracle"), "not one of"),
         (_set(("weights", "file"), "../elsewhere.pt"), "weights file must be"),
         (_set(("radiomics_feature_names",), ["a", "b"]), "radiomics features"),
+        # values of the right JSON type that the estimator would only reject later, at predict
+        (_set(("classifier", "params", "batch_size"), 0), "batch_size=0 is not valid"),
+        (_set(("classifier", "params", "predict_nonlinearity"), "bogus"), "predict_nonlinearity='bogus' is not valid"),
+        (_set(("classifier", "params", "imbalance"), "bogus"), "imbalance='bogus' is not valid"),
+        (_set(("classifier", "params", "lr"), -1.0), "lr=-1.0 is not valid"),
+        (_set(("threshold", "value"), -5), r"threshold\['value'\]=-5 is not valid; it must be a probability"),
+        (_set(("classifier", "feature_keys"), ["patches"]), "feature_keys must list"),
+        # a model file never points rimclf at files elsewhere on the machine
+        (_set(("featurizer", "radiomics", "params"), "/etc/passwd"), "never a path to read elsewhere"),
     ],
 )
 def test_bad_settings_are_refused(model_dir: Path, edit, message: str) -> None:
@@ -175,6 +184,45 @@ def test_missing_or_wrong_paths(tmp_path: Path, model_dir: Path) -> None:
         load_model(tmp_path / "file.pt")
     (model_dir / "weights.pt").unlink()
     with pytest.raises(ModelFileError, match="weights.pt: missing"):
+        load_model(model_dir)
+
+
+def test_a_model_giving_nan_probabilities_is_an_error_not_an_output(model_dir: Path, tmp_path: Path) -> None:
+    """NaN weights (hash updated) make NaN probabilities: refused, nothing written."""
+    from rimclf.cli import main
+    from rimclf.errors import PredictionError
+
+    tensors = torch.load(model_dir / "weights.pt", weights_only=True)
+    head = sorted(key for key in tensors if key.startswith("module.head") and key.endswith("bias"))[-1]
+    tensors[head] = torch.full_like(tensors[head], float("nan"))
+    torch.save(tensors, model_dir / "weights.pt")
+    settings = read_settings(model_dir)
+    settings["weights"]["sha256"] = _sha256(model_dir / "weights.pt")
+    write_settings(model_dir, settings)
+    with pytest.raises(PredictionError, match="NaN, infinite or out-of-range"):
+        load_model(model_dir).predict_proba(tiny_table())
+    assert main(["predict", str(model_dir), str(tiny_table()["qsm"].map(lambda p: Path(p).parents[2]).iloc[0]),
+                 "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_zero_standardisation_scale_is_refused(model_dir: Path) -> None:
+    tensors = torch.load(model_dir / "weights.pt", weights_only=True)
+    tensors["radiomics_scale"] = torch.zeros_like(tensors["radiomics_scale"])
+    torch.save(tensors, model_dir / "weights.pt")
+    settings = read_settings(model_dir)
+    settings["weights"]["sha256"] = _sha256(model_dir / "weights.pt")
+    write_settings(model_dir, settings)
+    with pytest.raises(ModelFileError, match="radiomics_scale must be finite and positive"):
+        load_model(model_dir)
+
+
+def test_empty_weights_with_a_matching_hash_are_refused(model_dir: Path) -> None:
+    (model_dir / "weights.pt").write_bytes(b"")
+    settings = read_settings(model_dir)
+    settings["weights"]["sha256"] = _sha256(model_dir / "weights.pt")
+    write_settings(model_dir, settings)
+    with pytest.raises(ModelFileError, match="weights.pt"):
         load_model(model_dir)
 
 

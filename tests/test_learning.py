@@ -23,7 +23,7 @@ LIGHT_RADIOMICS = {
 }
 TINY_NET = {
     "module__width": 4, "max_epochs": 15, "batch_size": 8, "lr": 3e-3, "imbalance": "deepsmote",
-    "random_state": 0, "device": "cpu",
+    "random_state": 0, "device": "cpu", "module__branches": "both", "module__augment": "none",
 }
 N_FOLDS = 3
 #: Out-of-fold ROC AUC that the trained network must exceed. With this cohort it reaches
@@ -50,7 +50,7 @@ def lesions(tmp_path_factory):
     table = load_cohort(cohort)
     featurizer = LesionFeaturizer(
         radiomics=RadiomicsExtractor(params=LIGHT_RADIOMICS, region="both"),
-        patches=PatchExtractor(size_mm=24.0, shape=12),
+        patches=PatchExtractor(size_mm=24.0, shape=12, channels=("qsm", "flair", "mask"), normalize="nawm"),
         progress=False,
     )
     X = featurizer.transform(table)

@@ -267,7 +267,7 @@ def _output_error(exc: BaseException, out: Path, tmp: Path) -> OutputError | Non
             return None  # e.g. an unreadable input file: not the output's fault
         reason = exc.strerror or str(exc)
     elif isinstance(exc, RuntimeError) and ("inline_container" in str(exc) or "PytorchStreamWriter" in str(exc)):
-        reason = f"torch.save failed ({str(exc).splitlines()[0][:200]}): is the disk full?"
+        reason = f"torch.save failed ({(str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]}): is the disk full?"
     else:
         return None
     return OutputError(f"{out}: cannot be written: {reason}; nothing was written (temporary {tmp.name} removed)")

@@ -183,10 +183,18 @@ class QSMRimNetClassifier(
         "min_positives": [Options("auto"), Interval(int, 0)],
         "batch_size": [Interval(int, 2), Options(-1)],
         "amp": [Options(*AMP_CHOICES)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "max_epochs": [Interval(int, 0)],
+        "threshold": [Interval(float, 0, 1)],
     }
 
     def _check_params(self) -> None:
         validate_params(self)
+        nonlinearity = self.predict_nonlinearity
+        if not (nonlinearity is None or callable(nonlinearity) or (isinstance(nonlinearity, str) and nonlinearity == "auto")):
+            raise ParameterError(
+                f"QSMRimNetClassifier: predict_nonlinearity={nonlinearity!r} is not valid; it must be 'auto', None or a callable"
+            )
         for name in ("smote_k", "deepsmote"):
             if name in self.get_params_for("module"):
                 raise ParameterError(

@@ -1,9 +1,10 @@
-"""Lesion features: pyradiomics on the QSM and QSM/FLAIR/mask patches, as sklearn transformers.
+"""Lesion features as sklearn transformers: rim-profile features, pyradiomics and patches.
 
 :class:`LesionFeaturizer` turns the lesion table of :func:`rimclf.load_cohort` into the
-``SliceDict(patches=..., radiomics=...)`` that :class:`rimclf.QSMRimNetClassifier` takes,
-reading each subject once, in parallel over subjects and cached by file content.
-:class:`RadiomicsExtractor` and :class:`PatchExtractor` are its two parts, usable alone;
+``SliceDict(rim=..., radiomics=..., patches=...)`` that :class:`rimclf.QSMRimNetClassifier`
+takes, reading each subject once, in parallel over subjects and cached by file content.
+:class:`RimProfileExtractor` (the QSM at the lesion edge against its core and surroundings),
+:class:`RadiomicsExtractor` and :class:`PatchExtractor` are its parts, usable alone;
 :func:`make_featurizer` builds the featurizer of a :class:`~rimclf.defaults.ModelConfig`.
 """
 
@@ -11,5 +12,13 @@ from rimclf.features._export import save_features
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.patches import PatchExtractor
 from rimclf.features.radiomics import RadiomicsExtractor
+from rimclf.features.rim_profile import RimProfileExtractor
 
-__all__ = ["LesionFeaturizer", "PatchExtractor", "RadiomicsExtractor", "make_featurizer", "save_features"]
+__all__ = [
+    "LesionFeaturizer",
+    "PatchExtractor",
+    "RadiomicsExtractor",
+    "RimProfileExtractor",
+    "make_featurizer",
+    "save_features",
+]

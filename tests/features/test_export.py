@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from rimclf.cli import extract
-from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, save_features
+from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, RimProfileExtractor, save_features
 
 FEW = {"featureClass": {"firstorder": ["Mean", "Maximum"]}, "setting": {"binWidth": 25}}
 
@@ -24,7 +24,8 @@ def run_cli(argv: list[str]) -> int:
 
 def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: pd.DataFrame, tmp_path: Path) -> None:
     featurizer = LesionFeaturizer(
-        radiomics=RadiomicsExtractor(params=FEW), patches=PatchExtractor(size_mm=8.0, shape=4), progress=False
+        radiomics=RadiomicsExtractor(params=FEW, region="lesion"),
+        patches=PatchExtractor(size_mm=8.0, shape=4, channels=("qsm", "flair", "mask")), rim="default", progress=False,
     )
     out = save_features(cohort, tmp_path / "features", featurizer=featurizer)
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t", dtype={"participant_id": str})
@@ -39,6 +40,10 @@ def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: p
     assert radiomics[["participant_id", "lesion_id"]].equals(table[["participant_id", "lesion_id"]])
     expected = featurizer.transform(table)
     np.testing.assert_allclose(radiomics.iloc[:, 2:].to_numpy(), expected["radiomics"], rtol=1e-7)
+    rim = pd.read_csv(out / "rim.tsv", sep="\t", dtype={"participant_id": str})
+    assert list(rim.columns[2:]) == list(RimProfileExtractor().get_feature_names_out())
+    assert rim[["participant_id", "lesion_id"]].equals(lesions[["participant_id", "lesion_id"]])
+    np.testing.assert_allclose(rim.iloc[:, 2:].to_numpy(), expected["rim"], rtol=1e-6)
     patches = np.load(out / "patches.npy")
     assert patches.dtype == np.float32 and patches.shape == (20, 3, 4, 4, 4)
     np.testing.assert_array_equal(patches, expected["patches"])
@@ -56,7 +61,8 @@ def test_cli_extract_refuses_to_overwrite_without_force(
     params = tmp_path / "few.json"
     params.write_text(json.dumps(FEW))
     out = tmp_path / "out"
-    argv = [str(cohort), "-o", str(out), "--params", str(params), "--region", "both", "--no-patches", "--no-progress"]
+    argv = [str(cohort), "-o", str(out), "--params", str(params), "--feature-set", "radiomics", "--region", "both",
+            "--no-patches", "--no-progress"]
     assert run_cli(["extract", *argv]) == 0
     assert f"to {out}" in capsys.readouterr().out
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t")

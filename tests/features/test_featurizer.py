@@ -24,13 +24,14 @@ from rimclf._nifti import save_nifti
 from rimclf.errors import ParameterError, QSMUnitWarning
 from tests.features.builders import make_affine, make_qsm, write_subject
 
-SMALL_PATCHES = PatchExtractor(size_mm=12.0, shape=(6, 5, 4))
+SMALL_PATCHES = PatchExtractor(size_mm=12.0, shape=(6, 5, 4), channels=("qsm", "flair", "mask"), normalize="nawm")
 FEW_RADIOMICS = RadiomicsExtractor(
     params={
         "imageType": {"Original": {}, "Wavelet": {}},
         "featureClass": {"firstorder": None, "glcm": ["Contrast"]},
         "setting": {"binWidth": 25},
-    }
+    },
+    region="lesion",
 )
 
 
@@ -65,6 +66,17 @@ def test_shuffled_subset_and_repeated_rows(table: pd.DataFrame, reference: Slice
 def test_empty_table_gives_empty_arrays(table: pd.DataFrame) -> None:
     features = featurizer().transform(table.iloc[:0])
     assert features["radiomics"].shape == (0, 9 * 19) and features["patches"].shape == (0, 3, 6, 5, 4)
+
+
+def test_rim_features_join_the_output_and_the_feature_names(table: pd.DataFrame, reference: SliceDict) -> None:
+    from rimclf.features import RimProfileExtractor
+
+    with_rim = featurizer(rim=RimProfileExtractor()).transform(table)
+    assert set(with_rim) == {"rim", "radiomics", "patches"}
+    np.testing.assert_allclose(with_rim["rim"], RimProfileExtractor().transform(table).astype(np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(with_rim["radiomics"], reference["radiomics"])
+    names = list(featurizer(rim=RimProfileExtractor()).get_feature_names_out())
+    assert names == [*RimProfileExtractor().get_feature_names_out(), *FEW_RADIOMICS.get_feature_names_out()]
 
 
 def test_either_part_can_be_skipped(table: pd.DataFrame, reference: SliceDict) -> None:

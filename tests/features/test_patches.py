@@ -21,7 +21,8 @@ def centred_on_volume(table: pd.DataFrame, affine: np.ndarray, shape=SHAPE) -> p
 
 def test_patch_on_the_voxel_grid_reproduces_the_volume(table: pd.DataFrame) -> None:
     subject = centred_on_volume(table[table["participant_id"] == "01"], make_affine())
-    extractor = PatchExtractor(size_mm=tuple(np.array(SHAPE) * SPACING), shape=SHAPE, normalize="none")
+    extractor = PatchExtractor(size_mm=tuple(np.array(SHAPE) * SPACING), shape=SHAPE, normalize="none",
+                               channels=("qsm", "flair", "mask"))
     patches = extractor.fit(subject).transform(subject)
     assert patches.shape == (5, 3, *SHAPE) and patches.dtype == np.float32
     np.testing.assert_allclose(patches[0, 0], make_qsm(0), atol=1e-3)
@@ -98,19 +99,20 @@ def test_flair_on_another_grid_equals_flair_resampled_to_the_qsm_grid(tmp_path: 
 def test_outside_the_volume_is_zero(table: pd.DataFrame) -> None:
     corner = make_affine()[:3, 3] - np.array(SPACING) / 2  # the volume's outer corner
     subject = table.iloc[[0]].assign(centroid_x=corner[0], centroid_y=corner[1], centroid_z=corner[2])
-    for normalize in ("none", "nawm"):
-        patch = PatchExtractor(size_mm=8.0, shape=4, normalize=normalize).transform(subject)[0]
+    for normalize in ("none", "nawm", "ring"):
+        patch = PatchExtractor(size_mm=8.0, shape=4, normalize=normalize, channels=("qsm", "flair", "mask")).transform(subject)[0]
         assert (patch[:, :2] == 0).all() and (patch[:, 2:, 2:, 2:] != 0).any()  # low octants outside, high inside
 
 
-def test_nawm_removes_site_offset_and_scale(tmp_path: Path) -> None:
+@pytest.mark.parametrize("normalize", ["nawm", "ring"])
+def test_referencing_removes_site_offset_and_scale(tmp_path: Path, normalize: str) -> None:
     i, j, k = np.indices(SHAPE)
     brain = ((i - 12) / 14) ** 2 + ((j - 11) / 13) ** 2 + ((k - 6) / 8) ** 2 <= 1
     qsm = np.where(brain, make_qsm(), 0).astype(np.float32)
     flair = np.where(brain, make_flair(100), 0).astype(np.float32)
     write_subject(tmp_path / "site_a", "01", qsm=qsm, flair=flair)
     write_subject(tmp_path / "site_b", "01", qsm=np.where(brain, 1.7 * qsm - 15, 0).astype(np.float32), flair=3 * flair)
-    extractor = PatchExtractor(size_mm=8.0, shape=4)
+    extractor = PatchExtractor(size_mm=8.0, shape=4, normalize=normalize, channels=("qsm", "flair", "mask"))
     a = extractor.transform(load_cohort(tmp_path / "site_a").iloc[[1]])
     b = extractor.transform(load_cohort(tmp_path / "site_b").iloc[[1]])
     raw = PatchExtractor(size_mm=8.0, shape=4, normalize="none")
@@ -122,8 +124,21 @@ def test_nawm_removes_site_offset_and_scale(tmp_path: Path) -> None:
     assert abs(float(np.median(a[0, 1]))) > 0.5  # FLAIR in units of the normal-appearing median
 
 
+def test_distance_channel_is_the_signed_distance_to_this_lesion_in_mm(table: pd.DataFrame) -> None:
+    from rimclf.features.patches import MAX_DISTANCE_MM
+
+    extractor = PatchExtractor(size_mm=16.0, shape=16, channels=("mask", "distance"), normalize="none")
+    patches = extractor.transform(table.iloc[:2])
+    mask, distance = patches[:, 0] > 0.5, patches[:, 1]
+    assert (distance[mask] < 0).all() and (distance[~mask] > 0).all()  # negative inside, positive outside
+    assert np.abs(distance).max() <= MAX_DISTANCE_MM
+    # neighbours across the boundary are about one patch voxel (1 mm) apart in distance
+    across = mask[:, :-1] != mask[:, 1:]
+    assert np.abs(distance[:, :-1] - distance[:, 1:])[across].max() <= 1.0 + 1e-6
+
+
 def test_zscore_standardises_each_image_channel(table: pd.DataFrame) -> None:
-    patches = PatchExtractor(size_mm=12.0, shape=6, normalize="zscore").transform(table.iloc[:2])
+    patches = PatchExtractor(size_mm=12.0, shape=6, normalize="zscore", channels=("qsm", "flair", "mask")).transform(table.iloc[:2])
     np.testing.assert_allclose(patches[:, :2].mean(axis=(2, 3, 4)), 0, atol=1e-5)
     np.testing.assert_allclose(patches[:, :2].std(axis=(2, 3, 4)), 1, atol=1e-4)
     assert set(np.unique(patches[:, 2])) <= {0.0, 1.0}

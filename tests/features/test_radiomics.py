@@ -32,7 +32,7 @@ def full_volume(qsm_path, mask_path, label, names, params=str(QSMRIM_PARAMS)) ->
 
 
 def test_feature_names_are_pyradiomics_names(table: pd.DataFrame) -> None:
-    names = RadiomicsExtractor().get_feature_names_out()
+    names = RadiomicsExtractor(region="lesion").get_feature_names_out()
     assert len(names) == 14 + 9 * (18 + 24 + 16)  # shape + (first-order, GLCM, GLRLM) x (original + 8 wavelets)
     assert {
         "original_firstorder_Mean",
@@ -47,7 +47,7 @@ def test_feature_names_are_pyradiomics_names(table: pd.DataFrame) -> None:
 def test_values_equal_full_volume_pyradiomics_everywhere(table: pd.DataFrame) -> None:
     # lesions 1-2 interior, 3 on the low-x border, 4 tiny (8 voxels), 5 in the far corner of an odd-sized grid
     subject = table[table["participant_id"] == "01"]
-    extractor = RadiomicsExtractor()
+    extractor = RadiomicsExtractor(region="lesion")
     values = extractor.fit(subject).transform(subject)
     names = extractor.get_feature_names_out()
     assert values.shape == (5, len(names)) and values.dtype == np.float64
@@ -62,7 +62,7 @@ def test_box_lesions_without_wavelets_equal_full_volume(table: pd.DataFrame, tmp
     path = tmp_path / "params.yaml"
     path.write_text(json.dumps(params))
     subject = table[table["participant_id"] == "04"].iloc[2:]
-    extractor = RadiomicsExtractor(params=params)
+    extractor = RadiomicsExtractor(params=params, region="lesion")
     values = extractor.transform(subject)
     for row, lesion in enumerate(subject.itertuples()):
         expected = full_volume(lesion.qsm, lesion.mask, lesion.lesion_id, extractor.get_feature_names_out(), str(path))
@@ -83,7 +83,7 @@ def test_shell_values_equal_full_volume_pyradiomics_on_the_shell_mask(table: pd.
     assert names[0].startswith("lesion_original_") and names[n].startswith("shell_original_")
     plain = [name.removeprefix("shell_") for name in names[n:]]
     np.testing.assert_array_equal(values[n:], full_volume(row["qsm"], tmp_path / "ring.nii.gz", 1, plain))
-    np.testing.assert_array_equal(values[:n], RadiomicsExtractor().transform(subject.iloc[[1]])[0])
+    np.testing.assert_array_equal(values[:n], RadiomicsExtractor(region="lesion").transform(subject.iloc[[1]])[0])
     shell_only = RadiomicsExtractor(region="shell", shell_mm=2.5)
     assert shell_only.get_feature_names_out()[0].startswith("shell_original_")
     np.testing.assert_array_equal(shell_only.transform(subject.iloc[[1]])[0], values[n:])
@@ -101,7 +101,7 @@ def test_unextractable_lesion_gives_nan_row_and_warning(tmp_path: Path) -> None:
     with pytest.warns(
         DataWarning, match=r"sub-07 lesion 4: pyradiomics cannot extract features \(mask has too few dimensions"
     ):
-        values = RadiomicsExtractor().transform(table)
+        values = RadiomicsExtractor(region="lesion").transform(table)
     assert np.isnan(values[3]).all()
     assert not np.isnan(values[[0, 1, 2, 4]]).any()
 
@@ -128,13 +128,13 @@ def test_qsm_in_ppm_warns(tmp_path: Path) -> None:
     write_subject(tmp_path, "09", qsm=make_qsm() / 1000)
     table = load_cohort(tmp_path)
     with pytest.warns(QSMUnitWarning, match="sub-09_Chimap.nii.gz: QSM values span only"):
-        RadiomicsExtractor(params={"featureClass": {"firstorder": ["Mean"]}, "setting": {"binWidth": 25}}).transform(
+        RadiomicsExtractor(params={"featureClass": {"firstorder": ["Mean"]}, "setting": {"binWidth": 25}}, region="lesion").transform(
             table.iloc[:1]
         )
     ppm = table.assign(qsm_unit="ppm")
     with warnings.catch_warnings():
         warnings.simplefilter("error", QSMUnitWarning)
-        mean = RadiomicsExtractor(params={"featureClass": {"firstorder": ["Mean"]}}).transform(ppm.iloc[:1])
+        mean = RadiomicsExtractor(params={"featureClass": {"firstorder": ["Mean"]}}, region="lesion").transform(ppm.iloc[:1])
     assert mean[0, 0] == pytest.approx(float(make_qsm()[make_labels() == 1].mean()), rel=1e-5)
 
 
@@ -147,8 +147,8 @@ def test_params_file_dict_and_uncroppable_settings(table: pd.DataFrame, tmp_path
     }
     path = tmp_path / "params.json"
     path.write_text(json.dumps(params))
-    from_dict = RadiomicsExtractor(params=params)
-    from_file = RadiomicsExtractor(params=str(path))
+    from_dict = RadiomicsExtractor(params=params, region="lesion")
+    from_file = RadiomicsExtractor(params=str(path), region="lesion")
     names = from_dict.get_feature_names_out()
     assert list(names) == list(from_file.get_feature_names_out()) and "log-sigma-1-0-mm-3D_firstorder_Mean" in names
     values = from_dict.transform(subject)  # LoG needs the whole image: extracted without cropping
@@ -167,13 +167,13 @@ def test_bad_parameters_name_value_and_choices(table: pd.DataFrame, tmp_path: Pa
     with pytest.raises(ParameterError, match=r"shell_mm=-1 is not valid; it must be a positive number"):
         RadiomicsExtractor(region="shell", shell_mm=-1).fit()
     with pytest.raises(ParameterError, match="no such pyradiomics parameter file"):
-        RadiomicsExtractor(params=str(tmp_path / "missing.yaml")).fit()
+        RadiomicsExtractor(params=str(tmp_path / "missing.yaml"), region="lesion").fit()
     with pytest.raises(ParameterError, match="invalid pyradiomics parameters"):
-        RadiomicsExtractor(params={"setting": {"binWidth": "wide"}}).fit()
+        RadiomicsExtractor(params={"setting": {"binWidth": "wide"}}, region="lesion").fit()
     with pytest.raises(CohortError, match=r"lacks column\(s\) \['mask'\]"):
-        RadiomicsExtractor().transform(table.drop(columns="mask"))
+        RadiomicsExtractor(region="lesion").transform(table.drop(columns="mask"))
     with pytest.raises(CohortError, match="X must be the lesion table"):
-        RadiomicsExtractor().transform(table.to_numpy())
+        RadiomicsExtractor(region="lesion").transform(table.to_numpy())
 
 
 def test_packaged_params_are_qsmrim_net_settings() -> None:
@@ -186,7 +186,7 @@ def test_packaged_params_are_qsmrim_net_settings() -> None:
 def test_flair_image_equals_pyradiomics_on_the_flair(table: pd.DataFrame) -> None:
     subject = table[table["participant_id"] == "01"].iloc[:2]
     params = {"featureClass": {"firstorder": None, "glcm": None}, "setting": {"binWidth": 25}}
-    extractor = RadiomicsExtractor(params=params, image="flair")
+    extractor = RadiomicsExtractor(params=params, image="flair", region="lesion")
     values = extractor.transform(subject)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
@@ -208,7 +208,7 @@ def test_rotated_grid_equals_pyradiomics(tmp_path: Path) -> None:
     params = {"featureClass": {"shape": None}, "setting": {"binWidth": 25}}
     path = tmp_path / "shape.yaml"
     path.write_text(json.dumps(params))
-    extractor = RadiomicsExtractor(params=params)
+    extractor = RadiomicsExtractor(params=params, region="lesion")
     values = extractor.transform(table)
     for row, lesion in enumerate(table.itertuples()):
         expected = full_volume(lesion.qsm, lesion.mask, lesion.lesion_id, extractor.get_feature_names_out(), str(path))

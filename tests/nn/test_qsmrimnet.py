@@ -8,6 +8,11 @@ from rimclf.nn import BRANCHES, FUSIONS, DeepSMOTE, QSMRimNet
 N_RADIOMICS = 11
 
 
+def fused(*args, **kwargs) -> QSMRimNet:
+    """QSMRim-Net with both branches (the default model uses the MLP branch alone)."""
+    return QSMRimNet(*args, **{"branches": "both", **kwargs})
+
+
 def inputs(n_rows=6, size=8, n_positive=3):
     patches = torch.randn(n_rows, 3, size, size, size)
     radiomics = torch.randn(n_rows, N_RADIOMICS)
@@ -20,7 +25,7 @@ def inputs(n_rows=6, size=8, n_positive=3):
 @pytest.mark.parametrize("fusion", FUSIONS)
 @pytest.mark.parametrize(("depth", "width", "size"), [(10, 4, 8), (18, 2, 16), (34, 2, 12)])
 def test_shapes(branches, fusion, depth, width, size):
-    net = QSMRimNet(
+    net = fused(
         in_channels=3, n_radiomics=N_RADIOMICS, depth=depth, width=width,
         branches=branches, fusion=fusion, smote_k=2,
     )
@@ -37,8 +42,8 @@ def test_shapes(branches, fusion, depth, width, size):
 
 
 def test_fusion_width():
-    both_concat = QSMRimNet(3, N_RADIOMICS, width=4, fusion="concat")
-    both_sum = QSMRimNet(3, N_RADIOMICS, width=4, fusion="sum")
+    both_concat = fused(3, N_RADIOMICS, width=4, fusion="concat")
+    both_sum = fused(3, N_RADIOMICS, width=4, fusion="sum")
     assert both_concat.transform[0].in_features == 64
     assert both_sum.transform[0].in_features == 32
     assert both_concat.feature_dim == both_sum.feature_dim == 32
@@ -47,7 +52,7 @@ def test_fusion_width():
 def test_single_branch_ignores_and_does_not_need_the_other_input():
     patches, radiomics, _ = inputs()
     only_patches = QSMRimNet(in_channels=3, n_radiomics=None, width=2, branches="patches").eval()
-    only_radiomics = QSMRimNet(in_channels=None, n_radiomics=N_RADIOMICS, width=2,
+    only_radiomics = fused(in_channels=None, n_radiomics=N_RADIOMICS, width=2,
                                branches="radiomics").eval()
     assert only_patches.radiomics_encoder is None
     assert only_radiomics.patch_encoder is None
@@ -57,7 +62,7 @@ def test_single_branch_ignores_and_does_not_need_the_other_input():
 
 
 def test_missing_input_named():
-    net = QSMRimNet(3, N_RADIOMICS, width=2).eval()
+    net = fused(3, N_RADIOMICS, width=2).eval()
     patches, radiomics, _ = inputs()
     with pytest.raises(ValueError, match="radiomics are required"):
         net(patches)
@@ -73,11 +78,11 @@ def test_missing_input_named():
 )
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        QSMRimNet(**{"in_channels": 3, "n_radiomics": N_RADIOMICS, **kwargs})
+        QSMRimNet(**{"in_channels": 3, "n_radiomics": N_RADIOMICS, "branches": "both", **kwargs})
 
 
 def test_without_deepsmote_labels_pass_through():
-    net = QSMRimNet(3, N_RADIOMICS, width=2, deepsmote=False).train()
+    net = fused(3, N_RADIOMICS, width=2, deepsmote=False).train()
     patches, radiomics, y = inputs()
     logits, y_aug = net(patches, radiomics, y)
     assert net.smote is None
@@ -85,14 +90,14 @@ def test_without_deepsmote_labels_pass_through():
 
 
 def test_smote_settings_reach_the_layer():
-    net = QSMRimNet(3, N_RADIOMICS, width=2, smote_k=3, smote_seed=5)
+    net = fused(3, N_RADIOMICS, width=2, smote_k=3, smote_seed=5)
     assert isinstance(net.smote, DeepSMOTE)
     assert (net.smote.k, net.smote.seed) == (3, 5)
 
 
 def test_synthetic_rows_train_both_encoders():
     torch.manual_seed(0)
-    net = QSMRimNet(3, N_RADIOMICS, width=2, smote_seed=0).train()
+    net = fused(3, N_RADIOMICS, width=2, smote_seed=0).train()
     patches, radiomics, y = inputs(n_positive=3)
     logits, y_aug = net(patches, radiomics, y)
     logits[6:].sum().backward()  # the loss of the synthetic rows only
@@ -101,7 +106,22 @@ def test_synthetic_rows_train_both_encoders():
 
 
 def test_paper_configuration_builds():
-    net = QSMRimNet(in_channels=2, n_radiomics=527, depth=18, width=64)
+    net = fused(in_channels=2, n_radiomics=527, depth=18, width=64)
     assert net.feature_dim == 512
     assert net.head[0].out_features == 128  # the seed's 512 -> 128 -> 1 head
     assert net.radiomics_encoder.layers[0].out_features == 1024
+
+
+def test_patch_augmentation_is_part_of_training_only() -> None:
+    torch.manual_seed(0)
+    net = fused(3, N_RADIOMICS, width=2, augment="flips+rotations")
+    assert net.augment is not None and net.augment.max_rotation_degrees > 0
+    assert fused(3, N_RADIOMICS, width=2, augment="flips").augment.max_rotation_degrees == 0
+    assert QSMRimNet(None, N_RADIOMICS, width=2, branches="radiomics", augment="flips").augment is None  # no patches
+    patches, radiomics = torch.randn(4, 3, 8, 8, 8), torch.randn(4, N_RADIOMICS)
+    net.eval()
+    assert torch.equal(net(patches, radiomics), net(patches, radiomics))  # eval: no random transform
+    calls = []
+    net.augment.register_forward_hook(lambda module, args, output: calls.append(module.training))
+    net.train()(patches, radiomics)
+    assert calls == [True]
