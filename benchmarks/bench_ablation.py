@@ -99,12 +99,12 @@ def make_configs(normalizations: list[str]) -> list[Config]:
 
 def phantom_cohort(work: Path, n_subjects: int, seed: int, difficulty: str) -> tuple[Path, float]:
     """``work/cohort``, generated unless one with the same parameters is there."""
-    from rimclf.phantom import make_phantom_cohort
+    from rimclf.phantom import make_phantom_cohort, read_provenance
 
     path = work / "cohort"
-    provenance = path / "phantom.json"
-    if provenance.is_file():
-        parameters = json.loads(provenance.read_text())["parameters"]
+    provenance = read_provenance(path)
+    if provenance is not None:
+        parameters = provenance["parameters"]
         if (parameters["n_subjects"], parameters["random_state"], parameters["difficulty"]) == (
             n_subjects, seed, difficulty,
         ):

@@ -39,12 +39,12 @@ N_SUBJECTS = {"full": 30, "quick": 30}
 
 def phantom_cohort(work: Path, name: str, difficulty: str, seed: int, n_subjects: int, n_jobs: int) -> tuple[Path, float]:
     """The phantom cohort ``work/cohorts/name``, generated unless an identical one is there."""
-    from rimclf.phantom import make_phantom_cohort
+    from rimclf.phantom import make_phantom_cohort, read_provenance
 
     path = work / "cohorts" / name
-    provenance = path / "phantom.json"
-    if provenance.is_file():
-        parameters = json.loads(provenance.read_text())["parameters"]
+    provenance = read_provenance(path)
+    if provenance is not None:
+        parameters = provenance["parameters"]
         if (parameters["n_subjects"], parameters["random_state"], parameters["difficulty"]) == (n_subjects, seed, difficulty):
             return path, 0.0
     start = time.perf_counter()

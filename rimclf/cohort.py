@@ -1,28 +1,55 @@
 """The input contract: read a cohort from disk into a lesion table.
 
-A cohort is either a BIDS-like directory::
+A cohort is either a BIDS dataset (raw data, lesion masks raw or in any derivatives pipeline)::
 
     COHORT/
-      participants.tsv                                  participant_id [, site, age, ...]
-      rims.tsv                                          participant_id, lesion_id, rim (0/1)
-      sub-<label>/anat/sub-<label>_Chimap.nii.gz        QSM in ppb
-      sub-<label>/anat/sub-<label>_FLAIR.nii.gz         T2-FLAIR, registered to the QSM
-      sub-<label>/anat/sub-<label>_desc-lesions_mask.nii.gz   lesion labels on the QSM grid
+      participants.tsv                                  participant_id [, site, age, ...] (optional)
+      rims.tsv                                          participant_id [, session], lesion_id, rim (0/1)
+      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_Chimap.nii[.gz]   QSM (+ optional .json sidecar: "Units")
+      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_FLAIR.nii[.gz]    T2-FLAIR, registered to the QSM
+      lesion masks, instance labels 1..K (or binary 0/1) on the QSM grid, either raw or derived:
+      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
+      derivatives/<pipeline>/sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
 
-or a manifest CSV/TSV with columns ``participant_id, qsm, flair, mask`` (paths relative to the
-manifest), with an optional ``rims.tsv`` beside it.
+found with pybids (:mod:`rimclf._bids`; several pipelines holding masks need ``derivatives=``), or
+a manifest CSV/TSV with columns ``participant_id, [session,] qsm, flair, mask`` (paths relative to
+the manifest; rows of one participant with different sessions are fine, a repeated
+(participant, session) is an error), with an optional ``rims.tsv`` beside it. The rim labels are
+``rims=`` when given, else ``COHORT/rims.tsv``, else ``rims.tsv`` of the derivatives pipeline the
+masks came from (where the phantom keeps them).
 
-Participant labels name output files (``sub-<label>/...``), so they are BIDS labels: letters and
-digits only (``[A-Za-z0-9]+``) after an optional ``sub-`` prefix. Anything else (``-``, ``_``,
-``/``, ``..``, spaces) is a :class:`~rimclf.errors.CohortError` naming the file and line.
+Participant and session labels name output files (``sub-<s>[_ses-<t>]...``), so they are BIDS
+labels: letters and digits only (``[A-Za-z0-9]+``) after an optional ``sub-``/``ses-`` prefix.
+Anything else (``-``, ``_``, ``/``, ``..``, spaces) is a :class:`~rimclf.errors.CohortError`
+naming the file and line.
+
+Sessions
+--------
+A lesion is identified by ``(participant_id, session, lesion_id)``. The ``session`` column holds
+the BIDS session label without ``ses-``, or the empty string ``""`` for a dataset (or manifest
+row) without sessions: a plain string, so that grouping, merging and sorting never drop it, as
+they would a missing value. Subject-grouped cross-validation still groups by ``participant_id``,
+so the sessions of one subject never straddle folds.
+
+QSM units
+---------
+rimclf computes in ppb (the radiomics bin width of 25 assumes ppb) and converts when it reads a
+QSM. The unit of each QSM is, in order: ``qsm_unit="ppm"``/``"ppb"`` when given (it overrides
+everything, e.g. for a manifest without sidecars); else the ``Units`` of the QSM's JSON sidecar
+(``"ppm"`` or ``"ppb"``; for a BIDS directory with BIDS inheritance, so a dataset-level
+``Chimap.json`` serves every subject; for a manifest the ``.json`` beside the file); else ppm,
+the BIDS unit of ``Chimap``. The ``qsm_unit`` column records the unit so resolved. A QSM whose
+values contradict its unit (the 1st-99th percentile of nonzero voxels beyond
++-:data:`PPM_SUSPICION_LIMIT` for ppm, within it for ppb) is a
+:class:`~rimclf.errors.CohortError` saying how to declare the unit (:func:`read_qsm`).
 
 What is read
 ------------
 :func:`load_cohort` reads the lesion masks in full (it needs every lesion's voxels) but only the
-*headers* of QSM and FLAIR (shape, affine, dimensionality), so a 40-subject cohort loads in seconds.
-The voxel-level checks of the QSM and FLAIR (NaN/Inf inside the brain, a QSM that looks like ppm)
-run when the features are extracted, which reads each volume once anyway, or up front with
-``check_data=True``.
+*headers* of QSM and FLAIR (shape, affine, dimensionality) and the sidecars, so a 60-subject
+cohort loads in seconds. The voxel-level checks of the QSM and FLAIR (NaN/Inf inside the brain,
+a QSM whose values contradict its unit) run when the features are extracted, which reads each
+volume once anyway, or up front with ``check_data=True``.
 
 What is learnt from
 -------------------
@@ -34,7 +61,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -43,6 +69,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from rimclf._bids import check_label, find_scans, read_sidecar, scan_name, sidecar_path, subject_folders
 from rimclf._nifti import (
     AFFINE_TOLERANCE_MM,
     load_header,
@@ -51,14 +78,16 @@ from rimclf._nifti import (
     spatial_shape,
 )
 from rimclf._validation import check_choice, check_int
-from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNITS
-from rimclf.errors import CohortError, DataWarning, QSMUnitWarning
+from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNIT_CHOICES, QSM_UNITS
+from rimclf.errors import CohortError, DataWarning
 
 logger = logging.getLogger(__name__)
 
-#: Columns of the lesion table, in order.
+#: Columns of the lesion table, in order. ``session`` is the BIDS session label without ``ses-``,
+#: or ``""`` without sessions; ``qsm_unit`` the resolved unit of the QSM file ("ppb" or "ppm").
 TABLE_COLUMNS = [
     "participant_id",
+    "session",
     "lesion_id",
     "qsm",
     "flair",
@@ -72,15 +101,26 @@ TABLE_COLUMNS = [
     "connectivity",
     "qsm_unit",
 ]
+#: What identifies a lesion in the table, in ``rims.tsv`` and in every output.
+LESION_KEY = ["participant_id", "session", "lesion_id"]
 
-_SUFFIXES = {"qsm": "Chimap", "flair": "FLAIR", "mask": "desc-lesions_mask"}
 _CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edges, 26: + corners
-#: A "ppb" QSM whose 1st-99th percentile range of nonzero voxels stays within this is probably ppm.
+#: A QSM whose 1st-99th percentile range of nonzero voxels stays within +-this is in ppm; one
+#: reaching beyond it is in ppb (brain susceptibility spans about +-0.3 ppm, i.e. +-300 ppb).
 PPM_SUSPICION_LIMIT = 2.0
+_SCAN_COLUMNS = ["participant_id", "session", "qsm", "flair", "mask", "qsm_unit"]
 
 
-#: A participant label (BIDS): letters and digits, nothing that could lead elsewhere in a path.
-_LABEL = re.compile(r"[A-Za-z0-9]+")
+def check_participant_label(value: object, where: str) -> str:
+    """``value`` without its ``sub-`` prefix, checked to be a BIDS label (it names output files)."""
+    return check_label(value, where)
+
+
+def check_session_label(value: object, where: str) -> str:
+    """``value`` without its ``ses-`` prefix, checked to be a BIDS label; ``""`` (no session) stays ``""``."""
+    if pd.isna(value) or str(value).strip() in ("", "n/a"):
+        return ""
+    return check_label(value, where, entity="session", prefix="ses-")
 
 
 def _strip_sub(label: object) -> str:
@@ -88,21 +128,16 @@ def _strip_sub(label: object) -> str:
     return text[4:] if text.startswith("sub-") else text
 
 
-def check_participant_label(value: object, where: str) -> str:
-    """``value`` without its ``sub-`` prefix, checked to be a BIDS label (it names output files)."""
-    label = _strip_sub(value)
-    if not _LABEL.fullmatch(label):
-        raise CohortError(
-            f"{where}: participant_id {str(value)!r} is not a valid label: after an optional 'sub-' "
-            "prefix it must be letters and digits only ([A-Za-z0-9]+, as in BIDS), since it names "
-            "output files"
-        )
-    return label
-
-
 def _table_labels(table: pd.DataFrame, path: Path) -> list[str]:
     """The checked participant labels of a table's ``participant_id`` column (line 1 is the header)."""
     return [check_participant_label(value, f"{path}: line {row + 2}") for row, value in enumerate(table["participant_id"])]
+
+
+def _table_sessions(table: pd.DataFrame, path: Path) -> list[str]:
+    """The checked session labels of a table's optional ``session`` column (``""`` without)."""
+    if "session" not in table.columns:
+        return [""] * len(table)
+    return [check_session_label(value, f"{path}: line {row + 2}") for row, value in enumerate(table["session"])]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -119,32 +154,79 @@ def _require_columns(table: pd.DataFrame, columns: list[str], path: Path) -> Non
         raise CohortError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
 
 
-def _subjects_from_directory(root: Path) -> tuple[pd.DataFrame, Path]:
+def _unit(requested: str, declared: object, where: str) -> str:
+    """The QSM unit: ``requested`` unless "auto", else the sidecar's ``declared`` Units, else ppm (BIDS)."""
+    if requested != "auto":
+        return requested
+    if declared is None:
+        return "ppm"
+    unit = str(declared).strip().lower()
+    if unit not in QSM_UNITS:
+        raise CohortError(
+            f"{where}: \"Units\": {declared!r} is not a QSM unit rimclf reads; write \"ppm\" (the BIDS unit of "
+            "Chimap) or \"ppb\", or pass qsm_unit='ppm'/'ppb' (--qsm-unit) to override it"
+        )
+    return unit
+
+
+def _expected(scan, kind: str, root: Path, derivatives: str | None) -> str:
+    """A scan's file of ``kind``, or a CohortError naming where it was looked for."""
+    path = getattr(scan, kind)
+    if path is not None:
+        return path
+    name = scan_name(scan.participant_id, scan.session)
+    anat = Path(scan.qsm).parent
+    if kind == "flair":
+        raise CohortError(f"{anat / (name + '_FLAIR.nii.gz')}: file not found (nor {name}_FLAIR.nii)")
+    where = (
+        f"in derivatives/{derivatives}/{anat.relative_to(root)} (derivatives={derivatives!r})"
+        if derivatives
+        else f"in {anat} and in derivatives/<pipeline>/{anat.relative_to(root)}"
+    )
+    raise CohortError(
+        f"{name}: no lesion mask found: looked for {name}[_<entities>]_desc-lesions_mask.nii[.gz] or "
+        f"..._desc-lesions_dseg.nii[.gz] {where}"
+    )
+
+
+def _subjects_from_directory(root: Path, qsm_unit: str, derivatives: str | None) -> tuple[pd.DataFrame, Path | None]:
     participants = root / "participants.tsv"
     if participants.is_file():
         table = _read_table(participants)
         _require_columns(table, ["participant_id"], participants)
         labels = _table_labels(table, participants)
+        duplicated = pd.Series(labels).duplicated()
+        if duplicated.any():
+            raise CohortError(f"{participants}: participant sub-{pd.Series(labels)[duplicated].iloc[0]} is listed twice")
     else:
-        labels = sorted(check_participant_label(p.name, f"{root}: folder {p.name}") for p in root.glob("sub-*") if p.is_dir())
+        labels = subject_folders(root)
         if not labels:
             raise CohortError(f"{root}: no participants.tsv and no sub-* folders; not a rimclf cohort directory")
+    found = find_scans(root, labels, derivatives=derivatives)
     rows = []
-    for label in labels:
-        anat = root / f"sub-{label}" / "anat"
+    for scan in found.scans:
+        if not Path(scan.qsm).exists():
+            raise CohortError(f"{scan.qsm}: file not found (nor .nii; no *_Chimap.nii[.gz] for {scan_name(scan.participant_id, scan.session)})")
         rows.append(
             {
-                "participant_id": label,
-                **{kind: str(anat / f"sub-{label}_{suffix}.nii.gz") for kind, suffix in _SUFFIXES.items()},
+                "participant_id": scan.participant_id,
+                "session": scan.session,
+                "qsm": scan.qsm,
+                "flair": _expected(scan, "flair", root, derivatives),
+                "mask": _expected(scan, "mask", root, derivatives),
+                "qsm_unit": _unit(qsm_unit, scan.qsm_units, f"the JSON sidecar(s) of {Path(scan.qsm).name}"),
             }
         )
-    return pd.DataFrame(rows, columns=["participant_id", "qsm", "flair", "mask"]), root / "rims.tsv"
+    rims = root / "rims.tsv"
+    if not rims.is_file() and found.pipeline:
+        rims = root / "derivatives" / found.pipeline / "rims.tsv"
+    return pd.DataFrame(rows, columns=_SCAN_COLUMNS), rims
 
 
-def _subjects_from_manifest(manifest: Path) -> tuple[pd.DataFrame, Path]:
+def _subjects_from_manifest(manifest: Path, qsm_unit: str) -> tuple[pd.DataFrame, Path]:
     table = _read_table(manifest)
     _require_columns(table, ["participant_id", "qsm", "flair", "mask"], manifest)
-    subjects = pd.DataFrame({"participant_id": _table_labels(table, manifest)})
+    subjects = pd.DataFrame({"participant_id": _table_labels(table, manifest), "session": _table_sessions(table, manifest)})
     for kind in ("qsm", "flair", "mask"):
         paths = []
         for value in table[kind]:
@@ -153,7 +235,11 @@ def _subjects_from_manifest(manifest: Path) -> tuple[pd.DataFrame, Path]:
             path = Path(value)
             paths.append(str(path if path.is_absolute() else (manifest.parent / path).resolve()))
         subjects[kind] = paths
-    return subjects, manifest.parent / "rims.tsv"
+    subjects["qsm_unit"] = [
+        _unit(qsm_unit, read_sidecar(path).get("Units") if qsm_unit == "auto" else None, str(sidecar_path(path)))
+        for path in subjects["qsm"]
+    ]
+    return subjects[_SCAN_COLUMNS], manifest.parent / "rims.tsv"
 
 
 def _structure(connectivity: int) -> np.ndarray:
@@ -191,36 +277,66 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     return labels, affine
 
 
-def read_qsm(path: str | os.PathLike, unit: str = QSM_UNIT) -> tuple[np.ndarray, np.ndarray]:
-    """Read a QSM volume in ppb.
+def _file_unit(path: str | os.PathLike, unit: str | None) -> str:
+    """``unit``, or for "auto"/None the ``Units`` of the sidecar beside ``path``, else ppm (BIDS)."""
+    unit = "auto" if unit is None else unit
+    check_choice(unit, "qsm_unit", QSM_UNIT_CHOICES)
+    return _unit(unit, read_sidecar(path).get("Units") if unit == "auto" else None, str(sidecar_path(path)))
+
+
+def check_qsm_unit(data: np.ndarray, unit: str, path: str | os.PathLike) -> None:
+    """Raise a :class:`CohortError` when a QSM's values contradict its unit, saying how to declare it.
+
+    The 1st-99th percentile range of the nonzero voxels within +-:data:`PPM_SUSPICION_LIMIT` is
+    ppm, beyond it ppb (brain susceptibility spans about +-0.3 ppm).
+    """
+    nonzero = data[data != 0]
+    if not nonzero.size:
+        return
+    low, high = (float(v) for v in np.percentile(nonzero, [1, 99]))
+    looks = "ppm" if max(abs(low), abs(high)) < PPM_SUSPICION_LIMIT else "ppb"
+    if looks == unit:
+        return
+    sidecar = sidecar_path(path)
+    try:
+        declared = read_sidecar(path).get("Units")
+    except CohortError:
+        declared = None
+    if declared is not None and str(declared).strip().lower() == unit:
+        source = f"'Units' in {sidecar.name}"
+    elif unit == "ppm":
+        source = "the BIDS default for Chimap: no 'Units' in its sidecar"
+    else:
+        source = f"qsm_unit='{unit}' or a dataset-level sidecar"
+    raise CohortError(
+        f"{path}: QSM values span {low:.3g}..{high:.3g} (1st-99th percentile of nonzero voxels), which is "
+        f"{looks}, but its unit is {unit} ({source}); declare the unit: add \"Units\": \"{looks}\" to "
+        f"{sidecar.name} or pass qsm_unit='{looks}' (--qsm-unit {looks})"
+    )
+
+
+def read_qsm(path: str | os.PathLike, unit: str | None = QSM_UNIT) -> tuple[np.ndarray, np.ndarray]:
+    """Read a QSM volume in ppb, checking that its values fit its unit.
 
     Parameters
     ----------
     path : str or path-like
-    unit : {"ppb", "ppm"}, default="ppb"
-        The unit the file is stored in; "ppm" is multiplied by 1000.
+    unit : {"auto", "ppb", "ppm"} or None, default="auto"
+        The unit the file is stored in ("ppm" is multiplied by 1000). "auto" (or None): the
+        ``Units`` of the JSON sidecar beside the file, else ppm, the BIDS unit of ``Chimap``
+        (:func:`load_cohort` resolves BIDS inheritance and records the unit in the table).
 
-    Warns
-    -----
-    QSMUnitWarning
-        When ``unit="ppb"`` but the 1st-99th percentile range of the nonzero voxels lies within
-        ±2, which is typical of a map in ppm: the radiomics bin width (25) assumes ppb.
+    Raises
+    ------
+    CohortError
+        When the values contradict the unit (:func:`check_qsm_unit`), e.g. a ppb map read as
+        ppm; the message says how to declare the unit.
     """
-    check_choice(unit, "qsm_unit", QSM_UNITS)
+    unit = _file_unit(path, unit)
     data, affine = read_volume(path)
+    check_qsm_unit(data, unit, path)
     if unit == "ppm":
         return data * np.float32(1000.0), affine
-    nonzero = data[data != 0]
-    if nonzero.size:
-        low, high = np.percentile(nonzero, [1, 99])
-        if max(abs(low), abs(high)) < PPM_SUSPICION_LIMIT:
-            warnings.warn(
-                f"{path}: QSM values span only [{low:.3g}, {high:.3g}] (1st-99th percentile), "
-                "which looks like ppm; rimclf expects ppb (radiomics bin width 25 ppb). "
-                "Pass qsm_unit='ppm' to convert.",
-                QSMUnitWarning,
-                stacklevel=2,
-            )
     return data, affine
 
 
@@ -273,6 +389,7 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     lesions = pd.DataFrame(
         {
             "participant_id": subject["participant_id"],
+            "session": subject["session"],
             "lesion_id": keep,
             "qsm": str(qsm_path),
             "flair": str(flair_path),
@@ -283,15 +400,19 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
             "centroid_y": centroids[:, 1],
             "centroid_z": centroids[:, 2],
             "connectivity": used_connectivity,
+            "qsm_unit": subject["qsm_unit"],
         }
     )
     return lesions, all_ids, n_small
 
 
-def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
+def _read_rims(path: Path, lesion_ids: dict[tuple[str, str], set[int]]) -> pd.DataFrame:
     table = _read_table(path)
     _require_columns(table, ["participant_id", "lesion_id", "rim"], path)
-    table["participant_id"] = pd.Series([_strip_sub(p) for p in table["participant_id"]], index=table.index, dtype=object)
+    table["participant_id"] = pd.Series(
+        [_strip_sub(p) for p in table["participant_id"]], index=table.index, dtype=object
+    )
+    table["session"] = pd.Series(_table_sessions(table, path), index=table.index, dtype=object)
     try:
         table["lesion_id"] = table["lesion_id"].astype(int)
     except ValueError as exc:
@@ -299,21 +420,35 @@ def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
     bad_rim = ~table["rim"].isin(["0", "1", ""])
     if bad_rim.any():
         raise CohortError(f"{path}: rim must be 0 or 1 (or empty for unlabeled), got {table['rim'][bad_rim].iloc[0]!r}")
-    duplicated = table.duplicated(["participant_id", "lesion_id"])
+    duplicated = table.duplicated(LESION_KEY)
     if duplicated.any():
         row = table[duplicated].iloc[0]
-        raise CohortError(f"{path}: lesion sub-{row['participant_id']} {row['lesion_id']} is listed more than once")
+        raise CohortError(
+            f"{path}: lesion {scan_name(row['participant_id'], row['session'])} {row['lesion_id']} is listed more than once"
+        )
+    sessions: dict[str, list[str]] = {}
+    for participant, session in lesion_ids:
+        sessions.setdefault(participant, []).append(session)
     for row in table.itertuples(index=False):
-        if row.participant_id not in lesion_ids:
+        if row.participant_id not in sessions:
             raise CohortError(f"{path}: participant sub-{row.participant_id} is not in the cohort")
-        if row.lesion_id not in lesion_ids[row.participant_id]:
+        key = (row.participant_id, row.session)
+        if key not in lesion_ids:
+            known = ", ".join(f"ses-{s}" if s else "no session" for s in sorted(sessions[row.participant_id]))
+            hint = "; add a 'session' column" if not row.session else ""
             raise CohortError(
-                f"{path}: lesion {row.lesion_id} of sub-{row.participant_id} does not exist in its mask "
-                f"(labels present: {sorted(lesion_ids[row.participant_id])[:20]})"
+                f"{path}: sub-{row.participant_id} {'ses-' + row.session if row.session else 'without a session'} "
+                f"is not in the cohort (it has {known}){hint}"
+            )
+        if row.lesion_id not in lesion_ids[key]:
+            raise CohortError(
+                f"{path}: lesion {row.lesion_id} of {scan_name(*key)} does not exist in its mask "
+                f"(labels present: {sorted(lesion_ids[key])[:20]})"
             )
     return pd.DataFrame(
         {
             "participant_id": pd.array(table["participant_id"].tolist(), dtype=object),
+            "session": pd.array(table["session"].tolist(), dtype=object),
             "lesion_id": table["lesion_id"].to_numpy(dtype=int),
             "rim": pd.array([int(v) if v else pd.NA for v in table["rim"]], dtype="Int64"),
         }
@@ -322,11 +457,14 @@ def _read_rims(path: Path, lesion_ids: dict[str, set[int]]) -> pd.DataFrame:
 
 def _warn_dropped_rim_positive(labels: pd.DataFrame, table: pd.DataFrame, rims_path: Path, min_voxels: int) -> None:
     """A :class:`DataWarning` when ``min_voxels`` left out lesions that ``rims_path`` labels rim+."""
-    kept = set(zip(table["participant_id"], table["lesion_id"].astype(int)))
+    kept = set(zip(table["participant_id"], table["session"], table["lesion_id"].astype(int)))
     positive = labels[labels["rim"].fillna(0).astype(int) == 1]
-    dropped = [(p, int(i)) for p, i in zip(positive["participant_id"], positive["lesion_id"]) if (p, int(i)) not in kept]
+    dropped = [
+        (p, s, int(i)) for p, s, i in zip(positive["participant_id"], positive["session"], positive["lesion_id"])
+        if (p, s, int(i)) not in kept
+    ]
     if dropped:
-        examples = ", ".join(f"sub-{p} lesion {i}" for p, i in dropped[:5])
+        examples = ", ".join(f"{scan_name(p, s)} lesion {i}" for p, s, i in dropped[:5])
         warnings.warn(
             f"{rims_path}: {len(dropped)} rim+ lesion(s) left out because they have fewer than "
             f"min_voxels={min_voxels} voxels ({examples}{', ...' if len(dropped) > 5 else ''}); "
@@ -341,8 +479,9 @@ def load_cohort(
     *,
     min_voxels: int = MIN_VOXELS,
     connectivity: int = CONNECTIVITY,
-    qsm_unit: str = QSM_UNIT,
+    qsm_unit: str | None = QSM_UNIT,
     rims: str | os.PathLike | None = None,
+    derivatives: str | None = None,
     check_data: bool = False,
 ) -> pd.DataFrame:
     """Read a cohort into a lesion table, one row per lesion.
@@ -350,63 +489,78 @@ def load_cohort(
     Parameters
     ----------
     path : str or path-like
-        A BIDS-like cohort directory or a manifest ``.csv``/``.tsv`` with columns
-        ``participant_id, qsm, flair, mask`` (paths relative to the manifest).
+        A BIDS cohort directory (with or without sessions; lesion masks raw or in
+        ``derivatives/<pipeline>/``) or a manifest ``.csv``/``.tsv`` with columns
+        ``participant_id, [session,] qsm, flair, mask`` (paths relative to the manifest).
     min_voxels : int, default=8
         Lesions with fewer voxels are left out (their count is logged): pyradiomics cannot
         compute shape features of tiny masks. Leaving out a lesion that ``rims`` labels rim+
         issues a :class:`~rimclf.errors.DataWarning` with their count.
     connectivity : {6, 18, 26}, default=26
         Connectivity used to split a binary (0/1) mask into lesions.
-    qsm_unit : {"ppb", "ppm"}, default="ppb"
-        Unit of the QSM files; recorded in the table, "ppm" is converted when volumes are read.
+    qsm_unit : {"auto", "ppm", "ppb"} or None, default="auto"
+        Unit of the QSM files. "auto" (or None): each QSM's JSON sidecar ``Units`` (BIDS
+        inheritance), else ppm, the BIDS unit of ``Chimap``. "ppm"/"ppb" override the sidecars.
+        Recorded per row in ``qsm_unit``; "ppm" is converted to ppb when volumes are read.
     rims : str or path-like, optional
-        Rim labels (``participant_id, lesion_id, rim``). Default: ``rims.tsv`` in the cohort
-        directory (or beside the manifest) when it exists; without it every ``rim`` is ``<NA>``.
+        Rim labels (``participant_id, [session,] lesion_id, rim``). Default: ``rims.tsv`` in the
+        cohort directory, else in the derivatives pipeline the masks came from (or beside the
+        manifest), when it exists; without one every ``rim`` is ``<NA>``.
+    derivatives : str, optional
+        The pipeline (folder under ``COHORT/derivatives/``) to read lesion masks from; needed
+        when masks of a scan are found in more than one place.
     check_data : bool, default=False
         Also read every QSM and FLAIR in full now to check for NaN/Inf inside the brain and a
-        QSM that looks like ppm (otherwise these checks run during feature extraction).
+        QSM whose values contradict its unit (otherwise these checks run during feature
+        extraction).
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`TABLE_COLUMNS`: ``participant_id`` (without "sub-"), ``lesion_id`` (instance
-        label), ``qsm``/``flair``/``mask`` (absolute paths), ``n_voxels``, ``volume_mm3``,
-        ``centroid_x/y/z`` (world mm, from the affine), ``rim`` (Int64, <NA> when unlabeled),
-        ``connectivity`` (0 for instance masks, else the connectivity used to split a binary mask),
-        ``qsm_unit``. Sorted by participant then lesion.
+        Columns :data:`TABLE_COLUMNS`: ``participant_id`` (without "sub-"), ``session`` (without
+        "ses-"; ``""`` without sessions), ``lesion_id`` (instance label), ``qsm``/``flair``/``mask``
+        (absolute paths), ``n_voxels``, ``volume_mm3``, ``centroid_x/y/z`` (world mm, from the
+        affine), ``rim`` (Int64, <NA> when unlabeled), ``connectivity`` (0 for instance masks,
+        else the connectivity used to split a binary mask), ``qsm_unit`` ("ppm" or "ppb", as
+        resolved). Sorted by participant, session, then lesion.
 
     Raises
     ------
     CohortError
         For every bad input file or table, naming the file and the problem: among them a
-        participant label that is not letters and digits, a damaged ``.nii.gz``, a mask label
-        above :data:`rimclf._nifti.MAX_LABEL`.
+        participant or session label that is not letters and digits, a repeated
+        (participant, session), a damaged ``.nii.gz``, a mask label above
+        :data:`rimclf._nifti.MAX_LABEL`, a sidecar ``Units`` other than ppm/ppb, lesion masks in
+        several derivatives pipelines without ``derivatives=``, and with ``check_data`` a QSM
+        whose values contradict its unit.
     ParameterError
         For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.
     """
     check_int(min_voxels, "min_voxels", min=1)
     connectivity = _check_connectivity(connectivity)
-    check_choice(qsm_unit, "qsm_unit", QSM_UNITS)
+    qsm_unit = "auto" if qsm_unit is None else qsm_unit
+    check_choice(qsm_unit, "qsm_unit", QSM_UNIT_CHOICES)
     root = Path(path).expanduser().resolve()
     if root.is_dir():
-        subjects, default_rims = _subjects_from_directory(root)
+        subjects, default_rims = _subjects_from_directory(root, qsm_unit, derivatives)
     elif root.is_file():
-        subjects, default_rims = _subjects_from_manifest(root)
+        subjects, default_rims = _subjects_from_manifest(root, qsm_unit)
     else:
         raise CohortError(f"{root}: no such cohort directory or manifest file")
-    duplicated = subjects["participant_id"].duplicated()
+    duplicated = subjects.duplicated(["participant_id", "session"])
     if duplicated.any():
-        raise CohortError(f"{root}: participant sub-{subjects['participant_id'][duplicated].iloc[0]} is listed twice")
+        first = subjects[duplicated].iloc[0]
+        which = f"participant sub-{first['participant_id']}" + (f" session ses-{first['session']}" if first["session"] else "")
+        raise CohortError(f"{root}: {which} is listed twice")
 
     tables, lesion_ids, n_small = [], {}, 0
     for _, subject in subjects.iterrows():
         lesions, ids, small = _subject_lesions(subject, connectivity=connectivity, min_voxels=min_voxels)
         tables.append(lesions)
-        lesion_ids[subject["participant_id"]] = ids
+        lesion_ids[(subject["participant_id"], subject["session"])] = ids
         n_small += small
         if check_data:
-            read_qsm(subject["qsm"], qsm_unit)
+            read_qsm(subject["qsm"], subject["qsm_unit"])
             read_volume(subject["flair"])
     if n_small:
         logger.info("left out %d lesion(s) smaller than min_voxels=%d", n_small, min_voxels)
@@ -415,20 +569,18 @@ def load_cohort(
     rims_path = Path(rims) if rims is not None else default_rims
     if rims is not None and not rims_path.is_file():
         raise CohortError(f"{rims_path}: rims file not found")
-    if rims_path.is_file():
+    if rims_path is not None and rims_path.is_file():
         labels = _read_rims(rims_path, lesion_ids)
         _warn_dropped_rim_positive(labels, table, rims_path, min_voxels)
-        table = table.merge(labels, on=["participant_id", "lesion_id"], how="left")
+        table = table.merge(labels, on=LESION_KEY, how="left")
     else:
         table["rim"] = pd.array([pd.NA] * len(table), dtype="Int64")
     table["rim"] = table["rim"].astype("Int64")
-    table["qsm_unit"] = qsm_unit
-    table["lesion_id"] = table["lesion_id"].astype(int)
-    table["n_voxels"] = table["n_voxels"].astype(int)
-    table["connectivity"] = table["connectivity"].astype(int)
+    for column in ("lesion_id", "n_voxels", "connectivity"):
+        table[column] = table[column].astype(int)
     for column in ("volume_mm3", "centroid_x", "centroid_y", "centroid_z"):
         table[column] = table[column].astype(float)
-    table = table.sort_values(["participant_id", "lesion_id"], kind="stable").reset_index(drop=True)
+    table = table.sort_values(LESION_KEY, kind="stable").reset_index(drop=True)
     return table[TABLE_COLUMNS]
 
 

@@ -48,7 +48,7 @@ class DemoResult:
 
 
 def _phantom_parameters(n_subjects: int, seed: int, options: dict) -> dict:
-    """The ``parameters`` record that ``phantom.json`` holds for these settings (JSON-normalised)."""
+    """The ``parameters`` record that the phantom's ``phantom.json`` holds for these settings (JSON-normalised)."""
     import inspect
 
     from rimclf.phantom import make_phantom_cohort
@@ -69,14 +69,10 @@ def _phantom(path: Path, n_subjects: int, seed: int, options: dict, n_jobs, repo
     nothing but the time.
     """
     from rimclf._version import __version__
-    from rimclf.phantom import make_phantom_cohort
+    from rimclf.phantom import make_phantom_cohort, read_provenance
 
-    provenance = path / "phantom.json"
-    if provenance.is_file():
-        try:
-            saved = json.loads(provenance.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            saved = {}
+    saved = read_provenance(path)
+    if saved is not None:
         same = saved.get("parameters") == _phantom_parameters(n_subjects, seed, options)
         if same and saved.get("versions", {}).get("rimclf") == __version__:
             report(f"  reusing {path} (same phantom settings)")

@@ -45,6 +45,7 @@ def train_model(
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
     connectivity: int = CONNECTIVITY,
+    derivatives: str | None = None,
 ) -> RimModel:
     """Train a :class:`RimModel` on a labelled cohort (and save it when ``out`` is given).
 
@@ -59,7 +60,7 @@ def train_model(
         Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
         before any work unless ``force``.
     force : bool, default=False
-    min_voxels, qsm_unit, connectivity
+    min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
 
     Returns
@@ -67,7 +68,7 @@ def train_model(
     RimModel
         Fitted.
     """
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
                      threshold=threshold, random_state=random_state)
     model.fit(table)
@@ -113,6 +114,7 @@ def predict_cohort(
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
     connectivity: int = CONNECTIVITY,
+    derivatives: str | None = None,
 ) -> dict[str, Path]:
     """Predict every lesion of a cohort and write the outputs of :func:`rimclf.outputs.write_prediction_outputs`.
 
@@ -130,7 +132,7 @@ def predict_cohort(
         None keeps the model's featurizer settings.
     montage : bool, default=True
         Draw the per-subject PNG montages.
-    min_voxels, qsm_unit, connectivity
+    min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
 
     Returns
@@ -141,7 +143,7 @@ def predict_cohort(
     from rimclf.outputs import write_prediction_outputs
 
     check_is_fitted(model, "classifier_")
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force)

@@ -34,6 +34,7 @@ def write_subject(root: Path, label: str, *, qsm=None, flair=None, mask=None, af
     affine = make_affine() if affine is None else affine
     anat = root / f"sub-{label}" / "anat"
     save_nifti(anat / f"sub-{label}_Chimap.nii.gz", make_qsm() if qsm is None else qsm, affine)
+    (anat / f"sub-{label}_Chimap.json").write_text('{"Units": "ppb"}\n')  # BIDS' default is ppm
     save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", np.abs(make_qsm(1)) if flair is None else flair, affine if flair_affine is None else flair_affine)
     save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", make_labels() if mask is None else mask, affine if mask_affine is None else mask_affine)
     return anat

@@ -87,9 +87,10 @@ def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pyt
 
 def test_predict_one_subject_by_paths(trained: Path, tmp_path: Path) -> None:
     anat = tiny_cohort() / "sub-002" / "anat"
+    mask = tiny_cohort() / "derivatives" / "phantom" / "sub-002" / "anat" / "sub-002_desc-lesions_dseg.nii.gz"
     out = tmp_path / "one"
     argv = ["predict", str(trained), "--qsm", str(anat / "sub-002_Chimap.nii.gz"), "--flair", str(anat / "sub-002_FLAIR.nii.gz"),
-            "--mask", str(anat / "sub-002_desc-lesions_mask.nii.gz"), "--participant", "P7", "-o", str(out), "-q"]
+            "--mask", str(mask), "--participant", "P7", "-o", str(out), "-q"]
     assert main(argv) == 0
     single = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
     assert set(single["participant_id"]) == {"P7"}

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("model", help="model directory written by 'rimclf train'")
     parser.add_argument("cohort", nargs="?", help="cohort directory or manifest CSV/TSV (or give --qsm/--flair/--mask)")
     single = parser.add_argument_group("one subject instead of a cohort")
-    single.add_argument("--qsm", metavar="FILE", help="QSM NIfTI (ppb unless --qsm-unit ppm)")
+    single.add_argument("--qsm", metavar="FILE", help="QSM NIfTI (unit: its JSON sidecar's 'Units', else ppm; or --qsm-unit)")
     single.add_argument("--flair", metavar="FILE", help="FLAIR NIfTI registered to the QSM")
     single.add_argument("--mask", metavar="FILE", help="lesion mask NIfTI on the QSM grid (instance labels or binary)")
     single.add_argument("--participant", default="01", metavar="LABEL", help="participant label in the outputs (default 01)")
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cohort:
         paths = predict_cohort(model, args.cohort, args.out, **options)
     else:
+        options.pop("derivatives", None)  # three files: no derivatives folder to choose
         paths = predict_subject(model, args.qsm, args.flair, args.mask, args.out, participant_id=args.participant, **options)
     import pandas as pd
 

@@ -63,7 +63,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
 def featurize_cohort(
     cohort: str | os.PathLike, *, model: str, config: ModelConfig = DEFAULT_MODEL, min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT, cache: str | os.PathLike | None = None, n_jobs: int | None = None,
-    progress: bool = True,
+    progress: bool = True, derivatives: str | None = None,
 ):
     """Load a cohort's labelled lesions and featurise them once for a whole study.
 
@@ -83,7 +83,8 @@ def featurize_cohort(
     from rimclf.cohort import labelled_lesions, load_cohort
     from rimclf.features import make_featurizer
 
-    table, y, groups = labelled_lesions(load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit), purpose="the study")
+    table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, derivatives=derivatives)
+    table, y, groups = labelled_lesions(table, purpose="the study")
     featurizer = make_featurizer(config, patches=model == "qsmrimnet", n_jobs=n_jobs, memory=cache, progress=progress)
     return featurizer.fit_transform(table), y, groups
 
@@ -139,6 +140,7 @@ def tune_cohort(
     config: ModelConfig = DEFAULT_MODEL,
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
+    derivatives: str | None = None,
     cache: str | os.PathLike | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
@@ -175,8 +177,8 @@ def tune_cohort(
         at once on one study (several shells or machines) should each get their own.
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
         Feature settings (``radiomics_params``, ``patch_size_mm``, ``patch_shape``, ...).
-    min_voxels, qsm_unit, cache, n_jobs, progress
-        Featurisation settings (see :func:`featurize_cohort`).
+    min_voxels, qsm_unit, derivatives, cache, n_jobs, progress
+        Featurisation settings (see :func:`featurize_cohort` and :func:`rimclf.load_cohort`).
     verbose : bool, default=True
         Print the table of finished trials.
     force : bool, default=False
@@ -192,7 +194,7 @@ def tune_cohort(
     estimator, space = make_model(model, random_state)
     X, y, groups = featurize_cohort(
         cohort, model=model, config=config, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
-        n_jobs=n_jobs, progress=progress,
+        n_jobs=n_jobs, progress=progress, derivatives=derivatives,
     )
     logger.info("%d lesions (%d rim+) of %d subjects", len(y), int(y.sum()), len(set(groups)))
     sampler = None if sampler_seed is None else optuna.samplers.TPESampler(seed=sampler_seed)
