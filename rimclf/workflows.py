@@ -125,8 +125,10 @@ def predict_cohort(
     cohort : str, path-like or pandas.DataFrame
         Cohort directory, manifest or lesion table (:func:`subject_table` for one subject).
     out : str or path-like
-        Output folder (``lesions.tsv``, ``subjects.tsv``, per-subject probability map and
-        montage), written atomically; an existing one is refused before any work unless ``force``.
+        Output folder, a BIDS derivative (``dataset_description.json``, ``lesions.tsv``,
+        ``subjects.tsv``, per-scan probability map, lesion-label image and montage; see
+        :mod:`rimclf.outputs`), written atomically; an existing one is refused before any work
+        unless ``force``.
     n_jobs, memory
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
         None keeps the model's featurizer settings.
@@ -138,7 +140,7 @@ def predict_cohort(
     Returns
     -------
     dict
-        ``{"lesions": path, "subjects": path, "maps": folder}``.
+        ``{"lesions": path, "subjects": path, "maps": folder, "description": path}``.
     """
     from rimclf.outputs import write_prediction_outputs
 
@@ -146,7 +148,11 @@ def predict_cohort(
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
-    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force)
+    choice = getattr(model, "threshold_choice_", None)
+    model_info = {"threshold_choice": choice.to_dict()} if choice is not None else None
+    source = None if isinstance(cohort, pd.DataFrame) else cohort
+    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
+                                    model_info=model_info, source=source)
 
 
 def predict_subject(

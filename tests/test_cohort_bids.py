@@ -15,27 +15,7 @@ from rimclf._nifti import save_nifti
 from rimclf.cohort import labelled_lesions
 from rimclf.features import PatchExtractor, RadiomicsExtractor
 from rimclf.metrics import subject_folds
-from tests.builders import make_affine, make_labels, make_qsm
-
-
-def write_scan(root: Path, label: str, session: str = "", *, qsm=None, units: str | None = "ppb", ext=".nii.gz",
-               mask_in: str | None = None, mask_suffix: str = "mask") -> None:
-    """One scan: Chimap (+ sidecar), FLAIR, lesion mask raw (``mask_in=None``) or in ``derivatives/<mask_in>``."""
-    name = f"sub-{label}" + (f"_ses-{session}" if session else "")
-    relative = Path(f"sub-{label}") / (f"ses-{session}" if session else "") / "anat"
-    anat = root / relative
-    save_nifti(anat / f"{name}_Chimap{ext}", make_qsm() if qsm is None else qsm, make_affine(), overwrite=True)
-    if units is not None:
-        (anat / f"{name}_Chimap.json").write_text(json.dumps({"Units": units}))
-    save_nifti(anat / f"{name}_FLAIR{ext}", np.abs(make_qsm(1)), make_affine(), overwrite=True)
-    folder = anat if mask_in is None else root / "derivatives" / mask_in / relative
-    save_nifti(folder / f"{name}_desc-lesions_{mask_suffix}{ext}", make_labels(), make_affine(), overwrite=True)
-
-
-def describe_pipeline(root: Path, name: str) -> None:
-    description = {"Name": name, "BIDSVersion": "1.9.0", "DatasetType": "derivative", "GeneratedBy": [{"Name": name}]}
-    (root / "derivatives" / name).mkdir(parents=True, exist_ok=True)
-    (root / "derivatives" / name / "dataset_description.json").write_text(json.dumps(description))
+from tests.builders import describe_pipeline, make_affine, make_labels, make_qsm, write_scan
 
 
 @pytest.fixture
