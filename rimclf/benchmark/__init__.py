@@ -2,7 +2,7 @@
 radiomics baselines, on the same subject-grouped folds.
 
 :func:`run_imbalance_benchmark` cross-validates every method of :data:`METHODS` on one cohort
-(a phantom or your own data) and writes ``results.csv``, ``results.json`` (with settings and
+(a phantom or your own data) and writes ``results.tsv``, ``results.json`` (with settings and
 package versions), ``predictions.tsv`` (all out-of-fold probabilities, from which
 :func:`summarize_predictions` recomputes every number of the table) and ROC, PR and
 paired-difference figures. ``rimclf benchmark COHORT -o OUT`` runs it from the command line and

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Cross-validate QSMRim-Net with DeepSMOTE, input-level SMOTE, class weights, oversampling "
             "and no correction, and radiomics baselines (random forest on lesion and lesion+shell "
             "radiomics, logistic regression, gradient boosting), all on the same subject-grouped folds. "
-            "Writes OUT/results.csv (one row per method: pAUC, PR AUC, ROC AUC with subject-bootstrap "
+            "Writes OUT/results.tsv (one row per method: pAUC, PR AUC, ROC AUC with subject-bootstrap "
             "95% CIs, paired differences against DeepSMOTE, training time per fold), results.json "
             "(with settings and package versions), predictions.tsv (every out-of-fold probability), "
             "folds.tsv and ROC/PR/forest-plot PNGs."
@@ -38,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
 
     table = load_cohort(args.cohort, **cohort_options(args))
     run_imbalance_benchmark(table, args.out, methods=args.methods, **benchmark_options(args))
-    print(f"wrote results.csv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
+    print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
     return 0

@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
 
     table = load_cohort(args.cohort, **cohort_options(args))
     run_imbalance_benchmark(table, args.out, methods=[args.method], **benchmark_options(args))
-    print(f"wrote results.csv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
+    print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
     return 0

@@ -17,6 +17,7 @@ from rimclf.defaults import DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, 
 from rimclf.errors import ParameterError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
+from rimclf.tuning._table import write_trials_tsv
 from rimclf.tuning._spaces import SPACES
 from rimclf.tuning._storage import check_storage, default_storage_path, describe_storage
 from rimclf.tuning._tune import TuningResult, tune
@@ -119,7 +120,7 @@ def write_study_outputs(
     with atomic_output_dir(out, force=force) as tmp:
         summary = study_summary(study, best_params, **extra)
         (tmp / BEST_PARAMS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        study.trials_dataframe().to_csv(tmp / TRIALS_FILE, sep="\t", index=False)
+        write_trials_tsv(study, tmp / TRIALS_FILE)
         save_study_plots(study, tmp)
     return Path(out)
 
