@@ -300,3 +300,63 @@ def test_cli_cv_runs_one_method(cohort, cache, tmp_path, capsys):
     assert results["pauc_diff"].isna().all()
     assert not (out / "paired_differences.png").exists() and (out / "roc_curves.png").is_file()
     assert "logreg_lesion_class_weight" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- figures
+def _render(figure):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _figure_predictions() -> tuple[pd.DataFrame, pd.DataFrame]:
+    predictions = _synthetic_predictions(n_repeats=2)
+    names = [REFERENCE, "qsmrimnet_smote", "rf_lesion_smote", "rf_lesion_class_weight", "logreg_lesion_smote"]
+    rng = np.random.default_rng(1)
+    frames = [
+        predictions[predictions["method"] == REFERENCE].assign(
+            method=name, probability=lambda f: f["rim"] * 0.7 + rng.normal(0, 0.5, len(f)))
+        for name in names
+    ]
+    predictions = pd.concat(frames, ignore_index=True)
+    return predictions, summarize_predictions(predictions, n_boot=20, random_state=0)
+
+
+def test_roc_figure_zooms_into_the_pauc_region_with_legends_below_and_distinct_colours():
+    from matplotlib.colors import to_hex
+
+    from rimclf.benchmark._plots import plot_curves
+
+    predictions, results = _figure_predictions()
+    figure = plot_curves(predictions, results, "roc")
+    renderer = _render(figure)
+    axes = figure.axes
+    assert len(axes) == 4  # network and radiomics panels, each with its pAUC zoom below
+    zooms = [axis for axis in axes if axis.get_xlim() == (0.0, 0.1)]
+    assert len(zooms) == 2 and all("pAUC region" in axis.get_title() for axis in zooms)
+    for zoom in zooms:
+        legend = zoom.get_legend()
+        assert legend is not None
+        assert legend.get_window_extent(renderer).y1 <= zoom.get_window_extent(renderer).y0  # below the axes
+        colours = [to_hex(line.get_color()) for line in legend.get_lines()]
+        assert len(set(colours)) == len(colours)  # one hue per method
+        assert any("pAUC" in text.get_text() for text in legend.get_texts())
+    for axis in axes:
+        for line in axis.get_lines():
+            if line.get_label().startswith("QSMRim-Net, SMOTE"):
+                assert line.get_linestyle() == "-"  # network: solid
+            if line.get_label().startswith("Random forest"):
+                assert line.get_linestyle() == "--"  # radiomics: dashed
+
+
+def test_pr_figure_legends_stand_below_the_curves():
+    from rimclf.benchmark._plots import plot_curves
+
+    predictions, results = _figure_predictions()
+    figure = plot_curves(predictions, results, "pr")
+    renderer = _render(figure)
+    for axis in figure.axes:
+        assert axis.get_legend().get_window_extent(renderer).y1 <= axis.get_window_extent(renderer).y0
+        assert "chance: prevalence" in axis.get_legend().get_texts()[-1].get_text()

@@ -228,3 +228,43 @@ def test_unusable_probabilities_are_an_error_and_nothing_is_written(table: pd.Da
     with pytest.raises(PredictionError, match="row 1"):
         check_probabilities(probability)
     assert check_probabilities([0.0, 1.0]).tolist() == [0.0, 1.0]
+
+
+def test_the_qsm_window_makes_a_rim_stand_out() -> None:
+    """White matter at +5 ppb with noise, grey matter and a vein: the window centres on the tissue
+    and a +25 ppb rim spans a third of it or more (a tenth of the old +-100 ppb window)."""
+    from rimclf.outputs._montage import qsm_window
+
+    rng = np.random.default_rng(0)
+    plane = 5 + rng.normal(0, 6, (81, 81))
+    plane[:10] += 25  # cortex
+    plane[40, :] += 250  # a vein
+    plane[:, :5] = 0  # outside the brain
+    lesion = np.zeros_like(plane)
+    lesion[30:50, 30:50] = 1
+    low, high = qsm_window([plane], [lesion])
+    assert low < 5 < high and 40 <= high - low <= 100
+    assert 25 / (high - low) >= 1 / 3 > 25 / 200
+    assert qsm_window([np.zeros((5, 5))], [np.zeros((5, 5))]) == (-100.0, 100.0)  # nothing to go by
+
+
+def test_the_montage_has_a_ppb_colourbar_and_orientation_marks(table: pd.DataFrame) -> None:
+    from rimclf._nifti import read_volume
+    from rimclf.outputs import lesion_predictions
+    from rimclf.outputs._montage import montage_figure
+
+    subject = lesion_predictions(table, np.array([0.9, 0.2, 0.05, 0.6]), 0.5).iloc[:2]
+    first = table.iloc[0]
+    qsm, affine = read_volume(first["qsm"])
+    flair, flair_affine = read_volume(first["flair"])
+    labels, _ = read_lesion_labels(first["mask"], 0)
+    figure = montage_figure(subject, qsm=qsm, qsm_affine=affine, flair=flair, flair_affine=flair_affine, labels=labels,
+                            title="sub-01")
+    colourbars = [axis for axis in figure.axes if axis.get_ylabel() == "QSM (ppb)"]
+    assert len(colourbars) == 1
+    panels = [axis for axis in figure.axes if axis.get_title().startswith(("QSM", "FLAIR"))]
+    assert len(panels) == 4
+    for axis in panels:
+        assert sorted(text.get_text() for text in axis.texts if len(text.get_text()) == 1) == ["A", "L", "P", "R"]
+    low, high = panels[0].images[0].get_clim()
+    assert high - low < 200 and "QSM window" in figure.get_suptitle() and "patient's right on the right" in figure.get_suptitle()

@@ -111,13 +111,33 @@ def write_montage(
 ) -> Path:
     """Save a PNG of QSM and FLAIR axial planes through each lesion, ranked by probability.
 
+    The figure is :func:`montage_figure`'s (same parameters); this saves it to ``path``.
+    """
+    figure = montage_figure(subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
+                            labels=labels, title=title, max_lesions=max_lesions, half_width_mm=half_width_mm)
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+def montage_figure(
+    subject: pd.DataFrame,
+    *,
+    qsm: np.ndarray,
+    qsm_affine: np.ndarray,
+    flair: np.ndarray,
+    flair_affine: np.ndarray,
+    labels: np.ndarray,
+    title: str,
+    max_lesions: int = 12,
+    half_width_mm: float = 20.0,
+):
+    """The montage as a :class:`matplotlib.figure.Figure` (no pyplot state).
+
     Each lesion gets a QSM panel and a FLAIR panel (see the module docstring); titles give lesion id, probability and decision (and the reference label
     when known). One colourbar gives the QSM window in ppb.
 
     Parameters
     ----------
-    path : str or path-like
-        The PNG to write.
     subject : pandas.DataFrame
         One scan's rows of the prediction table (``lesion_id``, ``centroid_x/y/z``,
         ``probability``, ``decision``, optional ``rim``).
@@ -186,5 +206,4 @@ def write_montage(
         f"patient's right on the right; QSM window {low:.0f}..{high:.0f} ppb, FLAIR 1-99.5 %",
         fontsize=8.5,
     )
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return fig
