@@ -37,8 +37,6 @@ _LABEL = re.compile(r"[A-Za-z0-9]+")
 MASK_SUFFIXES = ("dseg", "mask")
 _NIFTI = (".nii", ".nii.gz")
 _DESC = re.compile(r"_desc-([A-Za-z0-9]+)_")
-#: Datatype folders never holding what rimclf reads: not indexed (large derivatives stay cheap).
-_SKIPPED = re.compile(r"/(func|dwi|fmap|perf|eeg|meg|ieeg|beh|pet|micr|nirs|motion|figures|log|logs|work)(/|$)")
 
 
 def check_label(value: object, where: str, *, entity: str = "participant_id", prefix: str = "sub-") -> str:
@@ -95,13 +93,13 @@ def _layout(root: Path, **options):
     from bids import BIDSLayout
     from bids.layout import BIDSLayoutIndexer
 
-    ignore = [re.compile(r"^/(code|models|sourcedata|stimuli)"), _SKIPPED]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pybids' notes on imperfect datasets: rimclf says what it needs
+            # pybids' default ignores only: its regular expressions meet absolute paths in some
+            # places, so a pattern for, e.g., func/ folders would also drop a dataset under /data/func/
             return BIDSLayout(
-                root, validate=False, indexer=BIDSLayoutIndexer(validate=False, ignore=ignore, **options.pop("indexer", {})),
-                **options,
+                root, validate=False, indexer=BIDSLayoutIndexer(validate=False, **options.pop("indexer", {})), **options,
             )
     except Exception as exc:  # pybids raises many kinds for unreadable datasets (bad JSON, ...)
         raise CohortError(f"{root}: pybids cannot index this BIDS dataset ({type(exc).__name__}: {exc})") from exc
@@ -122,27 +120,56 @@ def subject_folders(root: Path) -> list[str]:
     return _checked_folders(root)
 
 
-def _key(entities: dict) -> tuple[str, str]:
-    return str(entities.get("subject", "")), str(entities.get("session", "") or "")
+@dataclass(frozen=True)
+class _Image:
+    """A NIfTI file of an ``anat/`` folder, its BIDS entities read from its path below the dataset root."""
+
+    bids_file: object  # the pybids BIDSFile (for its sidecar metadata)
+    path: str
+    subject: str
+    session: str
+    suffix: str
+    desc: str | None
 
 
 def _where(root: Path, participant_id: str, session: str) -> Path:
     return root / f"sub-{participant_id}" / (f"ses-{session}" if session else "") / "anat"
 
 
-def _anat_images(layout) -> list:
-    """The NIfTI files of ``anat/`` folders, with subject (and session) entities."""
-    files = layout.get(return_type="object", extension=list(_NIFTI), datatype="anat")
-    return [f for f in files if "subject" in f.entities]
+def _anat_images(layout, root: Path) -> list[_Image]:
+    """The NIfTI files ``sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_..._<suffix>.nii[.gz]`` below ``root``.
+
+    pybids lists them; their subject, session and datatype are read here from the path relative
+    to ``root``, because pybids searches its entity patterns in the absolute path, where a parent
+    folder (``/data/func/study``, ``/projects/sub-x/bids``) would give them wrong values.
+    """
+    images = []
+    for bids_file in layout.get(return_type="object", extension=list(_NIFTI)):
+        path = Path(bids_file.path)
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            continue
+        if len(parts) not in (3, 4) or parts[-2] != "anat" or not parts[0].startswith("sub-"):
+            continue
+        subject = parts[0][len("sub-"):]
+        session = parts[1][len("ses-"):] if len(parts) == 4 and parts[1].startswith("ses-") else ""
+        prefix = f"sub-{subject}" + (f"_ses-{session}" if session else "") + "_"
+        name = parts[-1]
+        stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+        if (len(parts) == 4 and not session) or not stem.startswith(prefix) or not _LABEL.fullmatch(subject):
+            continue
+        desc = _DESC.search(stem)
+        images.append(_Image(bids_file, str(path), subject, session, stem.rsplit("_", 1)[-1],
+                             desc.group(1) if desc else None))
+    return images
 
 
-def _lesion_masks(files) -> dict[tuple[str, str], list[str]]:
+def _lesion_masks(images: list[_Image]) -> dict[tuple[str, str], list[str]]:
     found: dict[tuple[str, str], list[str]] = {}
-    for bids_file in files:
-        name = Path(bids_file.path).name
-        desc = _DESC.search(name)
-        if bids_file.entities.get("suffix") in MASK_SUFFIXES and desc and desc.group(1) == "lesions":
-            found.setdefault(_key(bids_file.entities), []).append(str(bids_file.path))
+    for image in images:
+        if image.suffix in MASK_SUFFIXES and image.desc == "lesions":
+            found.setdefault((image.subject, image.session), []).append(image.path)
     return found
 
 
@@ -192,20 +219,19 @@ def find_scans(root: str | Path, participants: list[str] | None = None, *, deriv
             f"{root}: derivatives={derivatives!r} is not a pipeline of this dataset; "
             f"{'its derivatives/ holds ' + ', '.join(sorted(pipelines)) if pipelines else 'it has no derivatives/ folder'}"
         )
-    raw = _anat_images(_layout(root))
+    raw = _anat_images(_layout(root), root)
     by_kind: dict[str, dict[tuple[str, str], list[str]]] = {"Chimap": {}, "FLAIR": {}}
-    for bids_file in raw:
-        suffix = bids_file.entities.get("suffix")
-        if suffix in by_kind:
-            by_kind[suffix].setdefault(_key(bids_file.entities), []).append(str(bids_file.path))
-    metadata = {str(f.path): f.get_metadata() for f in raw if f.entities.get("suffix") == "Chimap"}
+    for image in raw:
+        if image.suffix in by_kind:
+            by_kind[image.suffix].setdefault((image.subject, image.session), []).append(image.path)
+    metadata = {image.path: image.bids_file.get_metadata() for image in raw if image.suffix == "Chimap"}
     masks: dict[str, dict[tuple[str, str], list[str]]] = {}
     if derivatives is None:
         masks[""] = _lesion_masks(raw)
     for name, path in pipelines.items():
         if derivatives is None or name == derivatives:
             layout = _layout(path, is_derivative=True, indexer={"index_metadata": False})
-            masks[name] = _lesion_masks(_anat_images(layout))
+            masks[name] = _lesion_masks(_anat_images(layout, path))
     mask_pipelines = sorted(name for name, found in masks.items() if name and found)
 
     wanted = set(labels)

@@ -169,3 +169,15 @@ def test_a_ppm_map_with_its_sidecar_gives_the_features_of_the_ppb_map(tmp_path: 
     np.testing.assert_allclose(radiomics.fit(ppm).transform(ppm), radiomics.transform(ppb), rtol=1e-4, atol=1e-3)
     patches = PatchExtractor(shape=8, normalize="none")
     np.testing.assert_allclose(patches.fit(ppm).transform(ppm), patches.transform(ppb), rtol=1e-4, atol=1e-3)
+
+
+def test_folders_above_the_dataset_do_not_change_its_entities(tmp_path: Path) -> None:
+    """pybids searches entity patterns in absolute paths: a dataset under /…/func/ or /…/sub-x/
+    must still read (rimclf takes subject, session and datatype from the path below the root)."""
+    root = tmp_path / "sub-study" / "func" / "ses-old" / "bids"
+    write_scan(root, "01", "2", mask_in="seg", mask_suffix="dseg")
+    (root / "Chimap.json").write_text('{"Units": "ppm"}')
+    write_scan(root, "02", units=None, qsm=make_qsm() / 1000)
+    table = load_cohort(root, check_data=True)
+    assert table[["participant_id", "session"]].drop_duplicates().values.tolist() == [["01", "2"], ["02", ""]]
+    assert table.groupby("participant_id")["qsm_unit"].first().to_dict() == {"01": "ppb", "02": "ppm"}
