@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "scipy>=1.11",
     "pandas>=2.1,<4",
     "nibabel>=5.1,<6",
+    "pybids>=0.16,<1",  # finds BIDS files (sessions, derivatives) and sidecar metadata; 0.16 reads is_derivative
     "torch>=2.2",
     "skorch>=1.0,<2",
     "scikit-learn>=1.6,<1.10",

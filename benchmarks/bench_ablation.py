@@ -18,7 +18,7 @@ Full run: three 60-subject phantom cohorts that no default was tuned on ("defaul
 seeds 11 and 12, "hard" with seed 13), 5 folds x 3 repeats, 1000 subject-bootstrap resamples.
 ``--quick``: the first cohort at 30 subjects, 3 folds x 1 repeat, 300 resamples (a 2-core check).
 OUT/<cohort>/ holds what ``run_benchmark`` writes; OUT/summary.md the combined markdown tables and
-the verdicts (README-ready); OUT/summary.csv every row; OUT/ablation.png the paired differences
+the verdicts (README-ready); OUT/summary.tsv every row; OUT/ablation.png the paired differences
 against the default model on every cohort; OUT/bench.json settings, timings, machine load and
 package versions. Run from the repository root::
 
@@ -113,13 +113,20 @@ def plot_ablation(results: dict[str, pd.DataFrame]):
     return figure
 
 
+def _read_results(folder: Path) -> pd.DataFrame:
+    """A cohort folder's results table (``results.tsv``; ``results.csv`` of runs before rimclf wrote TSV)."""
+    if (folder / "results.tsv").is_file():
+        return pd.read_csv(folder / "results.tsv", sep="\t", na_values="n/a")
+    return pd.read_csv(folder / "results.csv")
+
+
 def summarize_folders(args: argparse.Namespace) -> int:
-    """OUT/summary.md, summary.csv and ablation.png from cohort folders of earlier runs (copied into OUT)."""
+    """OUT/summary.md, summary.tsv and ablation.png from cohort folders of earlier runs (copied into OUT)."""
     from rimclf._atomic import atomic_output_dir
     from rimclf.benchmark import format_results
 
     out = args.out or ROOT / "benchmarks" / "results" / "ablation"
-    results = {folder.name: pd.read_csv(folder / "results.csv") for folder in args.from_results}
+    results = {folder.name: _read_results(folder) for folder in args.from_results}
     with atomic_output_dir(out, force=args.force) as tmp:
         for folder in args.from_results:
             shutil.copytree(folder, tmp / folder.name, ignore=shutil.ignore_patterns("cache"))
@@ -131,10 +138,10 @@ def summarize_folders(args: argparse.Namespace) -> int:
         per_cohort = [f"## {name}\n\n{format_results(frame, markdown=True)}" for name, frame in results.items()]
         text = "\n".join(header) + "\n" + verdicts(results) + "\n\n" + combined_tables(results, "the default model")
         (tmp / "summary.md").write_text(text + "\n\n" + "\n\n".join(per_cohort) + "\n", encoding="utf-8")
-        pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.csv", index=False)
+        pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.tsv", sep="\t", index=False, na_rep="n/a")
         plot_ablation(results).savefig(tmp / "ablation.png", dpi=110)
     print(verdicts(results))
-    print(f"wrote {out}/summary.md, summary.csv, ablation.png")
+    print(f"wrote {out}/summary.md, summary.tsv, ablation.png")
     return 0
 
 
@@ -149,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel subjects and folds (default: all cores)")
     parser.add_argument("--force", action="store_true", help="replace OUT")
     parser.add_argument("--from-results", nargs="+", type=Path, metavar="DIR",
-                        help="write OUT's summary from these earlier outputs (each a cohort folder with results.csv, "
+                        help="write OUT's summary from these earlier outputs (each a cohort folder with results.tsv, "
                              "named after the cohort) instead of running; e.g. one cohort per run")
     args = parser.parse_args(argv)
     if args.from_results:
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             per_cohort = [f"## {name}\n\n{format_results(frame, markdown=True)}" for name, frame in results.items()]
             text = "\n".join(header) + "\n" + verdicts(results) + "\n\n" + combined_tables(results, "the default model")
             (tmp / "summary.md").write_text(text + "\n\n" + "\n\n".join(per_cohort) + "\n", encoding="utf-8")
-            pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.csv", index=False)
+            pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.tsv", sep="\t", index=False, na_rep="n/a")
             if "default" in next(iter(results.values()))["method"].tolist():
                 plot_ablation(results).savefig(tmp / "ablation.png", dpi=110)
             bench = {"mode": mode, "n_subjects": n_subjects, "settings": dataclasses.asdict(settings),
@@ -210,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     print("\n" + verdicts(results))
-    print(f"\ntotal {total / 60:.1f} min; wrote {out}/summary.md, summary.csv, ablation.png, bench.json and one folder per cohort")
+    print(f"\ntotal {total / 60:.1f} min; wrote {out}/summary.md, summary.tsv, ablation.png, bench.json and one folder per cohort")
     return 0
 
 

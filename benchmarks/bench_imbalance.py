@@ -5,8 +5,8 @@ Full run: three 30-subject phantom cohorts (difficulty "default" with seeds 0 an
 seed 2), 5 folds x 2 repeats, 20 epochs per network (within an hour on two CPU cores).
 ``--quick``: the first of these cohorts only, 3 folds x 1 repeat, 15 epochs (a few minutes).
 Each cohort's folder under OUT holds what :func:`rimclf.benchmark.run_imbalance_benchmark`
-writes (results.csv/json, predictions.tsv, folds.tsv, figures); OUT/summary.md holds the
-combined markdown tables (README-ready), OUT/summary.csv all rows, OUT/bench.json the settings,
+writes (results.tsv/json, predictions.tsv, folds.tsv, figures); OUT/summary.md holds the
+combined markdown tables (README-ready), OUT/summary.tsv all rows, OUT/bench.json the settings,
 timings, machine load and package versions. Run from the repository root::
 
     .venv/bin/python benchmarks/bench_imbalance.py [--quick] [--out DIR] [--work DIR] [--jobs 2]
@@ -39,12 +39,12 @@ N_SUBJECTS = {"full": 30, "quick": 30}
 
 def phantom_cohort(work: Path, name: str, difficulty: str, seed: int, n_subjects: int, n_jobs: int) -> tuple[Path, float]:
     """The phantom cohort ``work/cohorts/name``, generated unless an identical one is there."""
-    from rimclf.phantom import make_phantom_cohort
+    from rimclf.phantom import make_phantom_cohort, read_provenance
 
     path = work / "cohorts" / name
-    provenance = path / "phantom.json"
-    if provenance.is_file():
-        parameters = json.loads(provenance.read_text())["parameters"]
+    provenance = read_provenance(path)
+    if provenance is not None:
+        parameters = provenance["parameters"]
         if (parameters["n_subjects"], parameters["random_state"], parameters["difficulty"]) == (n_subjects, seed, difficulty):
             return path, 0.0
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             per_cohort = [f"## {name}\n\n{format_results(frame, markdown=True)}" for name, frame in results.items()]
             text = "\n".join(header) + "\n" + combined_tables(results) + "\n\n" + "\n\n".join(per_cohort) + "\n"
             (tmp / "summary.md").write_text(text, encoding="utf-8")
-            pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.csv", index=False)
+            pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.tsv", sep="\t", index=False, na_rep="n/a")
             bench = {"mode": mode, "n_subjects": n_subjects, "settings": dataclasses.asdict(settings),
                      "cohorts": timings, "total_seconds": total, "cpu_count": os.cpu_count(), "jobs": args.jobs,
                      "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     print("\n" + combined_tables(results))
-    print(f"\ntotal {total / 60:.1f} min; wrote {out}/summary.md, summary.csv, bench.json and one folder per cohort")
+    print(f"\ntotal {total / 60:.1f} min; wrote {out}/summary.md, summary.tsv, bench.json and one folder per cohort")
     return 0
 
 

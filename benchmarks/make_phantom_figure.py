@@ -26,7 +26,7 @@ from rimclf import load_cohort  # noqa: E402
 from rimclf._nifti import read_volume  # noqa: E402
 from rimclf.cohort import read_lesion_labels  # noqa: E402
 from rimclf.outputs import axial_plane as world_axial_plane  # noqa: E402
-from rimclf.phantom import make_phantom_cohort  # noqa: E402
+from rimclf.phantom import PIPELINE_FOLDER, make_phantom_cohort  # noqa: E402
 
 HALF_WIDTH_MM = 24.0
 STEP_MM = 0.25
@@ -84,7 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cohort = make_phantom_cohort(Path(tmp) / "phantom", n_subjects=args.subjects, random_state=args.seed, difficulty=args.difficulty)
         table = load_cohort(cohort)
-        truth = pd.read_csv(cohort / "phantom_lesions.tsv", sep="\t")
+        truth = pd.read_csv(cohort / PIPELINE_FOLDER / "phantom_lesions.tsv", sep="\t")
         truth["participant_id"] = truth["participant_id"].str.removeprefix("sub-")
         table = table.merge(truth[["participant_id", "lesion_id", "pattern", "rim_ppb", "rim_completeness"]], on=["participant_id", "lesion_id"])
         table = table[table["volume_mm3"] > 150]

@@ -189,6 +189,67 @@ def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
 
 
+def save_on_grid(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    reference: str | os.PathLike,
+    *,
+    descrip: str,
+    cal: tuple[float, float],
+    intent: str | None = None,
+) -> Path:
+    """Write ``data`` as a NIfTI on the grid of the image ``reference`` (e.g. a map on the QSM grid).
+
+    The new file keeps the reference's geometry exactly: its qform and sform with their codes,
+    voxel sizes and units, so that every viewer places it where the reference is. It gets its own
+    data type (``data``'s, unscaled), ``descrip`` (at most 79 characters) and display window
+    ``cal_min, cal_max = cal``, and optionally a NIfTI intent (e.g. ``"label"``), so that a viewer
+    does not show it as the reference image. Written as :func:`save_nifti` writes (atomically,
+    never over an existing file).
+    """
+    source = load_header(reference)
+    data = np.asarray(data)
+    if data.shape != spatial_shape(source):
+        raise CohortError(f"{path}: data of shape {data.shape} is not on the grid of {reference} {spatial_shape(source)}")
+    header = source.header.copy()
+    image = nib.Nifti1Image(data, None, header=header)
+    qform, qform_code = source.header.get_qform(coded=True)
+    sform, sform_code = source.header.get_sform(coded=True)
+    if qform is None and sform is None:  # neither coded: the reference's (fallback) affine, as scanner space
+        qform, qform_code = np.asarray(source.affine), 1
+    image.set_qform(qform, code=int(qform_code) if qform is not None else 0)
+    image.set_sform(sform, code=int(sform_code) if sform is not None else 0)
+    image.set_data_dtype(data.dtype)
+    image.header.set_slope_inter(None, None)
+    image.header.set_intent(intent or "none")
+    image.header["descrip"] = descrip[:79].encode("ascii", "replace")
+    image.header["cal_min"], image.header["cal_max"] = float(cal[0]), float(cal[1])
+    image.header["aux_file"] = b""
+    return _save(path, image)
+
+
+def _save(path: str | os.PathLike, image: nib.Nifti1Image, *, overwrite: bool = False) -> Path:
+    """Save ``image`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        nib.save(image, tmp)
+        public_permissions(Path(tmp))
+        if overwrite:
+            os.replace(tmp, path)
+        else:  # never replace a file another process wrote meanwhile
+            rename_noreplace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_nifti(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -211,26 +272,9 @@ def save_nifti(
     overwrite : bool, default=False
         Replace an existing file. Without it an existing file is an error.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
     image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=float), header=header)
     if header is not None:
         image.set_data_dtype(np.asarray(data).dtype)
     image.set_qform(np.asarray(affine, dtype=float), code=1)
     image.set_sform(np.asarray(affine, dtype=float), code=1)
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        nib.save(image, tmp)
-        public_permissions(Path(tmp))
-        if overwrite:
-            os.replace(tmp, path)
-        else:  # never replace a file another process wrote meanwhile
-            rename_noreplace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _save(path, image, overwrite=overwrite)

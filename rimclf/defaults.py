@@ -51,8 +51,11 @@ NORMALIZATIONS = ("nawm", "ring", "zscore", "none")
 #: Training-time augmentation of the patches (``module__augment``): none, the 48 flips and 90-degree
 #: turns about the world axes, or those plus small random rotations.
 AUGMENTATIONS = ("none", "flips", "flips+rotations")
-#: Units a QSM file may be stored in (``load_cohort(qsm_unit=...)``).
+#: Units a QSM file may be stored in (``read_qsm(unit=...)``, a sidecar's ``"Units"``).
 QSM_UNITS = ("ppb", "ppm")
+#: ``load_cohort(qsm_unit=...)`` and ``--qsm-unit``: "auto" reads each QSM's JSON sidecar
+#: ``Units`` and falls back on ppm (BIDS); "ppb"/"ppm" override the sidecars.
+QSM_UNIT_CHOICES = ("auto", *QSM_UNITS)
 #: Connectivities splitting a binary lesion mask into lesions (``load_cohort(connectivity=...)``).
 CONNECTIVITIES = (6, 18, 26)
 #: How a decision threshold was chosen (``ThresholdChoice.method``).
@@ -69,8 +72,8 @@ DIFFICULTIES = ("easy", "default", "hard")
 MIN_VOXELS = 8
 #: ``load_cohort(connectivity=...)``.
 CONNECTIVITY = 26
-#: ``load_cohort(qsm_unit=...)``.
-QSM_UNIT = "ppb"
+#: ``load_cohort(qsm_unit=...)``: the sidecar's ``Units``, else ppm as BIDS defines ``Chimap``.
+QSM_UNIT = "auto"
 
 
 # --------------------------------------------------------------------------------- models

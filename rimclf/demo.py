@@ -48,7 +48,7 @@ class DemoResult:
 
 
 def _phantom_parameters(n_subjects: int, seed: int, options: dict) -> dict:
-    """The ``parameters`` record that ``phantom.json`` holds for these settings (JSON-normalised)."""
+    """The ``parameters`` record that the phantom's ``phantom.json`` holds for these settings (JSON-normalised)."""
     import inspect
 
     from rimclf.phantom import make_phantom_cohort
@@ -69,14 +69,10 @@ def _phantom(path: Path, n_subjects: int, seed: int, options: dict, n_jobs, repo
     nothing but the time.
     """
     from rimclf._version import __version__
-    from rimclf.phantom import make_phantom_cohort
+    from rimclf.phantom import make_phantom_cohort, read_provenance
 
-    provenance = path / "phantom.json"
-    if provenance.is_file():
-        try:
-            saved = json.loads(provenance.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            saved = {}
+    saved = read_provenance(path)
+    if saved is not None:
         same = saved.get("parameters") == _phantom_parameters(n_subjects, seed, options)
         if same and saved.get("versions", {}).get("rimclf") == __version__:
             report(f"  reusing {path} (same phantom settings)")
@@ -238,6 +234,7 @@ def run_demo(
     from rimclf.errors import CohortError
     from rimclf.features import make_featurizer
     from rimclf.model_files import load_model
+    from rimclf.outputs import output_paths, read_lesions
     from rimclf.workflows import predict_cohort, train_model
 
     report = report or (lambda text: None)
@@ -277,7 +274,7 @@ def run_demo(
     predict_cohort(loaded, test_table, paths["predictions"], force=True, n_jobs=n_jobs, memory=str(paths["cache"]))
 
     report("[4/4] held-out metrics")
-    lesions = pd.read_csv(paths["predictions"] / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    lesions = read_lesions(paths["predictions"])
     metrics, counts = evaluate_predictions(lesions, loaded.threshold_, random_state=seed)
     atomic_write(paths["metrics"], lambda tmp: metrics.to_csv(tmp, sep="\t", index=False, float_format="%.4f"), force=True)
     plot_roc_pr(paths["roc_pr"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(), loaded.threshold_,
@@ -287,13 +284,16 @@ def run_demo(
     report("rim+ lesions per held-out subject (true vs predicted at the threshold):")
     report(counts.to_string(index=False))
     seconds = time.perf_counter() - started
-    top = lesions.loc[lesions["probability"].idxmax(), "participant_id"]  # the most suspicious lesion's subject
-    montages = sorted(paths["predictions"].glob(f"sub-{top}/*_montage.png"))
+    top = lesions.loc[lesions["probability"].idxmax()]  # the most suspicious lesion's scan
+    session = "" if pd.isna(top["session"]) else str(top["session"]).removeprefix("ses-")
+    montage = output_paths(paths["predictions"], str(top["participant_id"]).removeprefix("sub-"), session)["montage"]
     report(f"outputs (in {seconds / 60:.1f} min):")
     for name in ("model", "predictions", "metrics", "roc_pr"):
         report(f"  {name:<12} {paths[name]}")
     report(f"  {'lesions':<12} {paths['predictions'] / 'lesions.tsv'}")
-    report(f"  {'maps':<12} {paths['predictions']}/sub-*/sub-*_desc-rimprob_map.nii.gz")
-    if montages:
-        report(f"  {'montages':<12} {paths['predictions']}/sub-*/sub-*_desc-rimprob_montage.png (most suspicious lesion: {montages[0]})")
+    report(f"  {'maps':<12} {paths['predictions']}/sub-*/anat/sub-*_desc-rimprob_probseg.nii.gz "
+           "(lesion ids: *_desc-lesions_dseg.nii.gz)")
+    if montage.is_file():
+        report(f"  {'montages':<12} {paths['predictions']}/sub-*/figures/sub-*_desc-rimprob_montage.png "
+               f"(most suspicious lesion: {montage})")
     return DemoResult(metrics=metrics, counts=counts, paths=paths, seconds=seconds)

@@ -81,7 +81,9 @@ class RimclfWarning(UserWarning):
 
 
 class QSMUnitWarning(RimclfWarning):
-    """The QSM's value range suggests another unit than the one declared or assumed."""
+    """No longer issued: a QSM whose values contradict its unit is now a :class:`CohortError`
+    (see :func:`rimclf.cohort.read_qsm`). Kept so that code catching it, and feature-cache entries
+    naming it, still work."""
 
 
 class DataWarning(RimclfWarning):

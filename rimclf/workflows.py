@@ -45,6 +45,7 @@ def train_model(
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
     connectivity: int = CONNECTIVITY,
+    derivatives: str | None = None,
 ) -> RimModel:
     """Train a :class:`RimModel` on a labelled cohort (and save it when ``out`` is given).
 
@@ -59,7 +60,7 @@ def train_model(
         Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
         before any work unless ``force``.
     force : bool, default=False
-    min_voxels, qsm_unit, connectivity
+    min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
 
     Returns
@@ -67,7 +68,7 @@ def train_model(
     RimModel
         Fitted.
     """
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
                      threshold=threshold, random_state=random_state)
     model.fit(table)
@@ -113,6 +114,7 @@ def predict_cohort(
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
     connectivity: int = CONNECTIVITY,
+    derivatives: str | None = None,
 ) -> dict[str, Path]:
     """Predict every lesion of a cohort and write the outputs of :func:`rimclf.outputs.write_prediction_outputs`.
 
@@ -123,28 +125,34 @@ def predict_cohort(
     cohort : str, path-like or pandas.DataFrame
         Cohort directory, manifest or lesion table (:func:`subject_table` for one subject).
     out : str or path-like
-        Output folder (``lesions.tsv``, ``subjects.tsv``, per-subject probability map and
-        montage), written atomically; an existing one is refused before any work unless ``force``.
+        Output folder, a BIDS derivative (``dataset_description.json``, ``lesions.tsv``,
+        ``subjects.tsv``, per-scan probability map, lesion-label image and montage; see
+        :mod:`rimclf.outputs`), written atomically; an existing one is refused before any work
+        unless ``force``.
     n_jobs, memory
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
         None keeps the model's featurizer settings.
     montage : bool, default=True
         Draw the per-subject PNG montages.
-    min_voxels, qsm_unit, connectivity
+    min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
 
     Returns
     -------
     dict
-        ``{"lesions": path, "subjects": path, "maps": folder}``.
+        ``{"lesions": path, "subjects": path, "maps": folder, "description": path}``.
     """
     from rimclf.outputs import write_prediction_outputs
 
     check_is_fitted(model, "classifier_")
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
-    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force)
+    choice = getattr(model, "threshold_choice_", None)
+    model_info = {"threshold_choice": choice.to_dict()} if choice is not None else None
+    source = None if isinstance(cohort, pd.DataFrame) else cohort
+    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
+                                    model_info=model_info, source=source)
 
 
 def predict_subject(

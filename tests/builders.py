@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,27 @@ def write_subject(root: Path, label: str, *, qsm=None, flair=None, mask=None, af
     affine = make_affine() if affine is None else affine
     anat = root / f"sub-{label}" / "anat"
     save_nifti(anat / f"sub-{label}_Chimap.nii.gz", make_qsm() if qsm is None else qsm, affine)
+    (anat / f"sub-{label}_Chimap.json").write_text('{"Units": "ppb"}\n')  # BIDS' default is ppm
     save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", np.abs(make_qsm(1)) if flair is None else flair, affine if flair_affine is None else flair_affine)
     save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", make_labels() if mask is None else mask, affine if mask_affine is None else mask_affine)
     return anat
+
+
+def write_scan(root: Path, label: str, session: str = "", *, qsm=None, units: str | None = "ppb", ext=".nii.gz",
+               mask_in: str | None = None, mask_suffix: str = "mask") -> None:
+    """One scan: Chimap (+ sidecar), FLAIR, lesion mask raw (``mask_in=None``) or in ``derivatives/<mask_in>``."""
+    name = f"sub-{label}" + (f"_ses-{session}" if session else "")
+    relative = Path(f"sub-{label}") / (f"ses-{session}" if session else "") / "anat"
+    anat = root / relative
+    save_nifti(anat / f"{name}_Chimap{ext}", make_qsm() if qsm is None else qsm, make_affine(), overwrite=True)
+    if units is not None:
+        (anat / f"{name}_Chimap.json").write_text(json.dumps({"Units": units}))
+    save_nifti(anat / f"{name}_FLAIR{ext}", np.abs(make_qsm(1)), make_affine(), overwrite=True)
+    folder = anat if mask_in is None else root / "derivatives" / mask_in / relative
+    save_nifti(folder / f"{name}_desc-lesions_{mask_suffix}{ext}", make_labels(), make_affine(), overwrite=True)
+
+
+def describe_pipeline(root: Path, name: str) -> None:
+    description = {"Name": name, "BIDSVersion": "1.9.0", "DatasetType": "derivative", "GeneratedBy": [{"Name": name}]}
+    (root / "derivatives" / name).mkdir(parents=True, exist_ok=True)
+    (root / "derivatives" / name / "dataset_description.json").write_text(json.dumps(description))

@@ -26,7 +26,7 @@ PACKAGE = ROOT / "rimclf"
 LAYERS: list[list[str]] = [
     ["rimclf._version", "rimclf.errors", "rimclf.defaults"],
     ["rimclf._validation", "rimclf._records", "rimclf._atomic", "rimclf._orphans"],
-    ["rimclf.nn", "rimclf._nifti", "rimclf.metrics"],
+    ["rimclf.nn", "rimclf._nifti", "rimclf._bids", "rimclf.metrics"],
     ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold"],
     ["rimclf.features", "rimclf.classifier", "rimclf.phantom", "rimclf.outputs"],
     ["rimclf.rim_model", "rimclf.benchmark", "rimclf.tuning"],

@@ -64,9 +64,9 @@ def run(table, cache, tmp_path_factory):
 
 
 def _read(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    predictions = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"participant_id": str})
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"participant_id": str, "session": str})
     folds = pd.read_csv(out / "folds.tsv", sep="\t")
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "results.tsv", sep="\t")
     record = json.loads((out / "results.json").read_text())
     return predictions, folds, results, record
 
@@ -93,7 +93,7 @@ def _synthetic_predictions(n_subjects: int = 12, n_repeats: int = 1, seed: int =
     for subject in range(n_subjects):
         for lesion in range(1, 6):
             rows.append((f"{subject:02d}", lesion, int(rng.random() < 0.25 or lesion == 1 and subject % 2 == 0)))
-    lesions = pd.DataFrame(rows, columns=["participant_id", "lesion_id", "rim"])
+    lesions = pd.DataFrame(rows, columns=["participant_id", "lesion_id", "rim"]).assign(session="")
     frames = []
     for repeat in range(n_repeats):
         noisy = lesions["rim"] * 0.8 + rng.normal(0, 0.6, len(lesions))
@@ -113,6 +113,15 @@ def test_paired_differences_of_identical_and_better_methods():
         assert results.loc["perfect", f"{metric}_diff"] > 0
         assert results.loc["perfect", f"{metric}_diff_ci_low"] > 0
         assert results.loc["perfect", f"{metric}_diff_p"] < 0.05
+
+
+def test_sessions_are_part_of_the_lesion_key_and_predictions_without_them_still_read():
+    predictions = _synthetic_predictions()
+    two = pd.concat([predictions.assign(session="1"), predictions.assign(session="2")], ignore_index=True)
+    results = summarize_predictions(two, n_boot=20, random_state=0)
+    assert results["n_lesions"].iloc[0] == 2 * 12 * 5 and results["n_subjects"].iloc[0] == 12  # participants
+    before_sessions = summarize_predictions(predictions.drop(columns="session"), n_boot=20, random_state=0)
+    pd.testing.assert_frame_equal(before_sessions, summarize_predictions(predictions, n_boot=20, random_state=0))
 
 
 def test_one_repeat_gives_the_intervals_of_bootstrap_ci_and_paired_bootstrap():
@@ -257,10 +266,10 @@ def test_results_are_recomputed_from_the_predictions(run):
 
 def test_refuses_to_overwrite_without_force(run, table):
     _, out = run
-    before = (out / "results.csv").read_bytes()
+    before = (out / "results.tsv").read_bytes()
     with pytest.raises(FileExistsError, match="--force"):
         run_imbalance_benchmark(table, out, settings=TINY, verbose=False)
-    assert (out / "results.csv").read_bytes() == before
+    assert (out / "results.tsv").read_bytes() == before
 
 
 # --------------------------------------------------------------------------- command line
@@ -270,7 +279,7 @@ def test_cli_benchmark_writes_the_files_and_reuses_its_cache_with_force(cohort, 
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert f"to {out}" in printed and "rf_lesion_smote" in printed
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "results.tsv", sep="\t")
     assert results["method"].tolist() == ["rf_lesion_smote", "logreg_lesion_smote"]
     predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
     assert set(predictions["fold"]) == {0, 1} and set(predictions["repeat"]) == {0}
@@ -286,8 +295,68 @@ def test_cli_benchmark_writes_the_files_and_reuses_its_cache_with_force(cohort, 
 def test_cli_cv_runs_one_method(cohort, cache, tmp_path, capsys):
     out = tmp_path / "cv"
     assert main(["cv", str(cohort), "-o", str(out), *CLI_TINY, "--method", "logreg_lesion_class_weight", "--cache", str(cache)]) == 0
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "results.tsv", sep="\t")
     assert results["method"].tolist() == ["logreg_lesion_class_weight"]
     assert results["pauc_diff"].isna().all()
     assert not (out / "paired_differences.png").exists() and (out / "roc_curves.png").is_file()
     assert "logreg_lesion_class_weight" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- figures
+def _render(figure):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _figure_predictions() -> tuple[pd.DataFrame, pd.DataFrame]:
+    predictions = _synthetic_predictions(n_repeats=2)
+    names = [REFERENCE, "qsmrimnet_smote", "rf_lesion_smote", "rf_lesion_class_weight", "logreg_lesion_smote"]
+    rng = np.random.default_rng(1)
+    frames = [
+        predictions[predictions["method"] == REFERENCE].assign(
+            method=name, probability=lambda f: f["rim"] * 0.7 + rng.normal(0, 0.5, len(f)))
+        for name in names
+    ]
+    predictions = pd.concat(frames, ignore_index=True)
+    return predictions, summarize_predictions(predictions, n_boot=20, random_state=0)
+
+
+def test_roc_figure_zooms_into_the_pauc_region_with_legends_below_and_distinct_colours():
+    from matplotlib.colors import to_hex
+
+    from rimclf.benchmark._plots import plot_curves
+
+    predictions, results = _figure_predictions()
+    figure = plot_curves(predictions, results, "roc")
+    renderer = _render(figure)
+    axes = figure.axes
+    assert len(axes) == 4  # network and radiomics panels, each with its pAUC zoom below
+    zooms = [axis for axis in axes if axis.get_xlim() == (0.0, 0.1)]
+    assert len(zooms) == 2 and all("pAUC region" in axis.get_title() for axis in zooms)
+    for zoom in zooms:
+        legend = zoom.get_legend()
+        assert legend is not None
+        assert legend.get_window_extent(renderer).y1 <= zoom.get_window_extent(renderer).y0  # below the axes
+        colours = [to_hex(line.get_color()) for line in legend.get_lines()]
+        assert len(set(colours)) == len(colours)  # one hue per method
+        assert any("pAUC" in text.get_text() for text in legend.get_texts())
+    for axis in axes:
+        for line in axis.get_lines():
+            if line.get_label().startswith("QSMRim-Net, SMOTE"):
+                assert line.get_linestyle() == "-"  # network: solid
+            if line.get_label().startswith("Random forest"):
+                assert line.get_linestyle() == "--"  # radiomics: dashed
+
+
+def test_pr_figure_legends_stand_below_the_curves():
+    from rimclf.benchmark._plots import plot_curves
+
+    predictions, results = _figure_predictions()
+    figure = plot_curves(predictions, results, "pr")
+    renderer = _render(figure)
+    for axis in figure.axes:
+        assert axis.get_legend().get_window_extent(renderer).y1 <= axis.get_window_extent(renderer).y0
+        assert "chance: prevalence" in axis.get_legend().get_texts()[-1].get_text()

@@ -13,6 +13,7 @@ import pytest
 
 from rimclf.cli import COMMANDS, main
 from rimclf.errors import DataWarning
+from rimclf.outputs import read_lesions
 from tests.model_builders import RADIOMICS_YAML, TRAIN_ARGS, tiny_cohort, tiny_model_dir
 
 
@@ -74,9 +75,12 @@ def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pyt
     out = tmp_path / "out"
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
-    lesions = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
-    assert f"{len(lesions)} lesions of 6 subjects" in printed and str(out / "lesions.tsv") in printed
-    assert sorted(path.name for path in out.iterdir()) == ["lesions.tsv", *[f"sub-{i:03d}" for i in range(1, 7)], "subjects.tsv"]
+    lesions = read_lesions(out)
+    assert f"{len(lesions)} lesions of 6 scans" in printed and str(out / "lesions.tsv") in printed
+    assert sorted(path.name for path in out.iterdir()) == [
+        "dataset_description.json", "lesions.json", "lesions.tsv", *[f"sub-{i:03d}" for i in range(1, 7)], "subjects.json",
+        "subjects.tsv",
+    ]
     before = (out / "lesions.tsv").read_text()
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 2
     assert "use --force" in capsys.readouterr().err
@@ -87,16 +91,21 @@ def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pyt
 
 def test_predict_one_subject_by_paths(trained: Path, tmp_path: Path) -> None:
     anat = tiny_cohort() / "sub-002" / "anat"
+    mask = tiny_cohort() / "derivatives" / "phantom" / "sub-002" / "anat" / "sub-002_desc-lesions_dseg.nii.gz"
     out = tmp_path / "one"
     argv = ["predict", str(trained), "--qsm", str(anat / "sub-002_Chimap.nii.gz"), "--flair", str(anat / "sub-002_FLAIR.nii.gz"),
-            "--mask", str(anat / "sub-002_desc-lesions_mask.nii.gz"), "--participant", "P7", "-o", str(out), "-q"]
+            "--mask", str(mask), "--participant", "P7", "-o", str(out), "-q"]
     assert main(argv) == 0
-    single = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
-    assert set(single["participant_id"]) == {"P7"}
-    assert sorted(path.name for path in (out / "sub-P7").iterdir()) == ["sub-P7_desc-rimprob_map.nii.gz", "sub-P7_desc-rimprob_montage.png"]
+    single = read_lesions(out)
+    assert set(single["participant_id"]) == {"sub-P7"}
+    assert sorted(str(path.relative_to(out / "sub-P7")) for path in (out / "sub-P7").rglob("*.*")) == [
+        "anat/sub-P7_desc-lesions_dseg.json", "anat/sub-P7_desc-lesions_dseg.nii.gz", "anat/sub-P7_desc-lesions_dseg.tsv",
+        "anat/sub-P7_desc-rimprob_probseg.json", "anat/sub-P7_desc-rimprob_probseg.nii.gz",
+        "figures/sub-P7_desc-rimprob_montage.png",
+    ]
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "all"), "-q", "--no-montage"]) == 0
-    everyone = pd.read_csv(tmp_path / "all" / "lesions.tsv", sep="\t", dtype={"participant_id": str})
-    np.testing.assert_allclose(single["probability"], everyone.loc[everyone["participant_id"] == "002", "probability"])
+    everyone = read_lesions(tmp_path / "all")
+    np.testing.assert_allclose(single["probability"], everyone.loc[everyone["participant_id"] == "sub-002", "probability"])
     assert main(argv) == 2  # no overwrite without --force for the single-subject form either
 
 

@@ -14,7 +14,7 @@ import pytest
 from rimclf import CohortError, load_cohort
 from rimclf._nifti import read_volume, save_nifti
 from rimclf.cohort import TABLE_COLUMNS, labelled_lesions, read_lesion_labels, read_qsm, summarize_cohort
-from rimclf.errors import DataWarning, ParameterError, QSMUnitWarning
+from rimclf.errors import DataWarning, ParameterError
 
 from tests.builders import SHAPE, make_affine, make_labels, make_qsm, write_subject
 
@@ -37,6 +37,7 @@ def test_table_columns_values_and_labels(cohort: Path) -> None:
     table = load_cohort(cohort)
     assert list(table.columns) == TABLE_COLUMNS
     assert table[["participant_id", "lesion_id"]].values.tolist() == [["01", 1], ["01", 2], ["02", 1], ["02", 2]]
+    assert (table["session"] == "").all()  # no sessions
     assert table["n_voxels"].tolist() == [36, 60, 36, 60]
     np.testing.assert_allclose(table["volume_mm3"], np.array([36, 60, 36, 60]) * 1.0 * 1.2 * 2.0)
     # lesion 1 spans voxels i 3..5, j 4..7, k 2..4: centre (4, 5.5, 3) -> world via the affine
@@ -260,16 +261,47 @@ def test_nan_outside_brain_is_zero_filled_inside_is_an_error(cohort: Path) -> No
         load_cohort(cohort, check_data=True)
 
 
-def test_ppm_warning_and_conversion(cohort: Path) -> None:
+def test_a_ppm_map_declared_ppb_is_an_error_saying_how_to_declare_it(cohort: Path) -> None:
     path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
-    save_nifti(path, make_qsm() / 1000, make_affine(), overwrite=True)
-    with pytest.warns(QSMUnitWarning, match=r"sub-01_Chimap\.nii\.gz: .*looks like ppm"):
+    save_nifti(path, make_qsm() / 1000, make_affine(), overwrite=True)  # ppm values; the sidecar says ppb
+    assert (load_cohort(cohort)["qsm_unit"] == "ppb").all()  # headers only: no values read
+    with pytest.raises(
+        CohortError,
+        match=r"sub-01_Chimap\.nii\.gz: QSM values span -0\.\d+\.\.0\.\d+ \(1st-99th percentile of nonzero voxels\), "
+        r"which is ppm, but its unit is ppb \('Units' in sub-01_Chimap\.json\); declare the unit: add \"Units\": "
+        r"\"ppm\" to sub-01_Chimap\.json or pass qsm_unit='ppm' \(--qsm-unit ppm\)",
+    ):
         load_cohort(cohort, check_data=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data, _ = read_qsm(path, unit="ppm")
     np.testing.assert_allclose(data, make_qsm(), rtol=1e-5, atol=1e-3)
-    assert (load_cohort(cohort, qsm_unit="ppm")["qsm_unit"] == "ppm").all()
+    table = load_cohort(cohort, qsm_unit="ppm")  # overrides the sidecars: sub-02 (ppb values) now contradicts it
+    assert (table["qsm_unit"] == "ppm").all()
+    with pytest.raises(CohortError, match=r"sub-02_Chimap\.nii\.gz: .*which is ppb, but its unit is ppm"):
+        load_cohort(cohort, qsm_unit="ppm", check_data=True)
+
+
+def test_without_a_sidecar_the_qsm_is_ppm_as_bids_says(cohort: Path) -> None:
+    (cohort / "sub-02" / "anat" / "sub-02_Chimap.json").unlink()
+    table = load_cohort(cohort)
+    assert table.groupby("participant_id")["qsm_unit"].first().to_dict() == {"01": "ppb", "02": "ppm"}
+    with pytest.raises(
+        CohortError,
+        match=r"sub-02_Chimap\.nii\.gz: QSM values span -[\d.]+\.\.[\d.]+ .*which is ppb, but its unit is ppm \(the BIDS "
+        r"default for Chimap: no 'Units' in its sidecar\); declare the unit: add \"Units\": \"ppb\" to "
+        r"sub-02_Chimap\.json or pass qsm_unit='ppb' \(--qsm-unit ppb\)",
+    ):
+        load_cohort(cohort, check_data=True)
+    assert len(load_cohort(cohort, qsm_unit="ppb", check_data=True)) == 4
+
+
+@pytest.mark.parametrize("units", ['"ppt"', '"mg/L"', "3"])
+def test_a_sidecar_unit_rimclf_does_not_read_is_an_error(cohort: Path, units: str) -> None:
+    (cohort / "sub-02" / "anat" / "sub-02_Chimap.json").write_text(f'{{"Units": {units}}}')
+    with pytest.raises(CohortError, match=r"sidecar\(s\) of sub-02_Chimap\.nii\.gz: \"Units\": .* is not a QSM unit rimclf reads"):
+        load_cohort(cohort)
+    assert len(load_cohort(cohort, qsm_unit="ppb")) == 4  # an explicit unit overrides the sidecar
 
 
 def test_nibabel_saved_file_round_trip(tmp_path: Path) -> None:

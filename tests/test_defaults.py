@@ -87,7 +87,8 @@ def test_the_benchmark_reference_is_the_default_model() -> None:
 def test_cohort_options(command: str) -> None:
     found = options(command)
     assert found["min_voxels"].default == defaults.MIN_VOXELS
-    assert found["qsm_unit"].default == defaults.QSM_UNIT and tuple(found["qsm_unit"].choices) == defaults.QSM_UNITS
+    assert found["qsm_unit"].default == defaults.QSM_UNIT and tuple(found["qsm_unit"].choices) == defaults.QSM_UNIT_CHOICES
+    assert defaults.QSM_UNIT == "auto" and found["derivatives"].default is None
     if "connectivity" in found:
         assert found["connectivity"].default == defaults.CONNECTIVITY
         assert tuple(found["connectivity"].choices) == defaults.CONNECTIVITIES

@@ -11,6 +11,7 @@ import pytest
 from rimclf import CohortError
 from rimclf.demo import evaluate_predictions, format_metrics, plot_roc_pr, run_demo
 from dataclasses import replace
+from rimclf.outputs import read_lesions
 
 from rimclf.defaults import DEFAULT_MODEL
 from tests.model_builders import PHANTOM_OPTIONS
@@ -56,7 +57,7 @@ def test_tiny_demo_runs_and_reruns_from_cache(tmp_path: Path) -> None:
     assert paths["roc_pr"].read_bytes()[:4] == b"\x89PNG"
     metrics = pd.read_csv(paths["metrics"], sep="\t")
     assert metrics["metric"].iloc[0] == "partial ROC AUC (FPR <= 0.1)"
-    lesions = pd.read_csv(paths["predictions"] / "lesions.tsv", sep="\t", dtype={"participant_id": str})
+    lesions = read_lesions(paths["predictions"])
     assert lesions["participant_id"].nunique() == 3 and len(result.counts) == 3
     text = "\n".join(lines)
     assert "training" in text and "held-out" in text and "PR AUC" in text and str(paths["roc_pr"]) in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -12,8 +13,8 @@ import pytest
 from rimclf import load_cohort
 from rimclf.cohort import read_lesion_labels
 from rimclf.errors import CohortError, PredictionError
-from rimclf.outputs import LESION_COLUMNS, check_probabilities, write_prediction_outputs
-from tests.builders import write_subject
+from rimclf.outputs import LESION_COLUMNS, check_probabilities, output_paths, read_lesions, write_prediction_outputs
+from tests.builders import make_labels, write_scan, write_subject
 
 
 @pytest.fixture
@@ -28,26 +29,145 @@ def table(tmp_path: Path) -> pd.DataFrame:
 def test_outputs_are_consistent(table: pd.DataFrame, tmp_path: Path) -> None:
     probability = np.array([0.9, 0.2, 0.05, 0.6])
     paths = write_prediction_outputs(tmp_path / "out", table, probability, threshold=0.5)
-    lesions = pd.read_csv(paths["lesions"], sep="\t", dtype={"participant_id": str})
+    lesions = read_lesions(tmp_path / "out")
     assert list(lesions.columns) == [*LESION_COLUMNS, "rim"]
+    assert lesions["participant_id"].tolist() == ["sub-01", "sub-01", "sub-02", "sub-02"]
+    assert lesions["session"].isna().all() and "n/a" in (tmp_path / "out" / "lesions.tsv").read_text()
     np.testing.assert_allclose(lesions["probability"], probability, rtol=1e-6)
     assert lesions["decision"].tolist() == [1, 0, 0, 1]
-    subjects = pd.read_csv(paths["subjects"], sep="\t", dtype={"participant_id": str})
-    assert subjects["n_rim_pos_predicted"].tolist() == [1, 1]
-    assert subjects["n_rim_pos_true"].tolist() == [1, 0]
+    subjects = pd.read_csv(paths["subjects"], sep="\t", dtype=str, keep_default_na=False)
+    assert subjects["participant_id"].tolist() == ["sub-01", "sub-02"] and subjects["session"].tolist() == ["n/a", "n/a"]
+    assert subjects["n_rim_pos_predicted"].tolist() == ["1", "1"]
+    assert subjects["n_rim_pos_true"].tolist() == ["1", "0"]
     for participant, rows in lesions.groupby("participant_id"):
-        map_path = tmp_path / "out" / f"sub-{participant}" / f"sub-{participant}_desc-rimprob_map.nii.gz"
-        image = nib.load(str(map_path))
-        qsm = nib.load(table.loc[table["participant_id"] == participant, "qsm"].iloc[0])
+        label = participant.removeprefix("sub-")
+        files = output_paths(tmp_path / "out", label)
+        assert files["probseg"] == tmp_path / "out" / participant / "anat" / f"{participant}_desc-rimprob_probseg.nii.gz"
+        image = nib.load(str(files["probseg"]))
+        qsm = nib.load(table.loc[table["participant_id"] == label, "qsm"].iloc[0])
         np.testing.assert_allclose(image.affine, qsm.affine)
         values = np.asarray(image.dataobj)
-        labels, _ = read_lesion_labels(table.loc[table["participant_id"] == participant, "mask"].iloc[0], 0)
+        labels, _ = read_lesion_labels(table.loc[table["participant_id"] == label, "mask"].iloc[0], 0)
         kept = np.isin(labels, rows["lesion_id"])
         assert np.array_equal(values != 0, kept)  # nonzero voxels are exactly the lesions' voxels
         for row in rows.itertuples():
             np.testing.assert_allclose(values[labels == row.lesion_id], row.probability, rtol=1e-6)
-        png = map_path.with_name(f"sub-{participant}_desc-rimprob_montage.png")
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert files["montage"] == tmp_path / "out" / participant / "figures" / f"{participant}_desc-rimprob_montage.png"
+        assert files["montage"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_output_is_a_bids_derivative_with_sidecars_and_data_dictionaries(table: pd.DataFrame, tmp_path: Path) -> None:
+    from rimclf._version import __version__
+
+    cohort = Path(table["qsm"].iloc[0]).parents[2]
+    write_prediction_outputs(tmp_path / "out", table, np.full(len(table), 0.3), 0.5, montage=False,
+                             model_info={"threshold_choice": {"value": 0.5, "method": "fixed"}}, source=cohort)
+    description = json.loads((tmp_path / "out" / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["BIDSVersion"]
+    assert description["GeneratedBy"] == [{"Name": "rimclf", "Version": __version__, "Description": ANY_TEXT}]
+    assert description["SourceDatasets"] == [{"URL": cohort.as_uri()}]
+    for name in ("lesions", "subjects"):
+        columns = pd.read_csv(tmp_path / "out" / f"{name}.tsv", sep="\t").columns
+        dictionary = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        assert set(dictionary) == set(columns) and all(entry["Description"] for entry in dictionary.values())
+    assert json.loads((tmp_path / "out" / "lesions.json").read_text())["volume_mm3"]["Units"] == "mm^3"
+    files = output_paths(tmp_path / "out", "01")
+    sidecar = json.loads(files["probseg"].with_name("sub-01_desc-rimprob_probseg.json").read_text())
+    assert sidecar["Units"] == "probability (0-1)" and sidecar["Threshold"] == 0.5
+    assert sidecar["Model"]["threshold_choice"]["method"] == "fixed"
+    assert sidecar["Sources"] == ["bids:raw:sub-01/anat/sub-01_Chimap.nii.gz", "bids:raw:sub-01/anat/sub-01_desc-lesions_mask.nii.gz"]
+    assert json.loads(files["dseg"].with_name("sub-01_desc-lesions_dseg.json").read_text())["Description"]
+    assert not files["montage"].exists()  # montage=False
+
+
+class _AnyText:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and len(other) > 0
+
+
+ANY_TEXT = _AnyText()
+
+
+def test_the_map_header_is_its_own_on_the_qsm_grid(tmp_path: Path) -> None:
+    """cal_min/cal_max 0..1, its own descrip and float32; the QSM's qform and sform with their codes."""
+    root = tmp_path / "cohort"
+    write_subject(root, "01")
+    qsm_path = root / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
+    qsm = nib.load(str(qsm_path))
+    image = nib.Nifti1Image(np.asarray(qsm.dataobj), None, header=qsm.header.copy())
+    image.set_qform(qsm.affine, code=1)  # scanner
+    image.set_sform(qsm.affine, code=4)  # MNI: another code than the qform's, as after a registration
+    image.header["cal_min"], image.header["cal_max"] = -150, 150
+    image.header["descrip"] = b"QSM (ppb) from a test"
+    nib.save(image, str(qsm_path))
+    table = load_cohort(root)
+    write_prediction_outputs(tmp_path / "out", table, np.array([0.99, 0.1]), 0.5, montage=False)
+    files = output_paths(tmp_path / "out", "01")
+    probseg, dseg, source = nib.load(str(files["probseg"])), nib.load(str(files["dseg"])), nib.load(str(qsm_path))
+    header = probseg.header
+    assert (float(header["cal_min"]), float(header["cal_max"])) == (0.0, 1.0)
+    assert header["descrip"].tobytes().rstrip(b"\0") == b"rimclf rim+ probability (0-1)"
+    assert probseg.get_data_dtype() == np.float32
+    assert header.get_slope_inter() == (None, None)
+    for image in (probseg, dseg):
+        for get in ("get_qform", "get_sform"):
+            matrix, code = getattr(image.header, get)(coded=True)
+            expected, expected_code = getattr(source.header, get)(coded=True)
+            assert int(code) == int(expected_code) and np.allclose(matrix, expected)
+        np.testing.assert_allclose(image.affine, source.affine)
+        assert image.header.get_zooms() == source.header.get_zooms()
+    assert int(dseg.header["sform_code"]) == 4 and int(dseg.header["qform_code"]) == 1
+    assert dseg.header.get_intent()[0] == "label" and float(dseg.header["cal_max"]) == 2.0
+    assert dseg.header["descrip"].tobytes().rstrip(b"\0") == b"rimclf lesion ids (lesion_id of lesions.tsv)"
+
+
+def test_the_lesion_label_image_ids_are_the_lesion_ids_of_lesions_tsv(tmp_path: Path) -> None:
+    """A binary mask split into components: the label image gives each component's lesion_id;
+    the 1-voxel lesion load_cohort left out (min_voxels) is 0."""
+    root = tmp_path / "cohort"
+    write_subject(root, "01", mask=(make_labels() > 0).astype(np.uint8))
+    table = load_cohort(root)
+    assert (table["connectivity"] == 26).all()
+    write_prediction_outputs(tmp_path / "out", table, np.array([0.7, 0.2]), 0.5, montage=False)
+    lesions = read_lesions(tmp_path / "out")
+    files = output_paths(tmp_path / "out", "01")
+    ids = np.asarray(nib.load(str(files["dseg"])).dataobj)
+    assert ids.dtype == np.int16 and sorted(np.unique(ids[ids > 0]).tolist()) == sorted(lesions["lesion_id"].tolist())
+    voxel_mm3 = float(np.prod(nib.load(str(files["dseg"])).header.get_zooms()))
+    for row in lesions.itertuples():
+        assert (ids == row.lesion_id).sum() * voxel_mm3 == pytest.approx(row.volume_mm3)
+    probability = np.asarray(nib.load(str(files["probseg"])).dataobj)
+    for row in lesions.itertuples():
+        np.testing.assert_allclose(probability[ids == row.lesion_id], row.probability, rtol=1e-6)
+    assert (make_labels() > 0).sum() - (ids > 0).sum() == 1  # the 1-voxel lesion
+    lookup = pd.read_csv(files["dseg"].with_name("sub-01_desc-lesions_dseg.tsv"), sep="\t")
+    assert lookup["index"].tolist() == lesions["lesion_id"].tolist() and lookup["name"].iloc[0] == "lesion 1"
+
+
+def test_sessions_get_their_own_folders_and_rows(tmp_path: Path) -> None:
+    root = tmp_path / "cohort"
+    for session in ("1", "2"):
+        write_scan(root, "01", session, mask_in="seg", mask_suffix="dseg")
+    write_scan(root, "02")
+    table = load_cohort(root)
+    probability = np.linspace(0.1, 0.9, len(table))
+    write_prediction_outputs(tmp_path / "out", table, probability, 0.5)
+    lesions = read_lesions(tmp_path / "out")
+    assert lesions[["participant_id", "session"]].fillna("n/a").drop_duplicates().values.tolist() == [
+        ["sub-01", "ses-1"], ["sub-01", "ses-2"], ["sub-02", "n/a"],
+    ]
+    subjects = pd.read_csv(tmp_path / "out" / "subjects.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert subjects[["participant_id", "session", "n_lesions"]].values.tolist() == [
+        ["sub-01", "ses-1", "2"], ["sub-01", "ses-2", "2"], ["sub-02", "n/a", "2"],
+    ]
+    for session in ("1", "2"):
+        files = output_paths(tmp_path / "out", "01", session)
+        assert files["probseg"] == tmp_path / "out" / "sub-01" / f"ses-{session}" / "anat" / f"sub-01_ses-{session}_desc-rimprob_probseg.nii.gz"
+        assert files["probseg"].is_file() and files["dseg"].is_file() and files["montage"].is_file()
+        rows = lesions[lesions["session"] == f"ses-{session}"]
+        ids = np.asarray(nib.load(str(files["dseg"])).dataobj)
+        assert sorted(np.unique(ids[ids > 0]).tolist()) == rows["lesion_id"].tolist()
+    assert output_paths(tmp_path / "out", "02")["montage"].is_file()
 
 
 def test_no_overwrite_without_force(table: pd.DataFrame, tmp_path: Path) -> None:
@@ -81,7 +201,7 @@ def test_outputs_are_readable_by_others_under_the_usual_umask(table: pd.DataFram
     out = tmp_path / "out"
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert stat.S_IMODE((out / "lesions.tsv").stat().st_mode) == 0o644
-    assert stat.S_IMODE(next(out.glob("sub-*/*_map.nii.gz")).stat().st_mode) == 0o644
+    assert stat.S_IMODE(next(out.glob("sub-*/anat/*_probseg.nii.gz")).stat().st_mode) == 0o644
 
 
 def tree(folder: Path) -> list[str]:
@@ -108,3 +228,43 @@ def test_unusable_probabilities_are_an_error_and_nothing_is_written(table: pd.Da
     with pytest.raises(PredictionError, match="row 1"):
         check_probabilities(probability)
     assert check_probabilities([0.0, 1.0]).tolist() == [0.0, 1.0]
+
+
+def test_the_qsm_window_makes_a_rim_stand_out() -> None:
+    """White matter at +5 ppb with noise, grey matter and a vein: the window centres on the tissue
+    and a +25 ppb rim spans a third of it or more (a tenth of the old +-100 ppb window)."""
+    from rimclf.outputs._montage import qsm_window
+
+    rng = np.random.default_rng(0)
+    plane = 5 + rng.normal(0, 6, (81, 81))
+    plane[:10] += 25  # cortex
+    plane[40, :] += 250  # a vein
+    plane[:, :5] = 0  # outside the brain
+    lesion = np.zeros_like(plane)
+    lesion[30:50, 30:50] = 1
+    low, high = qsm_window([plane], [lesion])
+    assert low < 5 < high and 40 <= high - low <= 100
+    assert 25 / (high - low) >= 1 / 3 > 25 / 200
+    assert qsm_window([np.zeros((5, 5))], [np.zeros((5, 5))]) == (-100.0, 100.0)  # nothing to go by
+
+
+def test_the_montage_has_a_ppb_colourbar_and_orientation_marks(table: pd.DataFrame) -> None:
+    from rimclf._nifti import read_volume
+    from rimclf.outputs import lesion_predictions
+    from rimclf.outputs._montage import montage_figure
+
+    subject = lesion_predictions(table, np.array([0.9, 0.2, 0.05, 0.6]), 0.5).iloc[:2]
+    first = table.iloc[0]
+    qsm, affine = read_volume(first["qsm"])
+    flair, flair_affine = read_volume(first["flair"])
+    labels, _ = read_lesion_labels(first["mask"], 0)
+    figure = montage_figure(subject, qsm=qsm, qsm_affine=affine, flair=flair, flair_affine=flair_affine, labels=labels,
+                            title="sub-01")
+    colourbars = [axis for axis in figure.axes if axis.get_ylabel() == "QSM (ppb)"]
+    assert len(colourbars) == 1
+    panels = [axis for axis in figure.axes if axis.get_title().startswith(("QSM", "FLAIR"))]
+    assert len(panels) == 4
+    for axis in panels:
+        assert sorted(text.get_text() for text in axis.texts if len(text.get_text()) == 1) == ["A", "L", "P", "R"]
+    low, high = panels[0].images[0].get_clim()
+    assert high - low < 200 and "QSM window" in figure.get_suptitle() and "patient's right on the right" in figure.get_suptitle()

@@ -18,18 +18,22 @@ from rimclf.phantom import make_phantom_cohort
 from rimclf.phantom._lesions import sample_rim_labels
 
 TINY = dict(shape=(40, 48, 28), lesions_per_subject=(4, 8))
-FILES = ("Chimap", "FLAIR", "desc-lesions_mask")
+FILES = ("Chimap", "FLAIR", "desc-lesions_dseg")
+#: The phantom's derivatives pipeline: lesion masks, rims.tsv, phantom_lesions.tsv, phantom.json.
+DERIVED = Path("derivatives") / "phantom"
 
 
 def _paths(root: Path, participant: str) -> dict[str, Path]:
     anat = root / participant / "anat"
-    return {kind: anat / f"{participant}_{kind}.nii.gz" for kind in FILES}
+    paths = {kind: anat / f"{participant}_{kind}.nii.gz" for kind in FILES}
+    paths["desc-lesions_dseg"] = root / DERIVED / participant / "anat" / f"{participant}_desc-lesions_dseg.nii.gz"
+    return paths
 
 
 def _arrays(root: Path) -> dict[str, np.ndarray]:
     """Every voxel array and affine of a cohort, keyed by file name."""
     out = {}
-    for path in sorted(root.glob("sub-*/anat/*.nii.gz")):
+    for path in sorted([*root.glob("sub-*/anat/*.nii.gz"), *(root / DERIVED).glob("sub-*/anat/*.nii.gz")]):
         data, affine = read_array(path, dtype=np.float64)
         out[path.name] = data
         out[path.name + ":affine"] = affine
@@ -44,25 +48,60 @@ def cohort(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rims(cohort) -> pd.DataFrame:
-    return pd.read_csv(cohort / "rims.tsv", sep="\t")
+    return pd.read_csv(cohort / DERIVED / "rims.tsv", sep="\t")
 
 
-def test_writes_the_bids_like_layout(cohort):
+def test_writes_a_bids_dataset(cohort):
     participants = pd.read_csv(cohort / "participants.tsv", sep="\t")
     assert participants["participant_id"].tolist() == ["sub-001", "sub-002", "sub-003"]
     assert participants["site"].tolist() == ["A", "B", "C"]
     assert participants["age"].between(18, 70).all()
     for participant in participants["participant_id"]:
         assert all(path.is_file() for path in _paths(cohort, participant).values())
-    provenance = json.loads((cohort / "phantom.json").read_text())
+    provenance = json.loads((cohort / DERIVED / "phantom.json").read_text())
     assert provenance["parameters"]["random_state"] == 7
     assert provenance["parameters"]["shape"] == [40, 48, 28]
     assert provenance["versions"]["rimclf"]
-    truth = pd.read_csv(cohort / "phantom_lesions.tsv", sep="\t")
-    assert provenance["summary"]["n_lesions"] == len(truth) == len(pd.read_csv(cohort / "rims.tsv", sep="\t"))
+    truth = pd.read_csv(cohort / DERIVED / "phantom_lesions.tsv", sep="\t")
+    assert provenance["summary"]["n_lesions"] == len(truth) == len(pd.read_csv(cohort / DERIVED / "rims.tsv", sep="\t"))
     assert set(truth["pattern"]) <= {"rim", "iso", "hyper", "hypo", "vein_edge", "spot", "faint_ring"}
     assert (truth["rim"] == (truth["pattern"] == "rim")).all()
-    assert json.loads((cohort / "dataset_description.json").read_text())["BIDSVersion"]
+    raw = json.loads((cohort / "dataset_description.json").read_text())
+    assert raw["BIDSVersion"] and raw["DatasetType"] == "raw"
+    derived = json.loads((cohort / DERIVED / "dataset_description.json").read_text())
+    assert derived["DatasetType"] == "derivative" and derived["GeneratedBy"][0]["Name"] == "rimclf"
+    assert derived["GeneratedBy"][0]["Version"] == provenance["versions"]["rimclf"]
+    for participant in participants["participant_id"]:
+        anat = cohort / participant / "anat"
+        assert json.loads((anat / f"{participant}_Chimap.json").read_text())["Units"] == "ppb"
+        assert (anat / f"{participant}_FLAIR.json").is_file()
+    assert set(json.loads((cohort / "participants.json").read_text())) == {"site", "age", "sex"}
+    assert not list(cohort.glob("sub-*/anat/*_desc-lesions*"))  # masks are derivatives
+
+
+def test_pybids_indexes_every_file_of_the_phantom(cohort, tmp_path):
+    """With validation on (the raw dataset checked against BIDS, derivatives indexed as such)."""
+    from bids import BIDSLayout
+
+    sessions = make_phantom_cohort(tmp_path / "sessions", n_subjects=2, random_state=3, n_sessions=2, **TINY)
+    for root in (cohort, sessions):
+        layout = BIDSLayout(root, validate=True, derivatives=True)
+        indexed = {f.path for f in layout.get()} | {f.path for d in layout.derivatives.values() for f in d.get()}
+        on_disk = {str(p) for p in root.rglob("*") if p.is_file()}
+        assert on_disk == indexed and len(on_disk) > 10
+    assert layout.get_sessions() == ["01", "02"]
+
+
+def test_a_session_layout_loads_with_its_session_column(tmp_path):
+    from rimclf.cohort import load_cohort
+
+    one = load_cohort(make_phantom_cohort(tmp_path / "one", n_subjects=2, random_state=3, **TINY))
+    two = load_cohort(make_phantom_cohort(tmp_path / "two", n_subjects=2, random_state=3, n_sessions=2, **TINY))
+    assert (one["session"] == "").all() and sorted(set(two["session"])) == ["01", "02"]
+    assert two["rim"].notna().all() and two["mask"].str.contains("/derivatives/phantom/sub-").all()
+    first = two[two["session"] == "01"].drop(columns="session").reset_index(drop=True)
+    columns = ["participant_id", "lesion_id", "n_voxels", "volume_mm3", "rim"]
+    pd.testing.assert_frame_equal(first[columns], one[columns])  # ses-01 is the one-session subject
 
 
 def test_volumes_have_the_contract_types_and_grids(cohort, rims):
@@ -70,7 +109,7 @@ def test_volumes_have_the_contract_types_and_grids(cohort, rims):
         paths = _paths(cohort, participant)
         qsm, qsm_affine = read_array(paths["Chimap"], dtype=None)
         flair, _ = read_array(paths["FLAIR"], dtype=None)
-        mask, mask_affine = read_array(paths["desc-lesions_mask"], dtype=None)
+        mask, mask_affine = read_array(paths["desc-lesions_dseg"], dtype=None)
         assert qsm.ndim == flair.ndim == mask.ndim == 3
         assert qsm.dtype == np.float32 and flair.dtype == np.float32 and mask.dtype == np.int16
         assert mask.shape == qsm.shape
@@ -89,7 +128,7 @@ def test_values_are_in_plausible_ranges(cohort, rims):
         paths = _paths(cohort, participant)
         qsm, _ = read_array(paths["Chimap"])
         flair, _ = read_array(paths["FLAIR"])
-        mask, _ = read_labels(paths["desc-lesions_mask"])
+        mask, _ = read_labels(paths["desc-lesions_dseg"])
         assert np.isfinite(qsm).all() and np.isfinite(flair).all()
         assert np.abs(qsm).max() < 1000  # ppb, not ppm and not wild
         assert np.percentile(np.abs(qsm[qsm != 0]), 99) > 20  # ppb, not ppm
@@ -124,7 +163,7 @@ def test_flair_is_world_aligned_with_the_mask(cohort):
     FLAIR has its own grid): lesions must be brighter than the tissue around them."""
     for participant in ("sub-001", "sub-002", "sub-003"):
         paths = _paths(cohort, participant)
-        mask, mask_affine = read_labels(paths["desc-lesions_mask"])
+        mask, mask_affine = read_labels(paths["desc-lesions_dseg"])
         flair, flair_affine = read_array(paths["FLAIR"])
         ring = ndimage.binary_dilation(mask > 0, iterations=3) & ~ndimage.binary_dilation(mask > 0, iterations=1)
 
@@ -142,7 +181,7 @@ def test_same_seed_gives_identical_cohorts_whatever_n_jobs(cohort, tmp_path):
     assert first.keys() == second.keys()
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
-    for table in ("participants.tsv", "rims.tsv", "phantom_lesions.tsv"):
+    for table in ("participants.tsv", DERIVED / "rims.tsv", DERIVED / "phantom_lesions.tsv"):
         assert (cohort / table).read_text() == (again / table).read_text()
 
 
@@ -164,10 +203,10 @@ def test_another_seed_gives_another_cohort(cohort, tmp_path):
 def test_refuses_to_overwrite_without_force(cohort, tmp_path):
     out = tmp_path / "cohort"
     make_phantom_cohort(out, n_subjects=1, random_state=0, **TINY)
-    before = (out / "rims.tsv").read_text()
+    before = (out / DERIVED / "rims.tsv").read_text()
     with pytest.raises(FileExistsError, match="force"):
         make_phantom_cohort(out, n_subjects=1, random_state=1, **TINY)
-    assert (out / "rims.tsv").read_text() == before
+    assert (out / DERIVED / "rims.tsv").read_text() == before
     make_phantom_cohort(out, n_subjects=2, random_state=1, force=True, **TINY)
     assert len(pd.read_csv(out / "participants.tsv", sep="\t")) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["cohort"]  # no temporary folders left behind
@@ -183,6 +222,7 @@ def test_refuses_to_overwrite_without_force(cohort, tmp_path):
         ({"lesions_per_subject": (8, 4)}, "lesions_per_subject"),
         ({"n_sites": 5}, "n_sites"),
         ({"random_state": "seed"}, "random_state"),
+        ({"n_sessions": 0}, "n_sessions"),
     ],
 )
 def test_bad_parameters_are_named(tmp_path, kwargs, match):
@@ -203,7 +243,7 @@ def test_rim_prevalence_is_about_four_percent():
 
 def test_a_default_cohort_has_about_four_percent_rim_lesions(tmp_path):
     out = make_phantom_cohort(tmp_path / "c", n_subjects=12, random_state=1, shape=(40, 48, 28), lesions_per_subject=(6, 10))
-    rims = pd.read_csv(out / "rims.tsv", sep="\t")
+    rims = pd.read_csv(out / DERIVED / "rims.tsv", sep="\t")
     assert len(rims) >= 12 * 5
     assert 0.01 <= rims["rim"].mean() <= 0.09
     per_subject = rims.groupby("participant_id")["rim"].sum()
@@ -223,12 +263,12 @@ def _edge_contrast(qsm: np.ndarray, labels: np.ndarray, label: int) -> float:
 
 def test_rim_lesions_have_a_brighter_edge(tmp_path):
     out = make_phantom_cohort(tmp_path / "c", n_subjects=8, random_state=0, rim_prevalence=0.5, difficulty="easy", **TINY)
-    truth = pd.read_csv(out / "phantom_lesions.tsv", sep="\t")
+    truth = pd.read_csv(out / DERIVED / "phantom_lesions.tsv", sep="\t")
     contrast = []
     for participant, lesions in truth.groupby("participant_id", sort=False):
         paths = _paths(out, participant)
         qsm, _ = read_array(paths["Chimap"])
-        labels, _ = read_labels(paths["desc-lesions_mask"])
+        labels, _ = read_labels(paths["desc-lesions_dseg"])
         contrast += [_edge_contrast(qsm, labels, label) for label in lesions["lesion_id"]]
     truth["contrast"] = contrast
     assert truth["rim"].sum() >= 5 and (truth["rim"] == 0).sum() >= 5
@@ -240,8 +280,8 @@ def test_rim_lesions_have_a_brighter_edge(tmp_path):
 def test_difficulty_sets_the_rim_contrast(tmp_path):
     easy = make_phantom_cohort(tmp_path / "easy", n_subjects=4, random_state=2, rim_prevalence=0.4, difficulty="easy", **TINY)
     hard = make_phantom_cohort(tmp_path / "hard", n_subjects=4, random_state=2, rim_prevalence=0.4, difficulty="hard", **TINY)
-    easy_ppb = pd.read_csv(easy / "phantom_lesions.tsv", sep="\t").query("rim == 1")["rim_ppb"]
-    hard_ppb = pd.read_csv(hard / "phantom_lesions.tsv", sep="\t").query("rim == 1")["rim_ppb"]
+    easy_ppb = pd.read_csv(easy / DERIVED / "phantom_lesions.tsv", sep="\t").query("rim == 1")["rim_ppb"]
+    hard_ppb = pd.read_csv(hard / DERIVED / "phantom_lesions.tsv", sep="\t").query("rim == 1")["rim_ppb"]
     assert easy_ppb.min() >= 30 and hard_ppb.max() <= 32 and len(easy_ppb) and len(hard_ppb)
 
 
@@ -270,9 +310,9 @@ def test_cli_writes_a_cohort_and_reports_it(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed
-    n_lesions = len(pd.read_csv(out / "rims.tsv", sep="\t"))
+    n_lesions = len(pd.read_csv(out / DERIVED / "rims.tsv", sep="\t"))
     assert f"2 subjects, {n_lesions} lesions" in printed
     assert main(argv) == 2  # exists: refused without --force
     assert "already exists" in capsys.readouterr().err
     assert main([*argv, "--force", "--difficulty", "hard"]) == 0
-    assert json.loads((out / "phantom.json").read_text())["parameters"]["difficulty"] == "hard"
+    assert json.loads((out / DERIVED / "phantom.json").read_text())["parameters"]["difficulty"] == "hard"

@@ -15,6 +15,7 @@ from rimclf import CohortError
 from rimclf.cohort import read_lesion_labels
 from rimclf.errors import DataWarning, ParameterError
 from rimclf.metrics import threshold_at_specificity
+from rimclf.outputs import output_paths, read_lesions
 from rimclf import RimModel
 from rimclf.workflows import predict_cohort, subject_table, train_model
 from rimclf.threshold import subject_folds, threshold_from_probabilities
@@ -137,16 +138,18 @@ def test_train_model_refuses_an_existing_output_before_working(tmp_path: Path) -
 def test_prediction_outputs_are_consistent(tmp_path: Path) -> None:
     model, table = tiny_model(), tiny_table()
     paths = predict_cohort(model, tiny_cohort(), tmp_path / "out")
-    lesions = pd.read_csv(paths["lesions"], sep="\t", dtype={"participant_id": str})
+    lesions = read_lesions(tmp_path / "out")
     probability = model.predict_proba(table)[:, 1]
-    assert lesions[["participant_id", "lesion_id"]].equals(table[["participant_id", "lesion_id"]].astype({"lesion_id": int}))
+    assert lesions["participant_id"].tolist() == ["sub-" + p for p in table["participant_id"]]
+    assert lesions["lesion_id"].tolist() == table["lesion_id"].astype(int).tolist()
     np.testing.assert_allclose(lesions["probability"], probability, rtol=1e-5)
     assert np.array_equal(lesions["decision"], (lesions["probability"] >= model.threshold_).astype(int))
     subjects = pd.read_csv(paths["subjects"], sep="\t", dtype={"participant_id": str})
     assert subjects["n_rim_pos_predicted"].tolist() == lesions.groupby("participant_id")["decision"].sum().tolist()
-    for participant, rows in lesions.groupby("participant_id"):
-        folder = tmp_path / "out" / f"sub-{participant}"
-        image = nib.load(folder / f"sub-{participant}_desc-rimprob_map.nii.gz")
+    for bids_participant, rows in lesions.groupby("participant_id"):
+        participant = bids_participant.removeprefix("sub-")
+        files = output_paths(tmp_path / "out", participant)
+        image = nib.load(files["probseg"])
         qsm = nib.load(table.loc[table["participant_id"] == participant, "qsm"].iloc[0])
         np.testing.assert_allclose(image.affine, qsm.affine)
         assert image.shape == qsm.shape
@@ -155,7 +158,7 @@ def test_prediction_outputs_are_consistent(tmp_path: Path) -> None:
         assert np.array_equal(values != 0, np.isin(labels, rows["lesion_id"]))
         for row in rows.itertuples():
             np.testing.assert_allclose(values[labels == row.lesion_id], row.probability, rtol=1e-5)
-        assert (folder / f"sub-{participant}_desc-rimprob_montage.png").read_bytes()[:4] == b"\x89PNG"
+        assert files["montage"].read_bytes()[:4] == b"\x89PNG"
 
 
 def test_prediction_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -177,8 +180,8 @@ def test_one_subject_given_by_paths(tmp_path: Path) -> None:
     assert (single["participant_id"] == "X1").all() and single["rim"].isna().all()
     pd.testing.assert_frame_equal(single.drop(columns=["participant_id", "rim"]), expected.drop(columns=["participant_id", "rim"]))
     paths = predict_cohort(tiny_model(), single, tmp_path / "one")
-    lesions = pd.read_csv(paths["lesions"], sep="\t", dtype={"participant_id": str})
-    assert "rim" not in lesions and (tmp_path / "one" / "sub-X1" / "sub-X1_desc-rimprob_map.nii.gz").is_file()
+    lesions = read_lesions(tmp_path / "one")
+    assert "rim" not in lesions and output_paths(tmp_path / "one", "X1")["probseg"].is_file()
     np.testing.assert_allclose(lesions["probability"], tiny_model().predict_proba(expected)[:, 1], rtol=1e-5)
     with pytest.raises(CohortError, match="missing.nii.gz"):
         subject_table(tmp_path / "missing.nii.gz", first["flair"], first["mask"])

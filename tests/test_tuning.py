@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FixedTrial, TrialState
@@ -24,9 +25,11 @@ from rimclf.tuning import (
     logistic_regression_space,
     network_space,
     open_storage,
+    plot_study,
     random_forest_space,
     save_study_plots,
     suggest_params,
+    trials_table,
     tune,
 )
 
@@ -334,6 +337,53 @@ def test_trial_table_formats_pruned_trials_with_their_last_running_mean():
     row = "".join(lines).splitlines()[1].split()
     assert row[:3] == ["0", "PRUNED", "0.6123"]
     assert row[4].startswith("model__C=")
+
+
+def _scored_study() -> optuna.Study:
+    from rimclf.metrics import SCORERS
+    from rimclf.tuning._objective import SCORING_ATTR
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(SCORING_ATTR, repr(SCORERS["pauc"]))
+
+    def objective(trial):
+        trial.set_user_attr("fold_scores", [0.5, 0.25])
+        trial.set_user_attr("pipeline_params", {"model__C": 1.0, "note": "x"})
+        return trial.suggest_float("a", 0, 1) + trial.suggest_int("b", 0, 3)
+
+    study.optimize(objective, n_trials=7)
+    return study
+
+
+def test_trials_table_has_a_column_per_parameter_and_json_attributes(tmp_path):
+    import csv
+
+    from rimclf.tuning._table import write_trials_tsv
+
+    study = _scored_study()
+    table = trials_table(study)
+    assert list(table.columns) == [
+        "number", "state", "value", "duration_s", "datetime_start", "datetime_complete", "params_a", "params_b",
+        "user_attrs_fold_scores", "user_attrs_pipeline_params",
+    ]
+    write_trials_tsv(study, tmp_path / "trials.tsv")
+    text = (tmp_path / "trials.tsv").read_text()
+    assert "'" not in text and '""' not in text  # no Python reprs, no CSV quoting of the JSON
+    read = pd.read_csv(tmp_path / "trials.tsv", sep="\t", quoting=csv.QUOTE_NONE)
+    assert json.loads(read["user_attrs_fold_scores"].iloc[0]) == [0.5, 0.25]
+    assert json.loads(read["user_attrs_pipeline_params"].iloc[0]) == {"model__C": 1.0, "note": "x"}
+    assert read["params_b"].dtype.kind == "i" and read["value"].tolist() == [t.value for t in study.trials]
+
+
+def test_study_plots_name_the_metric_and_number_the_trials():
+    figures = plot_study(_scored_study())
+    history = figures["optimization_history"].axes[0]
+    assert "partial ROC AUC (FPR ≤ 0.1)" in history.get_ylabel() and history.get_xlabel() == "trial"
+    ticks = [tick for tick in history.get_xticks() if history.get_xlim()[0] <= tick <= history.get_xlim()[1]]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
+    assert "Objective Value" not in history.get_ylabel()
+    importances = figures["param_importances"].axes[0]
+    assert "partial ROC AUC" in importances.get_title(loc="left")
 
 
 def test_save_study_plots_writes_pngs_and_skips_importances_below_two_trials(tmp_path):

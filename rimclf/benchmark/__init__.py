@@ -5,7 +5,7 @@ own data): by default the ablation, :data:`ABLATION_METHODS` (the default model 
 one-part change of it and against baselines; ``rimclf benchmark``, ``benchmarks/bench_ablation.py``);
 :func:`run_imbalance_benchmark` runs the imbalance benchmark's :data:`METHODS` (DeepSMOTE against
 input-level SMOTE, class weights, oversampling and radiomics baselines;
-``benchmarks/bench_imbalance.py``). Each writes ``results.csv``, ``results.json`` (with settings and
+``benchmarks/bench_imbalance.py``). Each writes ``results.tsv``, ``results.json`` (with settings and
 package versions), ``predictions.tsv`` (all out-of-fold probabilities, from which
 :func:`summarize_predictions` recomputes every number of the table) and ROC, PR and
 paired-difference figures.

@@ -220,6 +220,13 @@ def cross_validate_method(
     return probabilities, fold_of, timings
 
 
+def _sessions(table: pd.DataFrame) -> np.ndarray:
+    """The table's session labels ("" without sessions, or for a table without the column)."""
+    if "session" not in table:
+        return np.full(len(table), "", dtype=object)
+    return table["session"].fillna("").astype(str).to_numpy(dtype=object)
+
+
 def prediction_frame(method: Method, table: pd.DataFrame, y: np.ndarray, probabilities: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:
     """Rows of ``predictions.tsv`` for one method: every lesion once per repeat, in table order."""
     n_repeats, n_lesions = probabilities.shape
@@ -228,6 +235,7 @@ def prediction_frame(method: Method, table: pd.DataFrame, y: np.ndarray, probabi
         "repeat": np.repeat(np.arange(n_repeats), n_lesions),
         "fold": fold_of.reshape(-1),
         "participant_id": np.tile(table["participant_id"].astype(str).to_numpy(), n_repeats),
+        "session": np.tile(_sessions(table), n_repeats),
         "lesion_id": np.tile(table["lesion_id"].to_numpy(dtype=np.int64), n_repeats),
         "rim": np.tile(y, n_repeats),
         "probability": probabilities.reshape(-1).astype(np.float64),

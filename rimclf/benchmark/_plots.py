@@ -1,19 +1,34 @@
 """Figures of the imbalance benchmark: ROC and PR curves per method, and a forest plot of the
 paired differences against the reference. Built on :class:`matplotlib.figure.Figure` (no
-pyplot state), so they work under any backend and in notebooks."""
+pyplot state), so they work under any backend and in notebooks.
+
+Readability rules: each panel colours its methods with a qualitative palette (tab10, one hue per
+method; the reference is a thick black line) and draws QSMRim-Net variants solid and radiomics
+baselines dashed; legends sit below the axes, so they hide no curve; the ROC figure adds, under
+each panel, the pAUC region (FPR <= 0.1) zoomed to the full width. The curves are drawn with
+scikit-learn's :class:`~sklearn.metrics.RocCurveDisplay` and
+:class:`~sklearn.metrics.PrecisionRecallDisplay`.
+"""
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, precision_recall_curve, roc_curve
 
 from rimclf.benchmark._methods import METHODS, REFERENCE
 from rimclf.benchmark._summary import METRIC_LABELS, METRICS
 
 _FPR_GRID = np.unique(np.r_[np.linspace(0.0, 0.1, 101), np.linspace(0.1, 1.0, 181)])
 _RECALL_GRID = np.linspace(0.0, 1.0, 201)
+#: The partial-AUC range of the ROC figures.
+MAX_FPR = 0.1
+#: Line style by method family.
+FAMILY_STYLES = {"network": "-", "radiomics": (0, (5, 2))}
+_PAUC_SHADE = "#fff2b3"
 
 
 def _label(name: str) -> str:
@@ -54,55 +69,106 @@ def _panels(methods: list[str]) -> list[tuple[str, list[str]]]:
     return panels
 
 
-def _colors(methods: list[str]) -> dict[str, tuple]:
+def method_styles(members: list[str]) -> dict[str, dict]:
+    """Line styles of one panel's methods: a distinct tab10/tab20 hue each (the reference black
+    and thick), solid for QSMRim-Net variants, dashed for radiomics baselines."""
     from matplotlib import colormaps
 
-    palette = colormaps["tab20"].colors
-    return {method: ("black" if method == REFERENCE else palette[i % len(palette)]) for i, method in enumerate(methods)}
+    others = [m for m in members if m != REFERENCE]
+    palette = colormaps["tab10" if len(others) <= 10 else "tab20"].colors
+    styles = {REFERENCE: {"color": "black", "linewidth": 2.4, "linestyle": "-", "zorder": 5}}
+    for index, method in enumerate(others):
+        styles[method] = {"color": palette[index % len(palette)], "linewidth": 1.5,
+                          "linestyle": FAMILY_STYLES[_family(method)], "zorder": 3}
+    return {method: styles[method] for method in members}
+
+
+def _draw(display, ax, label: str, style: dict):
+    """Draw a scikit-learn curve display on ``ax`` with ``style``; return its line."""
+    if "curve_kwargs" in inspect.signature(display.plot).parameters:  # scikit-learn >= 1.7
+        display.plot(ax=ax, name=label, curve_kwargs=style)
+    else:
+        display.plot(ax=ax, name=label, **style)
+    line = ax.lines[-1]
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()  # one legend per panel, below it (see _legend_below)
+    return line
+
+
+def _legend_below(ax, handles: list, labels: list[str]) -> None:
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7.5, frameon=False,
+              ncol=1, handlelength=3.2)
 
 
 def plot_curves(predictions: pd.DataFrame, results: pd.DataFrame, kind: str = "roc") -> Figure:
     """ROC (``kind="roc"``) or precision-recall (``kind="pr"``) curves of every method.
 
     Out-of-fold predictions are pooled per repeat and the curves averaged over repeats. Left
-    panel: the QSMRim-Net variants; right: the radiomics baselines with the reference. The ROC
-    panels shade FPR <= 0.1, the range of the partial AUC; the PR panels mark the rim+ prevalence
-    (a random score's average precision).
+    panels: the QSMRim-Net variants; right: the radiomics baselines with the reference. The ROC
+    figure shades FPR <= 0.1, the range of the partial AUC, and zooms into it in a second row;
+    the PR panels mark the rim+ prevalence (a random score's average precision). Legends with
+    each method's pAUC (ROC) or average precision (PR) stand below the panels.
     """
     methods = list(dict.fromkeys(predictions["method"]))
     estimates = results.set_index("method")
-    colors = _colors(methods)
     panels = _panels(methods)
-    figure = Figure(figsize=(6.2 * len(panels), 5.4), layout="constrained")
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
     curves = {method: _mean_curves(predictions, method) for method in methods}
     first = predictions[(predictions["method"] == methods[0]) & (predictions["repeat"] == predictions["repeat"].min())]
     prevalence = float(first["rim"].mean())
-    for axis, (title, members) in zip(axes, panels):
+    longest = max(len(members) for _, members in panels)
+    legend_height = 0.22 * (longest + 1)
+    if kind == "roc":
+        figure = Figure(figsize=(6.0 * len(panels), 9.2 + legend_height), layout="constrained")
+        grid = figure.subplots(2, len(panels), squeeze=False, height_ratios=[5.0, 2.6 + legend_height])
+    else:
+        figure = Figure(figsize=(6.0 * len(panels), 5.6 + legend_height), layout="constrained")
+        grid = figure.subplots(1, len(panels), squeeze=False)
+    for column, (title, members) in enumerate(panels):
+        styles = method_styles(members)
+        handles, labels = [], []
+        axis = grid[0, column]
         for method in members:
             tpr, precision = curves[method]
-            style = {"color": colors[method], "linewidth": 2.2 if method == REFERENCE else 1.4}
             if kind == "roc":
                 label = f"{_label(method)} (pAUC {estimates.loc[method, 'pauc']:.3f})"
-                axis.plot(_FPR_GRID, tpr, label=label, **style)
+                line = _draw(RocCurveDisplay(fpr=_FPR_GRID, tpr=tpr), axis, label, styles[method])
+                _draw(RocCurveDisplay(fpr=_FPR_GRID, tpr=tpr), grid[1, column], label, styles[method])
             else:
                 label = f"{_label(method)} (AP {estimates.loc[method, 'pr_auc']:.3f})"
-                axis.step(_RECALL_GRID, precision, where="post", label=label, **style)
+                display = PrecisionRecallDisplay(precision=precision, recall=_RECALL_GRID, prevalence_pos_label=prevalence)
+                line = _draw(display, axis, label, {**styles[method], "drawstyle": "steps-post"})
+            handles.append(line)
+            labels.append(label)
         if kind == "roc":
-            axis.axvspan(0.0, 0.1, color="0.9", zorder=0, label="FPR ≤ 0.1 (pAUC)")
-            axis.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1)
-            axis.set_xlabel("false-positive rate (1 − specificity)")
-            axis.set_ylabel("true-positive rate (sensitivity)")
+            _decorate_roc(axis, grid[1, column], title)
+            shade = axis.patches[0]
+            handles.append(shade)
+            labels.append(f"FPR ≤ {MAX_FPR:g}: the pAUC region (zoomed below)")
+            _legend_below(grid[1, column], handles, labels)
         else:
-            axis.axhline(prevalence, color="0.6", linestyle=":", linewidth=1, label=f"prevalence {prevalence:.3f}")
-            axis.set_xlabel("recall (sensitivity)")
-            axis.set_ylabel("precision (positive predictive value)")
-        axis.set_xlim(0, 1)
-        axis.set_ylim(0, 1.01)
-        axis.set_title(title)
-        axis.legend(fontsize=7.5, loc="lower right" if kind == "roc" else "best")
-    figure.suptitle(("ROC" if kind == "roc" else "Precision-recall") + " curves, pooled out-of-fold predictions")
+            (chance,) = axis.plot([0, 1], [prevalence, prevalence], color="0.45", linestyle=":", linewidth=1.2)
+            handles.append(chance)
+            labels.append(f"chance: prevalence {prevalence:.3f}")
+            axis.set(xlim=(0, 1), ylim=(0, 1.01), aspect="auto", title=title,
+                     xlabel="recall (sensitivity)", ylabel="precision (positive predictive value)")
+            _legend_below(axis, handles, labels)
+    figure.suptitle(("ROC" if kind == "roc" else "Precision-recall") + " curves, pooled out-of-fold predictions "
+                    "(mean over repeats)")
     return figure
+
+
+def _decorate_roc(axis, zoom, title: str) -> None:
+    """Full ROC panel on top (pAUC region shaded), the pAUC region zoomed below."""
+    axis.axvspan(0.0, MAX_FPR, color=_PAUC_SHADE, zorder=0, linewidth=0)
+    axis.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1)
+    axis.set(xlim=(0, 1), ylim=(0, 1.01), aspect="auto", title=title,
+             xlabel="false-positive rate (1 − specificity)", ylabel="true-positive rate (sensitivity)")
+    zoom.set_facecolor(_PAUC_SHADE)
+    zoom.plot([0, MAX_FPR], [0, MAX_FPR], color="0.6", linestyle=":", linewidth=1)
+    zoom.set(xlim=(0, MAX_FPR), ylim=(0, 1.01), aspect="auto",
+             title=f"the pAUC region, FPR 0–{MAX_FPR:g}, zoomed",
+             xlabel="false-positive rate (1 − specificity)", ylabel="true-positive rate")
+    zoom.grid(color="white", linewidth=0.8)
 
 
 def plot_paired_differences(results: pd.DataFrame, reference: str = REFERENCE) -> Figure:

@@ -31,7 +31,7 @@ _MAX_SEED = 2**31 - 1
 VERSIONED_PACKAGES = ("rimclf", "torch", "scikit-learn", "imbalanced-learn", "skorch", "pyradiomics", "numpy",
                       "scipy", "pandas", "SimpleITK", "matplotlib")
 #: Files written into the output folder.
-OUTPUT_FILES = ("results.csv", "results.json", "predictions.tsv", "folds.tsv", "roc_curves.png", "pr_curves.png",
+OUTPUT_FILES = ("results.tsv", "results.json", "predictions.tsv", "folds.tsv", "roc_curves.png", "pr_curves.png",
                 "paired_differences.png")
 
 
@@ -126,10 +126,10 @@ def run_benchmark(
         A cohort folder or manifest (read with :func:`rimclf.load_cohort`), or its lesion table.
         Unlabelled lesions are left out.
     out : str or path-like
-        Output folder, written atomically: ``results.csv`` (one row per method: metrics, CIs,
+        Output folder, written atomically: ``results.tsv`` (one row per method: metrics, CIs,
         paired differences against the reference, time per fold), ``results.json`` (the same with
         settings, seeds, timing and package versions), ``predictions.tsv`` (out-of-fold
-        probabilities: method, repeat, fold, participant_id, lesion_id, rim, probability),
+        probabilities: method, repeat, fold, participant_id, session, lesion_id, rim, probability),
         ``folds.tsv`` (sizes and times of every fit), ``roc_curves.png``, ``pr_curves.png``,
         ``paired_differences.png`` (without the reference, no differences and no forest plot),
         and ``cache/`` (the feature cache) unless ``cache`` is given.
@@ -163,7 +163,7 @@ def run_benchmark(
     Returns
     -------
     pandas.DataFrame
-        The content of ``results.csv`` (see :func:`summarize_predictions`).
+        The content of ``results.tsv`` (see :func:`summarize_predictions`).
     """
     started = time.perf_counter()
     load_start = os.getloadavg()
@@ -202,7 +202,7 @@ def run_benchmark(
         )
         predictions.to_csv(tmp / "predictions.tsv", sep="\t", index=False)
         timings_frame.to_csv(tmp / "folds.tsv", sep="\t", index=False)
-        results.to_csv(tmp / "results.csv", index=False)
+        results.to_csv(tmp / "results.tsv", sep="\t", index=False, na_rep="n/a")
         figures = {"roc_curves.png": plot_curves(predictions, results, "roc"),
                    "pr_curves.png": plot_curves(predictions, results, "pr")}
         if results["pauc_diff"].notna().any():

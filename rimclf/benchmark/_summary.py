@@ -1,6 +1,6 @@
 """From out-of-fold predictions to the results table: metrics, subject-bootstrap CIs, paired differences.
 
-Everything in ``results.csv`` except the timings is a function of ``predictions.tsv`` alone:
+Everything in ``results.tsv`` except the timings is a function of ``predictions.tsv`` alone:
 :func:`summarize_predictions` recomputes it (given the same ``n_boot``, ``alpha``, ``max_fpr``
 and ``random_state``, which ``results.json`` records).
 
@@ -37,7 +37,9 @@ from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, subject_bootstrap_indices
 
 #: Columns of ``predictions.tsv``, in order.
-PREDICTION_COLUMNS = ["method", "repeat", "fold", "participant_id", "lesion_id", "rim", "probability"]
+PREDICTION_COLUMNS = ["method", "repeat", "fold", "participant_id", "session", "lesion_id", "rim", "probability"]
+#: What identifies a lesion in ``predictions.tsv`` (``session`` is empty without sessions).
+LESION_KEY = ["participant_id", "session", "lesion_id"]
 #: Metrics of the results table, in order.
 METRICS = ("pauc", "pr_auc", "roc_auc")
 METRIC_LABELS = {"pauc": "pAUC", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
@@ -77,11 +79,14 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
 def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(predictions, pd.DataFrame):
         raise CohortError(f"predictions must be a pandas DataFrame (predictions.tsv), got {type(predictions).__name__}")
+    if "session" not in predictions.columns:  # predictions.tsv of rimclf before sessions
+        predictions = predictions.assign(session="")
     missing = [column for column in PREDICTION_COLUMNS if column not in predictions.columns]
     if missing:
         raise CohortError(f"predictions lack the column(s) {missing}; expected {PREDICTION_COLUMNS}")
     frame = predictions[PREDICTION_COLUMNS].copy()
     frame["participant_id"] = frame["participant_id"].astype(str)
+    frame["session"] = ["" if pd.isna(session) else str(session) for session in frame["session"]]
     if frame["probability"].isna().any() or frame["rim"].isna().any():
         raise CohortError("predictions hold missing rim labels or probabilities")
     return frame
@@ -95,7 +100,7 @@ def _score_matrix(frame: pd.DataFrame, lesions: pd.MultiIndex) -> tuple[list[str
     for m, method in enumerate(methods):
         rows = frame[frame["method"] == method]
         for r, repeat in enumerate(repeats):
-            subset = rows[rows["repeat"] == repeat].set_index(["participant_id", "lesion_id"])["probability"]
+            subset = rows[rows["repeat"] == repeat].set_index(LESION_KEY)["probability"]
             if subset.index.has_duplicates:
                 raise CohortError(f"method {method!r}, repeat {repeat}: a lesion is predicted more than once")
             if len(subset) != len(lesions) or not subset.index.isin(lesions).all():
@@ -127,8 +132,10 @@ def summarize_predictions(
     Parameters
     ----------
     predictions : pandas.DataFrame
-        ``predictions.tsv``: columns ``method, repeat, fold, participant_id, lesion_id, rim,
-        probability``; every method must predict every lesion exactly once per repeat.
+        ``predictions.tsv``: columns ``method, repeat, fold, participant_id, session, lesion_id,
+        rim, probability`` (``session`` may be absent or empty: no sessions); every method must
+        predict every lesion exactly once per repeat. The subject bootstrap resamples
+        participants (all sessions of one together).
     reference : str or None, default="qsmrimnet_deepsmote"
         Method the others are compared with (paired differences ``method - reference``; left
         empty when None or absent from the predictions).
@@ -154,11 +161,11 @@ def summarize_predictions(
         ``*_diff_p`` against the reference; ``n_boot_valid``; and the timing means.
     """
     frame = _check_predictions(predictions)
-    lesion_table = frame.drop_duplicates(["participant_id", "lesion_id", "rim"])
-    if lesion_table.duplicated(["participant_id", "lesion_id"]).any():
+    lesion_table = frame.drop_duplicates([*LESION_KEY, "rim"])
+    if lesion_table.duplicated(LESION_KEY).any():
         raise CohortError("predictions give one lesion two different rim labels")
-    lesion_table = lesion_table.sort_values(["participant_id", "lesion_id"])
-    lesions = pd.MultiIndex.from_frame(lesion_table[["participant_id", "lesion_id"]])
+    lesion_table = lesion_table.sort_values(LESION_KEY)
+    lesions = pd.MultiIndex.from_frame(lesion_table[LESION_KEY])
     labels = lesion_table["rim"].to_numpy(dtype=np.int64)
     groups = lesion_table["participant_id"].to_numpy()
     methods, repeats, scores = _score_matrix(frame, lesions)

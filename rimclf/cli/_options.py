@@ -80,8 +80,11 @@ def add_cohort_options(parser: argparse.ArgumentParser, *, connectivity: bool = 
     group = parser.add_argument_group("cohort")
     group.add_argument("--min-voxels", type=int, default=defaults.MIN_VOXELS, metavar="N",
                        help=f"leave out smaller lesions (default {defaults.MIN_VOXELS})")
-    group.add_argument("--qsm-unit", choices=defaults.QSM_UNITS, default=defaults.QSM_UNIT,
-                       help=f"unit of the QSM files (default {defaults.QSM_UNIT})")
+    group.add_argument("--qsm-unit", choices=defaults.QSM_UNIT_CHOICES, default=defaults.QSM_UNIT,
+                       help=f"unit of the QSM files (default {defaults.QSM_UNIT}: the 'Units' of each QSM's JSON "
+                            "sidecar, else ppm as BIDS defines Chimap; ppb/ppm override the sidecars)")
+    group.add_argument("--derivatives", metavar="PIPELINE",
+                       help="read the lesion masks from COHORT/derivatives/PIPELINE (needed when several places hold them)")
     if connectivity:
         group.add_argument("--connectivity", type=int, choices=defaults.CONNECTIVITIES, default=defaults.CONNECTIVITY,
                            help=f"splits binary masks into lesions (default {defaults.CONNECTIVITY})")
@@ -135,7 +138,7 @@ def model_config(args: argparse.Namespace, base: ModelConfig = DEFAULT_MODEL) ->
 
 def cohort_options(args: argparse.Namespace) -> dict:
     """The :func:`rimclf.load_cohort` keyword arguments the parsed options give."""
-    names = ("min_voxels", "qsm_unit", "connectivity")
+    names = ("min_voxels", "qsm_unit", "connectivity", "derivatives")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "augmentation, normalisation and distance-channel variants, DeepSMOTE or class weights), and "
             "baselines (logistic regression and random forest on rim features, random forests on "
             "radiomics), all on the same subject-grouped folds. --methods also takes the imbalance "
-            "benchmark's methods. Writes OUT/results.csv (one row per method: pAUC, PR AUC, ROC AUC with "
+            "benchmark's methods. Writes OUT/results.tsv (one row per method: pAUC, PR AUC, ROC AUC with "
             "subject-bootstrap 95%% CIs, paired differences against the default model, training time per "
             "fold), results.json (with settings and package versions), predictions.tsv (every out-of-fold "
             "probability), folds.tsv and ROC/PR/forest-plot PNGs."
@@ -41,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
 
     table = load_cohort(args.cohort, **cohort_options(args))
     run_benchmark(table, args.out, methods=args.methods, reference=ABLATION_REFERENCE, **benchmark_options(args))
-    print(f"wrote results.csv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
+    print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
     return 0

@@ -34,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
     table = load_cohort(args.cohort, **cohort_options(args))
     run_benchmark(table, args.out, kind="cross-validation", methods=[args.method], reference=None,
                   **benchmark_options(args))
-    print(f"wrote results.csv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
+    print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
     return 0

@@ -13,10 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "phantom",
         help="write a synthetic cohort (QSM, FLAIR, lesion masks, rim labels)",
         description=(
-            "Write a realistic synthetic cohort in the layout rimclf reads: OUT/participants.tsv, "
-            "OUT/rims.tsv and sub-XXX/anat/sub-XXX_{Chimap,FLAIR,desc-lesions_mask}.nii.gz, with "
-            "about 4%% rim+ lesions, veins and other rim mimics, three sites and anisotropic voxels. "
-            "OUT/phantom_lesions.tsv holds each lesion's ground-truth pattern."
+            "Write a realistic synthetic cohort as a BIDS dataset: OUT/participants.tsv, "
+            "sub-XXX/anat/sub-XXX_{Chimap,FLAIR}.nii.gz with JSON sidecars (QSM in ppb), and "
+            "OUT/derivatives/phantom/ with the lesion masks (sub-XXX_desc-lesions_dseg.nii.gz), rims.tsv "
+            "(rim labels) and phantom_lesions.tsv (each lesion's ground-truth pattern); about 4%% rim+ "
+            "lesions, veins and other rim mimics, three sites and anisotropic voxels."
         ),
     )
     parser.add_argument("out", help="cohort folder to create (written atomically)")
@@ -27,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--sites", type=int, default=3, choices=(1, 2, 3), help="number of sites (default 3)")
     parser.add_argument("--rim-prevalence", type=float, default=0.04, metavar="P", help="expected fraction of rim+ lesions (default 0.04)")
     parser.add_argument("--lesions", type=int, nargs=2, default=(10, 40), metavar=("LOW", "HIGH"), help="lesions per subject (default 10 40)")
+    parser.add_argument("--sessions", type=int, default=1, metavar="N",
+                        help="sessions per subject (default 1: no ses- level; more: ses-01.., each an independent draw)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel (-1: all cores; default 1)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     return parser
@@ -34,9 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Write the cohort and report where it went."""
-    import json
-
-    from rimclf.phantom import make_phantom_cohort
+    from rimclf.phantom import make_phantom_cohort, read_provenance
 
     out = make_phantom_cohort(
         args.out,
@@ -47,10 +48,11 @@ def run(args: argparse.Namespace) -> int:
         n_sites=args.sites,
         rim_prevalence=args.rim_prevalence,
         lesions_per_subject=tuple(args.lesions),
+        n_sessions=args.sessions,
         force=args.force,
         n_jobs=args.jobs,
     )
-    summary = json.loads((out / "phantom.json").read_text(encoding="utf-8"))["summary"]
+    summary = read_provenance(out)["summary"]
     n_lesions, n_rim = summary["n_lesions"], summary["n_rim"]
     share = 100.0 * n_rim / n_lesions if n_lesions else 0.0
     print(f"wrote a phantom cohort to {out}")

@@ -14,16 +14,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="predict rim+ lesions of a cohort or one subject with a trained model",
         description=(
             "Apply a model from 'rimclf train' to a cohort (directory or manifest) or to one subject given by "
-            "--qsm/--flair/--mask, and write OUT/lesions.tsv (participant, lesion, centroid, volume, rim+ "
-            "probability, decision at the model's threshold), OUT/subjects.tsv (rim+ counts per subject) and, per "
-            "subject, a NIfTI probability map on the QSM grid and a PNG montage of the lesions ranked by "
-            "probability. OUT is written atomically."
+            "--qsm/--flair/--mask, and write OUT as a BIDS derivative: dataset_description.json, lesions.tsv "
+            "(participant, session, lesion, centroid, volume, rim+ probability, decision at the model's threshold) "
+            "and subjects.tsv (rim+ counts per scan) with JSON data dictionaries, and per scan, in "
+            "sub-X/[ses-Y/]anat/, a probability map (*_desc-rimprob_probseg.nii.gz, 0-1) and a lesion-label image "
+            "(*_desc-lesions_dseg.nii.gz, values = lesion_id) on the QSM grid with JSON sidecars, and in "
+            "sub-X/figures/ a PNG montage of the lesions ranked by probability. OUT is written atomically."
         ),
     )
     parser.add_argument("model", help="model directory written by 'rimclf train'")
     parser.add_argument("cohort", nargs="?", help="cohort directory or manifest CSV/TSV (or give --qsm/--flair/--mask)")
     single = parser.add_argument_group("one subject instead of a cohort")
-    single.add_argument("--qsm", metavar="FILE", help="QSM NIfTI (ppb unless --qsm-unit ppm)")
+    single.add_argument("--qsm", metavar="FILE", help="QSM NIfTI (unit: its JSON sidecar's 'Units', else ppm; or --qsm-unit)")
     single.add_argument("--flair", metavar="FILE", help="FLAIR NIfTI registered to the QSM")
     single.add_argument("--mask", metavar="FILE", help="lesion mask NIfTI on the QSM grid (instance labels or binary)")
     single.add_argument("--participant", default="01", metavar="LABEL", help="participant label in the outputs (default 01)")
@@ -61,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
     if args.cohort:
         paths = predict_cohort(model, args.cohort, args.out, **options)
     else:
+        options.pop("derivatives", None)  # three files: no derivatives folder to choose
         paths = predict_subject(model, args.qsm, args.flair, args.mask, args.out, participant_id=args.participant, **options)
     import pandas as pd
 
     subjects = pd.read_csv(paths["subjects"], sep="\t", dtype={"participant_id": str})
     print(f"threshold {model.threshold_:.4g} ({model.threshold_choice_.method}); "
-          f"{int(subjects['n_lesions'].sum())} lesions of {len(subjects)} subjects, "
+          f"{int(subjects['n_lesions'].sum())} lesions of {len(subjects)} scans, "
           f"{int(subjects['n_rim_pos_predicted'].sum())} called rim+")
-    print(f"wrote {paths['lesions']}, {paths['subjects']} and per-subject maps and montages in {paths['maps']}/sub-*/")
+    print(f"wrote {paths['lesions']}, {paths['subjects']} and per-scan maps (sub-*/[ses-*/]anat/) and montages "
+          f"(sub-*/figures/) in {paths['maps']}")
     return 0

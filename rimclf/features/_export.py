@@ -24,6 +24,7 @@ def save_features(
     featurizer: LesionFeaturizer | None = None,
     qsm_unit: str = QSM_UNIT,
     min_voxels: int = MIN_VOXELS,
+    derivatives: str | None = None,
     force: bool = False,
 ) -> Path:
     """Extract a cohort's lesion features and write them to the folder ``out``.
@@ -35,14 +36,14 @@ def save_features(
     out : str or path-like
         Output folder, written atomically (complete or not at all). It holds
         ``lesions.tsv`` (the lesion table; its row order is the row order of the other files),
-        ``rim.tsv`` (``participant_id``, ``lesion_id``, then the rim-profile features),
-        ``radiomics.tsv`` (``participant_id``, ``lesion_id``, then pyradiomics' feature columns),
+        ``rim.tsv`` (``participant_id``, ``session``, ``lesion_id``, then the rim-profile features),
+        ``radiomics.tsv`` (``participant_id``, ``session``, ``lesion_id``, then pyradiomics' feature columns),
         ``patches.npy`` (float32, shape (n_lesions, C, D, H, W), patch axes along world x, y, z) and
         ``features.json`` (settings and package versions).
     featurizer : LesionFeaturizer, optional
         Default: ``make_featurizer()`` (the default model's features). A file is written for each
         extractor the featurizer has.
-    qsm_unit, min_voxels
+    qsm_unit, min_voxels, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
     force : bool, default=False
         Replace an existing ``out``; without it an existing ``out`` is an error. This, a location
@@ -59,7 +60,9 @@ def save_features(
     out = Path(out)
     featurizer = make_featurizer() if featurizer is None else featurizer
     table = (
-        cohort if isinstance(cohort, pd.DataFrame) else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels)
+        cohort
+        if isinstance(cohort, pd.DataFrame)
+        else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels, derivatives=derivatives)
     )
     extractors = featurizer.extractors()
     features = featurizer.fit(table).transform(table)

@@ -1,5 +1,8 @@
 """One subject's volumes, read once and shared by the extractors; the lesion table grouped by subject.
 
+A "subject" here is a scan: a participant, or one session of a participant (``session`` column of
+the lesion table; ``""`` or no column without sessions), since each session has its own files.
+
 The extractors never call :func:`warnings.warn` themselves while a subject is processed: they
 append ``(category, message)`` notes to a list that travels back with the results (from a
 joblib worker process, or from the cache) and is re-issued in the caller's process.
@@ -44,6 +47,12 @@ class SubjectTask:
     connectivity: int
     lesion_ids: np.ndarray
     centroids_mm: np.ndarray = field(repr=False)
+    session: str = ""  # the BIDS session label, "" without sessions
+
+    @property
+    def name(self) -> str:
+        """``sub-<participant>[_ses-<session>]``, for messages."""
+        return f"sub-{self.participant_id}" + (f"_ses-{self.session}" if self.session else "")
 
 
 def check_lesion_table(table: object, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
@@ -66,7 +75,7 @@ def check_lesion_table(table: object, columns: tuple[str, ...] | list[str]) -> p
 def group_by_subject(
     table: pd.DataFrame, *, with_flair: bool, with_centroids: bool
 ) -> list[tuple[SubjectTask, np.ndarray, np.ndarray]]:
-    """Split the table into per-subject tasks.
+    """Split the table into per-subject (per participant and session) tasks.
 
     Returns
     -------
@@ -76,12 +85,14 @@ def group_by_subject(
         results computed once per distinct lesion go back to every row in table order.
     """
     participant_ids = table["participant_id"].astype(str).to_numpy()
+    sessions = table["session"].fillna("").astype(str).to_numpy() if "session" in table else np.full(len(table), "")
+    scans = np.char.add(np.char.add(participant_ids.astype(str), "\0"), sessions.astype(str))
     lesion_ids = table["lesion_id"].to_numpy().astype(np.int64)
     columns = {name: table[name].to_numpy() for name in ("qsm", "mask", "qsm_unit", "connectivity")}
     flairs = table["flair"].to_numpy() if with_flair else None
     centroids = table[list(CENTROID_COLUMNS)].to_numpy(dtype=float) if with_centroids else None
-    order = np.argsort(participant_ids, kind="stable")
-    boundaries = np.flatnonzero(participant_ids[order][1:] != participant_ids[order][:-1]) + 1
+    order = np.argsort(scans, kind="stable")
+    boundaries = np.flatnonzero(scans[order][1:] != scans[order][:-1]) + 1
     tasks = []
     for rows in np.split(order, boundaries) if len(order) else []:
         first = rows[0]
@@ -95,6 +106,7 @@ def group_by_subject(
             connectivity=int(columns["connectivity"][first]),
             lesion_ids=unique_ids,
             centroids_mm=centroids[rows][first_rows] if centroids is not None else np.zeros((len(unique_ids), 3)),
+            session=str(sessions[first]),
         )
         tasks.append((task, rows, lesion_index.ravel()))
     tasks.sort(key=lambda item: item[1][0])  # subjects in order of first appearance
@@ -113,7 +125,7 @@ def _read_noting(notes: list[Note], reader, *args):
 class SubjectVolumes:
     """The QSM, FLAIR and lesion labels of one subject, each read on first use and then kept.
 
-    QSM in ppb via :func:`rimclf.cohort.read_qsm` (its ppm warning becomes a note), FLAIR via
+    QSM in ppb via :func:`rimclf.cohort.read_qsm` (a unit its values contradict is an error), FLAIR via
     :func:`rimclf._nifti.read_volume`, labels via :func:`rimclf.cohort.read_lesion_labels`, so
     that lesion ids are those of the table.
     """
@@ -174,7 +186,7 @@ class SubjectVolumes:
         if not present.all():
             raise CohortError(
                 f"{self.task.mask}: lesion(s) {self.task.lesion_ids[~present].tolist()} of "
-                f"sub-{self.task.participant_id} are in the table but not in the mask; "
+                f"{self.task.name} are in the table but not in the mask; "
                 "was the mask changed after load_cohort?"
             )
         return labels

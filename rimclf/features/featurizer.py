@@ -369,6 +369,7 @@ def _cache_key(task: SubjectTask, settings: dict) -> str:
     key = {
         **settings,
         "participant_id": task.participant_id,
+        **({"session": task.session} if task.session else {}),  # keys without sessions unchanged
         "files": {kind: file_sha256(path) for kind, path in files.items()},
         "qsm_unit": task.qsm_unit,
         "connectivity": task.connectivity,

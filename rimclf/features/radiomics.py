@@ -368,8 +368,11 @@ def _extract_region(extractor, image, full_image, mask, mask_low, spacing, margi
 
 
 def radiomics_frame(table: pd.DataFrame, values: np.ndarray, names) -> pd.DataFrame:
-    """A radiomics table with ``participant_id`` and ``lesion_id`` first, rows as in ``table``."""
+    """A radiomics table with ``participant_id``, ``session`` (when ``table`` has one) and ``lesion_id``
+    first, rows as in ``table``."""
     frame = pd.DataFrame(np.asarray(values), columns=list(names))
     frame.insert(0, "lesion_id", table["lesion_id"].to_numpy())
+    if "session" in table:
+        frame.insert(0, "session", table["session"].to_numpy())
     frame.insert(0, "participant_id", table["participant_id"].astype(str).to_numpy())
     return frame

@@ -1,9 +1,13 @@
 """Synthetic QSM/FLAIR cohorts with labelled rim+ and rim- multiple-sclerosis lesions.
 
 No public dataset of rim-labelled lesions exists, so :func:`make_phantom_cohort` writes a
-cohort in the on-disk format that :func:`rimclf.load_cohort` reads (BIDS-like: ``participants.tsv``,
-``rims.tsv``, ``sub-XXX/anat/sub-XXX_{Chimap,FLAIR,desc-lesions_mask}.nii.gz``). It is the data of
-the demo, the tests, the benchmarks and the notebooks.
+cohort that :func:`rimclf.load_cohort` reads, as a BIDS dataset that pybids indexes completely
+(with validation): raw ``sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_{Chimap,FLAIR}.nii.gz`` with JSON
+sidecars (the Chimap's says ``"Units": "ppb"``), ``participants.tsv`` and ``.json``, and a
+derivatives pipeline, ``derivatives/phantom/`` (:data:`PIPELINE_FOLDER`), holding the lesion
+masks (``*_desc-lesions_dseg.nii.gz``, instance labels), ``rims.tsv``, ``phantom_lesions.tsv`` and
+``phantom.json`` (:func:`read_provenance`). It is the data of the demo, the tests, the benchmarks
+and the notebooks.
 
 Generative model
 ----------------
@@ -70,11 +74,12 @@ noise and how often rim- lesions mimic a rim. At "default" a rim is
 visible to the eye in most rim+ lesions, but partial rims, noise, veins and spots keep the task
 short of perfect.
 
-Besides the files that :func:`rimclf.load_cohort` reads, ``phantom_lesions.tsv`` holds the
-generator's ground truth per lesion (pattern, central vein, radius, rim contrast and completeness)
-and ``phantom.json`` the parameters, seed, site settings and versions.
+Besides the files that :func:`rimclf.load_cohort` reads, ``derivatives/phantom/phantom_lesions.tsv``
+holds the generator's ground truth per lesion (pattern, central vein, radius, rim contrast and
+completeness) and ``derivatives/phantom/phantom.json`` the parameters, seed, site settings and
+versions. ``n_sessions`` > 1 writes a session layout (each session an independent draw), for tests.
 """
 
-from rimclf.phantom._cohort import make_phantom_cohort
+from rimclf.phantom._cohort import PIPELINE_FOLDER, make_phantom_cohort, read_provenance
 
-__all__ = ["make_phantom_cohort"]
+__all__ = ["PIPELINE_FOLDER", "make_phantom_cohort", "read_provenance"]

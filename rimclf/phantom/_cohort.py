@@ -1,4 +1,20 @@
-"""Writing a phantom cohort to disk in the BIDS-like layout that :func:`rimclf.load_cohort` reads."""
+"""Writing a phantom cohort to disk as a BIDS dataset that :func:`rimclf.load_cohort` reads.
+
+Layout (``[ses-XX/]`` only with ``n_sessions > 1``)::
+
+    OUT/dataset_description.json                          DatasetType "raw"
+    OUT/README, participants.tsv, participants.json
+    OUT/sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_Chimap.nii.gz (+ .json: "Units": "ppb")
+    OUT/sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_FLAIR.nii.gz  (+ .json)
+    OUT/derivatives/phantom/dataset_description.json       DatasetType "derivative", GeneratedBy rimclf
+    OUT/derivatives/phantom/rims.tsv                       rim labels (load_cohort finds them here)
+    OUT/derivatives/phantom/phantom_lesions.tsv            the generator's ground truth per lesion
+    OUT/derivatives/phantom/phantom.json                   parameters, seed, sites, versions, summary
+    OUT/derivatives/phantom/sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_desc-lesions_dseg.nii.gz (+ .json)
+
+The lesion masks are instance labels 1..K, a discrete segmentation in BIDS terms (``dseg``; a
+``mask`` is binary), drawn by the "rater" rather than acquired: a derivative.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +37,27 @@ from rimclf.phantom._render import render_subject
 
 logger = logging.getLogger(__name__)
 
+#: Where the lesion masks, rim labels and ground truth go: a derivatives pipeline of the dataset.
+PIPELINE_FOLDER = Path("derivatives") / "phantom"
+BIDS_VERSION = "1.9.0"
+PARTICIPANT_COLUMNS = ("participant_id", "site", "age", "sex")
+#: ``participants.json``: the data dictionary of ``participants.tsv``.
+PARTICIPANTS_JSON = {
+    "site": {"Description": "acquisition site of the phantom (see derivatives/phantom/phantom.json)",
+             "Levels": {"A": "axial RAS+, 1 x 1 x 1.5 mm", "B": "LPS storage, 0.9 x 0.9 x 2 mm, sagittal FLAIR",
+                        "C": "oblique axial, 1.1 x 1.1 x 1.6 mm"}},
+    "age": {"Description": "age of the (synthetic) participant", "Units": "year"},
+    "sex": {"Description": "sex of the (synthetic) participant", "Levels": {"F": "female", "M": "male"}},
+}
+README = """{name}
+
+Synthetic QSM (Chimap, in ppb as its JSON sidecars say) and T2-FLAIR images of multiple-sclerosis
+lesions, written by rimclf.phantom.make_phantom_cohort. The lesion masks (instance labels,
+desc-lesions_dseg), the rim+/rim- labels (rims.tsv), each lesion's ground truth
+(phantom_lesions.tsv) and the generator's settings (phantom.json) are in derivatives/phantom/.
+No real person's data is in it.
+"""
+
 #: columns of ``phantom_lesions.tsv``, the generator's ground truth beyond the rim label
 LESION_COLUMNS = (
     "participant_id", "lesion_id", "rim", "pattern", "central_vein", "radius_mm", "n_voxels", "rim_ppb",
@@ -38,6 +75,7 @@ def make_phantom_cohort(
     n_sites: int = 3,
     rim_prevalence: float = 0.04,
     lesions_per_subject: tuple[int, int] = (10, 40),
+    n_sessions: int = 1,
     force: bool = False,
     n_jobs: int | None = None,
 ) -> Path:
@@ -64,6 +102,10 @@ def make_phantom_cohort(
         Expected fraction of rim+ lesions.
     lesions_per_subject : (int, int), default=(10, 40)
         Inclusive range of lesions drawn per subject. Small brains may hold fewer.
+    n_sessions : int, default=1
+        Sessions per subject. With 1 the layout has no ``ses-`` level; with more, each subject has
+        ``ses-01`` .. ``ses-NN``, each an independent draw at the subject's site (session ``ses-01``
+        is the subject a one-session cohort has): a layout for tests, not a longitudinal model.
     force : bool, default=False
         Replace an existing ``out``.
     n_jobs : int, optional
@@ -72,19 +114,24 @@ def make_phantom_cohort(
     Returns
     -------
     pathlib.Path
-        ``out``, holding ``participants.tsv``, ``rims.tsv``, ``phantom_lesions.tsv``,
-        ``phantom.json``, ``dataset_description.json`` and ``sub-XXX/anat/sub-XXX_{Chimap,FLAIR,
-        desc-lesions_mask}.nii.gz``.
+        ``out``, a BIDS dataset (see :mod:`rimclf.phantom._cohort`): raw QSM and FLAIR with JSON
+        sidecars, and ``derivatives/phantom/`` with the lesion masks, ``rims.tsv``,
+        ``phantom_lesions.tsv`` and ``phantom.json``.
     """
     settings = _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject)
+    check_int(n_sessions, "n_sessions", min=1, max=99)
     seed = _seed(random_state)
     out = Path(out)
     width = max(3, len(str(n_subjects)))
+    sessions = [f"{j + 1:02d}" for j in range(n_sessions)] if n_sessions > 1 else [""]
     with atomic_output_dir(out, force=force) as tmp:
         results = Parallel(n_jobs=n_jobs)(
-            delayed(_write_subject)(str(tmp), f"{i + 1:0{width}d}", i, seed, settings) for i in range(n_subjects)
+            delayed(_write_subject)(str(tmp), f"{i + 1:0{width}d}", i, session, j, seed, settings)
+            for i in range(n_subjects)
+            for j, session in enumerate(sessions)
         )
-        _write_tables(tmp, results)
+        derivatives = tmp / PIPELINE_FOLDER
+        _write_tables(tmp, derivatives, results, with_sessions=n_sessions > 1)
         n_lesions = sum(len(r["lesions"]) for r in results)
         n_rim = sum(lesion["rim"] for r in results for lesion in r["lesions"])
         provenance = {
@@ -94,6 +141,7 @@ def make_phantom_cohort(
                 "n_subjects": n_subjects, "random_state": seed, "difficulty": difficulty,
                 "shape": list(settings["shape"]), "n_sites": n_sites, "rim_prevalence": rim_prevalence,
                 "lesions_per_subject": list(lesions_per_subject),
+                **({"n_sessions": n_sessions} if n_sessions > 1 else {}),
             },
             "sites": {
                 site.name: {
@@ -106,18 +154,37 @@ def make_phantom_cohort(
                 }
                 for site in SITES[:n_sites]
             },
-            "summary": {"n_subjects": n_subjects, "n_lesions": n_lesions, "n_rim": int(n_rim)},
+            "summary": {"n_subjects": n_subjects, "n_lesions": n_lesions, "n_rim": int(n_rim),
+                        **({"n_sessions": n_sessions} if n_sessions > 1 else {})},
         }
-        (tmp / "phantom.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-        description = {
-            "Name": f"rimclf phantom cohort (seed {seed}, {difficulty})",
-            "BIDSVersion": "1.9.0",
-            "DatasetType": "raw",
-            "GeneratedBy": [{"Name": "rimclf", "Version": __version__}],
-        }
-        (tmp / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+        _write_json(derivatives / "phantom.json", provenance)
+        name = f"rimclf phantom cohort (seed {seed}, {difficulty})"
+        generated_by = [{"Name": "rimclf", "Version": __version__, "Description": "rimclf.phantom.make_phantom_cohort"}]
+        _write_json(tmp / "dataset_description.json", {
+            "Name": name, "BIDSVersion": BIDS_VERSION, "DatasetType": "raw", "License": "CC0",
+            "GeneratedBy": generated_by,
+        })
+        _write_json(derivatives / "dataset_description.json", {
+            "Name": f"{name}: lesion masks and rim labels", "BIDSVersion": BIDS_VERSION, "DatasetType": "derivative",
+            "GeneratedBy": generated_by, "DatasetLinks": {"raw": "../../"},
+        })
+        (tmp / "README").write_text(README.format(name=name), encoding="utf-8")
     logger.debug("phantom cohort: %d subjects, %d lesions, %d rim+ in %s", n_subjects, n_lesions, n_rim, out)
     return out
+
+
+def read_provenance(cohort: str | os.PathLike) -> dict | None:
+    """The ``phantom.json`` record of a phantom cohort (parameters, versions, summary), or None.
+
+    It sits in ``COHORT/derivatives/phantom/``; None when there is none (not a phantom, or one
+    written in the layout of earlier rimclf versions) or it cannot be read.
+    """
+    path = Path(cohort) / PIPELINE_FOLDER / "phantom.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject) -> dict:
@@ -156,30 +223,49 @@ def _seed(random_state) -> int:
     )
 
 
-def _write_subject(root: str, label: str, index: int, seed: int, settings: dict) -> dict:
-    """Render subject ``index`` and write its three NIfTI files; return its table rows."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_subject(root: str, label: str, index: int, session: str, session_index: int, seed: int, settings: dict) -> dict:
+    """Render one session of subject ``index`` and write its files; return its table rows."""
+    spawn_key = (index,) if session_index == 0 else (index, session_index)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=spawn_key))
     site = SITES[index % settings["n_sites"]]
     fov_mm = np.asarray(settings["shape"], dtype=float) * np.asarray(REFERENCE_VOXEL_MM)
     low, high = settings["lesions"]
     n_lesions = int(rng.integers(low, high + 1))
     images = render_subject(rng, site, fov_mm, DIFFICULTIES[settings["difficulty"]], n_lesions, settings["rim_prevalence"])
-    anat = Path(root) / f"sub-{label}" / "anat"
-    save_nifti(anat / f"sub-{label}_Chimap.nii.gz", images.qsm, images.qsm_affine)
-    save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", images.flair, images.flair_affine)
-    save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", images.labels, images.qsm_affine)
+    relative = Path(f"sub-{label}") / (f"ses-{session}" if session else "") / "anat"
+    name = f"sub-{label}" + (f"_ses-{session}" if session else "")
+    anat, derived = Path(root) / relative, Path(root) / PIPELINE_FOLDER / relative
+    save_nifti(anat / f"{name}_Chimap.nii.gz", images.qsm, images.qsm_affine)
+    _write_json(anat / f"{name}_Chimap.json", {"Units": "ppb", "InstitutionName": f"phantom site {site.name}"})
+    save_nifti(anat / f"{name}_FLAIR.nii.gz", images.flair, images.flair_affine)
+    _write_json(anat / f"{name}_FLAIR.json", {"Units": "arbitrary", "InstitutionName": f"phantom site {site.name}"})
+    save_nifti(derived / f"{name}_desc-lesions_dseg.nii.gz", images.labels, images.qsm_affine)
+    _write_json(derived / f"{name}_desc-lesions_dseg.json", {
+        "Description": "MS lesion instance labels 1..K (0: background) on the Chimap grid, drawn on the FLAIR; "
+                       "rims.tsv labels them rim+ or rim-",
+        "Sources": [f"bids:raw:{(relative / f'{name}_FLAIR.nii.gz').as_posix()}"],
+    })
+    ids = {"participant_id": f"sub-{label}", **({"session": f"ses-{session}"} if session else {})}
     return {
         "participant": {"participant_id": f"sub-{label}", "site": site.name, "age": round(images.age), "sex": images.sex},
-        "lesions": [{"participant_id": f"sub-{label}", **row} for row in images.lesions],
+        "first_session": session_index == 0,
+        "lesions": [{**ids, **row} for row in images.lesions],
     }
 
 
-def _write_tables(root: Path, results: list[dict]) -> None:
-    def tsv(name: str, columns, rows) -> None:
+def _write_tables(root: Path, derivatives: Path, results: list[dict], *, with_sessions: bool) -> None:
+    def tsv(path: Path, columns, rows) -> None:
         lines = ["\t".join(columns)] + ["\t".join(str(row[c]) for c in columns) for row in rows]
-        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    tsv("participants.tsv", ("participant_id", "site", "age", "sex"), [r["participant"] for r in results])
+    tsv(root / "participants.tsv", PARTICIPANT_COLUMNS, [r["participant"] for r in results if r["first_session"]])
+    _write_json(root / "participants.json", PARTICIPANTS_JSON)
     lesions = [row for r in results for row in r["lesions"]]
-    tsv("rims.tsv", ("participant_id", "lesion_id", "rim"), lesions)
-    tsv("phantom_lesions.tsv", LESION_COLUMNS, lesions)
+    key = ("participant_id", "session") if with_sessions else ("participant_id",)
+    tsv(derivatives / "rims.tsv", (*key, "lesion_id", "rim"), lesions)
+    tsv(derivatives / "phantom_lesions.tsv", (*key, *LESION_COLUMNS[1:]), lesions)

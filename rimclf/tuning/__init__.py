@@ -37,7 +37,7 @@ from rimclf.tuning._spaces import (
     suggest_params,
 )
 from rimclf.tuning._storage import check_storage, describe_storage, open_storage
-from rimclf.tuning._table import TrialTable
+from rimclf.tuning._table import TrialTable, trials_table
 from rimclf.tuning._tune import TuningResult, best_params_of, tune
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "random_forest_space",
     "save_study_plots",
     "suggest_params",
+    "trials_table",
     "tune",
     "tune_cohort",
     "write_study_outputs",

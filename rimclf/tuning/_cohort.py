@@ -17,6 +17,7 @@ from rimclf.defaults import DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, 
 from rimclf.errors import ParameterError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
+from rimclf.tuning._table import write_trials_tsv
 from rimclf.tuning._spaces import SPACES
 from rimclf.tuning._storage import check_storage, default_storage_path, describe_storage
 from rimclf.tuning._tune import TuningResult, tune
@@ -63,7 +64,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
 def featurize_cohort(
     cohort: str | os.PathLike, *, model: str, config: ModelConfig = DEFAULT_MODEL, min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT, cache: str | os.PathLike | None = None, n_jobs: int | None = None,
-    progress: bool = True,
+    progress: bool = True, derivatives: str | None = None,
 ):
     """Load a cohort's labelled lesions and featurise them once for a whole study.
 
@@ -83,7 +84,8 @@ def featurize_cohort(
     from rimclf.cohort import labelled_lesions, load_cohort
     from rimclf.features import make_featurizer
 
-    table, y, groups = labelled_lesions(load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit), purpose="the study")
+    table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, derivatives=derivatives)
+    table, y, groups = labelled_lesions(table, purpose="the study")
     featurizer = make_featurizer(config, patches=model == "qsmrimnet", n_jobs=n_jobs, memory=cache, progress=progress)
     return featurizer.fit_transform(table), y, groups
 
@@ -118,7 +120,7 @@ def write_study_outputs(
     with atomic_output_dir(out, force=force) as tmp:
         summary = study_summary(study, best_params, **extra)
         (tmp / BEST_PARAMS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        study.trials_dataframe().to_csv(tmp / TRIALS_FILE, sep="\t", index=False)
+        write_trials_tsv(study, tmp / TRIALS_FILE)
         save_study_plots(study, tmp)
     return Path(out)
 
@@ -139,6 +141,7 @@ def tune_cohort(
     config: ModelConfig = DEFAULT_MODEL,
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
+    derivatives: str | None = None,
     cache: str | os.PathLike | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
@@ -175,8 +178,8 @@ def tune_cohort(
         at once on one study (several shells or machines) should each get their own.
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
         Feature settings (``radiomics_params``, ``patch_size_mm``, ``patch_shape``, ...).
-    min_voxels, qsm_unit, cache, n_jobs, progress
-        Featurisation settings (see :func:`featurize_cohort`).
+    min_voxels, qsm_unit, derivatives, cache, n_jobs, progress
+        Featurisation settings (see :func:`featurize_cohort` and :func:`rimclf.load_cohort`).
     verbose : bool, default=True
         Print the table of finished trials.
     force : bool, default=False
@@ -192,7 +195,7 @@ def tune_cohort(
     estimator, space = make_model(model, random_state)
     X, y, groups = featurize_cohort(
         cohort, model=model, config=config, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
-        n_jobs=n_jobs, progress=progress,
+        n_jobs=n_jobs, progress=progress, derivatives=derivatives,
     )
     logger.info("%d lesions (%d rim+) of %d subjects", len(y), int(y.sum()), len(set(groups)))
     sampler = None if sampler_seed is None else optuna.samplers.TPESampler(seed=sampler_seed)

@@ -1,4 +1,9 @@
-"""Figures of a study: optimisation history and parameter importances (matplotlib, headless-safe)."""
+"""Figures of a study: optimisation history and parameter importances (matplotlib, headless-safe).
+
+Optuna draws them; rimclf labels the score axis with the metric the trials were scored with
+(:func:`metric_label`, e.g. "partial ROC AUC (FPR <= 0.1)") instead of "Objective Value", and
+puts trial numbers (integers) on the history's x axis.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,17 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from rimclf.tuning._objective import SCORING_ATTR
+
 logger = logging.getLogger(__name__)
+
+#: Axis labels of rimclf's scorers (``rimclf.metrics.SCORERS`` keys).
+METRIC_LABELS = {
+    "pauc": "partial ROC AUC (FPR ≤ 0.1)",
+    "pr_auc": "PR AUC (average precision)",
+    "roc_auc": "ROC AUC",
+    "sens_at_spec90": "sensitivity at specificity 0.9",
+}
 
 #: File names written by :func:`save_study_plots`.
 PLOT_FILES = {
@@ -25,6 +40,19 @@ def _varied_params(study: optuna.Study) -> set[str]:
         for name, value in trial.params.items():
             values.setdefault(name, set()).add(repr(value))
     return {name for name, seen in values.items() if len(seen) > 1}
+
+
+def metric_label(study: optuna.Study) -> str:
+    """What the study's trials were scored with, for an axis label (from the study's scoring record)."""
+    from rimclf.metrics import SCORERS
+
+    recorded = study.user_attrs.get(SCORING_ATTR)
+    for key, scorer in SCORERS.items():
+        if recorded == repr(scorer):
+            return METRIC_LABELS.get(key, key)
+    if isinstance(recorded, str) and recorded.startswith("make_scorer("):
+        return recorded[len("make_scorer("):].split(",")[0].split(")")[0]
+    return "score"
 
 
 def plot_study(study: optuna.Study) -> dict[str, object]:
@@ -43,14 +71,21 @@ def plot_study(study: optuna.Study) -> dict[str, object]:
     dict of str to matplotlib.figure.Figure
         Keys among ``"optimization_history"`` and ``"param_importances"``.
     """
+    from matplotlib.ticker import MaxNLocator
     from optuna.visualization import matplotlib as optuna_mpl
 
     n_completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     figures: dict[str, object] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        metric = metric_label(study)
         if n_completed >= 1:
-            axes = optuna_mpl.plot_optimization_history(study)
+            axes = optuna_mpl.plot_optimization_history(study, target_name=metric)
+            axes.set_ylabel(f"{metric}\n(mean over the CV folds)")
+            axes.set_xlabel("trial")
+            axes.set_title("Optimisation history: each trial and the best so far")
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes.legend(loc="best", fontsize=8)  # inside: optuna puts it outside, beyond the figure
             axes.figure.set_size_inches(7, 4.5)
             axes.figure.tight_layout()
             figures["optimization_history"] = axes.figure
@@ -58,7 +93,11 @@ def plot_study(study: optuna.Study) -> dict[str, object]:
             logger.info("no completed trial yet: no optimisation history plot")
         if n_completed >= 2 and _varied_params(study):
             warnings.simplefilter("ignore", UserWarning)  # "too few trials" notes of the evaluator
-            axes = optuna_mpl.plot_param_importances(study)
+            axes = optuna_mpl.plot_param_importances(study, target_name=metric)
+            axes.set_title(f"Parameter importances for the {metric}", loc="left", fontsize=11)
+            if axes.get_legend() is not None:
+                axes.get_legend().remove()  # one series, named in the title
+            axes.set_xlabel("importance (Optuna's PED-ANOVA evaluator; sums to 1)")
             axes.figure.set_size_inches(7, 4.5)
             axes.figure.tight_layout()
             figures["param_importances"] = axes.figure

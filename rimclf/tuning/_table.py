@@ -1,10 +1,13 @@
-"""A live table of finished trials: one printed line per trial."""
+"""Tables of trials: a live one (one printed line per finished trial) and ``trials.tsv``."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from typing import TextIO
+
+import pandas as pd
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -68,3 +71,59 @@ class TrialTable:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.number not in self._seen:
             self.print_trial(trial)
+
+
+def _cell(value: object) -> object:
+    """A TSV cell: numbers and strings as they are, lists and dicts as JSON (never a Python repr)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str, sort_keys=isinstance(value, dict))
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """Every trial of ``study`` as the rows of ``trials.tsv``.
+
+    Columns: ``number``, ``state``, ``value`` (the CV score; empty until complete),
+    ``duration_s``, ``datetime_start``, ``datetime_complete`` (ISO 8601), then one column per
+    parameter under its own name (``params_<name>``; empty where a trial did not draw it), then
+    one per user attribute (``user_attrs_<name>``: numbers and text as they are, lists and dicts
+    such as ``fold_scores`` as JSON). :func:`write_trials_tsv` writes it.
+    """
+    trials = study.get_trials(deepcopy=False)
+    params = sorted({name for trial in trials for name in trial.params})
+    attrs = sorted({name for trial in trials for name in trial.user_attrs})
+    rows = []
+    for trial in trials:
+        row = {
+            "number": trial.number,
+            "state": trial.state.name,
+            "value": trial.value,
+            "duration_s": trial.duration.total_seconds() if trial.duration is not None else None,
+            "datetime_start": trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None,
+            "datetime_complete": trial.datetime_complete.isoformat(timespec="seconds") if trial.datetime_complete else None,
+        }
+        row.update({f"params_{name}": _cell(trial.params.get(name)) for name in params})
+        row.update({f"user_attrs_{name}": _cell(trial.user_attrs.get(name)) for name in attrs})
+        rows.append(row)
+    columns = ["number", "state", "value", "duration_s", "datetime_start", "datetime_complete",
+               *(f"params_{name}" for name in params), *(f"user_attrs_{name}" for name in attrs)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _tsv_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "n/a"
+    return " ".join(str(value).split("\t")).replace("\n", " ")
+
+
+def write_trials_tsv(study: optuna.Study, path) -> None:
+    """Write :func:`trials_table` as a plain TSV: no quoting (JSON cells read as written), ``n/a`` for missing."""
+    frame = trials_table(study)
+    lines = ["\t".join(frame.columns)]
+    lines += ["\t".join(_tsv_text(value) for value in row) for row in frame.itertuples(index=False, name=None)]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")

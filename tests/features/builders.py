@@ -55,6 +55,7 @@ def write_subject(
     affine = make_affine() if affine is None else affine
     anat = root / f"sub-{label}" / "anat"
     save_nifti(anat / f"sub-{label}_Chimap.nii.gz", make_qsm(seed) if qsm is None else qsm, affine)
+    (anat / f"sub-{label}_Chimap.json").write_text('{"Units": "ppb"}\n')  # BIDS' default is ppm
     save_nifti(
         anat / f"sub-{label}_FLAIR.nii.gz",
         make_flair(seed + 100) if flair is None else flair,

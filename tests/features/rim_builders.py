@@ -95,6 +95,7 @@ def write_spheres(
         qsm = qsm_transform(qsm, labels).astype(np.float32)
     anat = root / f"sub-{label}" / "anat"
     save_nifti(anat / f"sub-{label}_Chimap.nii.gz", qsm, affine)
+    (anat / f"sub-{label}_Chimap.json").write_text('{"Units": "ppb"}\n')  # BIDS' default is ppm
     save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", flair, affine)
     save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", labels, affine)
     return root

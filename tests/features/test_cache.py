@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from rimclf import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
-from rimclf.errors import DataWarning, OutputError, QSMUnitWarning
+from rimclf.errors import DataWarning, OutputError
 from rimclf.features._cache import CorruptEntry, FeatureCache
 from tests.features.builders import make_qsm, write_subject
 
@@ -188,15 +188,17 @@ def test_an_npz_without_its_json_is_an_entry_not_yet_written(filled, caplog: pyt
 
 
 def test_warnings_are_cached_by_category_and_issued_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    write_subject(tmp_path / "cohort", "01", qsm=make_qsm(1) / 1000)  # looks like ppm
+    qsm = make_qsm(1)
+    qsm[0, 0, :2] = np.nan  # outside the brain: zero-filled with a warning
+    write_subject(tmp_path / "cohort", "01", qsm=qsm)
     table = load_cohort(tmp_path / "cohort")
     cache = tmp_path / "cache"
-    with pytest.warns(QSMUnitWarning, match="looks like ppm"):
+    with pytest.warns(DataWarning, match="2 NaN/Inf voxels outside the brain"):
         first = featurizer(cache).transform(table)
     entry = json.loads(next(cache.glob("*.json")).read_text())
-    assert {"category": "QSMUnitWarning"} .items() <= entry["notes"][0].items()
+    assert {"category": "DataWarning"} .items() <= entry["notes"][0].items()
     caplog.set_level(logging.DEBUG, logger="rimclf.features.featurizer")
-    with pytest.warns(QSMUnitWarning, match="looks like ppm"):
+    with pytest.warns(DataWarning, match="2 NaN/Inf voxels outside the brain"):
         again = featurizer(cache).transform(table)
     assert extracted(caplog) == []
     assert_same(again, first)

@@ -31,6 +31,7 @@ def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: p
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t", dtype={"participant_id": str})
     assert list(radiomics.columns) == [
         "participant_id",
+        "session",
         "lesion_id",
         "original_firstorder_Mean",
         "original_firstorder_Maximum",
@@ -39,11 +40,11 @@ def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: p
     assert radiomics[["participant_id", "lesion_id"]].equals(lesions[["participant_id", "lesion_id"]])
     assert radiomics[["participant_id", "lesion_id"]].equals(table[["participant_id", "lesion_id"]])
     expected = featurizer.transform(table)
-    np.testing.assert_allclose(radiomics.iloc[:, 2:].to_numpy(), expected["radiomics"], rtol=1e-7)
-    rim = pd.read_csv(out / "rim.tsv", sep="\t", dtype={"participant_id": str})
-    assert list(rim.columns[2:]) == list(RimProfileExtractor().get_feature_names_out())
+    np.testing.assert_allclose(radiomics.iloc[:, 3:].to_numpy(), expected["radiomics"], rtol=1e-7)
+    rim = pd.read_csv(out / "rim.tsv", sep="\t", dtype={"participant_id": str}, keep_default_na=False)
+    assert list(rim.columns[3:]) == list(RimProfileExtractor().get_feature_names_out())
     assert rim[["participant_id", "lesion_id"]].equals(lesions[["participant_id", "lesion_id"]])
-    np.testing.assert_allclose(rim.iloc[:, 2:].to_numpy(), expected["rim"], rtol=1e-6)
+    np.testing.assert_allclose(rim.iloc[:, 3:].to_numpy(dtype=float), expected["rim"], rtol=1e-6)
     patches = np.load(out / "patches.npy")
     assert patches.dtype == np.float32 and patches.shape == (20, 3, 4, 4, 4)
     np.testing.assert_array_equal(patches, expected["patches"])
@@ -66,7 +67,7 @@ def test_cli_extract_refuses_to_overwrite_without_force(
     assert run_cli(["extract", *argv]) == 0
     assert f"to {out}" in capsys.readouterr().out
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t")
-    assert list(radiomics.columns[2:]) == [
+    assert list(radiomics.columns[3:]) == [
         "lesion_original_firstorder_Mean",
         "lesion_original_firstorder_Maximum",
         "shell_original_firstorder_Mean",

@@ -21,7 +21,7 @@ from skorch.helper import SliceDict
 
 from rimclf import CohortError, LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
 from rimclf._nifti import save_nifti
-from rimclf.errors import ParameterError, QSMUnitWarning
+from rimclf.errors import DataWarning, ParameterError
 from tests.features.builders import make_affine, make_qsm, write_subject
 
 SMALL_PATCHES = PatchExtractor(size_mm=12.0, shape=(6, 5, 4), channels=("qsm", "flair", "mask"), normalize="nawm")
@@ -103,12 +103,17 @@ def test_dask_backend(table: pd.DataFrame, reference: SliceDict) -> None:
     np.testing.assert_array_equal(features["radiomics"], reference["radiomics"][:10])
 
 
-def test_worker_warnings_reach_the_caller(tmp_path: Path) -> None:
+def test_worker_warnings_and_errors_reach_the_caller(tmp_path: Path) -> None:
+    qsm = make_qsm(1)
+    qsm[0, 0, 0] = np.nan  # outside the brain: zero-filled with a warning
     write_subject(tmp_path, "01")
-    write_subject(tmp_path, "02", qsm=make_qsm(1) / 1000)  # looks like ppm
+    write_subject(tmp_path, "02", qsm=qsm)
     table = load_cohort(tmp_path)
-    with pytest.warns(QSMUnitWarning, match="sub-02_Chimap.nii.gz: QSM values span only"):
+    with pytest.warns(DataWarning, match="sub-02_Chimap.nii.gz: 1 NaN/Inf voxels outside the brain were set to 0"):
         featurizer(radiomics=None, n_jobs=2).transform(table)
+    write_subject(tmp_path, "03", qsm=make_qsm(1) / 1000)  # ppm values, its sidecar says ppb
+    with pytest.raises(CohortError, match=r"sub-03_Chimap.nii.gz: QSM values span .* which is ppm, but its unit is ppb"):
+        featurizer(radiomics=None, n_jobs=2).transform(load_cohort(tmp_path))
 
 
 def extraction_log(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -13,7 +13,7 @@ from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from rimclf import CohortError, load_cohort
 from rimclf._nifti import save_nifti
-from rimclf.errors import DataWarning, ParameterError, QSMUnitWarning
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.features import RadiomicsExtractor
 from rimclf.features._regions import shell_mask
 from rimclf.features.radiomics import load_params
@@ -124,16 +124,16 @@ def test_empty_shell_gives_nan_shell_columns_and_warning(tmp_path: Path) -> None
     assert not np.isnan(values[[0, 2, 3, 4]]).any()
 
 
-def test_qsm_in_ppm_warns(tmp_path: Path) -> None:
-    write_subject(tmp_path, "09", qsm=make_qsm() / 1000)
+def test_a_qsm_whose_values_contradict_its_unit_is_an_error(tmp_path: Path) -> None:
+    write_subject(tmp_path, "09", qsm=make_qsm() / 1000)  # ppm values, its sidecar says ppb
     table = load_cohort(tmp_path)
-    with pytest.warns(QSMUnitWarning, match="sub-09_Chimap.nii.gz: QSM values span only"):
+    with pytest.raises(CohortError, match=r"sub-09_Chimap.nii.gz: QSM values span .* which is ppm, but its unit is ppb"):
         RadiomicsExtractor(params={"featureClass": {"firstorder": ["Mean"]}, "setting": {"binWidth": 25}}, region="lesion").transform(
             table.iloc[:1]
         )
     ppm = table.assign(qsm_unit="ppm")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", QSMUnitWarning)
+        warnings.simplefilter("error")
         mean = RadiomicsExtractor(params={"featureClass": {"firstorder": ["Mean"]}}, region="lesion").transform(ppm.iloc[:1])
     assert mean[0, 0] == pytest.approx(float(make_qsm()[make_labels() == 1].mean()), rel=1e-5)
 

@@ -1,0 +1,332 @@
+"""The input contract: read a cohort from disk into a lesion table.
+
+A cohort is either a BIDS dataset (raw data, lesion masks raw or in any derivatives pipeline)::
+
+    COHORT/
+      participants.tsv                                  participant_id [, site, age, ...] (optional)
+      rims.tsv                                          participant_id [, session], lesion_id, rim (0/1)
+      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_Chimap.nii[.gz]   QSM (+ optional .json sidecar: "Units")
+      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_FLAIR.nii[.gz]    T2-FLAIR, registered to the QSM
+      lesion masks, instance labels 1..K (or binary 0/1) on the QSM grid, either raw or derived:
+      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
+      derivatives/<pipeline>/sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
+
+found with pybids (:mod:`rimclf._bids`; several pipelines holding masks need ``derivatives=``), or
+a manifest CSV/TSV with columns ``participant_id, [session,] qsm, flair, mask`` (paths relative to
+the manifest; rows of one participant with different sessions are fine, a repeated
+(participant, session) is an error), with an optional ``rims.tsv`` beside it. The rim labels are
+``rims=`` when given, else ``COHORT/rims.tsv``, else ``rims.tsv`` of the derivatives pipeline the
+masks came from (where the phantom keeps them).
+
+Participant and session labels name output files (``sub-<s>[_ses-<t>]...``), so they are BIDS
+labels: letters and digits only (``[A-Za-z0-9]+``) after an optional ``sub-``/``ses-`` prefix.
+Anything else (``-``, ``_``, ``/``, ``..``, spaces) is a :class:`~rimclf.errors.CohortError`
+naming the file and line.
+
+Sessions
+--------
+A lesion is identified by ``(participant_id, session, lesion_id)``. The ``session`` column holds
+the BIDS session label without ``ses-``, or the empty string ``""`` for a dataset (or manifest
+row) without sessions: a plain string, so that grouping, merging and sorting never drop it, as
+they would a missing value. Subject-grouped cross-validation still groups by ``participant_id``,
+so the sessions of one subject never straddle folds.
+
+QSM units
+---------
+rimclf computes in ppb (the radiomics bin width of 25 assumes ppb) and converts when it reads a
+QSM. The unit of each QSM is, in order: ``qsm_unit="ppm"``/``"ppb"`` when given (it overrides
+everything, e.g. for a manifest without sidecars); else the ``Units`` of the QSM's JSON sidecar
+(``"ppm"`` or ``"ppb"``; for a BIDS directory with BIDS inheritance, so a dataset-level
+``Chimap.json`` serves every subject; for a manifest the ``.json`` beside the file); else ppm,
+the BIDS unit of ``Chimap``. The ``qsm_unit`` column records the unit so resolved. A QSM whose
+values contradict its unit (the 1st-99th percentile of nonzero voxels beyond
++-:data:`PPM_SUSPICION_LIMIT` for ppm, within it for ppb) is a
+:class:`~rimclf.errors.CohortError` saying how to declare the unit (:func:`read_qsm`).
+
+What is read
+------------
+:func:`load_cohort` reads the lesion masks in full (it needs every lesion's voxels) but only the
+*headers* of QSM and FLAIR (shape, affine, dimensionality) and the sidecars, so a 60-subject
+cohort loads in seconds. The voxel-level checks of the QSM and FLAIR (NaN/Inf inside the brain,
+a QSM whose values contradict its unit) run when the features are extracted, which reads each
+volume once anyway, or up front with ``check_data=True``.
+
+What is learnt from
+-------------------
+:func:`labelled_lesions` is the one rule by which training (:class:`rimclf.RimModel`), tuning
+and the benchmark keep the lesions they learn from: those with a rim label.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from rimclf._nifti import (
+    AFFINE_TOLERANCE_MM,
+    load_header,
+    read_labels,
+    read_volume,
+    spatial_shape,
+)
+from rimclf._validation import check_choice, check_int
+from rimclf.cohort._learning import MIN_LESIONS_PER_CLASS, LabelledLesions, labelled_lesions, summarize_cohort
+from rimclf.cohort._tables import (
+    LESION_KEY,
+    check_participant_label,
+    check_session_label,
+    read_rims,
+    scans_from_directory,
+    scans_from_manifest,
+    warn_dropped_rim_positive,
+)
+from rimclf.cohort._units import PPM_SUSPICION_LIMIT, check_qsm_unit, read_qsm
+from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNIT_CHOICES
+from rimclf.errors import CohortError
+
+__all__ = [
+    "LESION_KEY", "MIN_LESIONS_PER_CLASS", "PPM_SUSPICION_LIMIT", "TABLE_COLUMNS", "LabelledLesions",
+    "check_participant_label", "check_qsm_unit", "check_session_label", "labelled_lesions", "load_cohort",
+    "read_lesion_labels", "read_qsm", "summarize_cohort",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the lesion table, in order. ``session`` is the BIDS session label without ``ses-``,
+#: or ``""`` without sessions; ``qsm_unit`` the resolved unit of the QSM file ("ppb" or "ppm").
+TABLE_COLUMNS = [
+    "participant_id",
+    "session",
+    "lesion_id",
+    "qsm",
+    "flair",
+    "mask",
+    "n_voxels",
+    "volume_mm3",
+    "centroid_x",
+    "centroid_y",
+    "centroid_z",
+    "rim",
+    "connectivity",
+    "qsm_unit",
+]
+
+_CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edges, 26: + corners
+
+
+def _structure(connectivity: int) -> np.ndarray:
+    return ndimage.generate_binary_structure(3, _CONNECTIVITY_RANK[connectivity])
+
+
+def _check_connectivity(connectivity: object) -> int:
+    return int(check_choice(connectivity, "connectivity", CONNECTIVITIES))
+
+
+def _is_binary(labels: np.ndarray) -> bool:
+    return bool(labels.max(initial=0) <= 1)
+
+
+def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read a lesion mask as instance labels, exactly as :func:`load_cohort` numbers the lesions.
+
+    Parameters
+    ----------
+    mask_path : str or path-like
+        The lesion mask.
+    connectivity : {0, 6, 18, 26}
+        0: the mask already holds instance labels 1..K. 6/18/26: it is binary and lesions are its
+        connected components under that connectivity (the ``connectivity`` column of the table).
+
+    Returns
+    -------
+    labels : ndarray of int32, shape (X, Y, Z)
+    affine : ndarray of shape (4, 4)
+    """
+    labels, affine = read_labels(mask_path)
+    if connectivity:
+        labels, _ = ndimage.label(labels > 0, structure=_structure(_check_connectivity(connectivity)))
+        labels = labels.astype(np.int32)
+    return labels, affine
+
+
+def _world_bounds(shape: tuple[int, int, int], affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)])
+    world = corners @ np.asarray(affine).T
+    return world[:, :3].min(axis=0), world[:, :3].max(axis=0)
+
+
+def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) -> tuple[pd.DataFrame, set[int], int]:
+    qsm_path, flair_path, mask_path = Path(subject["qsm"]), Path(subject["flair"]), Path(subject["mask"])
+    qsm = load_header(qsm_path)
+    flair = load_header(flair_path)
+    labels, mask_affine = read_labels(mask_path)
+    qsm_shape = spatial_shape(qsm)
+    if labels.shape != qsm_shape:
+        raise CohortError(
+            f"{mask_path.name}: shape {labels.shape} differs from {qsm_path.name} {qsm_shape}; "
+            "the lesion mask must be on the QSM grid"
+        )
+    affine_gap = float(np.abs(mask_affine - np.asarray(qsm.affine)).max())
+    if affine_gap > AFFINE_TOLERANCE_MM:
+        raise CohortError(
+            f"{mask_path.name}: affine differs from {qsm_path.name} by {affine_gap:.3g} mm; "
+            "the lesion mask must be on the QSM grid"
+        )
+    qsm_low, qsm_high = _world_bounds(qsm_shape, np.asarray(qsm.affine))
+    flair_low, flair_high = _world_bounds(spatial_shape(flair), np.asarray(flair.affine))
+    if np.any(flair_high < qsm_low) or np.any(flair_low > qsm_high):
+        raise CohortError(
+            f"{flair_path.name}: its field of view does not overlap {qsm_path.name} in world space; "
+            "the FLAIR must be registered to the QSM"
+        )
+    used_connectivity = 0
+    if _is_binary(labels):
+        labels, _ = ndimage.label(labels > 0, structure=_structure(connectivity))
+        used_connectivity = connectivity
+    counts = np.bincount(labels.ravel())
+    all_ids = {int(i) for i in np.flatnonzero(counts) if i > 0}
+    keep = np.array(sorted(i for i in all_ids if counts[i] >= min_voxels), dtype=int)
+    n_small = len(all_ids) - len(keep)
+    if keep.size:
+        index = list(keep)
+        centroids_vox = np.array(ndimage.center_of_mass(np.ones(labels.shape, dtype=np.uint8), labels, index))
+        affine = np.asarray(qsm.affine, dtype=float)
+        centroids = centroids_vox @ affine[:3, :3].T + affine[:3, 3]
+    else:
+        centroids = np.zeros((0, 3))
+    voxel_volume = float(abs(np.linalg.det(np.asarray(qsm.affine)[:3, :3])))
+    lesions = pd.DataFrame(
+        {
+            "participant_id": subject["participant_id"],
+            "session": subject["session"],
+            "lesion_id": keep,
+            "qsm": str(qsm_path),
+            "flair": str(flair_path),
+            "mask": str(mask_path),
+            "n_voxels": counts[keep].astype(int) if keep.size else np.zeros(0, dtype=int),
+            "volume_mm3": counts[keep] * voxel_volume if keep.size else np.zeros(0),
+            "centroid_x": centroids[:, 0],
+            "centroid_y": centroids[:, 1],
+            "centroid_z": centroids[:, 2],
+            "connectivity": used_connectivity,
+            "qsm_unit": subject["qsm_unit"],
+        }
+    )
+    return lesions, all_ids, n_small
+
+
+def load_cohort(
+    path: str | os.PathLike,
+    *,
+    min_voxels: int = MIN_VOXELS,
+    connectivity: int = CONNECTIVITY,
+    qsm_unit: str | None = QSM_UNIT,
+    rims: str | os.PathLike | None = None,
+    derivatives: str | None = None,
+    check_data: bool = False,
+) -> pd.DataFrame:
+    """Read a cohort into a lesion table, one row per lesion.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A BIDS cohort directory (with or without sessions; lesion masks raw or in
+        ``derivatives/<pipeline>/``) or a manifest ``.csv``/``.tsv`` with columns
+        ``participant_id, [session,] qsm, flair, mask`` (paths relative to the manifest).
+    min_voxels : int, default=8
+        Lesions with fewer voxels are left out (their count is logged): pyradiomics cannot
+        compute shape features of tiny masks. Leaving out a lesion that ``rims`` labels rim+
+        issues a :class:`~rimclf.errors.DataWarning` with their count.
+    connectivity : {6, 18, 26}, default=26
+        Connectivity used to split a binary (0/1) mask into lesions.
+    qsm_unit : {"auto", "ppm", "ppb"} or None, default="auto"
+        Unit of the QSM files. "auto" (or None): each QSM's JSON sidecar ``Units`` (BIDS
+        inheritance), else ppm, the BIDS unit of ``Chimap``. "ppm"/"ppb" override the sidecars.
+        Recorded per row in ``qsm_unit``; "ppm" is converted to ppb when volumes are read.
+    rims : str or path-like, optional
+        Rim labels (``participant_id, [session,] lesion_id, rim``). Default: ``rims.tsv`` in the
+        cohort directory, else in the derivatives pipeline the masks came from (or beside the
+        manifest), when it exists; without one every ``rim`` is ``<NA>``.
+    derivatives : str, optional
+        The pipeline (folder under ``COHORT/derivatives/``) to read lesion masks from; needed
+        when masks of a scan are found in more than one place.
+    check_data : bool, default=False
+        Also read every QSM and FLAIR in full now to check for NaN/Inf inside the brain and a
+        QSM whose values contradict its unit (otherwise these checks run during feature
+        extraction).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`TABLE_COLUMNS`: ``participant_id`` (without "sub-"), ``session`` (without
+        "ses-"; ``""`` without sessions), ``lesion_id`` (instance label), ``qsm``/``flair``/``mask``
+        (absolute paths), ``n_voxels``, ``volume_mm3``, ``centroid_x/y/z`` (world mm, from the
+        affine), ``rim`` (Int64, <NA> when unlabeled), ``connectivity`` (0 for instance masks,
+        else the connectivity used to split a binary mask), ``qsm_unit`` ("ppm" or "ppb", as
+        resolved). Sorted by participant, session, then lesion.
+
+    Raises
+    ------
+    CohortError
+        For every bad input file or table, naming the file and the problem: among them a
+        participant or session label that is not letters and digits, a repeated
+        (participant, session), a damaged ``.nii.gz``, a mask label above
+        :data:`rimclf._nifti.MAX_LABEL`, a sidecar ``Units`` other than ppm/ppb, lesion masks in
+        several derivatives pipelines without ``derivatives=``, and with ``check_data`` a QSM
+        whose values contradict its unit.
+    ParameterError
+        For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.
+    """
+    check_int(min_voxels, "min_voxels", min=1)
+    connectivity = _check_connectivity(connectivity)
+    qsm_unit = "auto" if qsm_unit is None else qsm_unit
+    check_choice(qsm_unit, "qsm_unit", QSM_UNIT_CHOICES)
+    root = Path(path).expanduser().resolve()
+    if root.is_dir():
+        subjects, default_rims = scans_from_directory(root, qsm_unit, derivatives)
+    elif root.is_file():
+        subjects, default_rims = scans_from_manifest(root, qsm_unit)
+    else:
+        raise CohortError(f"{root}: no such cohort directory or manifest file")
+    duplicated = subjects.duplicated(["participant_id", "session"])
+    if duplicated.any():
+        first = subjects[duplicated].iloc[0]
+        which = f"participant sub-{first['participant_id']}" + (f" session ses-{first['session']}" if first["session"] else "")
+        raise CohortError(f"{root}: {which} is listed twice")
+
+    tables, lesion_ids, n_small = [], {}, 0
+    for _, subject in subjects.iterrows():
+        lesions, ids, small = _subject_lesions(subject, connectivity=connectivity, min_voxels=min_voxels)
+        tables.append(lesions)
+        lesion_ids[(subject["participant_id"], subject["session"])] = ids
+        n_small += small
+        if check_data:
+            read_qsm(subject["qsm"], subject["qsm_unit"])
+            read_volume(subject["flair"])
+    if n_small:
+        logger.info("left out %d lesion(s) smaller than min_voxels=%d", n_small, min_voxels)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=TABLE_COLUMNS)
+
+    rims_path = Path(rims) if rims is not None else default_rims
+    if rims is not None and not rims_path.is_file():
+        raise CohortError(f"{rims_path}: rims file not found")
+    if rims_path is not None and rims_path.is_file():
+        labels = read_rims(rims_path, lesion_ids)
+        warn_dropped_rim_positive(labels, table, rims_path, min_voxels)
+        table = table.merge(labels, on=LESION_KEY, how="left")
+    else:
+        table["rim"] = pd.array([pd.NA] * len(table), dtype="Int64")
+    table["rim"] = table["rim"].astype("Int64")
+    for column in ("lesion_id", "n_voxels", "connectivity"):
+        table[column] = table[column].astype(int)
+    for column in ("volume_mm3", "centroid_x", "centroid_y", "centroid_z"):
+        table[column] = table[column].astype(float)
+    table = table.sort_values(LESION_KEY, kind="stable").reset_index(drop=True)
+    return table[TABLE_COLUMNS]
+
+

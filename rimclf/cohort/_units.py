@@ -1,0 +1,94 @@
+"""QSM units: which unit a QSM file is in, and reading it in ppb (see :mod:`rimclf.cohort`)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from rimclf._bids import read_sidecar, sidecar_path
+from rimclf._nifti import read_volume
+from rimclf._validation import check_choice
+from rimclf.defaults import QSM_UNIT, QSM_UNIT_CHOICES, QSM_UNITS
+from rimclf.errors import CohortError
+
+#: A QSM whose 1st-99th percentile range of nonzero voxels stays within +-this is in ppm; one
+#: reaching beyond it is in ppb (brain susceptibility spans about +-0.3 ppm, i.e. +-300 ppb).
+PPM_SUSPICION_LIMIT = 2.0
+
+def resolve_unit(requested: str, declared: object, where: str) -> str:
+    """The QSM unit: ``requested`` unless "auto", else the sidecar's ``declared`` Units, else ppm (BIDS)."""
+    if requested != "auto":
+        return requested
+    if declared is None:
+        return "ppm"
+    unit = str(declared).strip().lower()
+    if unit not in QSM_UNITS:
+        raise CohortError(
+            f"{where}: \"Units\": {declared!r} is not a QSM unit rimclf reads; write \"ppm\" (the BIDS unit of "
+            "Chimap) or \"ppb\", or pass qsm_unit='ppm'/'ppb' (--qsm-unit) to override it"
+        )
+    return unit
+
+
+def _file_unit(path: str | os.PathLike, unit: str | None) -> str:
+    """``unit``, or for "auto"/None the ``Units`` of the sidecar beside ``path``, else ppm (BIDS)."""
+    unit = "auto" if unit is None else unit
+    check_choice(unit, "qsm_unit", QSM_UNIT_CHOICES)
+    return resolve_unit(unit, read_sidecar(path).get("Units") if unit == "auto" else None, str(sidecar_path(path)))
+
+
+def check_qsm_unit(data: np.ndarray, unit: str, path: str | os.PathLike) -> None:
+    """Raise a :class:`CohortError` when a QSM's values contradict its unit, saying how to declare it.
+
+    The 1st-99th percentile range of the nonzero voxels within +-:data:`PPM_SUSPICION_LIMIT` is
+    ppm, beyond it ppb (brain susceptibility spans about +-0.3 ppm).
+    """
+    nonzero = data[data != 0]
+    if not nonzero.size:
+        return
+    low, high = (float(v) for v in np.percentile(nonzero, [1, 99]))
+    looks = "ppm" if max(abs(low), abs(high)) < PPM_SUSPICION_LIMIT else "ppb"
+    if looks == unit:
+        return
+    sidecar = sidecar_path(path)
+    try:
+        declared = read_sidecar(path).get("Units")
+    except CohortError:
+        declared = None
+    if declared is not None and str(declared).strip().lower() == unit:
+        source = f"'Units' in {sidecar.name}"
+    elif unit == "ppm":
+        source = "the BIDS default for Chimap: no 'Units' in its sidecar"
+    else:
+        source = f"qsm_unit='{unit}' or a dataset-level sidecar"
+    raise CohortError(
+        f"{path}: QSM values span {low:.3g}..{high:.3g} (1st-99th percentile of nonzero voxels), which is "
+        f"{looks}, but its unit is {unit} ({source}); declare the unit: add \"Units\": \"{looks}\" to "
+        f"{sidecar.name} or pass qsm_unit='{looks}' (--qsm-unit {looks})"
+    )
+
+
+def read_qsm(path: str | os.PathLike, unit: str | None = QSM_UNIT) -> tuple[np.ndarray, np.ndarray]:
+    """Read a QSM volume in ppb, checking that its values fit its unit.
+
+    Parameters
+    ----------
+    path : str or path-like
+    unit : {"auto", "ppb", "ppm"} or None, default="auto"
+        The unit the file is stored in ("ppm" is multiplied by 1000). "auto" (or None): the
+        ``Units`` of the JSON sidecar beside the file, else ppm, the BIDS unit of ``Chimap``
+        (:func:`load_cohort` resolves BIDS inheritance and records the unit in the table).
+
+    Raises
+    ------
+    CohortError
+        When the values contradict the unit (:func:`check_qsm_unit`), e.g. a ppb map read as
+        ppm; the message says how to declare the unit.
+    """
+    unit = _file_unit(path, unit)
+    data, affine = read_volume(path)
+    check_qsm_unit(data, unit, path)
+    if unit == "ppm":
+        return data * np.float32(1000.0), affine
+    return data, affine

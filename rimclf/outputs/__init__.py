@@ -1,0 +1,370 @@
+"""What ``rimclf predict`` writes: a BIDS derivative dataset of lesion tables, maps and montages.
+
+Layout of an output directory (``[ses-<s>/]``, ``[_ses-<s>]`` only for scans with a session)::
+
+    OUT/dataset_description.json        DatasetType "derivative", GeneratedBy rimclf (with version)
+    OUT/lesions.tsv + lesions.json      one row per lesion: participant_id (sub-<p>), session (ses-<s> or n/a),
+                                        lesion_id, centroid, volume, probability, decision [, rim]; the .json
+                                        is the data dictionary (descriptions, units, levels)
+    OUT/subjects.tsv + subjects.json    per scan: predicted (and, if labelled, true) rim+ counts
+    OUT/sub-<p>/[ses-<s>/]anat/sub-<p>[_ses-<s>]_desc-rimprob_probseg.nii.gz (+ .json)
+        float32 on the QSM grid (its affine, qform and sform with their codes): each lesion's voxels
+        carry its rim+ probability, 0 elsewhere; cal_min 0, cal_max 1, descrip "rimclf rim+ probability
+        (0-1)", so that a viewer opens it in the 0-1 window; the sidecar gives the unit, the threshold
+        and how it was chosen
+    OUT/sub-<p>/[ses-<s>/]anat/sub-<p>[_ses-<s>]_desc-lesions_dseg.nii.gz (+ .json, .tsv)
+        int16/int32 lesion labels on the QSM grid whose values are the lesion_id of lesions.tsv (lesions
+        that load_cohort left out are 0), NIfTI intent "label"; the .tsv is the BIDS look-up table
+        (index, name, probability, decision)
+    OUT/sub-<p>/figures/sub-<p>[_ses-<s>]_desc-rimprob_montage.png
+        QSM/FLAIR through each lesion, ranked by probability (:mod:`rimclf.outputs._montage`)
+
+Missing values in the TSV files are ``n/a`` (BIDS). The directory is built in a temporary
+sibling and moved into place when complete, so an interrupted run leaves nothing half-written;
+an existing ``OUT`` is replaced only with ``force`` (see :mod:`rimclf._atomic`). Participant and
+session labels must be letters and digits, and every path is checked to stay inside ``OUT``;
+probabilities must be finite and within [0, 1] (:func:`check_probabilities`). Nothing is written
+otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rimclf._atomic import atomic_output_dir, safe_child
+from rimclf._bids import scan_name
+from rimclf._nifti import read_volume, save_on_grid
+from rimclf._version import __version__
+from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
+from rimclf.errors import CohortError, PredictionError
+from rimclf.outputs._montage import axial_plane, write_montage
+
+__all__ = [
+    "LESION_COLUMNS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions", "output_paths",
+    "probability_map", "read_lesions", "subject_summary", "write_montage", "write_prediction_outputs",
+]
+
+LESION_COLUMNS = [
+    "participant_id",
+    "session",
+    "lesion_id",
+    "centroid_x",
+    "centroid_y",
+    "centroid_z",
+    "volume_mm3",
+    "probability",
+    "decision",
+]
+BIDS_VERSION = "1.9.0"
+#: The probability map's NIfTI ``descrip`` (what a viewer shows as the image's description).
+MAP_DESCRIP = "rimclf rim+ probability (0-1)"
+LABELS_DESCRIP = "rimclf lesion ids (lesion_id of lesions.tsv)"
+
+#: ``lesions.json`` and ``subjects.json``: the data dictionaries of the two tables (BIDS).
+COLUMN_DESCRIPTIONS = {
+    "participant_id": {"Description": "BIDS participant label of the scan"},
+    "session": {"Description": "BIDS session label of the scan (n/a: the dataset has no sessions)"},
+    "lesion_id": {"Description": "the lesion's label in the lesion mask and in *_desc-lesions_dseg.nii.gz "
+                                 "(instance label, or connected-component number of a binary mask)"},
+    "centroid_x": {"Description": "lesion centroid, world x (RAS+, scanner space of the QSM)", "Units": "mm"},
+    "centroid_y": {"Description": "lesion centroid, world y (RAS+)", "Units": "mm"},
+    "centroid_z": {"Description": "lesion centroid, world z (RAS+)", "Units": "mm"},
+    "volume_mm3": {"Description": "lesion volume", "Units": "mm^3"},
+    "probability": {"Description": "rim+ (paramagnetic rim, chronic active lesion) probability of the model",
+                    "Units": "probability (0-1)"},
+    "decision": {"Description": "the model's call at its threshold (probability >= threshold)",
+                 "Levels": {"0": "rim-", "1": "rim+"}},
+    "rim": {"Description": "reference rim label of the cohort (rims.tsv)", "Levels": {"0": "rim-", "1": "rim+"}},
+    "n_lesions": {"Description": "lesions of the scan"},
+    "n_rim_pos_predicted": {"Description": "lesions called rim+ at the threshold"},
+    "expected_rim_pos": {"Description": "sum of the rim+ probabilities: the expected number of rim+ lesions"},
+    "n_rim_pos_true": {"Description": "rim+ lesions by the reference labels"},
+}
+
+
+def _named(table: pd.DataFrame, row: int) -> str:
+    session = table["session"].iloc[row] if "session" in table else ""
+    return f"{scan_name(table['participant_id'].iloc[row], '' if pd.isna(session) else session)} lesion {table['lesion_id'].iloc[row]}"
+
+
+def check_probabilities(probability: object, table: pd.DataFrame | None = None) -> np.ndarray:
+    """Rim+ probabilities as a float array, refused when any is NaN, infinite or outside [0, 1].
+
+    Call it wherever probabilities are about to be reported or written.
+
+    Parameters
+    ----------
+    probability : array-like of shape (n_lesions,)
+    table : pandas.DataFrame, optional
+        The lesion table of the same rows, to name the lesions concerned.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_lesions,)
+
+    Raises
+    ------
+    PredictionError
+        Naming how many lesions (and, with ``table``, which) have an unusable probability.
+    """
+    values = np.asarray(probability, dtype=float).reshape(-1)
+    bad = ~np.isfinite(values) | (values < 0) | (values > 1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        if table is not None and {"participant_id", "lesion_id"} <= set(table.columns) and len(table) == len(values):
+            named = [_named(table, r) for r in rows[:5]]
+        else:
+            named = [f"row {r}" for r in rows[:5]]
+        examples = ", ".join(f"{name} ({values[r]:g})" for name, r in zip(named, rows[:5]))
+        raise PredictionError(
+            f"the model gave {len(rows)} of {len(values)} lesion(s) a NaN, infinite or out-of-range "
+            f"rim+ probability: {examples}{', ...' if len(rows) > 5 else ''}. Their features may hold "
+            "NaN/Inf, or the model may be damaged; nothing was written"
+        )
+    return values
+
+
+def _with_session(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``session`` column ("" where missing), for tables made before sessions."""
+    if "session" in table:
+        return table.assign(session=table["session"].fillna("").astype(str))
+    return table.assign(session="")
+
+
+def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
+    """The per-lesion prediction table: identifiers, geometry, rim+ probability and decision.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The lesion table of :func:`rimclf.load_cohort`.
+    probability : array-like of shape (n_lesions,)
+        Rim+ probability of each row of ``table``.
+    threshold : float
+        A lesion is called rim+ (``decision = 1``) when its probability is at least this.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`LESION_COLUMNS`, plus ``rim`` (the reference label) when ``table`` has one;
+        labels as in the lesion table (``participant_id`` without ``sub-``, ``session`` without
+        ``ses-``, ``""`` without sessions). :func:`write_prediction_outputs` writes them in BIDS form.
+    """
+    probability = np.asarray(probability, dtype=float).reshape(-1)
+    if probability.shape[0] != len(table):
+        raise CohortError(f"probability has {probability.shape[0]} values for {len(table)} lesions")
+    probability = check_probabilities(probability, table)
+    predictions = _with_session(table)[LESION_COLUMNS[:7]].reset_index(drop=True).copy()
+    predictions["probability"] = probability
+    predictions["decision"] = (probability >= threshold).astype(int)
+    if "rim" in table and table["rim"].notna().any():
+        predictions["rim"] = table["rim"].to_numpy()
+    return predictions
+
+
+def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per-scan (participant and session) rim+ counts: predicted (decisions), expected (sum of
+    probabilities), true if known."""
+    grouped = _with_session(predictions).groupby(["participant_id", "session"], sort=True)
+    summary = pd.DataFrame(
+        {
+            "n_lesions": grouped.size(),
+            "n_rim_pos_predicted": grouped["decision"].sum(),
+            "expected_rim_pos": grouped["probability"].sum().round(3),
+        }
+    )
+    if "rim" in predictions:
+        summary["n_rim_pos_true"] = grouped["rim"].sum().astype("Int64")
+    return summary.reset_index()
+
+
+def probability_map(labels: np.ndarray, lesion_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """A float32 volume where each listed lesion's voxels carry its probability, 0 elsewhere."""
+    lookup = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.float32)
+    lookup[np.asarray(lesion_ids, dtype=int)] = np.asarray(probability, dtype=np.float32)
+    return lookup[labels]
+
+
+def label_image(labels: np.ndarray, lesion_ids: np.ndarray) -> np.ndarray:
+    """The lesion labels with only ``lesion_ids`` kept (others 0), as int16 (int32 above 32767)."""
+    keep = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
+    keep[np.asarray(lesion_ids, dtype=int)] = True
+    dtype = np.int16 if labels.max(initial=0) <= np.iinfo(np.int16).max else np.int32
+    return np.where(keep[labels], labels, 0).astype(dtype)
+
+
+def output_paths(out: str | os.PathLike, participant_id: str, session: str = "") -> dict[str, Path]:
+    """Where :func:`write_prediction_outputs` puts a scan's files (see the module docstring).
+
+    Keys ``"probseg"``, ``"dseg"`` (NIfTI; their sidecars and the look-up table share the name
+    with ``.json``/``.tsv``) and ``"montage"``; ``participant_id``/``session`` without prefixes.
+    """
+    out = Path(out)
+    participant_id = check_participant_label(participant_id, "the lesion table")
+    session = check_session_label(session, "the lesion table")
+    name = scan_name(participant_id, session)
+    anat = safe_child(out, f"sub-{participant_id}", *([f"ses-{session}"] if session else []), "anat")
+    return {
+        "probseg": safe_child(anat, f"{name}_desc-rimprob_probseg.nii.gz"),
+        "dseg": safe_child(anat, f"{name}_desc-lesions_dseg.nii.gz"),
+        "montage": safe_child(out, f"sub-{participant_id}", "figures", f"{name}_desc-rimprob_montage.png"),
+    }
+
+
+def _bids_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """``participant_id`` as ``sub-<p>`` and ``session`` as ``ses-<s>`` (``n/a`` without), for TSV files."""
+    frame = frame.copy()
+    frame["participant_id"] = ["sub-" + str(p) for p in frame["participant_id"]]
+    frame["session"] = [f"ses-{s}" if s else "n/a" for s in frame["session"]]
+    return frame
+
+
+def _write_tsv(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
+    descriptions = {column: COLUMN_DESCRIPTIONS[column] for column in frame.columns if column in COLUMN_DESCRIPTIONS}
+    _write_json(path.with_suffix(".json"), descriptions)
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _dataset_description(source: Path | None) -> dict:
+    description = {
+        "Name": "rimclf rim+ lesion predictions",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "rimclf", "Version": __version__,
+                         "Description": "rimclf predict: rim+ (chronic active) probability of each MS lesion on QSM"}],
+    }
+    if source is not None:
+        description["SourceDatasets"] = [{"URL": source.as_uri()}]
+        description["DatasetLinks"] = {"raw": source.as_uri()}
+    return description
+
+
+def _sources(paths: list[str], source: Path | None) -> dict:
+    """``{"Sources": [BIDS URIs]}`` for the files under the source dataset (BIDS 1.9 ``bids:raw:``)."""
+    uris = []
+    for path in paths:
+        try:
+            uris.append(f"bids:raw:{Path(path).resolve().relative_to(source).as_posix()}")
+        except (ValueError, TypeError):
+            return {}
+    return {"Sources": uris} if source is not None else {}
+
+
+def write_prediction_outputs(
+    out: str | os.PathLike,
+    table: pd.DataFrame,
+    probability: np.ndarray,
+    threshold: float,
+    *,
+    montage: bool = True,
+    max_montage_lesions: int = 12,
+    force: bool = False,
+    model_info: dict | None = None,
+    source: str | os.PathLike | None = None,
+) -> dict[str, Path]:
+    """Write the BIDS derivative of the module docstring: tables, maps, label images, montages.
+
+    Parameters
+    ----------
+    out : str or path-like
+        Output directory; must not exist unless ``force``.
+    table : pandas.DataFrame
+        Lesion table of :func:`rimclf.load_cohort`.
+    probability : array-like of shape (n_lesions,)
+        Rim+ probability of each row.
+    threshold : float
+        Decision threshold.
+    montage : bool, default=True
+        Also draw the per-scan PNG montages.
+    max_montage_lesions : int, default=12
+        Most probable lesions shown per montage.
+    force : bool, default=False
+        Replace an existing ``out``.
+    model_info : dict, optional
+        What the map sidecars record about the model (e.g. how the threshold was chosen).
+    source : str or path-like, optional
+        The cohort directory the table was read from: ``dataset_description.json`` links it
+        (``SourceDatasets``) and the sidecars name their source files as ``bids:raw:`` URIs.
+
+    Returns
+    -------
+    dict
+        ``{"lesions": path, "subjects": path, "maps": folder, "description": path}``.
+    """
+    predictions = lesion_predictions(table, probability, threshold)
+    out = Path(out)
+    for participant, session in zip(predictions["participant_id"], predictions["session"]):
+        check_participant_label(participant, "the lesion table")
+        check_session_label(session, "the lesion table")
+    source = Path(source).expanduser().resolve() if source is not None and Path(source).is_dir() else None
+    table = _with_session(table).reset_index(drop=True)
+    with atomic_output_dir(out, force=force) as tmp:
+        _write_json(tmp / "dataset_description.json", _dataset_description(source))
+        _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
+        _write_tsv(tmp / "subjects.tsv", _bids_labels(subject_summary(predictions)))
+        for (participant, session), rows in table.groupby(["participant_id", "session"], sort=True):
+            scan = predictions.loc[rows.index]
+            _write_scan(tmp, rows.iloc[0], scan, threshold, model_info, source,
+                        montage=montage, max_lesions=max_montage_lesions)
+    return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out,
+            "description": out / "dataset_description.json"}
+
+
+def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: float, model_info: dict | None,
+                source: Path | None, *, montage: bool, max_lesions: int) -> None:
+    """One scan's probability map, label image (with sidecars and look-up table) and montage."""
+    participant, session = str(first["participant_id"]), str(first["session"])
+    paths = output_paths(tmp, participant, session)
+    paths["probseg"].parent.mkdir(parents=True)
+    labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]))
+    lesion_ids = scan["lesion_id"].to_numpy()
+    sources = _sources([first["qsm"], first["mask"]], source)
+    save_on_grid(paths["probseg"], probability_map(labels, lesion_ids, scan["probability"].to_numpy()), first["qsm"],
+                 descrip=MAP_DESCRIP, cal=(0.0, 1.0))
+    _write_json(_sidecar(paths["probseg"]), {
+        "Description": "rim+ probability of each lesion, painted on the lesion's voxels (0 outside lesions), "
+                       "on the grid of the QSM",
+        "Units": "probability (0-1)",
+        "Threshold": float(threshold),
+        "ThresholdRule": "a lesion is called rim+ (decision 1 in lesions.tsv) when its probability >= Threshold",
+        **({"Model": model_info} if model_info else {}),
+        **sources,
+    })
+    ids = label_image(labels, lesion_ids)
+    save_on_grid(paths["dseg"], ids, first["qsm"], descrip=LABELS_DESCRIP, cal=(0.0, float(ids.max(initial=0))),
+                 intent="label")
+    _write_json(_sidecar(paths["dseg"]), {
+        "Description": "lesion labels whose values are the lesion_id of lesions.tsv (0: background or a lesion "
+                       "left out by load_cohort)",
+        **_sources([first["mask"]], source),
+    })
+    lookup = pd.DataFrame({"index": lesion_ids, "name": [f"lesion {i}" for i in lesion_ids],
+                           "probability": scan["probability"].to_numpy(), "decision": scan["decision"].to_numpy()})
+    lookup.to_csv(paths["dseg"].with_name(paths["dseg"].name.replace(".nii.gz", ".tsv")), sep="\t", index=False,
+                  float_format="%.6g")
+    if montage:
+        qsm, _ = read_qsm(first["qsm"], str(first["qsm_unit"]))
+        flair, flair_affine = read_volume(first["flair"])
+        paths["montage"].parent.mkdir(parents=True, exist_ok=True)
+        write_montage(paths["montage"], scan, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
+                      labels=labels, max_lesions=max_lesions, title=scan_name(participant, session))
+
+
+def _sidecar(image: Path) -> Path:
+    return image.with_name(image.name.replace(".nii.gz", ".json"))
+
+
+def read_lesions(out: str | os.PathLike) -> pd.DataFrame:
+    """``lesions.tsv`` of an output directory, as written (``sub-``/``ses-`` labels, ``n/a`` missing)."""
+    return pd.read_csv(Path(out) / "lesions.tsv", sep="\t", dtype={"participant_id": str, "session": str},
+                       na_values=["n/a"], keep_default_na=False)

@@ -1,0 +1,183 @@
+"""BIDS cohorts (issue #15): sessions, masks in derivatives pipelines, ``.nii``, manifests with sessions,
+QSM units from JSON sidecars (BIDS: ppm unless a sidecar says otherwise)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rimclf import CohortError, load_cohort
+from rimclf._nifti import save_nifti
+from rimclf.cohort import labelled_lesions
+from rimclf.features import PatchExtractor, RadiomicsExtractor
+from rimclf.metrics import subject_folds
+from tests.builders import describe_pipeline, make_affine, make_labels, make_qsm, write_scan
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Path:
+    """sub-01 with two sessions (masks in derivatives/lesionseg as dseg, ses-2 uncompressed .nii),
+    sub-02 without sessions (raw mask, as rimclf always read it)."""
+    root = tmp_path / "bids"
+    (root).mkdir()
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.9.0", "DatasetType": "raw"}))
+    describe_pipeline(root, "lesionseg")
+    write_scan(root, "01", "1", mask_in="lesionseg", mask_suffix="dseg")
+    write_scan(root, "01", "2", ext=".nii", mask_in="lesionseg", mask_suffix="dseg")
+    write_scan(root, "02")
+    (root / "rims.tsv").write_text(
+        "participant_id\tsession\tlesion_id\trim\nsub-01\tses-1\t1\t1\nsub-01\t2\t1\t0\nsub-01\tses-2\t2\t1\nsub-02\tn/a\t2\t0\n"
+    )
+    return root
+
+
+def test_a_session_layout_with_derivatives_masks_and_nii_files_loads(sessions: Path) -> None:
+    table = load_cohort(sessions)
+    assert table[["participant_id", "session", "lesion_id"]].values.tolist() == [
+        ["01", "1", 1], ["01", "1", 2], ["01", "2", 1], ["01", "2", 2], ["02", "", 1], ["02", "", 2],
+    ]
+    assert table["rim"].tolist() == [1, pd.NA, 0, 1, pd.NA, 0]
+    masks = table.groupby("session")["mask"].first()
+    assert masks["1"].endswith("derivatives/lesionseg/sub-01/ses-1/anat/sub-01_ses-1_desc-lesions_dseg.nii.gz")
+    assert masks["2"].endswith("derivatives/lesionseg/sub-01/ses-2/anat/sub-01_ses-2_desc-lesions_dseg.nii")
+    assert masks[""].endswith("sub-02/anat/sub-02_desc-lesions_mask.nii.gz")
+    assert table.loc[table["session"] == "2", "qsm"].str.endswith("sub-01_ses-2_Chimap.nii").all()
+    assert (table["qsm_unit"] == "ppb").all()
+    assert len(load_cohort(sessions, check_data=True)) == 6
+
+
+def test_sessions_of_one_subject_stay_in_one_fold(sessions: Path) -> None:
+    table = load_cohort(sessions)
+    table["rim"] = pd.array([1, 0, 0, 1, 1, 0], dtype="Int64")
+    _, y, groups = labelled_lesions(table)
+    assert groups.tolist() == ["01"] * 4 + ["02"] * 2  # participants, not sessions
+    for train, test in subject_folds(y, groups, n_splits=2, random_state=0):
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_features_are_computed_per_session(sessions: Path, tmp_path: Path) -> None:
+    qsm = make_qsm(5)
+    write_scan(sessions, "01", "2", qsm=qsm, ext=".nii", mask_in="lesionseg", mask_suffix="dseg")  # other values
+    write_scan(tmp_path / "alone", "09", qsm=qsm)
+    table = load_cohort(sessions)
+    extractor = RadiomicsExtractor(params={"featureClass": {"firstorder": ["Mean", "Maximum"]}})
+    values = extractor.fit(table).transform(table)
+    alone = load_cohort(tmp_path / "alone")
+    np.testing.assert_allclose(values[2:4], extractor.transform(alone), rtol=1e-6)
+    assert not np.allclose(values[0:2], values[2:4])
+
+
+def test_masks_in_several_places_need_a_pipeline_choice(sessions: Path) -> None:
+    describe_pipeline(sessions, "manual")
+    write_scan(sessions, "01", "1", mask_in="manual")
+    with pytest.raises(
+        CohortError,
+        match=r"sub-01_ses-1: lesion masks in 2 places \(derivatives/lesionseg, derivatives/manual\); choose the "
+        r"pipeline to read them from with derivatives='lesionseg' or 'manual' \(--derivatives",
+    ):
+        load_cohort(sessions)
+    with pytest.raises(CohortError, match=r"derivatives='other' is not a pipeline of this dataset; its derivatives/ holds lesionseg, manual"):
+        load_cohort(sessions, derivatives="other")
+    with pytest.raises(CohortError, match=r"sub-01_ses-2: no lesion mask found: .* in derivatives/manual/sub-01/ses-2/anat \(derivatives='manual'\)"):
+        load_cohort(sessions, derivatives="manual")  # manual has only ses-1; the choice leaves out raw masks too
+    with pytest.raises(CohortError, match=r"sub-02: no lesion mask found: .* in derivatives/lesionseg/sub-02/anat"):
+        load_cohort(sessions, derivatives="lesionseg")
+    write_scan(sessions, "02", mask_in="lesionseg")
+    chosen = load_cohort(sessions, derivatives="lesionseg")
+    assert chosen["mask"].str.contains("derivatives/lesionseg/").all() and len(chosen) == 6
+
+
+def test_a_pipeline_without_dataset_description_is_read_too(tmp_path: Path) -> None:
+    write_scan(tmp_path, "01", mask_in="masks")  # derivatives/masks has no dataset_description.json
+    table = load_cohort(tmp_path)
+    assert table["mask"].str.contains("derivatives/masks/sub-01/anat/").all() and len(table) == 2
+
+
+def test_rims_tsv_is_found_in_the_mask_pipeline(tmp_path: Path) -> None:
+    describe_pipeline(tmp_path, "phantom")
+    write_scan(tmp_path, "01", mask_in="phantom", mask_suffix="dseg")
+    (tmp_path / "derivatives" / "phantom" / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\nsub-01\t2\t0\n")
+    assert load_cohort(tmp_path)["rim"].tolist() == [1, 0]
+    (tmp_path / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t0\n")  # the root's comes first
+    assert load_cohort(tmp_path)["rim"].tolist() == [0, pd.NA]
+
+
+def test_rims_without_a_session_column_for_a_subject_with_sessions(sessions: Path) -> None:
+    (sessions / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\n")
+    with pytest.raises(CohortError, match=r"rims.tsv: sub-01 without a session is not in the cohort \(it has ses-1, ses-2\); add a 'session' column"):
+        load_cohort(sessions)
+    (sessions / "rims.tsv").write_text("participant_id\tsession\tlesion_id\trim\nsub-01\t1\t1\t1\nsub-01\tses-1\t1\t0\n")
+    with pytest.raises(CohortError, match=r"rims.tsv: lesion sub-01_ses-1 1 is listed more than once"):
+        load_cohort(sessions)
+    (sessions / "rims.tsv").write_text("participant_id\tsession\tlesion_id\trim\nsub-01\t1\t7\t1\n")
+    with pytest.raises(CohortError, match=r"lesion 7 of sub-01_ses-1 does not exist in its mask"):
+        load_cohort(sessions)
+
+
+def test_session_folders_must_be_bids_labels(sessions: Path) -> None:
+    (sessions / "sub-01" / "ses-1_b").mkdir()
+    with pytest.raises(CohortError, match=r"folder ses-1_b: session 'ses-1_b' is not a valid label"):
+        load_cohort(sessions)
+
+
+def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
+    save_nifti(sessions / "sub-02" / "anat" / "sub-02_acq-fast_Chimap.nii.gz", make_qsm(), make_affine())
+    with pytest.raises(CohortError, match=r"sub-02/anat: 2 Chimap files \(sub-02_Chimap.nii.gz, sub-02_acq-fast_Chimap.nii.gz\)"):
+        load_cohort(sessions)
+
+
+def test_a_manifest_with_two_sessions_of_one_subject(sessions: Path, tmp_path: Path) -> None:
+    rows = ["participant_id\tsession\tqsm\tflair\tmask"]
+    for session, ext in (("1", ".nii.gz"), ("ses-2", ".nii")):
+        label = session.removeprefix("ses-")
+        anat = sessions / "sub-01" / f"ses-{label}" / "anat"
+        mask = sessions / "derivatives" / "lesionseg" / "sub-01" / f"ses-{label}" / "anat" / f"sub-01_ses-{label}_desc-lesions_dseg{ext}"
+        rows.append(f"sub-01\t{session}\t{anat}/sub-01_ses-{label}_Chimap{ext}\t{anat}/sub-01_ses-{label}_FLAIR{ext}\t{mask}")
+    anat = sessions / "sub-02" / "anat"
+    rows.append(f"02\t\t{anat}/sub-02_Chimap.nii.gz\t{anat}/sub-02_FLAIR.nii.gz\t{anat}/sub-02_desc-lesions_mask.nii.gz")
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    from_manifest = load_cohort(manifest, rims=sessions / "rims.tsv")
+    pd.testing.assert_frame_equal(from_manifest, load_cohort(sessions))  # sidecars beside the files give the units
+    manifest.write_text("\n".join([*rows, rows[1]]) + "\n")
+    with pytest.raises(CohortError, match=r"participant sub-01 session ses-1 is listed twice"):
+        load_cohort(manifest)
+    manifest.write_text("\n".join(rows[:1] + [rows[-1], rows[-1]]) + "\n")
+    with pytest.raises(CohortError, match=r"participant sub-02 is listed twice"):
+        load_cohort(manifest)
+
+
+def test_sidecar_units_follow_bids_inheritance(tmp_path: Path) -> None:
+    (tmp_path / "Chimap.json").write_text('{"Units": "ppm"}')  # the dataset's default
+    write_scan(tmp_path, "01", qsm=make_qsm() / 1000, units=None)
+    write_scan(tmp_path, "02", units="ppb")  # its own sidecar wins
+    table = load_cohort(tmp_path, check_data=True)
+    assert table.groupby("participant_id")["qsm_unit"].first().to_dict() == {"01": "ppm", "02": "ppb"}
+
+
+def test_a_ppm_map_with_its_sidecar_gives_the_features_of_the_ppb_map(tmp_path: Path) -> None:
+    qsm = make_qsm(3)
+    write_scan(tmp_path / "ppb", "01", qsm=qsm, units="ppb")
+    write_scan(tmp_path / "ppm", "01", qsm=qsm / 1000, units="ppm")
+    ppb, ppm = load_cohort(tmp_path / "ppb"), load_cohort(tmp_path / "ppm")
+    assert (ppm["qsm_unit"] == "ppm").all() and (ppb["qsm_unit"] == "ppb").all()
+    radiomics = RadiomicsExtractor(params={"featureClass": {"firstorder": None}, "setting": {"binWidth": 25}})
+    np.testing.assert_allclose(radiomics.fit(ppm).transform(ppm), radiomics.transform(ppb), rtol=1e-4, atol=1e-3)
+    patches = PatchExtractor(shape=8, normalize="none")
+    np.testing.assert_allclose(patches.fit(ppm).transform(ppm), patches.transform(ppb), rtol=1e-4, atol=1e-3)
+
+
+def test_folders_above_the_dataset_do_not_change_its_entities(tmp_path: Path) -> None:
+    """pybids searches entity patterns in absolute paths: a dataset under /…/func/ or /…/sub-x/
+    must still read (rimclf takes subject, session and datatype from the path below the root)."""
+    root = tmp_path / "sub-study" / "func" / "ses-old" / "bids"
+    write_scan(root, "01", "2", mask_in="seg", mask_suffix="dseg")
+    (root / "Chimap.json").write_text('{"Units": "ppm"}')
+    write_scan(root, "02", units=None, qsm=make_qsm() / 1000)
+    table = load_cohort(root, check_data=True)
+    assert table[["participant_id", "session"]].drop_duplicates().values.tolist() == [["01", "2"], ["02", ""]]
+    assert table.groupby("participant_id")["qsm_unit"].first().to_dict() == {"01": "ppb", "02": "ppm"}
