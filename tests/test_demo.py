@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +10,9 @@ import pandas as pd
 import pytest
 
 from rimclf import CohortError
-from rimclf.demo import evaluate_predictions, format_metrics, plot_roc_pr, run_demo
-from dataclasses import replace
-from rimclf.outputs import read_lesions
-
 from rimclf.defaults import DEFAULT_MODEL
+from rimclf.demo import evaluate_predictions, format_metrics, plot_roc_pr, run_demo
+from rimclf.outputs import read_lesions
 from tests.model_builders import PHANTOM_OPTIONS
 
 #: the default model (rim features, MLP) at a tiny size

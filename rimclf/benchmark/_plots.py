@@ -1,10 +1,10 @@
-"""Figures of the imbalance benchmark: ROC and PR curves per method, and a forest plot of the
+"""Figures of the benchmarks: ROC and PR curves per method, and a forest plot of the
 paired differences against the reference. Built on :class:`matplotlib.figure.Figure` (no
 pyplot state), so they work under any backend and in notebooks.
 
 Readability rules: each panel colours its methods with a qualitative palette (tab10, one hue per
-method; the reference is a thick black line) and draws QSMRim-Net variants solid and radiomics
-baselines dashed; legends sit below the axes, so they hide no curve; the ROC figure adds, under
+method; the reference is a thick black line) and draws network variants solid and baselines
+dashed; legends sit below the axes, so they hide no curve; the ROC figure adds, under
 each panel, the pAUC region (FPR <= 0.1) zoomed to the full width. The curves are drawn with
 scikit-learn's :class:`~sklearn.metrics.RocCurveDisplay` and
 :class:`~sklearn.metrics.PrecisionRecallDisplay`.
@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, precision_recall_curve, roc_curve
 
-from rimclf.benchmark._methods import METHODS, REFERENCE
+from rimclf.benchmark._methods import ABLATION_METHODS, METHODS
 from rimclf.benchmark._summary import METRIC_LABELS, METRICS
 
 _FPR_GRID = np.unique(np.r_[np.linspace(0.0, 0.1, 101), np.linspace(0.1, 1.0, 181)])
@@ -27,16 +27,27 @@ _RECALL_GRID = np.linspace(0.0, 1.0, 201)
 #: The partial-AUC range of the ROC figures.
 MAX_FPR = 0.1
 #: Line style by method family.
-FAMILY_STYLES = {"network": "-", "radiomics": (0, (5, 2))}
+FAMILY_STYLES = {"network": "-", "baseline": (0, (5, 2))}
+#: Every known method by name (labels and families).
+_KNOWN = {**ABLATION_METHODS, **METHODS}
 _PAUC_SHADE = "#fff2b3"
 
 
 def _label(name: str) -> str:
-    return METHODS[name].label if name in METHODS else name
+    return _KNOWN[name].label if name in _KNOWN else name
 
 
 def _family(name: str) -> str:
-    return METHODS[name].family if name in METHODS else "radiomics"
+    return _KNOWN[name].family if name in _KNOWN else "baseline"
+
+
+def reference_of(results: pd.DataFrame) -> str | None:
+    """The method the results compare every other one with: the one row without a paired
+    difference when the others have one (None when nothing was compared)."""
+    if "pauc_diff" not in results or len(results) < 2:
+        return None
+    missing = results["pauc_diff"].isna()
+    return str(results.loc[missing, "method"].iloc[0]) if missing.sum() == 1 else None
 
 
 def _mean_curves(predictions: pd.DataFrame, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -57,26 +68,26 @@ def _mean_curves(predictions: pd.DataFrame, method: str) -> tuple[np.ndarray, np
     return np.mean(tprs, axis=0), np.mean(precisions, axis=0)
 
 
-def _panels(methods: list[str]) -> list[tuple[str, list[str]]]:
+def _panels(methods: list[str], reference: str | None) -> list[tuple[str, list[str]]]:
     network = [m for m in methods if _family(m) == "network"]
-    radiomics = [m for m in methods if _family(m) != "network"]
+    baselines = [m for m in methods if _family(m) != "network"]
     panels = []
     if network:
-        panels.append(("QSMRim-Net variants", network))
-    if radiomics:
-        with_reference = ([REFERENCE] if REFERENCE in methods else []) + radiomics
-        panels.append(("radiomics baselines", with_reference))
+        panels.append(("networks", network))
+    if baselines:
+        with_reference = ([reference] if reference in network else []) + baselines
+        panels.append(("baselines", with_reference))
     return panels
 
 
-def method_styles(members: list[str]) -> dict[str, dict]:
+def method_styles(members: list[str], reference: str | None = None) -> dict[str, dict]:
     """Line styles of one panel's methods: a distinct tab10/tab20 hue each (the reference black
-    and thick), solid for QSMRim-Net variants, dashed for radiomics baselines."""
+    and thick), solid for network variants, dashed for baselines."""
     from matplotlib import colormaps
 
-    others = [m for m in members if m != REFERENCE]
+    others = [m for m in members if m != reference]
     palette = colormaps["tab10" if len(others) <= 10 else "tab20"].colors
-    styles = {REFERENCE: {"color": "black", "linewidth": 2.4, "linestyle": "-", "zorder": 5}}
+    styles = {reference: {"color": "black", "linewidth": 2.4, "linestyle": "-", "zorder": 5}}
     for index, method in enumerate(others):
         styles[method] = {"color": palette[index % len(palette)], "linewidth": 1.5,
                           "linestyle": FAMILY_STYLES[_family(method)], "zorder": 3}
@@ -104,14 +115,15 @@ def plot_curves(predictions: pd.DataFrame, results: pd.DataFrame, kind: str = "r
     """ROC (``kind="roc"``) or precision-recall (``kind="pr"``) curves of every method.
 
     Out-of-fold predictions are pooled per repeat and the curves averaged over repeats. Left
-    panels: the QSMRim-Net variants; right: the radiomics baselines with the reference. The ROC
+    panels: the network variants; right: the baselines with the reference. The ROC
     figure shades FPR <= 0.1, the range of the partial AUC, and zooms into it in a second row;
     the PR panels mark the rim+ prevalence (a random score's average precision). Legends with
     each method's pAUC (ROC) or average precision (PR) stand below the panels.
     """
     methods = list(dict.fromkeys(predictions["method"]))
     estimates = results.set_index("method")
-    panels = _panels(methods)
+    reference = reference_of(results)
+    panels = _panels(methods, reference)
     curves = {method: _mean_curves(predictions, method) for method in methods}
     first = predictions[(predictions["method"] == methods[0]) & (predictions["repeat"] == predictions["repeat"].min())]
     prevalence = float(first["rim"].mean())
@@ -124,7 +136,7 @@ def plot_curves(predictions: pd.DataFrame, results: pd.DataFrame, kind: str = "r
         figure = Figure(figsize=(6.0 * len(panels), 5.6 + legend_height), layout="constrained")
         grid = figure.subplots(1, len(panels), squeeze=False)
     for column, (title, members) in enumerate(panels):
-        styles = method_styles(members)
+        styles = method_styles(members, reference)
         handles, labels = [], []
         axis = grid[0, column]
         for method in members:
@@ -171,12 +183,14 @@ def _decorate_roc(axis, zoom, title: str) -> None:
     zoom.grid(color="white", linewidth=0.8)
 
 
-def plot_paired_differences(results: pd.DataFrame, reference: str = REFERENCE) -> Figure:
+def plot_paired_differences(results: pd.DataFrame, reference: str | None = None) -> Figure:
     """Forest plot of ``metric(method) - metric(reference)`` with paired subject-bootstrap CIs.
 
     One panel per metric (pAUC, PR AUC, ROC AUC), one row per method; points right of 0 mean the
-    method beats the reference. Filled markers: bootstrap p < 0.05.
+    method beats the reference (default: :func:`reference_of` the results). Filled markers:
+    bootstrap p < 0.05.
     """
+    reference = reference_of(results) if reference is None else reference
     rows = results[results["method"] != reference].iloc[::-1]
     figure = Figure(figsize=(13.0, 1.6 + 0.34 * max(len(rows), 1)), layout="constrained")
     axes = figure.subplots(1, len(METRICS), sharey=True, squeeze=False)[0]
