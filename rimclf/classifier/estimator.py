@@ -21,6 +21,7 @@ from rimclf.classifier.device import (
     uses_channels_last,
 )
 from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
+from rimclf.classifier.printlog import PrintLog
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.defaults import AMP_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
@@ -170,7 +171,9 @@ class QSMRimNetClassifier(
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
-        callbacks = list(super()._default_callbacks)
+        # skorch's epoch table, without colour codes where no terminal shows them
+        callbacks = [(name, PrintLog() if name == "print_log" else callback)
+                     for name, callback in super()._default_callbacks]
         n_epochs = self.max_epochs if is_int(self.max_epochs) and self.max_epochs > 0 else 1
         scheduler = LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n_epochs)
         callbacks.insert(len(callbacks) - 1, ("lr_scheduler", scheduler))  # before print_log

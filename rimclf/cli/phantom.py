@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Write a realistic synthetic cohort in the layout rimclf reads: OUT/participants.tsv, "
             "OUT/rims.tsv and sub-XXX/anat/sub-XXX_{Chimap,FLAIR,desc-lesions_mask}.nii.gz, with "
-            "about 4%% rim+ lesions, veins and other rim mimics, three sites and anisotropic voxels. "
+            "about 4% rim+ lesions, veins and other rim mimics, three sites and anisotropic voxels. "
             "OUT/phantom_lesions.tsv holds each lesion's ground-truth pattern."
         ),
     )
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     summary = json.loads((out / "phantom.json").read_text(encoding="utf-8"))["summary"]
     n_lesions, n_rim = summary["n_lesions"], summary["n_rim"]
     share = 100.0 * n_rim / n_lesions if n_lesions else 0.0
+    if not args.quiet:
+        print(f"{summary['n_subjects']} subjects, {n_lesions} lesions, {n_rim} rim+ ({share:.1f}%)")
     print(f"wrote a phantom cohort to {out}")
-    print(f"{summary['n_subjects']} subjects, {n_lesions} lesions, {n_rim} rim+ ({share:.1f}%)")
     return 0

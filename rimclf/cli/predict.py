@@ -33,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--cache", metavar="DIR", help="reuse per-subject features cached in DIR")
     parser.add_argument("--device", default="auto", help="torch device (default auto: CUDA when present)")
     parser.add_argument("--no-montage", action="store_true", help="skip the PNG montages")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_cohort_options(parser)
     return parser
 
