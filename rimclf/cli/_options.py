@@ -156,7 +156,7 @@ def cohort_options(args: argparse.Namespace) -> dict:
 
 def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:
     """``--params``: the name ``rimclf extract`` gave ``--radiomics-params`` before (hidden)."""
-    parser.add_argument("--params", dest="radiomics_params", help=argparse.SUPPRESS)
+    parser.add_argument("--params", dest="radiomics_params", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def quiet_library_logs(args: argparse.Namespace) -> None:
