@@ -240,6 +240,7 @@ class QSMRimNetClassifier(
             for name, value in derived.items():
                 if name in accepted and name not in kwargs and value is not None:
                     kwargs[name] = value
+            self._check_input_sizes(kwargs, accepted)
         module = self.initialized_instance(self.module, kwargs)
         device = self._device()
         if uses_channels_last(device):
