@@ -30,8 +30,8 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
     group = parser if top_level else parser.add_argument_group("output")
     group.add_argument("-v", "--verbose", action="store_true", default=default, help="log debugging details")
     group.add_argument("-q", "--quiet", action="store_true", default=default,
-                       help="no progress bars, epoch tables or progress lines: only warnings, errors and where "
-                            "the results went")
+                       help="hide progress bars, epoch tables and progress messages (results, warnings and "
+                            "errors are still printed)")
     group.add_argument("--no-progress", dest="quiet", action="store_true", default=default, help=argparse.SUPPRESS)
 
 
