@@ -49,13 +49,16 @@ setup(
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["rimclf", "rimclf.*"]),
-    package_data={"rimclf": ["data/*.yaml"]},
-    include_package_data=True,
+    # rimclf/data holds data files only (no __init__.py): it is listed as a package of its own so
+    # that setuptools installs its files without a "package would be ignored" warning
+    packages=[*find_packages(include=["rimclf", "rimclf.*"]), "rimclf.data"],
+    package_data={"rimclf.data": ["*.yaml"]},
+    include_package_data=False,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["rimclf=rimclf.cli:main"]},
     license="BSD-3-Clause",
+    license_files=["LICENSE"],
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Medical Science Apps.",

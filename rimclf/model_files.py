@@ -1,12 +1,25 @@
 """Model files that are safe to load: JSON settings plus a tensors-only weights file.
 
-A saved :class:`~rimclf.RimModel` is a directory::
+A saved model is a directory::
 
-    MODEL/settings.json   format tag and version, package versions, featurizer settings,
+    MODEL/settings.json   format tag and version, kind, package versions, featurizer settings,
                           classifier parameters and input sizes, decision threshold,
                           radiomics feature names, training summary, SHA-256 of weights.pt
     MODEL/weights.pt      torch.save of a flat dict of tensors: the network's state dict
                           ("module.<name>") and the radiomics standardisation arrays
+
+Three kinds of fitted objects are saved (``settings.json``'s ``"kind"``), and :func:`load_model`
+returns an object of the kind saved:
+
+- ``"rim_model"``: a :class:`~rimclf.RimModel` (featurizer, network and threshold), what
+  ``rimclf train`` writes and ``rimclf predict`` reads;
+- ``"classifier"``: a :class:`~rimclf.QSMRimNetClassifier` alone (only its ``"classifier"``
+  section and weights);
+- ``"pipeline"``: a scikit-learn or imbalanced-learn ``Pipeline`` of a
+  :class:`~rimclf.features.LesionFeaturizer` and a final :class:`~rimclf.QSMRimNetClassifier`
+  (step names kept). Pipelines with other steps, such as the baselines of
+  :mod:`rimclf.baselines` (random forests and other scikit-learn models), are refused: their
+  fitted state is not described by JSON and tensors here, and storing it would take pickle.
 
 Loading never runs pickled code: ``settings.json`` is plain JSON whose keys and types are
 checked, ``weights.pt`` must match the SHA-256 recorded in the settings (a changed file is
@@ -42,7 +55,12 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelVersionWarning", "load_model", "sav
 FORMAT = "rimclf-model"
 #: 2: rim-profile features ("featurizer.rim") and the tabular entries the network joins
 #: ("classifier.feature_keys"); version-1 files read as having neither.
-FORMAT_VERSION = 2
+#: 3: "kind" ("rim_model", "classifier" or "pipeline"); files of versions 1 and 2 are RimModels.
+FORMAT_VERSION = 3
+#: what a model directory can hold (``settings.json``'s "kind")
+KINDS = ("rim_model", "classifier", "pipeline")
+#: Pipeline classes a "pipeline" model file may name (module and class)
+_PIPELINE_CLASSES = ("sklearn.pipeline.Pipeline", "imblearn.pipeline.Pipeline")
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "weights.pt"
 _MODULE_PREFIX = "module."
@@ -55,9 +73,20 @@ _FIXED_OBJECTS = ("module", "criterion")
 _SUB_PARAMETER_PREFIXES = ("module", "criterion", "optimizer", "iterator_train", "iterator_valid", "callbacks", "dataset")
 
 _TOP_KEYS = {
-    "format": str, "format_version": int, "versions": dict, "weights": dict, "threshold": dict, "model": dict,
+    "format": str, "format_version": int, "kind": str, "versions": dict, "weights": dict, "threshold": dict, "model": dict,
     "featurizer": dict, "radiomics_feature_names": (list, type(None)), "classifier": dict, "training": dict,
 }
+#: the top-level keys of each kind of model file (those of a "rim_model" are _TOP_KEYS)
+_KIND_TOP_KEYS = {
+    "rim_model": _TOP_KEYS,
+    "classifier": {"format": str, "format_version": int, "kind": str, "versions": dict, "weights": dict, "classifier": dict},
+    "pipeline": {
+        "format": str, "format_version": int, "kind": str, "versions": dict, "weights": dict, "pipeline": dict,
+        "featurizer": (dict, type(None)), "radiomics_feature_names": (list, type(None)), "classifier": dict,
+    },
+}
+_PIPELINE_KEYS = {"class": str, "steps": list}
+_STEP_KEYS = {"name": str, "kind": str}
 _CLASSIFIER_KEYS = {
     "params": dict, "omitted_params": list, "in_channels": (int, type(None)), "patch_shape": (list, type(None)),
     "n_radiomics": (int, type(None)), "feature_keys": (list, type(None)), "pos_weight": (float, int, type(None)),
@@ -133,13 +162,16 @@ def _classifier_settings(classifier, state: dict) -> tuple[dict, dict[str, torch
     return settings, tensors
 
 
-def save_model(model: RimModel, path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Save a fitted :class:`~rimclf.RimModel` to the directory ``path``, atomically.
+def save_model(model: Any, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Save a fitted model to the directory ``path``, atomically, without pickle.
 
     Parameters
     ----------
-    model : RimModel
-        Fitted (e.g. by :func:`rimclf.workflows.train_model`).
+    model : RimModel, QSMRimNetClassifier or Pipeline
+        Fitted: a :class:`~rimclf.RimModel` (e.g. from :func:`rimclf.workflows.train_model`), a
+        :class:`~rimclf.QSMRimNetClassifier` alone, or a scikit-learn / imbalanced-learn
+        ``Pipeline`` whose steps are a :class:`~rimclf.features.LesionFeaturizer` (optional) and a
+        final ``QSMRimNetClassifier``. :func:`load_model` gives back an object of the same kind.
     path : str or path-like
         The model directory to create (``settings.json`` and ``weights.pt``).
     force : bool, default=False
@@ -152,22 +184,98 @@ def save_model(model: RimModel, path: str | os.PathLike, *, force: bool = False)
     Raises
     ------
     ParameterError
-        ``model`` is not a fitted RimModel.
+        ``model`` is not one of these, or is not fitted.
     ModelFileError
         The model holds a setting a model file cannot represent (an object such as a custom
         network class; training-only objects such as callbacks or an optimizer class are not
-        stored and come back as defaults).
+        stored and come back as defaults), or a pipeline has a step other than a
+        LesionFeaturizer and a final QSMRimNetClassifier (e.g. a baseline's scikit-learn model,
+        which only pickle could store).
+
+    Examples
+    --------
+    >>> net = QSMRimNetClassifier(module__branches="radiomics").fit(X, y)  # doctest: +SKIP
+    >>> save_model(net, "net")  # doctest: +SKIP
+    >>> load_model("net").predict_proba(X)  # doctest: +SKIP
     """
-    if not isinstance(model, RimModel) or not hasattr(model, "classifier_"):
-        raise ParameterError(f"save_model takes a fitted RimModel (see rimclf.workflows.train_model); got {type(model).__name__}")
+    from sklearn.pipeline import Pipeline
+
+    from rimclf.classifier import QSMRimNetClassifier
+
+    if isinstance(model, QSMRimNetClassifier):
+        settings, tensors = _classifier_file(model)
+    elif isinstance(model, Pipeline):
+        settings, tensors = _pipeline_file(model)
+    elif isinstance(model, RimModel) and hasattr(model, "classifier_"):
+        settings, tensors = _rim_model_file(model)
+    else:
+        what = "an unfitted RimModel" if isinstance(model, RimModel) else type(model).__name__
+        raise ParameterError(
+            "save_model takes a fitted RimModel (see rimclf.workflows.train_model), a fitted QSMRimNetClassifier or "
+            f"a fitted Pipeline(LesionFeaturizer, QSMRimNetClassifier); got {what}"
+        )
+    with atomic_output_dir(path, force=force) as tmp:
+        torch.save(tensors, tmp / WEIGHTS_FILE)
+        settings["weights"]["sha256"] = file_sha256(tmp / WEIGHTS_FILE)
+        text = json.dumps(settings, indent=2, allow_nan=False)
+        (tmp / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def _header(kind: str) -> dict:
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
+            "weights": {"file": WEIGHTS_FILE, "sha256": ""}}
+
+
+def _fitted_classifier_state(net) -> dict:
+    if not hasattr(net, "feature_keys_") or not getattr(net, "initialized_", False):
+        raise ParameterError(f"save_model takes a fitted {type(net).__name__}; this one is not fitted (call fit first)")
+    return net.fitted_state()
+
+
+def _classifier_file(net) -> tuple[dict, dict[str, torch.Tensor]]:
+    classifier, tensors = _classifier_settings(net, _fitted_classifier_state(net))
+    return {**_header("classifier"), "classifier": classifier}, tensors
+
+
+def _pipeline_file(pipeline) -> tuple[dict, dict[str, torch.Tensor]]:
+    from rimclf.classifier import QSMRimNetClassifier
+    from rimclf.features import LesionFeaturizer
+
+    cls = f"{type(pipeline).__module__}.{type(pipeline).__qualname__}"
+    if cls not in _PIPELINE_CLASSES:
+        raise ModelFileError(f"cannot save the model: {cls} is not one of the pipeline classes a model file holds {_PIPELINE_CLASSES}")
+    steps = [(name, step) for name, step in pipeline.steps if step is not None and step != "passthrough"]
+    kinds = [("featurizer" if isinstance(step, LesionFeaturizer) else "classifier" if isinstance(step, QSMRimNetClassifier)
+              else None) for _, step in steps]
+    if kinds not in (["classifier"], ["featurizer", "classifier"]):
+        others = [f"{name!r} ({type(step).__name__})" for (name, step), kind in zip(steps, kinds) if kind is None]
+        detail = f"its step(s) {', '.join(others)} cannot be stored" if others else "its steps are in another order"
+        raise ModelFileError(
+            f"cannot save the model: a model file holds a Pipeline of a LesionFeaturizer and a final QSMRimNetClassifier "
+            f"only; {detail}. Other fitted scikit-learn steps (e.g. the baselines' models) would need pickle, which "
+            "rimclf model files never use"
+        )
+    featurizer, feature_names = (None, None)
+    if kinds[0] == "featurizer":
+        featurizer, feature_names = _featurizer_settings(steps[0][1])
+    classifier, tensors = _classifier_settings(steps[-1][1], _fitted_classifier_state(steps[-1][1]))
+    settings = {
+        **_header("pipeline"),
+        "pipeline": {"class": cls, "steps": [{"name": name, "kind": kind} for (name, _), kind in zip(steps, kinds)]},
+        "featurizer": featurizer,
+        "radiomics_feature_names": feature_names,
+        "classifier": classifier,
+    }
+    return settings, tensors
+
+
+def _rim_model_file(model: RimModel) -> tuple[dict, dict[str, torch.Tensor]]:
     state = model.fitted_state()
     featurizer, feature_names = _featurizer_settings(state["featurizer"])
     classifier, tensors = _classifier_settings(model.classifier_, state["classifier"])
     settings = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "versions": _versions(),
-        "weights": {"file": WEIGHTS_FILE, "sha256": ""},
+        **_header("rim_model"),
         "threshold": _json(state["threshold"].to_dict(), "threshold"),
         "model": _json(state["params"], "model"),
         "featurizer": featurizer,
@@ -175,12 +283,7 @@ def save_model(model: RimModel, path: str | os.PathLike, *, force: bool = False)
         "classifier": classifier,
         "training": _json(state["training"], "training"),
     }
-    with atomic_output_dir(path, force=force) as tmp:
-        torch.save(tensors, tmp / WEIGHTS_FILE)
-        settings["weights"]["sha256"] = file_sha256(tmp / WEIGHTS_FILE)
-        text = json.dumps(settings, indent=2, allow_nan=False)
-        (tmp / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
-    return Path(path)
+    return settings, tensors
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -229,16 +332,27 @@ def _read_settings(folder: Path) -> dict:
         raise ModelFileError(f"{path}: format_version must be a positive integer, got {version!r}")
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format_version {version} was written by a newer rimclf (this one reads up to {FORMAT_VERSION}); upgrade rimclf")
-    _check_section(settings, _TOP_KEYS, str(path))
+    if version < 3:
+        if "kind" in settings:
+            raise ModelFileError(f"{path}: format_version {version} files have no 'kind'; this file was changed")
+        settings["kind"] = "rim_model"
+    kind = settings.get("kind")
+    if kind not in KINDS:
+        raise ModelFileError(f"{path}: kind must be one of {KINDS}, got {kind!r}")
+    _check_section(settings, _KIND_TOP_KEYS[kind], str(path))
     if version == 1:
         for section, key in (("featurizer", "rim"), ("classifier", "feature_keys")):
             if isinstance(settings[section], dict):
                 settings[section].setdefault(key, None)
     _check_section(settings["weights"], _WEIGHTS_KEYS, f"{path} weights")
-    _check_section(settings["model"], _MODEL_KEYS, f"{path} model")
-    _check_section(settings["featurizer"], _FEATURIZER_KEYS, f"{path} featurizer")
+    if kind == "rim_model":
+        _check_section(settings["model"], _MODEL_KEYS, f"{path} model")
+        _check_section(settings["training"], _TRAINING_KEYS, f"{path} training")
+    if kind == "pipeline":
+        _check_pipeline(settings["pipeline"], settings["featurizer"] is not None, str(path))
+    if settings.get("featurizer") is not None:
+        _check_section(settings["featurizer"], _FEATURIZER_KEYS, f"{path} featurizer")
     _check_section(settings["classifier"], _CLASSIFIER_KEYS, f"{path} classifier")
-    _check_section(settings["training"], _TRAINING_KEYS, f"{path} training")
     feature_keys = settings["classifier"]["feature_keys"]
     if feature_keys is not None and (not feature_keys or not set(feature_keys) <= {"rim", "radiomics"}):
         raise ModelFileError(f"{path}: classifier.feature_keys must list 'rim' and/or 'radiomics', got {feature_keys!r}")
@@ -246,6 +360,22 @@ def _read_settings(folder: Path) -> dict:
     if settings["weights"]["file"] != WEIGHTS_FILE:
         raise ModelFileError(f"{path}: weights file must be {WEIGHTS_FILE!r}, got {settings['weights']['file']!r}")
     return settings
+
+
+def _check_pipeline(section: object, has_featurizer: bool, where: str) -> None:
+    """A "pipeline" section: an allowed class, and steps a featurizer (when saved) and a classifier."""
+    _check_section(section, _PIPELINE_KEYS, f"{where} pipeline")
+    if section["class"] not in _PIPELINE_CLASSES:
+        raise ModelFileError(f"{where}: pipeline class must be one of {_PIPELINE_CLASSES}, got {section['class']!r}")
+    steps = section["steps"]
+    for index, step in enumerate(steps):
+        _check_section(step, _STEP_KEYS, f"{where} pipeline.steps[{index}]")
+    expected = ["featurizer", "classifier"] if has_featurizer else ["classifier"]
+    if [step["kind"] for step in steps] != expected:
+        raise ModelFileError(f"{where}: pipeline steps must be of the kinds {expected}, got {[step['kind'] for step in steps]}")
+    names = [step["name"] for step in steps]
+    if len(set(names)) != len(names) or not all(name and "__" not in name for name in names):
+        raise ModelFileError(f"{where}: pipeline step names must be distinct, non-empty and without '__', got {names}")
 
 
 def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
@@ -293,7 +423,7 @@ def _build_featurizer(settings: dict, where: str):
         featurizer.extractors()  # validates every setting (ParameterError naming the bad one)
     except ValueError as exc:
         raise ModelFileError(f"{where} featurizer: {exc}") from None
-    names = settings["radiomics_feature_names"]
+    names = settings.get("radiomics_feature_names")
     if parts["radiomics"] is not None:
         current = [str(name) for name in parts["radiomics"].get_feature_names_out()]
         if names != current:
@@ -327,7 +457,7 @@ def _validate_classifier(params: dict, where: str) -> None:
         raise ModelFileError(f"{where} classifier.params: {exc}") from None
 
 
-def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
+def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     """Load a model saved by :func:`save_model`; it predicts exactly like the saved one.
 
     Parameters
@@ -340,9 +470,12 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
 
     Returns
     -------
-    RimModel
-        Fitted: ``featurizer_``, ``classifier_``, ``threshold_``, ``threshold_choice_`` and
-        ``training_`` as saved; ``oof_probability_`` is None.
+    RimModel, QSMRimNetClassifier or Pipeline
+        What was saved (``settings.json``'s ``"kind"``; files of format versions 1 and 2 hold
+        RimModels). A RimModel is fitted with ``featurizer_``, ``classifier_``, ``threshold_``,
+        ``threshold_choice_`` and ``training_`` as saved and ``oof_probability_`` None; a
+        QSMRimNetClassifier (alone or as a pipeline's last step) with its fitted preprocessing and
+        network, an empty ``history_`` and a fresh optimizer.
 
     Raises
     ------
@@ -367,6 +500,9 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
     if changed:
         warnings.warn(f"{folder}: model saved with other package versions ({', '.join(changed)}); "
                       "its predictions may differ slightly", ModelVersionWarning, stacklevel=2)
+    kind = settings["kind"]
+    if kind != "rim_model":
+        return _load_classifier_or_pipeline(settings, tensors, folder, device)
     try:
         choice = ThresholdChoice.from_dict(settings["threshold"])
     except ParameterError as exc:
@@ -385,6 +521,29 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> RimModel:
         return RimModel.from_fitted_state(state, device=device)
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise ModelFileError(f"{folder}: the weights do not fit the network described in {SETTINGS_FILE} ({_first_line(exc)})") from None
+
+
+def _load_classifier_or_pipeline(settings: dict, tensors: dict[str, torch.Tensor], folder: Path, device: str):
+    """The QSMRimNetClassifier or Pipeline of a "classifier" or "pipeline" model file."""
+    from rimclf.classifier import QSMRimNetClassifier
+
+    where = str(folder / SETTINGS_FILE)
+    featurizer = _build_featurizer(settings, where) if settings.get("featurizer") is not None else None
+    _check_classifier_params(settings["classifier"]["params"], where)
+    _validate_classifier(settings["classifier"]["params"], where)
+    state = _classifier_state(settings["classifier"], tensors, folder / WEIGHTS_FILE)
+    try:
+        net = QSMRimNetClassifier.from_fitted_state(state, device=device)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"{folder}: the weights do not fit the network described in {SETTINGS_FILE} ({_first_line(exc)})") from None
+    if settings["kind"] == "classifier":
+        return net
+    if settings["pipeline"]["class"] == "imblearn.pipeline.Pipeline":
+        from imblearn.pipeline import Pipeline
+    else:
+        from sklearn.pipeline import Pipeline
+    parts = {"featurizer": featurizer, "classifier": net}
+    return Pipeline([(step["name"], parts[step["kind"]]) for step in settings["pipeline"]["steps"]])
 
 
 def _classifier_state(settings: dict, tensors: dict[str, torch.Tensor], weights_path: Path) -> dict:

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from rimclf._validation import Interval, Options, check_param, is_int
 from rimclf.cohort import labelled_lesions
 from rimclf.defaults import DEFAULT_MODEL
+from rimclf.metrics import group_fit_params
 from rimclf.errors import CohortError
 from rimclf.threshold import (
     ThresholdChoice,
@@ -86,7 +87,10 @@ class RimModel(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False  # X is a lesion table (pandas DataFrame)
+        tags.input_tags.two_d_array = False  # X is a lesion table (pandas DataFrame of paths and ids)
+        tags.input_tags.string = True
+        tags.target_tags.required = False  # y defaults to the table's "rim" column
+        tags.classifier_tags.multi_class = False  # rim+ (1) against rim- (0)
         return tags
 
     def _check_params(self) -> None:
@@ -113,6 +117,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
 
         ``y`` (default: the ``rim`` column) and ``groups`` (default: ``participant_id``) are
         optional; lesions without a label are left out (:func:`rimclf.cohort.labelled_lesions`).
+        The classifier's fits get the subjects as ``groups`` when they use them (a classifier
+        with ``train_split=GroupValidSplit(...)``; see :func:`rimclf.metrics.group_fit_params`).
         """
         self._check_params()
         table, y, groups = labelled_lesions(_check_table(X), y, groups)
@@ -125,7 +131,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
             folds = subject_folds(y, groups, int(self.threshold_cv), self.random_state)
             oof = out_of_fold_probabilities(classifier, features, y, groups, folds)
         logger.info("training the final model on all %d lesions", len(table))
-        classifier.fit(features, y)
+        classifier.fit(features, y, **group_fit_params(classifier, groups))
         if self.threshold is not None:
             choice = ThresholdChoice(value=float(self.threshold), method="fixed")
         elif oof is not None:

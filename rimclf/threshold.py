@@ -158,13 +158,20 @@ def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state
 
 
 def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds) -> np.ndarray:
-    """Rim+ probability of every lesion from a clone of ``classifier`` fitted without its subject."""
+    """Rim+ probability of every lesion from a clone of ``classifier`` fitted without its subject.
+
+    Each fit gets the training subjects as ``groups`` when the classifier uses them (e.g.
+    ``train_split=GroupValidSplit(...)``; see :func:`rimclf.metrics.group_fit_params`), with
+    scikit-learn's metadata routing on or off.
+    """
+    groups = np.asarray(groups)
     probability = np.full(len(y), np.nan)
     for index, (train, test) in enumerate(folds):
         logger.info(
             "threshold CV fold %d/%d: training on %d lesions of %d subjects, predicting %d lesions of %d subjects",
             index + 1, len(folds), len(train), len(np.unique(groups[train])), len(test), len(np.unique(groups[test])),
         )
-        fold_classifier = clone(classifier).fit(X[train], y[train])
+        fold_classifier = clone(classifier)
+        fold_classifier.fit(X[train], y[train], **metrics.group_fit_params(fold_classifier, groups[train]))
         probability[test] = fold_classifier.predict_proba(X[test])[:, 1]
     return probability

@@ -381,3 +381,43 @@ def test_slicedict_smote_feeds_the_network_in_grouped_cross_validation():
         scoring=SCORERS["pauc"], error_score="raise",
     )
     assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+
+
+# --------------------------------------------------------------------------- feature names
+def test_fitted_baseline_names_every_importance():
+    """``pipe[:-1].get_feature_names_out()`` names the columns the model saw, from the names the
+    featurizer's output carries; the sampler passes them through."""
+    import warnings
+
+    from rimclf.features import LesionFeaturizer, RadiomicsExtractor, RimProfileExtractor
+    from tests.model_builders import RADIOMICS_PARAMS, tiny_table
+
+    featurizer = LesionFeaturizer(rim=RimProfileExtractor(), radiomics=RadiomicsExtractor(params=RADIOMICS_PARAMS),
+                                  patches=None, progress=False)
+    table = tiny_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        X = featurizer.fit_transform(table)
+        y = table["rim"].to_numpy(dtype=int)
+        for feature_set, expected in ((None, featurizer.get_feature_names_out()),
+                                      ("radiomics", RadiomicsExtractor(params=RADIOMICS_PARAMS).get_feature_names_out())):
+            pipe = make_random_forest(n_estimators=5, random_state=0, feature_set=feature_set).fit(X[np.arange(len(y))], y)
+            names = pipe[:-1].get_feature_names_out()
+            assert list(names) == list(expected)
+            assert len(names) == pipe[-1].feature_importances_.size
+
+        # in one pipeline with the featurizer, the names come through the steps as well
+        full = ImbPipeline([("features", featurizer), *make_logistic_regression(feature_set="rim").steps]).fit(table, y)
+    assert list(full[:-1].get_feature_names_out()) == list(RimProfileExtractor().get_feature_names_out())
+
+
+def test_select_features_names_without_a_featurizer():
+    from rimclf.baselines import SelectFeatures
+
+    X, _ = make_slicedict()
+    n = X["radiomics"].shape[1]
+    selector = SelectFeatures().fit(X)  # a plain SliceDict carries no names
+    assert list(selector.get_feature_names_out()) == [f"radiomics_{i}" for i in range(n)]
+    given = [f"f{i}" for i in range(n)]
+    assert list(selector.get_feature_names_out(given)) == given  # the featurizer's, in a Pipeline
+    assert list(SelectFeatures().fit(np.ones((3, 2))).get_feature_names_out()) == ["x0", "x1"]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 import warnings
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rimclf.cli import COMMANDS, main
+from rimclf.cli import COMMANDS, build_parser, format_warning, main
 from rimclf.errors import DataWarning
 from rimclf.outputs import read_lesions
 from tests.model_builders import RADIOMICS_YAML, TRAIN_ARGS, tiny_cohort, tiny_model_dir
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture) -> None:
@@ -39,6 +44,106 @@ def test_help_imports_nothing_heavy() -> None:
             "print(sorted(m for m in ('torch', 'skorch', 'radiomics', 'sklearn', 'pandas') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+#: the smallest valid command line of every subcommand (positional arguments and required options)
+MINIMAL_ARGS = {
+    "phantom": ["OUT"], "extract": ["COHORT", "-o", "OUT"], "tune": ["COHORT", "-o", "OUT"],
+    "train": ["COHORT", "-o", "OUT"], "predict": ["MODEL", "COHORT", "-o", "OUT"], "demo": [],
+    "cv": ["COHORT", "-o", "OUT"], "benchmark": ["COHORT", "-o", "OUT"],
+}
+
+
+def test_every_command_is_in_the_parse_table() -> None:
+    assert sorted(MINIMAL_ARGS) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_verbose_and_quiet_after_every_subcommand(command: str) -> None:
+    parser = build_parser()
+    args = [command, *MINIMAL_ARGS[command]]
+    plain = parser.parse_args(args)
+    assert (plain.verbose, plain.quiet) == (False, False)
+    for flags in (["-v", "-q"], ["--verbose", "--quiet"]):
+        parsed = parser.parse_args([*args, *flags])
+        assert (parsed.verbose, parsed.quiet) == (True, True)
+    before = parser.parse_args(["-v", "-q", *args])  # before the subcommand, as in earlier versions
+    assert (before.verbose, before.quiet) == (True, True)
+    assert parser.parse_args([*args, "--no-progress"]).quiet  # hidden alias of --quiet
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_shared_options_have_one_name_and_one_default(command: str) -> None:
+    """Every subcommand that reads a cohort takes --connectivity; every one with feature settings
+    takes --radiomics-params; the defaults are those of rimclf.defaults everywhere."""
+    from rimclf import defaults
+
+    parsed = build_parser().parse_args([command, *MINIMAL_ARGS[command]])
+    reads_a_cohort = "COHORT" in MINIMAL_ARGS[command]
+    assert hasattr(parsed, "connectivity") == reads_a_cohort
+    if reads_a_cohort:
+        assert (parsed.connectivity, parsed.min_voxels, parsed.qsm_unit) == (
+            defaults.CONNECTIVITY, defaults.MIN_VOXELS, defaults.QSM_UNIT)
+    if hasattr(parsed, "region"):
+        assert parsed.radiomics_params == defaults.DEFAULT_MODEL.radiomics_params
+        assert (parsed.region, parsed.feature_set) == (defaults.DEFAULT_MODEL.region, defaults.DEFAULT_MODEL.feature_set)
+    if command != "extract":  # --params, extract's old name of --radiomics-params, is not spread further
+        with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):
+            build_parser().parse_args([command, *MINIMAL_ARGS[command], "--params", "p.yaml"])
+
+
+def test_extract_keeps_its_old_params_option() -> None:
+    parsed = build_parser().parse_args(["extract", "COHORT", "-o", "OUT", "--params", "p.yaml"])
+    assert parsed.radiomics_params == "p.yaml"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_prints_no_doubled_percent_signs(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "%%" not in text and "-q, --quiet" in text and "-v, --verbose" in text
+
+
+def test_warnings_show_one_line_without_source(tmp_path: Path) -> None:
+    """The command line shows ``rimclf: warning: <Category>: <message>``, not the file, line
+    number and source line of the code that warned; the library's formatting is untouched."""
+    code = (
+        "import sys, warnings\n"
+        "import rimclf.cli.phantom as phantom\n"
+        "from rimclf.cli import main\n"
+        "from rimclf.errors import DataWarning\n"
+        "def run(args):\n"
+        "    warnings.warn('sub-01 lesion 3: too small to measure', DataWarning, stacklevel=2)\n"
+        "    return 0\n"
+        "phantom.run = run\n"
+        "code = main(['phantom', 'OUT'])\n"
+        "assert warnings.formatwarning.__module__ == 'warnings'\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "rimclf: warning: DataWarning: sub-01 lesion 3: too small to measure\n"
+
+
+def test_format_warning() -> None:
+    from rimclf.errors import DataWarning
+
+    text = format_warning("lesion 3 is empty", DataWarning, "/x/featurizer.py", 204, "emit_notes(notes)")
+    assert text == "rimclf: warning: DataWarning: lesion 3 is empty\n"
+
+
+def test_epoch_table_has_no_colour_codes_when_redirected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """skorch colours the best values of its epoch table; output that is not a terminal gets none."""
+    args = ["train", str(tiny_cohort()), "-o", str(tmp_path / "model"), "--feature-set", "rim", "--branches", "radiomics",
+            "--width", "4", "--epochs", "2", "--threshold-cv", "0", "--seed", "0"]
+    with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
+        warnings.simplefilter("ignore", DataWarning)
+        assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out  # the epoch table is there...
+    assert "\x1b[" not in captured.out and "\x1b[" not in captured.err  # ...without colour codes
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -18,8 +19,8 @@ def subparser(name: str):
 
 
 def options(name: str) -> dict:
-    """dest -> argparse action of a subcommand."""
-    return {action.dest: action for action in subparser(name)._actions}
+    """dest -> argparse action of a subcommand (the documented ones: hidden aliases left out)."""
+    return {action.dest: action for action in subparser(name)._actions if action.help != argparse.SUPPRESS}
 
 
 #: CLI dest -> (ModelConfig field, choices in rimclf.defaults or None)

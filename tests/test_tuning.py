@@ -543,7 +543,7 @@ def test_rimclf_tune_command_writes_outputs_and_resumes(cohort, tmp_path, capsys
     command = [
         "tune", str(cohort), "-o", str(out), "--trials", "3", "--storage", str(storage),
         "--study-name", "cli", "--model", "logistic_regression", "--folds", "3",
-        "--radiomics-params", str(params), "--cache", str(tmp_path / "cache"), "--no-progress",
+        "--radiomics-params", str(params), "--cache", str(tmp_path / "cache"),
     ]
     assert main(command) == 0
     printed = capsys.readouterr().out.splitlines()

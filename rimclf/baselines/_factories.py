@@ -7,11 +7,13 @@ from collections.abc import Mapping
 
 import numpy as np
 from imblearn.pipeline import Pipeline
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from rimclf.baselines._samplers import SafeSMOTE
 from rimclf._validation import check_choice
@@ -19,18 +21,37 @@ from rimclf.defaults import FEATURE_SETS, SAMPLERS
 from rimclf.errors import ParameterError
 
 
+#: the tabular entries of the featurizer's output, in the order they are joined
+TABULAR_KEYS = ("rim", "radiomics")
+
+
+def _is_mapping(X: object) -> bool:
+    """A dict of entries (a DOK sparse matrix is a dict too, but a matrix to pass through)."""
+    return isinstance(X, Mapping) and not issparse(X)
+
+
 class SelectFeatures(TransformerMixin, BaseEstimator):
     """Take the tabular features out of the featurizer's ``SliceDict``; pass arrays through.
 
-    Stateless. Lets a baseline follow ``LesionFeaturizer`` in a pipeline: the entries of
-    ``feature_set`` (``"rim"``, ``"radiomics"`` or ``"rim+radiomics"``, see
-    :data:`rimclf.defaults.FEATURE_SETS`) are joined column-wise, rim-profile features first,
-    as :class:`~rimclf.classifier.QSMRimNetClassifier` joins them.
+    Lets a baseline follow ``LesionFeaturizer`` in a pipeline: the entries of ``feature_set``
+    (``"rim"``, ``"radiomics"`` or ``"rim+radiomics"``, see :data:`rimclf.defaults.FEATURE_SETS`)
+    are joined column-wise, rim-profile features first, as
+    :class:`~rimclf.classifier.QSMRimNetClassifier` joins them. ``transform`` needs no fit;
+    ``fit`` learns the names of the columns passed on, for :meth:`get_feature_names_out`.
 
     Parameters
     ----------
     feature_set : {"rim", "radiomics", "rim+radiomics"} or None, default=None
         Entries to take; None: every tabular entry the mapping holds.
+
+    Attributes
+    ----------
+    feature_names_ : numpy.ndarray of str
+        After ``fit`` on a mapping: the names of the columns ``transform`` returns, from the
+        ``feature_names`` of a :class:`~rimclf.features.LesionFeatures` (what
+        ``LesionFeaturizer`` returns), else ``"<entry>_<i>"``.
+    n_features_in_ : int
+        After ``fit`` on an array: its number of columns (``feature_names_in_`` for a DataFrame).
 
     Examples
     --------
@@ -46,8 +67,43 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
         self.feature_set = feature_set
 
     def fit(self, X: object, y: object = None) -> SelectFeatures:
-        """Do nothing (stateless); return ``self``."""
+        """Learn the names of the columns passed on (see :meth:`get_feature_names_out`); return ``self``."""
+        if _is_mapping(X):
+            keys = self._keys(X)
+            known = getattr(X, "feature_names", None) or {}
+            widths = {key: int(np.prod(np.shape(X[key])[1:])) for key in X}
+            names = []
+            for key in keys:
+                given = known.get(key)
+                named = given is not None and len(given) == widths[key]
+                names.extend(given if named else [f"{key}_{i}" for i in range(widths[key])])
+            self.feature_names_ = np.asarray(names, dtype=object)
+            # what get_feature_names_out needs to cut the featurizer's names out of input_features
+            self._split = None if all(key in known for key in keys) else (keys, widths)
+        else:
+            validate_data(self, X, reset=True, skip_check_array=True)
         return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the columns ``transform`` returns.
+
+        After ``fit`` on a mapping: the featurizer's names of the selected entries (see
+        ``feature_names_``); when the mapping carried no names but ``input_features`` lists every
+        tabular column (rim-profile then radiomics, as ``LesionFeaturizer.get_feature_names_out``
+        gives them in a pipeline), the selected part of ``input_features``. After ``fit`` on an
+        array: ``input_features``, the DataFrame's columns, or ``x0, x1, ...`` (arrays pass through).
+        """
+        check_is_fitted(self, ["feature_names_", "n_features_in_"], all_or_any=any)
+        if not hasattr(self, "feature_names_"):
+            return _check_feature_names_in(self, input_features)
+        if input_features is not None and self._split is not None:
+            keys, widths = self._split
+            tabular = [key for key in TABULAR_KEYS if key in widths]
+            if set(keys) <= set(tabular) and len(input_features) == sum(widths[key] for key in tabular):
+                names = np.asarray(input_features, dtype=object)
+                starts = dict(zip(tabular, np.cumsum([0, *(widths[key] for key in tabular)])))
+                return np.concatenate([names[starts[key]:starts[key] + widths[key]] for key in keys])
+        return self.feature_names_.copy()
 
     def _keys(self, X: Mapping) -> list[str]:
         if self.feature_set is None:
@@ -64,14 +120,19 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: object) -> object:
         """The joined tabular entries of a mapping, or ``X`` itself otherwise."""
-        if isinstance(X, Mapping):
+        if _is_mapping(X):
             parts = [np.asarray(X[key]) for key in self._keys(X)]
             return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
+        tags.requires_fit = False  # transform is stateless
+        tags.input_tags.dict = True  # the featurizer's SliceDict; arrays pass through untouched
+        tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True  # passed through untouched too
+        tags.no_validation = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
 

@@ -126,6 +126,14 @@ class SliceDictSMOTE(BaseEstimator):
         self.neighbor_key = neighbor_key
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # X is a SliceDict of arrays (patches and tabular features)
+        tags.input_tags.dict = True
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = True
+        return tags
+
     def fit(self, X: Mapping, y: object) -> SliceDictSMOTE:
         """Resample and discard the result (sampler API); return ``self``."""
         self.fit_resample(X, y)

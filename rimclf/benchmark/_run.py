@@ -181,7 +181,8 @@ def run_benchmark(
     say = print if verbose else (lambda *args, **kwargs: None)
     with atomic_output_dir(out, force=force) as tmp:
         folds, split_seeds, fit_seeds = make_repeated_folds(y, groups, settings.n_splits, settings.n_repeats, cv_seed)
-        say(f"{kind} benchmark: {len(np.unique(groups))} subjects, {len(y)} lesions, {int(y.sum())} rim+; "
+        heading = kind if kind == "cross-validation" else f"{kind} benchmark"
+        say(f"{heading}: {len(np.unique(groups))} subjects, {len(y)} lesions, {int(y.sum())} rim+; "
             f"{settings.n_splits} folds x {settings.n_repeats} repeat(s); {len(method_list)} methods", flush=True)
         features = extract_features(table, method_list, settings, cache=_prepare_cache(cache, out, tmp),
                                     n_jobs=n_jobs, progress=verbose if progress is None else bool(progress))

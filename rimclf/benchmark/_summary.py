@@ -240,24 +240,29 @@ def summarize_predictions(
 
 def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int = 3) -> str:
     """The results table as aligned text (or a markdown table): metrics with CIs, differences
-    against the reference with their CIs and p-values, and the mean training time per fold."""
+    against the reference with their CIs and p-values (only when the results have a reference,
+    whose row then says "reference"), and the mean training time per fold."""
     def with_ci(row, metric: str) -> str:
         return f"{row[metric]:.{digits}f} [{row[metric + '_ci_low']:.{digits}f}, {row[metric + '_ci_high']:.{digits}f}]"
 
     def difference(row, metric: str) -> str:
         if not np.isfinite(row[f"{metric}_diff"]):
-            return "reference" if row["method"] == REFERENCE else ""
+            return "reference"  # the one row without a difference to itself
         return (f"{row[metric + '_diff']:+.{digits}f} [{row[metric + '_diff_ci_low']:+.{digits}f}, "
                 f"{row[metric + '_diff_ci_high']:+.{digits}f}] p={row[metric + '_diff_p']:.2g}")
 
-    header = ["method", *(f"{METRIC_LABELS[m]} [95% CI]" for m in METRICS), "Δ pAUC vs reference", "Δ PR AUC vs reference"]
+    has_reference = bool(results["pauc_diff"].notna().any())
+    header = ["method", *(f"{METRIC_LABELS[m]} [95% CI]" for m in METRICS)]
+    if has_reference:
+        header += ["Δ pAUC vs reference", "Δ PR AUC vs reference"]
     has_time = "fit_seconds" in results.columns
     if has_time:
         header.append("fit s/fold")
     rows = []
     for _, row in results.iterrows():
-        cells = [row["label"] if markdown else row["method"], *(with_ci(row, m) for m in METRICS),
-                 difference(row, "pauc"), difference(row, "pr_auc")]
+        cells = [row["label"] if markdown else row["method"], *(with_ci(row, m) for m in METRICS)]
+        if has_reference:
+            cells += [difference(row, "pauc"), difference(row, "pr_auc")]
         if has_time:
             cells.append(f"{row['fit_seconds']:.1f}")
         rows.append(cells)

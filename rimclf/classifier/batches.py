@@ -250,6 +250,12 @@ class GroupValidSplit:
     Pipeline: ``pipe.fit(X, y, clf__groups=...)``; in ``cross_val_score``:
     ``params={"groups": groups}``).
 
+    With scikit-learn's metadata routing on (``sklearn.set_config(enable_metadata_routing=
+    True)``), the net routes its ``fit`` metadata to ``train_split.cv``, this split's
+    ``StratifiedGroupKFold``, which requests ``groups``: then ``pipe.fit(X, y, groups=...)`` and
+    ``cross_validate(net, X, y, params={"groups": groups})`` deliver them (no ``set_fit_request``
+    needed), and rimclf's own CV helpers pass them too.
+
     Parameters
     ----------
     n_splits : int, default=5
@@ -263,13 +269,22 @@ class GroupValidSplit:
         self.n_splits = n_splits
         self.random_state = random_state
 
+    @property
+    def cv(self) -> StratifiedGroupKFold:
+        """The splitter whose first fold is the validation set (skorch routes ``groups`` to it)."""
+        check_int(self.n_splits, "n_splits", min=2, owner="GroupValidSplit")
+        return StratifiedGroupKFold(
+            self.n_splits, shuffle=self.random_state is not None, random_state=self.random_state
+        )
+
     def __call__(
         self, dataset: torch.utils.data.Dataset, y: object = None, groups: object = None
     ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
         if groups is None:
             raise CohortError(
                 "GroupValidSplit needs the subject of each lesion: call fit(X, y, groups=...) "
-                "(in a Pipeline: fit(X, y, <step>__groups=...))"
+                "(in a Pipeline: fit(X, y, <step>__groups=...), or fit(X, y, groups=...) with "
+                "sklearn's metadata routing on)"
             )
         check_int(self.n_splits, "n_splits", min=2, owner="GroupValidSplit")
         labels = as_lesion_dataset(dataset).labels if y is None else np.asarray(y)
@@ -283,10 +298,7 @@ class GroupValidSplit:
             raise ParameterError(
                 f"GroupValidSplit: {n_groups} subjects cannot make n_splits={self.n_splits} folds"
             )
-        cv = StratifiedGroupKFold(
-            self.n_splits, shuffle=self.random_state is not None, random_state=self.random_state
-        )
-        train_index, valid_index = next(cv.split(np.zeros(len(labels)), labels, groups))
+        train_index, valid_index = next(self.cv.split(np.zeros(len(labels)), labels, groups))
         lesion_dataset = as_lesion_dataset(dataset)
         if lesion_dataset is not None:
             return lesion_dataset.take(train_index), lesion_dataset.take(valid_index)

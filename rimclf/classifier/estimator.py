@@ -21,6 +21,7 @@ from rimclf.classifier.device import (
     uses_channels_last,
 )
 from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
+from rimclf.classifier.printlog import PrintLog
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.defaults import AMP_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
@@ -83,7 +84,10 @@ class QSMRimNetClassifier(
         No internal validation by default: model selection belongs in a grouped outer CV.
         For early stopping use ``train_split=GroupValidSplit(5)``, ``callbacks=[EarlyStopping(
         load_best=True)]`` and ``fit(X, y, groups=participant_ids)``; skorch's ``ValidSplit``
-        also works but splits lesions, not subjects.
+        also works but splits lesions, not subjects. With scikit-learn's metadata routing on
+        (``sklearn.set_config(enable_metadata_routing=True)``), ``GroupValidSplit`` requests the
+        groups itself: ``cross_validate(net, X, y, params={"groups": g})`` and
+        ``Pipeline(...).fit(X, y, groups=g)`` pass them to it.
     verbose : int, default=0
     **kwargs
         Other skorch parameters, e.g. ``module__depth=18, module__width=64`` (the paper's
@@ -118,8 +122,15 @@ class QSMRimNetClassifier(
     autocast.
 
     A fitted estimator is ``fitted_state()``: JSON-able parameters, ``module_.state_dict()``,
-    the radiomics statistics and input sizes; ``QSMRimNetClassifier.from_fitted_state(state)``
-    rebuilds it without pickle.
+    the radiomics statistics and input sizes (all plain JSON with ``fitted_state(json=True)``);
+    ``QSMRimNetClassifier.from_fitted_state(state)`` rebuilds it without pickle, and
+    :func:`rimclf.save_model` / :func:`rimclf.load_model` store it in a model directory. skorch's
+    ``save_params``/``load_params`` keep the module's weights only: a net built by
+    ``initialize()`` (which then needs ``module__n_radiomics``/``module__in_channels``) and
+    ``load_params(f_params=...)`` has no fitted standardisation and refuses to predict.
+
+    Tags: X is a dict of arrays (``input_tags.dict``), so scikit-learn's estimator checks that
+    feed 2-D arrays do not apply; ``tests/test_estimator_checks.py`` runs the others.
 
     Examples
     --------
@@ -170,11 +181,25 @@ class QSMRimNetClassifier(
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Any]]:
-        callbacks = list(super()._default_callbacks)
+        # skorch's epoch table, without colour codes where no terminal shows them
+        callbacks = [(name, PrintLog() if name == "print_log" else callback)
+                     for name, callback in super()._default_callbacks]
         n_epochs = self.max_epochs if is_int(self.max_epochs) and self.max_epochs > 0 else 1
         scheduler = LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n_epochs)
         callbacks.insert(len(callbacks) - 1, ("lr_scheduler", scheduler))  # before print_log
         return callbacks
+
+    # ------------------------------------------------------- sklearn protocol
+    # Metadata routing: skorch's net routes ``fit`` metadata to ``train_split.cv``; the ``cv`` of
+    # GroupValidSplit requests ``groups``, so with routing on cross_validate(..., params={"groups":
+    # g}) and Pipeline.fit(X, y, groups=g) deliver the subjects to it (see GroupValidSplit).
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # X is the featurizer's SliceDict (or a dict) of arrays
+        tags.input_tags.dict = True
+        tags.input_tags.allow_nan = True  # NaN tabular features are imputed (patches must be finite)
+        tags.classifier_tags.multi_class = False  # rim+ (1) against rim- (0)
+        return tags
 
     # ------------------------------------------------------------------ checks
     _parameter_constraints = {
@@ -245,6 +270,7 @@ class QSMRimNetClassifier(
             for name, value in derived.items():
                 if name in accepted and name not in kwargs and value is not None:
                     kwargs[name] = value
+            self._check_input_sizes(kwargs, accepted)
         module = self.initialized_instance(self.module, kwargs)
         device = self._device()
         if uses_channels_last(device):

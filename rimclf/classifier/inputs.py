@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from skorch.utils import is_dataset
+from sklearn.exceptions import NotFittedError
 
 from rimclf.classifier.batches import LesionBatchDataset
 from rimclf._validation import check_choice
@@ -255,7 +256,34 @@ class LesionInputsMixin:
                     f"leave module__{name} unset (it is taken from X)"
                 )
 
+    def _check_input_sizes(self, module_kwargs: dict[str, Any], accepted: Mapping[str, Any]) -> None:
+        """Raise a clear :class:`ParameterError` when the network is built (``initialize()``)
+        before ``fit`` has learnt the input sizes it needs and no ``module__*`` gives them."""
+        branches = self._module_branches()
+        needed = {"in_channels": branches != "radiomics", "n_radiomics": branches != "patches"}
+        missing = [f"module__{name}" for name, used in needed.items()
+                   if used and name in accepted and module_kwargs.get(name) is None]
+        if missing:
+            raise ParameterError(
+                f"{type(self).__name__}.initialize() before fit: the network's input sizes are learnt from X in "
+                f"fit, and {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not given. To restore a "
+                "saved network use rimclf.load_model(path) (written by rimclf.save_model(net, path)) or "
+                f"{type(self).__name__}.from_fitted_state(state); to build the bare network (e.g. for skorch's "
+                f"load_params(f_params=...)) give {', '.join(name + '=...' for name in missing)}"
+            )
+
+    def _check_preprocessing(self) -> None:
+        """Prediction needs what ``fit`` learnt besides the weights (input sizes, tabular statistics)."""
+        if not hasattr(self, "feature_keys_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} has a network but no fitted preprocessing (the input sizes and the "
+                "standardisation of the tabular features are learnt in fit; skorch's load_params restores the "
+                "network's weights only). Fit it, or restore a saved one with rimclf.load_model(path) or "
+                f"{type(self).__name__}.from_fitted_state(state)"
+            )
+
     def _transform_inputs(self, X: object) -> dict[str, torch.Tensor]:
+        self._check_preprocessing()
         inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None))
         return self._as_tensors(inputs)
 

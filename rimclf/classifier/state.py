@@ -2,8 +2,10 @@
 
 The fitted state is: the constructor parameters that are plain JSON values, the module's
 ``state_dict``, the radiomics standardisation arrays and the input sizes learned from X. A
-model file can store the JSON part as JSON, the state dict with ``torch.save`` (loaded with
-``weights_only=True``) and the arrays as JSON lists or ``.npy``; nothing needs pickle.
+model file (:func:`rimclf.save_model`) stores the JSON part as JSON and the tensors and arrays
+with ``torch.save`` (loaded with ``weights_only=True``); ``fitted_state(json=True)`` is all JSON
+(tensors and arrays as nested lists), for ``json.dumps`` or any other plain-data store. Nothing
+needs pickle.
 """
 
 from __future__ import annotations
@@ -23,8 +25,17 @@ ARRAY_STATE = ("radiomics_median", "radiomics_mean", "radiomics_scale")
 class FittedStateMixin:
     """``fitted_state()`` / ``from_fitted_state()`` for :class:`QSMRimNetClassifier`."""
 
-    def fitted_state(self) -> dict[str, Any]:
+    def fitted_state(self, *, json: bool = False) -> dict[str, Any]:
         """Everything a model file needs to rebuild this fitted estimator.
+
+        Parameters
+        ----------
+        json : bool, default=False
+            Return plain JSON types only, so that ``json.dumps(net.fitted_state(json=True))``
+            works: the module's tensors become nested lists of numbers (float32 values are exact
+            as JSON numbers; NaN/inf become the non-standard ``NaN``/``Infinity`` of Python's
+            ``json``) and the radiomics arrays lists. Slower and bigger than tensors for large
+            networks; :func:`rimclf.save_model` keeps tensors in a tensors-only file instead.
 
         Returns
         -------
@@ -34,11 +45,18 @@ class FittedStateMixin:
             - ``"omitted_params"``: names of the parameters left out because their values are
               objects (classes, callbacks, split objects, RandomState); pass them to
               :meth:`from_fitted_state` when they differ from the defaults;
-            - ``"module_state"``: ``module_.state_dict()`` with CPU tensors;
+            - ``"module_state"``: ``module_.state_dict()`` with CPU tensors (nested lists with
+              ``json=True``);
             - ``"in_channels"``, ``"patch_shape"``, ``"n_radiomics"``, ``"feature_keys"`` (the
               tabular entries of X joined into the MLP input), ``"pos_weight"``: JSON;
             - ``"radiomics_median"``, ``"radiomics_mean"``, ``"radiomics_scale"``: float64
-              arrays (None without a radiomics branch).
+              arrays (lists with ``json=True``; None without a radiomics branch).
+
+        Examples
+        --------
+        >>> import json
+        >>> text = json.dumps(net.fitted_state(json=True))  # doctest: +SKIP
+        >>> QSMRimNetClassifier.from_fitted_state(json.loads(text))  # doctest: +SKIP
         """
         self.check_is_fitted()
         params, omitted = {}, []
@@ -62,12 +80,18 @@ class FittedStateMixin:
         for name in ARRAY_STATE:
             array = getattr(self, name + "_", None)
             state[name] = None if array is None else np.array(array, dtype=np.float64)
+        if json:
+            state["module_state"] = {key: tensor.tolist() for key, tensor in state["module_state"].items()}
+            for name in ARRAY_STATE:
+                state[name] = None if state[name] is None else state[name].tolist()
         return state
 
     @classmethod
     def from_fitted_state(cls, state: dict[str, Any], **params: Any):
         """Rebuild a fitted estimator from :meth:`fitted_state` (or its JSON round trip).
 
+        ``state`` may come from ``fitted_state()`` or ``fitted_state(json=True)`` (tensors and
+        arrays as nested lists), e.g. after a JSON round trip.
         ``net = QSMRimNetClassifier.from_fitted_state(state)`` constructs the estimator from
         ``state["params"]`` updated with ``params``, restores the fitted preprocessing
         attributes, calls :meth:`initialize` (which builds ``module_`` with the fitted input
@@ -88,8 +112,11 @@ class FittedStateMixin:
             value = state.get(name)
             setattr(net, name + "_", None if value is None else np.asarray(value, dtype=np.float64))
         net.initialize()
+        expected = net.module_.state_dict()
         module_state = {
-            key: torch.as_tensor(value) for key, value in state["module_state"].items()
+            # a nested list (fitted_state(json=True)) takes the dtype of the module's own tensor
+            key: torch.as_tensor(value, dtype=expected[key].dtype if key in expected else None)
+            for key, value in state["module_state"].items()
         }
         net.module_.load_state_dict(module_state)
         return net

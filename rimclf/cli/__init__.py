@@ -3,16 +3,23 @@
 Each subcommand lives in its own module under :mod:`rimclf.cli` and exposes
 ``register(subparsers)`` (argument definitions only: no heavy imports, so ``--help`` is instant)
 and ``run(args) -> int`` (imports the library lazily and calls one public function).
+:func:`build_parser` gives every subcommand the same ``-v/--verbose`` and ``-q/--quiet``
+(:func:`~rimclf.cli._options.add_output_options`); :func:`main` shows warnings as one line
+(``rimclf: warning: DataWarning: ...``), without the library's source lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
+import warnings
+from collections.abc import Iterator
 
 from rimclf._version import __version__
+from rimclf.cli._options import add_output_options
 
 #: subcommand name -> module implementing it (``register`` and ``run``)
 COMMANDS: dict[str, str] = {
@@ -34,13 +41,35 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find chronic active (paramagnetic rim+) MS lesions on QSM with QSMRim-Net.",
     )
     parser.add_argument("--version", action="version", version=f"rimclf {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
+    add_output_options(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         sub = module.register(subparsers)
+        add_output_options(sub)
         sub.set_defaults(_module=module_name)
     return parser
+
+
+def format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command line shows it: ``rimclf: warning: <Category>: <message>``.
+
+    The file, line number and source line of the code that warned mean nothing to a user of the
+    command line (they point inside rimclf or a library), so they are left out.
+    """
+    return f"rimclf: warning: {category.__name__}: {message}\n"
+
+
+@contextlib.contextmanager
+def _cli_warnings() -> Iterator[None]:
+    """Warnings formatted by :func:`format_warning` inside the block (the library's own
+    formatting is left alone: only :func:`main` installs this)."""
+    saved = warnings.formatwarning
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,17 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
     from rimclf.errors import RimclfError
 
     module = importlib.import_module(args._module)
-    try:
-        return int(module.run(args) or 0)
-    except (RimclfError, FileNotFoundError) as exc:
-        print(f"rimclf {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    with _cli_warnings():
+        try:
+            return int(module.run(args) or 0)
+        except (RimclfError, FileNotFoundError) as exc:
+            print(f"rimclf {args.command}: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

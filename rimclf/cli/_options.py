@@ -4,7 +4,9 @@ A subcommand adds the groups it needs (``add_feature_options``, ``add_network_op
 ``add_threshold_options``, ``add_cohort_options``); :func:`model_config` turns the parsed
 options back into the :class:`~rimclf.defaults.ModelConfig` that
 :func:`rimclf.features.make_featurizer` and :func:`rimclf.classifier.make_classifier` take.
-Only :mod:`rimclf.defaults` is imported here (pure Python), so ``rimclf --help`` stays instant.
+:func:`add_output_options` gives every subcommand (and the top-level parser) the same ``-v`` and
+``-q``. Only :mod:`rimclf.defaults` is imported here (pure Python), so ``rimclf --help`` stays
+instant.
 """
 
 from __future__ import annotations
@@ -17,12 +19,28 @@ from rimclf import defaults
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig
 
 
+def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
+    """``-v/--verbose`` and ``-q/--quiet``, the same on every subcommand and before it.
+
+    ``rimclf -v train ...`` and ``rimclf train ... -v`` both work: the subcommands' options
+    default to "not given" (``argparse.SUPPRESS``), so they never undo the top-level ones.
+    ``--no-progress`` is a hidden alias of ``--quiet`` kept from earlier versions.
+    """
+    default = False if top_level else argparse.SUPPRESS
+    group = parser if top_level else parser.add_argument_group("output")
+    group.add_argument("-v", "--verbose", action="store_true", default=default, help="log debugging details")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="hide progress bars, epoch tables and progress messages (results, warnings and "
+                            "errors are still printed)")
+    group.add_argument("--no-progress", dest="quiet", action="store_true", default=default, help=argparse.SUPPRESS)
+
+
 def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
     """Radiomics and patch settings (``--region``, ``--patch-shape``, ...), defaults from ``config``."""
     group = parser.add_argument_group("features (LesionFeaturizer)")
     group.add_argument("--feature-set", choices=defaults.FEATURE_SETS, default=config.feature_set,
                        help=f"tabular features of each lesion: rim-profile, pyradiomics or both (default {config.feature_set})")
-    group.add_argument("--radiomics-params", "--params", dest="radiomics_params", default=config.radiomics_params,
+    group.add_argument("--radiomics-params", dest="radiomics_params", default=config.radiomics_params,
                        metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
     group.add_argument("--region", choices=defaults.REGIONS, default=config.region,
                        help=f"radiomics of the lesion, a ring around it, or both (default {config.region})")
@@ -75,8 +93,8 @@ def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig =
         group.add_argument("--threshold", type=float, metavar="P", help="use this fixed probability threshold instead")
 
 
-def add_cohort_options(parser: argparse.ArgumentParser, *, connectivity: bool = True) -> None:
-    """Options of :func:`rimclf.load_cohort`."""
+def add_cohort_options(parser: argparse.ArgumentParser) -> None:
+    """Options of :func:`rimclf.load_cohort`, on every command that reads a cohort."""
     group = parser.add_argument_group("cohort")
     group.add_argument("--min-voxels", type=int, default=defaults.MIN_VOXELS, metavar="N",
                        help=f"leave out smaller lesions (default {defaults.MIN_VOXELS})")
@@ -85,9 +103,8 @@ def add_cohort_options(parser: argparse.ArgumentParser, *, connectivity: bool = 
                             "sidecar, else ppm as BIDS defines Chimap; ppb/ppm override the sidecars)")
     group.add_argument("--derivatives", metavar="PIPELINE",
                        help="read the lesion masks from COHORT/derivatives/PIPELINE (needed when several places hold them)")
-    if connectivity:
-        group.add_argument("--connectivity", type=int, choices=defaults.CONNECTIVITIES, default=defaults.CONNECTIVITY,
-                           help=f"splits binary masks into lesions (default {defaults.CONNECTIVITY})")
+    group.add_argument("--connectivity", type=int, choices=defaults.CONNECTIVITIES, default=defaults.CONNECTIVITY,
+                       help=f"splits binary masks into lesions (default {defaults.CONNECTIVITY})")
 
 
 def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
@@ -113,9 +130,7 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", metavar="DIR", help="feature cache folder (default OUT/cache)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                         help="subjects featurized and forest trees grown in parallel (-1: all cores; default 1)")
-    add_cohort_options(parser, connectivity=False)
-    parser.add_argument("--no-progress", action="store_true", help="hide the feature-extraction progress bar")
-    parser.add_argument("--quiet", action="store_true", help="print only where the results went")
+    add_cohort_options(parser)
 
 
 def benchmark_options(args: argparse.Namespace) -> dict:
@@ -124,7 +139,7 @@ def benchmark_options(args: argparse.Namespace) -> dict:
     return {
         "quick": args.quick, "settings": {name: value for name, value in given.items() if value is not None},
         "random_state": args.seed, "cache": args.cache, "n_jobs": args.jobs, "force": args.force,
-        "verbose": not args.quiet, "progress": not (args.quiet or args.no_progress),
+        "verbose": not args.quiet, "progress": not args.quiet,
     }
 
 
@@ -140,6 +155,11 @@ def cohort_options(args: argparse.Namespace) -> dict:
     """The :func:`rimclf.load_cohort` keyword arguments the parsed options give."""
     names = ("min_voxels", "qsm_unit", "connectivity", "derivatives")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:
+    """``--params``: the name ``rimclf extract`` gave ``--radiomics-params`` before (hidden)."""
+    parser.add_argument("--params", dest="radiomics_params", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def quiet_library_logs(args: argparse.Namespace) -> None:

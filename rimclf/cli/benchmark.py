@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "baselines (logistic regression and random forest on rim features, random forests on "
             "radiomics), all on the same subject-grouped folds. --methods also takes the imbalance "
             "benchmark's methods. Writes OUT/results.tsv (one row per method: pAUC, PR AUC, ROC AUC with "
-            "subject-bootstrap 95%% CIs, paired differences against the default model, training time per "
+            "subject-bootstrap 95% CIs, paired differences against the default model, training time per "
             "fold), results.json (with settings and package versions), predictions.tsv (every out-of-fold "
             "probability), folds.tsv and ROC/PR/forest-plot PNGs."
         ),

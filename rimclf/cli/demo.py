@@ -35,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_threshold_options(parser, fixed=False)
     parser.add_argument("--seed", type=int, default=0, help="seed of the phantoms, the network and the CV (default 0)")
     parser.add_argument("-j", "--jobs", type=int, default=-1, metavar="N", help="subjects in parallel (default -1: all cores)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or epoch tables")
     return parser
 
 

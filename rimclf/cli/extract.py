@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config
+from rimclf.cli._options import (
+    add_cohort_options,
+    add_feature_options,
+    add_radiomics_params_alias,
+    cohort_options,
+    model_config,
+    quiet_library_logs,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel (-1: all cores; default 1)"
     )
     add_feature_options(parser)
+    add_radiomics_params_alias(parser)
     parser.add_argument("--no-patches", action="store_true", help="tabular features only (no patches.npy)")
     parser.add_argument("--no-features", action="store_true", help="patches only (no rim.tsv / radiomics.tsv)")
     parser.add_argument("--cache", metavar="DIR", help="reuse per-subject results cached in DIR")
-    add_cohort_options(parser, connectivity=False)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_cohort_options(parser)
     return parser
 
 
@@ -38,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
     """Extract the features and report where they went."""
     from rimclf.features import make_featurizer, save_features
 
+    quiet_library_logs(args)
     featurizer = make_featurizer(
         model_config(args), features=not args.no_features, patches=not args.no_patches,
-        n_jobs=args.jobs, memory=args.cache, progress=not args.no_progress,
+        n_jobs=args.jobs, memory=args.cache, progress=not args.quiet,
     )
     out = save_features(args.cohort, args.out, featurizer=featurizer, force=args.force, **cohort_options(args))
     written = sorted(path.name for path in out.iterdir())

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Write a realistic synthetic cohort as a BIDS dataset: OUT/participants.tsv, "
             "sub-XXX/anat/sub-XXX_{Chimap,FLAIR}.nii.gz with JSON sidecars (QSM in ppb), and "
             "OUT/derivatives/phantom/ with the lesion masks (sub-XXX_desc-lesions_dseg.nii.gz), rims.tsv "
-            "(rim labels) and phantom_lesions.tsv (each lesion's ground-truth pattern); about 4%% rim+ "
+            "(rim labels) and phantom_lesions.tsv (each lesion's ground-truth pattern); about 4% rim+ "
             "lesions, veins and other rim mimics, three sites and anisotropic voxels."
         ),
     )
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     summary = read_provenance(out)["summary"]
     n_lesions, n_rim = summary["n_lesions"], summary["n_rim"]
     share = 100.0 * n_rim / n_lesions if n_lesions else 0.0
+    if not args.quiet:
+        print(f"{summary['n_subjects']} subjects, {n_lesions} lesions, {n_rim} rim+ ({share:.1f}%)")
     print(f"wrote a phantom cohort to {out}")
-    print(f"{summary['n_subjects']} subjects, {n_lesions} lesions, {n_rim} rim+ ({share:.1f}%)")
     return 0

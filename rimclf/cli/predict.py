@@ -35,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--cache", metavar="DIR", help="reuse per-subject features cached in DIR")
     parser.add_argument("--device", default="auto", help="torch device (default auto: CUDA when present)")
     parser.add_argument("--no-montage", action="store_true", help="skip the PNG montages")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_cohort_options(parser)
     return parser
 
@@ -58,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
     options = {**cohort_options(args), "force": args.force, "n_jobs": args.jobs, "memory": args.cache,
                "montage": not args.no_montage}
+    from rimclf.rim_model import RimModel
+
     model = load_model(args.model, device=args.device)
+    if not isinstance(model, RimModel):
+        raise ParameterError(
+            f"{args.model} holds a {type(model).__name__} saved with rimclf.save_model; rimclf predict needs a model "
+            "written by 'rimclf train' (features, network and decision threshold)"
+        )
     model.featurizer_.set_params(progress=not args.quiet)
     if args.cohort:
         paths = predict_cohort(model, args.cohort, args.out, **options)

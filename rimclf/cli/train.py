@@ -38,7 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     runtime.add_argument("--seed", type=int, default=0, help="random seed of the network and the CV folds (default 0)")
     runtime.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel during feature extraction (-1: all cores)")
     runtime.add_argument("--cache", metavar="DIR", help="reuse per-subject features cached in DIR")
-    runtime.add_argument("-q", "--quiet", action="store_true", help="no progress bar or epoch table")
     add_cohort_options(parser)
     return parser
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config
+from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config, quiet_library_logs
 from rimclf.defaults import TUNING_MODELS
 
 #: Model names of earlier versions, still accepted on the command line.
@@ -47,8 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--cache", metavar="DIR", help="cache per-subject features in DIR (reused when the study resumes)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects featurised in parallel (-1: all cores; default 1)")
     add_feature_options(parser)
-    add_cohort_options(parser, connectivity=False)
-    parser.add_argument("--no-progress", action="store_true", help="hide the featurisation progress bar")
+    add_cohort_options(parser)
     return parser
 
 
@@ -58,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
     from rimclf.tuning import describe_storage, tune_cohort
 
+    quiet_library_logs(args)
     if not args.verbose:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trial table says it all
     result = tune_cohort(
         args.cohort, args.out, model=args.model, n_trials=args.trials, storage=args.storage,
         study_name=args.study_name, n_workers=args.workers, n_folds=args.folds,
         random_state=args.seed, sampler_seed=args.sampler_seed, config=model_config(args),
-        cache=args.cache, n_jobs=args.jobs, progress=not args.no_progress, force=args.force, **cohort_options(args),
+        cache=args.cache, n_jobs=args.jobs, progress=not args.quiet, verbose=not args.quiet, force=args.force, **cohort_options(args),
     )
     study = result.study
     best = study.best_trial

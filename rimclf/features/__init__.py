@@ -9,16 +9,13 @@ takes, reading each subject once, in parallel over subjects and cached by file c
 """
 
 from rimclf.features._export import save_features
+from rimclf.features._output import LesionFeatures
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.patches import PatchExtractor
 from rimclf.features.radiomics import RadiomicsExtractor
 from rimclf.features.rim_profile import RimProfileExtractor
 
 __all__ = [
-    "LesionFeaturizer",
-    "PatchExtractor",
-    "RadiomicsExtractor",
-    "RimProfileExtractor",
-    "make_featurizer",
-    "save_features",
+    "LesionFeatures", "LesionFeaturizer", "PatchExtractor", "RadiomicsExtractor", "RimProfileExtractor",
+    "make_featurizer", "save_features",
 ]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
-from rimclf.defaults import MIN_VOXELS, QSM_UNIT
+from rimclf.defaults import CONNECTIVITY, MIN_VOXELS, QSM_UNIT
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
 
@@ -25,6 +25,7 @@ def save_features(
     qsm_unit: str = QSM_UNIT,
     min_voxels: int = MIN_VOXELS,
     derivatives: str | None = None,
+    connectivity: int = CONNECTIVITY,
     force: bool = False,
 ) -> Path:
     """Extract a cohort's lesion features and write them to the folder ``out``.
@@ -43,7 +44,7 @@ def save_features(
     featurizer : LesionFeaturizer, optional
         Default: ``make_featurizer()`` (the default model's features). A file is written for each
         extractor the featurizer has.
-    qsm_unit, min_voxels, derivatives
+    qsm_unit, min_voxels, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
     force : bool, default=False
         Replace an existing ``out``; without it an existing ``out`` is an error. This, a location
@@ -62,7 +63,7 @@ def save_features(
     table = (
         cohort
         if isinstance(cohort, pd.DataFrame)
-        else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels, derivatives=derivatives)
+        else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels, connectivity=connectivity, derivatives=derivatives)
     )
     extractors = featurizer.extractors()
     features = featurizer.fit(table).transform(table)

@@ -19,6 +19,7 @@ from rimclf._validation import N_JOBS, Bools, Options, Types, check_choice, vali
 from rimclf.defaults import DEFAULT_MODEL, FEATURE_SETS, ModelConfig
 from rimclf.errors import OutputError, ParameterError, RimclfWarning
 from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
+from rimclf.features._output import DictOutputMixin, LesionFeatures
 from rimclf.features._subject import (
     Note,
     SubjectTask,
@@ -93,7 +94,7 @@ def _featurize_cached(
     return SubjectFeatures(result.arrays, notes + result.notes)
 
 
-class LesionFeaturizer(TransformerMixin, BaseEstimator):
+class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Stateless transformer from the lesion table to ``SliceDict(rim=..., radiomics=..., patches=...)``.
 
     Parameters
@@ -131,6 +132,13 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
     The tabular entries ("rim", "radiomics") are what the network's MLP branch and the baselines
     take; "patches" feed its CNN branch.
 
+    The output is a :class:`~rimclf.features.LesionFeatures`, a ``SliceDict`` that also carries
+    the names of the tabular columns (``X.feature_names``), so that a baseline fitted on it can
+    name its columns (``pipe[:-1].get_feature_names_out()``). It is no table:
+    ``set_output(transform="pandas")`` raises a :class:`~rimclf.errors.ParameterError`
+    (:class:`RimProfileExtractor` and :class:`RadiomicsExtractor` alone support it), and the
+    global ``sklearn.set_config(transform_output="pandas")`` leaves it as it is.
+
     Examples
     --------
     >>> from rimclf.features import LesionFeaturizer, RimProfileExtractor
@@ -160,10 +168,18 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         "progress": [Bools()],
     }
 
+    _output_description = "a SliceDict of arrays (tabular 'rim'/'radiomics' entries and 5-D 'patches')"
+    _table_alternative = (
+        "RimProfileExtractor or RadiomicsExtractor, which support set_output(transform='pandas'), or "
+        "pandas.DataFrame(np.hstack([X['rim'], X['radiomics']]), columns=featurizer.get_feature_names_out())"
+    )
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
-        tags.input_tags.two_d_array = False
+        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []  # float32 features whatever the input
         return tags
 
     def extractors(self) -> dict:
@@ -225,23 +241,29 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
         """Names of the tabular columns: the rim-profile features, then pyradiomics' own names.
 
         These are the columns of ``X["rim"]`` and ``X["radiomics"]`` in that order, the order in
-        which :class:`~rimclf.classifier.QSMRimNetClassifier` and the baselines join them.
+        which :class:`~rimclf.classifier.QSMRimNetClassifier` and the baselines join them (and
+        ``X.feature_names`` gives them per entry). The patches are images, not columns, and are not
+        named here: :meth:`get_output_shapes` gives their shape, their channels are
+        ``patches.channels``. ``input_features`` is ignored (the input is the lesion table).
         """
         extractors = self._validate()
         names = [extractor.get_feature_names_out() for key, extractor in extractors.items() if key in TABULAR_KEYS]
         return np.concatenate(names).astype(object) if names else np.array([], dtype=object)
+
+    def get_output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of one lesion's entry of each output key, e.g. ``{"rim": (22,), "patches": (3, 32, 32, 32)}``."""
+        return {name: _row_shape(name, extractor) for name, extractor in self._validate().items()}
 
     def transform(self, X):
         """Features of every row of the lesion table, in table order.
 
         Returns
         -------
-        skorch.helper.SliceDict
-            ``rim``: float32 (n, F_rim); ``radiomics``: float32 (n, F_radiomics); ``patches``:
-            float32 (n, C, D, H, W); each present when its extractor is.
+        LesionFeatures
+            A ``skorch.helper.SliceDict`` with ``rim``: float32 (n, F_rim); ``radiomics``: float32
+            (n, F_radiomics); ``patches``: float32 (n, C, D, H, W); each present when its extractor
+            is; ``feature_names`` holds the column names of ``rim`` and ``radiomics``.
         """
-        from skorch.helper import SliceDict
-
         extractors = self._validate()
         columns = self._required_columns(extractors)
         table = check_lesion_table(X, columns)
@@ -279,7 +301,8 @@ class LesionFeaturizer(TransformerMixin, BaseEstimator):
                 notes.extend(result.notes)
                 bar.update(1)
         emit_notes(notes, stacklevel=2)
-        return SliceDict(**outputs)
+        names = {key: extractor.get_feature_names_out() for key, extractor in extractors.items() if key in TABULAR_KEYS}
+        return LesionFeatures(feature_names=names, **outputs)
 
 
 def _row_shape(name: str, extractor) -> tuple[int, ...]:

@@ -54,6 +54,7 @@ from rimclf._validation import check_choice, is_int, is_real
 from rimclf.defaults import CHANNELS, DEFAULT_MODEL, NORMALIZATIONS
 from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._regions import signed_distance_mm
+from rimclf.features._output import DictOutputMixin
 from rimclf.features.rim_profile import MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
 from rimclf.features._subject import (
     BASE_COLUMNS,
@@ -92,7 +93,7 @@ def _triple(value: object, name: str, *, integer: bool) -> tuple:
     return tuple(int(i) for i in items) if integer else tuple(float(i) for i in items)
 
 
-class PatchExtractor(TransformerMixin, BaseEstimator):
+class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """QSM, FLAIR and lesion-mask cubes around each lesion, on world axes, for the CNN.
 
     The defaults come from :data:`rimclf.defaults.DEFAULT_MODEL`.
@@ -110,8 +111,13 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    ``transform`` returns float32 of shape (n_lesions, n_channels, *shape), rows in table order.
+    ``transform`` returns float32 of shape (n_lesions, n_channels, *shape), rows in table order:
+    images, not a table, so ``set_output(transform="pandas")`` raises a
+    :class:`~rimclf.errors.ParameterError` and the global
+    ``sklearn.set_config(transform_output="pandas")`` leaves the output as it is.
     """
+
+    _output_description = "patches of shape (n_lesions, n_channels, *shape), images rather than columns"
 
     def __init__(
         self,
@@ -129,7 +135,9 @@ class PatchExtractor(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
-        tags.input_tags.two_d_array = False
+        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []  # float32 patches whatever the input
         return tags
 
     def _validate(self) -> tuple[tuple[float, ...], tuple[int, ...], tuple[str, ...]]:

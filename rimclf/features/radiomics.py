@@ -215,6 +215,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     (or NaN shell columns) and a :class:`~rimclf.errors.DataWarning` naming subject and lesion;
     the rest of the cohort is extracted normally. pyradiomics' own NaN results (e.g. a feature
     undefined for a flat lesion) are kept as they are.
+
+    ``transform`` returns float64 ``(n_lesions, n_features)``; ``set_output(transform="pandas")``
+    (or ``sklearn.set_config(transform_output="pandas")``) makes it a DataFrame with the columns
+    of ``get_feature_names_out()`` and the lesion table's index.
     """
 
     def __init__(
@@ -231,7 +235,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
-        tags.input_tags.two_d_array = False
+        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
+        tags.input_tags.string = True
         return tags
 
     # -- validation ---------------------------------------------------------------------------

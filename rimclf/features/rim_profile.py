@@ -372,6 +372,9 @@ class RimProfileExtractor(TransformerMixin, BaseEstimator):
     ``transform`` returns float64 ``(n_lesions, n_features)``, rows in table order, NaN where a
     lesion cannot be measured (with a :class:`~rimclf.errors.DataWarning`). Nothing is learnt:
     ``fit`` checks the parameters.
+    ``set_output(transform="pandas")`` (or ``sklearn.set_config(transform_output="pandas")``)
+    makes it a DataFrame with the columns of ``get_feature_names_out()`` and the lesion table's
+    index.
 
     Examples
     --------
@@ -402,7 +405,8 @@ class RimProfileExtractor(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
-        tags.input_tags.two_d_array = False
+        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
+        tags.input_tags.string = True
         return tags
 
     _parameter_constraints = {

@@ -16,7 +16,7 @@ from rimclf.metrics._bootstrap import (
     subject_bootstrap_indices,
 )
 from rimclf.metrics._counts import CountAgreement, count_agreement
-from rimclf.metrics._folds import subject_folds
+from rimclf.metrics._folds import group_fit_params, subject_folds
 from rimclf.metrics._ranking import (
     SCORERS,
     partial_roc_auc,
@@ -33,6 +33,7 @@ __all__ = [
     "PairedBootstrapResult",
     "bootstrap_ci",
     "count_agreement",
+    "group_fit_params",
     "paired_bootstrap",
     "partial_roc_auc",
     "pr_auc",

@@ -3,16 +3,20 @@
 Lesions of one subject are never on both sides of a split (they are not independent), and each
 fold keeps about the cohort's share of rim+ lesions. The threshold CV of
 :class:`rimclf.RimModel`, tuning, the imbalance benchmark and the ablation benchmark all split
-with :func:`subject_folds`.
+with :func:`subject_folds`. :func:`group_fit_params` says whether an estimator's ``fit`` wants the
+subjects too (a network validating on held-out subjects), with scikit-learn's metadata routing on
+or off.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import check_random_state
+from sklearn.utils.metadata_routing import _routing_enabled, get_routing_for_object
 
 from rimclf._validation import check_int
 from rimclf.errors import ParameterError
@@ -91,3 +95,32 @@ def subject_folds(
                 f"rim+ lesion(s), fewer than {min_train_positives}; use fewer folds"
             )
     return (folds, seeds) if return_seeds else folds
+
+
+def group_fit_params(estimator: object, groups: object) -> dict:
+    """``{"groups": groups}`` when ``estimator.fit`` uses the subjects of the lesions, else ``{}``.
+
+    An estimator uses them when its metadata routing says that ``fit`` consumes ``groups``: a
+    :class:`~rimclf.QSMRimNetClassifier` with ``train_split=GroupValidSplit(...)`` (its split
+    requests them), or any estimator whose ``fit`` was asked for them with
+    ``set_fit_request(groups=True)``. With scikit-learn's metadata routing on, that is all; with it
+    off, a ``Pipeline`` (whose ``fit`` then takes ``<step>__groups`` only) gets nothing, and other
+    estimators get ``groups`` when their ``fit`` has a ``groups`` or ``**kwargs`` parameter.
+    Callers fit with ``estimator.fit(X, y, **group_fit_params(estimator, groups))``.
+    """
+    try:
+        routing = get_routing_for_object(estimator)
+        consumed = "groups" in routing.consumes("fit", ["groups"])
+    except Exception:  # an estimator without (valid) routing information takes no metadata
+        return {}
+    if not consumed:
+        return {}
+    if not _routing_enabled():
+        from sklearn.pipeline import Pipeline
+
+        if isinstance(estimator, Pipeline):
+            return {}
+        parameters = inspect.signature(estimator.fit).parameters.values()
+        if not any(p.name == "groups" or p.kind is p.VAR_KEYWORD for p in parameters):
+            return {}
+    return {"groups": groups}

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
 from rimclf._validation import check_choice
-from rimclf.defaults import DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, ModelConfig
+from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, ModelConfig
 from rimclf.errors import ParameterError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
@@ -64,7 +64,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
 def featurize_cohort(
     cohort: str | os.PathLike, *, model: str, config: ModelConfig = DEFAULT_MODEL, min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT, cache: str | os.PathLike | None = None, n_jobs: int | None = None,
-    progress: bool = True, derivatives: str | None = None,
+    progress: bool = True, derivatives: str | None = None, connectivity: int = CONNECTIVITY,
 ):
     """Load a cohort's labelled lesions and featurise them once for a whole study.
 
@@ -84,7 +84,7 @@ def featurize_cohort(
     from rimclf.cohort import labelled_lesions, load_cohort
     from rimclf.features import make_featurizer
 
-    table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, derivatives=derivatives)
+    table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, derivatives=derivatives, connectivity=connectivity)
     table, y, groups = labelled_lesions(table, purpose="the study")
     featurizer = make_featurizer(config, patches=model == "qsmrimnet", n_jobs=n_jobs, memory=cache, progress=progress)
     return featurizer.fit_transform(table), y, groups
@@ -142,6 +142,7 @@ def tune_cohort(
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
     derivatives: str | None = None,
+    connectivity: int = CONNECTIVITY,
     cache: str | os.PathLike | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
@@ -178,7 +179,7 @@ def tune_cohort(
         at once on one study (several shells or machines) should each get their own.
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
         Feature settings (``radiomics_params``, ``patch_size_mm``, ``patch_shape``, ...).
-    min_voxels, qsm_unit, derivatives, cache, n_jobs, progress
+    min_voxels, qsm_unit, derivatives, connectivity, cache, n_jobs, progress
         Featurisation settings (see :func:`featurize_cohort` and :func:`rimclf.load_cohort`).
     verbose : bool, default=True
         Print the table of finished trials.
@@ -195,7 +196,7 @@ def tune_cohort(
     estimator, space = make_model(model, random_state)
     X, y, groups = featurize_cohort(
         cohort, model=model, config=config, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
-        n_jobs=n_jobs, progress=progress, derivatives=derivatives,
+        n_jobs=n_jobs, progress=progress, derivatives=derivatives, connectivity=connectivity,
     )
     logger.info("%d lesions (%d rim+) of %d subjects", len(y), int(y.sum()), len(set(groups)))
     sampler = None if sampler_seed is None else optuna.samplers.TPESampler(seed=sampler_seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -10,16 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rimclf.cli import extract
+from rimclf.cli import build_parser, extract
 from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, RimProfileExtractor, save_features
 
 FEW = {"featureClass": {"firstorder": ["Mean", "Maximum"]}, "setting": {"binWidth": 25}}
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rimclf")
-    extract.register(parser.add_subparsers(dest="command"))
-    return extract.run(parser.parse_args(argv))
+    return extract.run(build_parser().parse_args(argv))
 
 
 def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: pd.DataFrame, tmp_path: Path) -> None:
@@ -62,8 +59,8 @@ def test_cli_extract_refuses_to_overwrite_without_force(
     params = tmp_path / "few.json"
     params.write_text(json.dumps(FEW))
     out = tmp_path / "out"
-    argv = [str(cohort), "-o", str(out), "--params", str(params), "--feature-set", "radiomics", "--region", "both",
-            "--no-patches", "--no-progress"]
+    argv = [str(cohort), "-o", str(out), "--feature-set", "radiomics", "--params", str(params), "--region", "both", "--no-patches",
+            "--no-progress"]
     assert run_cli(["extract", *argv]) == 0
     assert f"to {out}" in capsys.readouterr().out
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t")
