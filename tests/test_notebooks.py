@@ -89,6 +89,6 @@ def test_imbalance_benchmark_notebook(tmp_path):
         for cell in notebook.cells if cell.cell_type == "code"
         for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {})
     ]
-    assert any("| QSMRim-Net, DeepSMOTE |" in table and "Δ pAUC vs DeepSMOTE" in table for table in markdown)
+    assert any("| QSMRim-Net, DeepSMOTE |" in table and "Δ pAUC vs reference" in table for table in markdown)
     assert images(notebook) == 3  # ROC, PR, paired differences
     assert list(tmp_path.iterdir()) == []  # the notebook cleans up after itself
