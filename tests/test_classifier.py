@@ -25,7 +25,9 @@ from sklearn.preprocessing import FunctionTransformer
 from rimclf.classifier import GroupValidSplit, QSMRimNetClassifier
 from rimclf.errors import CohortError, DataWarning, ParameterError
 
-FAST = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0}
+#: a small network with both branches and DeepSMOTE (the estimator's defaults are the MLP alone)
+FAST = {"module__width": 4, "module__branches": "both", "imbalance": "deepsmote", "max_epochs": 2,
+        "batch_size": 16, "random_state": 0}
 N_SUBJECTS, LESIONS_PER_SUBJECT = 12, 8
 
 
@@ -136,7 +138,8 @@ X = SliceDict(
     patches=rng.normal(size=(48, 3, 8, 8, 8)).astype(np.float32),
     radiomics=rng.normal(size=(48, 5)).astype(np.float32),
 )
-clf = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=7).fit(X, y)
+clf = QSMRimNetClassifier(module__width=4, module__branches="both", imbalance="deepsmote", max_epochs=2,
+                          batch_size=16, random_state=7, device="cpu").fit(X, y)
 sys.stdout.write(clf.predict_proba(X)[:, 1].astype(np.float32).tobytes().hex())
 """
 

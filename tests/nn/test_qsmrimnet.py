@@ -37,8 +37,8 @@ def test_shapes(branches, fusion, depth, width, size):
 
 
 def test_fusion_width():
-    both_concat = QSMRimNet(3, N_RADIOMICS, width=4, fusion="concat")
-    both_sum = QSMRimNet(3, N_RADIOMICS, width=4, fusion="sum")
+    both_concat = QSMRimNet(3, N_RADIOMICS, width=4, branches="both", fusion="concat")
+    both_sum = QSMRimNet(3, N_RADIOMICS, width=4, branches="both", fusion="sum")
     assert both_concat.transform[0].in_features == 64
     assert both_sum.transform[0].in_features == 32
     assert both_concat.feature_dim == both_sum.feature_dim == 32
@@ -57,7 +57,7 @@ def test_single_branch_ignores_and_does_not_need_the_other_input():
 
 
 def test_missing_input_named():
-    net = QSMRimNet(3, N_RADIOMICS, width=2).eval()
+    net = QSMRimNet(3, N_RADIOMICS, width=2, branches="both").eval()
     patches, radiomics, _ = inputs()
     with pytest.raises(ValueError, match="radiomics are required"):
         net(patches)
@@ -73,7 +73,7 @@ def test_missing_input_named():
 )
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        QSMRimNet(**{"in_channels": 3, "n_radiomics": N_RADIOMICS, **kwargs})
+        QSMRimNet(**{"in_channels": 3, "n_radiomics": N_RADIOMICS, "branches": "both", **kwargs})
 
 
 def test_without_deepsmote_labels_pass_through():
@@ -92,7 +92,7 @@ def test_smote_settings_reach_the_layer():
 
 def test_synthetic_rows_train_both_encoders():
     torch.manual_seed(0)
-    net = QSMRimNet(3, N_RADIOMICS, width=2, smote_seed=0).train()
+    net = QSMRimNet(3, N_RADIOMICS, width=2, branches="both", smote_seed=0).train()
     patches, radiomics, y = inputs(n_positive=3)
     logits, y_aug = net(patches, radiomics, y)
     logits[6:].sum().backward()  # the loss of the synthetic rows only
@@ -101,7 +101,7 @@ def test_synthetic_rows_train_both_encoders():
 
 
 def test_paper_configuration_builds():
-    net = QSMRimNet(in_channels=2, n_radiomics=527, depth=18, width=64)
+    net = QSMRimNet(in_channels=2, n_radiomics=527, depth=18, width=64, branches="both")
     assert net.feature_dim == 512
     assert net.head[0].out_features == 128  # the seed's 512 -> 128 -> 1 head
     assert net.radiomics_encoder.layers[0].out_features == 1024
