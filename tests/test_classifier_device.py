@@ -223,10 +223,12 @@ def test_state_of_a_cuda_fit_loads_on_the_cpu(data):
     net = fast().fit(X, y)
     state = net.fitted_state()
     state["params"]["device"] = "cuda"
-    for device in ("auto", "cpu"):
-        rebuilt = QSMRimNetClassifier.from_fitted_state(state, device=device)
-        assert rebuilt.device_ == torch.device("cpu")
-        np.testing.assert_array_equal(rebuilt.predict_proba(X), net.predict_proba(X))
+    rebuilt = QSMRimNetClassifier.from_fitted_state(state, device="cpu")
+    assert rebuilt.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(rebuilt.predict_proba(X), net.predict_proba(X))
+    rebuilt = QSMRimNetClassifier.from_fitted_state(state, device="auto")
+    assert rebuilt.device_.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    np.testing.assert_allclose(rebuilt.predict_proba(X), net.predict_proba(X), rtol=0, atol=0.02)  # bf16 on a GPU
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="no CUDA device"):
             QSMRimNetClassifier.from_fitted_state(state)
