@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.rimclf-installed
 DEMO_DIR ?= demo_output
 BENCH_DIR ?= bench_output
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench gpu-check clean
 
 install: $(STAMP)
 
@@ -34,6 +34,19 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_imbalance.py --quick --out $(BENCH_DIR)/imbalance-quick --force
+
+# The GPU check of issue #13 (<= 5 minutes on one GPU): the CUDA tests, then the GPU benchmark's
+# table (estimator vs bare torch loop at three settings, peak memory, concurrent fits). Uses
+# .venv by default; on a GPU machine with its own CUDA build of torch, name that Python and
+# nothing is installed or downloaded: make gpu-check PY=python3 (it needs torch, numpy,
+# scikit-learn, skorch and pytest; not pyradiomics).
+GPU_CHECK_ENV := PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}
+GPU_CONCURRENT ?= 4
+
+gpu-check: $(if $(filter $(VENV)/bin/python,$(PY)),$(STAMP))
+	@$(GPU_CHECK_ENV) $(PY) benchmarks/bench_training.py --device cuda --check
+	$(GPU_CHECK_ENV) $(PY) -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
+	$(GPU_CHECK_ENV) $(PY) benchmarks/bench_training.py --device cuda --quick --concurrent $(GPU_CONCURRENT)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

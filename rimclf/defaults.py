@@ -29,6 +29,8 @@ from dataclasses import dataclass
 IMBALANCE_CHOICES = ("deepsmote", "class_weight", "oversample", "none")
 #: ``QSMRimNetClassifier(amp=...)``: bf16 autocast on CUDA only, always, never.
 AMP_CHOICES = ("auto", True, False)
+#: ``QSMRimNetClassifier(data_on_device=...)``: inputs on the GPU for the whole fit when they fit, always, never.
+DATA_ON_DEVICE_CHOICES = ("auto", True, False)
 #: ResNet3D depths (``module__depth``).
 DEPTHS = (10, 18, 34)
 #: Inputs the network uses (``module__branches``).

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from rimclf.classifier import GroupValidSplit, QSMRimNetClassifier
+from rimclf.classifier.device import autocast
 from rimclf.errors import CohortError, DataWarning, ParameterError
 
 #: QSMRim-Net as published (both branches, DeepSMOTE, no augmentation) at a tiny size; the
@@ -91,9 +92,13 @@ def test_plain_dict_and_empty_input(fitted, data):
 def test_module_is_plain_torch(fitted, data):
     X, _, _ = data
     module = fitted.module_.eval()
-    with torch.no_grad():
-        logits = module(**fitted.preprocess(X))
-    np.testing.assert_allclose(torch.sigmoid(logits).numpy(), fitted.predict_proba(X)[:, 1], rtol=1e-5)
+    inputs = fitted.preprocess(X)  # on the module's device, CPU or GPU
+    assert {value.device for value in inputs.values()} == {next(module.parameters()).device}
+    with torch.no_grad(), autocast(fitted.device_, fitted.amp_):  # as predict_proba runs it
+        logits = module(**inputs)
+    # on a GPU the one large batch here may run other cuDNN algorithms than predict_proba's (bf16)
+    tolerance = {"rtol": 1e-5} if fitted.device_.type == "cpu" else {"rtol": 0, "atol": 1e-2}
+    np.testing.assert_allclose(torch.sigmoid(logits.float()).cpu().numpy(), fitted.predict_proba(X)[:, 1], **tolerance)
 
 
 def test_clone_params_and_pickle(fitted, data):
@@ -107,16 +112,17 @@ def test_clone_params_and_pickle(fitted, data):
     assert twin.imbalance == "none" and twin.module__depth == 18
     restored = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(restored.predict_proba(X), fitted.predict_proba(X))
-    assert restored.device == "auto" and restored.device_ == torch.device("cpu")
+    assert restored.device == "auto" and restored.device_ == fitted.device_
 
 
-def test_bit_for_bit_repeatable(data):
+def test_bit_for_bit_repeatable_on_cpu(data):
+    """The CPU promise of ``random_state``; tests/test_cuda.py checks what holds on CUDA."""
     X, y, _ = data
     state = torch.random.get_rng_state()
-    first = fast(random_state=3).fit(X, y)
+    first = fast(random_state=3, device="cpu").fit(X, y)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
-    second = fast(random_state=3).fit(X, y)
-    other = fast(random_state=4).fit(X, y)
+    second = fast(random_state=3, device="cpu").fit(X, y)
+    other = fast(random_state=4, device="cpu").fit(X, y)
     for name, tensor in first.module_.state_dict().items():
         assert torch.equal(tensor, second.module_.state_dict()[name]), name
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
@@ -139,13 +145,14 @@ X = SliceDict(
     patches=rng.normal(size=(48, 3, 8, 8, 8)).astype(np.float32),
     radiomics=rng.normal(size=(48, 5)).astype(np.float32),
 )
-clf = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=7).fit(X, y)
+clf = QSMRimNetClassifier(module__width=4, module__branches="both", imbalance="deepsmote", max_epochs=2,
+                          batch_size=16, random_state=7, device="cpu").fit(X, y)
 sys.stdout.write(clf.predict_proba(X)[:, 1].astype(np.float32).tobytes().hex())
 """
 
 
-def test_repeatable_across_processes():
-    """Two fresh interpreters with the same thread count train the same network, bit for bit."""
+def test_repeatable_across_processes_on_cpu():
+    """Two fresh interpreters with the same thread count train the same network on the CPU, bit for bit."""
 
     def fit(threads: int) -> np.ndarray:
         command = [sys.executable, "-c", _FIT_IN_FRESH_PROCESS, str(threads)]
@@ -267,7 +274,7 @@ def test_nan_and_constant_radiomics(data):
     with pytest.warns(DataWarning, match=r"\[6\]"):
         net = fast().fit(X_nan, y)
     assert net.radiomics_scale_[5] == 1.0 and net.radiomics_median_[6] == 0.0
-    standardised = net.preprocess(X_nan)["radiomics"].numpy()
+    standardised = net.preprocess(X_nan)["radiomics"].cpu().numpy()
     assert np.isfinite(standardised).all()
     expected = (np.nanmedian(radiomics[:, 1]) - net.radiomics_mean_[1]) / net.radiomics_scale_[1]
     np.testing.assert_allclose(standardised[::5, 1], expected, rtol=1e-5)
@@ -309,12 +316,13 @@ def test_bad_inputs(fitted, data):
         fitted.predict_proba(X["patches"])
 
 
-def test_device_auto_resolves_to_cpu(fitted):
-    assert not torch.cuda.is_available()  # this suite runs on CPU; CUDA is not exercised here
+def test_device_auto_resolves(fitted):
+    """``device="auto"`` is CUDA where there is one (bf16 autocast there), else the CPU."""
+    cuda = torch.cuda.is_available()
     assert fitted.device == "auto"
-    assert fitted.device_ == torch.device("cpu")
-    assert fitted.amp_ is False
-    assert next(fitted.module_.parameters()).device.type == "cpu"
+    assert fitted.device_ == torch.device("cuda" if cuda else "cpu")
+    assert fitted.amp_ is (cuda and torch.cuda.is_bf16_supported())
+    assert next(fitted.module_.parameters()).device.type == fitted.device_.type
 
 
 def test_bf16_autocast_on_cpu(data):

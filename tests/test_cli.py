@@ -262,3 +262,16 @@ def test_predict_refuses_nan_probabilities(trained: Path, tmp_path: Path, monkey
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "out"), "-q", "--no-montage"]) == 2
     assert "1 of" in capsys.readouterr().err and not (tmp_path / "out").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["cv", "benchmark"])
+def test_benchmark_device_and_jobs_options(command: str) -> None:
+    """``rimclf cv/benchmark -j N --device cuda``: N folds fitted at once, sharing the device."""
+    from rimclf.cli import build_parser
+    from rimclf.cli._options import benchmark_options
+
+    args = build_parser().parse_args([command, "COHORT", "-o", "OUT", "-j", "4", "--device", "cuda"])
+    options = benchmark_options(args)
+    assert options["n_jobs"] == 4 and options["settings"]["device"] == "cuda"
+    default = benchmark_options(build_parser().parse_args([command, "COHORT", "-o", "OUT"]))
+    assert "device" not in default["settings"]  # BenchmarkSettings' own default ("auto")

@@ -1,10 +1,11 @@
-"""StratifiedBatchSampler, LesionBatchDataset and GroupValidSplit."""
+"""StratifiedBatchSampler, LesionBatchDataset, DeviceBatches and GroupValidSplit."""
 
 import numpy as np
 import pytest
 import torch
 
 from rimclf.classifier.batches import (
+    DeviceBatches,
     GroupValidSplit,
     LesionBatchDataset,
     StratifiedBatchSampler,
@@ -129,6 +130,56 @@ def test_sampler_built_on_a_subset_covers_only_it():
     sampler = StratifiedBatchSampler(dataset.labels, 8, min_positives=1, random_state=0)
     rows = np.concatenate(list(sampler))
     assert np.array_equal(np.sort(rows), np.arange(30))
+
+
+def assert_same_batches(first, second) -> None:
+    assert len(first) == len(second)
+    for (inputs_a, y_a), (inputs_b, y_b) in zip(first, second):
+        assert inputs_a.keys() == inputs_b.keys()
+        for name in inputs_a:
+            assert torch.equal(inputs_a[name], inputs_b[name]), name
+        assert torch.equal(y_a, y_b)
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_device_batches_match_the_dataset_batches(subset):
+    """The GPU batch path (on the CPU here): the same batches as ``dataset[rows]``, in order."""
+    dataset = make_dataset(60)
+    if subset:
+        dataset = dataset.take(np.arange(59, -1, -2))  # a reversed half, as a CV fold
+    placed = dataset.to(torch.device("cpu"))
+    assert placed.on_device and placed.index is None and len(placed) == len(dataset)
+    assert placed.take([1, 2]).on_device  # a validation split of it stays placed
+    batches = list(StratifiedBatchSampler(dataset.labels, 8, min_positives=1, random_state=0))
+    assert_same_batches(list(DeviceBatches(placed, batches)), [dataset[rows] for rows in batches])
+    assert_same_batches(list(DeviceBatches(dataset, batches)), [dataset[rows] for rows in batches])
+    slices = [slice(0, 8), slice(8, 16), slice(16, len(dataset))]
+    assert_same_batches(list(DeviceBatches(placed, slices)), [dataset[part] for part in slices])
+    assert_same_batches(list(DeviceBatches(dataset, slices)), [dataset[part] for part in slices])
+    assert len(DeviceBatches(placed, slices)) == 3 and list(DeviceBatches(placed, [])) == []
+
+
+def test_device_batches_follow_the_sampler_epoch_after_epoch():
+    dataset = make_dataset(40)
+    sampler = StratifiedBatchSampler(dataset.labels, 8, random_state=3)
+    twin = StratifiedBatchSampler(dataset.labels, 8, random_state=3)
+    batches = DeviceBatches(dataset.to(torch.device("cpu")), sampler)
+    for _ in range(2):  # a new epoch on every pass, as a DataLoader over the sampler gives
+        assert_same_batches(list(batches), [dataset[rows] for rows in twin])
+
+
+def test_placed_dataset_views_layout_and_size():
+    dataset = make_dataset(12)
+    placed = dataset.to(torch.device("cpu"))
+    batch, _ = placed[2:5]
+    assert batch["patches"].data_ptr() == placed.inputs["patches"][2:5].data_ptr()  # a view, no copy
+    cubes = LesionBatchDataset({"patches": torch.zeros(6, 2, 4, 4, 4)}, torch.zeros(6))
+    channels_last = cubes.to(torch.device("cpu"), channels_last=True)
+    assert channels_last.inputs["patches"].is_contiguous(memory_format=torch.channels_last_3d)
+    gathered, _ = next(iter(DeviceBatches(channels_last, [np.array([4, 0, 2])])))
+    assert gathered["patches"].is_contiguous(memory_format=torch.channels_last_3d)  # kept by indexing
+    assert cubes.nbytes == 6 * 2 * 64 * 4 and cubes.take([0, 1]).nbytes == 2 * 2 * 64 * 4
+    assert dataset.device == torch.device("cpu")
 
 
 def test_group_valid_split_keeps_subjects_apart():

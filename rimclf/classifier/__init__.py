@@ -3,9 +3,10 @@
 - :mod:`~rimclf.classifier.estimator`: the estimator, its training hooks and its loss settings,
   and :func:`make_classifier`, the estimator a :class:`~rimclf.defaults.ModelConfig` describes;
 - :mod:`~rimclf.classifier.inputs`: checks of X and y, radiomics standardisation;
-- :mod:`~rimclf.classifier.batches`: whole-batch datasets, the rim+-spreading batch sampler and a
-  subject-grouped validation split;
-- :mod:`~rimclf.classifier.device`: ``device="auto"`` and bf16 autocast;
+- :mod:`~rimclf.classifier.batches`: whole-batch datasets, the rim+-spreading batch sampler,
+  batches gathered on the device (``DeviceBatches``) and a subject-grouped validation split;
+- :mod:`~rimclf.classifier.device`: ``device="auto"``, bf16 autocast, inputs kept on the device
+  (``data_on_device``) and cuDNN autotuning;
 - :mod:`~rimclf.classifier.state`: the fitted estimator as plain data for model files.
 """
 

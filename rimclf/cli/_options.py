@@ -129,13 +129,17 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of folds, models and bootstrap (default 0)")
     parser.add_argument("--cache", metavar="DIR", help="feature cache folder (default OUT/cache)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                        help="subjects featurized and forest trees grown in parallel (-1: all cores; default 1)")
+                        help="subjects featurized, folds fitted and forest trees grown in parallel, in N processes "
+                             "(-1: all cores; default 1). On a GPU the N fits share it: one small fit leaves most of "
+                             "a large GPU idle")
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help=f"device of the networks: auto (CUDA when present), cpu, cuda, cuda:1 ... (default {full.device})")
     add_cohort_options(parser)
 
 
 def benchmark_options(args: argparse.Namespace) -> dict:
-    """The :func:`rimclf.benchmark.run_imbalance_benchmark` keyword arguments the parsed options give."""
-    given = {name: getattr(args, name) for name in ("n_splits", "n_repeats", "max_epochs", "n_boot")}
+    """The :func:`rimclf.benchmark.run_benchmark` keyword arguments the parsed options give."""
+    given = {name: getattr(args, name) for name in ("n_splits", "n_repeats", "max_epochs", "n_boot", "device")}
     return {
         "quick": args.quick, "settings": {name: value for name, value in given.items() if value is not None},
         "random_state": args.seed, "cache": args.cache, "n_jobs": args.jobs, "force": args.force,

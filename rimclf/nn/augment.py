@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional
 
 from rimclf.errors import ParameterError
+from rimclf.nn._seeded import SeededGeneratorMixin
 
 #: The largest angle of the small random rotations of ``augment="flips+rotations"``.
 ROTATION_DEGREES = 15.0
@@ -56,7 +57,7 @@ def small_rotations(n: int, max_degrees: float, generator: torch.Generator | Non
     return eye + sin * cross + (1.0 - cos) * (cross @ cross)
 
 
-class PatchAugment(nn.Module):
+class PatchAugment(SeededGeneratorMixin, nn.Module):
     """Random flips, 90° rotations and small rotations of ``(N, C, D, H, W)`` patches, in training mode.
 
     Parameters
@@ -67,8 +68,9 @@ class PatchAugment(nn.Module):
     max_rotation_degrees : float, default=0.0
         Then rotate each sample by up to this angle about a random axis (0: no small rotation).
     seed : int or None, default=None
-        Seed of the module's own ``torch.Generator`` (made on the batch's device at first use);
-        None draws from torch's global generator.
+        Seed of the module's own ``torch.Generator`` (made on the batch's device at first use,
+        pickled as bytes: see :class:`~rimclf.nn._seeded.SeededGeneratorMixin`); None draws
+        from torch's global generator.
 
     Shapes
     ------
@@ -96,19 +98,6 @@ class PatchAugment(nn.Module):
         self.seed = seed
         self._generator: torch.Generator | None = None
         self.register_buffer("permutations", signed_permutations(), persistent=False)
-
-    def manual_seed(self, seed: int | None) -> PatchAugment:
-        """Restart the random transforms from ``seed`` (None: torch's global generator)."""
-        self.seed = seed
-        self._generator = None
-        return self
-
-    def _generator_on(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device).manual_seed(int(self.seed))
-        return self._generator
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         active = self.flips_and_turns or self.max_rotation_degrees > 0

@@ -19,6 +19,7 @@ from torch import nn
 
 from rimclf._validation import check_int
 from rimclf.errors import ParameterError
+from rimclf.nn._seeded import SeededGeneratorMixin
 
 
 def deep_smote(
@@ -34,7 +35,10 @@ def deep_smote(
     z : torch.Tensor, shape (N, d)
         Feature vectors of one batch.
     y : torch.Tensor, shape (N,) or (N, 1)
-        Labels; rows with ``y > 0.5`` are rim+ (the minority class).
+        Labels; rows with ``y > 0.5`` are rim+ (the minority class). ``y`` may live on
+        another device than ``z``: labels on the CPU with features on a GPU let the rim+ rows
+        be counted without waiting for the GPU (finding them in a GPU tensor is a host
+        synchronisation, since the number of output rows depends on it).
     k : int, default=2
         Neighbours per rim+ row (2 in the paper: ``N + 2n`` output rows).
     generator : torch.Generator or None, default=None
@@ -46,7 +50,7 @@ def deep_smote(
     z_aug : torch.Tensor, shape (N + n·k_eff, d)
         ``z`` followed by the synthetic rows.
     y_aug : torch.Tensor, shape (N + n·k_eff,) or (N + n·k_eff, 1)
-        ``y`` followed by ones (same dtype and trailing shape as ``y``).
+        ``y`` followed by ones (same dtype, trailing shape and device as ``y``).
 
     Notes
     -----
@@ -80,11 +84,12 @@ def deep_smote(
             f"deep_smote: y has {labels.shape[0]} labels for {z.shape[0]} rows of z "
             f"(y shape {tuple(y.shape)})"
         )
-    positive_index = torch.nonzero(labels > 0.5).reshape(-1)
+    positive_index = torch.nonzero(labels > 0.5).reshape(-1)  # on y's device: no wait for z's
     n_positive = positive_index.numel()
     if n_positive < 2:
         return z, y
     k_eff = min(k, n_positive - 1)
+    positive_index = positive_index.to(z.device, non_blocking=True)
 
     z_positive = z.index_select(0, positive_index)
     with torch.no_grad():
@@ -106,7 +111,7 @@ def deep_smote(
     return torch.cat([z, synthetic], dim=0), torch.cat([y, y_synthetic], dim=0)
 
 
-class DeepSMOTE(nn.Module):
+class DeepSMOTE(SeededGeneratorMixin, nn.Module):
     """Module wrapper of :func:`deep_smote`: active in training mode only.
 
     Parameters
@@ -115,7 +120,8 @@ class DeepSMOTE(nn.Module):
         Nearest rim+ neighbours per rim+ row.
     seed : int or None, default=None
         Seed of the module's own ``torch.Generator`` (created on the batch's device at first
-        use); None draws the weights from torch's global generator.
+        use, pickled as bytes: see :class:`~rimclf.nn._seeded.SeededGeneratorMixin`); None
+        draws the weights from torch's global generator.
 
     Shapes
     ------
@@ -130,19 +136,6 @@ class DeepSMOTE(nn.Module):
         self.k = k
         self.seed = seed
         self._generator: torch.Generator | None = None
-
-    def manual_seed(self, seed: int | None) -> DeepSMOTE:
-        """Restart the interpolation weights from ``seed`` (None: torch's global generator)."""
-        self.seed = seed
-        self._generator = None
-        return self
-
-    def _generator_on(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device).manual_seed(int(self.seed))
-        return self._generator
 
     def forward(
         self, z: torch.Tensor, y: torch.Tensor | None = None
