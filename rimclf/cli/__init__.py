@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from rimclf.cli._options import quiet_library_logs
     from rimclf.errors import RimclfError
+
+    quiet_library_logs(args)
 
     module = importlib.import_module(args._module)
     with _cli_warnings():

@@ -167,7 +167,8 @@ def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:
 
 
 def quiet_library_logs(args: argparse.Namespace) -> None:
-    """Keep pyradiomics' and pykwalify's INFO chatter (on every parameter load) out of the output, unless -v."""
+    """Keep pyradiomics', pykwalify's and pybids' INFO chatter (on every parameter load or BIDS
+    index) out of the output, unless -v."""
     if not getattr(args, "verbose", False):
-        for name in ("radiomics", "pykwalify"):
+        for name in ("radiomics", "pykwalify", "bidsschematools", "bids"):
             logging.getLogger(name).setLevel(logging.WARNING)

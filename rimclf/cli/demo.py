@@ -9,7 +9,6 @@ from rimclf.cli._options import (
     add_network_options,
     add_threshold_options,
     model_config,
-    quiet_library_logs,
 )
 
 
@@ -42,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; it prints its own progress, metrics and output paths."""
     from rimclf.demo import run_demo
 
-    quiet_library_logs(args)
     run_demo(
         args.out,
         train_subjects=args.train_subjects,

@@ -10,7 +10,6 @@ from rimclf.cli._options import (
     add_radiomics_params_alias,
     cohort_options,
     model_config,
-    quiet_library_logs,
 )
 
 
@@ -45,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     """Extract the features and report where they went."""
     from rimclf.features import make_featurizer, save_features
 
-    quiet_library_logs(args)
     featurizer = make_featurizer(
         model_config(args), features=not args.no_features, patches=not args.no_patches,
         n_jobs=args.jobs, memory=args.cache, progress=not args.quiet,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli._options import add_cohort_options, cohort_options, quiet_library_logs
+from rimclf.cli._options import add_cohort_options, cohort_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     """Predict and report where the outputs went."""
     from rimclf.errors import ParameterError
 
-    quiet_library_logs(args)
     files = {"--qsm": args.qsm, "--flair": args.flair, "--mask": args.mask}
     given = [name for name, value in files.items() if value]
     if args.cohort and given:

@@ -11,7 +11,6 @@ from rimclf.cli._options import (
     add_threshold_options,
     cohort_options,
     model_config,
-    quiet_library_logs,
 )
 
 
@@ -48,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.features import make_featurizer
     from rimclf.workflows import train_model
 
-    quiet_library_logs(args)
     config = model_config(args)
     model = train_model(
         args.cohort,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config, quiet_library_logs
+from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config
 from rimclf.defaults import TUNING_MODELS
 
 #: Model names of earlier versions, still accepted on the command line.
@@ -57,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
 
     from rimclf.tuning import describe_storage, tune_cohort
 
-    quiet_library_logs(args)
     if not args.verbose:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trial table says it all
     result = tune_cohort(
