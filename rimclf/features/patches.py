@@ -111,7 +111,7 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
 
     Notes
     -----
-    ``transform`` returns float32 of shape (n_lesions, n_channels, *shape), rows in table order:
+    ``transform`` returns float32 of shape ``(n_lesions, n_channels, *shape)``, rows in table order:
     images, not a table, so ``set_output(transform="pandas")`` raises a
     :class:`~rimclf.errors.ParameterError` and the global
     ``sklearn.set_config(transform_output="pandas")`` leaves the output as it is.

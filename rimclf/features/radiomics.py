@@ -200,11 +200,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     image : {"qsm", "flair"}, default="qsm"
         The image the features describe. A FLAIR on another grid is first resampled onto the QSM
         grid (trilinear, world space).
-    region : {"lesion", "shell", "both"}, default="lesion"
+    region : {"lesion", "shell", "both"}, default="both"
         "lesion": the lesion mask (QSMRim-Net's setting). "shell": a ring ``shell_mm`` wide around
         the lesion, leaving out this and every other lesion and voxels outside the QSM's nonzero
         support, where a paramagnetic rim drawn partly outside the FLAIR mask shows. "both": the
-        two, with columns prefixed "lesion_" and "shell_". "shell" columns are prefixed "shell_".
+        two, with columns prefixed ``lesion_`` and ``shell_``. "shell" columns are prefixed ``shell_``.
     shell_mm : float, default=2.0
         Width of the ring in millimetres (distances on the anisotropic voxel grid, measured
         between voxel centres).
