@@ -97,7 +97,26 @@ def _escape_shape_names(app, what, name, obj, options, lines):
             lines[i] = _SHAPE_NAME.sub(r"\1\\_", line)
 
 
+#: ``[text](../path#anchor)`` in a guide: a link out of docs/, which GitHub follows but Sphinx cannot.
+_OUTSIDE_LINK = re.compile(r"\[([^\]]*)\]\(\.\./([^)#\s]+)(#[^)\s]*)?\)")
+
+
+def _outside_links(app, docname, source):
+    """Links from the guides to files outside ``docs/``: the README is a page of the site
+    (``readme.md`` includes it), other repository files are named as text."""
+
+    def replace(match):
+        text, path, anchor = match.group(1), match.group(2), match.group(3) or ""
+        if path == "README.md":
+            return f"[{text}](readme.md{anchor})"
+        return f"{text} (`{path}` in the repository)"
+
+    if docname != "readme":
+        source[0] = _OUTSIDE_LINK.sub(replace, source[0])
+
+
 def setup(app):
+    app.connect("source-read", _outside_links)
     app.connect("autodoc-skip-member", _skip_member)
     # after numpydoc (priority 500), which turns the sections into reST lines
     app.connect("autodoc-process-docstring", _escape_shape_names, priority=600)
