@@ -52,6 +52,7 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 
 html_theme = "alabaster"
 html_title = f"rimclf {version}"
+smartquotes = False  # keep "--force" and quotes as typed (options, code in prose)
 
 # MyST: the guides are GitHub-flavoured Markdown; headings get anchors so that
 # [text](page.md#a-heading) links work on GitHub and here alike.
@@ -68,11 +69,11 @@ numpydoc_xref_ignore = "all"
 
 
 def _plain_aliases() -> dict[str, str]:
-    """numpydoc's default type links that point into other projects' docs (``bool``: a label of
-    Python's docs, ``array_like``: numpy's glossary) as plain names when no inventory is loaded."""
+    """numpydoc's default type links point into other projects' docs (``float``: Python's,
+    ``array_like``: numpy's glossary); without their inventories, the plain names."""
     from numpydoc.xref import DEFAULT_LINKS
 
-    return {name: name for name, target in DEFAULT_LINKS.items() if ":term:" in target or ":ref:" in target}
+    return {name: name for name in DEFAULT_LINKS}
 
 
 numpydoc_xref_aliases = {} if INTERSPHINX else _plain_aliases()

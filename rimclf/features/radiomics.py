@@ -219,6 +219,17 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     ``transform`` returns float64 ``(n_lesions, n_features)``; ``set_output(transform="pandas")``
     (or ``sklearn.set_config(transform_output="pandas")``) makes it a DataFrame with the columns
     of ``get_feature_names_out()`` and the lesion table's index.
+
+    Examples
+    --------
+    >>> from rimclf.features import RadiomicsExtractor
+    >>> extractor = RadiomicsExtractor(region="both", shell_mm=2.0)
+    >>> names = extractor.get_feature_names_out()
+    >>> len(names), names[0]
+    (1072, 'lesion_original_shape_Elongation')
+    >>> len(RadiomicsExtractor(region="lesion").get_feature_names_out())   # QSMRim-Net's input
+    536
+    >>> features = extractor.set_output(transform="pandas").fit_transform(table)  # doctest: +SKIP
     """
 
     def __init__(

@@ -70,8 +70,10 @@ class PatchAugment(nn.Module):
         Seed of the module's own ``torch.Generator`` (made on the batch's device at first use);
         None draws from torch's global generator.
 
-    Shapes
-    ------
+    Notes
+    -----
+    Shapes:
+
     ``forward(patches)`` returns a tensor of the same shape and dtype; in eval mode (or with both
     transforms off) the input itself.
 
