@@ -31,9 +31,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/rimclf demo --out $(DEMO_DIR) --force
 
-# Any warning fails the build (-W); --keep-going reports them all. Offline: nothing is fetched.
+# Any warning fails the build (-W); --keep-going reports them all; -E rereads every page (autodoc
+# does not notice changed docstrings otherwise). Offline: nothing is fetched.
 docs: $(STAMP)
-	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	$(PY) -m sphinx -b html -E -W --keep-going -q docs docs/_build/html
 	@echo "documentation: docs/_build/html/index.html"
 
 bench: $(STAMP)
