@@ -1,4 +1,5 @@
-# rimclf: `make demo` runs the main job, `make test` runs the test suite.
+# rimclf: `make demo` runs the main job, `make test` runs the test suite, `make docs` builds
+# the documentation into docs/_build/html.
 # Both create .venv when missing and install everything into it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.rimclf-installed
 DEMO_DIR ?= demo_output
 BENCH_DIR ?= bench_output
 
-.PHONY: install test demo bench gpu-check clean
+.PHONY: install test demo bench docs gpu-check clean
 
 install: $(STAMP)
 
@@ -30,6 +31,12 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/rimclf demo --out $(DEMO_DIR) --force
 
+# Any warning fails the build (-W); --keep-going reports them all; -E rereads every page (autodoc
+# does not notice changed docstrings otherwise). Offline: nothing is fetched.
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -E -W --keep-going -q docs docs/_build/html
+	@echo "documentation: docs/_build/html/index.html"
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
@@ -49,4 +56,4 @@ gpu-check: $(if $(filter $(VENV)/bin/python,$(PY)),$(STAMP))
 	$(GPU_CHECK_ENV) $(PY) benchmarks/bench_training.py --device cuda --quick --concurrent $(GPU_CONCURRENT)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache docs/_build

@@ -37,9 +37,14 @@ EXTRAS_REQUIRE = {
     "dask": ["dask[distributed]>=2024.1"],
     "postgres": ["psycopg2-binary>=2.9"],
     "notebooks": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+    # make docs: Sphinx with MyST (the Markdown guides) and numpydoc (the API reference)
+    "docs": ["sphinx>=7.2", "myst-parser>=2", "numpydoc>=1.6"],
 }
 EXTRAS_REQUIRE["dev"] = sorted(
-    {"pytest>=8", *EXTRAS_REQUIRE["dask"], *EXTRAS_REQUIRE["postgres"], *EXTRAS_REQUIRE["notebooks"]}
+    {
+        "pytest>=8", *EXTRAS_REQUIRE["dask"], *EXTRAS_REQUIRE["postgres"], *EXTRAS_REQUIRE["notebooks"],
+        *EXTRAS_REQUIRE["docs"],
+    }
 )
 
 setup(

@@ -122,6 +122,22 @@ class ModelConfig:
         Specificity the decision threshold is chosen for (the paper's FPR <= 0.1).
     threshold_cv : int, default=5
         Subject-grouped CV folds whose out-of-fold probabilities set the threshold.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> DEFAULT_MODEL.feature_set, DEFAULT_MODEL.branches, DEFAULT_MODEL.imbalance
+    ('rim', 'radiomics', 'none')
+    >>> fused = replace(DEFAULT_MODEL, branches="both", imbalance="deepsmote")
+    >>> describe_config(fused)
+    'rim features -> MLP + CNN (ResNet-10, width 8) on 16^3 patches of 24 mm [qsm, flair, mask, distance; ring; augment flips+rotations], concat, deepsmote, 30 epochs'
+
+    :func:`rimclf.features.make_featurizer` and :func:`rimclf.classifier.make_classifier` build
+    the estimators of a configuration:
+
+    >>> from rimclf.features import make_featurizer
+    >>> make_featurizer(fused).get_output_shapes()
+    {'rim': (20,), 'patches': (4, 16, 16, 16)}
     """
 
     # features (rimclf.features.make_featurizer)

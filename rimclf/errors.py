@@ -36,7 +36,17 @@ from __future__ import annotations
 
 
 class RimclfError(Exception):
-    """Base class of every error rimclf raises on purpose."""
+    """Base class of every error rimclf raises on purpose.
+
+    Examples
+    --------
+    >>> import rimclf
+    >>> try:
+    ...     rimclf.load_cohort("no/such/cohort")
+    ... except RimclfError as error:                  # catches every error rimclf raises on purpose
+    ...     print(type(error).__name__)
+    CohortError
+    """
 
 
 class CohortError(RimclfError, ValueError):
@@ -45,6 +55,16 @@ class CohortError(RimclfError, ValueError):
 
     A subclass of :class:`ValueError`, so code that already catches ``ValueError`` keeps working.
     The message always names the offending file (or table row, or input) and what is wrong with it.
+
+    Examples
+    --------
+    >>> import rimclf
+    >>> rimclf.load_cohort("no/such/cohort")
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.CohortError: .../no/such/cohort: no such cohort directory or manifest file
+    >>> issubclass(CohortError, ValueError)
+    True
     """
 
 
@@ -53,42 +73,125 @@ class ParameterError(RimclfError, ValueError):
     benchmark setting, or one that cannot work with the data given.
 
     The message repeats the parameter's name and value and says what is allowed.
+
+    Examples
+    --------
+    >>> from rimclf.metrics import subject_folds
+    >>> subject_folds([0, 1, 0, 1], ["01", "01", "02", "02"], n_splits=1)
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: n_splits=1 is not valid; it must be an integer >= 2
     """
 
 
 class ModelFileError(RimclfError, ValueError):
     """A model directory that cannot be loaded (missing files, not a rimclf model, tampered
-    weights), or a model that a model directory cannot hold (a custom network class)."""
+    weights), or a model that a model directory cannot hold (a custom network class).
+
+    Examples
+    --------
+    >>> import rimclf
+    >>> rimclf.load_model("no/such/model")
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ModelFileError: no/such/model: no such model directory
+    """
 
 
 class PredictionError(RimclfError, ValueError):
     """Predictions that cannot be reported: NaN, infinite or out-of-range probabilities.
 
     The message names the lesions concerned; nothing is written.
+
+    Examples
+    --------
+    >>> from rimclf.outputs import check_probabilities
+    >>> check_probabilities([0.5, float("nan")])
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.PredictionError: the model gave 1 of 2 lesion(s) a NaN, infinite or out-of-range rim+ probability: ...
     """
 
 
 class OutputError(RimclfError, OSError):
-    """An output folder, file or storage (e.g. an Optuna journal or database URL) that cannot be used."""
+    """An output folder, file or storage (e.g. an Optuna journal or database URL) that cannot be used.
+
+    Examples
+    --------
+    >>> from rimclf.tuning import open_storage
+    >>> open_storage(None, study_name="../elsewhere")      # the default journal must stay in the current folder
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.OutputError: ...refused to write '../elsewhere.journal': a name from the data must be one plain path component
+    """
 
 
 class OutputExistsError(OutputError, FileExistsError):
-    """An output that exists already, refused because ``force`` (``--force``) was not given."""
+    """An output that exists already, refused because ``force`` (``--force``) was not given.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> with tempfile.TemporaryDirectory() as folder:     # exists: refused before any work
+    ...     make_phantom_cohort(folder, n_subjects=1)
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.OutputExistsError: ... already exists; use --force (force=True) to overwrite it
+    >>> issubclass(OutputExistsError, FileExistsError)
+    True
+    """
 
 
 class RimclfWarning(UserWarning):
-    """Base class of rimclf's warnings."""
+    """Base class of rimclf's warnings.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> issubclass(DataWarning, RimclfWarning), issubclass(ModelVersionWarning, RimclfWarning)
+    (True, True)
+    >>> warnings.simplefilter("error", RimclfWarning)     # doctest: +SKIP
+    """
 
 
 class QSMUnitWarning(RimclfWarning):
     """No longer issued: a QSM whose values contradict its unit is now a :class:`CohortError`
     (see :func:`rimclf.cohort.read_qsm`). Kept so that code catching it, and feature-cache entries
-    naming it, still work."""
+    naming it, still work.
+
+    Examples
+    --------
+    >>> issubclass(QSMUnitWarning, RimclfWarning)
+    True
+    """
 
 
 class DataWarning(RimclfWarning):
-    """Input data was repaired (e.g. NaN outside the brain zero-filled), or lesions were skipped or got NaN features."""
+    """Input data was repaired (e.g. NaN outside the brain zero-filled), or lesions were skipped or got NaN features.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from rimclf.baselines import SafeSMOTE
+    >>> X, y = np.random.default_rng(0).normal(size=(12, 3)), np.array([1, 1, 1] + [0] * 9)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = SafeSMOTE(k_neighbors=5).fit_resample(X, y)
+    >>> caught[0].category.__name__
+    'DataWarning'
+    """
 
 
 class ModelVersionWarning(RimclfWarning):
-    """The model was saved with other versions of rimclf, torch, pyradiomics, skorch or scikit-learn."""
+    """The model was saved with other versions of rimclf, torch, pyradiomics, skorch or scikit-learn.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import rimclf
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", ModelVersionWarning)   # a model of other package versions
+    ...     model = rimclf.load_model("model")                      # doctest: +SKIP
+    """

@@ -489,6 +489,13 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     ModelVersionWarning
         The model was saved with other versions of rimclf, torch, pyradiomics, skorch or
         scikit-learn (it is loaded anyway; check its predictions).
+
+    Examples
+    --------
+    >>> import rimclf
+    >>> model = rimclf.load_model("model")                    # doctest: +SKIP
+    >>> model = rimclf.load_model("model", device="cpu")      # doctest: +SKIP
+    >>> probability = model.predict_proba(rimclf.load_cohort("NEW_COHORT"))[:, 1]  # doctest: +SKIP
     """
     folder = Path(path).expanduser()
     settings = _read_settings(folder)

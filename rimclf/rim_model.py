@@ -44,10 +44,13 @@ class RimModel(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     featurizer : LesionFeaturizer or None, default=None
-        Default :func:`rimclf.features.make_featurizer` ``()`` (*): QSMRim-Net radiomics and
-        32 mm patches.
+        Default :func:`rimclf.features.make_featurizer` ``()`` (*): the default model's
+        rim-profile features, without patches (give a featurizer with patches to a classifier
+        with a CNN branch).
     classifier : QSMRimNetClassifier or None, default=None
-        Default :func:`rimclf.classifier.make_classifier` ``()`` (*); fitted as a clone.
+        Default :func:`rimclf.classifier.make_classifier` ``()`` (*): the network's MLP branch;
+        fitted as a clone. ``predict`` calls a lesion rim+ when ``predict_proba(X)[:, 1] >=
+        threshold_``.
     target_specificity : float, default=0.9 (*)
         Specificity the threshold is chosen for (QSMRim-Net's FPR <= 0.1).
     threshold_cv : int, default=5 (*)
@@ -74,6 +77,22 @@ class RimModel(ClassifierMixin, BaseEstimator):
     training_ : dict
         Subjects, lesions and rim+ lesions the model was trained on.
     classes_ : ndarray, ``[0, 1]``
+
+    Examples
+    --------
+    >>> from rimclf import RimModel
+    >>> from rimclf.classifier import make_classifier
+    >>> from rimclf.features import make_featurizer
+    >>> model = RimModel(make_featurizer(n_jobs=2), make_classifier(random_state=0), threshold_cv=3, random_state=0)
+    >>> model.set_params(classifier__max_epochs=10).classifier.max_epochs      # nested parameters
+    10
+    >>> model.fit(table)                                   # doctest: +SKIP
+    >>> print(model.threshold_choice_.describe())          # doctest: +SKIP
+    >>> probability = model.predict_proba(new_table)[:, 1]   # doctest: +SKIP
+    >>> calls = model.predict(new_table)                   # doctest: +SKIP
+
+    ``RimModel()`` is the default model (:data:`rimclf.defaults.DEFAULT_MODEL`);
+    :func:`rimclf.workflows.train_model` fits one on a cohort and saves it.
     """
 
     def __init__(self, featurizer=None, classifier=None, *, target_specificity: float = DEFAULT_MODEL.target_specificity,

@@ -56,6 +56,21 @@ class ThresholdChoice:
     pauc, pr_auc, roc_auc : float or None
         Partial ROC AUC (FPR <= 0.1), PR AUC and ROC AUC of the out-of-fold probabilities
         (``method="cv"`` only): a cross-validated estimate of the model's performance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> probability = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> choice = threshold_from_probabilities(y, probability, 0.9, method="in-sample")
+    >>> choice.value, choice.specificity, choice.sensitivity
+    (0.9, 1.0, 0.5)
+    >>> print(choice.describe())
+    threshold 0.9 (in-sample): specificity 1.000, sensitivity 0.500 on the training lesions (optimistic)
+    >>> ThresholdChoice.from_dict(choice.to_dict()) == choice      # what a model file stores
+    True
+    >>> print(ThresholdChoice(0.42, "fixed").describe())
+    threshold 0.42 (fixed)
     """
 
     value: float
@@ -114,7 +129,17 @@ class ThresholdChoice:
 
 
 def check_specificity(value: object, name: str = "target_specificity") -> float:
-    """A specificity in (0, 1), else :class:`~rimclf.errors.ParameterError` naming ``name``."""
+    """A specificity in (0, 1), else :class:`~rimclf.errors.ParameterError` naming ``name``.
+
+    Examples
+    --------
+    >>> check_specificity(0.9)
+    0.9
+    >>> check_specificity(1.0)
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: target_specificity=1.0 is not valid; it must be a number in (0, 1); e.g. 0.9
+    """
     return check_real(value, name, min=0.0, max=1.0, closed="neither", hint="e.g. 0.9")
 
 
@@ -126,6 +151,17 @@ def threshold_from_probabilities(
     When no threshold that calls any lesion rim+ reaches the target on these probabilities, the
     threshold is set just above the highest probability (nothing in these data is called rim+),
     with a :class:`~rimclf.errors.DataWarning`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> probability = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> choice = threshold_from_probabilities(y, probability, target_specificity=0.9, method="cv", n_splits=5)
+    >>> choice.value
+    0.9
+    >>> round(choice.pauc, 3)                               # out-of-fold scores with method="cv"
+    0.737
     """
     y = np.asarray(y, dtype=int)
     probability = np.asarray(probability, dtype=np.float64)
@@ -153,7 +189,24 @@ def threshold_from_probabilities(
 
 def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: object) -> list[tuple[np.ndarray, np.ndarray]]:
     """The folds of the threshold CV: :func:`rimclf.metrics.subject_folds` with at least 2 rim+
-    lesions in every training part (:class:`~rimclf.errors.ParameterError` naming ``threshold_cv``)."""
+    lesions in every training part (:class:`~rimclf.errors.ParameterError` naming ``threshold_cv``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([1, 0, 0, 0, 0], 8)                      # 8 subjects of 5 lesions
+    >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
+    >>> X = rng.normal(size=(40, 3)) + y[:, None]             # features, extracted once
+    >>> folds = subject_folds(y, groups, 4, random_state=0)
+    >>> len(folds)
+    4
+    >>> subject_folds(y, groups, 9, random_state=0)
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: threshold_cv=9 folds but the data hold only 8 subjects; use fewer folds
+    """
     return metrics.subject_folds(y, groups, n_splits, random_state, min_train_positives=2, name="threshold_cv")
 
 
@@ -163,6 +216,18 @@ def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, 
     Each fit gets the training subjects as ``groups`` when the classifier uses them (e.g.
     ``train_split=GroupValidSplit(...)``; see :func:`rimclf.metrics.group_fit_params`), with
     scikit-learn's metadata routing on or off.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([1, 0, 0, 0, 0], 8)                      # 8 subjects of 5 lesions
+    >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
+    >>> X = rng.normal(size=(40, 3)) + y[:, None]             # features, extracted once
+    >>> probability = out_of_fold_probabilities(LogisticRegression(), X, y, groups, subject_folds(y, groups, 4, 0))
+    >>> print(threshold_from_probabilities(y, probability, 0.9, method="cv", n_splits=4).describe())
+    threshold 0.3351 (cv, 4-fold subject-grouped CV): specificity 0.906, sensitivity 0.750 out of fold; out-of-fold pAUC 0.745, PR AUC 0.772, ROC AUC 0.898
     """
     groups = np.asarray(groups)
     probability = np.full(len(y), np.nan)

@@ -67,6 +67,18 @@ def train_model(
     -------
     RimModel
         Fitted.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from rimclf.classifier import make_classifier
+    >>> from rimclf.defaults import DEFAULT_MODEL
+    >>> from rimclf.workflows import train_model
+    >>> model = train_model("COHORT", random_state=0, out="model")      # doctest: +SKIP
+    >>> print(model.threshold_choice_.describe())                       # doctest: +SKIP
+    >>> config = replace(DEFAULT_MODEL, imbalance="class_weight")
+    >>> model = train_model("COHORT", classifier=make_classifier(config, random_state=0),
+    ...                     threshold_cv=3, out="model-cw", force=True)  # doctest: +SKIP
     """
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
@@ -93,6 +105,20 @@ def subject_table(
 
     Equivalent to :func:`rimclf.load_cohort` on a one-row manifest (it writes one to a temporary
     folder and reads it), with the same checks and error messages. ``rim`` is ``<NA>``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> cohort = make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, random_state=0, shape=(48, 56, 32))
+    >>> from pathlib import Path
+    >>> anat = Path(cohort) / "sub-001" / "anat"
+    >>> mask = next(Path(cohort, "derivatives", "phantom").rglob("sub-001_desc-lesions_dseg.nii.gz"))
+    >>> table = subject_table(anat / "sub-001_Chimap.nii.gz", anat / "sub-001_FLAIR.nii.gz", mask, participant_id="7")
+    >>> len(table), table["participant_id"].iloc[0], bool(table["rim"].isna().all())
+    (13, '7', True)
+    >>> folder.cleanup()
     """
     with tempfile.TemporaryDirectory(prefix="rimclf-subject-") as folder:
         manifest = Path(folder) / "manifest.tsv"
@@ -141,6 +167,16 @@ def predict_cohort(
     -------
     dict
         ``{"lesions": path, "subjects": path, "maps": folder, "description": path}``.
+
+    Examples
+    --------
+    >>> import rimclf
+    >>> from rimclf.workflows import predict_cohort, subject_table
+    >>> model = rimclf.load_model("model")                                # doctest: +SKIP
+    >>> paths = predict_cohort(model, "NEW_COHORT", "predictions", n_jobs=2)  # doctest: +SKIP
+    >>> paths["lesions"]                                                  # doctest: +SKIP
+    PosixPath('predictions/lesions.tsv')
+    >>> predict_cohort(model, subject_table("q.nii.gz", "f.nii.gz", "m.nii.gz"), "out-01")  # doctest: +SKIP
     """
     from rimclf.outputs import write_prediction_outputs
 
@@ -175,6 +211,14 @@ def predict_subject(
 
     An existing ``out`` is refused (unless ``force``) before the files are read; the other
     parameters are those of :func:`subject_table` and :func:`predict_cohort`.
+
+    Examples
+    --------
+    >>> import rimclf
+    >>> from rimclf.workflows import predict_subject
+    >>> model = rimclf.load_model("model")                                # doctest: +SKIP
+    >>> predict_subject(model, "qsm.nii.gz", "flair_reg.nii.gz", "lesions.nii.gz", "out-07",
+    ...                 participant_id="07")                              # doctest: +SKIP
     """
     refuse_overwrite(out, force=force)
     options = {"min_voxels": min_voxels, "qsm_unit": qsm_unit, "connectivity": connectivity}

@@ -143,6 +143,15 @@ class SelectRadiomics(SelectFeatures):
     ----------
     key : str, default="radiomics"
         Entry returned when ``X`` is a mapping (``SliceDict`` or ``dict``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = {"rim": np.ones((2, 3)), "radiomics": np.zeros((2, 4))}
+    >>> SelectRadiomics().transform(X).shape
+    (2, 4)
+    >>> SelectRadiomics(key="rim").transform(X).shape
+    (2, 3)
     """
 
     def __init__(self, key: str = "radiomics") -> None:
@@ -215,9 +224,29 @@ def make_random_forest(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
     select_radiomics: bool = True, feature_set: str | None = None, **params: object,
 ) -> Pipeline:
-    """Random forest on radiomics features, as in APRL (500 trees).
+    """Random forest on the tabular features (rim-profile and/or radiomics), as in APRL (500 trees).
 
     {shared}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 5))                        # 60 lesions, 5 features
+    >>> y = (X[:, 0] + rng.normal(size=60) > 1.2).astype(int)
+    >>> forest = make_random_forest("class_weight", n_estimators=50, random_state=0).fit(X, y)
+    >>> [name for name, _ in forest.steps]
+    ['select', 'impute', 'scale', 'sampler', 'model']
+    >>> forest.predict_proba(X[:2]).shape
+    (2, 2)
+
+    After the featurizer, on the rim-profile features of a lesion table:
+
+    >>> from sklearn.pipeline import Pipeline
+    >>> from rimclf.features import make_featurizer
+    >>> model = Pipeline([("features", make_featurizer()),
+    ...                   ("forest", make_random_forest("class_weight", feature_set="rim", random_state=0))])
+    >>> model.fit(table, table["rim"].astype(int))          # doctest: +SKIP
     """
     sampler = _check_sampler(sampler)
     model = RandomForestClassifier(
@@ -231,9 +260,19 @@ def make_logistic_regression(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
     select_radiomics: bool = True, feature_set: str | None = None, **params: object,
 ) -> Pipeline:
-    """L2-penalised logistic regression on standardised radiomics features.
+    """L2-penalised logistic regression on the standardised tabular features (rim-profile and/or radiomics).
 
     {shared}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 5))                        # 60 lesions, 5 features
+    >>> y = (X[:, 0] + rng.normal(size=60) > 1.2).astype(int)
+    >>> model = make_logistic_regression("smote", k_neighbors=3, random_state=0).fit(X, y)
+    >>> model.set_params(model__C=0.1).fit(X, y).predict(X[:3])
+    array([0, 1, 0])
     """
     sampler = _check_sampler(sampler)
     defaults = {"C": 1.0, "max_iter": 5000, "random_state": random_state}
@@ -249,6 +288,16 @@ def make_gradient_boosting(
     """Histogram gradient boosting (:class:`~sklearn.ensemble.HistGradientBoostingClassifier`).
 
     {shared}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 5))                        # 60 lesions, 5 features
+    >>> y = (X[:, 0] + rng.normal(size=60) > 1.2).astype(int)
+    >>> model = make_gradient_boosting("none", max_iter=50, random_state=0).fit(X, y)
+    >>> model[-1].n_iter_
+    50
     """
     sampler = _check_sampler(sampler)
     model = HistGradientBoostingClassifier(

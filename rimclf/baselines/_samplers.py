@@ -60,6 +60,19 @@ class SafeSMOTE(SMOTE):
         As in SMOTE.
     k_neighbors : int or object, default=5
         As in SMOTE; the fallback applies to an integer only.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> X, y = np.random.default_rng(0).normal(size=(12, 3)), np.array([1, 1, 1] + [0] * 9)
+    >>> with warnings.catch_warnings(record=True) as caught:      # 3 rim+ rows: k lowered to 2
+    ...     warnings.simplefilter("always")
+    ...     X_res, y_res = SafeSMOTE(k_neighbors=5, random_state=0).fit_resample(X, y)
+    >>> int(y_res.sum()), len(y_res)
+    (9, 18)
+    >>> print(caught[0].message)
+    SMOTE uses k_neighbors=2 instead of 5: the training data hold only 3 rim+ rows
     """
 
     def _fit_resample(self, X, y):
@@ -115,6 +128,26 @@ class SliceDictSMOTE(BaseEstimator):
         Rows made by the last :meth:`fit_resample`.
     k_neighbors_ : int
         Neighbours actually used (0 when SMOTE was skipped).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skorch.helper import SliceDict
+    >>> rng = np.random.default_rng(0)
+    >>> X = SliceDict(radiomics=rng.normal(size=(12, 4)).astype(np.float32),
+    ...               patches=rng.normal(size=(12, 1, 4, 4, 4)).astype(np.float32))
+    >>> y = np.array([1, 1, 1] + [0] * 9)
+    >>> smote = SliceDictSMOTE(k_neighbors=2, random_state=0)
+    >>> X_res, y_res = smote.fit_resample(X, y)
+    >>> X_res["patches"].shape, int(y_res.sum()), smote.n_synthetic_
+    ((18, 1, 4, 4, 4), 9, 6)
+
+    Before the network, in an imblearn pipeline (it resamples during ``fit`` only):
+
+    >>> from imblearn.pipeline import Pipeline
+    >>> from rimclf import QSMRimNetClassifier
+    >>> net = Pipeline([("smote", SliceDictSMOTE(random_state=0)),
+    ...                 ("net", QSMRimNetClassifier(imbalance="none", module__branches="both"))])
     """
 
     def __init__(

@@ -125,6 +125,15 @@ def make_repeated_folds(
         The ``StratifiedGroupKFold(shuffle=True)`` seed of each repeat.
     fit_seeds : numpy.ndarray of shape (n_repeats, n_splits)
         The ``random_state`` of every method's estimator in that fold (shared by all methods).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.tile([1, 0, 0, 0, 0], 8)
+    >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
+    >>> folds, split_seeds, fit_seeds = make_repeated_folds(y, groups, n_splits=4, n_repeats=2, random_state=0)
+    >>> len(folds), len(folds[0]), fit_seeds.shape                # repeats, folds per repeat
+    (2, 4, (2, 4))
     """
     rng = check_random_state(random_state)
     flat, split_seeds = subject_folds(y, groups, n_splits, rng, n_repeats=n_repeats, return_seeds=True)
@@ -190,6 +199,20 @@ def cross_validate_method(
     timings : list of dict
         One row per fold: ``method, repeat, fold, n_train, n_train_rim, n_test, n_test_rim,
         fit_seconds, fit_cpu_seconds, predict_seconds`` and what ``method.fold_record`` adds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rimclf.benchmark import ABLATION_METHODS, BenchmarkSettings
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([1, 0, 0, 0, 0], 8)
+    >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
+    >>> X = rng.normal(size=(40, 3)) + y[:, None]                  # the method's input (rim features here)
+    >>> folds, _, fit_seeds = make_repeated_folds(y, groups, 4, 1, random_state=0)
+    >>> probability, fold_of, timings = cross_validate_method(
+    ...     ABLATION_METHODS["logreg_rim"], X, y, folds, fit_seeds, BenchmarkSettings.quick(), n_jobs=1)
+    >>> probability.shape, len(timings)                            # (repeats, lesions), one row per fold
+    ((1, 40), 4)
     """
     from joblib import Parallel, delayed
 

@@ -67,6 +67,22 @@ class Method:
         For ``model="qsmrimnet"``: :class:`~rimclf.defaults.ModelConfig` fields that differ from
         the benchmark's network settings (e.g. ``(("augment", "flips"),)``); ``branches`` follows
         from ``features``.
+
+    Examples
+    --------
+    >>> from rimclf.benchmark import ABLATION_METHODS, BenchmarkSettings
+    >>> method = ABLATION_METHODS["rf_rim"]
+    >>> method.model, method.features, method.imbalance, method.family
+    ('random_forest', 'rim', 'class_weight', 'baseline')
+    >>> ABLATION_METHODS["net_fused"].parts
+    ('patches', 'rim')
+    >>> estimator = method.make_estimator(BenchmarkSettings.quick(), random_state=0)   # an unfitted pipeline
+    >>> estimator[-1].n_estimators
+    200
+
+    A method of your own:
+
+    >>> mine = Method("rf_rim_smote", "random forest on rim features, SMOTE", "random_forest", "rim", "smote")
     """
 
     name: str

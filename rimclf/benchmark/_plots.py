@@ -119,6 +119,22 @@ def plot_curves(predictions: pd.DataFrame, results: pd.DataFrame, kind: str = "r
     figure shades FPR <= 0.1, the range of the partial AUC, and zooms into it in a second row;
     the PR panels mark the rim+ prevalence (a random score's average precision). Legends with
     each method's pAUC (ROC) or average precision (PR) stand below the panels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from rimclf.benchmark import summarize_predictions
+    >>> rng = np.random.default_rng(0)
+    >>> rim = np.tile([1, 0, 0, 0, 0], 8)                  # 8 subjects of 5 lesions, one rim+ each
+    >>> lesions = pd.DataFrame({"participant_id": np.repeat([f"{i:02d}" for i in range(1, 9)], 5),
+    ...                         "lesion_id": np.tile(np.arange(1, 6), 8), "rim": rim})
+    >>> predictions = pd.concat([                          # what predictions.tsv holds
+    ...     lesions.assign(method=name, repeat=0, fold=0, probability=gain * rim + rng.uniform(0, 0.5, 40))
+    ...     for name, gain in (("default", 0.5), ("rf_rim", 0.2))])
+    >>> results = summarize_predictions(predictions, reference="default", n_boot=200, random_state=0)
+    >>> figure = plot_curves(predictions, results, kind="pr")   # a matplotlib Figure
+    >>> figure.savefig("pr_curves.png")                         # doctest: +SKIP
     """
     methods = list(dict.fromkeys(predictions["method"]))
     estimates = results.set_index("method")
@@ -189,6 +205,24 @@ def plot_paired_differences(results: pd.DataFrame, reference: str | None = None)
     One panel per metric (pAUC, PR AUC, ROC AUC), one row per method; points right of 0 mean the
     method beats the reference (default: :func:`reference_of` the results). Filled markers:
     bootstrap p < 0.05.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from rimclf.benchmark import summarize_predictions
+    >>> rng = np.random.default_rng(0)
+    >>> rim = np.tile([1, 0, 0, 0, 0], 8)                  # 8 subjects of 5 lesions, one rim+ each
+    >>> lesions = pd.DataFrame({"participant_id": np.repeat([f"{i:02d}" for i in range(1, 9)], 5),
+    ...                         "lesion_id": np.tile(np.arange(1, 6), 8), "rim": rim})
+    >>> predictions = pd.concat([                          # what predictions.tsv holds
+    ...     lesions.assign(method=name, repeat=0, fold=0, probability=gain * rim + rng.uniform(0, 0.5, 40))
+    ...     for name, gain in (("default", 0.5), ("rf_rim", 0.2))])
+    >>> results = summarize_predictions(predictions, reference="default", n_boot=200, random_state=0)
+    >>> figure = plot_paired_differences(results)               # pAUC, PR AUC, ROC AUC panels
+    >>> len(figure.axes)
+    3
+    >>> figure.savefig("paired_differences.png")                # doctest: +SKIP
     """
     reference = reference_of(results) if reference is None else reference
     rows = results[results["method"] != reference].iloc[::-1]

@@ -36,7 +36,14 @@ OUTPUT_FILES = ("results.tsv", "results.json", "predictions.tsv", "folds.tsv", "
 
 
 def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
-    """Versions of Python and of the packages the benchmark's numbers depend on (or of ``names``)."""
+    """Versions of Python and of the packages the benchmark's numbers depend on (or of ``names``).
+
+    Examples
+    --------
+    >>> versions = package_versions()
+    >>> "torch" in versions and "scikit-learn" in versions
+    True
+    """
     return installed_versions(names)
 
 
@@ -86,7 +93,14 @@ def _json_ready(value: object) -> object:
 def run_imbalance_benchmark(cohort: str | os.PathLike | pd.DataFrame, out: str | os.PathLike, **options) -> pd.DataFrame:
     """:func:`run_benchmark` of the imbalance benchmark's methods (:data:`METHODS`): QSMRim-Net on
     patches and radiomics with DeepSMOTE (the reference), input-level SMOTE, class weights,
-    oversampling or nothing, and radiomics baselines. ``options`` are those of :func:`run_benchmark`."""
+    oversampling or nothing, and radiomics baselines. ``options`` are those of :func:`run_benchmark`.
+
+    Examples
+    --------
+    >>> from rimclf.benchmark import run_imbalance_benchmark
+    >>> results = run_imbalance_benchmark("COHORT", "imbalance_out", quick=True)      # doctest: +SKIP
+    >>> results.set_index("method").loc["qsmrimnet_none", "pauc_diff"]                # doctest: +SKIP
+    """
     options.setdefault("reference", REFERENCE)
     return run_benchmark(cohort, out, kind="imbalance", table=METHODS, **options)
 
@@ -164,6 +178,14 @@ def run_benchmark(
     -------
     pandas.DataFrame
         The content of ``results.tsv`` (see :func:`summarize_predictions`).
+
+    Examples
+    --------
+    >>> from rimclf.benchmark import run_benchmark
+    >>> results = run_benchmark("COHORT", "bench_out", quick=True, n_jobs=2)          # doctest: +SKIP
+    >>> results = run_benchmark("COHORT", "bench_out", methods=["default", "rf_rim"],
+    ...                         settings={"n_splits": 3, "max_epochs": 10}, force=True)  # doctest: +SKIP
+    >>> results[["method", "pauc", "pauc_diff", "pauc_diff_p"]]                       # doctest: +SKIP
     """
     started = time.perf_counter()
     load_start = os.getloadavg()

@@ -61,6 +61,18 @@ class BenchmarkSettings:
         gains little from intra-op threads, and on a busy machine they can slow it several-fold.
     device : str, default="auto"
         Network device (``"auto"``: CUDA when available).
+
+    Examples
+    --------
+    >>> BenchmarkSettings.quick().n_splits, BenchmarkSettings.full().n_splits
+    (3, 5)
+    >>> settings = BenchmarkSettings.full(max_epochs=10, n_boot=200)
+    >>> settings.model_config().max_epochs                        # the networks' configuration
+    10
+    >>> BenchmarkSettings.full(epochs=10)
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: unknown benchmark setting(s) ['epochs']; ...
     """
 
     n_splits: int = 5

@@ -52,6 +52,14 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray, max_fpr: float = 0.1
     and :func:`~rimclf.metrics.roc_auc` (sklearn's ``roc_auc_score(max_fpr=)`` and
     ``average_precision_score``), without their input checks: the bootstrap calls it tens of
     thousands of times. ``labels`` must hold both classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> scores = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> [round(value, 3) for value in ranking_metrics(labels, scores)]   # pAUC, PR AUC, ROC AUC
+    [0.737, 0.833, 0.938]
     """
     order = np.argsort(scores, kind="mergesort")[::-1]
     sorted_scores = scores[order]
@@ -159,6 +167,28 @@ def summarize_predictions(
         ``pr_auc``, ``roc_auc``): the estimate (mean over repeats), ``*_ci_low``, ``*_ci_high``,
         ``*_sd`` (over repeats); then ``*_diff``, ``*_diff_ci_low``, ``*_diff_ci_high``,
         ``*_diff_p`` against the reference; ``n_boot_valid``; and the timing means.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> rim = np.tile([1, 0, 0, 0, 0], 8)                  # 8 subjects of 5 lesions, one rim+ each
+    >>> lesions = pd.DataFrame({"participant_id": np.repeat([f"{i:02d}" for i in range(1, 9)], 5),
+    ...                         "lesion_id": np.tile(np.arange(1, 6), 8), "rim": rim})
+    >>> predictions = pd.concat([                          # what predictions.tsv holds
+    ...     lesions.assign(method=name, repeat=0, fold=0, probability=gain * rim + rng.uniform(0, 0.5, 40))
+    ...     for name, gain in (("default", 0.5), ("rf_rim", 0.2))])
+    >>> results = summarize_predictions(predictions, reference="default", n_boot=200, random_state=0)
+    >>> results[["method", "pauc", "pauc_ci_low", "pauc_ci_high", "pauc_diff"]].round(3)
+        method   pauc  pauc_ci_low  pauc_ci_high  pauc_diff
+    0  default  ...
+    1   rf_rim  ...
+
+    From a benchmark's output folder:
+
+    >>> predictions = pd.read_csv("bench_out/predictions.tsv", sep="\\t", dtype={"participant_id": str})  # doctest: +SKIP
+    >>> results = summarize_predictions(predictions, reference="default")  # doctest: +SKIP
     """
     frame = _check_predictions(predictions)
     lesion_table = frame.drop_duplicates([*LESION_KEY, "rim"])
@@ -241,7 +271,26 @@ def summarize_predictions(
 def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int = 3) -> str:
     """The results table as aligned text (or a markdown table): metrics with CIs, differences
     against the reference with their CIs and p-values (only when the results have a reference,
-    whose row then says "reference"), and the mean training time per fold."""
+    whose row then says "reference"), and the mean training time per fold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> rim = np.tile([1, 0, 0, 0, 0], 8)                  # 8 subjects of 5 lesions, one rim+ each
+    >>> lesions = pd.DataFrame({"participant_id": np.repeat([f"{i:02d}" for i in range(1, 9)], 5),
+    ...                         "lesion_id": np.tile(np.arange(1, 6), 8), "rim": rim})
+    >>> predictions = pd.concat([                          # what predictions.tsv holds
+    ...     lesions.assign(method=name, repeat=0, fold=0, probability=gain * rim + rng.uniform(0, 0.5, 40))
+    ...     for name, gain in (("default", 0.5), ("rf_rim", 0.2))])
+    >>> results = summarize_predictions(predictions, reference="default", n_boot=200, random_state=0)
+    >>> print(format_results(results, markdown=True))
+    | method | pAUC [95% CI] | PR AUC [95% CI] | ROC AUC [95% CI] | Δ pAUC vs reference | Δ PR AUC vs reference |
+    |---|---:|---:|---:|---:|---:|
+    | default model | ... | reference | reference |
+    | random forest on rim features, class weight | ... p=... |
+    """
     def with_ci(row, metric: str) -> str:
         return f"{row[metric]:.{digits}f} [{row[metric + '_ci_low']:.{digits}f}, {row[metric + '_ci_high']:.{digits}f}]"
 

@@ -146,6 +146,22 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     -------
     labels : ndarray of int32, shape (X, Y, Z)
     affine : ndarray of shape (4, 4)
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> mask = np.zeros((8, 8, 8), dtype=np.uint8)
+    >>> mask[1:3, 1:3, 1:3] = 1                 # two separate blobs in a binary mask
+    >>> mask[5:7, 5:7, 5:7] = 1
+    >>> path = f"{folder.name}/sub-01_desc-lesions_mask.nii.gz"
+    >>> nib.save(nib.Nifti1Image(mask, np.eye(4)), path)
+    >>> labels, affine = read_lesion_labels(path, connectivity=26)
+    >>> np.unique(labels).tolist()              # lesion_id 1 and 2
+    [0, 1, 2]
+    >>> folder.cleanup()
     """
     labels, affine = read_labels(mask_path)
     if connectivity:
@@ -281,6 +297,21 @@ def load_cohort(
         whose values contradict its unit.
     ParameterError
         For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.
+
+    Examples
+    --------
+    >>> import rimclf
+    >>> table = rimclf.load_cohort("COHORT")                   # doctest: +SKIP
+    >>> table = rimclf.load_cohort("manifest.csv", qsm_unit="ppb", check_data=True)  # doctest: +SKIP
+    >>> table[["participant_id", "session", "lesion_id", "volume_mm3", "rim"]].head(2)  # doctest: +SKIP
+      participant_id session  lesion_id  volume_mm3  rim
+    0            001                  1       412.5    0
+    1            001                  2        96.0    0
+
+    A phantom cohort reads the same way (:func:`rimclf.phantom.make_phantom_cohort`):
+
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> table = rimclf.load_cohort(make_phantom_cohort("phantom", n_subjects=4))  # doctest: +SKIP
     """
     check_int(min_voxels, "min_voxels", min=1)
     connectivity = _check_connectivity(connectivity)

@@ -20,6 +20,18 @@ def summarize_cohort(table: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``participant_id, n_lesions, n_rim_pos, n_rim_neg, n_unlabeled``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"participant_id": ["01", "01", "02", "02", "03"], "lesion_id": [1, 2, 1, 2, 1],
+    ...                       "rim": pd.array([1, 0, 0, pd.NA, 1], dtype="Int64")})
+    >>> summarize_cohort(table)
+      participant_id  n_lesions  n_rim_pos  n_rim_neg  n_unlabeled
+    0             01          2          1          1            0
+    1             02          2          0          1            1
+    2             03          1          1          0            0
+    3          total          5          2          2            1
     """
     rim = table["rim"]
     per = pd.DataFrame(
@@ -42,7 +54,17 @@ MIN_LESIONS_PER_CLASS = 2
 
 
 class LabelledLesions(NamedTuple):
-    """The labelled lesions of a lesion table (see :func:`labelled_lesions`)."""
+    """The labelled lesions of a lesion table (see :func:`labelled_lesions`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"participant_id": ["01", "01", "02", "02", "03"], "lesion_id": [1, 2, 1, 2, 1],
+    ...                       "rim": pd.array([1, 0, 0, pd.NA, 1], dtype="Int64")})
+    >>> table, y, groups = labelled_lesions(table)    # unpacks like a tuple
+    >>> y
+    array([1, 0, 0, 1])
+    """
 
     table: pd.DataFrame
     y: np.ndarray
@@ -79,6 +101,17 @@ def labelled_lesions(table: object, y: object = None, groups: object = None, *, 
     CohortError
         ``table`` is not a lesion table, has no ``rim`` column (and no ``y``), ``y`` or
         ``groups`` do not match its rows, a label is not 0/1, or too few of a class remain.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"participant_id": ["01", "01", "02", "02", "03"], "lesion_id": [1, 2, 1, 2, 1],
+    ...                       "rim": pd.array([1, 0, 0, pd.NA, 1], dtype="Int64")})
+    >>> labelled = labelled_lesions(table)             # the unlabelled lesion of 02 is left out
+    >>> labelled.y, labelled.groups
+    (array([1, 0, 0, 1]), array(['01', '01', '02', '03'], dtype='<U2'))
+    >>> len(labelled.table)
+    4
     """
     if not isinstance(table, pd.DataFrame):
         raise CohortError(f"{purpose} needs the lesion table of rimclf.load_cohort (a pandas DataFrame); got {type(table).__name__}")

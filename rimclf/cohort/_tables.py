@@ -18,12 +18,28 @@ _SCAN_COLUMNS = ["participant_id", "session", "qsm", "flair", "mask", "qsm_unit"
 
 
 def check_participant_label(value: object, where: str) -> str:
-    """``value`` without its ``sub-`` prefix, checked to be a BIDS label (it names output files)."""
+    """``value`` without its ``sub-`` prefix, checked to be a BIDS label (it names output files).
+
+    Examples
+    --------
+    >>> check_participant_label("sub-07", "participants.tsv")
+    '07'
+    >>> check_participant_label("07_a", "participants.tsv")
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.CohortError: participants.tsv: ...
+    """
     return check_label(value, where)
 
 
 def check_session_label(value: object, where: str) -> str:
-    """``value`` without its ``ses-`` prefix, checked to be a BIDS label; ``""`` (no session) stays ``""``."""
+    """``value`` without its ``ses-`` prefix, checked to be a BIDS label; ``""`` (no session) stays ``""``.
+
+    Examples
+    --------
+    >>> check_session_label("ses-01", "rims.tsv"), check_session_label("n/a", "rims.tsv")
+    ('01', '')
+    """
     if pd.isna(value) or str(value).strip() in ("", "n/a"):
         return ""
     return check_label(value, where, entity="session", prefix="ses-")

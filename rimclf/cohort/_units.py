@@ -43,6 +43,15 @@ def check_qsm_unit(data: np.ndarray, unit: str, path: str | os.PathLike) -> None
 
     The 1st-99th percentile range of the nonzero voxels within +-:data:`PPM_SUSPICION_LIMIT` is
     ppm, beyond it ppb (brain susceptibility spans about +-0.3 ppm).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_qsm_unit(np.array([0.05, -0.02, 0.11]), "ppm", "sub-01_Chimap.nii.gz")   # fits: nothing happens
+    >>> check_qsm_unit(np.array([50.0, -20.0, 110.0]), "ppm", "sub-01_Chimap.nii.gz")
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.CohortError: sub-01_Chimap.nii.gz: QSM values span -18.6..109 (...), which is ppb, but its unit is ppm ... add "Units": "ppb" to sub-01_Chimap.json ...
     """
     nonzero = data[data != 0]
     if not nonzero.size:
@@ -85,6 +94,19 @@ def read_qsm(path: str | os.PathLike, unit: str | None = QSM_UNIT) -> tuple[np.n
     CohortError
         When the values contradict the unit (:func:`check_qsm_unit`), e.g. a ppb map read as
         ppm; the message says how to declare the unit.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = f"{folder.name}/sub-01_Chimap.nii.gz"
+    >>> nib.save(nib.Nifti1Image(np.full((4, 4, 4), 0.05, dtype=np.float32), np.eye(4)), path)
+    >>> qsm, affine = read_qsm(path)            # no sidecar: ppm, as BIDS defines Chimap
+    >>> float(qsm.max())                        # in ppb
+    50.0
+    >>> folder.cleanup()
     """
     unit = _file_unit(path, unit)
     data, affine = read_volume(path)

@@ -55,6 +55,14 @@ def save_features(
     -------
     pathlib.Path
         ``out``.
+
+    Examples
+    --------
+    >>> from rimclf.features import make_featurizer, save_features
+    >>> out = save_features("COHORT", "features", force=True)   # doctest: +SKIP
+    >>> sorted(path.name for path in out.iterdir())            # doctest: +SKIP
+    ['features.json', 'lesions.tsv', 'rim.tsv']
+    >>> save_features("COHORT", "features-all", featurizer=make_featurizer(patches=True, n_jobs=2))  # doctest: +SKIP
     """
     from rimclf.cohort import load_cohort
 

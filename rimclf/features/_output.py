@@ -33,6 +33,18 @@ class LesionFeatures(SliceDict):
     feature_names : dict of str to numpy.ndarray of str
         Selecting rows (``X[train]``, as cross-validation does) and ``copy()`` keep them.
         :class:`rimclf.baselines.SelectFeatures` reads them to name the columns it passes on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = LesionFeatures(feature_names={"rim": ["rim_contrast", "rim_coverage"]},
+    ...                    rim=np.zeros((4, 2), dtype=np.float32), patches=np.zeros((4, 1, 8, 8, 8), dtype=np.float32))
+    >>> X.shape                                          # rows, as sklearn sees them
+    (4,)
+    >>> X[[0, 2]]["patches"].shape                       # rows are selected in every entry
+    (2, 1, 8, 8, 8)
+    >>> X[[0, 2]].feature_names["rim"].tolist()          # and keep their column names
+    ['rim_contrast', 'rim_coverage']
     """
 
     def __init__(self, feature_names: Mapping | None = None, **arrays) -> None:

@@ -147,7 +147,7 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
     ['rim']
     >>> X = featurizer.fit_transform(table)  # doctest: +SKIP
     >>> X["rim"].shape  # doctest: +SKIP
-    (n_lesions, 22)
+    (1004, 20)
     """
 
     def __init__(

@@ -17,13 +17,13 @@ QSM values of the same tissue differ between sites by an offset (the reference r
 pipeline) and a scale (its regularisation), FLAIR intensities by an arbitrary scale.
 "Normal-appearing tissue" below means the QSM's nonzero support (the brain) minus every lesion.
 
-``"nawm"`` (default)
+``"nawm"``
     QSM: subtract the median QSM of normal-appearing tissue inside the patch's extent (the
     lesion's surroundings, mostly white matter for MS lesions), then divide by the subject's
     robust QSM spread, 1.4826 x the median absolute deviation of all its normal-appearing tissue:
     rim and lesion contrast in units of the subject's tissue variability. FLAIR: divide by the
     median FLAIR of the subject's normal-appearing tissue (so that it reads ~1).
-``"ring"``
+``"ring"`` (the default of :data:`rimclf.defaults.DEFAULT_MODEL`)
     Referenced like the rim-profile features (:mod:`rimclf.features.rim_profile`): QSM minus the
     median QSM of the lesion's reference ring (normal-appearing tissue 3-6 mm outside it),
     divided by the subject's robust QSM spread (as for "nawm"); FLAIR divided by the median
@@ -100,21 +100,37 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
 
     Parameters
     ----------
-    size_mm : float or tuple of 3 floats, default=32.0
+    size_mm : float or tuple of 3 floats, default=24.0
         Edge lengths of the cube along world x, y, z, in millimetres (one number: a cube).
-    shape : int or tuple of 3 ints, default=32
+    shape : int or tuple of 3 ints, default=16
         Samples along each edge; the voxel size of a patch is ``size_mm / shape``.
-    channels : tuple of {"qsm", "flair", "mask"}, default=("qsm", "flair", "mask")
-        Channels, in this order. "mask" holds this lesion only (not its neighbours).
-    normalize : {"nawm", "zscore", "none"}, default="nawm"
+    channels : tuple of {"qsm", "flair", "mask", "distance"}, default=("qsm", "flair", "mask", "distance")
+        Channels, in this order. "mask" holds this lesion only (not its neighbours); "distance" is
+        the signed distance (mm) to its boundary.
+    normalize : {"nawm", "ring", "zscore", "none"}, default="ring"
         Intensity normalisation of the image channels; see the module documentation.
 
     Notes
     -----
-    ``transform`` returns float32 of shape (n_lesions, n_channels, *shape), rows in table order:
+    ``transform`` returns float32 of shape ``(n_lesions, n_channels, *shape)``, rows in table order:
     images, not a table, so ``set_output(transform="pandas")`` raises a
     :class:`~rimclf.errors.ParameterError` and the global
     ``sklearn.set_config(transform_output="pandas")`` leaves the output as it is.
+
+    Examples
+    --------
+    >>> from rimclf.features import LesionFeaturizer, PatchExtractor
+    >>> extractor = PatchExtractor(size_mm=24.0, shape=16, channels=("qsm", "flair", "mask"), normalize="nawm")
+    >>> extractor.cache_key()["size_mm"]                 # one number is a cube
+    (24.0, 24.0, 24.0)
+    >>> patches = extractor.fit_transform(table)         # doctest: +SKIP
+    >>> patches.shape                                    # doctest: +SKIP
+    (1004, 3, 16, 16, 16)
+
+    In a featurizer, the patches are the ``"patches"`` entry:
+
+    >>> LesionFeaturizer(radiomics=None, patches=extractor).get_output_shapes()
+    {'patches': (3, 16, 16, 16)}
     """
 
     _output_description = "patches of shape (n_lesions, n_channels, *shape), images rather than columns"

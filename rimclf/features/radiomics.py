@@ -200,11 +200,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     image : {"qsm", "flair"}, default="qsm"
         The image the features describe. A FLAIR on another grid is first resampled onto the QSM
         grid (trilinear, world space).
-    region : {"lesion", "shell", "both"}, default="lesion"
+    region : {"lesion", "shell", "both"}, default="both"
         "lesion": the lesion mask (QSMRim-Net's setting). "shell": a ring ``shell_mm`` wide around
         the lesion, leaving out this and every other lesion and voxels outside the QSM's nonzero
         support, where a paramagnetic rim drawn partly outside the FLAIR mask shows. "both": the
-        two, with columns prefixed "lesion_" and "shell_". "shell" columns are prefixed "shell_".
+        two, with columns prefixed ``lesion_`` and ``shell_``. "shell" columns are prefixed ``shell_``.
     shell_mm : float, default=2.0
         Width of the ring in millimetres (distances on the anisotropic voxel grid, measured
         between voxel centres).
@@ -219,6 +219,17 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     ``transform`` returns float64 ``(n_lesions, n_features)``; ``set_output(transform="pandas")``
     (or ``sklearn.set_config(transform_output="pandas")``) makes it a DataFrame with the columns
     of ``get_feature_names_out()`` and the lesion table's index.
+
+    Examples
+    --------
+    >>> from rimclf.features import RadiomicsExtractor
+    >>> extractor = RadiomicsExtractor(region="both", shell_mm=2.0)
+    >>> names = extractor.get_feature_names_out()
+    >>> len(names), names[0]
+    (1072, 'lesion_original_shape_Elongation')
+    >>> len(RadiomicsExtractor(region="lesion").get_feature_names_out())   # QSMRim-Net's input
+    536
+    >>> features = extractor.set_output(transform="pandas").fit_transform(table)  # doctest: +SKIP
     """
 
     def __init__(

@@ -42,6 +42,13 @@ def subject_bootstrap_indices(
     ------
     numpy.ndarray of int
         Row indices into the original arrays.
+
+    Examples
+    --------
+    >>> for index in subject_bootstrap_indices(["a", "a", "b", "c"], n_boot=2, random_state=0):
+    ...     print(index)
+    [0 1 2 0 1]
+    [2 2 3]
     """
     check_int(n_boot, "n_boot", min=1)
     group_array = np.asarray(groups)
@@ -129,6 +136,18 @@ class BootstrapResult:
         Distinct subjects.
     values : numpy.ndarray
         The ``n_boot - n_skipped`` replicate values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.tile([0, 1], 6)                        # six subjects, one rim- and one rim+ lesion each
+    >>> score = np.array([.2, .7, .1, .4, .3, .9, .5, .6, .2, .8, .6, .5])
+    >>> groups = np.repeat(["01", "02", "03", "04", "05", "06"], 2)
+    >>> result = bootstrap_ci("pauc", y, score, groups, n_boot=200, random_state=0)
+    >>> print(f"{result.estimate:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}]")
+    0.763 [0.552, 1.000]
+    >>> result.n_subjects, result.n_skipped, result.values.shape
+    (6, 0, (200,))
     """
 
     estimate: float
@@ -161,6 +180,19 @@ class PairedBootstrapResult:
         As in :class:`BootstrapResult`.
     differences : numpy.ndarray
         The valid replicate differences.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.tile([0, 1], 6)                        # six subjects, one rim- and one rim+ lesion each
+    >>> score = np.array([.2, .7, .1, .4, .3, .9, .5, .6, .2, .8, .6, .5])
+    >>> groups = np.repeat(["01", "02", "03", "04", "05", "06"], 2)
+    >>> weaker = np.array([.3, .4, .2, .3, .4, .6, .5, .4, .3, .5, .6, .4])
+    >>> result = paired_bootstrap("roc_auc", y, score, weaker, groups, n_boot=200, random_state=0)
+    >>> print(f"{result.estimate_a:.3f} - {result.estimate_b:.3f} = {result.difference:+.3f}")
+    0.889 - 0.625 = +0.264
+    >>> result.differences.shape
+    (200,)
     """
 
     estimate_a: float
@@ -210,6 +242,22 @@ def bootstrap_ci(
     Returns
     -------
     BootstrapResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.tile([0, 1], 6)                        # six subjects, one rim- and one rim+ lesion each
+    >>> score = np.array([.2, .7, .1, .4, .3, .9, .5, .6, .2, .8, .6, .5])
+    >>> groups = np.repeat(["01", "02", "03", "04", "05", "06"], 2)
+    >>> ci = bootstrap_ci("pauc", y, score, groups, n_boot=200, random_state=0)
+    >>> print(f"pAUC {ci.estimate:.3f} [{ci.ci_low:.3f}, {ci.ci_high:.3f}]")
+    pAUC 0.763 [0.552, 1.000]
+
+    Any ``metric(y_true, y_score)`` works:
+
+    >>> from functools import partial
+    >>> from rimclf.metrics import partial_roc_auc
+    >>> ci = bootstrap_ci(partial(partial_roc_auc, max_fpr=0.2), y, score, groups, n_boot=200, random_state=0)
     """
     metric_function = _resolve_metric(metric)
     alpha = _check_alpha(alpha)
@@ -259,6 +307,17 @@ def paired_bootstrap(
     -------
     PairedBootstrapResult
         ``difference > 0`` means method A scores higher.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.tile([0, 1], 6)                        # six subjects, one rim- and one rim+ lesion each
+    >>> score = np.array([.2, .7, .1, .4, .3, .9, .5, .6, .2, .8, .6, .5])
+    >>> groups = np.repeat(["01", "02", "03", "04", "05", "06"], 2)
+    >>> weaker = np.array([.3, .4, .2, .3, .4, .6, .5, .4, .3, .5, .6, .4])
+    >>> cmp = paired_bootstrap("roc_auc", y, score, weaker, groups, n_boot=200, random_state=0)
+    >>> print(f"{cmp.difference:+.3f} [{cmp.ci_low:+.3f}, {cmp.ci_high:+.3f}], p = {cmp.p_value:.3f}")
+    +0.264 [+0.111, +0.460], p = 0.010
     """
     metric_function = _resolve_metric(metric)
     alpha = _check_alpha(alpha)

@@ -32,6 +32,22 @@ class CountAgreement:
         Spearman rank correlation of the counts (NaN when either count vector is constant).
     exact_fraction : float
         Fraction of subjects whose predicted count equals the true count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y_true = np.array([0, 1, 1, 0, 0, 0, 1, 0])
+    >>> y_pred = np.array([0, 1, 0, 0, 1, 0, 1, 1])
+    >>> groups = ["01", "01", "01", "02", "02", "03", "03", "03"]
+    >>> agreement = count_agreement(y_true, y_pred, groups)
+    >>> agreement.per_subject
+                    n_true  n_pred  difference
+    participant_id
+    01                   2       1          -1
+    02                   0       1           1
+    03                   1       2           1
+    >>> agreement.n_subjects
+    3
     """
 
     per_subject: pd.DataFrame
@@ -71,6 +87,16 @@ def count_agreement(y_true: object, y_pred: object, groups: object) -> CountAgre
     Returns
     -------
     CountAgreement
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y_true = np.array([0, 1, 1, 0, 0, 0, 1, 0])
+    >>> y_pred = np.array([0, 1, 0, 0, 1, 0, 1, 1])
+    >>> groups = ["01", "01", "01", "02", "02", "03", "03", "03"]
+    >>> agreement = count_agreement(y_true, y_pred, groups)
+    >>> agreement.mae, round(agreement.bias, 3), agreement.exact_fraction
+    (1.0, 0.333, 0.0)
     """
     labels = check_labels(y_true, both_classes=False)
     decisions = np.asarray(y_pred)

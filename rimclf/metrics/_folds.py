@@ -74,6 +74,20 @@ def subject_folds(
     ParameterError
         ``n_splits`` below 2 or above the number of subjects, or a training part with fewer
         than ``min_train_positives`` rim+ lesions (use fewer folds).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0])
+    >>> groups = np.repeat(["01", "02", "03", "04", "05", "06"], 2)
+    >>> folds = subject_folds(y, groups, n_splits=3, random_state=0)
+    >>> len(folds)
+    3
+    >>> train, test = folds[0]
+    >>> set(groups[train]) & set(groups[test])  # no subject on both sides
+    set()
+    >>> len(subject_folds(y, groups, n_splits=3, random_state=0, n_repeats=2))
+    6
     """
     y = np.asarray(y)
     n_subjects = len(np.unique(np.asarray(groups)))
@@ -107,6 +121,19 @@ def group_fit_params(estimator: object, groups: object) -> dict:
     off, a ``Pipeline`` (whose ``fit`` then takes ``<step>__groups`` only) gets nothing, and other
     estimators get ``groups`` when their ``fit`` has a ``groups`` or ``**kwargs`` parameter.
     Callers fit with ``estimator.fit(X, y, **group_fit_params(estimator, groups))``.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> group_fit_params(LogisticRegression(), ["01", "01", "02"])
+    {}
+
+    A network that validates on held-out subjects gets them:
+
+    >>> from rimclf.classifier import GroupValidSplit, QSMRimNetClassifier
+    >>> net = QSMRimNetClassifier(train_split=GroupValidSplit(5))
+    >>> group_fit_params(net, ["01", "01", "02"])
+    {'groups': ['01', '01', '02']}
     """
     try:
         routing = get_routing_for_object(estimator)

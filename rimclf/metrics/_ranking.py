@@ -31,6 +31,14 @@ def roc_auc(y_true: object, y_score: object) -> float:
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> score = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> roc_auc(y, score)
+    0.9375
     """
     labels = check_labels(y_true)
     return float(roc_auc_score(labels, check_scores(y_score, labels.size)))
@@ -55,6 +63,16 @@ def partial_roc_auc(y_true: object, y_score: object, max_fpr: float = 0.1) -> fl
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> score = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> round(partial_roc_auc(y, score), 3)  # FPR <= 0.1
+    0.737
+    >>> round(partial_roc_auc(y, score, max_fpr=0.2), 3)
+    0.826
     """
     max_fpr = check_fraction(max_fpr, "max_fpr", low_open=True)
     labels = check_labels(y_true)
@@ -76,6 +94,14 @@ def pr_auc(y_true: object, y_score: object) -> float:
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> score = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> round(pr_auc(y, score), 3)  # chance level: the prevalence, 0.2
+    0.833
     """
     labels = check_labels(y_true)
     return float(average_precision_score(labels, check_scores(y_score, labels.size)))
@@ -115,6 +141,16 @@ def sensitivity_at_specificity(y_true: object, y_score: object, specificity: flo
     -------
     float
         Sensitivity in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> score = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> sensitivity_at_specificity(y, score, specificity=0.9)
+    0.5
+    >>> sensitivity_at_specificity(y, score, specificity=0.8)
+    1.0
     """
     return _operating_point(y_true, y_score, specificity)[0]
 
@@ -141,6 +177,17 @@ def threshold_at_specificity(y_true: object, y_score: object, specificity: float
     -------
     float
         A value of ``y_score`` (or ``inf``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> score = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> t = threshold_at_specificity(y, score, specificity=0.9)
+    >>> float(t)
+    0.9
+    >>> int((score >= t).sum())  # lesions called rim+
+    1
     """
     return _operating_point(y_true, y_score, specificity)[1]
 

@@ -9,8 +9,9 @@ the shared parameter checks), so they run in any torch code.
 - :class:`PatchAugment`: per-sample flips, 90° turns and small rotations of patches (training only).
 - :class:`QSMRimNet`: the fused classifier returning one logit per lesion.
 
-The paper's network is ``QSMRimNet(depth=18, width=64)``; the defaults (``depth=10,
-width=16``) train in minutes on a CPU.
+The paper's network is ``QSMRimNet(branches="both", depth=18, width=64, fusion="sum")``; the
+defaults are those of :data:`rimclf.defaults.DEFAULT_MODEL` (the MLP branch alone, width 8; with
+``branches="both"``, a ResNet-10 that trains in minutes on a CPU).
 """
 
 from rimclf.nn.augment import PatchAugment

@@ -72,8 +72,10 @@ class PatchAugment(SeededGeneratorMixin, nn.Module):
         pickled as bytes: see :class:`~rimclf.nn._seeded.SeededGeneratorMixin`); None draws
         from torch's global generator.
 
-    Shapes
-    ------
+    Notes
+    -----
+    Shapes:
+
     ``forward(patches)`` returns a tensor of the same shape and dtype; in eval mode (or with both
     transforms off) the input itself.
 

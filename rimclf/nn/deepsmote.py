@@ -123,11 +123,23 @@ class DeepSMOTE(SeededGeneratorMixin, nn.Module):
         use, pickled as bytes: see :class:`~rimclf.nn._seeded.SeededGeneratorMixin`); None
         draws the weights from torch's global generator.
 
-    Shapes
-    ------
+    Notes
+    -----
+    Shapes:
+
     ``forward(z (N, d), y (N,) or (N, 1))`` returns ``(z_aug, y_aug)`` with ``N + n·k_eff`` rows
     in training mode (see :func:`deep_smote`), and ``(z, y)`` unchanged in eval mode or when
     ``y`` is None.
+
+    Examples
+    --------
+    >>> smote = DeepSMOTE(k=2, seed=0).train()
+    >>> z, y = torch.randn(8, 16), torch.tensor([0., 0., 1., 0., 1., 0., 1., 0.])
+    >>> z_aug, y_aug = smote(z, y)               # 3 rim+ rows, 2 neighbours each: 6 synthetic rows
+    >>> z_aug.shape, int(y_aug.sum())
+    (torch.Size([14, 16]), 9)
+    >>> smote.eval()(z, y)[0].shape              # a no-op in eval mode
+    torch.Size([8, 16])
     """
 
     def __init__(self, k: int = 2, seed: int | None = None) -> None:

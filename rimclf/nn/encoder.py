@@ -30,8 +30,10 @@ class RadiomicsEncoder(nn.Module):
     dropout : float, default=0.3
         Dropout probability after the hidden layer.
 
-    Shapes
-    ------
+    Notes
+    -----
+    Shapes:
+
     ``(N, n_radiomics) -> (N, out_features)``. Batch norm needs ``N >= 2`` in training mode.
 
     Examples

@@ -33,13 +33,14 @@ class QSMRimNet(nn.Module):
         Radiomic features per lesion; required unless ``branches="patches"``.
     depth : {10, 18, 34}, default=10 (*)
         ResNet depth. The default is a CPU-size network; the paper's is ``depth=18``.
-    width : int, default=16 (*)
+    width : int, default=8 (*)
         ResNet base width; every feature vector has ``8·width`` entries. The paper's network has
         ``width=64`` (512-long features).
-    branches : {"both", "patches", "radiomics"}, default="both" (*)
-        Which inputs the network uses; with one branch, ``fusion`` is ignored and the other
-        input may be omitted.
-    fusion : {"sum", "concat"}, default="sum" (*)
+    branches : {"both", "patches", "radiomics"}, default="radiomics" (*)
+        Which inputs the network uses: the CNN on patches and the MLP on the tabular features
+        (``radiomics``: rim-profile features and/or radiomics), or one of them. With one branch,
+        ``fusion`` is ignored and the other input may be omitted (None).
+    fusion : {"sum", "concat"}, default="concat" (*)
         How the two branch vectors are combined.
     smote_k : int, default=2 (*)
         Nearest rim+ neighbours per rim+ row in :class:`DeepSMOTE`.
@@ -51,7 +52,7 @@ class QSMRimNet(nn.Module):
         Dropout inside the radiomics encoder.
     head_dropout : float, default=0.5
         Dropout inside the classifier head.
-    augment : {"none", "flips", "flips+rotations"}, default="none" (*)
+    augment : {"none", "flips", "flips+rotations"}, default="flips+rotations" (*)
         Training-time augmentation of the patches by :class:`~rimclf.nn.PatchAugment`: the 48
         flips and 90° turns about the world axes, optionally followed by a random rotation of up
         to ``ROTATION_DEGREES``; inactive in eval mode.
@@ -61,8 +62,10 @@ class QSMRimNet(nn.Module):
     feature_dim : int
         Length of the vector entering DeepSMOTE and the head, ``8 * width``.
 
-    Shapes
-    ------
+    Notes
+    -----
+    Shapes:
+
     - ``patches``: ``(N, in_channels, D, H, W)``; ``radiomics``: ``(N, n_radiomics)``,
       standardised and free of NaN.
     - ``forward(patches, radiomics)``: logits ``(N,)``.

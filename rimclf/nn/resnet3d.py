@@ -78,8 +78,10 @@ class ResNet3D(nn.Module):
     out_channels : int
         Length of the pooled feature vector, ``8 * width``.
 
-    Shapes
-    ------
+    Notes
+    -----
+    Shapes:
+
     - input: ``(N, in_channels, D, H, W)``, any spatial size >= 1.
     - :meth:`forward_features`: ``(N, 8·width, D', H', W')``, each spatial size halved
       (rounding up) four times: stem, max pool, stage 2, stage 3; 32³ -> 2³, 24³ -> 2³,

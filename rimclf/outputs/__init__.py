@@ -111,6 +111,15 @@ def check_probabilities(probability: object, table: pd.DataFrame | None = None) 
     ------
     PredictionError
         Naming how many lesions (and, with ``table``, which) have an unusable probability.
+
+    Examples
+    --------
+    >>> check_probabilities([0.2, 0.9])
+    array([0.2, 0.9])
+    >>> check_probabilities([0.2, float("nan"), 1.3])
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.PredictionError: the model gave 2 of 3 lesion(s) a NaN, infinite or out-of-range rim+ probability: ...
     """
     values = np.asarray(probability, dtype=float).reshape(-1)
     bad = ~np.isfinite(values) | (values < 0) | (values > 1)
@@ -154,6 +163,22 @@ def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: 
         Columns :data:`LESION_COLUMNS`, plus ``rim`` (the reference label) when ``table`` has one;
         labels as in the lesion table (``participant_id`` without ``sub-``, ``session`` without
         ``ses-``, ``""`` without sessions). :func:`write_prediction_outputs` writes them in BIDS form.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import rimclf
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> table = rimclf.load_cohort(make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, shape=(48, 56, 32)))
+    >>> probability = np.linspace(0.0, 1.0, len(table))      # a model's predict_proba(table)[:, 1]
+    >>> predictions = lesion_predictions(table, probability, threshold=0.5)
+    >>> predictions.columns.tolist()
+    ['participant_id', 'session', 'lesion_id', 'centroid_x', 'centroid_y', 'centroid_z', 'volume_mm3', 'probability', 'decision', 'rim']
+    >>> int(predictions["decision"].sum())
+    13
+    >>> folder.cleanup()
     """
     probability = np.asarray(probability, dtype=float).reshape(-1)
     if probability.shape[0] != len(table):
@@ -169,7 +194,23 @@ def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: 
 
 def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per-scan (participant and session) rim+ counts: predicted (decisions), expected (sum of
-    probabilities), true if known."""
+    probabilities), true if known.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import rimclf
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> table = rimclf.load_cohort(make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, shape=(48, 56, 32)))
+    >>> probability = np.linspace(0.0, 1.0, len(table))      # a model's predict_proba(table)[:, 1]
+    >>> print(subject_summary(lesion_predictions(table, probability, threshold=0.5)).to_string())
+      participant_id session  n_lesions  n_rim_pos_predicted  expected_rim_pos  n_rim_pos_true
+    0            001                 13                    0              3.12               0
+    1            002                 13                   13              9.88               0
+    >>> folder.cleanup()
+    """
     grouped = _with_session(predictions).groupby(["participant_id", "session"], sort=True)
     summary = pd.DataFrame(
         {
@@ -184,14 +225,34 @@ def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def probability_map(labels: np.ndarray, lesion_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
-    """A float32 volume where each listed lesion's voxels carry its probability, 0 elsewhere."""
+    """A float32 volume where each listed lesion's voxels carry its probability, 0 elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[0, 1, 1], [2, 2, 0], [3, 0, 0]])    # lesion ids on the QSM grid
+    >>> probability_map(labels, lesion_ids=[1, 2], probability=[0.9, 0.2])
+    array([[0. , 0.9, 0.9],
+           [0.2, 0.2, 0. ],
+           [0. , 0. , 0. ]], dtype=float32)
+    """
     lookup = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.float32)
     lookup[np.asarray(lesion_ids, dtype=int)] = np.asarray(probability, dtype=np.float32)
     return lookup[labels]
 
 
 def label_image(labels: np.ndarray, lesion_ids: np.ndarray) -> np.ndarray:
-    """The lesion labels with only ``lesion_ids`` kept (others 0), as int16 (int32 above 32767)."""
+    """The lesion labels with only ``lesion_ids`` kept (others 0), as int16 (int32 above 32767).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[0, 1, 1], [2, 2, 0], [3, 0, 0]])
+    >>> label_image(labels, lesion_ids=[1, 3])                  # lesion 2 was left out
+    array([[0, 1, 1],
+           [0, 0, 0],
+           [3, 0, 0]], dtype=int16)
+    """
     keep = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
     keep[np.asarray(lesion_ids, dtype=int)] = True
     dtype = np.int16 if labels.max(initial=0) <= np.iinfo(np.int16).max else np.int32
@@ -203,6 +264,14 @@ def output_paths(out: str | os.PathLike, participant_id: str, session: str = "")
 
     Keys ``"probseg"``, ``"dseg"`` (NIfTI; their sidecars and the look-up table share the name
     with ``.json``/``.tsv``) and ``"montage"``; ``participant_id``/``session`` without prefixes.
+
+    Examples
+    --------
+    >>> paths = output_paths("predictions", "07", session="01")
+    >>> paths["probseg"].as_posix()
+    'predictions/sub-07/ses-01/anat/sub-07_ses-01_desc-rimprob_probseg.nii.gz'
+    >>> paths["montage"].as_posix()
+    'predictions/sub-07/figures/sub-07_ses-01_desc-rimprob_montage.png'
     """
     out = Path(out)
     participant_id = check_participant_label(participant_id, "the lesion table")
@@ -300,6 +369,23 @@ def write_prediction_outputs(
     -------
     dict
         ``{"lesions": path, "subjects": path, "maps": folder, "description": path}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import rimclf
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> table = rimclf.load_cohort(make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, shape=(48, 56, 32)))
+    >>> probability = np.linspace(0.0, 1.0, len(table))      # a model's predict_proba(table)[:, 1]
+    >>> paths = write_prediction_outputs(f"{folder.name}/predictions", table, probability, threshold=0.5,
+    ...                                  montage=False)
+    >>> sorted(paths)
+    ['description', 'lesions', 'maps', 'subjects']
+    >>> sorted(p.name for p in (paths["maps"] / "sub-001" / "anat").iterdir())
+    ['sub-001_desc-lesions_dseg.json', 'sub-001_desc-lesions_dseg.nii.gz', 'sub-001_desc-lesions_dseg.tsv', 'sub-001_desc-rimprob_probseg.json', 'sub-001_desc-rimprob_probseg.nii.gz']
+    >>> folder.cleanup()
     """
     predictions = lesion_predictions(table, probability, threshold)
     out = Path(out)
@@ -365,6 +451,24 @@ def _sidecar(image: Path) -> Path:
 
 
 def read_lesions(out: str | os.PathLike) -> pd.DataFrame:
-    """``lesions.tsv`` of an output directory, as written (``sub-``/``ses-`` labels, ``n/a`` missing)."""
+    """``lesions.tsv`` of an output directory, as written (``sub-``/``ses-`` labels, ``n/a`` missing).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import rimclf
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> table = rimclf.load_cohort(make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, shape=(48, 56, 32)))
+    >>> probability = np.linspace(0.0, 1.0, len(table))      # a model's predict_proba(table)[:, 1]
+    >>> out = write_prediction_outputs(f"{folder.name}/predictions", table, probability, 0.5, montage=False)["maps"]
+    >>> lesions = read_lesions(out)
+    >>> lesions[["participant_id", "lesion_id", "probability", "decision"]].head(2)
+      participant_id  lesion_id  probability  decision
+    0        sub-001          1         0.00         0
+    1        sub-001          2         0.04         0
+    >>> folder.cleanup()
+    """
     return pd.read_csv(Path(out) / "lesions.tsv", sep="\t", dtype={"participant_id": str, "session": str},
                        na_values=["n/a"], keep_default_na=False)

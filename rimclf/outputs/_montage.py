@@ -56,6 +56,15 @@ def axial_plane(
     -------
     ndarray of shape (n, n)
         Rows run along world y (anterior up with ``origin="lower"``), columns along x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> volume = np.arange(27, dtype=float).reshape(3, 3, 3)
+    >>> axial_plane(volume, np.eye(4), np.array([1.0, 1.0, 1.0]), half_width_mm=1.0, step_mm=1.0, order=1)
+    array([[ 1., 10., 19.],
+           [ 4., 13., 22.],
+           [ 7., 16., 25.]])
     """
     offsets = np.arange(-half_width_mm, half_width_mm + 1e-6, step_mm)
     gx, gy = np.meshgrid(centre_mm[0] + offsets, centre_mm[1] + offsets, indexing="xy")
@@ -112,6 +121,22 @@ def write_montage(
     """Save a PNG of QSM and FLAIR axial planes through each lesion, ranked by probability.
 
     The figure is :func:`montage_figure`'s (same parameters); this saves it to ``path``.
+
+    Examples
+    --------
+    ``rimclf.outputs.write_prediction_outputs`` calls it for every scan; by hand:
+
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from rimclf.cohort import read_lesion_labels, read_qsm
+    >>> subject = predictions[predictions["participant_id"] == "001"]        # doctest: +SKIP
+    >>> row = table.iloc[0]                                                   # doctest: +SKIP
+    >>> qsm, qsm_affine = read_qsm(row["qsm"], unit=row["qsm_unit"])          # doctest: +SKIP
+    >>> image = nib.load(row["flair"])                                        # doctest: +SKIP
+    >>> flair, flair_affine = np.asarray(image.dataobj, dtype=np.float32), image.affine  # doctest: +SKIP
+    >>> labels, _ = read_lesion_labels(row["mask"], int(row["connectivity"]))  # doctest: +SKIP
+    >>> write_montage("sub-001_montage.png", subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair,
+    ...               flair_affine=flair_affine, labels=labels, title="sub-001")  # doctest: +SKIP
     """
     figure = montage_figure(subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
                             labels=labels, title=title, max_lesions=max_lesions, half_width_mm=half_width_mm)

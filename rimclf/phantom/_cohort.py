@@ -117,6 +117,22 @@ def make_phantom_cohort(
         ``out``, a BIDS dataset (see :mod:`rimclf.phantom._cohort`): raw QSM and FLAIR with JSON
         sidecars, and ``derivatives/phantom/`` with the lesion masks, ``rims.tsv``,
         ``phantom_lesions.tsv`` and ``phantom.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> cohort = make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, random_state=0, shape=(48, 56, 32))
+    >>> import rimclf
+    >>> table = rimclf.load_cohort(cohort)
+    >>> len(table), table["participant_id"].unique().tolist()
+    (26, ['001', '002'])
+    >>> folder.cleanup()
+
+    The demo's cohorts (about 0.5 s of CPU per subject at the default grid):
+
+    >>> make_phantom_cohort("phantom_cohort", n_subjects=40, random_state=0, n_jobs=2)   # doctest: +SKIP
     """
     settings = _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject)
     check_int(n_sessions, "n_sessions", min=1, max=99)
@@ -178,6 +194,21 @@ def read_provenance(cohort: str | os.PathLike) -> dict | None:
 
     It sits in ``COHORT/derivatives/phantom/``; None when there is none (not a phantom, or one
     written in the layout of earlier rimclf versions) or it cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> cohort = make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, random_state=0, shape=(48, 56, 32))
+    >>> record = read_provenance(cohort)
+    >>> sorted(record)
+    ['generator', 'parameters', 'sites', 'summary', 'versions']
+    >>> record["summary"]
+    {'n_subjects': 2, 'n_lesions': 26, 'n_rim': 0}
+    >>> read_provenance(folder.name) is None                 # not a phantom
+    True
+    >>> folder.cleanup()
     """
     path = Path(cohort) / PIPELINE_FOLDER / "phantom.json"
     try:

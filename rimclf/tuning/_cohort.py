@@ -45,6 +45,15 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
     Returns
     -------
     (estimator, space)
+
+    Examples
+    --------
+    >>> estimator, space = make_model("logistic_regression", random_state=0)
+    >>> type(estimator).__name__, sorted(space)
+    ('Pipeline', ['model__C', 'sampler__k_neighbors'])
+    >>> net, space = make_model("qsmrimnet", random_state=0, small=True)
+    >>> type(net).__name__, space["module__depth"].choices
+    ('QSMRimNetClassifier', (10,))
     """
     check_choice(model, "model", MODELS)
     if model == "qsmrimnet":
@@ -71,15 +80,22 @@ def featurize_cohort(
     Trials then tune the classifier on the features, so no trial extracts anything; with
     ``cache`` the per-subject features are also kept across commands (resumed studies).
     The lesions are those of :func:`rimclf.cohort.labelled_lesions`, the features those of
-    :func:`rimclf.features.make_featurizer` ``(config)`` (radiomics only for a baseline).
+    :func:`rimclf.features.make_featurizer` ``(config)``, with patches for the network only.
 
     Returns
     -------
     X : skorch.helper.SliceDict
-        ``radiomics`` (and ``patches`` for the network).
+        The tabular features of ``config.feature_set`` (``rim``: the rim-profile features by
+        default; ``radiomics``) and, for the network, ``patches``.
     y : numpy.ndarray of int
     groups : numpy.ndarray of str
         ``participant_id`` of every lesion.
+
+    Examples
+    --------
+    >>> X, y, groups = featurize_cohort("COHORT", model="random_forest", cache="feature-cache")  # doctest: +SKIP
+    >>> sorted(X)                                                                             # doctest: +SKIP
+    ['rim']
     """
     from rimclf.cohort import labelled_lesions, load_cohort
     from rimclf.features import make_featurizer
@@ -116,7 +132,15 @@ def study_summary(study: optuna.Study, best_params: dict, **extra: object) -> di
 def write_study_outputs(
     study: optuna.Study, best_params: dict, out: str | os.PathLike, *, force: bool = False, **extra: object,
 ) -> Path:
-    """Write ``best_params.json``, ``trials.tsv`` and the plots into ``out`` (atomically)."""
+    """Write ``best_params.json``, ``trials.tsv`` and the plots into ``out`` (atomically).
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from rimclf.tuning import best_params_of
+    >>> study = optuna.load_study(study_name="qsmrimnet", storage=open_storage("qsmrimnet.journal"))  # doctest: +SKIP
+    >>> write_study_outputs(study, best_params_of(study, space), "tune_out", force=True)        # doctest: +SKIP
+    """
     with atomic_output_dir(out, force=force) as tmp:
         summary = study_summary(study, best_params, **extra)
         (tmp / BEST_PARAMS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -190,6 +214,13 @@ def tune_cohort(
     -------
     TuningResult
         With ``best_estimator=None``: refit the best parameters with ``rimclf train``.
+
+    Examples
+    --------
+    >>> result = tune_cohort("COHORT", "tune_out", model="random_forest", n_trials=20)  # doctest: +SKIP
+    >>> result.best_params                                                             # doctest: +SKIP
+    >>> tune_cohort("COHORT", "tune_out-host2", storage="postgresql+psycopg2://rimclf:PASSWORD@db-host/rimclf",
+    ...             study_name="shared", sampler_seed=2)                                # doctest: +SKIP
     """
     check_choice(model, "model", MODELS)
     check_storage(storage, study_name=study_name)

@@ -123,6 +123,25 @@ class CrossValidationObjective:
         The folds, the same for every trial.
     scorer : callable
         An sklearn scorer ``(estimator, X, y) -> float``, greater is better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([1, 0, 0, 0, 0], 8)                      # 8 subjects of 5 lesions
+    >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
+    >>> X = rng.normal(size=(40, 4)) + y[:, None]
+    >>> import optuna
+    >>> from rimclf.baselines import make_logistic_regression
+    >>> from rimclf.metrics import SCORERS, subject_folds
+    >>> from rimclf.tuning import logistic_regression_space
+    >>> objective = CrossValidationObjective(
+    ...     make_logistic_regression("none"), X, y, logistic_regression_space(sampler="none"),
+    ...     subject_folds(y, groups, 4, random_state=0), SCORERS["pauc"])
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.optimize(objective, n_trials=2)
+    >>> len(study.trials[0].user_attrs["fold_scores"])                  # one score per fold
+    4
     """
 
     def __init__(

@@ -70,6 +70,17 @@ def plot_study(study: optuna.Study) -> dict[str, object]:
     -------
     dict of str to matplotlib.figure.Figure
         Keys among ``"optimization_history"`` and ``"param_importances"``.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from rimclf.tuning import logistic_regression_space, suggest_params
+    >>> space = logistic_regression_space(sampler="none")
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.optimize(lambda trial: -abs(suggest_params(trial, space)["model__C"] - 1.0), n_trials=5)
+    >>> figures = plot_study(study)           # matplotlib figures
+    >>> sorted(figures)
+    ['optimization_history', 'param_importances']
     """
     from matplotlib.ticker import MaxNLocator
     from optuna.visualization import matplotlib as optuna_mpl
@@ -116,6 +127,18 @@ def save_study_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
     -------
     list of pathlib.Path
         The files written (see :data:`PLOT_FILES`).
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from rimclf.tuning import logistic_regression_space, suggest_params
+    >>> space = logistic_regression_space(sampler="none")
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.optimize(lambda trial: -abs(suggest_params(trial, space)["model__C"] - 1.0), n_trials=5)
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     [path.name for path in save_study_plots(study, folder)]
+    ['optimization_history.png', 'param_importances.png']
     """
     import matplotlib.pyplot as plt
 

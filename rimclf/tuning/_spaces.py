@@ -53,6 +53,13 @@ def network_space(prefix: str = "", *, small: bool = False) -> dict[str, BaseDis
         ``module__radiomics_dropout``, ``lr``, ``optimizer__weight_decay``, ``batch_size``,
         ``max_epochs`` and ``smote_k`` (DeepSMOTE's neighbours; inert with another
         ``imbalance``).
+
+    Examples
+    --------
+    >>> sorted(network_space(small=True))
+    ['batch_size', 'lr', 'max_epochs', 'module__depth', 'module__fusion', 'module__head_dropout', 'module__radiomics_dropout', 'module__width', 'optimizer__weight_decay', 'smote_k']
+    >>> network_space(prefix="clf__")["clf__module__depth"]
+    CategoricalDistribution(choices=(10, 18, 34))
     """
     if small:
         depths, widths, batch_sizes, epochs = (10,), (4, 8, 16), (16, 32), IntDistribution(2, 10, step=2)
@@ -93,6 +100,13 @@ def random_forest_space(prefix: str = "", *, sampler: str = "smote") -> dict[str
     Returns
     -------
     dict of str to optuna.distributions.BaseDistribution
+
+    Examples
+    --------
+    >>> sorted(random_forest_space())
+    ['model__max_depth', 'model__max_features', 'model__min_samples_leaf', 'model__n_estimators', 'sampler__k_neighbors']
+    >>> "sampler__k_neighbors" in random_forest_space(sampler="class_weight")   # no SMOTE step to tune
+    False
     """
     space = {
         "model__n_estimators": IntDistribution(100, 800, step=100),
@@ -117,6 +131,11 @@ def logistic_regression_space(prefix: str = "", *, sampler: str = "smote") -> di
     Returns
     -------
     dict of str to optuna.distributions.BaseDistribution
+
+    Examples
+    --------
+    >>> sorted(logistic_regression_space())
+    ['model__C', 'sampler__k_neighbors']
     """
     space = {"model__C": FloatDistribution(1e-4, 1e2, log=True), **_sampler_space(sampler)}
     return _prefixed(prefix, space)
@@ -135,6 +154,11 @@ def gradient_boosting_space(prefix: str = "", *, sampler: str = "smote") -> dict
     Returns
     -------
     dict of str to optuna.distributions.BaseDistribution
+
+    Examples
+    --------
+    >>> sorted(gradient_boosting_space(sampler="none"))
+    ['model__l2_regularization', 'model__learning_rate', 'model__max_iter', 'model__max_leaf_nodes', 'model__min_samples_leaf']
     """
     space = {
         "model__learning_rate": FloatDistribution(0.01, 0.3, log=True),
@@ -216,6 +240,13 @@ def suggest_params(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[st
     -------
     dict
         ``{pipeline parameter name: value}``, ready for ``estimator.set_params(**params)``.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> space = {"model__C": optuna.distributions.FloatDistribution(1e-3, 10.0, log=True)}
+    >>> suggest_params(optuna.trial.FixedTrial({"model__C": 0.5}), space)
+    {'model__C': 0.5}
     """
     space = check_space(space)
     if isinstance(space, Mapping):

@@ -68,6 +68,15 @@ def open_storage(storage: object = None, *, study_name: str = "rimclf") -> optun
     Returns
     -------
     optuna.storages.BaseStorage
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> type(open_storage(f"{folder.name}/study.journal")).__name__      # a journal file: one host
+    'JournalStorage'
+    >>> open_storage("postgresql+psycopg2://rimclf:PASSWORD@db-host:5432/rimclf")  # doctest: +SKIP
+    >>> folder.cleanup()
     """
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
@@ -102,6 +111,17 @@ def check_storage(storage: object = None, *, study_name: str = "rimclf") -> None
     ------
     OutputError
         Naming the URL (password hidden) or path, and what is wrong.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> check_storage(f"{folder.name}/study.journal")       # usable: nothing happens
+    >>> check_storage("postgresql+psycopg2://rimclf:PASSWORD@db-host:5432/rimclf")  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.OutputError: ...
+    >>> folder.cleanup()
     """
     if isinstance(storage, optuna.storages.BaseStorage):
         return
@@ -292,7 +312,13 @@ def _open_rdb(url: str) -> optuna.storages.RDBStorage:
 
 
 def describe_storage(storage: object) -> str:
-    """A printable description of a storage, with any database password hidden."""
+    """A printable description of a storage, with any database password hidden.
+
+    Examples
+    --------
+    >>> describe_storage("postgresql+psycopg2://rimclf:secret@db-host:5432/rimclf")
+    'postgresql+psycopg2://rimclf:***@db-host:5432/rimclf'
+    """
     if isinstance(storage, optuna.storages.BaseStorage):
         return type(storage).__name__
     if is_rdb_url(storage):

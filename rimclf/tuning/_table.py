@@ -39,6 +39,18 @@ class TrialTable:
     ----------
     stream : file-like or None, default=None
         Where to print; ``None`` means ``sys.stdout`` at the time of printing.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from rimclf.tuning import logistic_regression_space, suggest_params
+    >>> space = logistic_regression_space(sampler="none")
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.optimize(lambda trial: -abs(suggest_params(trial, space)["model__C"] - 1.0), n_trials=5)
+    >>> study.optimize(lambda trial: -abs(suggest_params(trial, space)["model__C"] - 1.0), n_trials=1,
+    ...                callbacks=[TrialTable()])
+     trial  state        value   seconds  params
+         5  COMPLETE  ...  model__C=...
     """
 
     HEADER = f"{'trial':>6s}  {'state':<8s}  {'value':>8s}  {'seconds':>8s}  params"
@@ -92,6 +104,19 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     parameter under its own name (``params_<name>``; empty where a trial did not draw it), then
     one per user attribute (``user_attrs_<name>``: numbers and text as they are, lists and dicts
     such as ``fold_scores`` as JSON). :func:`write_trials_tsv` writes it.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from rimclf.tuning import logistic_regression_space, suggest_params
+    >>> space = logistic_regression_space(sampler="none")
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.optimize(lambda trial: -abs(suggest_params(trial, space)["model__C"] - 1.0), n_trials=5)
+    >>> table = trials_table(study)
+    >>> table.columns.tolist()
+    ['number', 'state', 'value', 'duration_s', 'datetime_start', 'datetime_complete', 'params_model__C']
+    >>> len(table)
+    5
     """
     trials = study.get_trials(deepcopy=False)
     params = sorted({name for trial in trials for name in trial.params})

@@ -41,6 +41,12 @@ class TuningResult(NamedTuple):
         (``None`` with ``refit=False``).
     best_params : dict
         The best trial's parameters under their ``set_params`` names.
+
+    Examples
+    --------
+    >>> result = tune(estimator, X, y, groups, space=space, n_trials=20)   # doctest: +SKIP
+    >>> study, best_estimator, best_params = result                         # doctest: +SKIP
+    >>> result.study.best_value                                             # doctest: +SKIP
     """
 
     study: optuna.Study
@@ -65,7 +71,20 @@ def _check_study_matches(study: optuna.Study, cv_text: str, scoring_text: str) -
 
 
 def best_params_of(study: optuna.Study, space: SearchSpace) -> dict:
-    """The best completed trial's parameters, rebuilt through ``space`` under ``set_params`` names."""
+    """The best completed trial's parameters, rebuilt through ``space`` under ``set_params`` names.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from rimclf.tuning import logistic_regression_space, suggest_params
+    >>> space = logistic_regression_space(sampler="none")
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.optimize(lambda trial: -abs(suggest_params(trial, space)["model__C"] - 1.0), n_trials=5)
+    >>> from rimclf.tuning import best_params_of
+    >>> best = best_params_of(study, space)
+    >>> sorted(best)
+    ['model__C']
+    """
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
         counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
@@ -190,6 +209,30 @@ def tune(
     -------
     TuningResult
         ``(study, best_estimator, best_params)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([1, 0, 0, 0, 0], 8)                      # 8 subjects of 5 lesions
+    >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
+    >>> X = rng.normal(size=(40, 4)) + y[:, None]
+    >>> import optuna
+    >>> from rimclf.baselines import make_logistic_regression
+    >>> from rimclf.tuning import logistic_regression_space
+    >>> study, best_model, best_params = tune(
+    ...     make_logistic_regression("class_weight", random_state=0), X, y, groups,
+    ...     space=logistic_regression_space(sampler="class_weight"), n_trials=3, cv=4,
+    ...     storage=optuna.storages.InMemoryStorage())
+    >>> len(study.trials), sorted(best_params)
+    (3, ['model__C'])
+
+    The network on a cohort's features, in a journal file that other processes can share:
+
+    >>> from rimclf.classifier import make_classifier
+    >>> from rimclf.tuning import network_space
+    >>> tune(make_classifier(random_state=0), X_cohort, y_cohort, groups_cohort, space=network_space(small=True),
+    ...      n_trials=50, storage="qsmrimnet.journal", study_name="qsmrimnet")          # doctest: +SKIP
     """
     n_trials = check_int(n_trials, "n_trials", min=1)
     n_workers = check_int(n_workers, "n_workers", min=1)

@@ -1,0 +1,131 @@
+"""Write ``docs/cli.md``, the command-line reference, from the parsers of :mod:`rimclf.cli`.
+
+Run from the repository root after changing a subcommand or an option::
+
+    python docs/cli_reference.py
+
+``tests/test_docs.py`` fails when ``docs/cli.md`` differs from what this script writes, so the
+reference always lists every subcommand and option with its current default and help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # this checkout's rimclf
+
+from rimclf.cli import build_parser  # noqa: E402
+
+INTRO = """\
+# Command-line reference
+
+`rimclf` is a thin layer over the library: each subcommand parses its options, calls one public
+function and prints where its results went. Every command has `--help`, writes its outputs
+atomically (complete or not at all) and refuses to overwrite them without `--force`. Every command
+takes `-v/--verbose` (debug logs) and `-q/--quiet` (no progress bars, epoch tables or progress
+messages), before or after its name. Warnings are one line,
+`rimclf: warning: DataWarning: ...`, the epoch table has colours only on a terminal, and an error
+(any `rimclf.errors.RimclfError`) is one line with exit status 2.
+
+Defaults of the model options come from `rimclf.defaults.DEFAULT_MODEL` (see
+[the network](network.md#the-default-model)). This page is generated from the parsers by
+`python docs/cli_reference.py`; a test checks that it is up to date.
+"""
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
+    """``{name: (one-line help, parser)}`` in the order the top-level help lists them."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in action._choices_actions}
+    return {name: (helps[name], sub) for name, sub in action.choices.items()}
+
+
+def _cell(text: str) -> str:
+    """Text on one line for a Markdown table cell or paragraph (``|`` and ``*`` escaped)."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("*", "\\*")
+
+
+def _option(action: argparse.Action) -> str:
+    """How the option is written: ``--depth {10,18,34}``, ``-o OUT, --out OUT``, ``cohort``."""
+    if not action.option_strings:
+        return f"`{action.metavar or action.dest}`"
+    if action.nargs == 0:
+        value = ""
+    elif action.choices is not None and action.metavar is None:
+        value = " {" + ",".join(str(choice) for choice in action.choices) + "}"
+    else:
+        metavar = action.metavar or action.dest.upper()
+        if isinstance(metavar, tuple):
+            metavar = " ".join(metavar)
+        value = f" {metavar}" + (" ..." if action.nargs in ("+", "*") else "")
+    return ", ".join(f"`{name}{value}`" for name in action.option_strings)
+
+
+def _default(action: argparse.Action) -> str:
+    default = action.default
+    if action.nargs == 0 or default is None or default is argparse.SUPPRESS:
+        return ""
+    if isinstance(default, (list, tuple)):
+        default = " ".join(str(item) for item in default)
+    return f"`{default}`"
+
+
+def _description(action: argparse.Action) -> str:
+    text = action.help or ""
+    if action.choices is not None and action.metavar is not None:
+        text += f" (choices: {', '.join(str(choice) for choice in action.choices)})"
+    return _cell(text)
+
+
+def _group_table(title: str, actions: list[argparse.Action]) -> list[str]:
+    rows = [a for a in actions if a.help is not argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)]
+    if not rows:
+        return []
+    lines = [f"*{title}*", "", "| argument | default | description |", "|---|---|---|"]
+    lines += [f"| {_option(a)} | {_default(a)} | {_description(a)} |" for a in rows]
+    return lines + [""]
+
+
+def _usage(name: str, parser: argparse.ArgumentParser) -> str:
+    words = [f"rimclf {name}"]
+    for action in parser._actions:
+        if not action.option_strings:
+            word = (action.metavar or action.dest).upper()
+            words.append(f"[{word}]" if action.nargs == "?" else word)
+    optional = [a for a in parser._actions if a.option_strings and a.required]
+    words += [f"{a.option_strings[0]} {a.metavar or a.dest.upper()}" for a in optional]
+    return " ".join(words) + " [options]"
+
+
+def render() -> str:
+    """The text of ``docs/cli.md``."""
+    parser = build_parser()
+    commands = _subcommands(parser)
+    lines = [INTRO, "| command | what it does |", "|---|---|"]
+    lines += [f"| [`rimclf {name}`](#rimclf-{name}) | {_cell(text)} |" for name, (text, _) in commands.items()]
+    lines.append("")
+    for name, (text, sub) in commands.items():
+        lines += [f"## rimclf {name}", "", _cell(text[0].upper() + text[1:]) + ".", ""]
+        lines += ["```", _usage(name, sub), "```", ""]
+        if sub.description:
+            lines += [_cell(sub.description), ""]
+        for group in sub._action_groups:
+            title = {"positional arguments": "arguments", "options": "options"}.get(group.title, group.title)
+            lines += _group_table(title, group._group_actions)
+    lines += _group_table("top-level options (`rimclf [options] COMMAND ...`)",
+                          [a for a in parser._actions if a.option_strings])
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main() -> int:
+    path = HERE / "cli.md"
+    path.write_text(render(), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
