@@ -261,6 +261,15 @@ class StratifiedBatchSampler(torch.utils.data.Sampler):
     -----
     No batch holds a single row (batch norm cannot train on one): the number of batches is at
     most ``n // 2``.
+
+    Examples
+    --------
+    >>> y = [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0]
+    >>> sampler = StratifiedBatchSampler(y, batch_size=4, random_state=0)
+    >>> len(sampler)
+    3
+    >>> sorted(int(sum(y[i] for i in batch)) for batch in sampler)  # one rim+ row in every batch
+    [1, 1, 1]
     """
 
     def __init__(
@@ -366,6 +375,13 @@ class GroupValidSplit:
     random_state : int or None, default=None
         None: the deterministic (unshuffled) fold assignment of StratifiedGroupKFold; an int
         shuffles the subjects with that seed.
+
+    Examples
+    --------
+    >>> from skorch.callbacks import EarlyStopping
+    >>> from rimclf.classifier import QSMRimNetClassifier
+    >>> net = QSMRimNetClassifier(train_split=GroupValidSplit(5), callbacks=[EarlyStopping(load_best=True)])
+    >>> net.fit(X, y, groups=participant_ids)  # doctest: +SKIP
     """
 
     def __init__(self, n_splits: int = 5, random_state: int | None = None) -> None:

@@ -54,7 +54,7 @@ class QSMRimNetClassifier(
         y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given. In training, ``y``
         comes on the CPU whatever the device (the labels stay on the host, so that counting the
         rim+ rows of a batch never waits for a GPU); ``y_aug`` may be on either device.
-    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote" (*)
+    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="none" (*)
         ``"deepsmote"``: feature-space SMOTE inside the network (QSMRim-Net's method);
         ``"class_weight"``: BCE ``pos_weight = n_rim- / n_rim+`` of the fit's training labels;
         ``"oversample"``: rim+ lesions reused so that each epoch is class-balanced;
@@ -107,9 +107,10 @@ class QSMRimNetClassifier(
         ``Pipeline(...).fit(X, y, groups=g)`` pass them to it.
     verbose : int, default=0
     **kwargs
-        Other skorch parameters, e.g. ``module__depth=18, module__width=64`` (the paper's
-        network; the default module is ``depth=10, width=16``, which trains in minutes on a
-        CPU), ``module__branches="patches"``, ``module__fusion="concat"``.
+        Other skorch parameters, e.g. ``module__branches="both", module__depth=18,
+        module__width=64`` (the paper's fused network; the default module is the MLP branch
+        alone, ``branches="radiomics", width=8``, as :data:`rimclf.defaults.DEFAULT_MODEL`
+        says), ``module__fusion="sum"``, ``module__augment="flips"``.
 
     Attributes
     ----------

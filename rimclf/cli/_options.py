@@ -116,12 +116,13 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--quick", action="store_true",
-                        help=f"quick settings: {quick.n_splits} folds x {quick.n_repeats} repeat, {quick.max_epochs} epochs, "
-                             f"{quick.n_estimators} trees, {quick.n_boot} bootstrap resamples")
+                        help=f"quick settings: {quick.n_splits} folds x {quick.n_repeats} repeat, {quick.n_estimators} trees, "
+                             f"{quick.n_boot} bootstrap resamples ({quick.max_epochs} epochs for the imbalance methods)")
     for option, name, metavar, text in (
         ("--n-splits", "n_splits", "K", "folds per repeat"),
         ("--n-repeats", "n_repeats", "R", "repeats over new shuffles"),
-        ("--epochs", "max_epochs", "E", "network training epochs"),
+        ("--epochs", "max_epochs", "E", "training epochs of the imbalance benchmark's networks (the ablation's networks "
+                                       "train as their configuration says: the default model's"),
         ("--n-boot", "n_boot", "B", "subject bootstrap resamples"),
     ):
         parser.add_argument(option, type=int, dest=name, metavar=metavar,

@@ -30,7 +30,7 @@ BEST_PARAMS_FILE = "best_params.json"
 TRIALS_FILE = "trials.tsv"
 
 
-def make_model(model: str, random_state: int, *, small: bool | None = None):
+def make_model(model: str, random_state: int, *, small: bool | None = None, config: ModelConfig = DEFAULT_MODEL):
     """The estimator and search space of a ``--model`` choice.
 
     Parameters
@@ -41,6 +41,9 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
     small : bool or None, default=None
         Network only: CPU-sized ranges (:func:`network_space` ``small=True``); ``None`` picks
         them when no CUDA device is present.
+    config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
+        Network only: the network tuned; its ``branches`` decide whether the CNN's settings are
+        searched at all.
 
     Returns
     -------
@@ -52,8 +55,8 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
     >>> type(estimator).__name__, sorted(space)
     ('Pipeline', ['model__C', 'sampler__k_neighbors'])
     >>> net, space = make_model("qsmrimnet", random_state=0, small=True)
-    >>> type(net).__name__, space["module__depth"].choices
-    ('QSMRimNetClassifier', (10,))
+    >>> type(net).__name__, "module__depth" in space  # the default network has no CNN branch
+    ('QSMRimNetClassifier', False)
     """
     check_choice(model, "model", MODELS)
     if model == "qsmrimnet":
@@ -63,7 +66,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None):
 
         if small is None:
             small = not torch.cuda.is_available()
-        return make_classifier(random_state=random_state), SPACES[model](small=small)
+        return make_classifier(config, random_state=random_state), SPACES[model](small=small, branches=config.branches)
     from rimclf import baselines
 
     estimator = getattr(baselines, f"make_{model}")(sampler="smote", random_state=random_state)
@@ -102,7 +105,9 @@ def featurize_cohort(
 
     table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, derivatives=derivatives, connectivity=connectivity)
     table, y, groups = labelled_lesions(table, purpose="the study")
-    featurizer = make_featurizer(config, patches=model == "qsmrimnet", n_jobs=n_jobs, memory=cache, progress=progress)
+    # the network reads the patches only when its configuration has a CNN branch; baselines never
+    featurizer = make_featurizer(config, patches=None if model == "qsmrimnet" else False, n_jobs=n_jobs,
+                                 memory=cache, progress=progress)
     return featurizer.fit_transform(table), y, groups
 
 
@@ -224,7 +229,7 @@ def tune_cohort(
     """
     check_choice(model, "model", MODELS)
     check_storage(storage, study_name=study_name)
-    estimator, space = make_model(model, random_state)
+    estimator, space = make_model(model, random_state, config=config)
     X, y, groups = featurize_cohort(
         cohort, model=model, config=config, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
         n_jobs=n_jobs, progress=progress, derivatives=derivatives, connectivity=connectivity,

@@ -36,7 +36,7 @@ def _prefixed(prefix: str, space: dict[str, BaseDistribution]) -> dict[str, Base
     return {f"{prefix}{name}": distribution for name, distribution in space.items()}
 
 
-def network_space(prefix: str = "", *, small: bool = False) -> dict[str, BaseDistribution]:
+def network_space(prefix: str = "", *, small: bool = False, branches: str = "both") -> dict[str, BaseDistribution]:
     """Search space of :class:`rimclf.QSMRimNetClassifier`.
 
     Parameters
@@ -45,6 +45,9 @@ def network_space(prefix: str = "", *, small: bool = False) -> dict[str, BaseDis
         Prepended to every name, e.g. ``"clf__"`` when the network is a pipeline step ``clf``.
     small : bool, default=False
         CPU-sized ranges (ResNet-10, narrow widths, few epochs) for a quick study without a GPU.
+    branches : {"both", "patches", "radiomics"}, default="both"
+        The network's branches: without a CNN (``"radiomics"``) the ResNet depth and the fusion
+        are left out (they would change nothing).
 
     Returns
     -------
@@ -60,6 +63,8 @@ def network_space(prefix: str = "", *, small: bool = False) -> dict[str, BaseDis
     ['batch_size', 'lr', 'max_epochs', 'module__depth', 'module__fusion', 'module__head_dropout', 'module__radiomics_dropout', 'module__width', 'optimizer__weight_decay', 'smote_k']
     >>> network_space(prefix="clf__")["clf__module__depth"]
     CategoricalDistribution(choices=(10, 18, 34))
+    >>> sorted(network_space(small=True, branches="radiomics"))[:4]
+    ['batch_size', 'lr', 'max_epochs', 'module__head_dropout']
     """
     if small:
         depths, widths, batch_sizes, epochs = (10,), (4, 8, 16), (16, 32), IntDistribution(2, 10, step=2)
@@ -78,6 +83,8 @@ def network_space(prefix: str = "", *, small: bool = False) -> dict[str, BaseDis
         "max_epochs": epochs,
         "smote_k": IntDistribution(1, 5),
     }
+    if branches == "radiomics":
+        del space["module__depth"], space["module__fusion"]
     return _prefixed(prefix, space)
 
 
