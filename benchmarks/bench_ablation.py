@@ -16,7 +16,9 @@ subject-grouped folds of each phantom cohort, with the same seeds (:func:`rimclf
 
 Full run: three 60-subject phantom cohorts that no default was tuned on ("default" difficulty with
 seeds 11 and 12, "hard" with seed 13), 5 folds x 3 repeats, 1000 subject-bootstrap resamples.
-``--quick``: the first cohort at 30 subjects, 3 folds x 1 repeat, 300 resamples (a 2-core check).
+``--quick``: the first cohort at 30 subjects, 3 folds x 1 repeat, 300 resamples, and only the
+methods of ``QUICK_METHODS`` (the CNN variants' augmentation, normalisation and distance ablations
+are left out): a check that runs in minutes on 2 CPU cores.
 OUT/<cohort>/ holds what ``run_benchmark`` writes; OUT/summary.md the combined markdown tables and
 the verdicts (README-ready); OUT/summary.tsv every row; OUT/ablation.png the paired differences
 against the default model on every cohort; OUT/bench.json settings, timings, machine load and
@@ -53,6 +55,9 @@ COHORTS = {
     "quick": [("default-seed11", "default", 11)],
 }
 N_SUBJECTS = {"full": 60, "quick": 30}
+#: The methods of ``--quick``: the default model, DeepSMOTE, the CNN added or alone, and baselines.
+QUICK_METHODS = ["default", "net_rim_deepsmote", "net_rim_radiomics", "net_fused", "net_cnn", "logreg_rim",
+                 "rf_lesion_shell"]
 #: The strongest radiomics baseline, which the default model must beat.
 RADIOMICS_BASELINE = "rf_lesion_shell"
 #: The default model with a CNN branch: does the CNN add?
@@ -181,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n=== cohort {name}: {n_subjects} subjects, difficulty {difficulty}, seed {seed}", flush=True)
                 cohort, phantom_seconds = phantom_cohort(work, name, difficulty, seed, n_subjects, args.jobs)
                 start = time.perf_counter()
+                methods = args.methods or (QUICK_METHODS if args.quick else None)
                 results[name] = run_benchmark(
-                    cohort, tmp / name, methods=args.methods, reference=ABLATION_REFERENCE, settings=settings,
+                    cohort, tmp / name, methods=methods, reference=ABLATION_REFERENCE, settings=settings,
                     random_state=0, cache=work / "cache", n_jobs=args.jobs,
                 )
                 record = json.loads((tmp / name / "results.json").read_text())

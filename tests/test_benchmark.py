@@ -363,3 +363,26 @@ def test_pr_figure_legends_stand_below_the_curves():
     for axis in figure.axes:
         assert axis.get_legend().get_window_extent(renderer).y1 <= axis.get_window_extent(renderer).y0
         assert "chance: prevalence" in axis.get_legend().get_texts()[-1].get_text()
+
+
+# --------------------------------------------------------------------------- the ablation
+def test_ablation_compares_every_method_with_the_default_model(table, cache, tmp_path):
+    """run_benchmark on ablation methods: the default model is the reference; the networks train
+    as their configurations say (rim features alone, or with a CNN on 4-channel patches)."""
+    from rimclf.benchmark import ABLATION_METHODS, ABLATION_REFERENCE, run_benchmark
+
+    methods = [ABLATION_REFERENCE, "net_fused", "logreg_rim", "rf_lesion_shell"]
+    assert ABLATION_METHODS["net_fused"].uses_patches and not ABLATION_METHODS["default"].uses_patches
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = run_benchmark(table, tmp_path / "out", methods=methods, settings={**TINY, "n_repeats": 1},
+                                random_state=0, cache=cache, n_jobs=1, verbose=False)
+    rows = results.set_index("method")
+    assert list(rows.index) == methods
+    assert rows.loc[ABLATION_REFERENCE, ["pauc_diff", "pr_auc_diff"]].isna().all()
+    assert rows.drop(index=ABLATION_REFERENCE)["pauc_diff"].notna().all()
+    record = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert record["benchmark"] == "ablation" and record["reference"] == ABLATION_REFERENCE
+    networks = {m["name"]: dict(m["network"]) for m in record["methods"] if m["model"] == "qsmrimnet"}
+    assert networks["net_fused"]["channels"] == ["qsm", "flair", "mask", "distance"]
+    assert (tmp_path / "out" / "paired_differences.png").is_file()
