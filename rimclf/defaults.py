@@ -41,6 +41,9 @@ FUSIONS = ("sum", "concat")
 #: rim-profile features (:class:`~rimclf.features.RimProfileExtractor`), pyradiomics features,
 #: or both (``--feature-set``, ``ModelConfig.feature_set``).
 FEATURE_SETS = ("rim", "radiomics", "rim+radiomics")
+#: The tabular entries of the featurizer's output (one feature vector per lesion), in the order the
+#: network and the baselines join them: rim-profile features, then radiomics.
+TABULAR_KEYS = ("rim", "radiomics")
 #: Where radiomics are computed (``RadiomicsExtractor(region=...)``).
 REGIONS = ("lesion", "shell", "both")
 #: The image radiomics describe (``RadiomicsExtractor(image=...)``).

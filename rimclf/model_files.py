@@ -46,6 +46,7 @@ import torch
 from rimclf._atomic import atomic_output_dir
 from rimclf._records import file_sha256, installed_versions, json_value
 from rimclf._validation import is_int
+from rimclf.defaults import TABULAR_KEYS
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError
 from rimclf.rim_model import RimModel
 from rimclf.threshold import ThresholdChoice
@@ -354,7 +355,7 @@ def _read_settings(folder: Path) -> dict:
         _check_section(settings["featurizer"], _FEATURIZER_KEYS, f"{path} featurizer")
     _check_section(settings["classifier"], _CLASSIFIER_KEYS, f"{path} classifier")
     feature_keys = settings["classifier"]["feature_keys"]
-    if feature_keys is not None and (not feature_keys or not set(feature_keys) <= {"rim", "radiomics"}):
+    if feature_keys is not None and (not feature_keys or not set(feature_keys) <= set(TABULAR_KEYS)):
         raise ModelFileError(f"{path}: classifier.feature_keys must list 'rim' and/or 'radiomics', got {feature_keys!r}")
     _check_section(settings["versions"], {key: str for key in settings["versions"]}, f"{path} versions")
     if settings["weights"]["file"] != WEIGHTS_FILE:

@@ -15,7 +15,7 @@ from rimclf._nifti import save_nifti
 from rimclf.cohort import labelled_lesions
 from rimclf.features import PatchExtractor, RadiomicsExtractor
 from rimclf.metrics import subject_folds
-from tests.builders import describe_pipeline, make_affine, make_labels, make_qsm, write_scan
+from tests.builders import describe_pipeline, make_affine, make_qsm, write_scan
 
 
 @pytest.fixture

@@ -179,7 +179,7 @@ def test_one_subject_given_by_paths(tmp_path: Path) -> None:
     expected = cohort_table[cohort_table["participant_id"] == first["participant_id"]].reset_index(drop=True)
     assert (single["participant_id"] == "X1").all() and single["rim"].isna().all()
     pd.testing.assert_frame_equal(single.drop(columns=["participant_id", "rim"]), expected.drop(columns=["participant_id", "rim"]))
-    paths = predict_cohort(tiny_model(), single, tmp_path / "one")
+    predict_cohort(tiny_model(), single, tmp_path / "one")
     lesions = read_lesions(tmp_path / "one")
     assert "rim" not in lesions and output_paths(tmp_path / "one", "X1")["probseg"].is_file()
     np.testing.assert_allclose(lesions["probability"], tiny_model().predict_proba(expected)[:, 1], rtol=1e-5)

@@ -17,12 +17,9 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from rimclf.baselines._samplers import SafeSMOTE
 from rimclf._validation import check_choice
-from rimclf.defaults import FEATURE_SETS, SAMPLERS
+from rimclf.defaults import FEATURE_SETS, SAMPLERS, TABULAR_KEYS
 from rimclf.errors import ParameterError
 
-
-#: the tabular entries of the featurizer's output, in the order they are joined
-TABULAR_KEYS = ("rim", "radiomics")
 
 
 def _is_mapping(X: object) -> bool:
@@ -107,7 +104,7 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
 
     def _keys(self, X: Mapping) -> list[str]:
         if self.feature_set is None:
-            keys = [key for key in ("rim", "radiomics") if key in X]
+            keys = [key for key in TABULAR_KEYS if key in X]
         else:
             keys = check_choice(self.feature_set, "feature_set", (None, *FEATURE_SETS), owner=type(self).__name__).split("+")
         missing = [key for key in keys if key not in X]

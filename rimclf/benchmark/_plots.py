@@ -19,8 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, precision_recall_curve, roc_curve
 
-from rimclf.benchmark._methods import ABLATION_METHODS, METHODS
-from rimclf.benchmark._summary import METRIC_LABELS, METRICS
+from rimclf.benchmark._summary import METRIC_LABELS, METRICS, _KNOWN, _label
 
 _FPR_GRID = np.unique(np.r_[np.linspace(0.0, 0.1, 101), np.linspace(0.1, 1.0, 181)])
 _RECALL_GRID = np.linspace(0.0, 1.0, 201)
@@ -28,13 +27,7 @@ _RECALL_GRID = np.linspace(0.0, 1.0, 201)
 MAX_FPR = 0.1
 #: Line style by method family.
 FAMILY_STYLES = {"network": "-", "baseline": (0, (5, 2))}
-#: Every known method by name (labels and families).
-_KNOWN = {**ABLATION_METHODS, **METHODS}
 _PAUC_SHADE = "#fff2b3"
-
-
-def _label(name: str) -> str:
-    return _KNOWN[name].label if name in _KNOWN else name
 
 
 def _family(name: str) -> str:

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 
 from rimclf.benchmark._methods import ABLATION_METHODS, METHODS, REFERENCE
-
-#: Every known method by name, for the labels of the table.
-_LABELS = {**ABLATION_METHODS, **METHODS}
 from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, subject_bootstrap_indices
+
+#: Every known method by name: the labels of the table (and of the figures, with the families).
+_KNOWN = {**ABLATION_METHODS, **METHODS}
 
 #: Columns of ``predictions.tsv``, in order.
 PREDICTION_COLUMNS = ["method", "repeat", "fold", "participant_id", "session", "lesion_id", "rim", "probability"]
@@ -43,6 +43,11 @@ LESION_KEY = ["participant_id", "session", "lesion_id"]
 #: Metrics of the results table, in order.
 METRICS = ("pauc", "pr_auc", "roc_auc")
 METRIC_LABELS = {"pauc": "pAUC", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
+
+
+def _label(name: str) -> str:
+    """A method's label (its name when it is none of the known methods)."""
+    return _KNOWN[name].label if name in _KNOWN else name
 
 
 def ranking_metrics(labels: np.ndarray, scores: np.ndarray, max_fpr: float = 0.1) -> tuple[float, float, float]:
@@ -232,7 +237,7 @@ def summarize_predictions(
 
     table = pd.DataFrame({
         "method": methods,
-        "label": [_LABELS[name].label if name in _LABELS else name for name in methods],
+        "label": [_label(name) for name in methods],
         "n_subjects": len(np.unique(groups)),
         "n_lesions": len(labels),
         "n_rim": int(labels.sum()),

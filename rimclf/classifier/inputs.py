@@ -3,7 +3,7 @@
 X is a :class:`skorch.helper.SliceDict` (or a plain dict), as made by ``LesionFeaturizer``:
 ``"patches"`` float ``(n, C, D, H, W)`` for the CNN branch, and the tabular features for the MLP
 branch, ``"rim"`` (rim-profile features) and/or ``"radiomics"`` float ``(n, F)``. The tabular
-entries present are joined column-wise in the order of :data:`TABULAR_KEYS` into the one vector
+entries present are joined column-wise in the order of :data:`rimclf.defaults.TABULAR_KEYS` into the one vector
 per lesion the MLP branch takes (the module's ``radiomics`` input, a name kept from
 QSMRim-Net); which entries were joined is learnt in ``fit`` (``feature_keys_``).
 """
@@ -23,13 +23,11 @@ from sklearn.exceptions import NotFittedError
 
 from rimclf.classifier.batches import LesionBatchDataset
 from rimclf._validation import check_choice
-from rimclf.defaults import BRANCHES
+from rimclf.defaults import BRANCHES, TABULAR_KEYS
 from rimclf.errors import CohortError, DataWarning, ParameterError
 
 #: keys of X understood by the estimator
 INPUT_KEYS = ("patches", "rim", "radiomics")
-#: the tabular entries, joined in this order into the MLP branch's input
-TABULAR_KEYS = ("rim", "radiomics")
 #: Smallest patch side (voxels) the ResNet3D handles: below it the feature maps collapse to a
 #: single voxel and CPU training was seen to turn non-deterministic (and sometimes NaN).
 MIN_PATCH_SIDE = 8

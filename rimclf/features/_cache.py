@@ -25,7 +25,6 @@ who can write to the folder: share a cache folder only with people you would sha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from rimclf._atomic import public_permissions
+from rimclf._records import file_sha256
 from rimclf.errors import DataWarning, ModelVersionWarning, QSMUnitWarning, RimclfWarning
 
 FORMAT = "rimclf-feature-cache"
@@ -61,14 +61,6 @@ Note = tuple[type[Warning], str]
 
 class CorruptEntry(Exception):
     """A cache entry that exists but cannot be trusted (the message says why)."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _category_name(category: type[Warning]) -> str:
@@ -127,7 +119,7 @@ class FeatureCache:
             return None
         metadata = self._metadata(key, json_path, expected)
         try:
-            digest = _sha256(npz_path)
+            digest = file_sha256(npz_path)
         except OSError as exc:
             raise CorruptEntry(f"{npz_path.name} cannot be read ({exc.strerror or exc})") from exc
         if digest != metadata["npz_sha256"]:
@@ -192,7 +184,7 @@ class FeatureCache:
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "key": key,
-            "npz_sha256": _sha256(npz_path),
+            "npz_sha256": file_sha256(npz_path),
             "arrays": {name: {"dtype": str(array.dtype), "shape": list(array.shape)} for name, array in arrays.items()},
             "notes": [{"category": _category_name(category), "message": str(message)} for category, message in notes],
         }

@@ -11,7 +11,7 @@ import pandas as pd
 
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
-from rimclf.defaults import CONNECTIVITY, MIN_VOXELS, QSM_UNIT
+from rimclf.defaults import CONNECTIVITY, MIN_VOXELS, QSM_UNIT, TABULAR_KEYS
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
 
@@ -84,7 +84,7 @@ def save_features(
         settings["patches"]["axes"] = "lesion, channel, world x, y, z (RAS)"
     with atomic_output_dir(out, force=force) as tmp:
         table.to_csv(tmp / "lesions.tsv", sep="\t", index=False)
-        for name in ("rim", "radiomics"):
+        for name in TABULAR_KEYS:
             if name in extractors:
                 frame = radiomics_frame(table, features[name], extractors[name].get_feature_names_out())
                 frame.to_csv(tmp / f"{name}.tsv", sep="\t", index=False, float_format="%.9g")

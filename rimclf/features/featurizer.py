@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from rimclf._orphans import exit_with_parent, in_loky_worker
 from rimclf._validation import N_JOBS, Bools, Options, Types, check_choice, validate_params
-from rimclf.defaults import DEFAULT_MODEL, FEATURE_SETS, ModelConfig
+from rimclf.defaults import DEFAULT_MODEL, FEATURE_SETS, TABULAR_KEYS, ModelConfig
 from rimclf.errors import OutputError, ParameterError, RimclfWarning
 from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
 from rimclf.features._output import DictOutputMixin, LesionFeatures
@@ -35,8 +35,6 @@ from rimclf.features.rim_profile import RimProfileExtractor
 
 logger = logging.getLogger(__name__)
 
-#: The entries of the output that hold one feature vector per lesion (the MLP branch's input).
-TABULAR_KEYS = ("rim", "radiomics")
 #: Bump when a change of the extraction code changes cached results.
 CACHE_VERSION = 2
 
