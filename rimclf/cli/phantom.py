@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="write a synthetic cohort (QSM, FLAIR, lesion masks, rim labels)",
         description=(
             "Write a realistic synthetic cohort as a BIDS dataset: OUT/participants.tsv, "
-            "sub-XXX/anat/sub-XXX_{Chimap,FLAIR}.nii.gz with JSON sidecars (QSM in ppb), and "
-            "OUT/derivatives/phantom/ with the lesion masks (sub-XXX_desc-lesions_dseg.nii.gz), rims.tsv "
+            "sub-<label>/anat/sub-<label>_{Chimap,FLAIR}.nii.gz with JSON sidecars (QSM in ppb), and "
+            "OUT/derivatives/phantom/ with the lesion masks (sub-<label>_desc-lesions_dseg.nii.gz), rims.tsv "
             "(rim labels) and phantom_lesions.tsv (each lesion's ground-truth pattern); about 4% rim+ "
             "lesions, veins and other rim mimics, three sites and anisotropic voxels."
         ),

@@ -2,7 +2,7 @@
 
 No public dataset of rim-labelled lesions exists, so :func:`make_phantom_cohort` writes a
 cohort that :func:`rimclf.load_cohort` reads, as a BIDS dataset that pybids indexes completely
-(with validation): raw ``sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_{Chimap,FLAIR}.nii.gz`` with JSON
+(with validation): raw ``sub-<label>/[ses-<label>/]anat/sub-<label>[_ses-<label>]_{Chimap,FLAIR}.nii.gz`` with JSON
 sidecars (the Chimap's says ``"Units": "ppb"``), ``participants.tsv`` and ``.json``, and a
 derivatives pipeline, ``derivatives/phantom/`` (:data:`PIPELINE_FOLDER`), holding the lesion
 masks (``*_desc-lesions_dseg.nii.gz``, instance labels), ``rims.tsv``, ``phantom_lesions.tsv`` and

@@ -1,16 +1,16 @@
 """Writing a phantom cohort to disk as a BIDS dataset that :func:`rimclf.load_cohort` reads.
 
-Layout (``[ses-XX/]`` only with ``n_sessions > 1``)::
+Layout (``[ses-<label>/]`` only with ``n_sessions > 1``)::
 
     OUT/dataset_description.json                          DatasetType "raw"
     OUT/README, participants.tsv, participants.json
-    OUT/sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_Chimap.nii.gz (+ .json: "Units": "ppb")
-    OUT/sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_FLAIR.nii.gz  (+ .json)
+    OUT/sub-<label>/[ses-<label>/]anat/sub-<label>[_ses-<label>]_Chimap.nii.gz (+ .json: "Units": "ppb")
+    OUT/sub-<label>/[ses-<label>/]anat/sub-<label>[_ses-<label>]_FLAIR.nii.gz  (+ .json)
     OUT/derivatives/phantom/dataset_description.json       DatasetType "derivative", GeneratedBy rimclf
     OUT/derivatives/phantom/rims.tsv                       rim labels (load_cohort finds them here)
     OUT/derivatives/phantom/phantom_lesions.tsv            the generator's ground truth per lesion
     OUT/derivatives/phantom/phantom.json                   parameters, seed, sites, versions, summary
-    OUT/derivatives/phantom/sub-XXX/[ses-XX/]anat/sub-XXX[_ses-XX]_desc-lesions_dseg.nii.gz (+ .json)
+    OUT/derivatives/phantom/sub-<label>/[ses-<label>/]anat/sub-<label>[_ses-<label>]_desc-lesions_dseg.nii.gz (+ .json)
 
 The lesion masks are instance labels 1..K, a discrete segmentation in BIDS terms (``dseg``; a
 ``mask`` is binary), drawn by the "rater" rather than acquired: a derivative.
