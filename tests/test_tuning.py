@@ -578,9 +578,10 @@ def test_a_killed_worker_fails_its_trial_and_the_others_go_on(data, tmp_path, mo
     monkeypatch.setenv("RIMCLF_TEST_KILL_TRIAL", "2")
     monkeypatch.setenv("RIMCLF_TEST_PARENT", str(os.getpid()))
     X, y, groups = data
-    # which trials the killed worker had run depends on scheduling: it had 0 or 1 left to hand on
+    # which trials the killed worker had run depends on scheduling: trial 2 was its first, second
+    # or third of three (a worker that starts late under load), so 2, 1 or 0 are left to hand on
     died = r"tuning worker \d died abruptly .*: trial\(s\) 2 marked FAIL; "
-    left = r"(a new worker runs its 1 remaining trial\(s\)|its remaining trials are not run)"
+    left = r"(a new worker runs its [12] remaining trial\(s\)|its remaining trials are not run)"
     with pytest.warns(RimclfWarning, match=died + left):
         result = tune(
             _estimator(), X, y, groups, space=killing_space, n_trials=6, n_workers=2, cv=3, refit=False,
