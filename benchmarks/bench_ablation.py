@@ -93,9 +93,9 @@ def plot_ablation(results: dict[str, pd.DataFrame]):
     """Forest plot: each method's paired difference from the default model, per cohort, pAUC and PR AUC."""
     from matplotlib.figure import Figure
 
-    first = next(iter(results.values()))
-    methods = [m for m in first["method"] if m != "default"]
-    labels = first.set_index("method").loc[methods, "label"].tolist()
+    every = pd.concat(list(results.values()), ignore_index=True).drop_duplicates("method")
+    methods = [m for m in every["method"] if m != "default"]
+    labels = every.set_index("method").loc[methods, "label"].tolist()
     figure = Figure(figsize=(12, 0.42 * len(methods) + 1.8))
     axes = figure.subplots(1, 2, sharey=True)
     colours = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -103,7 +103,7 @@ def plot_ablation(results: dict[str, pd.DataFrame]):
     positions = np.arange(len(methods))[::-1]
     for axis, metric, title in zip(axes, ("pauc", "pr_auc"), ("Δ pAUC (FPR ≤ 0.1)", "Δ PR AUC")):
         for (name, frame), offset, colour in zip(results.items(), offsets, colours):
-            rows = frame.set_index("method").loc[methods]
+            rows = frame.set_index("method").reindex(methods)  # NaN (no point) where a cohort lacks a method
             centre = rows[f"{metric}_diff"].to_numpy()
             low, high = rows[f"{metric}_diff_ci_low"].to_numpy(), rows[f"{metric}_diff_ci_high"].to_numpy()
             axis.errorbar(centre, positions + offset, xerr=[centre - low, high - centre], fmt="o", ms=4,
@@ -125,21 +125,49 @@ def _read_results(folder: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "results.csv")
 
 
+def merge_runs(frames: list[pd.DataFrame], cohort: str) -> pd.DataFrame:
+    """One cohort's results from runs that split its methods between them.
+
+    Each run cross-validated the default model on the same folds with the same seeds, so its paired
+    differences are against the same reference; the reference rows must therefore agree (else the runs
+    are not comparable and this raises). A method in several runs is kept from the first.
+    """
+    reference = [frame.set_index("method").loc["default", ["pauc", "pr_auc"]].astype(float) for frame in frames]
+    for other in reference[1:]:
+        if not np.allclose(other.to_numpy(), reference[0].to_numpy(), atol=1e-9):
+            raise SystemExit(f"{cohort}: the runs' default models differ (pAUC/PR AUC {reference[0].tolist()} vs "
+                             f"{other.tolist()}); they did not use the same folds, seeds or code")
+    merged = pd.concat(frames, ignore_index=True)
+    return merged.drop_duplicates("method", keep="first").reset_index(drop=True)
+
+
 def summarize_folders(args: argparse.Namespace) -> int:
-    """OUT/summary.md, summary.tsv and ablation.png from cohort folders of earlier runs (copied into OUT)."""
+    """OUT/summary.md, summary.tsv and ablation.png from cohort folders of earlier runs (copied into OUT).
+
+    Folders of the same name (one cohort run in parts, e.g. the CNN variants on their own) are merged
+    with :func:`merge_runs`; their copies go to OUT/<cohort>/run-1, run-2, ...
+    """
     from rimclf._atomic import atomic_output_dir
     from rimclf.benchmark import format_results
 
     out = args.out or ROOT / "benchmarks" / "results" / "ablation"
-    results = {folder.name: _read_results(folder) for folder in args.from_results}
+    runs: dict[str, list[Path]] = {}
+    for folder in args.from_results:
+        runs.setdefault(folder.name, []).append(folder)
+    results = {name: merge_runs([_read_results(f) for f in folders], name) for name, folders in runs.items()}
+    records = {name: [json.loads((f / "results.json").read_text()) for f in folders] for name, folders in runs.items()}
     with atomic_output_dir(out, force=args.force) as tmp:
-        for folder in args.from_results:
-            shutil.copytree(folder, tmp / folder.name, ignore=shutil.ignore_patterns("cache"))
-        records = {f.name: json.loads((f / "results.json").read_text()) for f in args.from_results}
+        for name, folders in runs.items():
+            for k, folder in enumerate(folders, start=1):
+                target = tmp / name if len(folders) == 1 else tmp / name / f"run-{k}"
+                shutil.copytree(folder, target, ignore=shutil.ignore_patterns("cache"))
+            if len(folders) > 1:
+                results[name].to_csv(tmp / name / "results.tsv", sep="\t", index=False, na_rep="n/a")
         header = ["# Ablation", "", "Cohorts: " + "; ".join(
-            f"{name}: {r['cohort']['n_subjects']} subjects, {r['cohort']['n_lesions']} lesions, {r['cohort']['n_rim']} rim+, "
-            f"{r['settings']['n_splits']} folds x {r['settings']['n_repeats']} repeat(s), "
-            f"{r['timing']['total_seconds'] / 60:.0f} min" for name, r in records.items()), ""]
+            f"{name}: {r[0]['cohort']['n_subjects']} subjects, {r[0]['cohort']['n_lesions']} lesions, "
+            f"{r[0]['cohort']['n_rim']} rim+, {r[0]['settings']['n_splits']} folds x {r[0]['settings']['n_repeats']} "
+            f"repeat(s), {sum(run['timing']['total_seconds'] for run in r) / 60:.0f} min in {len(r)} run(s)"
+            for name, r in records.items()), ""]
         per_cohort = [f"## {name}\n\n{format_results(frame, markdown=True)}" for name, frame in results.items()]
         text = "\n".join(header) + "\n" + verdicts(results) + "\n\n" + combined_tables(results, "the default model")
         (tmp / "summary.md").write_text(text + "\n\n" + "\n\n".join(per_cohort) + "\n", encoding="utf-8")
@@ -162,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace OUT")
     parser.add_argument("--from-results", nargs="+", type=Path, metavar="DIR",
                         help="write OUT's summary from these earlier outputs (each a cohort folder with results.tsv, "
-                             "named after the cohort) instead of running; e.g. one cohort per run")
+                             "named after the cohort) instead of running; e.g. one cohort per run, or one cohort's "
+                             "methods split between runs (folders of the same name are merged)")
     args = parser.parse_args(argv)
     if args.from_results:
         return summarize_folders(args)

@@ -65,9 +65,14 @@ def _difference(row: pd.Series, metric: str) -> str:
 
 def combined_tables(results: dict[str, pd.DataFrame], reference_label: str = "QSMRim-Net + DeepSMOTE") -> str:
     """Markdown tables, methods x cohorts: pAUC, PR AUC, ROC AUC with CIs, differences against
-    the reference, and the mean training time per fold."""
+    the reference, and the mean training time per fold. A method a cohort did not run shows "not run"."""
     names = list(results)
-    first = next(iter(results.values()))
+    methods = pd.concat(list(results.values()), ignore_index=True).drop_duplicates("method")[["method", "label"]]
+    rows = {name: frame.set_index("method") for name, frame in results.items()}
+
+    def cells(method: str, cell) -> list[str]:
+        return [cell(rows[name].loc[method]) if method in rows[name].index else "not run" for name in names]
+
     sections = []
     for title, cell in (
         ("Standardised partial ROC AUC (FPR ≤ 0.1) [95% subject-bootstrap CI]", lambda r: _with_ci(r, "pauc")),
@@ -78,18 +83,14 @@ def combined_tables(results: dict[str, pd.DataFrame], reference_label: str = "QS
     ):
         header = "| method | " + " | ".join(names) + " |"
         lines = [f"**{title}**", "", header, "|---|" + "---:|" * len(names)]
-        for method, label in zip(first["method"], first["label"]):
-            cells = [cell(results[name].set_index("method").loc[method]) for name in names]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for method, label in zip(methods["method"], methods["label"]):
+            lines.append(f"| {label} | " + " | ".join(cells(method, cell)) + " |")
         sections.append("\n".join(lines))
     lines = ["**Training time per fold (s, mean; wall clock / CPU)**", "",
              "| method | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for method, label in zip(first["method"], first["label"]):
-        cells = []
-        for name in names:
-            row = results[name].set_index("method").loc[method]
-            cells.append(f"{row['fit_seconds']:.1f} / {row['fit_cpu_seconds']:.1f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for method, label in zip(methods["method"], methods["label"]):
+        times = cells(method, lambda row: f"{row['fit_seconds']:.1f} / {row['fit_cpu_seconds']:.1f}")
+        lines.append(f"| {label} | " + " | ".join(times) + " |")
     sections.append("\n".join(lines))
     return "\n\n".join(sections)
 
