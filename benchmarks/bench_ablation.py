@@ -25,7 +25,7 @@ against the default model on every cohort; OUT/bench.json settings, timings, mac
 package versions. Run from the repository root::
 
     .venv/bin/python benchmarks/bench_ablation.py [--quick] [--out DIR] [--work DIR] [--jobs 2]
-        [--methods NAME ...] [--cohorts NAME ...] [--force]
+        [--methods NAME ...] [--cohorts NAME ...] [--repeats N] [--force]
 """
 
 from __future__ import annotations
@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, help="subjects per cohort (default 60; quick 30)")
     parser.add_argument("--methods", nargs="+", metavar="NAME", help="ablation methods to run (default: all)")
     parser.add_argument("--cohorts", nargs="+", metavar="NAME", help="cohorts to run (default: all of the mode)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repeats of the 5-fold CV of the full run (default 3; fewer for a cheaper look at slow methods)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel subjects and folds (default: all cores)")
     parser.add_argument("--force", action="store_true", help="replace OUT")
     parser.add_argument("--from-results", nargs="+", type=Path, metavar="DIR",
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     n_subjects = args.subjects or N_SUBJECTS[mode]
     cohorts = [c for c in COHORTS[mode] if args.cohorts is None or c[0] in args.cohorts]
     work = args.work or Path(tempfile.mkdtemp(prefix="rimclf-bench-ablation-"))
-    settings = BenchmarkSettings.quick() if args.quick else BenchmarkSettings.full(n_repeats=3)
+    settings = BenchmarkSettings.quick() if args.quick else BenchmarkSettings.full(n_repeats=args.repeats)
     started, load_start = time.perf_counter(), os.getloadavg()
     timings, results = {}, {}
     try:
