@@ -43,7 +43,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None, conf
         them when no CUDA device is present.
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
         Network only: the network tuned; its ``branches`` decide whether the CNN's settings are
-        searched at all.
+        searched at all, its ``imbalance`` whether ``smote_k`` is.
 
     Returns
     -------
@@ -66,7 +66,7 @@ def make_model(model: str, random_state: int, *, small: bool | None = None, conf
 
         if small is None:
             small = not torch.cuda.is_available()
-        return make_classifier(config, random_state=random_state), SPACES[model](small=small, branches=config.branches)
+        return make_classifier(config, random_state=random_state), SPACES[model](small=small, branches=config.branches, imbalance=config.imbalance)
     from rimclf import baselines
 
     estimator = getattr(baselines, f"make_{model}")(sampler="smote", random_state=random_state)

@@ -36,7 +36,9 @@ def _prefixed(prefix: str, space: dict[str, BaseDistribution]) -> dict[str, Base
     return {f"{prefix}{name}": distribution for name, distribution in space.items()}
 
 
-def network_space(prefix: str = "", *, small: bool = False, branches: str = "both") -> dict[str, BaseDistribution]:
+def network_space(
+    prefix: str = "", *, small: bool = False, branches: str = "both", imbalance: str = "deepsmote"
+) -> dict[str, BaseDistribution]:
     """Search space of :class:`rimclf.QSMRimNetClassifier`.
 
     Parameters
@@ -48,14 +50,16 @@ def network_space(prefix: str = "", *, small: bool = False, branches: str = "bot
     branches : {"both", "patches", "radiomics"}, default="both"
         The network's branches: without a CNN (``"radiomics"``) the ResNet depth and the fusion
         are left out (they would change nothing).
+    imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote"
+        The network's ``imbalance``: ``smote_k`` (DeepSMOTE's neighbours) is searched only with
+        ``"deepsmote"``.
 
     Returns
     -------
     dict of str to optuna.distributions.BaseDistribution
         ``module__depth``, ``module__width``, ``module__fusion``, ``module__head_dropout``,
         ``module__radiomics_dropout``, ``lr``, ``optimizer__weight_decay``, ``batch_size``,
-        ``max_epochs`` and ``smote_k`` (DeepSMOTE's neighbours; inert with another
-        ``imbalance``).
+        ``max_epochs`` and ``smote_k``, less those ``branches`` and ``imbalance`` leave out.
 
     Examples
     --------
@@ -63,8 +67,8 @@ def network_space(prefix: str = "", *, small: bool = False, branches: str = "bot
     ['batch_size', 'lr', 'max_epochs', 'module__depth', 'module__fusion', 'module__head_dropout', 'module__radiomics_dropout', 'module__width', 'optimizer__weight_decay', 'smote_k']
     >>> network_space(prefix="clf__")["clf__module__depth"]
     CategoricalDistribution(choices=(10, 18, 34))
-    >>> sorted(network_space(small=True, branches="radiomics"))[:4]
-    ['batch_size', 'lr', 'max_epochs', 'module__head_dropout']
+    >>> sorted(network_space(small=True, branches="radiomics", imbalance="none"))
+    ['batch_size', 'lr', 'max_epochs', 'module__head_dropout', 'module__radiomics_dropout', 'module__width', 'optimizer__weight_decay']
     """
     if small:
         depths, widths, batch_sizes, epochs = (10,), (4, 8, 16), (16, 32), IntDistribution(2, 10, step=2)
@@ -85,6 +89,8 @@ def network_space(prefix: str = "", *, small: bool = False, branches: str = "bot
     }
     if branches == "radiomics":
         del space["module__depth"], space["module__fusion"]
+    if imbalance != "deepsmote":
+        del space["smote_k"]
     return _prefixed(prefix, space)
 
 
