@@ -291,6 +291,8 @@ def test_network_space_names_prefix_and_ranges():
     }
     assert space["clf__lr"].log
     assert network_space(small=True)["module__depth"].choices == (10,)
+    mlp = network_space(branches="radiomics", imbalance="none")  # the default model: nothing inert
+    assert not {"module__depth", "module__fusion", "smote_k"} & set(mlp) and "module__width" in mlp
     assert pickle.loads(pickle.dumps(space)) == space
 
 
