@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_imbalance.py --quick --out $(BENCH_DIR)/imbalance-quick --force
+	$(PY) benchmarks/bench_ablation.py --quick --out $(BENCH_DIR)/ablation-quick --force
 
 # The GPU check of issue #13 (<= 5 minutes on one GPU): the CUDA tests, then the GPU benchmark's
 # table (estimator vs bare torch loop at three settings, peak memory, concurrent fits). Uses

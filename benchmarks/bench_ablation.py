@@ -112,9 +112,10 @@ def plot_ablation(results: dict[str, pd.DataFrame]):
         axis.set_xlabel(f"{title}: method − default model")
         axis.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(positions, labels)
-    axes[1].legend(loc="lower right", fontsize=8, title="cohort")
+    handles, names = axes[1].get_legend_handles_labels()  # below the panels: it hides no point
+    figure.legend(handles, names, loc="lower center", ncol=len(names), fontsize=9, title="cohort", frameon=False)
     figure.suptitle("Ablation: each change to the default model, paired 95% subject-bootstrap CIs")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     return figure
 
 
