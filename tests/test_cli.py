@@ -134,6 +134,21 @@ def test_format_warning() -> None:
     assert text == "rimclf: warning: DataWarning: lesion 3 is empty\n"
 
 
+def test_loky_worker_timeout_note_is_silenced_and_other_warnings_are_not() -> None:
+    """loky's "A worker stopped ..." after an idle timeout (harmless) is not shown by the command line."""
+    import warnings
+
+    from rimclf.cli import _cli_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _cli_warnings():
+            warnings.warn("A worker stopped while some jobs were given to the executor. This can be caused by a "
+                          "too short worker timeout or by a memory leak.", UserWarning)
+            warnings.warn("sub-01 lesion 3: too small to measure", UserWarning)
+    assert [str(w.message) for w in caught] == ["sub-01 lesion 3: too small to measure"]
+
+
 def test_epoch_table_has_no_colour_codes_when_redirected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """skorch colours the best values of its epoch table; output that is not a terminal gets none."""
     args = ["train", str(tiny_cohort()), "-o", str(tmp_path / "model"), "--feature-set", "rim", "--branches", "radiomics",

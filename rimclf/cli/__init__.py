@@ -60,14 +60,24 @@ def format_warning(message, category, filename, lineno, line=None) -> str:
     return f"rimclf: warning: {category.__name__}: {message}\n"
 
 
+#: (message start, category) of library warnings that tell a command-line user nothing they can act
+#: on: loky's note that an idle worker of joblib's reusable executor timed out while jobs were
+#: queued (joblib starts another; the results are unchanged), which reads like a memory leak.
+SILENCED_WARNINGS = (("A worker stopped while some jobs were given to the executor", UserWarning),)
+
+
 @contextlib.contextmanager
 def _cli_warnings() -> Iterator[None]:
-    """Warnings formatted by :func:`format_warning` inside the block (the library's own
-    formatting is left alone: only :func:`main` installs this)."""
+    """Warnings formatted by :func:`format_warning` inside the block, less
+    :data:`SILENCED_WARNINGS` (the library's own formatting and filters are left alone: only
+    :func:`main` installs this)."""
     saved = warnings.formatwarning
     warnings.formatwarning = format_warning
     try:
-        yield
+        with warnings.catch_warnings():
+            for message, category in SILENCED_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category)
+            yield
     finally:
         warnings.formatwarning = saved
 
