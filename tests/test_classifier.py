@@ -33,14 +33,7 @@ FAST = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0
 N_SUBJECTS, LESIONS_PER_SUBJECT = 12, 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP threads that wait for each
-    other make tiny networks 10x slower."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,7 @@ FAST = {"module__width": 4, "module__branches": "both", "imbalance": "deepsmote"
         "max_epochs": 2, "batch_size": 16, "random_state": 0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

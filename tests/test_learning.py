@@ -8,7 +8,6 @@ width-4 fused network trained for 15 epochs in each of 3 subject-grouped folds.
 
 import numpy as np
 import pytest
-import torch
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
 from rimclf import LesionFeaturizer, PatchExtractor, QSMRimNetClassifier, RadiomicsExtractor, load_cohort
@@ -33,12 +32,7 @@ MIN_ROC_AUC = 0.75
 MAX_SHUFFLED_ROC_AUC = 0.65
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

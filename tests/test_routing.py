@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 import sklearn
-import torch
 from skorch.helper import SliceDict
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, cross_validate
 from sklearn.pipeline import Pipeline
@@ -25,12 +24,7 @@ N_SUBJECTS, PER_SUBJECT = 12, 8
 ROUTING = [pytest.param(False, id="routing-off"), pytest.param(True, id="routing-on")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

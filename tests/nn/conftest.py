@@ -1,14 +1,9 @@
 """Shared settings for the rimclf.nn tests."""
 
 import pytest
-import torch
 
 
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP threads that wait for each
-    other make tiny networks many times slower."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(scope="module", autouse=True)
+def _nn_tests_use_one_torch_thread(one_torch_thread):
+    """Every rimclf.nn test module runs with one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(n_threads)
