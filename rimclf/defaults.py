@@ -80,6 +80,11 @@ CONNECTIVITY = 26
 #: ``load_cohort(qsm_unit=...)``: the sidecar's ``Units``, else ppm as BIDS defines ``Chimap``.
 QSM_UNIT = "auto"
 
+# ---------------------------------------------------------------------------- predict outputs
+#: ``rimclf predict --montage-lesions``: the most probable lesions a scan's montage shows (every
+#: lesion called rim+ is shown besides); 0 draws no montage.
+MONTAGE_LESIONS = 12
+
 
 # --------------------------------------------------------------------------------- models
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._atomic import refuse_overwrite, reserving_output
-from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
+from rimclf._validation import check_int
+from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, MONTAGE_LESIONS, QSM_UNIT
 from rimclf.rim_model import RimModel
 
 __all__ = ["predict_cohort", "predict_subject", "subject_table", "train_model"]
@@ -137,6 +138,7 @@ def predict_cohort(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
+    montage_lesions: int = MONTAGE_LESIONS,
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
     connectivity: int = CONNECTIVITY,
@@ -157,9 +159,12 @@ def predict_cohort(
         unless ``force``.
     n_jobs, memory
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
-        None keeps the model's featurizer settings.
+        None keeps the model's featurizer settings. The per-scan files are written with as many
+        worker processes, with a progress bar when the featurizer shows one.
     montage : bool, default=True
         Draw the per-subject PNG montages.
+    montage_lesions : int, default=12
+        The most probable lesions a montage shows, besides every lesion called rim+; 0: no montages.
     min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
 
@@ -181,14 +186,18 @@ def predict_cohort(
     from rimclf.outputs import write_prediction_outputs
 
     check_is_fitted(model, "classifier_")
+    check_int(montage_lesions, "montage_lesions", min=0, owner="predict_cohort", hint="0 draws no montage")  # before any work
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
     choice = getattr(model, "threshold_choice_", None)
     model_info = {"threshold_choice": choice.to_dict()} if choice is not None else None
     source = None if isinstance(cohort, pd.DataFrame) else cohort
-    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
-                                    model_info=model_info, source=source)
+    featurizer = model.featurizer_
+    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage,
+                                    max_montage_lesions=montage_lesions, force=force, model_info=model_info,
+                                    source=source, n_jobs=featurizer.n_jobs if n_jobs is None else n_jobs,
+                                    progress=bool(getattr(featurizer, "progress", False)))
 
 
 def predict_subject(
@@ -203,6 +212,7 @@ def predict_subject(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
+    montage_lesions: int = MONTAGE_LESIONS,
     min_voxels: int = MIN_VOXELS,
     qsm_unit: str = QSM_UNIT,
     connectivity: int = CONNECTIVITY,
@@ -223,4 +233,5 @@ def predict_subject(
     refuse_overwrite(out, force=force)
     options = {"min_voxels": min_voxels, "qsm_unit": qsm_unit, "connectivity": connectivity}
     table = subject_table(qsm, flair, mask, participant_id=participant_id, **options)
-    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage, **options)
+    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage,
+                          montage_lesions=montage_lesions, **options)

@@ -39,10 +39,13 @@ import pandas as pd
 from rimclf._atomic import atomic_output_dir, safe_child
 from rimclf._bids import scan_name
 from rimclf._nifti import read_volume, save_on_grid
+from rimclf._validation import check_int, check_n_jobs
 from rimclf._version import __version__
 from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
+from rimclf.defaults import MONTAGE_LESIONS
 from rimclf.errors import CohortError, PredictionError
 from rimclf.outputs._montage import axial_plane, write_montage
+from rimclf.outputs._parallel import for_each_scan
 
 __all__ = [
     "LESION_COLUMNS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions", "output_paths",
@@ -336,10 +339,12 @@ def write_prediction_outputs(
     threshold: float,
     *,
     montage: bool = True,
-    max_montage_lesions: int = 12,
+    max_montage_lesions: int = MONTAGE_LESIONS,
     force: bool = False,
     model_info: dict | None = None,
     source: str | os.PathLike | None = None,
+    n_jobs: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Path]:
     """Write the BIDS derivative of the module docstring: tables, maps, label images, montages.
 
@@ -356,7 +361,8 @@ def write_prediction_outputs(
     montage : bool, default=True
         Also draw the per-scan PNG montages.
     max_montage_lesions : int, default=12
-        Most probable lesions shown per montage.
+        Most probable lesions shown per montage, besides every lesion called rim+; 0 draws no
+        montage (as ``montage=False``).
     force : bool, default=False
         Replace an existing ``out``.
     model_info : dict, optional
@@ -364,6 +370,12 @@ def write_prediction_outputs(
     source : str or path-like, optional
         The cohort directory the table was read from: ``dataset_description.json`` links it
         (``SourceDatasets``) and the sidecars name their source files as ``bids:raw:`` URIs.
+    n_jobs : int or None, default=None
+        Scans written in parallel worker processes (joblib; -1: all cores). Each worker reads its
+        scan's volumes, so memory does not grow with the number of scans; the files do not
+        depend on ``n_jobs``.
+    progress : bool, default=False
+        Show a progress bar over scans (on a terminal).
 
     Returns
     -------
@@ -387,6 +399,9 @@ def write_prediction_outputs(
     ['sub-001_desc-lesions_dseg.json', 'sub-001_desc-lesions_dseg.nii.gz', 'sub-001_desc-lesions_dseg.tsv', 'sub-001_desc-rimprob_probseg.json', 'sub-001_desc-rimprob_probseg.nii.gz']
     >>> folder.cleanup()
     """
+    n_jobs = check_n_jobs(n_jobs, owner="write_prediction_outputs")
+    max_montage_lesions = check_int(max_montage_lesions, "max_montage_lesions", min=0, owner="write_prediction_outputs",
+                                    hint="0 draws no montage")
     predictions = lesion_predictions(table, probability, threshold)
     out = Path(out)
     for participant, session in zip(predictions["participant_id"], predictions["session"]):
@@ -398,10 +413,11 @@ def write_prediction_outputs(
         _write_json(tmp / "dataset_description.json", _dataset_description(source))
         _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
         _write_tsv(tmp / "subjects.tsv", _bids_labels(subject_summary(predictions)))
-        for (participant, session), rows in table.groupby(["participant_id", "session"], sort=True):
-            scan = predictions.loc[rows.index]
-            _write_scan(tmp, rows.iloc[0], scan, threshold, model_info, source,
-                        montage=montage, max_lesions=max_montage_lesions)
+        scans = [(tmp, rows.iloc[0], predictions.loc[rows.index], threshold, model_info, source)
+                 for _, rows in table.groupby(["participant_id", "session"], sort=True)]
+        scans.sort(key=lambda scan: -len(scan[2]))  # most lesions first: no worker left with a big one at the end
+        for_each_scan(_write_scan, scans, n_jobs=n_jobs, progress=progress, desc="maps and montages",
+                      montage=montage and max_montage_lesions > 0, max_lesions=max_montage_lesions)
     return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out,
             "description": out / "dataset_description.json"}
 
