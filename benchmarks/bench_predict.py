@@ -88,6 +88,11 @@ def run_predict(args: list[str]) -> tuple[float, float]:
     return elapsed, peak[0]
 
 
+def phantom(path: Path, n_subjects: int, seed: int) -> Path:
+    """A phantom cohort at ``path`` (one already there from an earlier run with ``--workdir`` is reused)."""
+    return path if path.exists() else make_phantom_cohort(path, n_subjects=n_subjects, random_state=seed)
+
+
 def timed(function, *args, **kwargs):
     start = time.perf_counter()
     result = function(*args, **kwargs)
@@ -112,7 +117,7 @@ def stages(model, table, n_jobs: int, folder: Path) -> dict[str, float]:
     _, reading = timed(read_scans, table)
     features, extraction = timed(featurizer.transform, table)
     probability, network = timed(lambda: model.classifier_.predict_proba(features)[:, 1])
-    common = {"threshold": model.threshold_, "n_jobs": n_jobs}
+    common = {"threshold": model.threshold_, "n_jobs": n_jobs, "force": True}
     _, maps = timed(write_prediction_outputs, folder / f"maps-j{n_jobs}", table, probability, montage=False, **common)
     _, both = timed(write_prediction_outputs, folder / f"all-j{n_jobs}", table, probability, montage=True, **common)
     seconds = {"reading": reading, "features": extraction, "network": network, "maps": maps, "montage": both - maps}
@@ -131,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.workdir or scratch)
         work.mkdir(parents=True, exist_ok=True)
         print(f"rimclf {rimclf.__version__}; {os.cpu_count()} CPUs; " + ", ".join(f"{k} {v}" for k, v in package_versions().items()))
-        train = make_phantom_cohort(work / "train", n_subjects=20, random_state=1000)
+        train = phantom(work / "train", 20, 1000)
         model_dir = work / "model"
         if not model_dir.exists():
             # the threshold off the training lesions (no CV): its quality does not matter here, its speed does
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"trained the default model on 20 phantom subjects in {seconds:.0f} s", flush=True)
         stage_rows, command_rows = [], []
         for size in sizes:
-            cohort = make_phantom_cohort(work / f"cohort-{size}", n_subjects=size, random_state=size)
+            cohort = phantom(work / f"cohort-{size}", size, size)
             table = load_cohort(cohort)
             print(f"cohort of {size} scans, {len(table)} lesions", flush=True)
             for n_jobs in args.jobs:

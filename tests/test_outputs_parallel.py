@@ -46,3 +46,16 @@ def test_a_failing_scan_in_a_worker_leaves_nothing_behind(tmp_path: Path) -> Non
     with pytest.raises(CohortError, match="missing_flair"):
         write_prediction_outputs(tmp_path / "out", table, np.full(len(table), 0.5), 0.5, n_jobs=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_montage_lesions_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from rimclf.cli import main
+    from tests.model_builders import tiny_model_dir
+
+    common = ["predict", str(tiny_model_dir()), str(tiny_cohort()), "-q", "-j", "2"]
+    assert main([*common, "-o", str(tmp_path / "bad"), "--montage-lesions", "-1"]) == 2
+    assert "montage_lesions=-1 is not valid" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main([*common, "-o", str(tmp_path / "none"), "--montage-lesions", "0"]) == 0
+    assert not list((tmp_path / "none").rglob("*.png")) and len(list((tmp_path / "none").rglob("*_probseg.nii.gz"))) == 6
+    assert main([*common, "-o", str(tmp_path / "one"), "--montage-lesions", "1"]) == 0
+    assert len(list((tmp_path / "one").rglob("*_montage.png"))) == 6
