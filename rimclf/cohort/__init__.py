@@ -68,7 +68,6 @@ import pandas as pd
 from scipy import ndimage
 
 from rimclf._nifti import (
-    AFFINE_TOLERANCE_MM,
     load_header,
     read_labels,
     read_volume,
@@ -85,6 +84,7 @@ from rimclf.cohort._tables import (
     scans_from_manifest,
     warn_dropped_rim_positive,
 )
+from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
 from rimclf.cohort._units import PPM_SUSPICION_LIMIT, check_qsm_unit, read_qsm
 from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNIT_CHOICES
 from rimclf.errors import CohortError
@@ -98,7 +98,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Columns of the lesion table, in order. ``session`` is the BIDS session label without ``ses-``,
-#: or ``""`` without sessions; ``qsm_unit`` the resolved unit of the QSM file ("ppb" or "ppm").
+#: or ``""`` without sessions; ``qsm_unit`` the resolved unit of the QSM file ("ppb" or "ppm");
+#: ``mask_grid`` "qsm" for a mask on the QSM grid, "resampled" for one carried onto it from its own
+#: grid, which ``mask_source_grid`` describes (e.g. "182x218x182 at 1x1x1 mm").
 TABLE_COLUMNS = [
     "participant_id",
     "session",
@@ -114,6 +116,8 @@ TABLE_COLUMNS = [
     "rim",
     "connectivity",
     "qsm_unit",
+    "mask_grid",
+    "mask_source_grid",
 ]
 
 _CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edges, 26: + corners
@@ -131,7 +135,9 @@ def _is_binary(labels: np.ndarray) -> bool:
     return bool(labels.max(initial=0) <= 1)
 
 
-def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+def read_lesion_labels(
+    mask_path: str | os.PathLike, connectivity: int, qsm: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read a lesion mask as instance labels, exactly as :func:`load_cohort` numbers the lesions.
 
     Parameters
@@ -141,11 +147,17 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     connectivity : {0, 6, 18, 26}
         0: the mask already holds instance labels 1..K. 6/18/26: it is binary and lesions are its
         connected components under that connectivity (the ``connectivity`` column of the table).
+    qsm : str or path-like, optional
+        The QSM whose grid the labels are wanted on (the ``qsm`` column of the table). A mask on
+        another grid is then resampled onto it as :func:`load_cohort` does (instance labels by
+        nearest neighbour; a binary mask by its partial-volume fraction, before the split into
+        lesions). Without it, the labels stay on the mask's own grid.
 
     Returns
     -------
     labels : ndarray of int32, shape (X, Y, Z)
     affine : ndarray of shape (4, 4)
+        The affine of the labels' grid (the QSM's when resampled).
 
     Examples
     --------
@@ -164,6 +176,12 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     >>> folder.cleanup()
     """
     labels, affine = read_labels(mask_path)
+    if qsm is not None:
+        header = load_header(qsm)
+        qsm_affine = np.asarray(header.affine, dtype=float)
+        labels, resampled = labels_on_qsm_grid(labels, affine, spatial_shape(header), qsm_affine,
+                                               binary=bool(connectivity), mask_path=mask_path, qsm_path=qsm)
+        affine = qsm_affine if resampled else affine
     if connectivity:
         labels, _ = ndimage.label(labels > 0, structure=_structure(_check_connectivity(connectivity)))
         labels = labels.astype(np.int32)
@@ -182,17 +200,11 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     flair = load_header(flair_path)
     labels, mask_affine = read_labels(mask_path)
     qsm_shape = spatial_shape(qsm)
-    if labels.shape != qsm_shape:
-        raise CohortError(
-            f"{mask_path.name}: shape {labels.shape} differs from {qsm_path.name} {qsm_shape}; "
-            "the lesion mask must be on the QSM grid"
-        )
-    affine_gap = float(np.abs(mask_affine - np.asarray(qsm.affine)).max())
-    if affine_gap > AFFINE_TOLERANCE_MM:
-        raise CohortError(
-            f"{mask_path.name}: affine differs from {qsm_path.name} by {affine_gap:.3g} mm; "
-            "the lesion mask must be on the QSM grid"
-        )
+    binary, mask_source_grid = _is_binary(labels), describe_grid(labels.shape, mask_affine)
+    labels, resampled = labels_on_qsm_grid(labels, mask_affine, qsm_shape, np.asarray(qsm.affine), binary=binary,
+                                           mask_path=mask_path, qsm_path=qsm_path)
+    if resampled:
+        _log_resampled(mask_path, qsm_path, mask_source_grid, qsm_shape, np.asarray(qsm.affine), binary)
     qsm_low, qsm_high = _world_bounds(qsm_shape, np.asarray(qsm.affine))
     flair_low, flair_high = _world_bounds(spatial_shape(flair), np.asarray(flair.affine))
     if np.any(flair_high < qsm_low) or np.any(flair_low > qsm_high):
@@ -201,7 +213,7 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
             "the FLAIR must be registered to the QSM"
         )
     used_connectivity = 0
-    if _is_binary(labels):
+    if binary:
         labels, _ = ndimage.label(labels > 0, structure=_structure(connectivity))
         used_connectivity = connectivity
     counts = np.bincount(labels.ravel())
@@ -231,9 +243,17 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
             "centroid_z": centroids[:, 2],
             "connectivity": used_connectivity,
             "qsm_unit": subject["qsm_unit"],
+            "mask_grid": "resampled" if resampled else "qsm",
+            "mask_source_grid": mask_source_grid,
         }
     )
     return lesions, all_ids, n_small
+
+
+def _log_resampled(mask_path: Path, qsm_path: Path, source_grid: str, qsm_shape, qsm_affine, binary: bool) -> None:
+    how = "partial-volume fraction >= 0.5, then connected components" if binary else "nearest neighbour"
+    logger.info("%s: the lesion mask is on another grid (%s) than %s; resampled onto the QSM grid (%s) by %s",
+                mask_path.name, source_grid, qsm_path.name, describe_grid(qsm_shape, qsm_affine), how)
 
 
 def load_cohort(

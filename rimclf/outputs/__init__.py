@@ -412,7 +412,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     participant, session = str(first["participant_id"]), str(first["session"])
     paths = output_paths(tmp, participant, session)
     paths["probseg"].parent.mkdir(parents=True)
-    labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]))
+    labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]), first["qsm"])
     lesion_ids = scan["lesion_id"].to_numpy()
     sources = _sources([first["qsm"], first["mask"]], source)
     save_on_grid(paths["probseg"], probability_map(labels, lesion_ids, scan["probability"].to_numpy()), first["qsm"],
