@@ -7,7 +7,8 @@ A cohort is either a BIDS dataset (raw data, lesion masks raw or in any derivati
       rims.tsv                                          participant_id [, session], lesion_id, rim (0/1)
       sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_Chimap.nii[.gz]   QSM (+ optional .json sidecar: "Units")
       sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_FLAIR.nii[.gz]    T2-FLAIR, registered to the QSM
-      lesion masks, instance labels 1..K (or binary 0/1) on the QSM grid, either raw or derived:
+      lesion masks, instance labels 1..K (or binary 0/1) on the QSM grid or on the grid of an image
+      registered to it (resampled onto the QSM grid: :mod:`rimclf.cohort._resample`), raw or derived:
       sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
       derivatives/<pipeline>/sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
 
