@@ -134,6 +134,23 @@ def test_integer_shift_is_exact(tmp_path: Path) -> None:
     assert after[columns].equals(before[columns])
 
 
+def test_lesions_outside_the_qsm_are_counted_or_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = qsm_grid_cohort(tmp_path, binary=False)
+    labels = np.concatenate([ellipsoid_labels(False), np.zeros((*SHAPE[:2], 4), np.int16)], axis=2)
+    labels[3:6, 4:8, 13:15] = 9  # 24 voxels beyond the QSM's last slice
+    save_nifti(mask_file(root), labels, make_affine(), overwrite=True)
+    with caplog.at_level(logging.INFO, logger="rimclf.cohort"):
+        table = load_cohort(root)
+    assert table["lesion_id"].tolist() == [1, 2, 4, 7]
+    assert "24 of its" in caplog.text and "outside the QSM's field of view" in caplog.text
+    only_outside = np.zeros_like(labels)
+    only_outside[labels == 9] = 9
+    save_nifti(mask_file(root), only_outside, make_affine(), overwrite=True)
+    with pytest.raises(CohortError, match=r"sub-01_desc-lesions_mask\.nii\.gz: none of its 24 lesion voxels lies in "
+                                          r"the field of view of sub-01_Chimap\.nii\.gz"):
+        load_cohort(root)
+
+
 def test_no_overlap_is_an_error(tmp_path: Path) -> None:
     root = qsm_grid_cohort(tmp_path, binary=True)
     save_nifti(mask_file(root), ellipsoid_labels(True), make_affine(origin=(500.0, 0.0, 0.0)), overwrite=True)
@@ -147,7 +164,7 @@ def test_same_grid_is_unchanged(tmp_path: Path) -> None:
     labels = ellipsoid_labels(False).astype(np.int32)
     result, resampled = labels_on_qsm_grid(labels, make_affine(), SHAPE, make_affine() + 5e-4, binary=False,
                                            mask_path="m", qsm_path="q")
-    assert result is labels and not resampled
+    assert result is labels and resampled is None
     plain, plain_affine = read_lesion_labels(mask_file(root), 0)
     on_qsm, on_qsm_affine = read_lesion_labels(mask_file(root), 0, qsm_file(root))
     assert on_qsm.dtype == plain.dtype and np.array_equal(on_qsm, plain) and np.array_equal(on_qsm_affine, plain_affine)
@@ -187,3 +204,19 @@ def test_grids_and_overlap() -> None:
     diagonal[:3, :3] = [[c, -c, 0.0], [c, c, 0.0], [0.0, 0.0, 1.0]]
     diagonal[:3, 3] = [16.0, -7.0, 0.0]
     assert not fields_of_view_overlap((10, 10, 10), np.eye(4), (10, 2, 10), diagonal)
+
+
+def test_prediction_maps_are_on_the_qsm_grid(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from rimclf.outputs import write_prediction_outputs
+
+    root = qsm_grid_cohort(tmp_path / "cohort", binary=False)
+    rewrite_on_grid(mask_file(root), *one_mm_grid(qsm_file(root), flip=(True, False, False)), order=0)
+    table = load_cohort(root)
+    write_prediction_outputs(tmp_path / "out", table, np.linspace(0.1, 0.9, len(table)), 0.5, montage=False)
+    [dseg] = (tmp_path / "out").glob("sub-01/anat/*_dseg.nii.gz")
+    image = nib.load(str(dseg))
+    assert image.shape == SHAPE and np.allclose(image.affine, make_affine())
+    expected, _ = read_lesion_labels(mask_file(root), 0, qsm_file(root))
+    assert np.array_equal(np.asarray(image.dataobj), expected)

@@ -180,9 +180,9 @@ def read_lesion_labels(
     if qsm is not None:
         header = load_header(qsm)
         qsm_affine = np.asarray(header.affine, dtype=float)
-        labels, resampled = labels_on_qsm_grid(labels, affine, spatial_shape(header), qsm_affine,
-                                               binary=bool(connectivity), mask_path=mask_path, qsm_path=qsm)
-        affine = qsm_affine if resampled else affine
+        labels, resampling = labels_on_qsm_grid(labels, affine, spatial_shape(header), qsm_affine,
+                                                binary=bool(connectivity), mask_path=mask_path, qsm_path=qsm)
+        affine = qsm_affine if resampling else affine
     if connectivity:
         labels, _ = ndimage.label(labels > 0, structure=_structure(_check_connectivity(connectivity)))
         labels = labels.astype(np.int32)
@@ -202,10 +202,10 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     labels, mask_affine = read_labels(mask_path)
     qsm_shape = spatial_shape(qsm)
     binary, mask_source_grid = _is_binary(labels), describe_grid(labels.shape, mask_affine)
-    labels, resampled = labels_on_qsm_grid(labels, mask_affine, qsm_shape, np.asarray(qsm.affine), binary=binary,
-                                           mask_path=mask_path, qsm_path=qsm_path)
-    if resampled:
-        _log_resampled(mask_path, qsm_path, mask_source_grid, qsm_shape, np.asarray(qsm.affine), binary)
+    labels, resampling = labels_on_qsm_grid(labels, mask_affine, qsm_shape, np.asarray(qsm.affine), binary=binary,
+                                             mask_path=mask_path, qsm_path=qsm_path)
+    if resampling:
+        logger.info(resampling)
     qsm_low, qsm_high = _world_bounds(qsm_shape, np.asarray(qsm.affine))
     flair_low, flair_high = _world_bounds(spatial_shape(flair), np.asarray(flair.affine))
     if np.any(flair_high < qsm_low) or np.any(flair_low > qsm_high):
@@ -244,17 +244,11 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
             "centroid_z": centroids[:, 2],
             "connectivity": used_connectivity,
             "qsm_unit": subject["qsm_unit"],
-            "mask_grid": "resampled" if resampled else "qsm",
+            "mask_grid": "resampled" if resampling else "qsm",
             "mask_source_grid": mask_source_grid,
         }
     )
     return lesions, all_ids, n_small
-
-
-def _log_resampled(mask_path: Path, qsm_path: Path, source_grid: str, qsm_shape, qsm_affine, binary: bool) -> None:
-    how = "partial-volume fraction >= 0.5, then connected components" if binary else "nearest neighbour"
-    logger.info("%s: the lesion mask is on another grid (%s) than %s; resampled onto the QSM grid (%s) by %s",
-                mask_path.name, source_grid, qsm_path.name, describe_grid(qsm_shape, qsm_affine), how)
 
 
 def load_cohort(
@@ -305,7 +299,9 @@ def load_cohort(
         (absolute paths), ``n_voxels``, ``volume_mm3``, ``centroid_x/y/z`` (world mm, from the
         affine), ``rim`` (Int64, <NA> when unlabeled), ``connectivity`` (0 for instance masks,
         else the connectivity used to split a binary mask), ``qsm_unit`` ("ppm" or "ppb", as
-        resolved). Sorted by participant, session, then lesion.
+        resolved), ``mask_grid`` ("qsm", or "resampled" for a mask on another grid, carried onto
+        the QSM grid with one log line) and ``mask_source_grid`` (the mask file's grid, e.g.
+        "182x218x182 at 1x1x1 mm"). Sorted by participant, session, then lesion.
 
     Raises
     ------
@@ -314,7 +310,8 @@ def load_cohort(
         participant or session label that is not letters and digits, a repeated
         (participant, session), a damaged ``.nii.gz``, a mask label above
         :data:`rimclf._nifti.MAX_LABEL`, a sidecar ``Units`` other than ppm/ppb, lesion masks in
-        several derivatives pipelines without ``derivatives=``, and with ``check_data`` a QSM
+        several derivatives pipelines without ``derivatives=``, a lesion mask whose field of view
+        does not overlap the QSM's, and with ``check_data`` a QSM
         whose values contradict its unit.
     ParameterError
         For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.

@@ -194,26 +194,43 @@ def labels_on_qsm_grid(
     binary: bool,
     mask_path: str | os.PathLike,
     qsm_path: str | os.PathLike,
-) -> tuple[np.ndarray, bool]:
+) -> tuple[np.ndarray, str | None]:
     """A lesion mask on the QSM grid: itself when it is there already, else resampled.
 
     Returns
     -------
     labels : ndarray of int, shape ``qsm_shape``
-        ``labels`` unchanged (same grid), or :func:`resample_labels`'s result.
-    resampled : bool
+        ``labels`` itself (same grid), or :func:`resample_labels`'s result.
+    message : str or None
+        None on the same grid; else one line for the log saying what was done (grids, method, and
+        how many lesion voxels lay outside the QSM's field of view).
 
     Raises
     ------
     CohortError
-        When the mask's field of view does not overlap the QSM's (naming both files).
+        When the mask's field of view does not overlap the QSM's, or none of its lesion voxels lies
+        in the QSM's (naming both files).
     """
     if same_grid(labels.shape, mask_affine, qsm_shape, qsm_affine):
-        return labels, False
+        return labels, None
+    mask_name, qsm_name = os.path.basename(mask_path), os.path.basename(qsm_path)
+    source_grid = describe_grid(labels.shape, mask_affine)
     if not fields_of_view_overlap(labels.shape, mask_affine, qsm_shape, qsm_affine):
         raise CohortError(
-            f"{mask_path}: its field of view ({describe_grid(labels.shape, mask_affine)}) does not overlap "
-            f"{os.path.basename(qsm_path)} in world space; the lesion mask must be on the QSM grid or on the grid "
-            "of an image registered to the QSM (same world coordinates)"
+            f"{mask_path}: its field of view ({source_grid}) does not overlap {qsm_name} in world space; the "
+            "lesion mask must be on the QSM grid or on the grid of an image registered to the QSM (same world "
+            "coordinates)"
         )
-    return resample_labels(labels, mask_affine, qsm_shape, qsm_affine, binary=binary), True
+    outside, total = lesion_voxels_outside(labels, mask_affine, qsm_shape, qsm_affine)
+    if total and outside == total:
+        raise CohortError(
+            f"{mask_path}: none of its {total} lesion voxels lies in the field of view of {qsm_name}; the lesion "
+            "mask must be on the grid of an image registered to the QSM (same world coordinates)"
+        )
+    how = "partial-volume fraction >= 0.5, then connected components" if binary else "nearest neighbour"
+    message = (
+        f"{mask_name}: the lesion mask is on another grid ({source_grid}) than {qsm_name}; resampled onto the "
+        f"QSM grid ({describe_grid(qsm_shape, qsm_affine)}) by {how}"
+        + (f"; {outside} of its {total} lesion voxels lie outside the QSM's field of view" if outside else "")
+    )
+    return resample_labels(labels, mask_affine, qsm_shape, qsm_affine, binary=binary), message
