@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -220,3 +221,5 @@ def test_prediction_maps_are_on_the_qsm_grid(tmp_path: Path) -> None:
     assert image.shape == SHAPE and np.allclose(image.affine, make_affine())
     expected, _ = read_lesion_labels(mask_file(root), 0, qsm_file(root))
     assert np.array_equal(np.asarray(image.dataobj), expected)
+    sidecar = json.loads(dseg.with_name(dseg.name.replace(".nii.gz", ".json")).read_text())
+    assert sidecar["MaskResampledFrom"] == table["mask_source_grid"].iloc[0]
