@@ -49,8 +49,6 @@ SCALE = 3
 LEFT_PX, GAP_PX, TITLE_PX, TOP_PX, BOTTOM_PX = 12, 15, 30, 24, 8
 #: Orientation letters and text colours (the letters are matplotlib's "#f5d000").
 MARK_COLOUR = (0xF5, 0xD0, 0x00)
-#: zlib level of the PNG (1: fast; the panels are noisy and compress little at any level).
-PNG_COMPRESSION = 1
 
 
 def axial_plane(
@@ -160,12 +158,9 @@ def write_montage(
     >>> write_montage("sub-001_montage.png", subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair,
     ...               flair_affine=flair_affine, labels=labels, title="sub-001")  # doctest: +SKIP
     """
-    from PIL import Image  # Pillow, which matplotlib requires
-
     montage = montage_image(subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
                             labels=labels, title=title, max_lesions=max_lesions, half_width_mm=half_width_mm)
-    Image.fromarray(montage.pixels).save(path, format="PNG", compress_level=PNG_COMPRESSION, dpi=(100, 100))
-    return Path(path)
+    return _raster.write_png(path, montage.pixels, dpi=100)
 
 
 def _panels(ranked: pd.DataFrame, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm: float) -> list[tuple]:

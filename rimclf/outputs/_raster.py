@@ -12,7 +12,10 @@ on the canvas, pixel ``(row, col)`` runs top-down, and a panel sample ``(r, c)``
 
 from __future__ import annotations
 
+import struct
+import zlib
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -130,3 +133,45 @@ def draw_text(canvas: np.ndarray, x: float, y: float, text: str, *, size_pt: flo
     alpha = block[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left, None] / 255.0
     region = canvas[rows, cols]
     region[...] = np.round(region * (1 - alpha) + np.asarray(colour, dtype=float) * alpha).astype(np.uint8)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(pixels: np.ndarray, *, dpi: int = 100, level: int = 1) -> bytes:
+    """``(height, width, 3)`` uint8 RGB as a PNG file's bytes: every row with the "up" filter
+    (the difference from the row above), deflated at zlib ``level``, and the resolution.
+
+    A third of the time of Pillow's PNG writer (which tries five filters per row) at about the
+    same size: on a montage's 3x3-pixel blocks, "up" is zero on two rows of three.
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image
+    >>> pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    >>> np.array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(pixels)))), pixels)
+    True
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, width * 3)
+    filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
+    filtered[:, 0] = 2  # filter type "up"
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG defines it
+    per_metre = int(round(dpi / 0.0254))
+    return b"".join([
+        b"\x89PNG\r\n\x1a\n",
+        _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),  # 8-bit RGB
+        _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+        _chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)),
+        _chunk(b"IEND", b""),
+    ])
+
+
+def write_png(path, pixels: np.ndarray, *, dpi: int = 100) -> Path:
+    """Write :func:`png_bytes` to ``path``."""
+    Path(path).write_bytes(png_bytes(pixels, dpi=dpi))
+    return Path(path)
