@@ -22,6 +22,7 @@ reference offset and scale. The pieces that render them are here too:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage
@@ -69,8 +70,6 @@ def draw_varied_site(rng: np.random.Generator, name: str) -> Site:
 
 
 def _describe(site: Site, oblique: bool, level: str) -> Site:
-    from dataclasses import replace
-
     words = [
         "oblique" if oblique else "axial",
         axis_codes(storage_affine(site)),
