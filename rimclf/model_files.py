@@ -503,8 +503,11 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     where = str(folder / SETTINGS_FILE)
     tensors = _read_weights(folder, settings["weights"]["sha256"])
     current = _versions()
+    # pyradiomics is optional (rimclf[radiomics]): its absence is no version change (a model that
+    # needs it says so when its features are checked)
     changed = [f"{name} {settings['versions'].get(name, 'unknown')} -> {current[name]}"
-               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]
+               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])
+               and not (name == "pyradiomics" and current[name] == "not installed")]
     if changed:
         warnings.warn(f"{folder}: model saved with other package versions ({', '.join(changed)}); "
                       "its predictions may differ slightly", ModelVersionWarning, stacklevel=2)
