@@ -28,9 +28,10 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
     """
     default = False if top_level else argparse.SUPPRESS
     group = parser if top_level else parser.add_argument_group("output")
-    group.add_argument("-v", "--verbose", action="store_true", default=default, help="log debugging details")
+    group.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="also print rimclf's debugging messages and the epoch table of each training")
     group.add_argument("-q", "--quiet", action="store_true", default=default,
-                       help="hide progress bars, epoch tables and progress messages (results, warnings and "
+                       help="hide progress bars, training summaries and progress messages (results, warnings and "
                             "errors are still printed)")
     group.add_argument("--no-progress", dest="quiet", action="store_true", default=default, help=argparse.SUPPRESS)
 
@@ -167,9 +168,19 @@ def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", dest="radiomics_params", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
-def quiet_library_logs(args: argparse.Namespace) -> None:
-    """Keep pyradiomics', pykwalify's and pybids' INFO chatter (on every parameter load or BIDS
-    index) out of the output, unless -v."""
-    if not getattr(args, "verbose", False):
-        for name in ("radiomics", "pykwalify", "bidsschematools", "bids"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+def set_log_levels(args: argparse.Namespace) -> None:
+    """Log levels of a command: rimclf's own messages at INFO (DEBUG with ``-v``, WARNING with
+    ``-q``); every other library's at WARNING whatever the options (``-v`` is for rimclf's debug
+    lines, not pyradiomics', pybids' or matplotlib's)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    logging.getLogger("rimclf").setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    # these set their own levels (INFO) on import or use; they stay at WARNING
+    for name in ("radiomics", "pykwalify", "bidsschematools", "bids"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def training_verbosity(args: argparse.Namespace) -> int:
+    """The classifier's ``verbose`` the options give: 0 with ``-q``, 2 (epoch tables) with ``-v``,
+    else 1 (a progress bar and one summary line per training)."""
+    return 0 if getattr(args, "quiet", False) else 2 if getattr(args, "verbose", False) else 1
