@@ -122,12 +122,14 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
     for option, name, metavar, text in (
         ("--n-splits", "n_splits", "K", "folds per repeat"),
         ("--n-repeats", "n_repeats", "R", "repeats over new shuffles"),
-        ("--epochs", "max_epochs", "E", "training epochs of the imbalance benchmark's networks (the ablation's networks "
-                                       "train as their configuration says: the default model's"),
         ("--n-boot", "n_boot", "B", "subject bootstrap resamples"),
     ):
         parser.add_argument(option, type=int, dest=name, metavar=metavar,
                             help=f"{text} (default {getattr(full, name)}; quick {getattr(quick, name)})")
+    parser.add_argument("--epochs", type=int, dest="max_epochs", metavar="E",
+                        help=f"training epochs of every network (default: the ablation's networks train as the default "
+                             f"model, {DEFAULT_MODEL.max_epochs} epochs; the imbalance benchmark's {full.max_epochs}, "
+                             f"quick {quick.max_epochs})")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds, models and bootstrap (default 0)")
     parser.add_argument("--cache", metavar="DIR", help="feature cache folder (default OUT/cache)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
@@ -146,6 +148,24 @@ def benchmark_options(args: argparse.Namespace) -> dict:
         "quick": args.quick, "settings": {name: value for name, value in given.items() if value is not None},
         "random_state": args.seed, "cache": args.cache, "n_jobs": args.jobs, "force": args.force,
         "verbose": not args.quiet, "progress": not args.quiet,
+    }
+
+
+def benchmark_methods(args: argparse.Namespace) -> dict | None:
+    """The ``table`` of methods for :func:`rimclf.benchmark.run_benchmark`: None (the ablation as
+    it is) without ``--epochs``; with it, the ablation's methods with every network trained for
+    that many epochs (their configurations fix ``max_epochs``, so the benchmark settings' value
+    alone would not reach them)."""
+    epochs = getattr(args, "max_epochs", None)
+    if epochs is None:
+        return None
+    from rimclf.benchmark import ABLATION_METHODS
+
+    return {
+        name: dataclasses.replace(
+            method, network=tuple((key, epochs if key == "max_epochs" else value) for key, value in method.network)
+        )
+        for name, method in ABLATION_METHODS.items()
     }
 
 
