@@ -1,6 +1,6 @@
 """Packaging for rimclf.
 
-``pip install rimclf`` (after a CPU build of torch, see README "Install") gives the default model,
+``pip install .`` (after a CPU build of torch, see README "Install") gives the default model,
 which needs no compiler. pyradiomics is the optional extra ``rimclf[radiomics]``: 3.0.1 has no
 binary wheel and must be built with ``--no-build-isolation`` against an already installed numpy
 (``pip install numpy setuptools wheel && pip install --no-build-isolation pyradiomics==3.0.1``).
