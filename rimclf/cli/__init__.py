@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import sys
 import warnings
 from collections.abc import Iterator
