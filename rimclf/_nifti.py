@@ -89,7 +89,8 @@ def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
         raise CohortError(f"{path}: its voxels are of type {printable(dtype)}; rimclf reads real-valued (integer or float) images")
     affine = np.asarray(image.affine, dtype=float)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise CohortError(f"{path}: the affine is not a valid voxel-to-world transform:\n{affine}")
+        rows = "; ".join(" ".join(f"{value:g}" for value in row) for row in affine)
+        raise CohortError(f"{path}: the affine is not a valid voxel-to-world transform: [{rows}]")
     return image
 
 

@@ -33,9 +33,11 @@ Warnings
 
 Text from files
 ---------------
-Messages that quote text read from a file (a model's ``settings.json``, a sidecar, a file name)
-pass it through :func:`printable`, so that a file cannot put terminal control sequences (clear
-the screen, forge an error line) into what rimclf prints.
+Messages quote text read from files (a model's ``settings.json``, a sidecar, a file name). So
+that a file cannot put terminal control sequences into what rimclf prints (clear the screen,
+forge an error line), the message of every :class:`RimclfError` and :class:`RimclfWarning` is
+shown through :func:`printable` (``str(error)``): control characters come out escaped, and the
+message stays on one line.
 """
 
 from __future__ import annotations
@@ -54,7 +56,12 @@ class RimclfError(Exception):
     ... except RimclfError as error:                  # catches every error rimclf raises on purpose
     ...     print(type(error).__name__)
     CohortError
+    >>> str(RimclfError("a name from a file: \\x1b[2J"))     # control characters come out escaped
+    'a name from a file: \\\\x1b[2J'
     """
+
+    def __str__(self) -> str:
+        return printable(super().__str__(), limit=None)
 
 
 class CohortError(RimclfError, ValueError):
@@ -161,6 +168,9 @@ class RimclfWarning(UserWarning):
     (True, True)
     >>> warnings.simplefilter("error", RimclfWarning)     # doctest: +SKIP
     """
+
+    def __str__(self) -> str:
+        return printable(super().__str__(), limit=None)
 
 
 class QSMUnitWarning(RimclfWarning):

@@ -79,3 +79,12 @@ def test_a_label_above_the_limit_in_an_integer_mask_is_refused(tmp_path: Path) -
     nib.save(nib.Nifti1Image(labels, make_affine()), path)
     with pytest.raises(CohortError, match=r"negative labels \(min -2\)"):
         read_labels(path)
+
+
+def test_file_names_with_control_characters_are_escaped_in_errors(tmp_path: Path) -> None:
+    path = tmp_path / "qsm\x1b[2J\rrimclf: error: forged.nii.gz"
+    path.write_bytes(b"not a NIfTI")
+    with pytest.raises(CohortError) as caught:
+        read_volume(path)
+    message = str(caught.value)
+    assert "\x1b" not in message and "\r" not in message and r"qsm\x1b[2J\rrimclf" in message
