@@ -4,7 +4,8 @@ A saved model is a directory::
 
     MODEL/settings.json   format tag and version, kind, package versions, featurizer settings,
                           classifier parameters and input sizes, decision threshold,
-                          radiomics feature names, training summary, SHA-256 of weights.pt
+                          radiomics feature names, training summary, SHA-256 of weights.pt,
+                          settings_sha256 (of all the other keys, format version 4 on)
     MODEL/weights.pt      torch.save of a flat dict of tensors: the network's state dict
                           ("module.<name>") and the radiomics standardisation arrays
 
@@ -24,7 +25,12 @@ returns an object of the kind saved:
 Loading never runs pickled code: ``settings.json`` is plain JSON whose keys and types are
 checked, ``weights.pt`` must match the SHA-256 recorded in the settings (a changed file is
 refused before it is read) and is read with ``torch.load(weights_only=True)``, which only
-rebuilds tensors and plain containers. No pickle or joblib is involved anywhere.
+rebuilds tensors and plain containers. No pickle or joblib is involved anywhere. Before any
+tensor is read, :mod:`rimclf._model_checks` checks the settings against an allow-list with
+ranges (runtime settings such as ``iterator_valid__*`` are refused), against their
+``settings_sha256`` (a guard against accidental edits, not against a forger), and the size and
+zip layout of ``weights.pt`` against the network the settings describe, so that memory stays
+bounded (``docs/saved_models.md``, "What is refused, and why").
 
 The model's content comes from :meth:`RimModel.fitted_state` and goes back through
 :meth:`RimModel.from_fitted_state`; this module only turns that state into files and back, and
