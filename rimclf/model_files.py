@@ -500,7 +500,8 @@ def _checked_classifier_state(settings: dict, folder: Path, featurizer) -> dict:
     from rimclf.classifier import QSMRimNetClassifier
 
     where = str(folder / SETTINGS_FILE)
-    _validate_classifier(settings["classifier"]["params"], where)
+    # the saved device is only a name (load_model's device replaces it): not resolved here
+    _validate_classifier({**settings["classifier"]["params"], "device": "cpu"}, where)
     if featurizer is not None:
         check_featurizer_matches(featurizer, settings["classifier"], where)
     described = {key: value for key, value in settings["classifier"].items() if key != "omitted_params"}

@@ -274,3 +274,12 @@ def test_an_edited_weights_layout_is_refused_before_load_state_dict(model_dir: P
     replace_weights(model_dir, buffer.getvalue())
     with pytest.raises(ModelFileError, match=f"do not fit the network .*{name} is float64"):
         load_model(model_dir)
+
+
+def test_a_model_saved_with_device_cuda_loads_on_the_cpu(model_dir: Path) -> None:
+    """The saved device is a name that load_model's ``device`` replaces; it is not resolved."""
+    settings = read_settings(model_dir)
+    settings["classifier"]["params"]["device"] = "cuda:0"
+    write_settings(model_dir, settings)
+    loaded = load_model(model_dir, device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), tiny_model().predict_proba(tiny_table()))
