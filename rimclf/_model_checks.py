@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from rimclf._validation import Bools, Interval, Options, check_param
+from rimclf.classifier.inputs import KEYS_FOR_BRANCHES
 from rimclf.defaults import (
     AMP_CHOICES,
     AUGMENTATIONS,
@@ -48,6 +49,7 @@ from rimclf.defaults import (
     MAX_TABULAR_FEATURES,
     MAX_WEIGHTS_BYTES,
     MAX_WIDTH,
+    TABULAR_KEYS,
 )
 from rimclf.errors import ModelFileError, ParameterError, printable
 
@@ -147,7 +149,8 @@ def check_settings_ranges(settings: dict, where: str) -> None:
         raise ModelFileError(f"{where} classifier: patch_shape={printable(patch_shape)} is not valid; it must be "
                              f"three integers in [1, {MAX_PATCH_SHAPE}]")
     branches = classifier["params"].get("module__branches", DEFAULT_MODEL.branches)
-    needs_patches, needs_tabular = branches != "radiomics", branches != "patches"
+    inputs = KEYS_FOR_BRANCHES.get(branches, ())
+    needs_patches, needs_tabular = "patches" in inputs, any(key in TABULAR_KEYS for key in inputs)
     if needs_patches != (classifier["in_channels"] is not None) or needs_patches != (patch_shape is not None):
         raise ModelFileError(f"{where} classifier: module__branches={branches!r} "
                              f"{'needs' if needs_patches else 'has no'} in_channels and patch_shape")
