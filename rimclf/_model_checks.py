@@ -72,7 +72,7 @@ CLASSIFIER_PARAMETERS: dict[str, list] = {
     "batch_size": [Interval(int, 2, MAX_COUNT), Options(-1)],
     "predict_nonlinearity": [Options("auto")],
     "warm_start": [Bools()],
-    "verbose": [Interval(int, 0, 10)],
+    "verbose": [Interval(int, 0, 1000)],
     "device": [Options("auto", "cpu", "cuda", "mps")],  # a CUDA index is accepted too (see below)
     "compile": [Options(False)],
     "use_caching": [Options("auto", True, False)],
