@@ -70,7 +70,7 @@ CLASSIFIER_PARAMETERS: dict[str, list] = {
     "lr": [Interval(float, 0, None, closed="neither")],
     "max_epochs": [Interval(int, 0, MAX_COUNT)],
     "batch_size": [Interval(int, 2, MAX_COUNT), Options(-1)],
-    "predict_nonlinearity": [Options("auto")],
+    "predict_nonlinearity": [Options("auto", None)],
     "warm_start": [Bools()],
     "verbose": [Interval(int, 0, 1000)],
     "device": [Options("auto", "cpu", "cuda", "mps")],  # a CUDA index is accepted too (see below)
