@@ -159,8 +159,9 @@ def predict_cohort(
         unless ``force``.
     n_jobs, memory
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
-        None keeps the model's featurizer settings. The per-scan files are written with as many
-        worker processes, with a progress bar when the featurizer shows one.
+        None keeps the model's featurizer settings. The per-scan files (maps and montages) are
+        written by as many worker processes, with a progress bar over the scans when the model's
+        featurizer shows one (its ``progress``).
     montage : bool, default=True
         Draw the per-subject PNG montages.
     montage_lesions : int, default=12

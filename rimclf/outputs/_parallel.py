@@ -9,6 +9,7 @@ depend on the worker or the order, so any ``n_jobs`` writes the same bytes.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 
 from joblib import Parallel, delayed
@@ -39,7 +40,7 @@ def for_each_scan(function: Callable, tasks: Sequence[tuple], *, n_jobs: int | N
     """
     calls = (delayed(_run)(function, tuple(task), kwargs) for task in tasks)
     results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls)
-    # disable=None: tqdm shows the bar only when stderr is a terminal
-    with tqdm(total=len(tasks), desc=desc, unit="scan", disable=None if progress and tasks else True) as bar:
+    shown = bool(progress) and bool(tasks) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    with tqdm(total=len(tasks), desc=desc, unit="scan", file=sys.stderr, disable=not shown, leave=False) as bar:
         for _ in results:
             bar.update(1)
