@@ -17,7 +17,8 @@ Guarantees of :func:`atomic_output_dir` (every output folder rimclf writes)
   there, and the next rimclf call that checks ``out`` (any writer into it) restores it.
 - **No litter.** Temporary and set-aside folders of dead processes on this host (their pid is in
   the name) are removed by the next writer beside them. Those of other hosts (a shared file
-  system) are left alone, since their liveness cannot be checked.
+  system) are left alone, since their liveness cannot be checked; "host" means host name, boot
+  and pid namespace, so containers sharing a host name never remove each other's live folders.
 - **Clear environment errors.** An ``OSError`` while writing (disk full, read-only file system,
   permission denied, quota) and ``torch.save``'s disk-full ``RuntimeError`` become an
   :class:`~rimclf.errors.OutputError` naming ``out``.

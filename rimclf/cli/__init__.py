@@ -98,13 +98,18 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_library_logs(args)
 
+    from rimclf.cli._interrupts import handling_interrupts, report_interrupt
+
     module = importlib.import_module(args._module)
     with _cli_warnings():
         try:
-            return int(module.run(args) or 0)
+            with handling_interrupts():  # SIGTERM like Ctrl-C: exit 143 / 130, one line, nothing written
+                return int(module.run(args) or 0)
         except (RimclfError, FileNotFoundError) as exc:
             print(f"rimclf {args.command}: error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as exc:
+            return report_interrupt(args.command, exc)
 
 
 if __name__ == "__main__":  # pragma: no cover
