@@ -38,11 +38,12 @@ import inspect
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from rimclf._atomic._inputs import check_output_location, cohort_inputs
 from rimclf._atomic._paths import check_writable_parent, safe_child
 from rimclf._atomic._rename import exchange, rename_noreplace
 from rimclf._atomic._siblings import (
@@ -59,7 +60,9 @@ __all__ = [
     "atomic_output_dir",
     "atomic_write",
     "atomic_write_text",
+    "check_output_location",
     "check_writable_parent",
+    "cohort_inputs",
     "output_reservation",
     "public_permissions",
     "recover_output",
@@ -122,16 +125,21 @@ def public_permissions(path: Path) -> None:
 def refuse_overwrite(path: str | os.PathLike, *, force: bool) -> None:
     """Check, before any work, that ``path`` may be written.
 
-    Recovers ``path`` after a dead writer (:func:`recover_output`), checks that it can be created
-    (:func:`check_writable_parent`) and that no other live process is writing it.
+    Refuses an empty ``path`` and the current folder or a folder above it
+    (:func:`check_output_location`), recovers ``path`` after a dead writer
+    (:func:`recover_output`), checks that it can be created (:func:`check_writable_parent`) and
+    that no other live process is writing it.
 
     Raises
     ------
+    ParameterError
+        If ``path`` is empty.
     OutputExistsError
         If ``path`` exists and ``force`` is false (a :class:`FileExistsError`).
     OutputError
         If it cannot be created, or another process is writing it.
     """
+    check_output_location(path)
     path = Path(path)
     recover_output(path)
     check_writable_parent(path)
@@ -206,14 +214,19 @@ def output_reservation(out: str | os.PathLike, *, force: bool = False) -> Iterat
         release_output_dir(out)
 
 
-def reserving_output(parameter: str = "out", *, force_parameter: str = "force") -> Callable:
+def reserving_output(
+    parameter: str = "out", *, force_parameter: str = "force",
+    inputs: Callable[[dict], Mapping[str, object]] | None = None,
+) -> Callable:
     """Decorate a function that ends up writing the output folder given as its ``parameter``.
 
     Before the function runs, the folder is checked and claimed (:func:`reserve_output_dir`,
     with the function's ``force_parameter``): an existing folder without ``force``, a location
     that cannot be written or another process writing the same folder fail at once, before any
-    long computation. The claim is given up when the function returns or raises; a ``None``
-    folder means "no output" and nothing is claimed.
+    long computation. ``inputs``, given the function's arguments by name, returns what the
+    function reads (``{what: path or paths}``); an output that is, contains or lies inside one
+    of them is refused first (:func:`check_output_location`). The claim is given up when the
+    function returns or raises; a ``None`` folder means "no output" and nothing is claimed.
     """
 
     def decorate(function: Callable) -> Callable:
@@ -226,6 +239,7 @@ def reserving_output(parameter: str = "out", *, force_parameter: str = "force") 
             out = bound.arguments.get(parameter)
             if out is None:
                 return function(*args, **kwargs)
+            check_output_location(out, None if inputs is None else inputs(bound.arguments), name=parameter)
             with output_reservation(out, force=bool(bound.arguments.get(force_parameter, False))):
                 return function(*args, **kwargs)
 

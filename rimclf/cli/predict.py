@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         missing = [name for name in files if name not in given]
         raise ParameterError(f"give a COHORT, or one subject's --qsm, --flair and --mask (missing: {', '.join(missing)})")
 
+    from rimclf.cli._checks import check_options, cohort_and_cache
+
+    check_options(args, {**cohort_and_cache(args), "the model": args.model,
+                         "an input image": [path for path in (args.qsm, args.flair, args.mask) if path]})
     from rimclf.model_files import load_model
     from rimclf.workflows import predict_cohort, predict_subject
 
