@@ -175,3 +175,49 @@ def test_resume_fails_trials_left_running_by_a_killed_process(tmp_path) -> None:
         tune(estimator, X, y, groups, space=space, n_trials=1, cv=4, storage=journal, refit=False)
     study = optuna.load_study(study_name="rimclf", storage=open_storage(journal))
     assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING", "COMPLETE"]
+
+
+def test_ctrl_c_during_cv_folds_exits_130_and_writes_nothing(tmp_path, monkeypatch, capsys) -> None:
+    calls = []
+
+    def on_epoch_end(self, net, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(QSMRimNetClassifier, "on_epoch_end", on_epoch_end)
+    out = tmp_path / "cv"
+    status = main(["cv", str(tiny_cohort()), "-o", str(out), "--quick", "--n-splits", "2", "--epochs", "3",
+                   "--n-boot", "10", "--cache", str(tmp_path / "cache"), "-q"])
+    assert status == 130 and not out.exists() and len(calls) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "rimclf cv: interrupted (Ctrl-C); stopped; no output was written"
+
+
+def test_ctrl_c_during_rimclf_tune_fails_the_trial_in_one_line(tmp_path, monkeypatch, capsys, caplog) -> None:
+    from rimclf.tuning import _objective
+
+    optuna.logging.enable_propagation()  # Optuna's records reach caplog (the filtered ones would not)
+    monkeypatch.setattr(optuna.logging, "set_verbosity", lambda level: None)
+    from rimclf.tuning._storage import open_storage
+
+    calls = []
+    original = _objective.cross_validate
+
+    def cross_validate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # trial 1, fold 1
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_objective, "cross_validate", cross_validate)
+    journal, out = tmp_path / "s.journal", tmp_path / "tune"
+    status = main(["tune", str(tiny_cohort()), "-o", str(out), "--storage", str(journal), "--model", "logistic_regression",
+                   "--trials", "3", "--folds", "2", "--feature-set", "rim", "-q"])
+    assert status == 130 and not out.exists()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("rimclf tune: interrupted (Ctrl-C)")
+    study = optuna.load_study(study_name="rimclf", storage=open_storage(str(journal)))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    optuna.logging.disable_propagation()
+    assert not [r for r in caplog.records if r.name.startswith("optuna") and "Trial 1" in r.getMessage()]
+    assert [r for r in caplog.records if "Trial 0 finished" in r.getMessage()]  # the others still log

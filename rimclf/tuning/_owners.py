@@ -76,9 +76,19 @@ class _DropInterruptedTrialLogs(logging.Filter):
     """Optuna logs a failed trial with its traceback; an interrupted one is reported by the
     caller in one line instead."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted: set[str] = set()  # "Trial N " prefixes of the interrupted trials' records
+
     def filter(self, record: logging.LogRecord) -> bool:
         exc_info = record.exc_info
-        return not (exc_info and exc_info[0] is not None and issubclass(exc_info[0], KeyboardInterrupt))
+        words = record.getMessage().split(" ", 2)
+        prefix = " ".join(words[:2]) + " " if len(words) > 2 and words[0] == "Trial" else None
+        if exc_info and exc_info[0] is not None and issubclass(exc_info[0], KeyboardInterrupt):
+            if prefix:
+                self.interrupted.add(prefix)
+            return False
+        return not (prefix in self.interrupted and record.getMessage().startswith(prefix + "failed with value"))
 
 
 _FILTER = _DropInterruptedTrialLogs()
