@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,14 @@ def test_sigterm_during_train_exits_143_and_writes_no_model(tmp_path) -> None:
 
 
 # ----------------------------------------------------------------------------- tuning
+class SlowLogisticRegression(__import__("sklearn.linear_model").linear_model.LogisticRegression):
+    """A trial long enough to be interrupted while it runs (module level: workers import it)."""
+
+    def fit(self, X, y, **params):
+        time.sleep(3)
+        return super().fit(X, y, **params)
+
+
 def _interrupting_objective_study(tmp_path):
     from rimclf.baselines import make_logistic_regression
     from rimclf.tuning import logistic_regression_space, tune
@@ -221,3 +230,38 @@ def test_ctrl_c_during_rimclf_tune_fails_the_trial_in_one_line(tmp_path, monkeyp
     optuna.logging.disable_propagation()
     assert not [r for r in caplog.records if r.name.startswith("optuna") and "Trial 1" in r.getMessage()]
     assert [r for r in caplog.records if "Trial 0 finished" in r.getMessage()]  # the others still log
+
+
+def test_ctrl_c_stops_tuning_workers_and_fails_their_trials(tmp_path, monkeypatch) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from rimclf.tuning import _workers, tune
+    from rimclf.tuning._owners import OWNER_ATTR
+    from rimclf.tuning._storage import open_storage
+
+    journal = str(tmp_path / "w.journal")
+
+    def interrupt_once_running(study, pending, *args, **kwargs):  # Ctrl-C while the workers run trials
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if len(running) == 2 and all(OWNER_ATTR in t.system_attrs for t in running):
+                raise KeyboardInterrupt
+            time.sleep(0.2)
+        raise AssertionError("the workers never ran two trials at once")
+
+    monkeypatch.setattr(_workers, "_wait_for_workers", interrupt_once_running)
+    _, _, X, y, groups, _ = _interrupting_objective_study(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        tune(SlowLogisticRegression(), X, y, groups, space={"C": FloatDistribution(0.1, 10, log=True)}, n_trials=4,
+             cv=2, storage=journal, n_workers=2, refit=False)
+    study = optuna.load_study(study_name="rimclf", storage=open_storage(journal))
+    states = [t.state.name for t in study.trials]
+    assert states == ["FAIL", "FAIL"], states
+    assert {t.system_attrs["fail_reason"] for t in study.trials} == {"interrupted"}
+    for trial in study.trials:  # the workers were stopped, not left running their trials
+        pid = int(trial.system_attrs[OWNER_ATTR].rsplit(".", 1)[1])
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert time.monotonic() - started < 120

@@ -195,7 +195,11 @@ def tune(
         must be picklable by reference, i.e. not defined in ``__main__`` of a notebook. A worker
         that dies (killed, out of memory) does not stop the others: its running trial is marked
         ``FAIL``, a :class:`~rimclf.errors.RimclfWarning` says so, and a new worker runs its
-        remaining trials. Workers end within a second when this process is killed.
+        remaining trials. Workers end within a second when this process is killed; on Ctrl-C
+        (or SIGTERM under ``rimclf``) they are stopped and their running trials stored ``FAIL``
+        (``fail_reason="interrupted"``), as an interrupted trial of a single process is.
+        Trials left ``RUNNING`` by a process of this host that no longer runs (``kill -9``) are
+        stored ``FAIL`` when the study is opened again, with a :class:`~rimclf.errors.RimclfWarning`.
     refit : bool, default=True
         Fit a clone with the best parameters on all of ``X, y``.
     timeout : float, default=None
