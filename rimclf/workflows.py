@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from rimclf._atomic import check_output_location, cohort_inputs, refuse_overwrite, reserving_output
+from rimclf._atomic import check_output_location, known_inputs, refuse_overwrite, reserving_output
 from rimclf._validation import SIZE_LIMITS, check_int, check_path, check_real, check_threshold_settings
 from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
 from rimclf.errors import ParameterError
@@ -31,30 +31,6 @@ def _as_table(cohort: object, **load_options) -> pd.DataFrame:
         return cohort
     check_path(cohort, "cohort", what="a cohort folder or manifest, or a lesion table (pandas.DataFrame)")
     return load_cohort(cohort, **load_options)
-
-
-def _cache_path(memory: object) -> object:
-    """The folder of a feature cache given as a path or a ``joblib.Memory`` (None otherwise)."""
-    return getattr(memory, "location", memory) if memory is not None else None
-
-
-def _train_inputs(arguments: dict) -> dict:
-    """What :func:`train_model` reads, which its ``out`` may not touch."""
-    featurizer = arguments.get("featurizer")
-    return {"the cohort": cohort_inputs(arguments.get("cohort")),
-            "the feature cache": _cache_path(getattr(featurizer, "memory", None))}
-
-
-def _predict_inputs(arguments: dict) -> dict:
-    """What :func:`predict_cohort` / :func:`predict_subject` read, which their ``out`` may not touch."""
-    model = arguments.get("model")
-    featurizer = getattr(model, "featurizer_", None)
-    return {
-        "the model": model if isinstance(model, (str, os.PathLike)) else None,
-        "the cohort": cohort_inputs(arguments.get("cohort")),
-        "an input image": [arguments.get(name) for name in ("qsm", "flair", "mask")],
-        "the feature cache": _cache_path(arguments.get("memory")) or _cache_path(getattr(featurizer, "memory", None)),
-    }
 
 
 def _as_model(model: object, device: str = "auto") -> RimModel:
@@ -102,7 +78,7 @@ def _check_out(out: object) -> None:
         raise ParameterError("out=None is not valid; it must be the path of the output folder")
 
 
-@reserving_output("out", inputs=_train_inputs)  # an input, exists, unwritable, or being written: fail before training
+@reserving_output("out")  # an input, exists, unwritable, or being written: fail before training
 def train_model(
     cohort: str | os.PathLike | pd.DataFrame,
     *,
@@ -204,7 +180,7 @@ def subject_table(
         return _as_table(manifest, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
 
 
-@reserving_output("out", inputs=_predict_inputs)  # an input, exists, ...: fail before predicting
+@reserving_output("out")  # an input, exists, ...: fail before predicting
 def predict_cohort(
     model: RimModel,
     cohort: str | os.PathLike | pd.DataFrame,
@@ -302,8 +278,7 @@ def predict_subject(
     ...                 participant_id="07")                              # doctest: +SKIP
     """
     _check_out(out)
-    check_output_location(out, _predict_inputs({"model": model, "qsm": qsm, "flair": flair, "mask": mask,
-                                                "memory": memory}))
+    check_output_location(out, known_inputs({"model": model, "qsm": qsm, "flair": flair, "mask": mask, "memory": memory}))
     refuse_overwrite(out, force=force)
     model = _as_model(model)
     options = {"min_voxels": min_voxels, "qsm_unit": qsm_unit, "connectivity": connectivity}

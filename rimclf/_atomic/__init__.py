@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rimclf._atomic._inputs import check_output_location, cohort_inputs
+from rimclf._atomic._inputs import check_output_location, cohort_inputs, known_inputs
 from rimclf._atomic._paths import check_writable_parent, safe_child
 from rimclf._atomic._rename import exchange, rename_noreplace
 from rimclf._atomic._siblings import (
@@ -62,6 +62,7 @@ __all__ = [
     "atomic_write_text",
     "check_output_location",
     "check_writable_parent",
+    "known_inputs",
     "cohort_inputs",
     "output_reservation",
     "public_permissions",
@@ -224,8 +225,10 @@ def reserving_output(
     with the function's ``force_parameter``): an existing folder without ``force``, a location
     that cannot be written or another process writing the same folder fail at once, before any
     long computation. ``inputs``, given the function's arguments by name, returns what the
-    function reads (``{what: path or paths}``); an output that is, contains or lies inside one
-    of them is refused first (:func:`check_output_location`). The claim is given up when the
+    function reads (``{what: path or paths}``; default :func:`known_inputs`: the arguments
+    ``cohort``, ``model``, ``qsm``/``flair``/``mask``, ``cache``/``memory`` and featurizers'
+    caches); an output that is, contains or lies inside one of them is refused first
+    (:func:`check_output_location`). The claim is given up when the
     function returns or raises; a ``None`` folder means "no output" and nothing is claimed.
     """
 
@@ -239,7 +242,7 @@ def reserving_output(
             out = bound.arguments.get(parameter)
             if out is None:
                 return function(*args, **kwargs)
-            check_output_location(out, None if inputs is None else inputs(bound.arguments), name=parameter)
+            check_output_location(out, (inputs or known_inputs)(bound.arguments), name=parameter)
             with output_reservation(out, force=bool(bound.arguments.get(force_parameter, False))):
                 return function(*args, **kwargs)
 

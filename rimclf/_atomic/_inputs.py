@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rimclf.errors import OutputError, ParameterError
 
-__all__ = ["check_output_location", "cohort_inputs"]
+__all__ = ["check_output_location", "cohort_inputs", "known_inputs"]
 
 #: manifest columns holding file paths (relative to the manifest's folder)
 _MANIFEST_PATH_COLUMNS = ("qsm", "flair", "mask", "rims")
@@ -56,6 +56,30 @@ def cohort_inputs(cohort: object) -> list[Path]:
     except (OSError, UnicodeDecodeError, csv.Error, IndexError):
         pass
     return found
+
+
+def _cache_folder(memory: object) -> object:
+    """The folder of a feature cache given as a path or a ``joblib.Memory``."""
+    return getattr(memory, "location", memory)
+
+
+def known_inputs(arguments: dict) -> dict[str, object]:
+    """What a function reads, from its arguments by their rimclf names.
+
+    ``cohort`` (a folder, or a manifest and the files it lists), ``model`` (when a path),
+    ``qsm``/``flair``/``mask`` (one subject's files), ``cache``/``memory`` and the ``memory`` of a
+    ``featurizer`` or of a fitted ``model``'s ``featurizer_`` (the feature cache). The default
+    inputs of :func:`rimclf._atomic.reserving_output`.
+    """
+    model = arguments.get("model")
+    featurizers = [arguments.get("featurizer"), getattr(model, "featurizer_", None)]
+    caches = [arguments.get("cache"), arguments.get("memory"), *(getattr(f, "memory", None) for f in featurizers)]
+    return {
+        "the cohort": cohort_inputs(arguments.get("cohort")),
+        "the model": model if isinstance(model, (str, os.PathLike)) else None,
+        "an input image": [arguments.get(name) for name in ("qsm", "flair", "mask")],
+        "the feature cache": [_cache_folder(cache) for cache in caches if cache is not None],
+    }
 
 
 def _flatten(paths: object) -> list[Path]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from rimclf._atomic import atomic_output_dir, cohort_inputs, reserving_output
+from rimclf._atomic import atomic_output_dir, known_inputs, reserving_output
 from rimclf._records import installed_versions
 from rimclf._validation import check_choice, check_int, check_model_config
 from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, ModelConfig
@@ -163,8 +163,7 @@ def _tune_inputs(arguments: dict) -> dict:
         except RimclfError:
             storage = None
     journal = storage if isinstance(storage, (str, os.PathLike)) and not is_rdb_url(storage) else None
-    return {"the cohort": cohort_inputs(arguments.get("cohort")), "the feature cache": arguments.get("cache"),
-            "the study journal": journal}
+    return {**known_inputs(arguments), "the study journal": journal}
 
 
 @reserving_output("out", inputs=_tune_inputs)
