@@ -38,16 +38,21 @@ def naming_options(args: argparse.Namespace) -> Iterator[None]:
 def check_options(args: argparse.Namespace, inputs: Mapping[str, object] | None = None, *, out: bool = True) -> None:
     """Check the parsed options of a subcommand before any work (see the module docstring).
 
-    ``inputs`` are what the command reads (``{what: path or paths}``); ``out``: whether the
-    command has ``-o/--out``.
+    What the command reads is found in ``args`` as the library finds it in a function's
+    arguments (:func:`rimclf._atomic.known_inputs`: ``cohort``, ``model``, ``--qsm/--flair/--mask``,
+    ``--cache``), plus ``inputs`` (``{what: path or paths}``); ``out``: whether the command has
+    ``-o/--out``.
     """
-    from rimclf._atomic import check_output_location
+    from rimclf._atomic import check_output_location, known_inputs
     from rimclf._validation import check_int, check_model_config, check_n_jobs, check_threshold_settings
 
+    arguments = dict(vars(args))
+    if not isinstance(arguments.get("model"), str) or getattr(args, "command", None) != "predict":
+        arguments.pop("model", None)  # `tune --model` names a kind of model, not a folder
+    inputs = {**known_inputs(arguments), **(inputs or {})}
     with naming_options(args):
         if out:
-            check_output_location(args.out, {what: paths for what, paths in (inputs or {}).items() if paths},
-                                  name="-o")
+            check_output_location(args.out, inputs, name="-o")
         if hasattr(args, "max_epochs") or hasattr(args, "patch_shape"):
             from rimclf.cli._options import model_config
 
@@ -64,10 +69,3 @@ def check_options(args: argparse.Namespace, inputs: Mapping[str, object] | None 
 
             resolve_device(args.device)
 
-
-def cohort_and_cache(args: argparse.Namespace) -> dict:
-    """The inputs of a command that reads ``args.cohort`` (and ``args.cache`` when given)."""
-    from rimclf._atomic import cohort_inputs
-
-    return {"the cohort": cohort_inputs(getattr(args, "cohort", None)),
-            "the feature cache": getattr(args, "cache", None)}

@@ -37,10 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Load the cohort, run the benchmark and say where the results went."""
     from rimclf.benchmark import run_benchmark
-    from rimclf.cli._checks import check_options, cohort_and_cache
+    from rimclf.cli._checks import check_options
     from rimclf.cohort import load_cohort
 
-    check_options(args, cohort_and_cache(args))
+    check_options(args)
     table = load_cohort(args.cohort, **cohort_options(args))
     run_benchmark(table, args.out, methods=args.methods, reference=ABLATION_REFERENCE, **benchmark_options(args))
     print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")

@@ -29,10 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Cross-validate the method and say where the results went."""
     from rimclf.benchmark import run_benchmark
-    from rimclf.cli._checks import check_options, cohort_and_cache
+    from rimclf.cli._checks import check_options
     from rimclf.cohort import load_cohort
 
-    check_options(args, cohort_and_cache(args))
+    check_options(args)
     table = load_cohort(args.cohort, **cohort_options(args))
     run_benchmark(table, args.out, kind="cross-validation", methods=[args.method], reference=None,
                   **benchmark_options(args))

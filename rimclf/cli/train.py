@@ -43,9 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save, and report the threshold and where the model went."""
-    from rimclf.cli._checks import check_options, cohort_and_cache, naming_options
+    from rimclf.cli._checks import check_options, naming_options
 
-    check_options(args, cohort_and_cache(args))
+    check_options(args)
     from rimclf.classifier import make_classifier
     from rimclf.features import make_featurizer
     from rimclf.workflows import train_model
