@@ -205,11 +205,11 @@ def predict_cohort(
     cohort : str, path-like or pandas.DataFrame
         Cohort directory, manifest or lesion table (:func:`subject_table` for one subject).
     out : str or path-like
-        Output folder (never an input: not the cohort, the model or the feature cache, nor a
-        folder holding or inside one; see :func:`rimclf._atomic.check_output_location`), a BIDS derivative (``dataset_description.json``, ``lesions.tsv``,
+        Output folder, a BIDS derivative (``dataset_description.json``, ``lesions.tsv``,
         ``subjects.tsv``, per-scan probability map, lesion-label image and montage; see
         :mod:`rimclf.outputs`), written atomically; an existing one is refused before any work
-        unless ``force``.
+        unless ``force``. Never an input: a folder that is, holds or lies inside the cohort, the
+        model or the feature cache is refused, with or without ``force``.
     n_jobs, memory
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
         None keeps the model's featurizer settings.
