@@ -205,8 +205,10 @@ def test_ctrl_c_during_cv_folds_exits_130_and_writes_nothing(tmp_path, monkeypat
 def test_ctrl_c_during_rimclf_tune_fails_the_trial_in_one_line(tmp_path, monkeypatch, capsys, caplog) -> None:
     from rimclf.tuning import _objective
 
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
     optuna.logging.enable_propagation()  # Optuna's records reach caplog (the filtered ones would not)
-    monkeypatch.setattr(optuna.logging, "set_verbosity", lambda level: None)
+    monkeypatch.setattr(optuna.logging, "set_verbosity", lambda level: None)  # as `rimclf tune -v` leaves it
     from rimclf.tuning._storage import open_storage
 
     calls = []
@@ -228,6 +230,8 @@ def test_ctrl_c_during_rimclf_tune_fails_the_trial_in_one_line(tmp_path, monkeyp
     study = optuna.load_study(study_name="rimclf", storage=open_storage(str(journal)))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
     optuna.logging.disable_propagation()
+    monkeypatch.undo()
+    optuna.logging.set_verbosity(verbosity)
     assert not [r for r in caplog.records if r.name.startswith("optuna") and "Trial 1" in r.getMessage()]
     assert [r for r in caplog.records if "Trial 0 finished" in r.getMessage()]  # the others still log
 
