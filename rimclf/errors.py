@@ -12,6 +12,8 @@ already catches::
      │                                   a CLI option, an Optuna or benchmark setting
      ├── ModelFileError    (ValueError)  a model directory that cannot be saved or loaded safely
      ├── PredictionError   (ValueError)  a model's output that cannot be used (NaN/Inf probabilities)
+     ├── MissingDependencyError (ImportError)  an optional package (an extra such as
+     │                                   ``rimclf[radiomics]``) that the settings need is not installed
      └── OutputError       (OSError)     an output location or storage that cannot be used
           └── OutputExistsError (FileExistsError)  an output that exists, without force
 
@@ -20,7 +22,8 @@ The kind says what to fix: the data (:class:`CohortError`) or a setting
 subjects) is a :class:`ParameterError`. Messages name the file, row, parameter, path or URL and
 repeat the bad value; parameter messages read ``"name=value is not valid; it must be ..."``
 (see :mod:`rimclf._validation`). The command line prints any :class:`RimclfError` as one line
-and exits with status 2.
+and exits with status 2 for a usage error (a bad option: :class:`ParameterError`, or one argparse
+refuses) and 1 for the rest (data, model file, output, prediction, missing optional package).
 
 ``nn/`` (plain torch modules, importable without the rest of rimclf) raises
 :class:`ParameterError` too, so that a bad ``module__depth`` reads the same whether the
@@ -30,9 +33,19 @@ Warnings
 --------
 :class:`RimclfWarning` is the base of :class:`DataWarning`, :class:`QSMUnitWarning` and
 :class:`ModelVersionWarning`.
+
+Text from files
+---------------
+Messages quote text read from files (a model's ``settings.json``, a sidecar, a file name). So
+that a file cannot put terminal control sequences into what rimclf prints (clear the screen,
+forge an error line), the message of every :class:`RimclfError` and :class:`RimclfWarning` is
+shown through :func:`printable` (``str(error)``): control characters come out escaped, and the
+message stays on one line.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 
 class RimclfError(Exception):
@@ -46,7 +59,12 @@ class RimclfError(Exception):
     ... except RimclfError as error:                  # catches every error rimclf raises on purpose
     ...     print(type(error).__name__)
     CohortError
+    >>> str(RimclfError("a name from a file: \\x1b[2J"))     # control characters come out escaped
+    'a name from a file: \\\\x1b[2J'
     """
+
+    def __str__(self) -> str:
+        return printable(super().__str__(), limit=None)
 
 
 class CohortError(RimclfError, ValueError):
@@ -113,6 +131,26 @@ class PredictionError(RimclfError, ValueError):
     """
 
 
+class MissingDependencyError(RimclfError, ImportError):
+    """An optional package that the settings need is not installed: pyradiomics for a radiomics
+    feature set or baseline (the extra ``rimclf[radiomics]``).
+
+    An :class:`ImportError` (the package is missing from this environment, whatever the data and
+    settings), raised when the settings are checked, before any long work. The message is one line
+    naming the extra and how to install it.
+
+    Examples
+    --------
+    >>> issubclass(MissingDependencyError, ImportError)
+    True
+    >>> from rimclf.features.radiomics import require_pyradiomics
+    >>> require_pyradiomics()          # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.MissingDependencyError: radiomics features need pyradiomics, which is not installed: ...
+    """
+
+
 class OutputError(RimclfError, OSError):
     """An output folder, file or storage (e.g. an Optuna journal or database URL) that cannot be used.
 
@@ -153,6 +191,9 @@ class RimclfWarning(UserWarning):
     (True, True)
     >>> warnings.simplefilter("error", RimclfWarning)     # doctest: +SKIP
     """
+
+    def __str__(self) -> str:
+        return printable(super().__str__(), limit=None)
 
 
 class QSMUnitWarning(RimclfWarning):
@@ -195,3 +236,45 @@ class ModelVersionWarning(RimclfWarning):
     ...     warnings.simplefilter("ignore", ModelVersionWarning)   # a model of other package versions
     ...     model = rimclf.load_model("model")                      # doctest: +SKIP
     """
+
+
+#: Unicode categories escaped by :func:`printable`: control characters (C0, DEL, C1), format
+#: characters (bidirectional overrides, zero-width characters) and line/paragraph separators.
+_UNPRINTABLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
+def printable(text: object, limit: int | None = 300) -> str:
+    """``str(text)`` safe to show on a terminal: on one line, no control characters, not too long.
+
+    Control and format characters (escape sequences, carriage returns, newlines, bidirectional
+    overrides) are written as Python escapes (``\\x1b``, ``\\n``, ``\\u202e``); text longer than
+    ``limit`` characters is cut and ends with ``...``.
+
+    Parameters
+    ----------
+    text : object
+        Usually a string read from a file (a setting, a sidecar value, a file name).
+    limit : int or None, default=300
+        Most characters kept (None: all).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> printable("3.0.1\\x1b[2J\\rrimclf: error: forged")
+    '3.0.1\\\\x1b[2J\\\\rrimclf: error: forged'
+    >>> printable("x" * 10, limit=4)
+    'xxxx...'
+    """
+    text = str(text)
+    cut = limit is not None and len(text) > limit
+    if cut:
+        text = text[:limit]
+    if not text.isprintable():
+        text = "".join(
+            char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
+            for char in text
+        )
+    return text + "..." if cut else text

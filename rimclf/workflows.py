@@ -214,7 +214,8 @@ def predict_cohort(
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
         None keeps the model's featurizer settings.
     montage : bool, default=True
-        Draw the per-subject PNG montages.
+        Draw the per-subject PNG montages. Maps and montages show a progress bar over the scans
+        when the model's featurizer shows one (its ``progress``).
     min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
 
@@ -245,7 +246,8 @@ def predict_cohort(
     model_info = {"threshold_choice": choice.to_dict()} if choice is not None else None
     source = None if isinstance(cohort, pd.DataFrame) else cohort
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
-                                    model_info=model_info, source=source)
+                                    model_info=model_info, source=source,
+                                    progress=bool(getattr(model.featurizer_, "progress", False)))
 
 
 def predict_subject(
