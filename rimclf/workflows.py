@@ -16,18 +16,41 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._atomic import refuse_overwrite, reserving_output
-from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
+from rimclf.defaults import DEFAULT_MODEL
 from rimclf.rim_model import RimModel
 
 __all__ = ["predict_cohort", "predict_subject", "subject_table", "train_model"]
 
 
-def _as_table(cohort: object, **load_options) -> pd.DataFrame:
+def _as_table(cohort: object, options=None) -> pd.DataFrame:
     from rimclf.cohort import load_cohort
 
     if isinstance(cohort, pd.DataFrame):
         return cohort
-    return load_cohort(cohort, **load_options)
+    return load_cohort(cohort, options)
+
+
+def _needs_flair(model: RimModel) -> bool:
+    """Whether the fitted model's features read the FLAIR (scans without one are then incomplete)."""
+    featurizer = getattr(model, "featurizer_", None)
+    try:
+        extractors = featurizer._validate()  # the extractors the featurizer runs
+        columns = {column for extractor in extractors.values() for column in extractor.required_columns()}
+    except (AttributeError, TypeError, ValueError):
+        return True  # unknown: keep the safe rule
+    return "flair" in columns
+
+
+def _cohort_options(cohort_options, **changes):
+    from rimclf.cohort import CohortOptions
+
+    if cohort_options is None:
+        cohort_options = CohortOptions()
+    elif not isinstance(cohort_options, CohortOptions):
+        from rimclf.errors import ParameterError
+
+        raise ParameterError(f"cohort_options={cohort_options!r} is not valid; it must be a rimclf.cohort.CohortOptions")
+    return cohort_options.replace(**changes) if changes else cohort_options
 
 
 @reserving_output("out")  # exists, unwritable, or being written: fail before training
@@ -42,10 +65,7 @@ def train_model(
     random_state=None,
     out: str | os.PathLike | None = None,
     force: bool = False,
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
-    derivatives: str | None = None,
+    cohort_options=None,
 ) -> RimModel:
     """Train a :class:`RimModel` on a labelled cohort (and save it when ``out`` is given).
 
@@ -60,8 +80,9 @@ def train_model(
         Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
         before any work unless ``force``.
     force : bool, default=False
-    min_voxels, qsm_unit, connectivity, derivatives
-        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+    cohort_options : rimclf.cohort.CohortOptions, optional
+        How :func:`rimclf.load_cohort` reads ``cohort`` when it is a path (scans missing a file
+        are skipped with a warning unless ``strict``).
 
     Returns
     -------
@@ -80,7 +101,7 @@ def train_model(
     >>> model = train_model("COHORT", classifier=make_classifier(config, random_state=0),
     ...                     threshold_cv=3, out="model-cw", force=True)  # doctest: +SKIP
     """
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
+    table = _as_table(cohort, _cohort_options(cohort_options))
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
                      threshold=threshold, random_state=random_state)
     model.fit(table)
@@ -97,9 +118,7 @@ def subject_table(
     mask: str | os.PathLike,
     *,
     participant_id: str = "01",
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
+    cohort_options=None,
 ) -> pd.DataFrame:
     """The lesion table of one subject given by its QSM, FLAIR and lesion mask files.
 
@@ -124,7 +143,9 @@ def subject_table(
         manifest = Path(folder) / "manifest.tsv"
         paths = {kind: str(Path(path).expanduser().resolve()) for kind, path in (("qsm", qsm), ("flair", flair), ("mask", mask))}
         pd.DataFrame([{"participant_id": str(participant_id), **paths}]).to_csv(manifest, sep="\t", index=False)
-        return _as_table(manifest, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+        # one subject, three files: nothing to select, and a missing file is an error, not a skip
+        options = _cohort_options(cohort_options, participant_label=(), session_label=(), strict=True)
+        return _as_table(manifest, options)
 
 
 @reserving_output("out")  # exists, unwritable, or being written: fail before predicting
@@ -137,10 +158,7 @@ def predict_cohort(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
-    derivatives: str | None = None,
+    cohort_options=None,
 ) -> dict[str, Path]:
     """Predict every lesion of a cohort and write the outputs of :func:`rimclf.outputs.write_prediction_outputs`.
 
@@ -160,8 +178,11 @@ def predict_cohort(
         None keeps the model's featurizer settings.
     montage : bool, default=True
         Draw the per-subject PNG montages.
-    min_voxels, qsm_unit, connectivity, derivatives
-        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+    cohort_options : rimclf.cohort.CohortOptions, optional
+        How :func:`rimclf.load_cohort` reads ``cohort`` when it is a path. A scan missing a
+        required file is skipped with a warning (unless ``strict``) and listed in
+        ``subjects.tsv`` with the reason; a scan without FLAIR is complete when the model's
+        features do not read the FLAIR.
 
     Returns
     -------
@@ -181,14 +202,16 @@ def predict_cohort(
     from rimclf.outputs import write_prediction_outputs
 
     check_is_fitted(model, "classifier_")
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
+    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(model)))
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
     choice = getattr(model, "threshold_choice_", None)
     model_info = {"threshold_choice": choice.to_dict()} if choice is not None else None
     source = None if isinstance(cohort, pd.DataFrame) else cohort
+    scans = None if isinstance(cohort, pd.DataFrame) else table.attrs.get("scans")
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
-                                    model_info=model_info, source=source)
+                                    model_info=model_info, source=source, scans=scans,
+                                    model_identity=getattr(model, "model_identity_", None))
 
 
 def predict_subject(
@@ -203,9 +226,7 @@ def predict_subject(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
+    cohort_options=None,
 ) -> dict[str, Path]:
     """:func:`predict_cohort` for one subject given by its QSM, FLAIR and lesion mask files.
 
@@ -221,6 +242,5 @@ def predict_subject(
     ...                 participant_id="07")                              # doctest: +SKIP
     """
     refuse_overwrite(out, force=force)
-    options = {"min_voxels": min_voxels, "qsm_unit": qsm_unit, "connectivity": connectivity}
-    table = subject_table(qsm, flair, mask, participant_id=participant_id, **options)
-    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage, **options)
+    table = subject_table(qsm, flair, mask, participant_id=participant_id, cohort_options=cohort_options)
+    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage)

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.benchmark import run_benchmark
     from rimclf.cohort import load_cohort
 
-    table = load_cohort(args.cohort, **cohort_options(args))
+    table = load_cohort(args.cohort, cohort_options(args))
     run_benchmark(table, args.out, methods=args.methods, reference=ABLATION_REFERENCE, **benchmark_options(args))
     print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
     return 0

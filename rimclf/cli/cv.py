@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.benchmark import run_benchmark
     from rimclf.cohort import load_cohort
 
-    table = load_cohort(args.cohort, **cohort_options(args))
+    table = load_cohort(args.cohort, cohort_options(args))
     run_benchmark(table, args.out, kind="cross-validation", methods=[args.method], reference=None,
                   **benchmark_options(args))
     print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
