@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -64,8 +65,11 @@ def test_the_output_is_a_bids_derivative_with_sidecars_and_data_dictionaries(tab
                              model_info={"threshold_choice": {"value": 0.5, "method": "fixed"}}, source=cohort)
     description = json.loads((tmp_path / "out" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["BIDSVersion"]
-    assert description["GeneratedBy"] == [{"Name": "rimclf", "Version": __version__, "Description": ANY_TEXT}]
-    assert description["SourceDatasets"] == [{"URL": cohort.as_uri()}]
+    assert description["GeneratedBy"] == [{"Name": "rimclf", "Version": __version__, "Description": ANY_TEXT,
+                                           "CodeURL": f"pkg:pypi/rimclf@{__version__}"}]
+    relative = Path(os.path.relpath(cohort, tmp_path / "out")).as_posix() + "/"
+    assert description["SourceDatasets"] == [{"URL": relative}]  # relative: no file:// path of this machine
+    assert description["DatasetLinks"] == {"raw": relative}
     for name in ("lesions", "subjects"):
         columns = pd.read_csv(tmp_path / "out" / f"{name}.tsv", sep="\t").columns
         dictionary = json.loads((tmp_path / "out" / f"{name}.json").read_text())

@@ -98,7 +98,7 @@ class CohortOptions:
     >>> CohortOptions(min_voxels=0).validated()
     Traceback (most recent call last):
     ...
-    rimclf.errors.ParameterError: min_voxels=0 is not valid; it must be an integer >= 1
+    rimclf.errors.ParameterError: min_voxels=0 is not valid; it must be a positive integer
     """
 
     min_voxels: int = MIN_VOXELS
