@@ -30,9 +30,12 @@ def _as_table(cohort: object, options=None) -> pd.DataFrame:
     return load_cohort(cohort, options)
 
 
-def _needs_flair(model: RimModel) -> bool:
-    """Whether the fitted model's features read the FLAIR (scans without one are then incomplete)."""
-    featurizer = getattr(model, "featurizer_", None)
+def _needs_flair(featurizer) -> bool:
+    """Whether the featurizer reads the FLAIR (scans without one are then incomplete); None: the default model's."""
+    if featurizer is None:
+        from rimclf.features import make_featurizer
+
+        featurizer = make_featurizer()
     try:
         extractors = featurizer._validate()  # the extractors the featurizer runs
         columns = {column for extractor in extractors.values() for column in extractor.required_columns()}
@@ -101,7 +104,7 @@ def train_model(
     >>> model = train_model("COHORT", classifier=make_classifier(config, random_state=0),
     ...                     threshold_cv=3, out="model-cw", force=True)  # doctest: +SKIP
     """
-    table = _as_table(cohort, _cohort_options(cohort_options))
+    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
                      threshold=threshold, random_state=random_state)
     model.fit(table)
@@ -202,7 +205,7 @@ def predict_cohort(
     from rimclf.outputs import write_prediction_outputs
 
     check_is_fitted(model, "classifier_")
-    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(model)))
+    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(getattr(model, "featurizer_", None))))
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
     choice = getattr(model, "threshold_choice_", None)

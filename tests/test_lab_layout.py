@@ -188,3 +188,24 @@ def test_train_predict_into_derivatives_and_again(lab: Path, tmp_path: Path, cap
         assert "sub-002_ses-02: no FLAIR" in capsys.readouterr().err
     finally:
         shutil.rmtree(inside, ignore_errors=True)  # the lab fixture is shared
+
+
+def test_a_model_without_flair_features_predicts_scans_without_flair(lab: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from rimclf.classifier import make_classifier
+    from rimclf.defaults import DEFAULT_MODEL
+    from rimclf.features import LesionFeaturizer, RimProfileExtractor
+    from rimclf.workflows import predict_cohort, train_model
+
+    featurizer = LesionFeaturizer(radiomics=None, patches=None, rim=RimProfileExtractor(flair=False), progress=False)
+    config = replace(DEFAULT_MODEL, max_epochs=2, batch_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        model = train_model(lab, featurizer=featurizer, classifier=make_classifier(config, random_state=0),
+                            threshold=0.5, random_state=0)
+    assert model.training_["n_lesions"] > 0
+    paths = predict_cohort(model, lab, tmp_path / "out", montage=True, cohort_options=CohortOptions(participant_label=("002",)))
+    subjects = pd.read_csv(paths["subjects"], sep="\t", dtype=str)
+    assert subjects["session"].tolist() == ["ses-01", "ses-02"] and (subjects["status"] == "predicted").all()
+    assert (tmp_path / "out" / "sub-002" / "figures" / "sub-002_ses-02_desc-rimprob_montage.png").is_file()
