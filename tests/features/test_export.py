@@ -35,7 +35,9 @@ def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: p
     ]
     lesions = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
     assert radiomics[["participant_id", "lesion_id"]].equals(lesions[["participant_id", "lesion_id"]])
-    assert radiomics[["participant_id", "lesion_id"]].equals(table[["participant_id", "lesion_id"]])
+    bids = table.assign(participant_id="sub-" + table["participant_id"])  # BIDS identifiers in every table written
+    assert radiomics[["participant_id", "lesion_id"]].equals(bids[["participant_id", "lesion_id"]])
+    assert set(radiomics["session"]) == {"n/a"} and not (out / "skipped_scans.tsv").exists()
     expected = featurizer.transform(table)
     np.testing.assert_allclose(radiomics.iloc[:, 3:].to_numpy(), expected["radiomics"], rtol=1e-7)
     rim = pd.read_csv(out / "rim.tsv", sep="\t", dtype={"participant_id": str, "session": str})
