@@ -17,6 +17,8 @@ from rimclf._nifti import read_labels, read_volume, save_nifti
 from rimclf.cli import main
 from rimclf.cohort import CohortOptions, cohort_scans, load_cohort
 from rimclf.errors import CohortError, DataWarning, ParameterError
+from tests.grid_builders import one_mm_grid, rewrite_mask_on_flair_grid, rewrite_on_grid
+from tests.test_cohort_resample import lesion_dice
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -24,6 +26,8 @@ QSM_PIPELINE = "qsmxt"
 MASK_PIPELINE = "lesionseg"
 #: The scan left without FLAIR.
 INCOMPLETE = ("002", "02")
+#: The session whose lesion masks are written on the FLAIR's 1 mm grid (half of the masks).
+ON_FLAIR_GRID = "02"
 #: The default model's features, in a size that trains in seconds.
 TRAIN_ARGS = ["--patch-shape", "8", "--patch-size-mm", "16", "--width", "4", "--epochs", "2", "--batch-size", "16",
               "--threshold-cv", "2", "--seed", "0", "--quiet"]
@@ -35,15 +39,12 @@ def _describe(folder: Path, name: str) -> None:
     (folder / "dataset_description.json").write_text(json.dumps(description))
 
 
-def write_lesion_mask(path: Path, labels: np.ndarray, affine: np.ndarray) -> None:
-    """Write a lesion mask on the QSM grid.
-
-    The place for masks on another grid: once masks on the FLAIR grid are resampled onto the QSM
-    grid (the "resample" work), this helper gets a ``grid=`` argument that writes half of the
-    masks on a 1 mm FLAIR grid, and the test below compares each lesion with its QSM-grid
-    original (Dice >= 0.8, same lesion count).
-    """
+def write_lesion_mask(path: Path, labels: np.ndarray, affine: np.ndarray, flair: Path | None = None) -> None:
+    """Write a lesion mask on the QSM grid, or with ``flair`` on the grid of that FLAIR (as a lesion
+    segmentation tool run on the FLAIR writes it; rimclf resamples it onto the QSM grid)."""
     save_nifti(path, labels, affine)
+    if flair is not None:
+        rewrite_mask_on_flair_grid(path, flair)
 
 
 def make_lab_layout(phantom: Path, lab: Path) -> Path:
@@ -52,7 +53,9 @@ def make_lab_layout(phantom: Path, lab: Path) -> Path:
     - raw: ``sub-*/ses-*/anat/*_FLAIR.nii.gz`` (one scan without FLAIR), participants.tsv, rims.tsv;
     - ``derivatives/qsmxt/``: the QSM as ``*_acq-gre_run-1_Chimap.nii.gz`` in ppm with JSON sidecars
       and the pipeline's ``*_acq-gre_desc-brain_mask.nii.gz`` beside it;
-    - ``derivatives/lesionseg/``: instance-label masks ``*_space-orig_label-lesion_desc-lstai_dseg.nii.gz``.
+    - ``derivatives/lesionseg/``: instance-label masks ``*_space-orig_label-lesion_desc-lstai_dseg.nii.gz``,
+      those of the second sessions (:data:`ON_FLAIR_GRID`) on the FLAIR's grid;
+    - every FLAIR on its own 1 mm grid (another field of view than the QSM's).
     """
     shutil.copytree(phantom, lab)
     shutil.rmtree(lab / "derivatives")
@@ -71,10 +74,13 @@ def make_lab_layout(phantom: Path, lab: Path) -> Path:
         save_nifti(out / f"{name}_acq-gre_desc-brain_mask.nii.gz", (values != 0).astype(np.uint8), affine)
         for old in qsm.parent.glob(f"{name}_Chimap.*"):
             old.unlink()
+        flair = qsm.with_name(f"{name}_FLAIR.nii.gz")
+        rewrite_on_grid(flair, *one_mm_grid(flair), order=1)
         mask = next((phantom / "derivatives" / "phantom" / anat).glob("*_desc-lesions_dseg.nii.gz"))
         labels, mask_affine = read_labels(mask)
+        on_flair = anat.parent.name == f"ses-{ON_FLAIR_GRID}" and f"sub-{INCOMPLETE[0]}" != anat.parts[0]
         write_lesion_mask(lab / "derivatives" / MASK_PIPELINE / anat / f"{name}_space-orig_label-lesion_desc-lstai_dseg.nii.gz",
-                          labels, mask_affine)
+                          labels, mask_affine, flair if on_flair else None)
     participant, session = INCOMPLETE
     (lab / f"sub-{participant}" / f"ses-{session}" / "anat" / f"sub-{participant}_ses-{session}_FLAIR.nii.gz").unlink()
     return lab
@@ -101,12 +107,28 @@ def test_the_lab_layout_is_found_without_options(lab: Path) -> None:
     assert table["qsm"].str.contains(f"derivatives/{QSM_PIPELINE}/").all()
     assert table["qsm"].str.endswith("_acq-gre_run-1_Chimap.nii.gz").all()
     assert table["mask"].str.endswith("_desc-lstai_dseg.nii.gz").all()  # never the QSM pipeline's brain mask
+    assert set(table.loc[table["session"] == ON_FLAIR_GRID, "mask_grid"]) == {"resampled"}
+    assert set(table.loc[table["session"] != ON_FLAIR_GRID, "mask_grid"]) == {"qsm"}
     assert (table["qsm_unit"] == "ppm").all() and table["rim"].notna().all()
     scans = cohort_scans(table)
     assert scans.loc[scans["status"] == "skipped", ["participant_id", "session", "reason"]].values.tolist() == [
         ["002", "02", "no FLAIR (*_FLAIR)"]]
     with pytest.raises(CohortError, match=r"sub-002_ses-02: no FLAIR \(\*_FLAIR\) found \(.*sub-002/ses-02/anat"):
         load_cohort(lab, strict=True)
+
+
+def test_masks_on_the_flair_grid_match_their_qsm_grid_originals(lab: Path) -> None:
+    from rimclf.cohort import read_lesion_labels
+
+    phantom = lab.parent / "phantom" / "derivatives" / "phantom"
+    table = load_cohort(lab, session_label=ON_FLAIR_GRID, participant_label=["001", "003", "004"])
+    assert len(_scans(table)) == 3
+    for (participant, session), rows in table.groupby(["participant_id", "session"]):
+        moved, _ = read_lesion_labels(rows["mask"].iloc[0], 0, rows["qsm"].iloc[0])
+        original, _ = read_labels(next(phantom.glob(f"sub-{participant}/ses-{session}/anat/*_dseg.nii.gz")))
+        assert len(np.unique(moved[moved > 0])) == len(np.unique(original[original > 0]))
+        dice = lesion_dice(original, moved)
+        assert min(dice.values()) >= 0.8, (participant, session, dice)
 
 
 def test_selection_by_participant_and_session(lab: Path) -> None:
