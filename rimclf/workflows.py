@@ -127,6 +127,8 @@ def subject_table(
 
     Equivalent to :func:`rimclf.load_cohort` on a one-row manifest (it writes one to a temporary
     folder and reads it), with the same checks and error messages. ``rim`` is ``<NA>``.
+    ``cohort_options`` (a :class:`rimclf.cohort.CohortOptions`) gives ``min_voxels``,
+    ``connectivity`` and ``qsm_unit``; a missing file is an error (``strict``), not a skip.
 
     Examples
     --------

@@ -107,7 +107,6 @@ def add_cohort_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{kind}-pipeline", metavar="PIPELINE",
                            help=f"read the {what} from COHORT/derivatives/PIPELINE, or 'raw' for the raw dataset "
                                 "(needed only when several places hold them)")
-    group.add_argument("--derivatives", dest="mask_pipeline", help=argparse.SUPPRESS)  # its name before --mask-pipeline
     group.add_argument("--mask-desc", metavar="DESC",
                        help="the desc- of the lesion masks (default: masks whose desc- or label- contains 'lesion')")
     group.add_argument("--bids-filter", dest="bids_filters", action="append", default=[], metavar="KIND:ENTITY=VALUE",
