@@ -160,6 +160,18 @@ def test_a_manifest_with_two_sessions_of_one_subject(sessions: Path, tmp_path: P
     manifest.write_text("\n".join(rows[:1] + [rows[-1], rows[-1]]) + "\n")
     with pytest.raises(CohortError, match=r"participant sub-02 is listed twice"):
         load_cohort(manifest)
+    # selection, and a scan whose file is missing, in a manifest as in a BIDS directory
+    manifest.write_text("\n".join(rows) + "\n")
+    selected = load_cohort(manifest, rims=sessions / "rims.tsv", participant_label="sub-01", session_label=["ses-2"])
+    assert set(zip(selected["participant_id"], selected["session"])) == {("01", "2")}
+    (sessions / "sub-02" / "anat" / "sub-02_FLAIR.nii.gz").unlink()
+    with pytest.warns(DataWarning, match=r"^sub-02: skipped, no FLAIR \(\*_FLAIR\)$"):
+        table = load_cohort(manifest, rims=sessions / "rims.tsv")  # its rims.tsv row is ignored
+    assert cohort_scans(table)["status"].tolist() == ["read", "read", "skipped"]
+    with pytest.raises(CohortError, match=r"sub-02: no FLAIR \(\*_FLAIR\) found \(.*sub-02_FLAIR.nii.gz: file not found\)"):
+        load_cohort(manifest, strict=True)
+    with pytest.raises(CohortError, match=r"session_label 3 \(--session-label\) not found; it lists 1, 2"):
+        load_cohort(manifest, session_label="3")
 
 
 def test_sidecar_units_follow_bids_inheritance(tmp_path: Path) -> None:
