@@ -82,11 +82,6 @@ def scan_name(participant_id: str, session: str = "") -> str:
     return f"sub-{participant_id}" + (f"_ses-{session}" if session else "")
 
 
-def scan_folder(participant_id: str, session: str = "") -> str:
-    """``sub-<participant>/[ses-<session>/]anat``: where a scan's files lie in a BIDS dataset."""
-    return f"sub-{participant_id}/" + (f"ses-{session}/" if session else "") + "anat"
-
-
 @dataclass(frozen=True)
 class Scan:
     """The files of one scan (a subject, or a session of one) of a BIDS dataset; None when missing."""

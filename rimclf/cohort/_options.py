@@ -20,8 +20,6 @@ __all__ = ["FILE_KINDS", "CohortOptions"]
 
 #: The files of a scan that discovery looks for (the keys of pipelines and BIDS filters).
 FILE_KINDS = ("qsm", "flair", "mask")
-#: The pipeline name that stands for the raw dataset (``COHORT/sub-*``), not a folder under ``derivatives/``.
-RAW = "raw"
 
 
 def _labels(value: object, name: str, prefix: str) -> tuple[str, ...]:

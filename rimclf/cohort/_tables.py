@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rimclf._bids import check_label, find_scans, read_sidecar, scan_name, sidecar_path, subject_folders
+from rimclf._bids import RAW, check_label, find_scans, read_sidecar, scan_name, sidecar_path, subject_folders
 from rimclf.cohort._units import resolve_unit
 from rimclf.errors import CohortError, DataWarning
 
@@ -101,8 +101,8 @@ def _where(root: Path, scan, kind: str, pipeline: str | None) -> str:
         looked = f"*_mask/_dseg whose desc- or label- contains 'lesion' (or --mask-desc) in {root / folder}"
     else:
         looked = f"*_{'Chimap' if kind == 'qsm' else 'FLAIR'}.nii[.gz] in {root / folder}"
-    places = f"derivatives/{pipeline}" if pipeline not in (None, "raw") else "derivatives/<pipeline>"
-    return looked + ("" if pipeline == "raw" else f" and {places}/{folder}")
+    places = f"derivatives/{pipeline}" if pipeline not in (None, RAW) else "derivatives/<pipeline>"
+    return looked + ("" if pipeline == RAW else f" and {places}/{folder}")
 
 
 def _required(options) -> tuple[str, ...]:
