@@ -231,3 +231,15 @@ def test_a_model_without_flair_features_predicts_scans_without_flair(lab: Path, 
     subjects = pd.read_csv(paths["subjects"], sep="\t", dtype=str)
     assert subjects["session"].tolist() == ["ses-01", "ses-02"] and (subjects["status"] == "predicted").all()
     assert (tmp_path / "out" / "sub-002" / "figures" / "sub-002_ses-02_desc-rimprob_montage.png").is_file()
+
+
+def test_rimclf_label_images_are_never_lesion_masks(lab: Path, tmp_path: Path) -> None:
+    """Outputs copied into a folder without rimclf's dataset_description.json are still recognised."""
+    from rimclf.outputs import write_prediction_outputs
+
+    copy = shutil.copytree(lab, tmp_path / "lab")
+    table = load_cohort(copy, participant_label="001")
+    write_prediction_outputs(tmp_path / "out", table, np.full(len(table), 0.5), 0.5, montage=False)
+    shutil.copytree(tmp_path / "out" / "sub-001", copy / "derivatives" / "copied" / "sub-001")  # no description
+    again = load_cohort(copy, participant_label="001")
+    pd.testing.assert_frame_equal(again, table)
