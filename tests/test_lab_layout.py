@@ -243,3 +243,13 @@ def test_rimclf_label_images_are_never_lesion_masks(lab: Path, tmp_path: Path) -
     shutil.copytree(tmp_path / "out" / "sub-001", copy / "derivatives" / "copied" / "sub-001")  # no description
     again = load_cohort(copy, participant_label="001")
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_extract_lists_the_skipped_scan(lab: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features"
+    with pytest.warns(DataWarning, match="sub-002_ses-02: skipped"):
+        assert main(["extract", str(lab), "-o", str(out), "--no-patches", "--participant-label", "002", "-q"]) == 0
+    skipped = pd.read_csv(out / "skipped_scans.tsv", sep="\t", dtype=str)
+    assert skipped.values.tolist() == [["sub-002", "ses-02", "no FLAIR (*_FLAIR)"]]
+    rim = pd.read_csv(out / "rim.tsv", sep="\t", dtype=str)
+    assert set(zip(rim["participant_id"], rim["session"])) == {("sub-002", "ses-01")}
