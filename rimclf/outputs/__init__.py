@@ -421,7 +421,7 @@ def write_prediction_outputs(
     scans : list of dict, optional
         Every scan read or skipped (``load_cohort``'s ``table.attrs["scans"]``): ``subjects.tsv``
         then has a row for each, a read scan without lesions with ``n_lesions`` 0, a skipped one
-        with ``status`` "skipped" and its ``reason``.
+        with ``status`` "skipped" and its ``reason``. Default: the scans of ``table``, predicted.
     model_identity : dict, optional
         The model's format version and weights hash (``load_model`` sets ``model_identity_``),
         recorded in ``dataset_description.json``.
@@ -460,6 +460,9 @@ def write_prediction_outputs(
     with atomic_output_dir(out, force=force) as tmp:
         _write_json(tmp / "dataset_description.json", description)
         _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
+        if scans is None:  # a lesion table given as such: its scans, all predicted
+            scans = [{"participant_id": p, "session": t, "status": "read", "reason": ""}
+                     for p, t in dict.fromkeys(zip(predictions["participant_id"], predictions["session"]))]
         _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(subject_summary(predictions), scans)))
         for (participant, session), rows in table.groupby(["participant_id", "session"], sort=True):
             scan = predictions.loc[rows.index]
