@@ -25,10 +25,20 @@ INTRO = """\
 `rimclf` is a thin layer over the library: each subcommand parses its options, calls one public
 function and prints where its results went. Every command has `--help`, writes its outputs
 atomically (complete or not at all) and refuses to overwrite them without `--force`. Every command
-takes `-v/--verbose` (debug logs) and `-q/--quiet` (no progress bars, epoch tables or progress
-messages), before or after its name. Warnings are one line,
-`rimclf: warning: DataWarning: ...`, the epoch table has colours only on a terminal, and an error
-(any `rimclf.errors.RimclfError`) is one line with exit status 2.
+takes `-v/--verbose` and `-q/--quiet`, before or after its name. By default a training shows a
+progress bar (on standard error, only on a terminal) and one summary line (epochs, lesions, time,
+last loss); `-v` adds each training's epoch table (colours only on a terminal) and rimclf's own
+debug messages (other libraries' stay at warnings); `-q` hides progress bars, summaries and
+progress messages, never results. Warnings are one line, `rimclf: warning: DataWarning: ...`.
+
+An error (any `rimclf.errors.RimclfError`, or a missing file) is one line,
+`rimclf COMMAND: error: ...`. Exit status:
+
+| status | meaning |
+|---|---|
+| 0 | success |
+| 1 | an error in the data or the environment: `CohortError` (cohort files, labels), `ModelFileError`, `OutputError` (e.g. an output that exists, without `--force`), `PredictionError`, `MissingDependencyError` (e.g. a radiomics feature set without the extra `rimclf[radiomics]`), a missing file |
+| 2 | a usage error: an option argparse refuses, or a `ParameterError` (a setting that is not valid, or that cannot work with the data given) |
 
 Defaults of the model options come from `rimclf.defaults.DEFAULT_MODEL` (see
 [the network](network.md#the-default-model)). This page is generated from the parsers by

@@ -557,8 +557,11 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     settings = _read_settings(folder)
     where = str(folder / SETTINGS_FILE)
     current = _versions()
+    # pyradiomics is optional (rimclf[radiomics]): its absence is no version change (a model that
+    # needs it says so when its features are checked)
     changed = [f"{name} {printable(settings['versions'].get(name, 'unknown'), 40)} -> {current[name]}"
-               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]
+               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])
+               and not (name == "pyradiomics" and current[name] == "not installed")]
     if changed:
         warnings.warn(f"{folder}: model saved with other package versions ({', '.join(changed)}); "
                       "its predictions may differ slightly", ModelVersionWarning, stacklevel=2)

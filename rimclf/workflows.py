@@ -182,7 +182,8 @@ def predict_cohort(
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
         None keeps the model's featurizer settings.
     montage : bool, default=True
-        Draw the per-subject PNG montages.
+        Draw the per-subject PNG montages. Maps and montages show a progress bar over the scans
+        when the model's featurizer shows one (its ``progress``).
     cohort_options : rimclf.cohort.CohortOptions, optional
         How :func:`rimclf.load_cohort` reads ``cohort`` when it is a path. A scan missing a
         required file is skipped with a warning (unless ``strict``) and listed in
@@ -216,7 +217,8 @@ def predict_cohort(
     scans = None if isinstance(cohort, pd.DataFrame) else table.attrs.get("scans")
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
                                     model_info=model_info, source=source, scans=scans,
-                                    model_identity=getattr(model, "model_identity_", None))
+                                    model_identity=getattr(model, "model_identity_", None),
+                                    progress=bool(getattr(model.featurizer_, "progress", False)))
 
 
 def predict_subject(

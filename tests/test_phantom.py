@@ -312,7 +312,7 @@ def test_cli_writes_a_cohort_and_reports_it(tmp_path, capsys):
     assert str(out) in printed
     n_lesions = len(pd.read_csv(out / DERIVED / "rims.tsv", sep="\t"))
     assert f"2 subjects, {n_lesions} lesions" in printed
-    assert main(argv) == 2  # exists: refused without --force
+    assert main(argv) == 1  # exists: refused without --force
     assert "already exists" in capsys.readouterr().err
     assert main([*argv, "--force", "--difficulty", "hard"]) == 0
     assert json.loads((out / DERIVED / "phantom.json").read_text())["parameters"]["difficulty"] == "hard"

@@ -23,7 +23,7 @@ from rimclf.classifier.device import (
     uses_channels_last,
 )
 from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
-from rimclf.classifier.printlog import PrintLog
+from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
@@ -106,6 +106,9 @@ class QSMRimNetClassifier(
         groups itself: ``cross_validate(net, X, y, params={"groups": g})`` and
         ``Pipeline(...).fit(X, y, groups=g)`` pass them to it.
     verbose : int, default=0
+        What a training prints: 0 nothing; 1 a progress bar over the epochs (on standard error,
+        only where it is a terminal) and one summary line per training (epochs, lesions, time,
+        last loss); 2 or more also skorch's epoch table (see :mod:`rimclf.classifier.printlog`).
     **kwargs
         Other skorch parameters, e.g. ``module__branches="both", module__depth=18,
         module__width=64`` (the paper's fused network; the default module is the MLP branch
@@ -223,6 +226,7 @@ class QSMRimNetClassifier(
         n_epochs = self.max_epochs if is_int(self.max_epochs) and self.max_epochs > 0 else 1
         scheduler = LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n_epochs)
         callbacks.insert(len(callbacks) - 1, ("lr_scheduler", scheduler))  # before print_log
+        callbacks.append(("training_summary", TrainingSummary()))  # verbose=1: a progress bar and one line
         return callbacks
 
     # ------------------------------------------------------- sklearn protocol

@@ -11,6 +11,7 @@ from rimclf.cli._options import (
     add_threshold_options,
     cohort_options,
     model_config,
+    training_verbosity,
 )
 
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     model = train_model(
         args.cohort,
         featurizer=make_featurizer(config, n_jobs=args.jobs, memory=args.cache, progress=not args.quiet),
-        classifier=make_classifier(config, device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1),
+        classifier=make_classifier(config, device=args.device, random_state=args.seed, verbose=training_verbosity(args)),
         target_specificity=config.target_specificity,
         threshold_cv=config.threshold_cv,
         threshold=args.threshold,

@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rimclf.tuning import describe_storage, tune_cohort
 
-    if not args.verbose:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trial table says it all
+    # the trial table says it all; -v is for rimclf's own debug lines, not Optuna's
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = tune_cohort(
         args.cohort, args.out, model=args.model, n_trials=args.trials, storage=args.storage,
         study_name=args.study_name, n_workers=args.workers, n_folds=args.folds,

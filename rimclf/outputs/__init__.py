@@ -393,6 +393,7 @@ def write_prediction_outputs(
     source: str | os.PathLike | None = None,
     scans: list[dict] | None = None,
     model_identity: dict | None = None,
+    progress: bool = False,
 ) -> dict[str, Path]:
     """Write the BIDS derivative of the module docstring: tables, maps, label images, montages.
 
@@ -425,6 +426,8 @@ def write_prediction_outputs(
     model_identity : dict, optional
         The model's format version and weights hash (``load_model`` sets ``model_identity_``),
         recorded in ``dataset_description.json``.
+    progress : bool, default=False
+        Show a progress bar over the scans (tqdm, on standard error, only where it is a terminal).
 
     Returns
     -------
@@ -464,12 +467,25 @@ def write_prediction_outputs(
             scans = [{"participant_id": p, "session": t, "status": "read", "reason": ""}
                      for p, t in dict.fromkeys(zip(predictions["participant_id"], predictions["session"]))]
         _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(subject_summary(predictions), scans)))
-        for (participant, session), rows in table.groupby(["participant_id", "session"], sort=True):
+        groups = table.groupby(["participant_id", "session"], sort=True)
+        for (participant, session), rows in _scan_progress(groups, progress):
             scan = predictions.loc[rows.index]
             _write_scan(tmp, rows.iloc[0], scan, threshold, model_info, source,
                         montage=montage, max_lesions=max_montage_lesions)
     return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out,
             "description": out / "dataset_description.json"}
+
+
+def _scan_progress(scans, progress: bool):
+    """The scans, behind a tqdm bar (maps and montages per scan) when ``progress`` and standard
+    error is a terminal."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    shown = bool(progress) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    return tqdm(scans, total=len(scans), desc="maps and montages", unit="scan", file=sys.stderr, disable=not shown,
+                leave=False)
 
 
 def _mask_resampled(first: pd.Series) -> dict:
