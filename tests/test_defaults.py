@@ -96,8 +96,8 @@ def test_cohort_options(command: str) -> None:
     # whose default is the field's (require_flair follows the model, not an option)
     for field in dataclasses.fields(CohortOptions):
         if field.name != "require_flair":
-            default = found[field.name].default
-            assert (tuple(default) if isinstance(default, list) else default) == field.default, field.name
+            default = found[field.name].default  # None stands for "none given" (an empty tuple)
+            assert (() if default is None and field.default == () else default) == field.default, field.name
     if "connectivity" in found:
         assert found["connectivity"].default == defaults.CONNECTIVITY
         assert tuple(found["connectivity"].choices) == defaults.CONNECTIVITIES

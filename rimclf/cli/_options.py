@@ -97,9 +97,9 @@ def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig =
 def add_cohort_options(parser: argparse.ArgumentParser) -> None:
     """How a cohort is read (:class:`rimclf.cohort.CohortOptions`), the same on every command that reads one."""
     group = parser.add_argument_group("cohort (which files and scans are read; see docs/cohort.md)")
-    group.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
+    group.add_argument("--participant-label", nargs="+", default=None, metavar="LABEL",
                        help="read only these participants (with or without 'sub-'), as BIDS Apps do")
-    group.add_argument("--session-label", nargs="+", default=[], metavar="LABEL",
+    group.add_argument("--session-label", nargs="+", default=None, metavar="LABEL",
                        help="read only these sessions (with or without 'ses-')")
     group.add_argument("--strict", action="store_true",
                        help="a scan missing a required file is an error (default: skipped with a warning and listed "
@@ -110,7 +110,7 @@ def add_cohort_options(parser: argparse.ArgumentParser) -> None:
                                 "(needed only when several places hold them)")
     group.add_argument("--mask-desc", metavar="DESC",
                        help="the desc- of the lesion masks (default: masks whose desc- or label- contains 'lesion')")
-    group.add_argument("--bids-filter", dest="bids_filters", action="append", default=[], metavar="KIND:ENTITY=VALUE",
+    group.add_argument("--bids-filter", dest="bids_filters", action="append", default=None, metavar="KIND:ENTITY=VALUE",
                        help="a BIDS entity filter, KIND qsm, flair or mask (e.g. qsm:acquisition=gre, mask:space=orig); "
                             "repeatable")
     group.add_argument("--min-voxels", type=int, default=defaults.MIN_VOXELS, metavar="N",
