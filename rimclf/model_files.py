@@ -63,7 +63,7 @@ from rimclf._model_checks import (
     settings_digest,
 )
 from rimclf._records import file_sha256, installed_versions, json_value
-from rimclf._validation import is_int
+from rimclf._validation import check_path, is_int
 from rimclf.defaults import TABULAR_KEYS
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError, printable
 from rimclf.rim_model import RimModel
@@ -339,6 +339,13 @@ def _check_section(section: object, schema: dict, where: str, *, required: bool 
     return section
 
 
+def _check_device(device: object) -> None:
+    """A device name torch knows and this machine has ("auto" always passes)."""
+    from rimclf.classifier.device import resolve_device
+
+    resolve_device(device)
+
+
 def _read_settings(folder: Path) -> dict:
     if not folder.exists():
         raise ModelFileError(f"{folder}: no such model directory")
@@ -553,7 +560,8 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     >>> model = rimclf.load_model("model", device="cpu")      # doctest: +SKIP
     >>> probability = model.predict_proba(rimclf.load_cohort("NEW_COHORT"))[:, 1]  # doctest: +SKIP
     """
-    folder = Path(path).expanduser()
+    folder = Path(check_path(path, "path", what="a model folder", owner="load_model")).expanduser()
+    _check_device(device)  # a device that is not there is said so, before reading the weights
     settings = _read_settings(folder)
     where = str(folder / SETTINGS_FILE)
     current = _versions()

@@ -7,7 +7,8 @@ and ``run(args) -> int`` (imports the library lazily and calls one public functi
 (:func:`~rimclf.cli._options.add_output_options`); :func:`main` shows warnings as one line
 (``rimclf: warning: DataWarning: ...``), without the library's source lines, and an error as one
 line with exit status :data:`EXIT_USAGE` (2) for a usage error and :data:`EXIT_ERROR` (1) for the
-rest.
+rest; Ctrl-C and SIGTERM stop a command with one line and status 130 / 143
+(:mod:`rimclf.cli._interrupts`).
 """
 
 from __future__ import annotations
@@ -102,15 +103,19 @@ def main(argv: list[str] | None = None) -> int:
 
     set_log_levels(args)
 
+    from rimclf.cli._interrupts import handling_interrupts, report_interrupt
     from rimclf.errors import ParameterError, RimclfError
 
     module = importlib.import_module(args._module)
     with _cli_warnings():
         try:
-            return int(module.run(args) or 0)
+            with handling_interrupts():  # SIGTERM like Ctrl-C: exit 143 / 130, one line, nothing written
+                return int(module.run(args) or 0)
         except (RimclfError, FileNotFoundError) as exc:
             print(f"rimclf {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE if isinstance(exc, ParameterError) else EXIT_ERROR
+        except KeyboardInterrupt as exc:
+            return report_interrupt(args.command, exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Cross-validate the method and say where the results went."""
     from rimclf.benchmark import format_results, run_benchmark
+    from rimclf.cli._checks import check_options
     from rimclf.cohort import load_cohort
 
+    check_options(args)
     table = load_cohort(args.cohort, cohort_options(args))
     results = run_benchmark(table, args.out, kind="cross-validation", table=benchmark_methods(args),
                             methods=[args.method], reference=None, **benchmark_options(args))

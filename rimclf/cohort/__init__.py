@@ -82,7 +82,7 @@ from rimclf._nifti import (
     read_volume,
     spatial_shape,
 )
-from rimclf._validation import check_choice
+from rimclf._validation import check_choice, check_path
 from rimclf.cohort._learning import MIN_LESIONS_PER_CLASS, LabelledLesions, labelled_lesions, summarize_cohort
 from rimclf.cohort._options import FILE_KINDS, CohortOptions
 from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
@@ -351,11 +351,10 @@ def load_cohort(
     >>> from rimclf.phantom import make_phantom_cohort
     >>> table = rimclf.load_cohort(make_phantom_cohort("phantom", n_subjects=4))  # doctest: +SKIP
     """
+    path = check_path(path, "path", what="a cohort folder or manifest (CSV/TSV)", owner="load_cohort")
     if options is not None and not isinstance(options, CohortOptions):
         raise ParameterError(f"options={options!r} is not valid; it must be a rimclf.cohort.CohortOptions")
     options = (options or CohortOptions()).replace(**option_fields).validated()
-    if not isinstance(path, (str, os.PathLike)):
-        raise ParameterError(f"path={type(path).__name__} is not valid; it must be a cohort directory or manifest path")
     root = Path(path).expanduser().resolve()
     if root.is_dir():
         subjects, skipped, default_rims = scans_from_directory(root, options)
