@@ -208,6 +208,11 @@ def test_train_predict_into_derivatives_and_again(lab: Path, tmp_path: Path, cap
         assert one[["participant_id", "session"]].values.tolist() == [["sub-004", "ses-02"]]
         assert _run("predict", str(model), str(lab), "-o", str(tmp_path / "strict"), "--strict", "-q") == 1  # a data error
         assert "sub-002_ses-02: no FLAIR" in capsys.readouterr().err
+        # derivatives/rimclf may be written; the cohort, its derivatives/ and an input pipeline may not
+        for out in (lab, lab / "derivatives", lab / "derivatives" / QSM_PIPELINE, lab / "sub-001" / "x"):
+            assert _run("predict", str(model), str(lab), "-o", str(out), "--force", "-q") != 0
+            assert "outputs may never be, contain or lie inside an input" in capsys.readouterr().err
+        assert (lab / "derivatives" / QSM_PIPELINE / "dataset_description.json").is_file()
     finally:
         shutil.rmtree(inside, ignore_errors=True)  # the lab fixture is shared
 
