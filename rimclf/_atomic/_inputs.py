@@ -5,7 +5,9 @@ the model, a feature cache or a study journal would delete it; and an output ins
 changes it (a prediction written into the cohort makes it unreadable, a model written inside
 another model's folder corrupts it). :func:`check_output_location` refuses such outputs, with or
 without ``force``, before any work; it also refuses an empty path and the current folder or any
-folder above it, which ``--force`` would otherwise replace under the user's feet.
+folder above it, which ``--force`` would otherwise replace under the user's feet. One place inside
+a cohort folder is open to outputs, where BIDS puts them: ``COHORT/derivatives/<name>`` when
+``<name>`` is new or rimclf's own output (:func:`is_rimclf_output`), never an input pipeline.
 
 Pure Python (a manifest is read with :mod:`csv`), so that every layer and the command line use
 the same check.
@@ -58,27 +60,17 @@ def is_rimclf_output(folder: str | os.PathLike) -> bool:
     )
 
 
-def _bids_inputs(folder: Path) -> list[Path]:
-    """A cohort folder's parts that are inputs: everything but ``derivatives/``, and each dataset
-    under ``derivatives/`` except rimclf's own outputs, so that predictions may go where BIDS puts
-    them (``COHORT/derivatives/rimclf``) but never over or inside an input."""
-    try:
-        children = sorted(folder.iterdir())
-    except OSError:
-        return [folder]
-    found = [child for child in children if child.name != "derivatives"]
-    derivatives = folder / "derivatives"
-    if derivatives.is_dir() and not derivatives.is_symlink():
-        found += [p for p in sorted(derivatives.iterdir()) if not p.name.startswith(".") and not is_rimclf_output(p)]
-    elif derivatives.exists():
-        found.append(derivatives)
-    return found
+def _bids_output_place(target: Path, source: Path) -> bool:
+    """Whether ``target`` is ``source/derivatives/<name>`` where BIDS puts a pipeline's outputs, and
+    ``<name>`` is no input dataset (it does not exist yet, or it is rimclf's own output): predictions
+    may go there (``COHORT/derivatives/rimclf``) without touching any input."""
+    if target.parent != source / "derivatives" or not source.is_dir():
+        return False
+    return not target.exists() or is_rimclf_output(target)
 
 
 def cohort_inputs(cohort: object) -> list[Path]:
-    """The paths a cohort given as a path consists of: a manifest and the files it lists, or a
-    folder (for a BIDS folder with ``derivatives/``: its parts that are inputs, see
-    :func:`_bids_inputs`).
+    """The paths a cohort given as a path consists of: its folder, or a manifest and the files it lists.
 
     Anything else (a table, a missing path, an unreadable manifest) gives what can be told
     (``[]`` for a table); reading the cohort later reports its own errors.
@@ -86,8 +78,6 @@ def cohort_inputs(cohort: object) -> list[Path]:
     if not isinstance(cohort, (str, os.PathLike)) or not os.fspath(cohort):
         return []
     path = Path(os.path.expanduser(os.fspath(cohort)))
-    if path.is_dir() and (path / "derivatives").is_dir():
-        return _bids_inputs(path)
     if not path.is_file():
         return [path]
     found = [path]
@@ -180,7 +170,7 @@ def check_output_location(
                 relation = "is"
             elif source.is_relative_to(target):
                 relation = "contains"
-            elif target.is_relative_to(source) and source.is_dir():
+            elif target.is_relative_to(source) and source.is_dir() and not _bids_output_place(target, source):
                 relation = "lies inside"
             else:
                 continue
