@@ -46,7 +46,7 @@ import torch
 from rimclf._atomic import atomic_output_dir
 from rimclf._records import file_sha256, installed_versions, json_value
 from rimclf._validation import is_int
-from rimclf.defaults import TABULAR_KEYS
+from rimclf.feature_registry import FEATURES, TABULAR, feature_names
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError
 from rimclf.rim_model import RimModel
 from rimclf.threshold import ThresholdChoice
@@ -57,7 +57,10 @@ FORMAT = "rimclf-model"
 #: 2: rim-profile features ("featurizer.rim") and the tabular entries the network joins
 #: ("classifier.feature_keys"); version-1 files read as having neither.
 #: 3: "kind" ("rim_model", "classifier" or "pipeline"); files of versions 1 and 2 are RimModels.
-FORMAT_VERSION = 3
+#: 4: the network's MLP input is "tabular" (``module__branches="tabular"``, ``tabular_encoder``
+#: weights), the featurizer's keys those of :mod:`rimclf.feature_registry`; older files are read
+#: with "radiomics" mapped to "tabular" (:func:`_tabular_names_of_v3`).
+FORMAT_VERSION = 4
 #: what a model directory can hold (``settings.json``'s "kind")
 KINDS = ("rim_model", "classifier", "pipeline")
 #: Pipeline classes a "pipeline" model file may name (module and class)
@@ -93,7 +96,6 @@ _CLASSIFIER_KEYS = {
     "n_radiomics": (int, type(None)), "feature_keys": (list, type(None)), "pos_weight": (float, int, type(None)),
 }
 _MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None))}
-_FEATURIZER_KEYS = {"rim": (dict, type(None)), "radiomics": (dict, type(None)), "patches": (dict, type(None))}
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
 _TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
@@ -127,7 +129,7 @@ def _featurizer_settings(featurizer) -> tuple[dict, list[str] | None]:
     from rimclf.features.radiomics import load_params
 
     extractors = featurizer.extractors()
-    settings: dict[str, Any] = {"rim": None, "radiomics": None, "patches": None}
+    settings: dict[str, Any] = {name: None for name in FEATURES}
     for name, extractor in extractors.items():
         params = extractor.get_params(deep=False)
         if name == "radiomics":
@@ -345,6 +347,8 @@ def _read_settings(folder: Path) -> dict:
         for section, key in (("featurizer", "rim"), ("classifier", "feature_keys")):
             if isinstance(settings[section], dict):
                 settings[section].setdefault(key, None)
+    if version < 4:
+        _tabular_names_of_v3(settings)
     _check_section(settings["weights"], _WEIGHTS_KEYS, f"{path} weights")
     if kind == "rim_model":
         _check_section(settings["model"], _MODEL_KEYS, f"{path} model")
@@ -352,15 +356,30 @@ def _read_settings(folder: Path) -> dict:
     if kind == "pipeline":
         _check_pipeline(settings["pipeline"], settings["featurizer"] is not None, str(path))
     if settings.get("featurizer") is not None:
-        _check_section(settings["featurizer"], _FEATURIZER_KEYS, f"{path} featurizer")
+        _check_section(settings["featurizer"], {name: (dict, type(None)) for name in FEATURES}, f"{path} featurizer",
+                       required=False)
     _check_section(settings["classifier"], _CLASSIFIER_KEYS, f"{path} classifier")
     feature_keys = settings["classifier"]["feature_keys"]
-    if feature_keys is not None and (not feature_keys or not set(feature_keys) <= set(TABULAR_KEYS)):
-        raise ModelFileError(f"{path}: classifier.feature_keys must list 'rim' and/or 'radiomics', got {feature_keys!r}")
+    tabular = feature_names(TABULAR)
+    if feature_keys is not None and (not feature_keys or not set(feature_keys) <= set(tabular)):
+        raise ModelFileError(f"{path}: classifier.feature_keys must list registered tabular features {tabular}, got {feature_keys!r}")
     _check_section(settings["versions"], {key: str for key in settings["versions"]}, f"{path} versions")
     if settings["weights"]["file"] != WEIGHTS_FILE:
         raise ModelFileError(f"{path}: weights file must be {WEIGHTS_FILE!r}, got {settings['weights']['file']!r}")
     return settings
+
+
+def _tabular_names_of_v3(settings: dict) -> None:
+    """Files before version 4 called the network's MLP input "radiomics": read them with today's names."""
+    classifier = settings.get("classifier")
+    params = classifier.get("params") if isinstance(classifier, dict) else None
+    if isinstance(params, dict):
+        if params.get("module__branches") == "radiomics":
+            params["module__branches"] = "tabular"
+        if "module__n_radiomics" in params:
+            params["module__n_tabular"] = params.pop("module__n_radiomics")
+        if "module__radiomics_dropout" in params:
+            params["module__tabular_dropout"] = params.pop("module__radiomics_dropout")
 
 
 def _check_pipeline(section: object, has_featurizer: bool, where: str) -> None:
@@ -400,14 +419,14 @@ def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]
 
 def _build_featurizer(settings: dict, where: str):
     from rimclf.features import LesionFeaturizer
-    from rimclf.features.featurizer import EXTRACTOR_KINDS
+    from rimclf.features.featurizer import extractor_class
 
     parts = {}
-    for name, kind in EXTRACTOR_KINDS.items():
+    for name, feature in FEATURES.items():
         params = settings["featurizer"].get(name)  # no "rim" in files written before rim features
         if params is None:
-            parts[name] = None
             continue
+        kind = extractor_class(feature)
         known = set(kind().get_params(deep=False))
         unknown = sorted(set(params) - known)
         if unknown:
@@ -419,13 +438,13 @@ def _build_featurizer(settings: dict, where: str):
                 "settings themselves (or 'qsmrim', the packaged ones), never a path to read elsewhere"
             )
         parts[name] = kind(**params)
-    featurizer = LesionFeaturizer(**parts)
+    featurizer = LesionFeaturizer(list(parts.items()))
     try:
         featurizer.extractors()  # validates every setting (ParameterError naming the bad one)
     except ValueError as exc:
         raise ModelFileError(f"{where} featurizer: {exc}") from None
     names = settings.get("radiomics_feature_names")
-    if parts["radiomics"] is not None:
+    if "radiomics" in parts:
         current = [str(name) for name in parts["radiomics"].get_feature_names_out()]
         if names != current:
             raise ModelFileError(
@@ -502,6 +521,10 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     settings = _read_settings(folder)
     where = str(folder / SETTINGS_FILE)
     tensors = _read_weights(folder, settings["weights"]["sha256"])
+    if settings["format_version"] < 4:  # the MLP's weights were "radiomics_encoder.*"
+        old = _MODULE_PREFIX + "radiomics_encoder."
+        tensors = {(_MODULE_PREFIX + "tabular_encoder." + key[len(old):] if key.startswith(old) else key): value
+                   for key, value in tensors.items()}
     current = _versions()
     changed = [f"{name} {settings['versions'].get(name, 'unknown')} -> {current[name]}"
                for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]

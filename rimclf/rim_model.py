@@ -19,7 +19,7 @@ from rimclf._validation import Interval, Options, check_param, is_int
 from rimclf.cohort import labelled_lesions
 from rimclf.defaults import DEFAULT_MODEL
 from rimclf.metrics import group_fit_params
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
     check_specificity,
@@ -29,6 +29,10 @@ from rimclf.threshold import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: The threshold of an unfitted classifier (skorch's default); a RimModel's fitted classifier
+#: takes the model's ``threshold_``, so that ``model.classifier_.predict`` decides as the model does.
+_NET_THRESHOLD = 0.5
 
 
 class RimModel(ClassifierMixin, BaseEstimator):
@@ -50,7 +54,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
     classifier : QSMRimNetClassifier or None, default=None
         Default :func:`rimclf.classifier.make_classifier` ``()`` (*): the network's MLP branch;
         fitted as a clone. ``predict`` calls a lesion rim+ when ``predict_proba(X)[:, 1] >=
-        threshold_``.
+        threshold_``; the fitted ``classifier_.threshold`` is ``threshold_`` too (one
+        threshold), and a ``classifier__threshold`` of its own is refused.
     target_specificity : float, default=0.9 (*)
         Specificity the threshold is chosen for (QSMRim-Net's FPR <= 0.1).
     threshold_cv : int, default=5 (*)
@@ -129,7 +134,13 @@ class RimModel(ClassifierMixin, BaseEstimator):
     def _classifier(self):
         from rimclf.classifier import make_classifier
 
-        return make_classifier() if self.classifier is None else clone(self.classifier)
+        classifier = make_classifier() if self.classifier is None else clone(self.classifier)
+        if classifier.threshold != _NET_THRESHOLD:
+            raise ParameterError(
+                f"RimModel: classifier__threshold={classifier.threshold!r} is not used: a RimModel decides with its own "
+                "threshold (chosen for target_specificity, or fixed); set RimModel(threshold=...) instead"
+            )
+        return classifier
 
     def fit(self, X: pd.DataFrame, y=None, groups=None) -> RimModel:
         """Extract features, choose the threshold, fit the classifier on the labelled lesions of ``X``.
@@ -159,6 +170,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
             in_sample = classifier.predict_proba(features)[:, 1]
             choice = threshold_from_probabilities(y, in_sample, self.target_specificity, method="in-sample")
         logger.debug("%s", choice.describe())
+        classifier.threshold = choice.value  # the classifier's predict decides as the model does
         self.featurizer_ = featurizer
         self.classifier_ = classifier
         self.threshold_choice_ = choice
@@ -216,13 +228,14 @@ class RimModel(ClassifierMixin, BaseEstimator):
         params = state["params"]
         model = cls(
             featurizer=state["featurizer"],
-            classifier=clone(classifier),
+            classifier=clone(classifier).set_params(threshold=_NET_THRESHOLD),
             target_specificity=params["target_specificity"],
             threshold_cv=params["threshold_cv"],
             threshold=choice.value if choice.method == "fixed" else None,
             random_state=params["random_state"],
         )
         model.featurizer_ = state["featurizer"]
+        classifier.threshold = choice.value
         model.classifier_ = classifier
         model.threshold_choice_ = choice
         model.threshold_ = choice.value

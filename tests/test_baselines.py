@@ -1,4 +1,4 @@
-"""Tests for rimclf.baselines: factory pipelines, SafeSMOTE, SelectRadiomics and SliceDictSMOTE."""
+"""Tests for rimclf.baselines: factory pipelines, SafeSMOTE, SelectFeatures and SliceDictSMOTE."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from threadpoolctl import threadpool_limits
 from rimclf.baselines import (
     SAMPLERS,
     SafeSMOTE,
-    SelectRadiomics,
     SliceDictSMOTE,
     make_gradient_boosting,
     make_logistic_regression,
@@ -209,17 +208,19 @@ def test_safe_smote_matches_smote_when_enough_positives():
     np.testing.assert_array_equal(result[1], expected[1])
 
 
-# --------------------------------------------------------------------------- SelectRadiomics
-def test_select_radiomics_takes_the_entry_and_passes_arrays_through():
+# --------------------------------------------------------------------------- SelectFeatures
+def test_select_features_takes_the_entries_and_passes_arrays_through():
     X, _ = make_slicedict()
-    selector = SelectRadiomics()
-    assert selector.fit_transform(X) is X["radiomics"]
+    selector = SelectFeatures(feature_set=("radiomics",))
+    np.testing.assert_array_equal(selector.fit_transform(X), X["radiomics"])
     matrix = np.ones((3, 2))
     assert selector.transform(matrix) is matrix
-    assert SelectRadiomics(key="patches").transform(dict(X)) is X["patches"]
-    expected = r"X has no 'qsm' entry \(keys: \['patches', 'radiomics'\]\)"
-    with pytest.raises(ParameterError, match=expected):
-        SelectRadiomics(key="qsm").transform(X)
+    with pytest.raises(ParameterError, match=r"X has no 'rim' entry"):
+        SelectFeatures(feature_set=("rim",)).transform(X)
+    with pytest.raises(ParameterError, match=r"feature_set=\('qsm',\) is not valid"):
+        SelectFeatures(feature_set=("qsm",)).transform(X)
+    with pytest.raises(ParameterError, match=r"feature_set='rim' is not valid"):
+        SelectFeatures(feature_set="rim").transform(X)
 
 
 @pytest.mark.parametrize("outer", [SkPipeline, ImbPipeline])
@@ -407,7 +408,7 @@ def test_fitted_baseline_names_every_importance():
             assert len(names) == pipe[-1].feature_importances_.size
 
         # in one pipeline with the featurizer, the names come through the steps as well
-        full = ImbPipeline([("features", featurizer), *make_logistic_regression(feature_set="rim").steps]).fit(table, y)
+        full = ImbPipeline([("features", featurizer), *make_logistic_regression(feature_set=("rim",)).steps]).fit(table, y)
     assert list(full[:-1].get_feature_names_out()) == list(RimProfileExtractor().get_feature_names_out())
 
 

@@ -37,7 +37,6 @@ from rimclf import RimModel
 from rimclf.baselines import (
     SafeSMOTE,
     SelectFeatures,
-    SelectRadiomics,
     SliceDictSMOTE,
     make_gradient_boosting,
     make_logistic_regression,
@@ -77,7 +76,6 @@ EXPECTED_FAILURES = {
 #: small, fast settings; the factory name is kept for EXPECTED_FAILURES
 ARRAY_ESTIMATORS = [
     SelectFeatures(),
-    SelectRadiomics(),
     SafeSMOTE(k_neighbors=2, random_state=0),
     make_random_forest(n_estimators=5, random_state=0),
     make_logistic_regression(random_state=0),

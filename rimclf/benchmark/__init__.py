@@ -22,7 +22,6 @@ from typing import Any
 _LAZY: dict[str, str] = {
     "ABLATION_METHODS": "rimclf.benchmark._methods",
     "ABLATION_REFERENCE": "rimclf.benchmark._methods",
-    "FEATURE_SETS": "rimclf.benchmark._methods",
     "METHODS": "rimclf.benchmark._methods",
     "REFERENCE": "rimclf.benchmark._methods",
     "Method": "rimclf.benchmark._methods",

@@ -91,7 +91,7 @@ def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, ca
     tabular = [name for name, wanted in (("rim", "rim" in parts), ("radiomics", {"lesion", "shell"} & parts)) if wanted]
     if tabular:
         region = "both" if "shell" in parts else "lesion"
-        config = settings.model_config(feature_set="+".join(tabular), region=region)
+        config = settings.model_config(feature_set=tuple(tabular), region=region)
         featurizer = make_featurizer(config, patches=False, **runtime)
         X = featurizer.transform(table)
         rim = np.asarray(X["rim"]) if "rim" in X else None

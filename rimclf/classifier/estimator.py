@@ -41,7 +41,7 @@ class QSMRimNetClassifier(
     """QSMRim-Net lesion classifier (rim+ vs rim-) with the scikit-learn API.
 
     A :class:`skorch.NeuralNetBinaryClassifier` around :class:`rimclf.nn.QSMRimNet`. X is the
-    ``SliceDict(patches=(n, C, D, H, W), radiomics=(n, F))`` of ``LesionFeaturizer`` (a plain
+    ``SliceDict(rim=(n, F), patches=(n, C, D, H, W), ...)`` of ``LesionFeaturizer`` (a plain
     dict works too, but sklearn's CV tools need the SliceDict to index it); y holds 0/1.
 
     Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
@@ -49,8 +49,8 @@ class QSMRimNetClassifier(
     Parameters
     ----------
     module : torch module class, default=QSMRimNet
-        Called with the ``module__*`` parameters plus ``in_channels``, ``n_radiomics``,
-        ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, radiomics,
+        Called with the ``module__*`` parameters plus ``in_channels``, ``n_tabular``,
+        ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, tabular,
         y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given. In training, ``y``
         comes on the CPU whatever the device (the labels stay on the host, so that counting the
         rim+ rows of a batch never waits for a GPU); ``y_aug`` may be on either device.
@@ -109,7 +109,7 @@ class QSMRimNetClassifier(
     **kwargs
         Other skorch parameters, e.g. ``module__branches="both", module__depth=18,
         module__width=64`` (the paper's fused network; the default module is the MLP branch
-        alone, ``branches="radiomics", width=8``, as :data:`rimclf.defaults.DEFAULT_MODEL`
+        alone, ``branches="tabular", width=8``, as :data:`rimclf.defaults.DEFAULT_MODEL`
         says), ``module__fusion="sum"``, ``module__augment="flips"``.
 
     Attributes
@@ -160,7 +160,7 @@ class QSMRimNetClassifier(
     ``QSMRimNetClassifier.from_fitted_state(state)`` rebuilds it without pickle, and
     :func:`rimclf.save_model` / :func:`rimclf.load_model` store it in a model directory. skorch's
     ``save_params``/``load_params`` keep the module's weights only: a net built by
-    ``initialize()`` (which then needs ``module__n_radiomics``/``module__in_channels``) and
+    ``initialize()`` (which then needs ``module__n_tabular``/``module__in_channels``) and
     ``load_params(f_params=...)`` has no fitted standardisation and refuses to predict.
 
     Tags: X is a dict of arrays (``input_tags.dict``), so scikit-learn's estimator checks that
@@ -322,7 +322,7 @@ class QSMRimNetClassifier(
             accepted = signature_parameters(self.module)
             derived = {
                 "in_channels": getattr(self, "in_channels_", None),
-                "n_radiomics": getattr(self, "n_radiomics_", None),
+                "n_tabular": getattr(self, "n_radiomics_", None),
                 "smote_k": self.smote_k,
                 "deepsmote": self.imbalance == "deepsmote",
             }

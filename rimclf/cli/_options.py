@@ -17,6 +17,7 @@ import logging
 
 from rimclf import defaults
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+from rimclf.feature_registry import FEATURES, TABULAR, feature_names, feature_sets, format_feature_set, parse_feature_set
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
@@ -38,8 +39,11 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
 def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
     """Radiomics and patch settings (``--region``, ``--patch-shape``, ...), defaults from ``config``."""
     group = parser.add_argument_group("features (LesionFeaturizer)")
-    group.add_argument("--feature-set", choices=defaults.FEATURE_SETS, default=config.feature_set,
-                       help=f"tabular features of each lesion: rim-profile, pyradiomics or both (default {config.feature_set})")
+    group.add_argument("--feature-set", choices=[format_feature_set(names) for names in feature_sets()],
+                       default=format_feature_set(config.feature_set),
+                       help="tabular features of each lesion, '+'-joined: "
+                            + ", ".join(f"{name} ({FEATURES[name].description})" for name in feature_names(TABULAR))
+                            + f" (default {format_feature_set(config.feature_set)})")
     group.add_argument("--radiomics-params", dest="radiomics_params", default=config.radiomics_params,
                        metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
     group.add_argument("--region", choices=defaults.REGIONS, default=config.region,
@@ -153,6 +157,8 @@ def model_config(args: argparse.Namespace, base: ModelConfig = DEFAULT_MODEL) ->
     given = {field.name: getattr(args, field.name) for field in dataclasses.fields(base) if hasattr(args, field.name)}
     if "channels" in given:
         given["channels"] = tuple(given["channels"])
+    if "feature_set" in given:
+        given["feature_set"] = parse_feature_set(given["feature_set"], "--feature-set")
     return dataclasses.replace(base, **given)
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
-from rimclf.defaults import CONNECTIVITY, MIN_VOXELS, QSM_UNIT, TABULAR_KEYS
+from rimclf.defaults import CONNECTIVITY, MIN_VOXELS, QSM_UNIT
+from rimclf.feature_registry import TABULAR, feature_names
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
 
@@ -84,7 +85,7 @@ def save_features(
         settings["patches"]["axes"] = "lesion, channel, world x, y, z (RAS)"
     with atomic_output_dir(out, force=force) as tmp:
         table.to_csv(tmp / "lesions.tsv", sep="\t", index=False)
-        for name in TABULAR_KEYS:
+        for name in feature_names(TABULAR):
             if name in extractors:
                 frame = radiomics_frame(table, features[name], extractors[name].get_feature_names_out())
                 frame.to_csv(tmp / f"{name}.tsv", sep="\t", index=False, float_format="%.9g")

@@ -48,11 +48,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import check_choice, is_int, is_real
 from rimclf.defaults import CHANNELS, DEFAULT_MODEL, NORMALIZATIONS
 from rimclf.errors import DataWarning, ParameterError
+from rimclf.features._base import LesionExtractor
 from rimclf.features._regions import signed_distance_mm
 from rimclf.features._output import DictOutputMixin
 from rimclf.features.rim_profile import MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
@@ -61,9 +61,6 @@ from rimclf.features._subject import (
     CENTROID_COLUMNS,
     Note,
     SubjectVolumes,
-    check_lesion_table,
-    emit_notes,
-    group_by_subject,
     sample_world,
     world_to_voxel,
 )
@@ -93,7 +90,7 @@ def _triple(value: object, name: str, *, integer: bool) -> tuple:
     return tuple(int(i) for i in items) if integer else tuple(float(i) for i in items)
 
 
-class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class PatchExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_keys=None):
     """QSM, FLAIR and lesion-mask cubes around each lesion, on world axes, for the CNN.
 
     The defaults come from :data:`rimclf.defaults.DEFAULT_MODEL`.
@@ -148,11 +145,11 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
         self.channels = channels
         self.normalize = normalize
 
+    _fill = 0.0
+    _dtype = np.float32
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
-        tags.input_tags.string = True
         tags.transformer_tags.preserves_dtype = []  # float32 patches whatever the input
         return tags
 
@@ -182,27 +179,10 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
         size_mm, shape, channels = self._validate()
         return {"size_mm": size_mm, "shape": shape, "channels": channels, "normalize": self.normalize}
 
-    def fit(self, X=None, y=None):
-        """Check the parameters (and the table's columns when given). Nothing is learnt."""
-        self._validate()
-        if X is not None:
-            check_lesion_table(X, self.required_columns())
-        return self
-
-    def transform(self, X) -> np.ndarray:
-        """Patches of every row of the lesion table, in table order: float32 (n, C, D, H, W).
-
-        Subjects are processed one after the other; :class:`~rimclf.features.LesionFeaturizer`
-        adds parallelism and caching.
-        """
+    def output_shape(self) -> tuple[int, ...]:
+        """``(n_channels, *shape)``: one lesion's patch."""
         _, shape, channels = self._validate()
-        table = check_lesion_table(X, self.required_columns())
-        out = np.zeros((len(table), len(channels), *shape), dtype=np.float32)
-        notes: list[Note] = []
-        for task, rows, lesion_index in group_by_subject(table, with_flair="flair" in channels, with_centroids=True):
-            out[rows] = self.extract_subject(SubjectVolumes(task, notes), notes)[lesion_index]
-        emit_notes(notes)
-        return out
+        return (len(channels), *shape)
 
     # -- per-subject work ---------------------------------------------------------------------
     def grid_offsets_mm(self) -> np.ndarray:
