@@ -28,8 +28,7 @@ estimator or the module catches it.
 
 Warnings
 --------
-:class:`RimclfWarning` is the base of :class:`DataWarning`, :class:`QSMUnitWarning` and
-:class:`ModelVersionWarning`.
+:class:`RimclfWarning` is the base of :class:`DataWarning` and :class:`ModelVersionWarning`.
 """
 
 from __future__ import annotations
@@ -152,18 +151,6 @@ class RimclfWarning(UserWarning):
     >>> issubclass(DataWarning, RimclfWarning), issubclass(ModelVersionWarning, RimclfWarning)
     (True, True)
     >>> warnings.simplefilter("error", RimclfWarning)     # doctest: +SKIP
-    """
-
-
-class QSMUnitWarning(RimclfWarning):
-    """No longer issued: a QSM whose values contradict its unit is now a :class:`CohortError`
-    (see :func:`rimclf.cohort.read_qsm`). Kept so that code catching it, and feature-cache entries
-    naming it, still work.
-
-    Examples
-    --------
-    >>> issubclass(QSMUnitWarning, RimclfWarning)
-    True
     """
 
 

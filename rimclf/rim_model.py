@@ -118,6 +118,12 @@ class RimModel(ClassifierMixin, BaseEstimator):
         return tags
 
     def _check_params(self) -> None:
+        threshold = getattr(self.classifier, "threshold", _NET_THRESHOLD)
+        if threshold != _NET_THRESHOLD:
+            raise ParameterError(
+                f"RimModel: classifier__threshold={threshold!r} is not used: a RimModel decides with its own "
+                "threshold (chosen for target_specificity, or fixed); set RimModel(threshold=...) instead"
+            )
         if self.threshold is not None:
             check_param(self.threshold, "threshold", [Interval(float)], owner="RimModel",
                         hint="give a probability (e.g. 0.5) or None")
@@ -134,13 +140,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
     def _classifier(self):
         from rimclf.classifier import make_classifier
 
-        classifier = make_classifier() if self.classifier is None else clone(self.classifier)
-        if classifier.threshold != _NET_THRESHOLD:
-            raise ParameterError(
-                f"RimModel: classifier__threshold={classifier.threshold!r} is not used: a RimModel decides with its own "
-                "threshold (chosen for target_specificity, or fixed); set RimModel(threshold=...) instead"
-            )
-        return classifier
+        return make_classifier() if self.classifier is None else clone(self.classifier)
 
     def fit(self, X: pd.DataFrame, y=None, groups=None) -> RimModel:
         """Extract features, choose the threshold, fit the classifier on the labelled lesions of ``X``.

@@ -39,7 +39,7 @@ def tiny_config():
 
     from rimclf.defaults import DEFAULT_MODEL
 
-    return replace(DEFAULT_MODEL, feature_set="rim+radiomics", branches="both", radiomics_params=RADIOMICS_PARAMS,
+    return replace(DEFAULT_MODEL, feature_set=("rim", "radiomics"), branches="both", radiomics_params=RADIOMICS_PARAMS,
                    patch_shape=8, patch_size_mm=16.0, width=4, max_epochs=2, batch_size=16, threshold_cv=2)
 
 

@@ -24,7 +24,7 @@ PACKAGE = ROOT / "rimclf"
 #: of lower layers only; two rooms of one layer never import each other. A room is a module or a
 #: package (all its submodules). ``docs/architecture.md`` lists the same table.
 LAYERS: list[list[str]] = [
-    ["rimclf._version", "rimclf.errors", "rimclf.defaults"],
+    ["rimclf._version", "rimclf.errors", "rimclf.defaults", "rimclf.feature_registry"],
     ["rimclf._validation", "rimclf._records", "rimclf._atomic", "rimclf._orphans"],
     ["rimclf.nn", "rimclf._nifti", "rimclf._bids", "rimclf.metrics"],
     ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold"],
@@ -32,7 +32,7 @@ LAYERS: list[list[str]] = [
     ["rimclf.rim_model", "rimclf.benchmark", "rimclf.tuning"],
     ["rimclf.model_files"],
     ["rimclf.workflows"],
-    ["rimclf.model", "rimclf.io", "rimclf.demo"],
+    ["rimclf.demo"],
     ["rimclf.cli"],
 ]
 #: The package's face (``rimclf/__init__.py``) stands above every layer: it names the public API.

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from rimclf.baselines import (
     SAMPLERS,
     SafeSMOTE,
+    SelectFeatures,
     SliceDictSMOTE,
     make_gradient_boosting,
     make_logistic_regression,
@@ -393,15 +394,15 @@ def test_fitted_baseline_names_every_importance():
     from rimclf.features import LesionFeaturizer, RadiomicsExtractor, RimProfileExtractor
     from tests.model_builders import RADIOMICS_PARAMS, tiny_table
 
-    featurizer = LesionFeaturizer(rim=RimProfileExtractor(), radiomics=RadiomicsExtractor(params=RADIOMICS_PARAMS),
-                                  patches=None, progress=False)
+    featurizer = LesionFeaturizer([("rim", RimProfileExtractor()), ("radiomics", RadiomicsExtractor(params=RADIOMICS_PARAMS))],
+                                  progress=False)
     table = tiny_table()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         X = featurizer.fit_transform(table)
         y = table["rim"].to_numpy(dtype=int)
         for feature_set, expected in ((None, featurizer.get_feature_names_out()),
-                                      ("radiomics", RadiomicsExtractor(params=RADIOMICS_PARAMS).get_feature_names_out())):
+                                      (("radiomics",), RadiomicsExtractor(params=RADIOMICS_PARAMS).get_feature_names_out())):
             pipe = make_random_forest(n_estimators=5, random_state=0, feature_set=feature_set).fit(X[np.arange(len(y))], y)
             names = pipe[:-1].get_feature_names_out()
             assert list(names) == list(expected)

@@ -151,7 +151,7 @@ def test_loky_worker_timeout_note_is_silenced_and_other_warnings_are_not() -> No
 
 def test_epoch_table_has_no_colour_codes_when_redirected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """skorch colours the best values of its epoch table; output that is not a terminal gets none."""
-    args = ["train", str(tiny_cohort()), "-o", str(tmp_path / "model"), "--feature-set", "rim", "--branches", "radiomics",
+    args = ["train", str(tiny_cohort()), "-o", str(tmp_path / "model"), "--feature-set", "rim", "--branches", "tabular",
             "--width", "4", "--epochs", "2", "--threshold-cv", "0", "--seed", "0"]
     with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
         warnings.simplefilter("ignore", DataWarning)
@@ -266,7 +266,7 @@ def test_predict_refuses_a_participant_id_that_leads_outside_out(trained: Path, 
 
 
 def test_predict_refuses_nan_probabilities(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    from rimclf.model import RimModel
+    from rimclf import RimModel
 
     def broken(self, X, **params):
         probability = np.full((len(X), 2), 0.5)

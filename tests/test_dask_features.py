@@ -24,7 +24,7 @@ def _featurizer(n_jobs):
                 "setting": {"binWidth": 25}}
     )
     return LesionFeaturizer(
-        radiomics=radiomics, patches=PatchExtractor(size_mm=12.0, shape=(6, 5, 4)), n_jobs=n_jobs, progress=False,
+        [("radiomics", radiomics), ("patches", PatchExtractor(size_mm=12.0, shape=(6, 5, 4)))], n_jobs=n_jobs, progress=False,
     )
 
 

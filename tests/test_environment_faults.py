@@ -200,7 +200,8 @@ def test_extract_into_a_read_only_folder_fails_before_extracting(cohort: Path, t
 
 
 def test_train_into_a_read_only_folder_fails_before_training(cohort: Path, tmp_path: Path, monkeypatch) -> None:
-    from rimclf.model import RimModel, train_model
+    from rimclf import RimModel
+    from rimclf.workflows import train_model
 
     def refuse(self, *args, **kwargs):
         raise AssertionError("training started")

@@ -285,13 +285,13 @@ def test_network_space_names_prefix_and_ranges():
     assert set(space) == {
         f"clf__{name}" for name in (
             "module__depth", "module__width", "module__fusion", "module__head_dropout",
-            "module__radiomics_dropout", "lr",
+            "module__tabular_dropout", "lr",
             "optimizer__weight_decay", "batch_size", "max_epochs", "smote_k",
         )
     }
     assert space["clf__lr"].log
     assert network_space(small=True)["module__depth"].choices == (10,)
-    mlp = network_space(branches="radiomics", imbalance="none")  # the default model: nothing inert
+    mlp = network_space(branches="tabular", imbalance="none")  # the default model: nothing inert
     assert not {"module__depth", "module__fusion", "smote_k"} & set(mlp) and "module__width" in mlp
     assert pickle.loads(pickle.dumps(space)) == space
 
@@ -435,7 +435,7 @@ def _feature_pipeline(cache):
         params={"imageType": {"Original": {}}, "featureClass": {"firstorder": None}, "setting": {"binWidth": 25}}
     )
     featurizer = LesionFeaturizer(
-        radiomics=radiomics, patches=PatchExtractor(size_mm=16.0, shape=(8, 8, 8)), memory=cache, progress=False,
+        [("radiomics", radiomics), ("patches", PatchExtractor(size_mm=16.0, shape=(8, 8, 8)))], memory=cache, progress=False,
     )
     network = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=0)
     return Pipeline([("features", featurizer), ("clf", network)])
@@ -489,7 +489,7 @@ def test_tune_a_pipeline_whose_featurizer_caches_extracts_each_subject_once(coho
     )
     cache = tmp_path / "features"
     pipeline = Pipeline([
-        ("features", LesionFeaturizer(radiomics=radiomics, patches=None, memory=cache, progress=False)),
+        ("features", LesionFeaturizer([("radiomics", radiomics)], memory=cache, progress=False)),
         ("clf", make_logistic_regression(sampler="class_weight", random_state=0)),
     ])
     result = tune(

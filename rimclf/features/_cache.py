@@ -36,7 +36,7 @@ import numpy as np
 
 from rimclf._atomic import public_permissions
 from rimclf._records import file_sha256
-from rimclf.errors import DataWarning, ModelVersionWarning, QSMUnitWarning, RimclfWarning
+from rimclf.errors import DataWarning, ModelVersionWarning, RimclfWarning
 
 FORMAT = "rimclf-feature-cache"
 FORMAT_VERSION = 1
@@ -45,7 +45,7 @@ FORMAT_VERSION = 1
 NOTE_CATEGORIES: dict[str, type[Warning]] = {
     cls.__name__: cls
     for cls in (
-        DataWarning, QSMUnitWarning, ModelVersionWarning, RimclfWarning,
+        DataWarning, ModelVersionWarning, RimclfWarning,
         UserWarning, RuntimeWarning, DeprecationWarning, FutureWarning, Warning,
     )
 }

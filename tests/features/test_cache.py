@@ -30,7 +30,7 @@ PATCHES = PatchExtractor(size_mm=12.0, shape=(6, 5, 4))
 
 
 def featurizer(cache: Path, **params) -> LesionFeaturizer:
-    return LesionFeaturizer(radiomics=RADIOMICS, patches=PATCHES, memory=cache, progress=False, **params)
+    return LesionFeaturizer([("radiomics", RADIOMICS), ("patches", PATCHES)], memory=cache, progress=False, **params)
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ def run_cli(argv: list[str]) -> int:
 
 
 def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: pd.DataFrame, tmp_path: Path) -> None:
-    featurizer = LesionFeaturizer(
-        radiomics=RadiomicsExtractor(params=FEW, region="lesion"),
-        patches=PatchExtractor(size_mm=8.0, shape=4, channels=("qsm", "flair", "mask")), rim="default", progress=False,
-    )
+    featurizer = LesionFeaturizer([
+        ("rim", RimProfileExtractor()), ("radiomics", RadiomicsExtractor(params=FEW, region="lesion")),
+        ("patches", PatchExtractor(size_mm=8.0, shape=4, channels=("qsm", "flair", "mask"))),
+    ], progress=False)
     out = save_features(cohort, tmp_path / "features", featurizer=featurizer)
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t", dtype={"participant_id": str})
     assert list(radiomics.columns) == [

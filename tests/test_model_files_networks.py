@@ -19,7 +19,7 @@ from rimclf import QSMRimNetClassifier, load_model, save_model
 from rimclf.baselines import make_logistic_regression, make_random_forest
 from rimclf.cli import main
 from rimclf.errors import DataWarning, ModelFileError, ParameterError
-from rimclf.io import FORMAT_VERSION
+from rimclf.model_files import FORMAT_VERSION
 from tests.model_builders import tiny_cohort, tiny_model, tiny_model_dir, tiny_table
 
 
@@ -33,7 +33,7 @@ def features():
 
 
 def small_net(**params) -> QSMRimNetClassifier:
-    return QSMRimNetClassifier(**{"module__branches": "radiomics", "module__width": 4, "max_epochs": 2,
+    return QSMRimNetClassifier(**{"module__branches": "tabular", "module__width": 4, "max_epochs": 2,
                                   "batch_size": 16, "random_state": 0, "device": "cpu", **params})
 
 
@@ -139,13 +139,13 @@ def test_fitted_state_is_json_ready(tabular) -> None:
 
 def test_skorch_initialize_before_fit_says_what_is_missing(tabular, tmp_path) -> None:
     X, y = tabular
-    with pytest.raises(ParameterError, match=r"module__n_radiomics is not given.*rimclf.load_model"):
+    with pytest.raises(ParameterError, match=r"module__n_tabular is not given.*rimclf.load_model"):
         small_net().initialize()
-    with pytest.raises(ParameterError, match=r"module__in_channels and module__n_radiomics are not given"):
+    with pytest.raises(ParameterError, match=r"module__in_channels and module__n_tabular are not given"):
         small_net(module__branches="both").initialize()
     fitted = small_net().fit(X, y)
     fitted.save_params(f_params=tmp_path / "params.pt")
-    bare = small_net(module__n_radiomics=8).initialize()  # skorch's route: the sizes given as module__*
+    bare = small_net(module__n_tabular=8).initialize()  # skorch's route: the sizes given as module__*
     bare.load_params(f_params=tmp_path / "params.pt")
     for key, value in fitted.module_.state_dict().items():
         torch.testing.assert_close(bare.module_.state_dict()[key], value)
