@@ -67,6 +67,11 @@ TUNING_MODELS = ("qsmrimnet", "random_forest", "logistic_regression", "gradient_
 #: Phantom difficulty presets (``make_phantom_cohort(difficulty=...)``).
 DIFFICULTIES = ("easy", "default", "hard")
 
+#: The BIDS version of the datasets rimclf writes (phantom cohorts, prediction derivatives).
+BIDS_VERSION = "1.9.0"
+#: Seeds rimclf draws from a ``random_state`` (folds, bootstraps, network seeds) lie in ``[0, MAX_SEED)``.
+MAX_SEED = 2**31 - 1
+
 # ------------------------------------------------------------------------- cohort reading
 #: ``load_cohort(min_voxels=...)``: smaller lesions are left out.
 MIN_VOXELS = 8

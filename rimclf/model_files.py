@@ -101,7 +101,7 @@ _TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
 
 
-def _versions() -> dict[str, str]:
+def _model_versions() -> dict[str, str]:
     return installed_versions((*_VERSIONED_PACKAGES, "numpy"))
 
 
@@ -226,7 +226,7 @@ def save_model(model: Any, path: str | os.PathLike, *, force: bool = False) -> P
 
 
 def _header(kind: str) -> dict:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "versions": _model_versions(),
             "weights": {"file": WEIGHTS_FILE, "sha256": ""}}
 
 
@@ -525,7 +525,7 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
         old = _MODULE_PREFIX + "radiomics_encoder."
         tensors = {(_MODULE_PREFIX + "tabular_encoder." + key[len(old):] if key.startswith(old) else key): value
                    for key, value in tensors.items()}
-    current = _versions()
+    current = _model_versions()
     changed = [f"{name} {settings['versions'].get(name, 'unknown')} -> {current[name]}"
                for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]
     if changed:

@@ -24,7 +24,7 @@ from rimclf.threshold import (
     ThresholdChoice,
     check_specificity,
     out_of_fold_probabilities,
-    subject_folds,
+    threshold_folds,
     threshold_from_probabilities,
 )
 
@@ -158,7 +158,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         features = featurizer.transform(table)
         oof = None
         if self.threshold is None and self.threshold_cv >= 2:
-            folds = subject_folds(y, groups, int(self.threshold_cv), self.random_state)
+            folds = threshold_folds(y, groups, int(self.threshold_cv), self.random_state)
             oof = out_of_fold_probabilities(classifier, features, y, groups, folds)
         logger.info("training the final model on all %d lesions", len(table))
         classifier.fit(features, y, **group_fit_params(classifier, groups))

@@ -153,10 +153,10 @@ def test_cohort_options(command: str) -> None:
 
 
 def test_other_command_choices() -> None:
-    from rimclf.phantom._config import DIFFICULTIES
+    from rimclf.phantom._config import DIFFICULTY_PRESETS
     from rimclf.tuning import MODELS, SPACES
 
-    assert tuple(options("phantom")["difficulty"].choices) == defaults.DIFFICULTIES == tuple(DIFFICULTIES)
+    assert tuple(options("phantom")["difficulty"].choices) == defaults.DIFFICULTIES == tuple(DIFFICULTY_PRESETS)
     tune = options("tune")["model"]
     assert tuple(tune.choices) == defaults.TUNING_MODELS == MODELS == tuple(SPACES)
     assert tune.type("network") == "qsmrimnet"  # the old name still works on the command line

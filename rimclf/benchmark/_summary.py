@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rimclf.benchmark._methods import ABLATION_METHODS, METHODS, REFERENCE
+from rimclf.cohort import LESION_KEY
 from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, subject_bootstrap_indices
 
@@ -39,10 +40,9 @@ _KNOWN = {**ABLATION_METHODS, **METHODS}
 #: Columns of ``predictions.tsv``, in order.
 PREDICTION_COLUMNS = ["method", "repeat", "fold", "participant_id", "session", "lesion_id", "rim", "probability"]
 #: What identifies a lesion in ``predictions.tsv`` (``session`` is empty without sessions).
-LESION_KEY = ["participant_id", "session", "lesion_id"]
 #: Metrics of the results table, in order.
 METRICS = ("pauc", "pr_auc", "roc_auc")
-METRIC_LABELS = {"pauc": "pAUC", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
+SHORT_METRIC_LABELS = {"pauc": "pAUC", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
 
 
 def _label(name: str) -> str:
@@ -306,7 +306,7 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
                 f"{row[metric + '_diff_ci_high']:+.{digits}f}] p={row[metric + '_diff_p']:.2g}")
 
     has_reference = bool(results["pauc_diff"].notna().any())
-    header = ["method", *(f"{METRIC_LABELS[m]} [95% CI]" for m in METRICS)]
+    header = ["method", *(f"{SHORT_METRIC_LABELS[m]} [95% CI]" for m in METRICS)]
     if has_reference:
         header += ["Δ pAUC vs reference", "Δ PR AUC vs reference"]
     has_time = "fit_seconds" in results.columns

@@ -22,17 +22,16 @@ from rimclf.classifier.device import (
     seeded_torch,
     uses_channels_last,
 )
-from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
+from rimclf.classifier.inputs import LesionInputsMixin, check_fit_labels, check_inputs, signature_parameters
 from rimclf.classifier.printlog import PrintLog
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
-from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
+from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, MAX_SEED, ModelConfig
 from rimclf.errors import ParameterError
 from rimclf.nn import DeepSMOTE, PatchAugment, QSMRimNet
 
 __all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier", "make_classifier"]
 
-_MAX_SEED = 2**31 - 1
 
 
 class QSMRimNetClassifier(
@@ -364,7 +363,7 @@ class QSMRimNetClassifier(
     # ------------------------------------------------------------- fitting
     def _seed_everything(self) -> int:
         rng = check_random_state(self.random_state)
-        torch_seed, smote_seed, batch_seed, augment_seed = (int(s) for s in rng.randint(0, _MAX_SEED, size=4))
+        torch_seed, smote_seed, batch_seed, augment_seed = (int(s) for s in rng.randint(0, MAX_SEED, size=4))
         self.smote_seed_ = smote_seed
         self.augment_seed_ = augment_seed
         self.batch_rng_ = np.random.default_rng(batch_seed)
@@ -382,7 +381,7 @@ class QSMRimNetClassifier(
         """
         self._check_params()
         inputs, feature_keys = check_inputs(X, self._module_branches())
-        labels = check_labels(y, next(iter(inputs.values())).shape[0])
+        labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
             self._fit_preprocessing(inputs, feature_keys)  # a warm start keeps the fitted statistics
             self._fit_loss(labels)
@@ -401,7 +400,7 @@ class QSMRimNetClassifier(
             return super().partial_fit(X, y, classes=classes, **fit_params)
         self._check_params()
         inputs, feature_keys = check_inputs(X, self._module_branches())
-        labels = check_labels(y, next(iter(inputs.values())).shape[0])
+        labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
             self._fit_preprocessing(inputs, feature_keys)
             self._fit_loss(labels)

@@ -125,7 +125,7 @@ def _check_patches(X: Mapping, branches: str) -> np.ndarray:
     return array
 
 
-def check_labels(y: object, n_rows: int) -> np.ndarray:
+def check_fit_labels(y: object, n_rows: int) -> np.ndarray:
     """Validate binary labels (0/1, bool, or pandas Int64 without missing values) -> float32."""
     if y is None:
         raise CohortError("y is required to fit: one 0/1 rim label per lesion")

@@ -30,7 +30,7 @@ from rimclf.features._subject import (
     SubjectVolumes,
     check_lesion_table,
     emit_notes,
-    file_sha256,
+    remembered_sha256,
     group_by_subject,
 )
 
@@ -403,7 +403,7 @@ def _cache_key(task: SubjectTask, settings: dict) -> str:
         **settings,
         "participant_id": task.participant_id,
         **({"session": task.session} if task.session else {}),  # keys without sessions unchanged
-        "files": {kind: file_sha256(path) for kind, path in files.items()},
+        "files": {kind: remembered_sha256(path) for kind, path in files.items()},
         "qsm_unit": task.qsm_unit,
         "connectivity": task.connectivity,
         "lesion_ids": task.lesion_ids.tolist(),

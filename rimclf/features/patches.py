@@ -55,7 +55,7 @@ from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._base import LesionExtractor
 from rimclf.features._regions import signed_distance_mm
 from rimclf.features._output import DictOutputMixin
-from rimclf.features.rim_profile import MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
+from rimclf.features.rim_profile import MAD_TO_SD, MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
 from rimclf.features._subject import (
     BASE_COLUMNS,
     CENTROID_COLUMNS,
@@ -67,8 +67,6 @@ from rimclf.features._subject import (
 
 #: The ``"distance"`` channel is clipped to +- this many millimetres.
 MAX_DISTANCE_MM = 10.0
-#: Median absolute deviation to standard deviation for normally distributed values.
-MAD_TO_SD = 1.4826
 #: At most this many normal-appearing voxels are used for the subject's FLAIR median.
 _MAX_REFERENCE_VOXELS = 500_000
 
@@ -199,7 +197,7 @@ class PatchExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_keys=Non
         out = np.zeros((len(task.lesion_ids), len(channels), *shape), dtype=np.float32)
         if not len(task.lesion_ids):
             return out
-        reference = _SubjectReference(volumes, notes) if self.normalize in ("nawm", "ring") else None
+        reference = _PatchLevels(volumes, notes) if self.normalize in ("nawm", "ring") else None
         spacing = np.asarray(size_mm) / np.asarray(shape)
         for row, (lesion_id, centre) in enumerate(zip(task.lesion_ids, task.centroids_mm)):
             points = centre + offsets
@@ -238,7 +236,7 @@ class PatchExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_keys=Non
         return values.astype(np.float32)
 
 
-class _SubjectReference:
+class _PatchLevels:
     """Normal-appearing tissue statistics of one subject, for ``normalize="nawm"`` and ``"ring"``."""
 
     def __init__(self, volumes: SubjectVolumes, notes: list[Note]) -> None:

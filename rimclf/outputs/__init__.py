@@ -39,8 +39,10 @@ import pandas as pd
 from rimclf._atomic import atomic_output_dir, safe_child
 from rimclf._bids import scan_name
 from rimclf._nifti import read_volume, save_on_grid
+from rimclf._records import write_json
 from rimclf._version import __version__
 from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
+from rimclf.defaults import BIDS_VERSION
 from rimclf.errors import CohortError, PredictionError
 from rimclf.outputs._montage import axial_plane, write_montage
 
@@ -60,7 +62,6 @@ LESION_COLUMNS = [
     "probability",
     "decision",
 ]
-BIDS_VERSION = "1.9.0"
 #: The probability map's NIfTI ``descrip`` (what a viewer shows as the image's description).
 MAP_DESCRIP = "rimclf rim+ probability (0-1)"
 LABELS_DESCRIP = "rimclf lesion ids (lesion_id of lesions.tsv)"
@@ -296,12 +297,7 @@ def _bids_labels(frame: pd.DataFrame) -> pd.DataFrame:
 def _write_tsv(path: Path, frame: pd.DataFrame) -> None:
     frame.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
     descriptions = {column: COLUMN_DESCRIPTIONS[column] for column in frame.columns if column in COLUMN_DESCRIPTIONS}
-    _write_json(path.with_suffix(".json"), descriptions)
-
-
-def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json(path.with_suffix(".json"), descriptions)
 
 
 def _dataset_description(source: Path | None) -> dict:
@@ -395,7 +391,7 @@ def write_prediction_outputs(
     source = Path(source).expanduser().resolve() if source is not None and Path(source).is_dir() else None
     table = _with_session(table).reset_index(drop=True)
     with atomic_output_dir(out, force=force) as tmp:
-        _write_json(tmp / "dataset_description.json", _dataset_description(source))
+        write_json(tmp / "dataset_description.json", _dataset_description(source))
         _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
         _write_tsv(tmp / "subjects.tsv", _bids_labels(subject_summary(predictions)))
         for (participant, session), rows in table.groupby(["participant_id", "session"], sort=True):
@@ -417,7 +413,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     sources = _sources([first["qsm"], first["mask"]], source)
     save_on_grid(paths["probseg"], probability_map(labels, lesion_ids, scan["probability"].to_numpy()), first["qsm"],
                  descrip=MAP_DESCRIP, cal=(0.0, 1.0))
-    _write_json(_sidecar(paths["probseg"]), {
+    write_json(_sidecar(paths["probseg"]), {
         "Description": "rim+ probability of each lesion, painted on the lesion's voxels (0 outside lesions), "
                        "on the grid of the QSM",
         "Units": "probability (0-1)",
@@ -429,7 +425,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     ids = label_image(labels, lesion_ids)
     save_on_grid(paths["dseg"], ids, first["qsm"], descrip=LABELS_DESCRIP, cal=(0.0, float(ids.max(initial=0))),
                  intent="label")
-    _write_json(_sidecar(paths["dseg"]), {
+    write_json(_sidecar(paths["dseg"]), {
         "Description": "lesion labels whose values are the lesion_id of lesions.tsv (0: background or a lesion "
                        "left out by load_cohort)",
         **_sources([first["mask"]], source),
