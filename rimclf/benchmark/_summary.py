@@ -273,6 +273,24 @@ def summarize_predictions(
     return table
 
 
+def with_ci(row: pd.Series, metric: str, digits: int = 3) -> str:
+    """A results row's ``metric`` with its 95% CI, e.g. ``0.912 [0.871, 0.950]``."""
+    return f"{row[metric]:.{digits}f} [{row[metric + '_ci_low']:.{digits}f}, {row[metric + '_ci_high']:.{digits}f}]"
+
+
+def difference(row: pd.Series, metric: str, digits: int = 3, *, significance: str | None = "p") -> str:
+    """A results row's paired difference from the reference with its CI, ``"reference"`` for the
+    reference itself; ``significance`` adds ``p=...`` ("p"), a ``*`` when p < 0.05 ("star") or nothing (None)."""
+    if not np.isfinite(row[f"{metric}_diff"]):
+        return "reference"  # the one row without a difference to itself
+    text = (f"{row[metric + '_diff']:+.{digits}f} [{row[metric + '_diff_ci_low']:+.{digits}f}, "
+            f"{row[metric + '_diff_ci_high']:+.{digits}f}]")
+    p = row.get(metric + "_diff_p", np.nan)
+    if significance == "p":
+        return f"{text} p={p:.2g}"
+    return text + ("*" if significance == "star" and p < 0.05 else "")
+
+
 def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int = 3) -> str:
     """The results table as aligned text (or a markdown table): metrics with CIs, differences
     against the reference with their CIs and p-values (only when the results have a reference,
@@ -296,15 +314,6 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
     | default model | ... | reference | reference |
     | random forest on rim features, class weight | ... p=... |
     """
-    def with_ci(row, metric: str) -> str:
-        return f"{row[metric]:.{digits}f} [{row[metric + '_ci_low']:.{digits}f}, {row[metric + '_ci_high']:.{digits}f}]"
-
-    def difference(row, metric: str) -> str:
-        if not np.isfinite(row[f"{metric}_diff"]):
-            return "reference"  # the one row without a difference to itself
-        return (f"{row[metric + '_diff']:+.{digits}f} [{row[metric + '_diff_ci_low']:+.{digits}f}, "
-                f"{row[metric + '_diff_ci_high']:+.{digits}f}] p={row[metric + '_diff_p']:.2g}")
-
     has_reference = bool(results["pauc_diff"].notna().any())
     header = ["method", *(f"{SHORT_METRIC_LABELS[m]} [95% CI]" for m in METRICS)]
     if has_reference:
@@ -314,9 +323,9 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
         header.append("fit s/fold")
     rows = []
     for _, row in results.iterrows():
-        cells = [row["label"] if markdown else row["method"], *(with_ci(row, m) for m in METRICS)]
+        cells = [row["label"] if markdown else row["method"], *(with_ci(row, m, digits) for m in METRICS)]
         if has_reference:
-            cells += [difference(row, "pauc"), difference(row, "pr_auc")]
+            cells += [difference(row, "pauc", digits), difference(row, "pr_auc", digits)]
         if has_time:
             cells.append(f"{row['fit_seconds']:.1f}")
         rows.append(cells)
