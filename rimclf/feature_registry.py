@@ -40,6 +40,11 @@ from types import MappingProxyType
 
 from rimclf.errors import ParameterError
 
+__all__ = [
+    "BLOCKS", "FEATURES", "IMAGE", "SEPARATOR", "TABULAR", "Feature", "check_feature_set", "feature_names",
+    "feature_sets", "format_feature_set", "get_feature", "parse_feature_set", "register_feature", "unregister_feature",
+]
+
 #: The kinds of block an extractor yields.
 TABULAR = "tabular"
 IMAGE = "image"
@@ -67,6 +72,12 @@ class Feature:
         :func:`rimclf.features.make_featurizer`.
     description : str, default=""
         A few words for help texts and reports.
+
+    Examples
+    --------
+    >>> feature = FEATURES["radiomics"]
+    >>> feature.block, feature.extractor, dict(feature.config)["region"]
+    ('tabular', 'rimclf.features.radiomics:RadiomicsExtractor', 'region')
     """
 
     name: str
@@ -95,6 +106,14 @@ def register_feature(feature: Feature) -> Feature:
     ------
     ParameterError
         A feature of that name is registered already.
+
+    Examples
+    --------
+    >>> toy = register_feature(Feature("toy", "tabular", "mypackage.toy:ToyExtractor"))
+    >>> feature_names("tabular")
+    ('rim', 'radiomics', 'toy')
+    >>> unregister_feature("toy").name
+    'toy'
     """
     if not isinstance(feature, Feature):
         raise ParameterError(f"register_feature: {feature!r} is not a Feature")
@@ -105,19 +124,39 @@ def register_feature(feature: Feature) -> Feature:
 
 
 def unregister_feature(name: str) -> Feature:
-    """Remove the feature ``name`` from the registry (e.g. a test's toy extractor) and return it."""
+    """Remove the feature ``name`` from the registry (e.g. a test's toy extractor) and return it.
+
+    Examples
+    --------
+    >>> unregister_feature("nothing")
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: feature 'nothing' is not registered; the features are ('rim', 'radiomics', 'patches')
+    """
     return _FEATURES.pop(get_feature(name).name)
 
 
 def get_feature(name: object) -> Feature:
-    """The registered feature ``name``, or :class:`ParameterError` listing the registered ones."""
+    """The registered feature ``name``, or :class:`ParameterError` listing the registered ones.
+
+    Examples
+    --------
+    >>> get_feature("patches").block
+    'image'
+    """
     if not isinstance(name, str) or name not in _FEATURES:
         raise ParameterError(f"feature {name!r} is not registered; the features are {tuple(_FEATURES)}")
     return _FEATURES[name]
 
 
 def feature_names(block: str | None = None) -> tuple[str, ...]:
-    """Registered names (of one ``block``, "tabular" or "image"), in registration order."""
+    """Registered names (of one ``block``, "tabular" or "image"), in registration order.
+
+    Examples
+    --------
+    >>> feature_names(), feature_names("image")
+    (('rim', 'radiomics', 'patches'), ('patches',))
+    """
     return tuple(name for name, feature in _FEATURES.items() if block is None or feature.block == block)
 
 
@@ -126,6 +165,15 @@ def check_feature_set(value: object, name: str = "feature_set") -> tuple[str, ..
 
     Raises :class:`ParameterError` naming ``name`` for a string (use :func:`parse_feature_set`),
     an empty set, an unknown or image name, or a repeated one.
+
+    Examples
+    --------
+    >>> check_feature_set(["radiomics", "rim"])
+    ('rim', 'radiomics')
+    >>> check_feature_set(("patches",))
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: feature_set=('patches',) is not valid: ['patches'] not among the tabular features ('rim', 'radiomics')
     """
     tabular = feature_names(TABULAR)
     if isinstance(value, str) or not isinstance(value, Iterable):
@@ -142,19 +190,37 @@ def check_feature_set(value: object, name: str = "feature_set") -> tuple[str, ..
 
 
 def parse_feature_set(text: str, name: str = "feature_set") -> tuple[str, ...]:
-    """The feature set of its text form ``"rim+radiomics"`` (command line, files)."""
+    """The feature set of its text form ``"rim+radiomics"`` (command line, files).
+
+    Examples
+    --------
+    >>> parse_feature_set("rim+radiomics")
+    ('rim', 'radiomics')
+    """
     if not isinstance(text, str):
         raise ParameterError(f"{name}={text!r} is not valid; it must be text such as 'rim+radiomics'")
     return check_feature_set(tuple(part for part in text.split(SEPARATOR)), name)
 
 
 def format_feature_set(names: Iterable[str]) -> str:
-    """The text form of a feature set, ``("rim", "radiomics")`` -> ``"rim+radiomics"``."""
+    """The text form of a feature set.
+
+    Examples
+    --------
+    >>> format_feature_set(("radiomics", "rim"))
+    'rim+radiomics'
+    """
     return SEPARATOR.join(check_feature_set(names))
 
 
 def feature_sets() -> tuple[tuple[str, ...], ...]:
-    """Every feature set of the registered tabular features (singles first, registry order)."""
+    """Every feature set of the registered tabular features (singles first, registry order).
+
+    Examples
+    --------
+    >>> [format_feature_set(names) for names in feature_sets()]
+    ['rim', 'radiomics', 'rim+radiomics']
+    """
     tabular = feature_names(TABULAR)
     return tuple(combo for size in range(1, len(tabular) + 1) for combo in combinations(tabular, size))
 

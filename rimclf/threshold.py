@@ -225,7 +225,7 @@ def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, 
     >>> y = np.tile([1, 0, 0, 0, 0], 8)                      # 8 subjects of 5 lesions
     >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
     >>> X = rng.normal(size=(40, 3)) + y[:, None]             # features, extracted once
-    >>> probability = out_of_fold_probabilities(LogisticRegression(), X, y, groups, subject_folds(y, groups, 4, 0))
+    >>> probability = out_of_fold_probabilities(LogisticRegression(), X, y, groups, threshold_folds(y, groups, 4, 0))
     >>> print(threshold_from_probabilities(y, probability, 0.9, method="cv", n_splits=4).describe())
     threshold 0.3351 (cv, 4-fold subject-grouped CV): specificity 0.906, sensitivity 0.750 out of fold; out-of-fold pAUC 0.745, PR AUC 0.772, ROC AUC 0.898
     """

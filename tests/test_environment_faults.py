@@ -164,7 +164,7 @@ def test_tune_checks_storage_and_output_before_featurising(
     _no_featurisation(monkeypatch)
     bad = tmp_path / "bad.journal"
     bad.write_bytes(journal + b"garbage\n")
-    base = ["tune", str(cohort), "--model", "logistic_regression", "--trials", "1", "--no-progress"]
+    base = ["tune", str(cohort), "--model", "logistic_regression", "--trials", "1", "--quiet"]
     assert main([*base, "-o", str(tmp_path / "out"), "--storage", str(bad)]) == 2
     err = capsys.readouterr().err
     n_lines = journal.count(b"\n")
@@ -194,7 +194,7 @@ def test_extract_into_a_read_only_folder_fails_before_extracting(cohort: Path, t
     folder = tmp_path / "ro"
     folder.mkdir()
     _read_only(monkeypatch, folder)
-    assert main(["extract", str(cohort), "-o", str(folder / "out"), "--no-progress"]) == 2
+    assert main(["extract", str(cohort), "-o", str(folder / "out"), "--quiet"]) == 2
     assert f"rimclf extract: error: {folder / 'out'}: cannot be created: {folder} is not writable by this user" in capsys.readouterr().err
     assert list(folder.iterdir()) == []
 

@@ -29,7 +29,12 @@ WITH_CNN = "net_fused"
 
 
 def read_results(folder: str | os.PathLike) -> pd.DataFrame:
-    """A cohort folder's results table (``results.tsv``; ``results.csv`` of runs before rimclf wrote TSV)."""
+    """A cohort folder's results table (``results.tsv``; ``results.csv`` of runs before rimclf wrote TSV).
+
+    Examples
+    --------
+    >>> results = {name: read_results(f"runs/{name}") for name in ("seed11", "seed12")}   # doctest: +SKIP
+    """
     folder = Path(folder)
     if (folder / "results.tsv").is_file():
         return pd.read_csv(folder / "results.tsv", sep="\t", na_values="n/a")
@@ -67,7 +72,12 @@ def merge_runs(frames: list[pd.DataFrame], cohort: str, reference: str = ABLATIO
 
 def combined_tables(results: dict[str, pd.DataFrame], reference_label: str = "the default model") -> str:
     """Markdown tables, methods x cohorts: pAUC, PR AUC, ROC AUC with CIs, differences against
-    the reference, and the mean training time per fold. A method a cohort did not run shows "not run"."""
+    the reference, and the mean training time per fold. A method a cohort did not run shows "not run".
+
+    Examples
+    --------
+    >>> print(combined_tables({"seed11": read_results("runs/seed11")}))   # doctest: +SKIP
+    """
     names = list(results)
     methods = pd.concat(list(results.values()), ignore_index=True).drop_duplicates("method")[["method", "label"]]
     rows = {name: frame.set_index("method") for name, frame in results.items()}
@@ -100,7 +110,12 @@ def combined_tables(results: dict[str, pd.DataFrame], reference_label: str = "th
 
 def verdicts(results: dict[str, pd.DataFrame], reference: str = ABLATION_REFERENCE) -> str:
     """The questions the ablation answers, per cohort, as markdown: does the default model beat the
-    strongest radiomics baseline (:data:`RADIOMICS_BASELINE`), does a CNN branch add (:data:`WITH_CNN`)?"""
+    strongest radiomics baseline (:data:`RADIOMICS_BASELINE`), does a CNN branch add (:data:`WITH_CNN`)?
+
+    Examples
+    --------
+    >>> print(verdicts({"seed11": read_results("runs/seed11")}))   # doctest: +SKIP
+    """
     lines = ["**Verdicts** (paired subject-bootstrap 95% CIs; a difference is method − default model)", ""]
     for name, frame in results.items():
         rows = frame.set_index("method")
@@ -121,7 +136,12 @@ def verdicts(results: dict[str, pd.DataFrame], reference: str = ABLATION_REFEREN
 
 
 def plot_ablation(results: dict[str, pd.DataFrame], reference: str = ABLATION_REFERENCE):
-    """Forest plot: each method's paired difference from the reference, per cohort, pAUC and PR AUC."""
+    """Forest plot: each method's paired difference from the reference, per cohort, pAUC and PR AUC.
+
+    Examples
+    --------
+    >>> plot_ablation({"seed11": read_results("runs/seed11")}).savefig("ablation.png")   # doctest: +SKIP
+    """
     from matplotlib.figure import Figure
 
     every = pd.concat(list(results.values()), ignore_index=True).drop_duplicates("method")

@@ -17,7 +17,7 @@ import logging
 
 from rimclf import defaults
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig
-from rimclf.feature_registry import FEATURES, TABULAR, feature_names, feature_sets, format_feature_set, parse_feature_set
+from rimclf.feature_registry import TABULAR, feature_names, feature_sets, format_feature_set, parse_feature_set
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
@@ -25,7 +25,6 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
 
     ``rimclf -v train ...`` and ``rimclf train ... -v`` both work: the subcommands' options
     default to "not given" (``argparse.SUPPRESS``), so they never undo the top-level ones.
-    ``--no-progress`` is a hidden alias of ``--quiet`` kept from earlier versions.
     """
     default = False if top_level else argparse.SUPPRESS
     group = parser if top_level else parser.add_argument_group("output")
@@ -33,7 +32,6 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
     group.add_argument("-q", "--quiet", action="store_true", default=default,
                        help="hide progress bars, epoch tables and progress messages (results, warnings and "
                             "errors are still printed)")
-    group.add_argument("--no-progress", dest="quiet", action="store_true", default=default, help=argparse.SUPPRESS)
 
 
 def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
@@ -41,9 +39,8 @@ def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = D
     group = parser.add_argument_group("features (LesionFeaturizer)")
     group.add_argument("--feature-set", choices=[format_feature_set(names) for names in feature_sets()],
                        default=format_feature_set(config.feature_set),
-                       help="tabular features of each lesion, '+'-joined: "
-                            + ", ".join(f"{name} ({FEATURES[name].description})" for name in feature_names(TABULAR))
-                            + f" (default {format_feature_set(config.feature_set)})")
+                       help=f"tabular features of each lesion, '+'-joined among {', '.join(feature_names(TABULAR))} "
+                            f"(rim-profile features, pyradiomics; default {format_feature_set(config.feature_set)})")
     group.add_argument("--radiomics-params", dest="radiomics_params", default=config.radiomics_params,
                        metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
     group.add_argument("--region", choices=defaults.REGIONS, default=config.region,
@@ -166,11 +163,6 @@ def cohort_options(args: argparse.Namespace) -> dict:
     """The :func:`rimclf.load_cohort` keyword arguments the parsed options give."""
     names = ("min_voxels", "qsm_unit", "connectivity", "derivatives")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
-
-
-def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:
-    """``--params``: the name ``rimclf extract`` gave ``--radiomics-params`` before (hidden)."""
-    parser.add_argument("--params", dest="radiomics_params", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def quiet_library_logs(args: argparse.Namespace) -> None:

@@ -124,7 +124,7 @@ class PatchExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_keys=Non
 
     In a featurizer, the patches are the ``"patches"`` entry:
 
-    >>> LesionFeaturizer(radiomics=None, patches=extractor).get_output_shapes()
+    >>> LesionFeaturizer([("patches", extractor)]).get_output_shapes()
     {'patches': (3, 16, 16, 16)}
     """
 

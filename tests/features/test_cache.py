@@ -286,8 +286,8 @@ def test_rimclf_extract_with_a_planted_cache_runs_no_code(two_subjects: pd.DataF
     cohort, cache = tmp_path / "cohort", tmp_path / "cache"
     params = tmp_path / "params.yaml"
     params.write_text("imageType: {Original: {}}\nfeatureClass: {firstorder: [Mean]}\nsetting: {binWidth: 25}\n")
-    command = ["extract", str(cohort), "-o", str(tmp_path / "out"), "--cache", str(cache), "--params", str(params),
-               "--feature-set", "rim+radiomics", "--patch-shape", "4", "--no-progress"]
+    command = ["extract", str(cohort), "-o", str(tmp_path / "out"), "--cache", str(cache), "--radiomics-params", str(params),
+               "--feature-set", "rim+radiomics", "--patch-shape", "4", "--quiet"]
     assert main(command) == 0
     first = (tmp_path / "out" / "radiomics.tsv").read_text()
     marker = tmp_path / "PWNED"

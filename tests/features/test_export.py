@@ -59,8 +59,8 @@ def test_cli_extract_refuses_to_overwrite_without_force(
     params = tmp_path / "few.json"
     params.write_text(json.dumps(FEW))
     out = tmp_path / "out"
-    argv = [str(cohort), "-o", str(out), "--feature-set", "radiomics", "--params", str(params), "--region", "both", "--no-patches",
-            "--no-progress"]
+    argv = [str(cohort), "-o", str(out), "--feature-set", "radiomics", "--radiomics-params", str(params), "--region", "both", "--no-patches",
+            "--quiet"]
     assert run_cli(["extract", *argv]) == 0
     assert f"to {out}" in capsys.readouterr().out
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t")
