@@ -8,7 +8,8 @@ already catches::
 
     RimclfError
      ├── CohortError       (ValueError)  the data: a cohort file or table, X, y, groups
-     ├── ParameterError    (ValueError)  a setting: an estimator parameter, a function argument,
+     ├── ParameterError    (ValueError,  a setting: an estimator parameter, a function argument,
+     │                      TypeError)
      │                                   a CLI option, an Optuna or benchmark setting
      ├── ModelFileError    (ValueError)  a model directory that cannot be saved or loaded safely
      ├── PredictionError   (ValueError)  a model's output that cannot be used (NaN/Inf probabilities)
@@ -23,8 +24,9 @@ repeat the bad value; parameter messages read ``"name=value is not valid; it mus
 and exits with status 2.
 
 ``nn/`` (plain torch modules, importable without the rest of rimclf) raises
-:class:`ParameterError` too, so that a bad ``module__depth`` reads the same whether the
-estimator or the module catches it.
+:class:`ParameterError` for its settings too, so that a bad ``module__depth`` reads the same
+whether the estimator or the module catches it, and :class:`CohortError` for inputs of the
+wrong shape.
 
 Warnings
 --------
@@ -67,11 +69,13 @@ class CohortError(RimclfError, ValueError):
     """
 
 
-class ParameterError(RimclfError, ValueError):
+class ParameterError(RimclfError, ValueError, TypeError):
     """An invalid setting: a parameter of an estimator or function, a CLI option, an Optuna or
     benchmark setting, or one that cannot work with the data given.
 
-    The message repeats the parameter's name and value and says what is allowed.
+    The message repeats the parameter's name and value and says what is allowed. Like
+    scikit-learn's ``InvalidParameterError`` it is both a :class:`ValueError` and a
+    :class:`TypeError` (a value of the wrong type is a bad setting too).
 
     Examples
     --------

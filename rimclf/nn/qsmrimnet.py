@@ -7,7 +7,7 @@ from torch import nn
 
 from rimclf._validation import check_choice, check_int
 from rimclf.defaults import AUGMENTATIONS, BRANCHES, DEFAULT_MODEL, FUSIONS
-from rimclf.errors import ParameterError
+from rimclf.errors import CohortError, ParameterError
 from rimclf.nn.augment import ROTATION_DEGREES, PatchAugment
 from rimclf.nn.deepsmote import DeepSMOTE
 from rimclf.nn.encoder import TabularEncoder, linear_bn_swish
@@ -149,13 +149,13 @@ class QSMRimNet(nn.Module):
         parts = []
         if self.patch_encoder is not None:
             if patches is None:
-                raise ParameterError(f"QSMRimNet: patches are required with branches={self.branches!r}")
+                raise CohortError(f"QSMRimNet: patches are required with branches={self.branches!r}")
             if self.augment is not None:
                 patches = self.augment(patches)
             parts.append(self.patch_encoder(patches))
         if self.tabular_encoder is not None:
             if tabular is None:
-                raise ParameterError(f"QSMRimNet: tabular features are required with branches={self.branches!r}")
+                raise CohortError(f"QSMRimNet: tabular features are required with branches={self.branches!r}")
             parts.append(self.tabular_encoder(tabular))
         if len(parts) == 1:
             fused = parts[0]

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from rimclf.errors import CohortError
 from rimclf.nn import BRANCHES, FUSIONS, DeepSMOTE, QSMRimNet
 
 N_RADIOMICS = 11
@@ -64,9 +65,9 @@ def test_single_branch_ignores_and_does_not_need_the_other_input():
 def test_missing_input_named():
     net = fused(3, N_RADIOMICS, width=2).eval()
     patches, radiomics, _ = inputs()
-    with pytest.raises(ValueError, match="tabular features are required"):
+    with pytest.raises(CohortError, match="tabular features are required"):
         net(patches)
-    with pytest.raises(ValueError, match="patches are required"):
+    with pytest.raises(CohortError, match="patches are required"):
         net(tabular=radiomics)
 
 
