@@ -15,14 +15,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from rimclf._validation import Interval, Options, check_param, is_int
+from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.cohort import labelled_lesions
 from rimclf.defaults import DEFAULT_MODEL
 from rimclf.metrics import group_fit_params
 from rimclf.errors import CohortError, ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
-    check_specificity,
     out_of_fold_probabilities,
     threshold_folds,
     threshold_from_probabilities,
@@ -117,6 +116,12 @@ class RimModel(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False  # rim+ (1) against rim- (0)
         return tags
 
+    _parameter_constraints = {
+        "target_specificity": [Interval(float, 0, 1, closed="neither")],
+        "threshold_cv": [Options(0), Interval(int, 2)],  # 0: in-sample; k >= 2: a k-fold CV
+        "threshold": [Options(None), Interval(float)],
+    }
+
     def _check_params(self) -> None:
         threshold = getattr(self.classifier, "threshold", _NET_THRESHOLD)
         if threshold != _NET_THRESHOLD:
@@ -124,13 +129,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
                 f"RimModel: classifier__threshold={threshold!r} is not used: a RimModel decides with its own "
                 "threshold (chosen for target_specificity, or fixed); set RimModel(threshold=...) instead"
             )
-        if self.threshold is not None:
-            check_param(self.threshold, "threshold", [Interval(float)], owner="RimModel",
-                        hint="give a probability (e.g. 0.5) or None")
-            return
-        check_specificity(self.target_specificity)
-        check_param(self.threshold_cv, "threshold_cv", [Options(0), Interval(int, 2)], owner="RimModel",
-                    hint="0 reads the threshold off the training lesions, k >= 2 off a k-fold CV")
+        validate_params(self)
 
     def _featurizer(self):
         from rimclf.features import make_featurizer

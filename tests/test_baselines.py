@@ -220,7 +220,7 @@ def test_select_features_takes_the_entries_and_passes_arrays_through():
         SelectFeatures(feature_set=("rim",)).transform(X)
     with pytest.raises(ParameterError, match=r"feature_set=\('qsm',\) is not valid"):
         SelectFeatures(feature_set=("qsm",)).transform(X)
-    with pytest.raises(ParameterError, match=r"feature_set='rim' is not valid"):
+    with pytest.raises(ParameterError, match=r"feature_set=.rim. is not valid; it must be None or a tuple"):
         SelectFeatures(feature_set="rim").transform(X)
 
 

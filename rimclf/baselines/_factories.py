@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from rimclf.baselines._samplers import SafeSMOTE
-from rimclf._validation import check_choice
+from rimclf._validation import Options, Types, check_choice, validate_params
 from rimclf.defaults import SAMPLERS
 from rimclf.feature_registry import TABULAR, check_feature_set, feature_names
 from rimclf.errors import ParameterError
@@ -64,6 +64,11 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
     def __init__(self, feature_set: tuple[str, ...] | None = None) -> None:
         self.feature_set = feature_set
 
+    #: the names themselves are checked against the registry (``check_feature_set``)
+    _parameter_constraints = {
+        "feature_set": [Options(None), Types(tuple, list, description="a tuple of tabular feature names")],
+    }
+
     def fit(self, X: object, y: object = None) -> SelectFeatures:
         """Learn the names of the columns passed on (see :meth:`get_feature_names_out`); return ``self``."""
         if _is_mapping(X):
@@ -104,6 +109,7 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
         return self.feature_names_.copy()
 
     def _keys(self, X: Mapping) -> list[str]:
+        validate_params(self)
         if self.feature_set is None:
             keys = [key for key in feature_names(TABULAR) if key in X]
         else:

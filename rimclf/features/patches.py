@@ -49,7 +49,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from rimclf._validation import check_choice, is_int, is_real
+from rimclf._validation import Options, is_int, is_real, validate_params
 from rimclf.defaults import CHANNELS, DEFAULT_MODEL, NORMALIZATIONS
 from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._base import LesionExtractor
@@ -151,7 +151,11 @@ class PatchExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_keys=Non
         tags.transformer_tags.preserves_dtype = []  # float32 patches whatever the input
         return tags
 
+    #: size_mm, shape and channels (a number or three, a tuple of channels) are checked in _validate
+    _parameter_constraints = {"normalize": [Options(*NORMALIZATIONS)]}
+
     def _validate(self) -> tuple[tuple[float, ...], tuple[int, ...], tuple[str, ...]]:
+        validate_params(self)
         size_mm = _triple(self.size_mm, "size_mm", integer=False)
         shape = _triple(self.shape, "shape", integer=True)
         channels = self.channels
@@ -164,7 +168,6 @@ class PatchExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_keys=Non
             raise ParameterError(f"channels={tuple(channels)!r} is not valid: {unknown} not in the choices {CHANNELS}")
         if len(set(channels)) != len(channels):
             raise ParameterError(f"channels={tuple(channels)!r} is not valid: a channel is repeated")
-        check_choice(self.normalize, "normalize", NORMALIZATIONS, owner="PatchExtractor")
         return size_mm, shape, tuple(channels)
 
     def required_columns(self) -> tuple[str, ...]:
