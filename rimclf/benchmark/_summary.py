@@ -24,15 +24,14 @@ separately. Resamples holding a single class are skipped and counted.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from rimclf.benchmark._methods import ABLATION_METHODS, METHODS, REFERENCE
 from rimclf.cohort import LESION_KEY
-from rimclf.errors import CohortError, DataWarning
-from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, subject_bootstrap_indices
+from rimclf.errors import CohortError
+from rimclf.metrics import bootstrap_p_value, partial_roc_auc, pr_auc, roc_auc, subject_bootstrap
 
 #: Every known method by name: the labels of the table (and of the figures, with the families).
 _KNOWN = {**ABLATION_METHODS, **METHODS}
@@ -213,24 +212,14 @@ def summarize_predictions(
                 pr_auc(labels, scores[m, r]),
                 roc_auc(labels, scores[m, r]),
             )
-    replicates, n_skipped = [], 0
-    for index in subject_bootstrap_indices(groups, n_boot, random_state):
-        resampled = labels[index]
-        if resampled.min() == resampled.max():
-            n_skipped += 1
-            continue
-        replicates.append([
-            np.mean([ranking_metrics(resampled, scores[m, r, index], max_fpr) for r in range(len(repeats))], axis=0)
+    def statistic(index: np.ndarray) -> list:
+        """Each method's metrics on one resample, averaged over the repeats."""
+        return [
+            np.mean([ranking_metrics(labels[index], scores[m, r, index], max_fpr) for r in range(len(repeats))], axis=0)
             for m in range(len(methods))
-        ])
-    if not replicates:
-        raise CohortError(f"all {n_boot} subject resamples held a single class; too few subjects with rim+ lesions")
-    if n_skipped > 0.05 * n_boot:
-        warnings.warn(
-            f"{n_skipped} of {n_boot} subject resamples held a single class and were skipped; "
-            "the intervals are conditional on resamples holding both classes", DataWarning, stacklevel=2,
-        )
-    values = np.asarray(replicates)  # (n_valid, n_methods, n_metrics)
+        ]
+
+    values, _ = subject_bootstrap(statistic, labels, groups, n_boot, random_state)  # (n_valid, n_methods, n_metrics)
     low, high = _percentiles(values, alpha)
     mean = estimates.mean(axis=1)
     spread = estimates.std(axis=1, ddof=1) if len(repeats) > 1 else np.full_like(mean, np.nan)
@@ -260,8 +249,7 @@ def summarize_predictions(
                 differences = values[:, m, k] - values[:, ref, k]
                 diff[m] = mean[m, k] - mean[ref, k]
                 diff_low[m], diff_high[m] = np.quantile(differences, [alpha / 2.0, 1.0 - alpha / 2.0])
-                n_tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
-                p_value[m] = min(1.0, 2.0 * (1 + n_tail) / (differences.size + 1))
+                p_value[m] = bootstrap_p_value(differences)
         table[f"{metric}_diff"] = diff
         table[f"{metric}_diff_ci_low"] = diff_low
         table[f"{metric}_diff_ci_high"] = diff_high
