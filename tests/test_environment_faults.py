@@ -13,7 +13,7 @@ import pytest
 import rimclf._atomic as atomic
 import rimclf.tuning._storage as storage_module
 from rimclf.cli import main
-from rimclf.errors import OutputError
+from rimclf.errors import OutputError, ParameterError
 from rimclf.tuning import check_storage, open_storage, tune
 from tests.tuning_worker import make_data
 
@@ -235,7 +235,7 @@ def test_disk_full_while_saving_a_model_is_an_output_error(tmp_path: Path, monke
 def test_a_failed_command_leaves_no_claim_behind(cohort: Path, tmp_path: Path) -> None:
     from rimclf.features import save_features
 
-    with pytest.raises(Exception):
+    with pytest.raises(ParameterError, match="featurizer='not a featurizer' is not valid"):
         save_features(cohort, tmp_path / "out", featurizer="not a featurizer")  # fails after the claim
     assert list(tmp_path.iterdir()) == []
     assert json.dumps(atomic._RESERVED, default=str) == "{}"

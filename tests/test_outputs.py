@@ -184,7 +184,7 @@ def test_no_overwrite_without_force(table: pd.DataFrame, tmp_path: Path) -> None
 def test_failure_leaves_nothing_behind(table: pd.DataFrame, tmp_path: Path) -> None:
     broken = table.copy()
     broken.loc[broken["participant_id"] == "02", "mask"] = str(tmp_path / "missing_mask.nii.gz")
-    with pytest.raises(Exception, match="missing_mask"):
+    with pytest.raises(CohortError, match="missing_mask"):
         write_prediction_outputs(tmp_path / "out", broken, np.zeros(len(broken)), 0.5)
     assert list(tmp_path.iterdir()) == [tmp_path / "cohort"]
 

@@ -12,6 +12,7 @@ import pandas as pd
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
 from rimclf.defaults import CONNECTIVITY, MIN_VOXELS, QSM_UNIT
+from rimclf.errors import ParameterError
 from rimclf.feature_registry import TABULAR, feature_names
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
@@ -69,6 +70,10 @@ def save_features(
 
     out = Path(out)
     featurizer = make_featurizer() if featurizer is None else featurizer
+    if not isinstance(featurizer, LesionFeaturizer):
+        raise ParameterError(
+            f"featurizer={featurizer!r} is not valid; it must be a LesionFeaturizer (e.g. make_featurizer(config))"
+        )
     table = (
         cohort
         if isinstance(cohort, pd.DataFrame)
