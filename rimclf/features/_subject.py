@@ -174,8 +174,8 @@ class SubjectVolumes:
 
     @cached_property
     def labels(self) -> np.ndarray:
-        """Lesion instance labels on the QSM grid (int32)."""
-        labels, _ = _read_noting(self.notes, read_lesion_labels, self.task.mask, self.task.connectivity)
+        """Lesion instance labels on the QSM grid (int32; a mask on another grid resampled onto it)."""
+        labels, _ = _read_noting(self.notes, read_lesion_labels, self.task.mask, self.task.connectivity, self.task.qsm)
         if labels.shape != self.qsm.shape:
             raise CohortError(
                 f"{self.task.mask}: shape {labels.shape} differs from the QSM's {self.qsm.shape}; "
