@@ -386,6 +386,7 @@ def test_slicedict_smote_feeds_the_network_in_grouped_cross_validation():
 
 
 # --------------------------------------------------------------------------- feature names
+@pytest.mark.slow
 def test_fitted_baseline_names_every_importance():
     """``pipe[:-1].get_feature_names_out()`` names the columns the model saw, from the names the
     featurizer's output carries; the sampler passes them through."""

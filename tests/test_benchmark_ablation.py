@@ -63,6 +63,7 @@ def test_verdicts_answer_the_ablation_s_questions():
     assert "adding the CNN: PR AUC -0.050 [-0.050, -0.050] (adds < 0.03)" in text
 
 
+@pytest.mark.slow
 def test_plot_ablation_draws_every_method_but_the_reference():
     frame = _full(_run(("default", 0.9, 0.8), ("rf_rim", 0.8, 0.6), ("net_cnn", 0.7, 0.5)))
     figure = plot_ablation({"a": frame, "b": frame.iloc[:2]})

@@ -144,6 +144,7 @@ sys.stdout.write(clf.predict_proba(X)[:, 1].astype(np.float32).tobytes().hex())
 """
 
 
+@pytest.mark.slow
 def test_repeatable_across_processes_on_cpu():
     """Two fresh interpreters with the same thread count train the same network on the CPU, bit for bit."""
 

@@ -8,6 +8,9 @@ import pytest
 
 from rimclf import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
 
+pytestmark = pytest.mark.slow
+
+
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'rimclf[dask]')")
 
 

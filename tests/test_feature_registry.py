@@ -88,6 +88,7 @@ def test_feature_sets_are_tuples_and_text_only_at_the_edges() -> None:
         Feature("toy", "table", ToyExtractor)
 
 
+@pytest.mark.slow
 def test_a_registered_toy_extractor_trains_and_saves(toy, tmp_path) -> None:
     assert "rim+toy" in [format_feature_set(names) for names in feature_sets()]
     table = tiny_table()

@@ -32,7 +32,7 @@ MIN_ROC_AUC = 0.75
 MAX_SHUFFLED_ROC_AUC = 0.65
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ from rimclf.errors import ModelVersionWarning
 from rimclf.model_files import FORMAT, FORMAT_VERSION
 from tests.model_builders import tiny_model, tiny_model_dir, tiny_table
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:

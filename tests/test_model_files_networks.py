@@ -22,6 +22,8 @@ from rimclf.errors import DataWarning, ModelFileError, ParameterError
 from rimclf.model_files import FORMAT_VERSION
 from tests.model_builders import tiny_cohort, tiny_model, tiny_model_dir, tiny_table
 
+pytestmark = pytest.mark.slow
+
 
 def read_settings(folder) -> dict:
     return json.loads((folder / "settings.json").read_text())

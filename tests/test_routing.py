@@ -113,6 +113,7 @@ def test_a_fit_without_groups_says_how_to_pass_them(data) -> None:
         net().fit(X, y)
 
 
+@pytest.mark.slow
 def test_rim_model_gives_the_subjects_to_its_network(tmp_path) -> None:
     from dataclasses import replace
 

@@ -22,6 +22,9 @@ from rimclf.threshold import threshold_folds, threshold_from_probabilities
 from tests.model_builders import tiny_cohort, tiny_estimators, tiny_model, tiny_table
 
 
+pytestmark = pytest.mark.slow
+
+
 # ----------------------------------------------------------------------------- threshold
 def test_threshold_reaches_the_target_specificity() -> None:
     rng = np.random.default_rng(0)
