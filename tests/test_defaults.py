@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 
 import pytest
 
@@ -159,19 +161,19 @@ def test_other_command_choices() -> None:
     assert tuple(options("phantom")["difficulty"].choices) == defaults.DIFFICULTIES == tuple(DIFFICULTY_PRESETS)
     tune = options("tune")["model"]
     assert tuple(tune.choices) == defaults.TUNING_MODELS == MODELS == tuple(SPACES)
-    assert tune.type("network") == "qsmrimnet"  # the old name still works on the command line
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):  # no old names kept
+        build_parser().parse_args(["tune", "COHORT", "-o", "OUT", "--model", "network"])
 
 
 def test_library_defaults_are_the_default_model() -> None:
-    from rimclf import PatchExtractor, QSMRimNetClassifier, RadiomicsExtractor, RimModel
+    from rimclf import QSMRimNetClassifier, RimModel
+    from rimclf.feature_registry import FEATURES
+    from rimclf.features.featurizer import extractor_class
     from rimclf.nn import QSMRimNet
 
-    patches = PatchExtractor().get_params()
-    assert (patches["size_mm"], patches["shape"]) == (DEFAULT_MODEL.patch_size_mm, DEFAULT_MODEL.patch_shape)
-    assert (patches["channels"], patches["normalize"]) == (DEFAULT_MODEL.channels, DEFAULT_MODEL.normalize)
-    radiomics = RadiomicsExtractor().get_params()
-    assert (radiomics["params"], radiomics["region"], radiomics["shell_mm"]) == (
-        DEFAULT_MODEL.radiomics_params, DEFAULT_MODEL.region, DEFAULT_MODEL.shell_mm)
+    for feature in FEATURES.values():  # every extractor's defaults are the ModelConfig fields its entry names
+        params = extractor_class(feature)().get_params()
+        assert {p: params[p] for p in feature.config} == {p: getattr(DEFAULT_MODEL, f) for p, f in feature.config.items()}
     net = QSMRimNetClassifier().get_params()
     for name in ("lr", "max_epochs", "batch_size", "imbalance", "smote_k"):
         assert net[name] == getattr(DEFAULT_MODEL, name)
