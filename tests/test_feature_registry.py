@@ -105,3 +105,22 @@ def test_a_registered_toy_extractor_trains_and_saves(toy, tmp_path) -> None:
         loaded = load_model(tmp_path / "model", device="cpu")
         np.testing.assert_array_equal(loaded.predict_proba(table), model.predict_proba(table))
     assert loaded.featurizer_.extractors()["toy"].get_params() == {"scale": 1.0}
+
+
+def test_the_worked_example_of_docs_architecture_runs() -> None:
+    """docs/architecture.md's new extractor, as printed there, plugs into a featurizer."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    module, entry = re.findall(r"```python\n(.*?)```", text.split("## The feature registry", 1)[1], re.S)[:2]
+    namespace: dict = {}
+    exec(compile(module, "lesion_size.py", "exec"), namespace)  # the new module
+    assert "register_feature(Feature(\"size\", TABULAR" in entry
+    register_feature(Feature("size", TABULAR, namespace["LesionSizeExtractor"]))
+    try:
+        featurizer = make_featurizer(dataclasses.replace(DEFAULT_MODEL, feature_set=("rim", "size")))
+        assert featurizer.get_output_shapes() == {"rim": (20,), "size": (2,)}
+        assert list(featurizer.get_feature_names_out()[-2:]) == ["size_log_voxels", "size_qsm_mean"]
+    finally:
+        unregister_feature("size")
