@@ -214,6 +214,7 @@ def test_train_into_a_read_only_folder_fails_before_training(cohort: Path, tmp_p
         train_model(cohort, out=folder / "model")
 
 
+@pytest.mark.slow
 def test_disk_full_while_saving_a_model_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 

@@ -175,6 +175,7 @@ def test_flair_is_world_aligned_with_the_mask(cohort):
         assert sample(mask > 0).mean() > 1.15 * sample(ring).mean()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_cohorts_whatever_n_jobs(cohort, tmp_path):
     again = make_phantom_cohort(tmp_path / "again", n_subjects=3, random_state=7, rim_prevalence=0.3, n_jobs=2, **TINY)
     first, second = _arrays(cohort), _arrays(again)

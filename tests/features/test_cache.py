@@ -256,6 +256,7 @@ def test_concurrent_writers_never_show_a_reader_half_an_entry(tmp_path: Path) ->
     assert sorted(p.name for p in cache.folder.iterdir()) == [f"{key}.json", f"{key}.npz"]
 
 
+@pytest.mark.slow
 def test_parallel_and_dask_workers_share_the_cache(two_subjects: pd.DataFrame, tmp_path: Path, caplog) -> None:
     cache = tmp_path / "cache"
     reference = featurizer(None).transform(two_subjects)
@@ -279,6 +280,7 @@ def test_old_temporary_files_of_dead_workers_are_removed(filled) -> None:
     assert not old.exists() and fresh.exists()  # a recent one may belong to a live worker
 
 
+@pytest.mark.slow
 def test_rimclf_extract_with_a_planted_cache_runs_no_code(two_subjects: pd.DataFrame, tmp_path: Path) -> None:
     """The attack of issue #14, through the command line: every cache entry replaced by a pickle."""
     from rimclf.cli import main

@@ -53,6 +53,7 @@ def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: p
     )
 
 
+@pytest.mark.slow
 def test_cli_extract_refuses_to_overwrite_without_force(
     cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -70,6 +70,7 @@ def test_empty_table_gives_empty_arrays(table: pd.DataFrame) -> None:
     assert features["radiomics"].shape == (0, 9 * 19) and features["patches"].shape == (0, 3, 6, 5, 4)
 
 
+@pytest.mark.slow
 def test_rim_features_join_the_output_and_the_feature_names(table: pd.DataFrame, reference: SliceDict) -> None:
     from rimclf.features import RimProfileExtractor
 
@@ -88,6 +89,7 @@ def test_either_part_can_be_skipped(table: pd.DataFrame, reference: SliceDict) -
     np.testing.assert_array_equal(only_radiomics["radiomics"], reference["radiomics"][:3])
 
 
+@pytest.mark.slow
 def test_n_jobs_and_backends_give_identical_results(table: pd.DataFrame, reference: SliceDict) -> None:
     parallel = featurizer(n_jobs=2).transform(table)
     np.testing.assert_array_equal(parallel["radiomics"], reference["radiomics"])
@@ -122,6 +124,7 @@ def extraction_log(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage().split()[3] for r in caplog.records if r.getMessage().startswith("extracting features")]
 
 
+@pytest.mark.slow
 def test_cache_reuses_unchanged_subjects_and_reextracts_changed_ones(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -161,6 +164,7 @@ def radiomics_only(X: SliceDict) -> np.ndarray:
     return X["radiomics"]
 
 
+@pytest.mark.slow
 def test_pipeline_cross_validation_grouped_by_subject(table: pd.DataFrame, tmp_path: Path) -> None:
     pipeline = Pipeline(
         [
