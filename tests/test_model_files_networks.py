@@ -16,17 +16,25 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
 from rimclf import QSMRimNetClassifier, load_model, save_model
+from rimclf._model_checks import settings_digest
 from rimclf.baselines import make_logistic_regression, make_random_forest
 from rimclf.cli import main
 from rimclf.errors import DataWarning, ModelFileError, ParameterError
 from rimclf.model_files import FORMAT_VERSION
-from tests.model_builders import tiny_cohort, tiny_model, tiny_model_dir, tiny_table
+from tests.model_builders import older_model_dir, tiny_cohort, tiny_model, tiny_model_dir, tiny_table
 
 pytestmark = pytest.mark.slow
 
 
 def read_settings(folder) -> dict:
     return json.loads((folder / "settings.json").read_text())
+
+
+def write_settings(folder, settings: dict) -> None:
+    """Write edited settings with their new SHA-256 (so the checks behind the digest are tested)."""
+    if settings.get("format_version") == FORMAT_VERSION:
+        settings = {**settings, "settings_sha256": settings_digest(settings)}
+    (folder / "settings.json").write_text(json.dumps(settings))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +62,7 @@ def test_a_network_alone_round_trips_without_pickle(tmp_path, features) -> None:
     assert sorted(p.name for p in path.iterdir()) == ["settings.json", "weights.pt"]
     settings = read_settings(path)
     assert settings["kind"] == "classifier" and settings["format_version"] == FORMAT_VERSION
-    assert set(settings) == {"format", "format_version", "kind", "versions", "weights", "classifier"}
+    assert set(settings) == {"format", "format_version", "kind", "versions", "weights", "classifier", "settings_sha256"}
     tensors = torch.load(path / "weights.pt", weights_only=True)  # tensors only: no pickled objects
     assert all(isinstance(value, torch.Tensor) for value in tensors.values())
     loaded = load_model(path, device="cpu")
@@ -100,10 +108,7 @@ def test_files_of_format_version_2_still_load_as_rim_models(tmp_path) -> None:
     import shutil
 
     folder = shutil.copytree(tiny_model_dir(), tmp_path / "old")
-    settings = read_settings(folder)
-    del settings["kind"]
-    settings["format_version"] = 2
-    (folder / "settings.json").write_text(json.dumps(settings))
+    settings = older_model_dir(folder, 2)  # radiomics_encoder weights, no kind, no settings digest
     loaded = load_model(folder)
     np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), tiny_model().predict_proba(tiny_table()))
     settings["kind"] = "classifier"  # a version-2 file cannot claim a kind
@@ -124,7 +129,7 @@ def test_bad_pipeline_settings_are_refused(tmp_path, edit, message) -> None:
     folder = save_model(Pipeline([("features", model.featurizer_), ("net", model.classifier_)]), tmp_path / "pipe")
     settings = read_settings(folder)
     edit(settings)
-    (folder / "settings.json").write_text(json.dumps(settings))
+    write_settings(folder, settings)
     with pytest.raises(ModelFileError, match=message):
         load_model(folder)
 
