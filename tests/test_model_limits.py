@@ -23,6 +23,8 @@ from rimclf.errors import ModelFileError, ModelVersionWarning
 from rimclf.model_files import FORMAT_VERSION
 from tests.model_builders import older_model_dir, tiny_model, tiny_model_dir, tiny_table
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:

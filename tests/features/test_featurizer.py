@@ -107,6 +107,7 @@ def test_dask_backend(table: pd.DataFrame, reference: SliceDict) -> None:
     np.testing.assert_array_equal(features["radiomics"], reference["radiomics"][:10])
 
 
+@pytest.mark.slow
 def test_worker_warnings_and_errors_reach_the_caller(tmp_path: Path) -> None:
     qsm = make_qsm(1)
     qsm[0, 0, 0] = np.nan  # outside the brain: zero-filled with a warning
