@@ -63,7 +63,7 @@ from rimclf._model_checks import (
     settings_digest,
 )
 from rimclf._records import file_sha256, installed_versions, json_value
-from rimclf._validation import is_int
+from rimclf._validation import check_path, is_int
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError, printable
 from rimclf.feature_registry import FEATURES, TABULAR, feature_names
 from rimclf.rim_model import RimModel
@@ -226,7 +226,7 @@ def save_model(model: Any, path: str | os.PathLike, *, force: bool = False) -> P
 
     Examples
     --------
-    >>> net = QSMRimNetClassifier(module__branches="radiomics").fit(X, y)  # doctest: +SKIP
+    >>> net = QSMRimNetClassifier(module__branches="tabular").fit(X, y)  # doctest: +SKIP
     >>> save_model(net, "net")  # doctest: +SKIP
     >>> load_model("net").predict_proba(X)  # doctest: +SKIP
     """
@@ -339,6 +339,13 @@ def _check_section(section: object, schema: dict, where: str, *, required: bool 
             names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in kinds)
             raise ModelFileError(f"{where}['{key}'] must be {names}, got {value!r}")
     return section
+
+
+def _check_device(device: object) -> None:
+    """A device name torch knows and this machine has ("auto" always passes)."""
+    from rimclf.classifier.device import resolve_device
+
+    resolve_device(device)
 
 
 def _read_settings(folder: Path) -> dict:
@@ -583,12 +590,16 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     >>> model = rimclf.load_model("model", device="cpu")      # doctest: +SKIP
     >>> probability = model.predict_proba(rimclf.load_cohort("NEW_COHORT"))[:, 1]  # doctest: +SKIP
     """
-    folder = Path(path).expanduser()
+    folder = Path(check_path(path, "path", what="a model folder", owner="load_model")).expanduser()
+    _check_device(device)  # a device that is not there is said so, before reading the weights
     settings = _read_settings(folder)
     where = str(folder / SETTINGS_FILE)
     current = _model_versions()
+    # pyradiomics is optional (rimclf[radiomics]): its absence is no version change (a model that
+    # needs it says so when its features are checked)
     changed = [f"{name} {printable(settings['versions'].get(name, 'unknown'), 40)} -> {current[name]}"
-               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]
+               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])
+               and not (name == "pyradiomics" and current[name] == "not installed")]
     if changed:
         warnings.warn(f"{folder}: model saved with other package versions ({', '.join(changed)}); "
                       "its predictions may differ slightly", ModelVersionWarning, stacklevel=2)
