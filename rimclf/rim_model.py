@@ -15,20 +15,23 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from rimclf._validation import Interval, Options, check_param, is_int
+from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.cohort import labelled_lesions
 from rimclf.defaults import DEFAULT_MODEL
 from rimclf.metrics import group_fit_params
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
-    check_specificity,
     out_of_fold_probabilities,
-    subject_folds,
+    threshold_folds,
     threshold_from_probabilities,
 )
 
 logger = logging.getLogger(__name__)
+
+#: The threshold of an unfitted classifier (skorch's default); a RimModel's fitted classifier
+#: takes the model's ``threshold_``, so that ``model.classifier_.predict`` decides as the model does.
+_NET_THRESHOLD = 0.5
 
 
 class RimModel(ClassifierMixin, BaseEstimator):
@@ -50,7 +53,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
     classifier : QSMRimNetClassifier or None, default=None
         Default :func:`rimclf.classifier.make_classifier` ``()`` (*): the network's MLP branch;
         fitted as a clone. ``predict`` calls a lesion rim+ when ``predict_proba(X)[:, 1] >=
-        threshold_``.
+        threshold_``; the fitted ``classifier_.threshold`` is ``threshold_`` too (one
+        threshold), and a ``classifier__threshold`` of its own is refused.
     target_specificity : float, default=0.9 (*)
         Specificity the threshold is chosen for (QSMRim-Net's FPR <= 0.1).
     threshold_cv : int, default=5 (*)
@@ -112,14 +116,20 @@ class RimModel(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False  # rim+ (1) against rim- (0)
         return tags
 
+    _parameter_constraints = {
+        "target_specificity": [Interval(float, 0, 1, closed="neither")],
+        "threshold_cv": [Options(0), Interval(int, 2)],  # 0: in-sample; k >= 2: a k-fold CV
+        "threshold": [Options(None), Interval(float)],
+    }
+
     def _check_params(self) -> None:
-        if self.threshold is not None:
-            check_param(self.threshold, "threshold", [Interval(float)], owner="RimModel",
-                        hint="give a probability (e.g. 0.5) or None")
-            return
-        check_specificity(self.target_specificity)
-        check_param(self.threshold_cv, "threshold_cv", [Options(0), Interval(int, 2)], owner="RimModel",
-                    hint="0 reads the threshold off the training lesions, k >= 2 off a k-fold CV")
+        threshold = getattr(self.classifier, "threshold", _NET_THRESHOLD)
+        if threshold != _NET_THRESHOLD:
+            raise ParameterError(
+                f"RimModel: classifier__threshold={threshold!r} is not used: a RimModel decides with its own "
+                "threshold (chosen for target_specificity, or fixed); set RimModel(threshold=...) instead"
+            )
+        validate_params(self)
 
     def _featurizer(self):
         from rimclf.features import make_featurizer
@@ -147,7 +157,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         features = featurizer.transform(table)
         oof = None
         if self.threshold is None and self.threshold_cv >= 2:
-            folds = subject_folds(y, groups, int(self.threshold_cv), self.random_state)
+            folds = threshold_folds(y, groups, int(self.threshold_cv), self.random_state)
             oof = out_of_fold_probabilities(classifier, features, y, groups, folds)
         logger.info("training the final model on all %d lesions", len(table))
         classifier.fit(features, y, **group_fit_params(classifier, groups))
@@ -159,6 +169,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
             in_sample = classifier.predict_proba(features)[:, 1]
             choice = threshold_from_probabilities(y, in_sample, self.target_specificity, method="in-sample")
         logger.debug("%s", choice.describe())
+        classifier.threshold = choice.value  # the classifier's predict decides as the model does
         self.featurizer_ = featurizer
         self.classifier_ = classifier
         self.threshold_choice_ = choice
@@ -216,13 +227,14 @@ class RimModel(ClassifierMixin, BaseEstimator):
         params = state["params"]
         model = cls(
             featurizer=state["featurizer"],
-            classifier=clone(classifier),
+            classifier=clone(classifier).set_params(threshold=_NET_THRESHOLD),
             target_specificity=params["target_specificity"],
             threshold_cv=params["threshold_cv"],
             threshold=choice.value if choice.method == "fixed" else None,
             random_state=params["random_state"],
         )
         model.featurizer_ = state["featurizer"]
+        classifier.threshold = choice.value
         model.classifier_ = classifier
         model.threshold_choice_ = choice
         model.threshold_ = choice.value

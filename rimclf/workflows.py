@@ -84,11 +84,8 @@ def _check_sizes(featurizer: object, classifier: object) -> None:
         width = classifier.get_params_for("module").get("width")
         if width is not None:
             check_size["width"](width, "module__width")
-    for name in ("patches", "radiomics"):
-        extractor = getattr(featurizer, name, None)
-        if extractor is None or isinstance(extractor, str) or not hasattr(extractor, "_validate"):
-            continue
-        extractor._validate()
+    extractors = featurizer.extractors() if hasattr(featurizer, "extractors") else {}  # each checked
+    for extractor in extractors.values():
         for parameter in ("shape", "size_mm", "shell_mm"):
             value = getattr(extractor, parameter, None)
             if value is None or (parameter == "shell_mm" and getattr(extractor, "region", "lesion") == "lesion"):

@@ -27,6 +27,7 @@ def table(tmp_path: Path) -> pd.DataFrame:
     return load_cohort(root)
 
 
+@pytest.mark.slow
 def test_outputs_are_consistent(table: pd.DataFrame, tmp_path: Path) -> None:
     probability = np.array([0.9, 0.2, 0.05, 0.6])
     paths = write_prediction_outputs(tmp_path / "out", table, probability, threshold=0.5)
@@ -148,6 +149,7 @@ def test_the_lesion_label_image_ids_are_the_lesion_ids_of_lesions_tsv(tmp_path: 
     assert lookup["index"].tolist() == lesions["lesion_id"].tolist() and lookup["name"].iloc[0] == "lesion 1"
 
 
+@pytest.mark.slow
 def test_sessions_get_their_own_folders_and_rows(tmp_path: Path) -> None:
     root = tmp_path / "cohort"
     for session in ("1", "2"):
@@ -188,7 +190,7 @@ def test_no_overwrite_without_force(table: pd.DataFrame, tmp_path: Path) -> None
 def test_failure_leaves_nothing_behind(table: pd.DataFrame, tmp_path: Path) -> None:
     broken = table.copy()
     broken.loc[broken["participant_id"] == "02", "mask"] = str(tmp_path / "missing_mask.nii.gz")
-    with pytest.raises(Exception, match="missing_mask"):
+    with pytest.raises(CohortError, match="missing_mask"):
         write_prediction_outputs(tmp_path / "out", broken, np.zeros(len(broken)), 0.5)
     assert list(tmp_path.iterdir()) == [tmp_path / "cohort"]
 

@@ -12,7 +12,9 @@ from rimclf.metrics._bootstrap import (
     BootstrapResult,
     PairedBootstrapResult,
     bootstrap_ci,
+    bootstrap_p_value,
     paired_bootstrap,
+    subject_bootstrap,
     subject_bootstrap_indices,
 )
 from rimclf.metrics._counts import CountAgreement, count_agreement
@@ -32,6 +34,7 @@ __all__ = [
     "CountAgreement",
     "PairedBootstrapResult",
     "bootstrap_ci",
+    "bootstrap_p_value",
     "count_agreement",
     "group_fit_params",
     "paired_bootstrap",
@@ -39,6 +42,7 @@ __all__ = [
     "pr_auc",
     "roc_auc",
     "sensitivity_at_specificity",
+    "subject_bootstrap",
     "subject_bootstrap_indices",
     "subject_folds",
     "threshold_at_specificity",

@@ -39,10 +39,11 @@ import pandas as pd
 from rimclf._atomic import atomic_output_dir, safe_child
 from rimclf._bids import bids_identifiers, scan_name
 from rimclf._nifti import read_volume, save_on_grid
+from rimclf._records import write_json
 from rimclf._validation import check_int, check_n_jobs
 from rimclf._version import __version__
 from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
-from rimclf.defaults import MONTAGE_LESIONS
+from rimclf.defaults import BIDS_VERSION, MONTAGE_LESIONS
 from rimclf.errors import CohortError, PredictionError
 from rimclf.outputs._montage import axial_plane, write_montage
 from rimclf.outputs._parallel import for_each_scan
@@ -64,7 +65,6 @@ LESION_COLUMNS = [
     "probability",
     "decision",
 ]
-BIDS_VERSION = "1.9.0"
 #: The probability map's NIfTI ``descrip`` (what a viewer shows as the image's description).
 MAP_DESCRIP = "rimclf rim+ probability (0-1)"
 LABELS_DESCRIP = "rimclf lesion ids (lesion_id of lesions.tsv)"
@@ -339,12 +339,7 @@ def _bids_labels(frame: pd.DataFrame) -> pd.DataFrame:
 def _write_tsv(path: Path, frame: pd.DataFrame) -> None:
     frame.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
     descriptions = {column: COLUMN_DESCRIPTIONS[column] for column in frame.columns if column in COLUMN_DESCRIPTIONS}
-    _write_json(path.with_suffix(".json"), descriptions)
-
-
-def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json(path.with_suffix(".json"), descriptions)
 
 
 #: The ``CodeURL`` of ``GeneratedBy``: the code by package name and version (a package URL, purl).
@@ -473,7 +468,7 @@ def write_prediction_outputs(
     source = source if source is not None and source.is_dir() else None
     table = _with_session(table).reset_index(drop=True)
     with atomic_output_dir(out, force=force) as tmp:
-        _write_json(tmp / "dataset_description.json", description)
+        write_json(tmp / "dataset_description.json", description)
         _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
         if scans is None:  # a lesion table given as such: its scans, all predicted
             scans = [{"participant_id": p, "session": t, "status": "read", "reason": ""}
@@ -508,7 +503,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     sources = _sources([first["qsm"], first["mask"]], source)
     save_on_grid(paths["probseg"], probability_map(labels, lesion_ids, scan["probability"].to_numpy()), first["qsm"],
                  descrip=MAP_DESCRIP, cal=(0.0, 1.0))
-    _write_json(_sidecar(paths["probseg"]), {
+    write_json(_sidecar(paths["probseg"]), {
         "Description": "rim+ probability of each lesion, painted on the lesion's voxels (0 outside lesions), "
                        "on the grid of the QSM",
         "Units": "probability (0-1)",
@@ -520,7 +515,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     ids = label_image(labels, lesion_ids)
     save_on_grid(paths["dseg"], ids, first["qsm"], descrip=LABELS_DESCRIP, cal=(0.0, float(ids.max(initial=0))),
                  intent="label")
-    _write_json(_sidecar(paths["dseg"]), {
+    write_json(_sidecar(paths["dseg"]), {
         "Description": "lesion labels whose values are the lesion_id of lesions.tsv (0: background or a lesion "
                        "left out by load_cohort)",
         **_sources([first["mask"]], source),
