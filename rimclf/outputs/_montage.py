@@ -163,7 +163,7 @@ def write_montage(
     return _raster.write_png(path, montage.pixels, dpi=100)
 
 
-def _panels(ranked: pd.DataFrame, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm: float) -> list[tuple]:
+def _lesion_panels(ranked: pd.DataFrame, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm: float) -> list[tuple]:
     """Per lesion: its row, the QSM and FLAIR planes, its outline plane and the halo around it."""
     plane = {"half_width_mm": half_width_mm, "step_mm": 0.5}
     halo = int(round(HALO_MM / plane["step_mm"]))
@@ -231,7 +231,7 @@ def montage_image(
         ``pixels`` (uint8 RGB), ``texts`` and the QSM ``window``.
     """
     ranked = montage_lesions(subject, max_lesions)
-    panels = _panels(ranked, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm)
+    panels = _lesion_panels(ranked, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm)
     low, high = qsm_window([p[1] for p in panels], [p[4] for p in panels])
     n = panels[0][1].shape[0] if panels else int(round(2 * half_width_mm / 0.5)) + 1
     side = n * SCALE
