@@ -269,3 +269,18 @@ def test_ctrl_c_stops_tuning_workers_and_fails_their_trials(tmp_path, monkeypatc
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert time.monotonic() - started < 120
+
+
+
+def test_early_stopping_is_not_an_interrupt() -> None:
+    """skorch's EarlyStopping stops a fit by raising KeyboardInterrupt itself: the fit ends normally."""
+    from skorch.callbacks import EarlyStopping
+
+    from rimclf.classifier import GroupValidSplit
+
+    X, y = _data()
+    groups = np.repeat(np.arange(8).astype(str), 5)
+    net = QSMRimNetClassifier(max_epochs=30, batch_size=8, random_state=0, module__branches="tabular", lr=1e-7,
+                              train_split=GroupValidSplit(4), callbacks=[EarlyStopping(patience=1)])
+    net.fit(X, y, groups=groups)
+    assert len(net.history) < 30

@@ -431,6 +431,8 @@ class QSMRimNetClassifier(
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as exc:
+            if _raised_by_skorch_callback(exc):
+                raise  # a callback's deliberate stop (EarlyStopping): skorch ends the fit normally
             raise _FitInterrupted(exc) from exc
 
     def infer(self, x: dict[str, torch.Tensor], **fit_params: Any):
@@ -532,6 +534,17 @@ class QSMRimNetClassifier(
         """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``
         (as :class:`rimclf.RimModel` decides)."""
         return (self.predict_proba(X)[:, 1] >= self.threshold).astype(np.int64)
+
+
+def _raised_by_skorch_callback(exc: BaseException) -> bool:
+    """Whether a ``KeyboardInterrupt`` was raised by a skorch callback itself (skorch's
+    ``EarlyStopping`` stops training this way), not by Ctrl-C or SIGTERM arriving in the fit."""
+    traceback = exc.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return str(traceback.tb_frame.f_globals.get("__name__", "")).startswith("skorch.callbacks")
 
 
 @contextlib.contextmanager

@@ -185,8 +185,10 @@ def benchmark_methods(args: argparse.Namespace) -> dict | None:
 
 
 def model_config(args: argparse.Namespace, base: ModelConfig = DEFAULT_MODEL) -> ModelConfig:
-    """``base`` with every field the parsed options give (``args.<field>``)."""
-    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(base) if hasattr(args, field.name)}
+    """``base`` with every field the parsed options give (``args.<field>``, unless None)."""
+    # an option left unset (None, e.g. `rimclf cv` without --epochs) keeps the base's value
+    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(base)
+             if getattr(args, field.name, None) is not None}
     if "channels" in given:
         given["channels"] = tuple(given["channels"])
     if "feature_set" in given:
