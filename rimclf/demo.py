@@ -264,7 +264,9 @@ def run_demo(
     featurizer = make_featurizer(config, n_jobs=n_jobs, memory=str(paths["cache"]), progress=progress)
     classifier = make_classifier(config, random_state=seed, verbose=int(progress))
     model = train_model(train_table, featurizer=featurizer, classifier=classifier, target_specificity=config.target_specificity,
-                        threshold_cv=config.threshold_cv, random_state=seed, out=paths["model"], force=True)
+                        threshold_cv=config.threshold_cv, random_state=seed, operating_point=config.operating_point,
+                        target_sensitivity=config.target_sensitivity, calibration=config.calibration,
+                        out=paths["model"], force=True)
     report(model.threshold_choice_.describe())
     report(f"  saved the model to {paths['model']}")
 

@@ -40,6 +40,9 @@ def train_model(
     threshold_cv: int = DEFAULT_MODEL.threshold_cv,
     threshold: float | None = None,
     random_state=None,
+    operating_point: str = DEFAULT_MODEL.operating_point,
+    target_sensitivity: float = DEFAULT_MODEL.target_sensitivity,
+    calibration: str | None = DEFAULT_MODEL.calibration,
     out: str | os.PathLike | None = None,
     force: bool = False,
     min_voxels: int = MIN_VOXELS,
@@ -54,7 +57,7 @@ def train_model(
     cohort : str, path-like or pandas.DataFrame
         Cohort directory or manifest (read with :func:`rimclf.load_cohort`) or a lesion table.
         Every lesion needs a rim label.
-    featurizer, classifier, target_specificity, threshold_cv, threshold, random_state
+    featurizer, classifier, target_specificity, threshold_cv, threshold, random_state, operating_point, target_sensitivity, calibration
         See :class:`RimModel`.
     out : str or path-like, optional
         Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
@@ -82,7 +85,8 @@ def train_model(
     """
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
-                     threshold=threshold, random_state=random_state)
+                     threshold=threshold, random_state=random_state, operating_point=operating_point,
+                     target_sensitivity=target_sensitivity, calibration=calibration)
     model.fit(table)
     if out is not None:
         from rimclf.model_files import save_model
