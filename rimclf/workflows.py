@@ -190,6 +190,9 @@ def predict_cohort(
     probability = model.predict_proba(table, **runtime)[:, 1]
     choice = getattr(model, "threshold_choice_", None)
     model_info = {"threshold_choice": choice.to_dict()} if choice is not None else None
+    if model_info is not None:
+        calibration = getattr(model, "calibration_", None)
+        model_info["calibration"] = None if calibration is None else calibration.to_dict()
     source = None if isinstance(cohort, pd.DataFrame) else cohort
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
                                     model_info=model_info, source=source)

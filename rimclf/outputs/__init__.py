@@ -8,6 +8,7 @@ Layout of an output directory (``[ses-<s>/]``, ``[_ses-<s>]`` only for scans wit
                                         is the data dictionary (descriptions, units, levels)
     OUT/subjects.tsv + subjects.json    per scan: rim+ counts at the threshold and expected (90 % interval,
                                         P(>= 1), P(>= 4)) (and, if labelled, true)
+    OUT/subjects.png                    those counts per scan, with intervals (with the montages)
     OUT/sub-<p>/[ses-<s>/]anat/sub-<p>[_ses-<s>]_desc-rimprob_probseg.nii.gz (+ .json)
         float32 on the QSM grid (its affine, qform and sform with their codes): each lesion's voxels
         carry its rim+ probability, 0 elsewhere; cal_min 0, cal_max 1, descrip "rimclf rim+ probability
@@ -43,11 +44,13 @@ from rimclf._nifti import read_volume, save_on_grid
 from rimclf._version import __version__
 from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
 from rimclf.errors import CohortError, PredictionError
+from rimclf.outputs._figures import subject_counts_figure
 from rimclf.outputs._montage import axial_plane, write_montage
 
 __all__ = [
     "LESION_COLUMNS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions", "output_paths",
-    "probability_map", "read_lesions", "subject_summary", "write_montage", "write_prediction_outputs",
+    "probability_map", "read_lesions", "subject_counts_figure", "subject_summary", "write_montage",
+    "write_prediction_outputs",
 ]
 
 LESION_COLUMNS = [
@@ -377,7 +380,7 @@ def write_prediction_outputs(
     threshold : float
         Decision threshold.
     montage : bool, default=True
-        Also draw the per-scan PNG montages.
+        Also draw the per-scan PNG montages and the per-scan counts figure (``subjects.png``).
     max_montage_lesions : int, default=12
         Most probable lesions shown per montage.
     force : bool, default=False
@@ -420,7 +423,10 @@ def write_prediction_outputs(
     with atomic_output_dir(out, force=force) as tmp:
         _write_json(tmp / "dataset_description.json", _dataset_description(source))
         _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
-        _write_tsv(tmp / "subjects.tsv", _bids_labels(subject_summary(predictions)))
+        summary = subject_summary(predictions)
+        _write_tsv(tmp / "subjects.tsv", _bids_labels(summary))
+        if montage:
+            subject_counts_figure(_bids_labels(summary), title="rim+ lesions per scan").savefig(tmp / "subjects.png", dpi=110)
         for (participant, session), rows in table.groupby(["participant_id", "session"], sort=True):
             scan = predictions.loc[rows.index]
             _write_scan(tmp, rows.iloc[0], scan, threshold, model_info, source,
