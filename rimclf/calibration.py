@@ -7,7 +7,8 @@ those honest probabilities against the labels turns the final model's outputs in
 ones (what ``CalibratedClassifierCV(ensemble=False)`` does, on predictions made once):
 
 - ``"sigmoid"`` (Platt scaling on the logit): ``p' = 1 / (1 + exp(-(a * logit(p) + b)))``, a
-  :class:`~sklearn.linear_model.LogisticRegression` of the labels on ``logit(p)``. Two numbers;
+  :class:`~sklearn.linear_model.LogisticRegression` of the labels on ``logit(p)`` with Platt's
+  smoothed targets (as scikit-learn's ``CalibratedClassifierCV(method="sigmoid")``). Two numbers;
   strictly increasing (for ``a > 0``), so the ranking (ROC, pAUC) is unchanged.
 - ``"isotonic"``: :class:`~sklearn.isotonic.IsotonicRegression` of the labels on ``p``, stored as
   its knots and applied by linear interpolation. More flexible; ties lesions on its flat steps.
@@ -55,7 +56,7 @@ class Calibration:
     >>> y = (rng.uniform(size=raw.size) < raw ** 3).astype(int)      # raw overstates the risk
     >>> calibration = fit_calibration(y, raw, "sigmoid")
     >>> calibration.apply([0.5, 0.9]).round(2)
-    array([0.12, 0.76])
+    array([0.12, 0.75])
     >>> Calibration.from_dict(calibration.to_dict()) == calibration  # what a model file stores
     True
     """
@@ -168,7 +169,14 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid") -> 
         raise ParameterError("calibration needs finite out-of-fold probabilities of rim+ and rim- lesions")
     size = {"n_lesions": int(labels.size), "n_rim_pos": int(labels.sum())}
     if method == "sigmoid":
-        fit = LogisticRegression(C=np.inf).fit(logit(p)[:, None], labels)
+        # Platt's targets, as scikit-learn's sigmoid calibration: (N+ + 1) / (N+ + 2) for rim+ and
+        # 1 / (N- + 2) for rim-, so that a few rim+ lesions do not make the map over-confident;
+        # fitted as a logistic regression of each lesion twice, as rim+ and rim-, weighted by its target
+        n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
+        target = np.where(labels == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+        z = logit(p)[:, None]
+        fit = LogisticRegression(C=np.inf).fit(np.vstack([z, z]), np.r_[np.ones(p.size), np.zeros(p.size)],
+                                               sample_weight=np.r_[target, 1.0 - target])
         return Calibration("sigmoid", coef=float(fit.coef_[0, 0]), intercept=float(fit.intercept_[0]), **size)
     fit = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, labels)
     return Calibration("isotonic", knots_x=tuple(float(v) for v in fit.X_thresholds_),
