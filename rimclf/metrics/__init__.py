@@ -24,7 +24,7 @@ from rimclf.metrics._calibration import (
     logit,
     poisson_binomial,
 )
-from rimclf.metrics._counts import CountAgreement, count_agreement
+from rimclf.metrics._counts import CountAgreement, concordance, count_agreement
 from rimclf.metrics._folds import group_fit_params, subject_folds
 from rimclf.metrics._subject_counts import count_category, subject_count_metrics, subject_counts
 from rimclf.metrics._ranking import (
@@ -44,6 +44,7 @@ __all__ = [
     "bootstrap_ci",
     "brier_score",
     "calibration_slope",
+    "concordance",
     "count_agreement",
     "count_category",
     "count_interval",
