@@ -8,6 +8,11 @@ whole file and check its gzip CRC-32 and length, so a damaged file (a flipped bi
 copy) is an error naming it rather than silently altered voxels: nibabel alone stops reading at
 the end of the voxel data and never reaches the checksum at the end of the stream. Decompressing
 once in memory costs about what nibabel's own reading does.
+
+Memory is bounded by what the header declares, checked before any voxel is read
+(:func:`load_header`): at most :data:`~rimclf.defaults.MAX_VOXELS` voxels of a plain numeric
+type, and a ``.nii.gz`` is decompressed only up to the size its header declares (a small file
+whose gzip stream unpacks to gigabytes is refused, not unpacked).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from scipy import ndimage
 
 from rimclf._atomic import public_permissions
 from rimclf._atomic._rename import rename_noreplace
-from rimclf.errors import CohortError, DataWarning, OutputExistsError
+from rimclf.defaults import MAX_VOXELS
+from rimclf.errors import CohortError, DataWarning, OutputExistsError, printable
 
 #: Two affines are "the same grid" when no entry differs by more than this (mm).
 AFFINE_TOLERANCE_MM = 1e-3
@@ -34,6 +40,9 @@ AFFINE_TOLERANCE_MM = 1e-3
 #: (counts, probability lookups), so a label of 2**31 would ask for gigabytes; no lesion mask
 #: needs more than 65535 lesions per subject.
 MAX_LABEL = 65535
+
+#: Bytes a ``.nii.gz`` may unpack to beyond the end of the voxel data its header declares.
+TRAILING_BYTES = 2**20
 
 
 def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
@@ -53,7 +62,9 @@ def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
     ------
     CohortError
         If the file is missing, cannot be parsed as NIfTI, is not 3D (a 4D image with a single
-        volume is accepted and squeezed by :func:`read_volume`), or has a non-invertible affine.
+        volume is accepted and squeezed by :func:`read_volume`), declares more than
+        :data:`~rimclf.defaults.MAX_VOXELS` voxels or voxels of a type that is not a plain number
+        (complex, RGB), or has a non-invertible affine. Nothing but the header is read.
     """
     path = Path(path)
     if not path.is_file():
@@ -67,9 +78,19 @@ def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
         pass
     elif len(shape) != 3:
         raise CohortError(f"{path}: expected a 3D volume, got {len(shape)}D with shape {shape}")
+    n_voxels = int(np.prod(shape, dtype=object))
+    if n_voxels > MAX_VOXELS or min(shape) < 1:
+        raise CohortError(
+            f"{path}: its header declares a grid of {' x '.join(map(str, shape))} = {n_voxels:,} voxels; rimclf reads "
+            f"images of 1 to {MAX_VOXELS:,} voxels (512^3; a QSM has at most about 512 x 512 x 256), so it is not read"
+        )
+    dtype = image.header.get_data_dtype()
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        raise CohortError(f"{path}: its voxels are of type {printable(dtype)}; rimclf reads real-valued (integer or float) images")
     affine = np.asarray(image.affine, dtype=float)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise CohortError(f"{path}: the affine is not a valid voxel-to-world transform:\n{affine}")
+        rows = "; ".join(" ".join(f"{value:g}" for value in row) for row in affine)
+        raise CohortError(f"{path}: the affine is not a valid voxel-to-world transform: [{rows}]")
     return image
 
 
@@ -101,17 +122,24 @@ def _verified_image(path: Path, image: nib.Nifti1Image) -> nib.Nifti1Image:
     decompressed with its CRC-32 and length checked (:func:`gzip.decompress` checks both)."""
     if not path.name.endswith(".gz"):
         return image
+    header = image.header
+    offset = getattr(image.dataobj, "offset", None)  # where the voxels start (the loaded header may say 0)
+    declared = int(offset if offset is not None else header.get_data_offset()) + int(np.prod(spatial_shape(image), dtype=np.int64)) * header.get_data_dtype().itemsize
+    limit = declared + TRAILING_BYTES
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
+        with gzip.open(path, "rb") as handle:  # reads to the end of the stream (CRC-32 and length checked) when under the limit
+            content = handle.read(limit + 1)
+    except FileNotFoundError as exc:
         raise CohortError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    try:
-        content = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile (CRC, length, header) is an OSError
         raise CohortError(
             f"{path}: the file is damaged: its gzip data is corrupt ({exc}); copy or export it again"
         ) from exc
+    if len(content) > limit:
+        raise CohortError(
+            f"{path}: its gzip data unpacks to more than the {declared:,} bytes its header declares; "
+            "not a NIfTI file rimclf reads (refused without unpacking the rest)"
+        )
     try:
         return type(image).from_bytes(content)
     except Exception as exc:
@@ -164,7 +192,22 @@ def read_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     CohortError
         If any voxel is non-finite, negative, not an integer value or above :data:`MAX_LABEL`.
     """
-    data, affine = read_array(path, dtype=np.float64)
+    header = load_header(path).header
+    stored = header.get_data_dtype()
+    # stored integers are read as integers (no float64 copy of a large mask); others as floats wide enough
+    integers = stored.kind in "biu" and header.get_slope_inter() in ((None, None), (1.0, 0.0))
+    data, affine = read_array(path, dtype=(np.int64 if stored.itemsize >= 4 else np.int32) if integers else
+                              np.float32 if stored.itemsize <= 4 and stored.kind == "f" else np.float64)
+    if integers:
+        low, high = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        if low < 0:
+            raise CohortError(f"{path}: the lesion mask has negative labels (min {low}); labels must be 0..K")
+        if high > MAX_LABEL:
+            raise CohortError(
+                f"{path}: the lesion mask has label {high}; rimclf reads labels 0..{MAX_LABEL} only. "
+                "Number the lesions 1..K (and rims.tsv with them), or give a binary 0/1 mask"
+            )
+        return data.astype(np.int32, copy=False), affine
     if not np.all(np.isfinite(data)):
         raise CohortError(f"{path}: the lesion mask contains NaN/Inf voxels")
     if (data < 0).any():
@@ -175,8 +218,9 @@ def read_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             "Number the lesions 1..K (and rims.tsv with them), or give a binary 0/1 mask"
         )
     rounded = np.rint(data)
-    if not np.allclose(data, rounded, atol=1e-4):
-        bad = data[np.abs(data - rounded) > 1e-4]
+    off = np.abs(data - rounded) > 1e-4
+    if off.any():
+        bad = data[off]
         raise CohortError(
             f"{path}: the lesion mask has non-integer values (e.g. {bad[0]:g}); "
             "expected instance labels 1..K or a binary 0/1 mask"

@@ -33,6 +33,9 @@ from rimclf.metrics import logit
 
 __all__ = ["Calibration", "fit_calibration"]
 
+#: most knots a stored isotonic calibration may have (one per distinct out-of-fold probability at most)
+MAX_KNOTS = 20_000
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -116,6 +119,8 @@ class Calibration:
         knots = []
         for key in ("knots_x", "knots_y"):
             value = fields.get(key)
+            if isinstance(value, (list, tuple)) and len(value) > MAX_KNOTS:
+                raise ParameterError(f"calibration['{key}'] has {len(value)} knots; at most {MAX_KNOTS} are read")
             if not isinstance(value, (list, tuple)) or not value or any(
                     isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0 for v in value):
                 raise ParameterError(f"calibration['{key}'] must be a non-empty list of probabilities in [0, 1]")

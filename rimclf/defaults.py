@@ -88,6 +88,25 @@ CONNECTIVITY = 26
 QSM_UNIT = "auto"
 
 
+# ----------------------------------------------------------------------------- upper bounds
+#: Largest sizes rimclf builds or reads, so that a small hostile file (a model directory, a NIfTI
+#: header) cannot make it allocate gigabytes. Model files are refused above them
+#: (``docs/saved_models.md``); the limits sit well above any real use.
+#: ``module__width``: the paper's network has 64; 128 makes a ResNet-34 of about 1 GiB.
+MAX_WIDTH = 128
+#: Samples per patch edge (``PatchExtractor(shape=...)``, ``module__`` input ``patch_shape``).
+MAX_PATCH_SHAPE = 128
+#: Patch channels a network may take (``in_channels``).
+MAX_IN_CHANNELS = 64
+#: Tabular features per lesion the MLP may take (``n_radiomics``; pyradiomics with every image
+#: type and class on lesion and shell gives about 3,000).
+MAX_TABULAR_FEATURES = 50_000
+#: Bytes of a model's tensors (``weights.pt``): a width-128 ResNet-34 with both branches is ~1 GiB.
+MAX_WEIGHTS_BYTES = 2 * 2**30
+#: Voxels of one NIfTI image (512^3; a real QSM has at most about 512 x 512 x 256).
+MAX_VOXELS = 512**3
+
+
 # --------------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class ModelConfig:

@@ -30,9 +30,19 @@ Warnings
 --------
 :class:`RimclfWarning` is the base of :class:`DataWarning`, :class:`QSMUnitWarning` and
 :class:`ModelVersionWarning`.
+
+Text from files
+---------------
+Messages quote text read from files (a model's ``settings.json``, a sidecar, a file name). So
+that a file cannot put terminal control sequences into what rimclf prints (clear the screen,
+forge an error line), the message of every :class:`RimclfError` and :class:`RimclfWarning` is
+shown through :func:`printable` (``str(error)``): control characters come out escaped, and the
+message stays on one line.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 
 class RimclfError(Exception):
@@ -46,7 +56,12 @@ class RimclfError(Exception):
     ... except RimclfError as error:                  # catches every error rimclf raises on purpose
     ...     print(type(error).__name__)
     CohortError
+    >>> str(RimclfError("a name from a file: \\x1b[2J"))     # control characters come out escaped
+    'a name from a file: \\\\x1b[2J'
     """
+
+    def __str__(self) -> str:
+        return printable(super().__str__(), limit=None)
 
 
 class CohortError(RimclfError, ValueError):
@@ -154,6 +169,9 @@ class RimclfWarning(UserWarning):
     >>> warnings.simplefilter("error", RimclfWarning)     # doctest: +SKIP
     """
 
+    def __str__(self) -> str:
+        return printable(super().__str__(), limit=None)
+
 
 class QSMUnitWarning(RimclfWarning):
     """No longer issued: a QSM whose values contradict its unit is now a :class:`CohortError`
@@ -195,3 +213,45 @@ class ModelVersionWarning(RimclfWarning):
     ...     warnings.simplefilter("ignore", ModelVersionWarning)   # a model of other package versions
     ...     model = rimclf.load_model("model")                      # doctest: +SKIP
     """
+
+
+#: Unicode categories escaped by :func:`printable`: control characters (C0, DEL, C1), format
+#: characters (bidirectional overrides, zero-width characters) and line/paragraph separators.
+_UNPRINTABLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
+def printable(text: object, limit: int | None = 300) -> str:
+    """``str(text)`` safe to show on a terminal: on one line, no control characters, not too long.
+
+    Control and format characters (escape sequences, carriage returns, newlines, bidirectional
+    overrides) are written as Python escapes (``\\x1b``, ``\\n``, ``\\u202e``); text longer than
+    ``limit`` characters is cut and ends with ``...``.
+
+    Parameters
+    ----------
+    text : object
+        Usually a string read from a file (a setting, a sidecar value, a file name).
+    limit : int or None, default=300
+        Most characters kept (None: all).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> printable("3.0.1\\x1b[2J\\rrimclf: error: forged")
+    '3.0.1\\\\x1b[2J\\\\rrimclf: error: forged'
+    >>> printable("x" * 10, limit=4)
+    'xxxx...'
+    """
+    text = str(text)
+    cut = limit is not None and len(text) > limit
+    if cut:
+        text = text[:limit]
+    if not text.isprintable():
+        text = "".join(
+            char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
+            for char in text
+        )
+    return text + "..." if cut else text

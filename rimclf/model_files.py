@@ -4,7 +4,8 @@ A saved model is a directory::
 
     MODEL/settings.json   format tag and version, kind, package versions, featurizer settings,
                           classifier parameters and input sizes, decision threshold,
-                          radiomics feature names, training summary, SHA-256 of weights.pt
+                          radiomics feature names, training summary, SHA-256 of weights.pt,
+                          settings_sha256 (of all the other keys, format version 4 on)
     MODEL/weights.pt      torch.save of a flat dict of tensors: the network's state dict
                           ("module.<name>") and the radiomics standardisation arrays
 
@@ -24,7 +25,12 @@ returns an object of the kind saved:
 Loading never runs pickled code: ``settings.json`` is plain JSON whose keys and types are
 checked, ``weights.pt`` must match the SHA-256 recorded in the settings (a changed file is
 refused before it is read) and is read with ``torch.load(weights_only=True)``, which only
-rebuilds tensors and plain containers. No pickle or joblib is involved anywhere.
+rebuilds tensors and plain containers. No pickle or joblib is involved anywhere. Before any
+tensor is read, :mod:`rimclf._model_checks` checks the settings against an allow-list with
+ranges (runtime settings such as ``iterator_valid__*`` are refused), against their
+``settings_sha256`` (a guard against accidental edits, not against a forger), and the size and
+zip layout of ``weights.pt`` against the network the settings describe, so that memory stays
+bounded (``docs/saved_models.md``, "What is refused, and why").
 
 The model's content comes from :meth:`RimModel.fitted_state` and goes back through
 :meth:`RimModel.from_fitted_state`; this module only turns that state into files and back, and
@@ -44,10 +50,22 @@ import numpy as np
 import torch
 
 from rimclf._atomic import atomic_output_dir
+from rimclf._model_checks import (
+    CLASSIFIER_PARAMETERS,
+    MAX_SETTINGS_BYTES,
+    RUNTIME_PARAMETERS,
+    check_classifier_parameter,
+    check_featurizer_matches,
+    check_settings_ranges,
+    check_tensors,
+    expected_tensors,
+    read_weights,
+    settings_digest,
+)
 from rimclf._records import file_sha256, installed_versions, json_value
 from rimclf._validation import is_int
 from rimclf.defaults import CALIBRATIONS, OPERATING_POINTS, TABULAR_KEYS
-from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError
+from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError, printable
 from rimclf.rim_model import RimModel
 from rimclf.calibration import Calibration
 from rimclf.threshold import ThresholdChoice
@@ -58,10 +76,12 @@ FORMAT = "rimclf-model"
 #: 2: rim-profile features ("featurizer.rim") and the tabular entries the network joins
 #: ("classifier.feature_keys"); version-1 files read as having neither.
 #: 3: "kind" ("rim_model", "classifier" or "pipeline"); files of versions 1 and 2 are RimModels.
-#: 4: a RimModel's "calibration" (rimclf.calibration.Calibration.to_dict(), or null) and the model's
-#: "operating_point", "target_sensitivity" and "calibration"; files of versions 1-3 read as uncalibrated
+#: 4: "settings_sha256" (the settings' own SHA-256, see rimclf._model_checks.settings_digest);
+#: files of versions 1-3 have none and load after the same checks of every key and range.
+#: 5: a RimModel's "calibration" (rimclf.calibration.Calibration.to_dict(), or null) and the model's
+#: "operating_point", "target_sensitivity" and "calibration"; files of versions 1-4 read as uncalibrated
 #: models whose threshold was chosen for a specificity.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: what a model directory can hold (``settings.json``'s "kind")
 KINDS = ("rim_model", "classifier", "pipeline")
 #: Pipeline classes a "pipeline" model file may name (module and class)
@@ -99,7 +119,7 @@ _CLASSIFIER_KEYS = {
 }
 _MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None)),
                "operating_point": str, "target_sensitivity": (float, int), "calibration": (str, type(None))}
-#: what a RimModel file of format version < 4 holds in place of the keys version 4 added
+#: what a RimModel file of format version < 5 holds in place of the keys version 5 added
 _BEFORE_CALIBRATION = {"operating_point": "specificity", "target_sensitivity": 0.8, "calibration": None}
 _FEATURIZER_KEYS = {"rim": (dict, type(None)), "radiomics": (dict, type(None)), "patches": (dict, type(None))}
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
@@ -158,10 +178,19 @@ def _classifier_settings(classifier, state: dict) -> tuple[dict, dict[str, torch
             f"cannot save the model: classifier parameter {name}={params[name]!r} is an object that shapes "
             "predictions and cannot be stored as JSON (a model file holds only the default network and loss)"
         )
-    json_params = {key: value for key, value in state["params"].items() if key not in ("train_split", "callbacks")}
+    json_params, dropped = {}, set()
+    for key, value in state["params"].items():
+        if key in ("train_split", "callbacks"):
+            continue
+        if key in RUNTIME_PARAMETERS or (key not in CLASSIFIER_PARAMETERS and key.split("__")[0] in _SUB_PARAMETER_PREFIXES[1:]):
+            dropped.add(key)  # runtime and training-only settings: not part of the model
+            continue
+        check_classifier_parameter(key, value, "cannot save the model:")
+        json_params[key] = value
     settings = {
         "params": _json(json_params, "classifier.params"),
-        "omitted_params": sorted(set(state["omitted_params"]) | ({"callbacks"} if params["callbacks"] else set())),
+        "omitted_params": sorted(set(state["omitted_params"]) | dropped
+                                 | ({"callbacks"} if params["callbacks"] else set())),
         **{key: _json(state[key], f"classifier.{key}") for key in ("in_channels", "patch_shape", "n_radiomics", "feature_keys", "pos_weight")},
     }
     tensors = {_MODULE_PREFIX + key: value.detach().cpu().contiguous() for key, value in state["module_state"].items()}
@@ -226,6 +255,7 @@ def save_model(model: Any, path: str | os.PathLike, *, force: bool = False) -> P
     with atomic_output_dir(path, force=force) as tmp:
         torch.save(tensors, tmp / WEIGHTS_FILE)
         settings["weights"]["sha256"] = file_sha256(tmp / WEIGHTS_FILE)
+        settings["settings_sha256"] = settings_digest(settings)
         text = json.dumps(settings, indent=2, allow_nan=False)
         (tmp / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
     return Path(path)
@@ -331,22 +361,32 @@ def _read_settings(folder: Path) -> dict:
         raise ModelFileError(f"{path}: holds {name}, which is not valid JSON")
 
     try:
-        settings = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise ModelFileError(f"{path}: larger than {MAX_SETTINGS_BYTES // 2**20} MiB; not a rimclf model's settings")
+    try:
+        settings = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc})") from exc
+        raise ModelFileError(f"{path}: not valid JSON ({printable(exc)})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not valid settings (nested too deeply)") from None
     if not isinstance(settings, dict) or settings.get("format") != FORMAT:
         found = settings.get("format") if isinstance(settings, dict) else type(settings).__name__
-        raise ModelFileError(f"{path}: format is {found!r}, not {FORMAT!r}; this is not a rimclf model file")
+        raise ModelFileError(f"{path}: format is {printable(found, 100)!r}, not {FORMAT!r}; this is not a rimclf model file")
     version = settings.get("format_version")
     if not is_int(version) or version < 1:
         raise ModelFileError(f"{path}: format_version must be a positive integer, got {version!r}")
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format_version {version} was written by a newer rimclf (this one reads up to {FORMAT_VERSION}); upgrade rimclf")
+    _check_digest(settings, version, path)
     if version < 3:
         if "kind" in settings:
             raise ModelFileError(f"{path}: format_version {version} files have no 'kind'; this file was changed")
         settings["kind"] = "rim_model"
-    if version < 4 and settings.get("kind") == "rim_model":
+    if version < 5 and settings.get("kind") == "rim_model":
         if "calibration" in settings:
             raise ModelFileError(f"{path}: format_version {version} files have no 'calibration'; this file was changed")
         settings["calibration"] = None
@@ -379,7 +419,25 @@ def _read_settings(folder: Path) -> dict:
     _check_section(settings["versions"], {key: str for key in settings["versions"]}, f"{path} versions")
     if settings["weights"]["file"] != WEIGHTS_FILE:
         raise ModelFileError(f"{path}: weights file must be {WEIGHTS_FILE!r}, got {settings['weights']['file']!r}")
+    check_settings_ranges(settings, str(path))
     return settings
+
+
+def _check_digest(settings: dict, version: int, path: Path) -> None:
+    """``settings_sha256`` matches the settings (then it is removed); required from format version 4.
+
+    It tells a settings file changed after saving (a hand edit, a damaged copy) from the one
+    saved; it is no signature: whoever can edit the file can also recompute it."""
+    recorded = settings.pop("settings_sha256", None)
+    if recorded is None and version < 4:
+        return
+    if recorded is None:
+        raise ModelFileError(f"{path}: lacks settings_sha256 (written since format version 4); the file was changed")
+    if recorded != settings_digest(settings):
+        raise ModelFileError(
+            f"{path}: the settings differ from the settings_sha256 recorded when the model was saved; the file was "
+            "edited or damaged after saving, so the model is not loaded (save it again from its source, or retrain)"
+        )
 
 
 def _check_pipeline(section: object, has_featurizer: bool, where: str) -> None:
@@ -398,22 +456,12 @@ def _check_pipeline(section: object, has_featurizer: bool, where: str) -> None:
         raise ModelFileError(f"{where}: pipeline step names must be distinct, non-empty and without '__', got {names}")
 
 
-def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
+def _read_weights(folder: Path, expected_sha256: str, layout: dict) -> dict[str, torch.Tensor]:
     path = folder / WEIGHTS_FILE
     if not path.is_file():
         raise ModelFileError(f"{path}: missing; a model directory holds {SETTINGS_FILE} and {WEIGHTS_FILE}")
-    found = file_sha256(path)
-    if found != expected_sha256:
-        raise ModelFileError(
-            f"{path}: SHA-256 {found[:16]}... differs from the {expected_sha256[:16]}... recorded in {SETTINGS_FILE}; "
-            "the weights were changed or replaced after saving, so they are not loaded"
-        )
-    try:
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for broken archives, ...
-        raise ModelFileError(f"{path}: refused: not a tensors-only weights file ({type(exc).__name__}: {_first_line(exc)})") from None
-    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
-        raise ModelFileError(f"{path}: must hold a dict of named tensors")
+    tensors = read_weights(path, expected_sha256, layout)
+    check_tensors(path, tensors, layout)
     return tensors
 
 
@@ -455,18 +503,6 @@ def _build_featurizer(settings: dict, where: str):
     return featurizer
 
 
-def _check_classifier_params(params: dict, where: str) -> None:
-    from rimclf.classifier import QSMRimNetClassifier
-
-    objects = {*_FIXED_OBJECTS, *(name for name in _TRAINING_ONLY if name != "random_state")}
-    known = {name for name in QSMRimNetClassifier().get_params(deep=False) if not name.startswith("_")} - objects
-    for name in params:
-        prefix = name.split("__")[0]
-        if name in known or ("__" in name and prefix in _SUB_PARAMETER_PREFIXES):
-            continue
-        raise ModelFileError(f"{where} classifier.params has an unknown or non-JSON parameter {name!r}")
-
-
 def _validate_classifier(params: dict, where: str) -> None:
     """The saved classifier parameters pass the estimator's own checks (ModelFileError naming the file)."""
     from rimclf.classifier import QSMRimNetClassifier
@@ -475,6 +511,25 @@ def _validate_classifier(params: dict, where: str) -> None:
         QSMRimNetClassifier(**params)._check_params()
     except (ParameterError, TypeError) as exc:
         raise ModelFileError(f"{where} classifier.params: {exc}") from None
+
+
+def _checked_classifier_state(settings: dict, folder: Path, featurizer) -> dict:
+    """The classifier's fitted state, every setting checked before ``weights.pt`` is read with
+    bounded memory (see :mod:`rimclf._model_checks`)."""
+    from rimclf.classifier import QSMRimNetClassifier
+
+    where = str(folder / SETTINGS_FILE)
+    # the saved device is only a name (load_model's device replaces it): not resolved here
+    _validate_classifier({**settings["classifier"]["params"], "device": "cpu"}, where)
+    if featurizer is not None:
+        check_featurizer_matches(featurizer, settings["classifier"], where)
+    described = {key: value for key, value in settings["classifier"].items() if key != "omitted_params"}
+    try:
+        layout = expected_tensors(QSMRimNetClassifier, described)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{where}: {exc}") from None
+    tensors = _read_weights(folder, settings["weights"]["sha256"], layout)
+    return _classifier_state(settings["classifier"], tensors, folder / WEIGHTS_FILE)
 
 
 def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
@@ -520,28 +575,25 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     folder = Path(path).expanduser()
     settings = _read_settings(folder)
     where = str(folder / SETTINGS_FILE)
-    tensors = _read_weights(folder, settings["weights"]["sha256"])
     current = _versions()
-    changed = [f"{name} {settings['versions'].get(name, 'unknown')} -> {current[name]}"
+    changed = [f"{name} {printable(settings['versions'].get(name, 'unknown'), 40)} -> {current[name]}"
                for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]
     if changed:
         warnings.warn(f"{folder}: model saved with other package versions ({', '.join(changed)}); "
                       "its predictions may differ slightly", ModelVersionWarning, stacklevel=2)
     kind = settings["kind"]
     if kind != "rim_model":
-        return _load_classifier_or_pipeline(settings, tensors, folder, device)
+        return _load_classifier_or_pipeline(settings, folder, device)
     try:
         choice = ThresholdChoice.from_dict(settings["threshold"])
         calibration = None if settings["calibration"] is None else Calibration.from_dict(settings["calibration"])
     except ParameterError as exc:
         raise ModelFileError(f"{where}: {exc}") from None
     featurizer = _build_featurizer(settings, where)
-    _check_classifier_params(settings["classifier"]["params"], where)
-    _validate_classifier(settings["classifier"]["params"], where)
     state = {
         "params": settings["model"],
         "featurizer": featurizer,
-        "classifier": _classifier_state(settings["classifier"], tensors, folder / WEIGHTS_FILE),
+        "classifier": _checked_classifier_state(settings, folder, featurizer),
         "threshold": choice,
         "calibration": calibration,
         "training": settings["training"],
@@ -552,15 +604,13 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
         raise ModelFileError(f"{folder}: the weights do not fit the network described in {SETTINGS_FILE} ({_first_line(exc)})") from None
 
 
-def _load_classifier_or_pipeline(settings: dict, tensors: dict[str, torch.Tensor], folder: Path, device: str):
+def _load_classifier_or_pipeline(settings: dict, folder: Path, device: str):
     """The QSMRimNetClassifier or Pipeline of a "classifier" or "pipeline" model file."""
     from rimclf.classifier import QSMRimNetClassifier
 
     where = str(folder / SETTINGS_FILE)
     featurizer = _build_featurizer(settings, where) if settings.get("featurizer") is not None else None
-    _check_classifier_params(settings["classifier"]["params"], where)
-    _validate_classifier(settings["classifier"]["params"], where)
-    state = _classifier_state(settings["classifier"], tensors, folder / WEIGHTS_FILE)
+    state = _checked_classifier_state(settings, folder, featurizer)
     try:
         net = QSMRimNetClassifier.from_fitted_state(state, device=device)
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:

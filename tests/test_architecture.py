@@ -29,7 +29,7 @@ LAYERS: list[list[str]] = [
     ["rimclf.nn", "rimclf._nifti", "rimclf._bids", "rimclf.metrics"],
     ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold", "rimclf.calibration"],
     ["rimclf.features", "rimclf.classifier", "rimclf.phantom", "rimclf.outputs"],
-    ["rimclf.rim_model", "rimclf.benchmark", "rimclf.tuning"],
+    ["rimclf.rim_model", "rimclf.benchmark", "rimclf.tuning", "rimclf._model_checks"],
     ["rimclf.model_files"],
     ["rimclf.workflows"],
     ["rimclf.model", "rimclf.io", "rimclf.demo"],

@@ -171,29 +171,37 @@ def test_rim_model_probabilities_are_calibrated_and_saved(tmp_path: Path) -> Non
     assert loaded.get_params()["calibration"] == "sigmoid"
 
 
-def test_a_version_3_model_file_loads_uncalibrated(tmp_path: Path) -> None:
+def _write_settings(folder: Path, settings: dict) -> None:
+    from rimclf._model_checks import settings_digest
+
+    settings = {key: value for key, value in settings.items() if key != "settings_sha256"}
+    (folder / "settings.json").write_text(json.dumps({**settings, "settings_sha256": settings_digest(settings)}))
+
+
+def test_a_version_4_model_file_loads_uncalibrated(tmp_path: Path) -> None:
     from rimclf import load_model
     from tests.model_builders import tiny_model_dir
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir(), folder)
     settings = json.loads((folder / "settings.json").read_text())
-    settings["format_version"] = 3
-    del settings["calibration"]
+    assert settings["format_version"] == 5 and settings["calibration"]["method"] == "sigmoid"
+    old = {**settings, "format_version": 4, "model": dict(settings["model"])}
+    del old["calibration"]
     for key in ("operating_point", "target_sensitivity", "calibration"):
-        del settings["model"][key]
-    (folder / "settings.json").write_text(json.dumps(settings))
+        del old["model"][key]
+    _write_settings(folder, old)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        old = load_model(folder)
-    assert old.calibration_ is None and old.operating_point == "specificity"
-    settings["format_version"] = 4
-    settings["calibration"] = {"method": "sigmoid", "coef": "1"}
-    for key, value in (("operating_point", "specificity"), ("target_sensitivity", 0.8), ("calibration", "sigmoid")):
-        settings["model"][key] = value
-    (folder / "settings.json").write_text(json.dumps(settings))
-    with pytest.raises(ModelFileError, match="calibration"):
-        load_model(folder)
+        loaded = load_model(folder)
+    assert loaded.calibration_ is None and loaded.operating_point == "specificity"
+    for changed, match in (({"calibration": {"method": "sigmoid", "coef": "1"}}, "calibration"),
+                           ({"calibration": {"method": "isotonic", "knots_x": [0.0] * 20001, "knots_y": [0.0] * 20001}}, "knots"),
+                           ({"model": {**settings["model"], "operating_point": "median"}}, "operating_point"),
+                           ({"model": {**settings["model"], "target_sensitivity": 1.5}}, "target_sensitivity")):
+        _write_settings(folder, {**settings, **changed})
+        with pytest.raises(ModelFileError, match=match):
+            load_model(folder)
 
 
 def test_rim_model_checks_the_new_parameters() -> None:

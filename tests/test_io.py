@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from rimclf import load_model, save_model
+from rimclf._model_checks import settings_digest
 from rimclf._records import file_sha256 as _sha256
 from rimclf.errors import ModelFileError, ParameterError
 from rimclf.io import FORMAT, FORMAT_VERSION, ModelVersionWarning
@@ -30,7 +31,11 @@ def read_settings(folder: Path) -> dict:
     return json.loads((folder / "settings.json").read_text())
 
 
-def write_settings(folder: Path, settings: dict) -> None:
+def write_settings(folder: Path, settings: dict, *, reseal: bool = True) -> None:
+    """Write ``settings``; ``reseal`` records their new SHA-256 (as someone who edits the file
+    knowingly can), so that the checks behind the digest are what a test sees."""
+    if reseal and settings.get("format_version") == FORMAT_VERSION:
+        settings = {**settings, "settings_sha256": settings_digest(settings)}
     (folder / "settings.json").write_text(json.dumps(settings))
 
 

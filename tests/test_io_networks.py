@@ -16,6 +16,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
 from rimclf import QSMRimNetClassifier, load_model, save_model
+from rimclf._model_checks import settings_digest
 from rimclf.baselines import make_logistic_regression, make_random_forest
 from rimclf.cli import main
 from rimclf.errors import DataWarning, ModelFileError, ParameterError
@@ -25,6 +26,13 @@ from tests.model_builders import tiny_cohort, tiny_model, tiny_model_dir, tiny_t
 
 def read_settings(folder) -> dict:
     return json.loads((folder / "settings.json").read_text())
+
+
+def write_settings(folder, settings: dict) -> None:
+    """Write edited settings with their new SHA-256 (so the checks behind the digest are tested)."""
+    if settings.get("format_version") == FORMAT_VERSION:
+        settings = {**settings, "settings_sha256": settings_digest(settings)}
+    (folder / "settings.json").write_text(json.dumps(settings))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,7 @@ def test_a_network_alone_round_trips_without_pickle(tmp_path, features) -> None:
     assert sorted(p.name for p in path.iterdir()) == ["settings.json", "weights.pt"]
     settings = read_settings(path)
     assert settings["kind"] == "classifier" and settings["format_version"] == FORMAT_VERSION
-    assert set(settings) == {"format", "format_version", "kind", "versions", "weights", "classifier"}
+    assert set(settings) == {"format", "format_version", "kind", "versions", "weights", "classifier", "settings_sha256"}
     tensors = torch.load(path / "weights.pt", weights_only=True)  # tensors only: no pickled objects
     assert all(isinstance(value, torch.Tensor) for value in tensors.values())
     loaded = load_model(path, device="cpu")
@@ -99,7 +107,7 @@ def test_files_of_format_version_2_still_load_as_rim_models(tmp_path) -> None:
 
     folder = shutil.copytree(tiny_model_dir(), tmp_path / "old")
     settings = read_settings(folder)
-    del settings["kind"]
+    del settings["kind"], settings["settings_sha256"]
     settings["format_version"] = 2
     (folder / "settings.json").write_text(json.dumps(settings))
     loaded = load_model(folder)
@@ -122,7 +130,7 @@ def test_bad_pipeline_settings_are_refused(tmp_path, edit, message) -> None:
     folder = save_model(Pipeline([("features", model.featurizer_), ("net", model.classifier_)]), tmp_path / "pipe")
     settings = read_settings(folder)
     edit(settings)
-    (folder / "settings.json").write_text(json.dumps(settings))
+    write_settings(folder, settings)
     with pytest.raises(ModelFileError, match=message):
         load_model(folder)
 

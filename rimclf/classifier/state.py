@@ -99,6 +99,41 @@ class FittedStateMixin:
         original; its ``history_`` is empty and its optimizer freshly initialised.
         """
         net = cls(**{**state["params"], **params})
+        net._restore_fitted_inputs(state)
+        net.initialize()
+        expected = net.module_.state_dict()
+        module_state = {
+            # a nested list (fitted_state(json=True)) takes the dtype of the module's own tensor
+            key: torch.as_tensor(value, dtype=expected[key].dtype if key in expected else None)
+            for key, value in state["module_state"].items()
+        }
+        net.module_.load_state_dict(module_state)
+        return net
+
+    @classmethod
+    def module_state_layout(cls, state: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Names, shapes and dtypes of the ``module_state`` that :meth:`from_fitted_state` needs.
+
+        The network that ``state`` describes (its parameters and input sizes; ``module_state``
+        is not read) is built on torch's ``"meta"`` device, which holds shapes and no data, so
+        that a model file's weights can be checked against it before any of them is read, and a
+        description of a huge network costs no memory.
+
+        Examples
+        --------
+        >>> layout = QSMRimNetClassifier.module_state_layout(net.fitted_state())  # doctest: +SKIP
+        >>> layout["head.weight"]  # doctest: +SKIP
+        ((1, 64), torch.float32)
+        """
+        net = cls(**{**state["params"], "device": "cpu"})
+        net._restore_fitted_inputs(state)
+        with torch.device("meta"), net._current_init_context("module"):  # skorch's guard of module_
+            net.initialize_module()
+        return {key: (tuple(tensor.shape), tensor.dtype) for key, tensor in net.module_.state_dict().items()}
+
+    def _restore_fitted_inputs(self, state: dict[str, Any]) -> None:
+        """Set the fitted input sizes and standardisation arrays of ``state`` on this estimator."""
+        net = self
         for name in SCALAR_STATE:
             value = state.get(name)
             if name == "patch_shape" and value is not None:
@@ -111,12 +146,3 @@ class FittedStateMixin:
         for name in ARRAY_STATE:
             value = state.get(name)
             setattr(net, name + "_", None if value is None else np.asarray(value, dtype=np.float64))
-        net.initialize()
-        expected = net.module_.state_dict()
-        module_state = {
-            # a nested list (fitted_state(json=True)) takes the dtype of the module's own tensor
-            key: torch.as_tensor(value, dtype=expected[key].dtype if key in expected else None)
-            for key, value in state["module_state"].items()
-        }
-        net.module_.load_state_dict(module_state)
-        return net

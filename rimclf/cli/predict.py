@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     single = parser.add_argument_group("one subject instead of a cohort")
     single.add_argument("--qsm", metavar="FILE", help="QSM NIfTI (unit: its JSON sidecar's 'Units', else ppm; or --qsm-unit)")
     single.add_argument("--flair", metavar="FILE", help="FLAIR NIfTI registered to the QSM")
-    single.add_argument("--mask", metavar="FILE", help="lesion mask NIfTI on the QSM grid (instance labels or binary)")
+    single.add_argument("--mask", metavar="FILE", help="lesion mask NIfTI (instance labels or binary); one on another grid than the QSM is resampled onto it")
     single.add_argument("--participant", default="01", metavar="LABEL", help="participant label in the outputs (default 01)")
     parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")

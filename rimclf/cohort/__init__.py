@@ -7,7 +7,8 @@ A cohort is either a BIDS dataset (raw data, lesion masks raw or in any derivati
       rims.tsv                                          participant_id [, session], lesion_id, rim (0/1)
       sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_Chimap.nii[.gz]   QSM (+ optional .json sidecar: "Units")
       sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_FLAIR.nii[.gz]    T2-FLAIR, registered to the QSM
-      lesion masks, instance labels 1..K (or binary 0/1) on the QSM grid, either raw or derived:
+      lesion masks, instance labels 1..K (or binary 0/1) on the QSM grid or on the grid of an image
+      registered to it (resampled onto the QSM grid: :mod:`rimclf.cohort._resample`), raw or derived:
       sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
       derivatives/<pipeline>/sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
 
@@ -68,7 +69,6 @@ import pandas as pd
 from scipy import ndimage
 
 from rimclf._nifti import (
-    AFFINE_TOLERANCE_MM,
     load_header,
     read_labels,
     read_volume,
@@ -85,6 +85,7 @@ from rimclf.cohort._tables import (
     scans_from_manifest,
     warn_dropped_rim_positive,
 )
+from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
 from rimclf.cohort._units import PPM_SUSPICION_LIMIT, check_qsm_unit, read_qsm
 from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNIT_CHOICES
 from rimclf.errors import CohortError
@@ -98,7 +99,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Columns of the lesion table, in order. ``session`` is the BIDS session label without ``ses-``,
-#: or ``""`` without sessions; ``qsm_unit`` the resolved unit of the QSM file ("ppb" or "ppm").
+#: or ``""`` without sessions; ``qsm_unit`` the resolved unit of the QSM file ("ppb" or "ppm");
+#: ``mask_grid`` "qsm" for a mask on the QSM grid, "resampled" for one carried onto it from its own
+#: grid, which ``mask_source_grid`` describes (e.g. "182x218x182 at 1x1x1 mm").
 TABLE_COLUMNS = [
     "participant_id",
     "session",
@@ -114,6 +117,8 @@ TABLE_COLUMNS = [
     "rim",
     "connectivity",
     "qsm_unit",
+    "mask_grid",
+    "mask_source_grid",
 ]
 
 _CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edges, 26: + corners
@@ -131,7 +136,9 @@ def _is_binary(labels: np.ndarray) -> bool:
     return bool(labels.max(initial=0) <= 1)
 
 
-def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+def read_lesion_labels(
+    mask_path: str | os.PathLike, connectivity: int, qsm: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read a lesion mask as instance labels, exactly as :func:`load_cohort` numbers the lesions.
 
     Parameters
@@ -141,11 +148,17 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     connectivity : {0, 6, 18, 26}
         0: the mask already holds instance labels 1..K. 6/18/26: it is binary and lesions are its
         connected components under that connectivity (the ``connectivity`` column of the table).
+    qsm : str or path-like, optional
+        The QSM whose grid the labels are wanted on (the ``qsm`` column of the table). A mask on
+        another grid is then resampled onto it as :func:`load_cohort` does (instance labels by
+        nearest neighbour; a binary mask by its partial-volume fraction, before the split into
+        lesions). Without it, the labels stay on the mask's own grid.
 
     Returns
     -------
     labels : ndarray of int32, shape (X, Y, Z)
     affine : ndarray of shape (4, 4)
+        The affine of the labels' grid (the QSM's when resampled).
 
     Examples
     --------
@@ -164,6 +177,12 @@ def read_lesion_labels(mask_path: str | os.PathLike, connectivity: int) -> tuple
     >>> folder.cleanup()
     """
     labels, affine = read_labels(mask_path)
+    if qsm is not None:
+        header = load_header(qsm)
+        qsm_affine = np.asarray(header.affine, dtype=float)
+        labels, resampling = labels_on_qsm_grid(labels, affine, spatial_shape(header), qsm_affine,
+                                                binary=bool(connectivity), mask_path=mask_path, qsm_path=qsm)
+        affine = qsm_affine if resampling else affine
     if connectivity:
         labels, _ = ndimage.label(labels > 0, structure=_structure(_check_connectivity(connectivity)))
         labels = labels.astype(np.int32)
@@ -182,17 +201,11 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     flair = load_header(flair_path)
     labels, mask_affine = read_labels(mask_path)
     qsm_shape = spatial_shape(qsm)
-    if labels.shape != qsm_shape:
-        raise CohortError(
-            f"{mask_path.name}: shape {labels.shape} differs from {qsm_path.name} {qsm_shape}; "
-            "the lesion mask must be on the QSM grid"
-        )
-    affine_gap = float(np.abs(mask_affine - np.asarray(qsm.affine)).max())
-    if affine_gap > AFFINE_TOLERANCE_MM:
-        raise CohortError(
-            f"{mask_path.name}: affine differs from {qsm_path.name} by {affine_gap:.3g} mm; "
-            "the lesion mask must be on the QSM grid"
-        )
+    binary, mask_source_grid = _is_binary(labels), describe_grid(labels.shape, mask_affine)
+    labels, resampling = labels_on_qsm_grid(labels, mask_affine, qsm_shape, np.asarray(qsm.affine), binary=binary,
+                                             mask_path=mask_path, qsm_path=qsm_path)
+    if resampling:
+        logger.info(resampling)
     qsm_low, qsm_high = _world_bounds(qsm_shape, np.asarray(qsm.affine))
     flair_low, flair_high = _world_bounds(spatial_shape(flair), np.asarray(flair.affine))
     if np.any(flair_high < qsm_low) or np.any(flair_low > qsm_high):
@@ -201,7 +214,7 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
             "the FLAIR must be registered to the QSM"
         )
     used_connectivity = 0
-    if _is_binary(labels):
+    if binary:
         labels, _ = ndimage.label(labels > 0, structure=_structure(connectivity))
         used_connectivity = connectivity
     counts = np.bincount(labels.ravel())
@@ -231,6 +244,8 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
             "centroid_z": centroids[:, 2],
             "connectivity": used_connectivity,
             "qsm_unit": subject["qsm_unit"],
+            "mask_grid": "resampled" if resampling else "qsm",
+            "mask_source_grid": mask_source_grid,
         }
     )
     return lesions, all_ids, n_small
@@ -284,7 +299,9 @@ def load_cohort(
         (absolute paths), ``n_voxels``, ``volume_mm3``, ``centroid_x/y/z`` (world mm, from the
         affine), ``rim`` (Int64, <NA> when unlabeled), ``connectivity`` (0 for instance masks,
         else the connectivity used to split a binary mask), ``qsm_unit`` ("ppm" or "ppb", as
-        resolved). Sorted by participant, session, then lesion.
+        resolved), ``mask_grid`` ("qsm", or "resampled" for a mask on another grid, carried onto
+        the QSM grid with one log line) and ``mask_source_grid`` (the mask file's grid, e.g.
+        "182x218x182 at 1x1x1 mm"). Sorted by participant, session, then lesion.
 
     Raises
     ------
@@ -293,7 +310,8 @@ def load_cohort(
         participant or session label that is not letters and digits, a repeated
         (participant, session), a damaged ``.nii.gz``, a mask label above
         :data:`rimclf._nifti.MAX_LABEL`, a sidecar ``Units`` other than ppm/ppb, lesion masks in
-        several derivatives pipelines without ``derivatives=``, and with ``check_data`` a QSM
+        several derivatives pipelines without ``derivatives=``, a lesion mask whose field of view
+        does not overlap the QSM's, and with ``check_data`` a QSM
         whose values contradict its unit.
     ParameterError
         For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.

@@ -14,7 +14,8 @@ One entry per cache key (a SHA-256 hex digest, see ``featurizer._cache_key``) in
 
 Both files are written to a temporary name in the folder and renamed into place (``.npz`` first,
 ``.json`` last), so a concurrent reader (another joblib or Dask worker) sees a complete entry or
-none. On reading, an entry that is incomplete, does not parse, fails its hash, holds other
+none. When the ``.json`` cannot be written (a full disk), the ``.npz`` is removed again; an
+``.npz`` left without its ``.json`` by a worker killed in between is removed after a day. On reading, an entry that is incomplete, does not parse, fails its hash, holds other
 arrays, dtypes or shapes than expected, or names an unknown warning category is *not used*: the
 caller recomputes it (with a :class:`~rimclf.errors.DataWarning` naming the entry) and overwrites
 it. A pickle placed in the folder is never loaded.
@@ -83,10 +84,12 @@ class FeatureCache:
         self.folder = Path(folder)
 
     def remove_stale_temporaries(self, max_age_s: float = STALE_TEMPORARY_S) -> None:
-        """Remove temporary files older than ``max_age_s`` (left by workers killed mid-write)."""
+        """Remove temporary files, and ``.npz`` files without their ``.json``, older than
+        ``max_age_s`` (left by workers killed mid-write)."""
         now = time.time()
         try:
-            candidates = [p for p in self.folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+            candidates = [p for p in self.folder.iterdir() if (p.name.startswith(".") and p.name.endswith(".tmp"))
+                          or (p.suffix == ".npz" and not p.with_suffix(".json").exists())]
         except OSError:
             return
         for path in candidates:
@@ -189,7 +192,11 @@ class FeatureCache:
             "notes": [{"category": _category_name(category), "message": str(message)} for category, message in notes],
         }
         text = json.dumps(metadata, indent=1, allow_nan=False) + "\n"
-        _write_atomically(json_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        try:
+            _write_atomically(json_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        except BaseException:  # e.g. a full disk: no array file is left without the entry that names it
+            npz_path.unlink(missing_ok=True)
+            raise
 
 
 def _refuse_constant(name: str) -> None:

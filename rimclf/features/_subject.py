@@ -11,6 +11,7 @@ joblib worker process, or from the cache) and is re-issued in the caller's proce
 from __future__ import annotations
 
 import os
+import re
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -174,8 +175,8 @@ class SubjectVolumes:
 
     @cached_property
     def labels(self) -> np.ndarray:
-        """Lesion instance labels on the QSM grid (int32)."""
-        labels, _ = _read_noting(self.notes, read_lesion_labels, self.task.mask, self.task.connectivity)
+        """Lesion instance labels on the QSM grid (int32; a mask on another grid resampled onto it)."""
+        labels, _ = _read_noting(self.notes, read_lesion_labels, self.task.mask, self.task.connectivity, self.task.qsm)
         if labels.shape != self.qsm.shape:
             raise CohortError(
                 f"{self.task.mask}: shape {labels.shape} differs from the QSM's {self.qsm.shape}; "
@@ -255,7 +256,63 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest
 
 
-def emit_notes(notes: list[Note], stacklevel: int = 3) -> None:
-    """Issue collected notes as warnings in the caller's process."""
+#: Notes of one kind about the lesions of one scan issued one by one up to this many; more are
+#: issued as one line with their count and the first few lesions (a scan with thousands of tiny
+#: lesions would otherwise print a line per lesion).
+MAX_LESION_NOTES = 3
+#: A note about one lesion: ``"sub-<id> lesion <n>[ shell]: <text>"`` (as the extractors write them).
+_LESION_NOTE = re.compile(r"(?P<scan>sub-\S+?) lesion (?P<lesion>\d+)(?P<region>[^:]*): (?P<text>.*)", re.DOTALL)
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def summarise_notes(notes: list[Note]) -> list[Note]:
+    """``notes`` with repeated per-lesion notes of one scan summarised.
+
+    Notes about single lesions (``"sub-01 lesion 7: ..."``) are grouped by category, scan, region
+    and text (numbers aside: "only 7 voxels" and "only 9 voxels" are one kind). A group of at most
+    :data:`MAX_LESION_NOTES` notes is kept as it is; a larger one becomes one note, where the
+    group's first note stood, that gives the count, the first note in full and the next lesions.
+
+    Examples
+    --------
+    >>> from rimclf.errors import DataWarning
+    >>> notes = [(DataWarning, f"sub-01 lesion {i}: the lesion has no voxel; its features are NaN") for i in range(1, 101)]
+    >>> [message for _, message in summarise_notes(notes)]
+    ['sub-01: 100 lesions with this warning, e.g. lesion 1: the lesion has no voxel; its features are NaN (also lesions 2, 3 and 97 more)']
+    """
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    order: list[tuple | Note] = []
     for category, message in notes:
+        match = _LESION_NOTE.fullmatch(message)
+        if match is None:
+            order.append((category, message))
+            continue
+        key = (category, match["scan"], match["region"], _NUMBER.sub("#", match["text"]))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((match["lesion"], message))
+    out: list[Note] = []
+    for item in order:
+        if item not in groups:
+            out.append(item)  # type: ignore[arg-type]
+            continue
+        category, scan, region, _ = item
+        group = groups[item]
+        if len(group) <= MAX_LESION_NOTES:
+            out.extend((category, message) for _, message in group)
+            continue
+        first = _LESION_NOTE.fullmatch(group[0][1])
+        shown = [lesion for lesion, _ in group[1:MAX_LESION_NOTES]]
+        where = f" ({region.strip()})" if region.strip() else ""
+        out.append((category, f"{scan}: {len(group):,} lesions with this warning{where}, e.g. lesion {first['lesion']}"
+                              f"{region}: {first['text']} (also lesions {', '.join(shown)} and "
+                              f"{len(group) - 1 - len(shown):,} more)"))
+    return out
+
+
+def emit_notes(notes: list[Note], stacklevel: int = 3) -> None:
+    """Issue collected notes as warnings in the caller's process, repeated per-lesion notes
+    summarised (:func:`summarise_notes`)."""
+    for category, message in summarise_notes(notes):
         warnings.warn(message, category, stacklevel=stacklevel)

@@ -435,13 +435,22 @@ def write_prediction_outputs(
             "description": out / "dataset_description.json"}
 
 
+def _mask_resampled(first: pd.Series) -> dict:
+    """The label image sidecar's record of a lesion mask that load_cohort resampled onto the QSM grid."""
+    if first.get("mask_grid") != "resampled":
+        return {}
+    return {"MaskResampledFrom": str(first.get("mask_source_grid", "another grid")),
+            "MaskResampling": "the lesion mask was on another grid than the QSM; rimclf resampled it onto the QSM grid "
+                              "(instance labels by nearest neighbour, a binary mask by partial-volume fraction >= 0.5)"}
+
+
 def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: float, model_info: dict | None,
                 source: Path | None, *, montage: bool, max_lesions: int) -> None:
     """One scan's probability map, label image (with sidecars and look-up table) and montage."""
     participant, session = str(first["participant_id"]), str(first["session"])
     paths = output_paths(tmp, participant, session)
     paths["probseg"].parent.mkdir(parents=True)
-    labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]))
+    labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]), first["qsm"])
     lesion_ids = scan["lesion_id"].to_numpy()
     sources = _sources([first["qsm"], first["mask"]], source)
     save_on_grid(paths["probseg"], probability_map(labels, lesion_ids, scan["probability"].to_numpy()), first["qsm"],
@@ -462,6 +471,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
         "Description": "lesion labels whose values are the lesion_id of lesions.tsv (0: background or a lesion "
                        "left out by load_cohort)",
         **_sources([first["mask"]], source),
+        **_mask_resampled(first),
     })
     lookup = pd.DataFrame({"index": lesion_ids, "name": [f"lesion {i}" for i in lesion_ids],
                            "probability": scan["probability"].to_numpy(), "decision": scan["decision"].to_numpy()})

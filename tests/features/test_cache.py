@@ -299,3 +299,30 @@ def test_rimclf_extract_with_a_planted_cache_runs_no_code(two_subjects: pd.DataF
     assert not marker.exists()
     assert (tmp_path / "out" / "radiomics.tsv").read_text() == first
     assert (tmp_path / "out" / "rim.tsv").is_file()
+
+
+def test_a_cache_write_failing_on_a_full_disk_leaves_no_orphan_array_file(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from rimclf.features import _cache
+
+    real = _cache._write_atomically
+
+    def full_disk_for_json(path: Path, writer) -> None:
+        if path.suffix == ".json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, writer)
+
+    monkeypatch.setattr(_cache, "_write_atomically", full_disk_for_json)
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(OSError, match="No space left"):
+        cache.save("a" * 64, {"radiomics": np.zeros((2, 3))}, [])
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_an_old_array_file_without_its_json_is_removed(filled) -> None:
+    table, cache, reference, keys = filled
+    (cache / f"{keys[0]}.json").unlink()
+    os.utime(cache / f"{keys[0]}.npz", (0, 0))
+    FeatureCache(cache).remove_stale_temporaries()
+    assert not (cache / f"{keys[0]}.npz").exists() and (cache / f"{keys[1]}.npz").exists()
