@@ -30,9 +30,10 @@ def subject_counts_figure(counts: pd.DataFrame, *, title: str = ""):
     expected = counts["expected_rim_pos"].to_numpy(dtype=float)
     fig = Figure(figsize=(max(5.0, 0.22 * len(counts) + 2.0), 4.0))
     ax = fig.subplots()
-    ax.errorbar(x, expected, yerr=[expected - counts["rim_pos_low_90"].to_numpy(dtype=float),
-                                   counts["rim_pos_high_90"].to_numpy(dtype=float) - expected],
-                fmt="o", color="tab:blue", ms=4, capsize=2, label="expected count, 90% interval")
+    # the interval of a discrete count need not contain the mean (one lesion at 0.98: mean 0.98, interval [1, 1])
+    ax.vlines(x, counts["rim_pos_low_90"].to_numpy(dtype=float), counts["rim_pos_high_90"].to_numpy(dtype=float),
+              color="tab:blue", lw=1.5, alpha=0.6, label="90% interval")
+    ax.plot(x, expected, "o", color="tab:blue", ms=4, label="expected count")
     ax.plot(x, counts["n_rim_pos_predicted"], "_", color="tab:orange", ms=9, mew=2, label="count at the threshold")
     if "n_rim_pos_true" in counts:
         ax.plot(x, counts["n_rim_pos_true"], "x", color="black", ms=5, label="true count")
