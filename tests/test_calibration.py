@@ -212,3 +212,16 @@ def test_rim_model_checks_the_new_parameters() -> None:
         RimModel(operating_point="median").fit(tiny_table())
     with pytest.raises(ParameterError, match="calibration"):
         RimModel(calibration="beta").fit(tiny_table())
+
+
+def test_the_counts_figure_draws_intervals_that_miss_the_mean(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from rimclf.outputs import subject_counts_figure, subject_summary
+
+    predictions = pd.DataFrame({"participant_id": ["01", "02", "02"], "session": "", "lesion_id": [1, 1, 2],
+                                "probability": [0.98, 0.1, 0.6], "decision": [1, 0, 1], "rim": [1, 0, 1]})
+    summary = subject_summary(predictions)
+    assert summary.loc[0, ["expected_rim_pos", "rim_pos_low_90", "rim_pos_high_90"]].tolist() == [0.98, 1, 1]
+    subject_counts_figure(summary, title="two scans").savefig(tmp_path / "counts.png")
+    assert (tmp_path / "counts.png").read_bytes()[:4] == b"\x89PNG"
