@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from rimclf.calibration import Calibration, fit_calibration
 from rimclf.cohort import labelled_lesions
 from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS
 from rimclf.metrics import brier_score, group_fit_params, log_loss_score
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, DataWarning
 from rimclf.threshold import (
     ThresholdChoice,
     check_specificity,
@@ -186,14 +187,19 @@ class RimModel(ClassifierMixin, BaseEstimator):
         elif oof is not None:
             if self.calibration is not None:
                 calibration = fit_calibration(y, oof, self.calibration)
-                logger.info("%s", calibration.describe())
-                oof = calibration.apply(oof)
+                if calibration.method == "sigmoid" and calibration.coef <= 0:
+                    warnings.warn(f"the out-of-fold probabilities do not rank rim+ above rim- lesions (calibration slope "
+                                  f"{calibration.coef:.3g}); the probabilities are left uncalibrated", DataWarning, stacklevel=2)
+                    calibration = None
+                else:
+                    logger.info("%s", calibration.describe())
+                    oof = calibration.apply(oof)
             choice = choose_threshold(y, oof, self.operating_point, method="cv", n_splits=int(self.threshold_cv), **targets)
             choice = dataclasses.replace(choice, brier=brier_score(y, oof), log_loss=log_loss_score(y, oof))
         else:
             in_sample = classifier.predict_proba(features)[:, 1]
             choice = choose_threshold(y, in_sample, self.operating_point, method="in-sample", **targets)
-        if calibration is None and self.calibration is not None:
+        if calibration is None and self.calibration is not None and oof is None:
             logger.warning("calibration=%r needs the threshold CV's out-of-fold probabilities (threshold_cv >= 2 and "
                            "no fixed threshold); the probabilities are the network's own, uncalibrated", self.calibration)
         logger.debug("%s", choice.describe())
