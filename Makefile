@@ -15,7 +15,8 @@ install: $(STAMP)
 
 # torch first (a pinned CPU build: an unpinned torch pulls a multi-GB CUDA build);
 # pyradiomics 3.0.1 next, built against the installed numpy without build isolation
-# (its 3.1.0 source package is broken); then rimclf itself with the dev extra.
+# (its 3.1.0 source package is broken; it is the extra rimclf[radiomics], which has no wheel);
+# then rimclf itself with the dev extra (which includes radiomics).
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip

@@ -1,8 +1,11 @@
 """Packaging for rimclf.
 
-Install with ``make install`` (or ``make test`` / ``make demo``), which installs torch and
-pyradiomics first: pyradiomics 3.0.1 must be built with ``--no-build-isolation`` against an
-already installed numpy, and an unpinned torch would pull a multi-GB CUDA build.
+``pip install .`` (after a CPU build of torch, see README "Install") gives the default model,
+which needs no compiler. pyradiomics is the optional extra ``rimclf[radiomics]``: 3.0.1 has no
+binary wheel and must be built with ``--no-build-isolation`` against an already installed numpy
+(``pip install numpy setuptools wheel && pip install --no-build-isolation pyradiomics==3.0.1``).
+``make install`` (or ``make test`` / ``make demo``) installs everything: torch, then pyradiomics,
+then rimclf with the ``dev`` extra.
 """
 
 from pathlib import Path
@@ -25,7 +28,7 @@ INSTALL_REQUIRES = [
     "skorch>=1.0,<2",
     "scikit-learn>=1.6,<1.10",
     "imbalanced-learn>=0.13,<0.15",
-    "pyradiomics>=3.0.1,<3.1",
+    "pyyaml>=6",  # the radiomics parameter files (rimclf/data/qsmrim_params.yaml) are read without pyradiomics
     "optuna>=4.2,<6",
     "optuna-integration>=4.2,<6",
     "joblib>=1.3",
@@ -34,6 +37,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
+    # radiomics feature sets and baselines; install it first as README "Install" shows (no wheel)
+    "radiomics": ["pyradiomics>=3.0.1,<3.1"],
     "dask": ["dask[distributed]>=2024.1"],
     "postgres": ["psycopg2-binary>=2.9"],
     "notebooks": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
@@ -42,7 +47,7 @@ EXTRAS_REQUIRE = {
 }
 EXTRAS_REQUIRE["dev"] = sorted(
     {
-        "pytest>=8", *EXTRAS_REQUIRE["dask"], *EXTRAS_REQUIRE["postgres"], *EXTRAS_REQUIRE["notebooks"],
+        "pytest>=8", *EXTRAS_REQUIRE["radiomics"], *EXTRAS_REQUIRE["dask"], *EXTRAS_REQUIRE["postgres"], *EXTRAS_REQUIRE["notebooks"],
         *EXTRAS_REQUIRE["docs"],
     }
 )

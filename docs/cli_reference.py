@@ -25,10 +25,43 @@ INTRO = """\
 `rimclf` is a thin layer over the library: each subcommand parses its options, calls one public
 function and prints where its results went. Every command has `--help`, writes its outputs
 atomically (complete or not at all) and refuses to overwrite them without `--force`. Every command
-takes `-v/--verbose` (debug logs) and `-q/--quiet` (no progress bars, epoch tables or progress
-messages), before or after its name. Warnings are one line,
-`rimclf: warning: DataWarning: ...`, the epoch table has colours only on a terminal, and an error
-(any `rimclf.errors.RimclfError`) is one line with exit status 2.
+takes `-v/--verbose` and `-q/--quiet`, before or after its name. By default a training shows a
+progress bar (on standard error, only on a terminal) and one summary line (epochs, lesions, time,
+last loss); `-v` adds each training's epoch table (colours only on a terminal) and rimclf's own
+debug messages (other libraries' stay at warnings); `-q` hides progress bars, summaries and
+progress messages, never results. Warnings are one line, `rimclf: warning: DataWarning: ...`.
+
+An error (any `rimclf.errors.RimclfError`, or a missing file) is one line,
+`rimclf COMMAND: error: ...`. Exit status:
+
+| status | meaning |
+|---|---|
+| 0 | success |
+| 1 | an error in the data or the environment: `CohortError` (cohort files, labels), `ModelFileError`, `OutputError` (e.g. an output that exists, without `--force`), `PredictionError`, `MissingDependencyError` (e.g. a radiomics feature set without the extra `rimclf[radiomics]`), a missing file |
+| 2 | a usage error: an option argparse refuses, or a `ParameterError` (a setting that is not valid, or that cannot work with the data given) |
+| 130, 143 | stopped by Ctrl-C (SIGINT) or SIGTERM; nothing was written (see *Interrupts* below) |
+
+**What is refused, before any work.** Every option is checked before the first slow step (reading
+or featurising the cohort), with the checks the Python API uses (`rimclf._validation`:
+`check_model_config`, `check_threshold_settings`), and refused in one line that names the option
+and its valid range, e.g. `rimclf train: error: --epochs: max_epochs=-1 is not valid; it must be
+an integer in [1, 100000]`: `--threshold` outside [0, 1], `--target-specificity` outside (0, 1),
+`--epochs`, `--batch-size`, `--lr` (NaN, infinite, negative), `--width`, `--patch-shape`,
+`--patch-size-mm`, `--shell-mm` outside the ranges of [the size limits](network.md#size-limits)
+(so that a typo cannot exhaust the memory), `--threshold-cv` of 1 or of more folds than the
+cohort has subjects, a `--device` that torch does not know or this machine does not have, `-j 0`,
+`tune --trials 0`, `--workers 0`, `--folds 1`. **Inputs are sacred**: `-o` may never be, contain
+or lie inside anything the command reads (the cohort folder; a manifest and the files it lists;
+the model; `--cache`; the tuning journal), with or without `--force`, since `--force` replaces the
+output folder as a whole; nor may it be empty, the current folder or a folder above it.
+
+**Interrupts.** Ctrl-C or SIGTERM stops any command (in training, threshold-CV folds, `cv` and
+`benchmark` folds, tuning trials, prediction) with exit status 130 (SIGINT) or 143 (SIGTERM) and
+one line, `rimclf train: interrupted (Ctrl-C); stopped; no output was written`: an interrupted
+training never becomes a model (skorch's own handling, which ends the fit early and keeps the
+half-trained network, is turned off), outputs being written are given up, and an interrupted
+tuning trial is stored `FAIL` (see [tuning](tuning.md#from-the-command-line)). Two `rimclf demo`
+runs into one folder cannot mix their outputs: the second fails at once while the first runs.
 
 Defaults of the model options come from `rimclf.defaults.DEFAULT_MODEL` (see
 [the network](network.md#the-default-model)). This page is generated from the parsers by

@@ -34,6 +34,7 @@ from rimclf.errors import ParameterError
 
 __all__ = [
     "N_JOBS",
+    "SIZE_LIMITS",
     "Bools",
     "Interval",
     "Options",
@@ -41,9 +42,12 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_int",
+    "check_model_config",
     "check_n_jobs",
     "check_param",
+    "check_path",
     "check_real",
+    "check_threshold_settings",
     "is_int",
     "is_real",
     "validate_params",
@@ -197,6 +201,21 @@ def check_bool(value: Any, name: str, *, owner: str = "") -> bool:
     return bool(check_param(value, name, [Bools()], owner=owner))
 
 
+def check_path(value: Any, name: str, *, what: str = "a file or folder", owner: str = "") -> str:
+    """``value`` as a ``str`` path when it is a non-empty ``str`` or ``os.PathLike``, else
+    :class:`ParameterError` (``load_cohort(123)`` reads ``path=123 is not valid; it must be the
+    path (str or os.PathLike) of a cohort folder or manifest``)."""
+    import os
+
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text.strip():
+        shown = (f"<{type(value).__module__}.{type(value).__name__} of shape {value.shape}>" if hasattr(value, "shape")
+                 else repr(value))
+        message = f"{name}={shown} is not valid; it must be the path (str or os.PathLike) of {what}"
+        raise ParameterError(f"{owner}: {message}" if owner else message)
+    return text
+
+
 #: ``n_jobs`` as joblib takes it: None (one job unless a joblib context says otherwise), a
 #: positive count, or -1 for all cores (-2 all but one, ...).
 N_JOBS = (Options(None), Interval(int, 1), Interval(int, None, -1))
@@ -217,3 +236,91 @@ def validate_params(obj: object, constraints: Mapping[str, Iterable[Constraint]]
         constraints = type(obj)._parameter_constraints
     for name, allowed in constraints.items():
         check_param(getattr(obj, name), name, allowed, owner=type(obj).__name__)
+
+
+#: Upper bounds of the sizes a model may have, so that a typo cannot ask for all the memory of the
+#: machine (``width=1e8`` would need ~128 GB, ``patch_shape=100000`` petabytes). Each is far
+#: above any useful value: the paper's network has ``width=64``, rimclf's default 8; patches of
+#: 16-32 samples per edge over 24-32 mm. docs/network.md lists them.
+SIZE_LIMITS: dict[str, float] = {
+    "width": 256,  # ResNet base width: 16x the paper's weights at 256 (~0.5 G parameters)
+    "patch_shape": 96,  # samples per patch edge: 96^3 x 4 channels = 14 MB per lesion
+    "patch_size_mm": 200.0,  # patch edge: about a whole brain
+    "shell_mm": 20.0,  # ring around a lesion for the shell radiomics
+    "max_epochs": 100_000,
+    "batch_size": 100_000,
+}
+
+
+def check_model_config(config: Any, *, owner: str = "") -> Any:
+    """Check every field of a :class:`~rimclf.defaults.ModelConfig` before any work.
+
+    The command line (``train``, ``extract``, ``tune``, ``demo``) and the library functions that
+    take a ``config`` call this once, before a cohort is featurised; the estimators check the
+    same values again when they fit. Sizes are bounded by :data:`SIZE_LIMITS`.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first field out of range, its value and the valid range.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from rimclf.defaults import DEFAULT_MODEL
+    >>> check_model_config(replace(DEFAULT_MODEL, width=0))
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: width=0 is not valid; it must be an integer in [1, 256]
+    """
+    from rimclf import defaults
+
+    limits = SIZE_LIMITS
+    choices = {
+        "feature_set": defaults.FEATURE_SETS, "region": defaults.REGIONS, "normalize": defaults.NORMALIZATIONS,
+        "depth": defaults.DEPTHS, "fusion": defaults.FUSIONS, "branches": defaults.BRANCHES,
+        "augment": defaults.AUGMENTATIONS, "imbalance": defaults.IMBALANCE_CHOICES,
+    }
+    for name, allowed in choices.items():
+        check_choice(getattr(config, name), name, allowed, owner=owner)
+    channels = config.channels
+    if not isinstance(channels, tuple) or not channels or not all(Options(*defaults.CHANNELS).accepts(c) for c in channels):
+        message = f"channels={channels!r} is not valid; it must be a non-empty tuple of {', '.join(map(repr, defaults.CHANNELS))}"
+        raise ParameterError(f"{owner}: {message}" if owner else message)
+    check_real(config.shell_mm, "shell_mm", min=0.0, max=limits["shell_mm"], closed="right", owner=owner)
+    check_real(config.patch_size_mm, "patch_size_mm", min=0.0, max=limits["patch_size_mm"], closed="right", owner=owner)
+    check_int(config.patch_shape, "patch_shape", min=1, max=int(limits["patch_shape"]), owner=owner)
+    check_int(config.width, "width", min=1, max=int(limits["width"]), owner=owner)
+    check_int(config.max_epochs, "max_epochs", min=1, max=int(limits["max_epochs"]), owner=owner)
+    check_param(config.batch_size, "batch_size", [Interval(int, 2, limits["batch_size"]), Options(-1)], owner=owner,
+                hint="-1 is the whole training set in one batch")
+    check_real(config.lr, "lr", min=0.0, max=10.0, closed="right", owner=owner)  # AdamW diverges far below 10
+    check_int(config.smote_k, "smote_k", min=1, max=100, owner=owner)
+    check_threshold_settings(config.target_specificity, config.threshold_cv, owner=owner)
+    return config
+
+
+def check_threshold_settings(
+    target_specificity: Any, threshold_cv: Any, threshold: Any = None, *, n_subjects: int | None = None,
+    owner: str = "",
+) -> None:
+    """Check the decision-threshold settings of a training before any work.
+
+    ``threshold`` (a fixed probability) must lie in [0, 1]; ``target_specificity`` in (0, 1);
+    ``threshold_cv`` is 0 (in-sample) or a number of folds from 2 to ``n_subjects`` (when known:
+    each fold holds out whole subjects).
+
+    Examples
+    --------
+    >>> check_threshold_settings(0.9, 5, 2.0)
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.ParameterError: threshold=2.0 is not valid; it must be None or a number in [0, 1]; it is a probability
+    """
+    check_param(threshold, "threshold", [Options(None), Interval(float, 0, 1)], owner=owner, hint="it is a probability")
+    check_real(target_specificity, "target_specificity", min=0.0, max=1.0, closed="neither", owner=owner)
+    high = None if n_subjects is None else max(int(n_subjects), 2)
+    check_param(threshold_cv, "threshold_cv", [Options(0), Interval(int, 2, high)], owner=owner,
+                hint="0 chooses the threshold on in-sample probabilities" + (
+                    f"; the cohort has {n_subjects} subjects and each fold holds out whole subjects"
+                    if n_subjects is not None else ""))

@@ -78,6 +78,8 @@ SAMPLERS = ("smote", "class_weight", "none")
 TUNING_MODELS = ("qsmrimnet", "random_forest", "logistic_regression", "gradient_boosting")
 #: Phantom difficulty presets (``make_phantom_cohort(difficulty=...)``).
 DIFFICULTIES = ("easy", "default", "hard")
+#: Phantom acquisition presets (``make_phantom_cohort(acquisition=...)``): fixed sites or drawn protocols.
+PHANTOM_ACQUISITIONS = ("sites", "varied")
 
 # ------------------------------------------------------------------------- cohort reading
 #: ``load_cohort(min_voxels=...)``: smaller lesions are left out.

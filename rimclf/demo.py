@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rimclf._atomic import atomic_write, refuse_overwrite
+from rimclf._atomic import atomic_write, refuse_overwrite, reserving_output
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig, describe_config
 from rimclf.errors import DataWarning
 
@@ -226,6 +226,7 @@ def plot_roc_pr(path: str | os.PathLike, y: np.ndarray, score: np.ndarray, thres
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
 
 
+@reserving_output("out")  # claimed for the whole run: a second demo into the same OUT fails at once
 def run_demo(
     out: str | os.PathLike = "demo_output",
     *,
@@ -245,6 +246,8 @@ def run_demo(
     ----------
     out : str or path-like, default="demo_output"
         Output folder; an existing one is refused unless ``force`` (its feature cache is kept).
+        It is claimed for the whole run: a second demo started into the same folder meanwhile
+        fails at once (``OutputError``), so two runs never mix their outputs.
     train_subjects, test_subjects : int, default=40, 20
         Phantom subjects to train on and to predict (held out, another seed).
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL

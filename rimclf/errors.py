@@ -12,6 +12,8 @@ already catches::
      │                                   a CLI option, an Optuna or benchmark setting
      ├── ModelFileError    (ValueError)  a model directory that cannot be saved or loaded safely
      ├── PredictionError   (ValueError)  a model's output that cannot be used (NaN/Inf probabilities)
+     ├── MissingDependencyError (ImportError)  an optional package (an extra such as
+     │                                   ``rimclf[radiomics]``) that the settings need is not installed
      └── OutputError       (OSError)     an output location or storage that cannot be used
           └── OutputExistsError (FileExistsError)  an output that exists, without force
 
@@ -20,7 +22,8 @@ The kind says what to fix: the data (:class:`CohortError`) or a setting
 subjects) is a :class:`ParameterError`. Messages name the file, row, parameter, path or URL and
 repeat the bad value; parameter messages read ``"name=value is not valid; it must be ..."``
 (see :mod:`rimclf._validation`). The command line prints any :class:`RimclfError` as one line
-and exits with status 2.
+and exits with status 2 for a usage error (a bad option: :class:`ParameterError`, or one argparse
+refuses) and 1 for the rest (data, model file, output, prediction, missing optional package).
 
 ``nn/`` (plain torch modules, importable without the rest of rimclf) raises
 :class:`ParameterError` too, so that a bad ``module__depth`` reads the same whether the
@@ -125,6 +128,26 @@ class PredictionError(RimclfError, ValueError):
     Traceback (most recent call last):
     ...
     rimclf.errors.PredictionError: the model gave 1 of 2 lesion(s) a NaN, infinite or out-of-range rim+ probability: ...
+    """
+
+
+class MissingDependencyError(RimclfError, ImportError):
+    """An optional package that the settings need is not installed: pyradiomics for a radiomics
+    feature set or baseline (the extra ``rimclf[radiomics]``).
+
+    An :class:`ImportError` (the package is missing from this environment, whatever the data and
+    settings), raised when the settings are checked, before any long work. The message is one line
+    naming the extra and how to install it.
+
+    Examples
+    --------
+    >>> issubclass(MissingDependencyError, ImportError)
+    True
+    >>> from rimclf.features.radiomics import require_pyradiomics
+    >>> require_pyradiomics()          # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    rimclf.errors.MissingDependencyError: radiomics features need pyradiomics, which is not installed: ...
     """
 
 

@@ -63,7 +63,7 @@ from rimclf._model_checks import (
     settings_digest,
 )
 from rimclf._records import file_sha256, installed_versions, json_value
-from rimclf._validation import is_int
+from rimclf._validation import check_path, is_int
 from rimclf.defaults import CALIBRATIONS, OPERATING_POINTS, TABULAR_KEYS
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError, printable
 from rimclf.rim_model import RimModel
@@ -348,6 +348,13 @@ def _check_section(section: object, schema: dict, where: str, *, required: bool 
     return section
 
 
+def _check_device(device: object) -> None:
+    """A device name torch knows and this machine has ("auto" always passes)."""
+    from rimclf.classifier.device import resolve_device
+
+    resolve_device(device)
+
+
 def _read_settings(folder: Path) -> dict:
     if not folder.exists():
         raise ModelFileError(f"{folder}: no such model directory")
@@ -572,12 +579,16 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     >>> model = rimclf.load_model("model", device="cpu")      # doctest: +SKIP
     >>> probability = model.predict_proba(rimclf.load_cohort("NEW_COHORT"))[:, 1]  # doctest: +SKIP
     """
-    folder = Path(path).expanduser()
+    folder = Path(check_path(path, "path", what="a model folder", owner="load_model")).expanduser()
+    _check_device(device)  # a device that is not there is said so, before reading the weights
     settings = _read_settings(folder)
     where = str(folder / SETTINGS_FILE)
     current = _versions()
+    # pyradiomics is optional (rimclf[radiomics]): its absence is no version change (a model that
+    # needs it says so when its features are checked)
     changed = [f"{name} {printable(settings['versions'].get(name, 'unknown'), 40)} -> {current[name]}"
-               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])]
+               for name in _VERSIONED_PACKAGES if not _same_version(settings["versions"].get(name), current[name])
+               and not (name == "pyradiomics" and current[name] == "not installed")]
     if changed:
         warnings.warn(f"{folder}: model saved with other package versions ({', '.join(changed)}); "
                       "its predictions may differ slightly", ModelVersionWarning, stacklevel=2)

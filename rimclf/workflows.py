@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from rimclf._atomic import refuse_overwrite, reserving_output
+from rimclf._atomic import check_output_location, known_inputs, refuse_overwrite, reserving_output
+from rimclf._validation import SIZE_LIMITS, check_int, check_path, check_real, check_threshold_settings
 from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
+from rimclf.errors import ParameterError
 from rimclf.rim_model import RimModel
 
 __all__ = ["predict_cohort", "predict_subject", "subject_table", "train_model"]
@@ -27,10 +29,56 @@ def _as_table(cohort: object, **load_options) -> pd.DataFrame:
 
     if isinstance(cohort, pd.DataFrame):
         return cohort
+    check_path(cohort, "cohort", what="a cohort folder or manifest, or a lesion table (pandas.DataFrame)")
     return load_cohort(cohort, **load_options)
 
 
-@reserving_output("out")  # exists, unwritable, or being written: fail before training
+def _as_model(model: object, device: str = "auto") -> RimModel:
+    """``model`` itself, or the model saved in the folder ``model`` names (:func:`rimclf.load_model`)."""
+    if isinstance(model, (str, os.PathLike)):
+        from rimclf.model_files import load_model
+
+        model = load_model(model, device=device)
+    if not isinstance(model, RimModel):
+        raise ParameterError(
+            f"model={repr(model)[:60]} (a {type(model).__name__}) is not valid; it must be "
+            "a fitted RimModel (rimclf.load_model or train_model) or the path of a model folder written by "
+            "'rimclf train'"
+        )
+    return model
+
+
+def _check_sizes(featurizer: object, classifier: object) -> None:
+    """Network and patch sizes within :data:`rimclf._validation.SIZE_LIMITS`, and the
+    estimators' own parameter checks, before a cohort is read."""
+    check_size = {"width": lambda v, n: check_int(v, n, min=1, max=int(SIZE_LIMITS["width"])),
+                  "shape": lambda v, n: check_int(v, n, min=1, max=int(SIZE_LIMITS["patch_shape"])),
+                  "size_mm": lambda v, n: check_real(v, n, min=0, max=SIZE_LIMITS["patch_size_mm"], closed="right"),
+                  "shell_mm": lambda v, n: check_real(v, n, min=0, max=SIZE_LIMITS["shell_mm"], closed="right")}
+    if hasattr(classifier, "_check_params"):
+        classifier._check_params()  # epochs, batch size, learning rate, device, ...
+        width = classifier.get_params_for("module").get("width")
+        if width is not None:
+            check_size["width"](width, "module__width")
+    for name in ("patches", "radiomics"):
+        extractor = getattr(featurizer, name, None)
+        if extractor is None or isinstance(extractor, str) or not hasattr(extractor, "_validate"):
+            continue
+        extractor._validate()
+        for parameter in ("shape", "size_mm", "shell_mm"):
+            value = getattr(extractor, parameter, None)
+            if value is None or (parameter == "shell_mm" and getattr(extractor, "region", "lesion") == "lesion"):
+                continue
+            for item in value if isinstance(value, (tuple, list)) else [value]:
+                check_size[parameter](item, f"{type(extractor).__name__}.{parameter}")
+
+
+def _check_out(out: object) -> None:
+    if out is None:
+        raise ParameterError("out=None is not valid; it must be the path of the output folder")
+
+
+@reserving_output("out")  # an input, exists, unwritable, or being written: fail before training
 def train_model(
     cohort: str | os.PathLike | pd.DataFrame,
     *,
@@ -61,7 +109,8 @@ def train_model(
         See :class:`RimModel`.
     out : str or path-like, optional
         Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
-        before any work unless ``force``.
+        before any work unless ``force``, and so is one that is, holds or lies inside the cohort
+        or the feature cache (with or without ``force``).
     force : bool, default=False
     min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
@@ -83,7 +132,11 @@ def train_model(
     >>> model = train_model("COHORT", classifier=make_classifier(config, random_state=0),
     ...                     threshold_cv=3, out="model-cw", force=True)  # doctest: +SKIP
     """
+    check_threshold_settings(target_specificity, threshold_cv, threshold)
+    _check_sizes(featurizer, classifier)
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
+    if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
+        check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
                      threshold=threshold, random_state=random_state, operating_point=operating_point,
                      target_sensitivity=target_sensitivity, calibration=calibration)
@@ -131,7 +184,7 @@ def subject_table(
         return _as_table(manifest, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
 
 
-@reserving_output("out")  # exists, unwritable, or being written: fail before predicting
+@reserving_output("out")  # an input, exists, ...: fail before predicting
 def predict_cohort(
     model: RimModel,
     cohort: str | os.PathLike | pd.DataFrame,
@@ -150,20 +203,23 @@ def predict_cohort(
 
     Parameters
     ----------
-    model : RimModel
-        Fitted (e.g. from :func:`rimclf.load_model`).
+    model : RimModel, str or path-like
+        Fitted (e.g. from :func:`rimclf.load_model`), or the folder of a model written by
+        ``rimclf train`` / :func:`rimclf.save_model`, loaded with ``device="auto"``.
     cohort : str, path-like or pandas.DataFrame
         Cohort directory, manifest or lesion table (:func:`subject_table` for one subject).
     out : str or path-like
         Output folder, a BIDS derivative (``dataset_description.json``, ``lesions.tsv``,
         ``subjects.tsv``, per-scan probability map, lesion-label image and montage; see
         :mod:`rimclf.outputs`), written atomically; an existing one is refused before any work
-        unless ``force``.
+        unless ``force``. Never an input: a folder that is, holds or lies inside the cohort, the
+        model or the feature cache is refused, with or without ``force``.
     n_jobs, memory
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
         None keeps the model's featurizer settings.
     montage : bool, default=True
-        Draw the per-subject PNG montages.
+        Draw the per-subject PNG montages. Maps and montages show a progress bar over the scans
+        when the model's featurizer shows one (its ``progress``).
     min_voxels, qsm_unit, connectivity, derivatives
         Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
 
@@ -184,6 +240,8 @@ def predict_cohort(
     """
     from rimclf.outputs import write_prediction_outputs
 
+    _check_out(out)
+    model = _as_model(model)
     check_is_fitted(model, "classifier_")
     table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
@@ -195,7 +253,8 @@ def predict_cohort(
         model_info["calibration"] = None if calibration is None else calibration.to_dict()
     source = None if isinstance(cohort, pd.DataFrame) else cohort
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
-                                    model_info=model_info, source=source)
+                                    model_info=model_info, source=source,
+                                    progress=bool(getattr(model.featurizer_, "progress", False)))
 
 
 def predict_subject(
@@ -227,7 +286,10 @@ def predict_subject(
     >>> predict_subject(model, "qsm.nii.gz", "flair_reg.nii.gz", "lesions.nii.gz", "out-07",
     ...                 participant_id="07")                              # doctest: +SKIP
     """
+    _check_out(out)
+    check_output_location(out, known_inputs({"model": model, "qsm": qsm, "flair": flair, "mask": mask, "memory": memory}))
     refuse_overwrite(out, force=force)
+    model = _as_model(model)
     options = {"min_voxels": min_voxels, "qsm_unit": qsm_unit, "connectivity": connectivity}
     table = subject_table(qsm, flair, mask, participant_id=participant_id, **options)
     return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage, **options)

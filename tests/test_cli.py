@@ -150,9 +150,9 @@ def test_loky_worker_timeout_note_is_silenced_and_other_warnings_are_not() -> No
 
 
 def test_epoch_table_has_no_colour_codes_when_redirected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """skorch colours the best values of its epoch table; output that is not a terminal gets none."""
+    """skorch colours the best values of its epoch table (shown with -v); output that is not a terminal gets none."""
     args = ["train", str(tiny_cohort()), "-o", str(tmp_path / "model"), "--feature-set", "rim", "--branches", "radiomics",
-            "--width", "4", "--epochs", "2", "--threshold-cv", "0", "--seed", "0"]
+            "--width", "4", "--epochs", "2", "--threshold-cv", "0", "--seed", "0", "-v"]
     with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
         warnings.simplefilter("ignore", DataWarning)
         assert main(args) == 0
@@ -177,7 +177,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_train_writes_a_model_and_refuses_to_overwrite(trained: Path, capsys: pytest.CaptureFixture) -> None:
     assert sorted(path.name for path in trained.iterdir()) == ["settings.json", "weights.pt"]
     before = (trained / "weights.pt").read_bytes()
-    assert main(["train", str(tiny_cohort()), "-o", str(trained), *TRAIN_ARGS]) == 2
+    assert main(["train", str(tiny_cohort()), "-o", str(trained), *TRAIN_ARGS]) == 1
     assert "already exists; use --force" in capsys.readouterr().err
     assert (trained / "weights.pt").read_bytes() == before
 
@@ -202,7 +202,7 @@ def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pyt
         "subjects.png", "subjects.tsv",
     ]
     before = (out / "lesions.tsv").read_text()
-    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 2
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 1
     assert "use --force" in capsys.readouterr().err
     assert (out / "lesions.tsv").read_text() == before
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q", "--force", "--no-montage"]) == 0
@@ -226,7 +226,7 @@ def test_predict_one_subject_by_paths(trained: Path, tmp_path: Path) -> None:
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "all"), "-q", "--no-montage"]) == 0
     everyone = read_lesions(tmp_path / "all")
     np.testing.assert_allclose(single["probability"], everyone.loc[everyone["participant_id"] == "sub-002", "probability"])
-    assert main(argv) == 2  # no overwrite without --force for the single-subject form either
+    assert main(argv) == 1  # no overwrite without --force for the single-subject form either
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_predict_argument_errors(trained: Path, tmp_path: Path, extra: list, mes
 def test_predict_with_a_broken_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "settings.json").write_text("{}")
-    assert main(["predict", str(tmp_path / "model"), str(tiny_cohort()), "-o", str(tmp_path / "out")]) == 2
+    assert main(["predict", str(tmp_path / "model"), str(tiny_cohort()), "-o", str(tmp_path / "out")]) == 1
     assert "not a rimclf model" in capsys.readouterr().err
 
 
@@ -259,7 +259,7 @@ def test_predict_refuses_a_participant_id_that_leads_outside_out(trained: Path, 
     )
     out = tmp_path / "a" / "b" / "out"
     before = sorted(tmp_path.rglob("*"))
-    assert main(["predict", str(trained), str(manifest), "-o", str(out), "-q", "--no-montage"]) == 2
+    assert main(["predict", str(trained), str(manifest), "-o", str(out), "-q", "--no-montage"]) == 1
     err = capsys.readouterr().err
     assert f"{manifest}: line 2: participant_id '01/../../../PWN' is not a valid label" in err and len(err.splitlines()) == 1
     assert sorted(tmp_path.rglob("*")) == before and not list(tmp_path.parent.glob("**/PWN"))
@@ -274,7 +274,7 @@ def test_predict_refuses_nan_probabilities(trained: Path, tmp_path: Path, monkey
         return probability
 
     monkeypatch.setattr(RimModel, "predict_proba", broken)
-    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "out"), "-q", "--no-montage"]) == 2
+    assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "out"), "-q", "--no-montage"]) == 1
     assert "1 of" in capsys.readouterr().err and not (tmp_path / "out").exists()
     assert list(tmp_path.iterdir()) == []
 

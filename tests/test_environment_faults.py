@@ -165,14 +165,14 @@ def test_tune_checks_storage_and_output_before_featurising(
     bad = tmp_path / "bad.journal"
     bad.write_bytes(journal + b"garbage\n")
     base = ["tune", str(cohort), "--model", "logistic_regression", "--trials", "1", "--no-progress"]
-    assert main([*base, "-o", str(tmp_path / "out"), "--storage", str(bad)]) == 2
+    assert main([*base, "-o", str(tmp_path / "out"), "--storage", str(bad)]) == 1
     err = capsys.readouterr().err
     n_lines = journal.count(b"\n")
     assert f"bad.journal: line {n_lines + 1} of this Optuna journal is not JSON" in err
     assert len(err.strip().splitlines()) == 1
-    assert main([*base, "-o", str(tmp_path / "out"), "--storage", "foo://bar"]) == 2
+    assert main([*base, "-o", str(tmp_path / "out"), "--storage", "foo://bar"]) == 1
     assert "no database dialect 'foo'" in capsys.readouterr().err
-    assert main([*base, "-o", str(tmp_path / "out"), "--storage", "sqlite:////nonexistent/x.db"]) == 2
+    assert main([*base, "-o", str(tmp_path / "out"), "--storage", "sqlite:////nonexistent/x.db"]) == 1
     assert "/nonexistent does not exist" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.journal"]
 
@@ -194,7 +194,7 @@ def test_extract_into_a_read_only_folder_fails_before_extracting(cohort: Path, t
     folder = tmp_path / "ro"
     folder.mkdir()
     _read_only(monkeypatch, folder)
-    assert main(["extract", str(cohort), "-o", str(folder / "out"), "--no-progress"]) == 2
+    assert main(["extract", str(cohort), "-o", str(folder / "out"), "--no-progress"]) == 1
     assert f"rimclf extract: error: {folder / 'out'}: cannot be created: {folder} is not writable by this user" in capsys.readouterr().err
     assert list(folder.iterdir()) == []
 

@@ -1,5 +1,7 @@
 """The package as users get it: a wheel built from the project's files, installed outside the
-checkout, carries its data files and runs ``rimclf phantom`` and a small ``rimclf extract``.
+checkout, carries its data files, needs pyradiomics only as the extra ``rimclf[radiomics]``, and
+runs ``rimclf phantom`` and a small ``rimclf extract``. (``.ci/wheel-demo`` goes further in CI:
+the wheel with its dependencies from the registry in a fresh environment, and ``rimclf demo``.)
 
 The wheel is built from a copy of the packaged files (nothing is written into the checkout),
 without build isolation or downloads (setuptools and wheel come from the test environment),
@@ -64,6 +66,21 @@ def test_the_wheel_carries_data_files_and_license(wheel: tuple[Path, str]) -> No
     assert "rimclf/data/qsmrim_params.yaml" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert not [name for name in names if name.startswith("tests/") or "__pycache__" in name]
+
+
+def test_pyradiomics_is_an_extra_of_the_wheel(wheel: tuple[Path, str]) -> None:
+    """A clean ``pip install`` needs no compiler: pyradiomics (no binary wheel) only with ``rimclf[radiomics]``,
+    which ``dev`` (``make install``) includes."""
+    path, _ = wheel
+    with zipfile.ZipFile(path) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        requires = [line.split(":", 1)[1].strip() for line in archive.read(name).decode().splitlines()
+                    if line.startswith("Requires-Dist:")]
+    plain = [req for req in requires if ";" not in req]
+    assert not [req for req in plain if req.lower().startswith(("pyradiomics", "simpleitk", "pywavelets"))], plain
+    assert any(req.lower().startswith("pyyaml") for req in plain)  # the shipped radiomics settings are YAML
+    radiomics = [req for req in requires if "pyradiomics" in req]
+    assert any('extra == "radiomics"' in req for req in radiomics) and any('extra == "dev"' in req for req in radiomics)
 
 
 def test_the_installed_wheel_runs_outside_the_checkout(wheel: tuple[Path, str], tmp_path: Path) -> None:

@@ -312,7 +312,149 @@ def test_cli_writes_a_cohort_and_reports_it(tmp_path, capsys):
     assert str(out) in printed
     n_lesions = len(pd.read_csv(out / DERIVED / "rims.tsv", sep="\t"))
     assert f"2 subjects, {n_lesions} lesions" in printed
-    assert main(argv) == 2  # exists: refused without --force
+    assert main(argv) == 1  # exists: refused without --force
     assert "already exists" in capsys.readouterr().err
     assert main([*argv, "--force", "--difficulty", "hard"]) == 0
     assert json.loads((out / DERIVED / "phantom.json").read_text())["parameters"]["difficulty"] == "hard"
+
+
+# -- acquisition="varied" -----------------------------------------------------------------------
+ACQUISITION_COLUMNS = ("orientation", "tilt_deg", "voxel_mm", "slice_mm", "noise_factor", "noise_texture",
+                       "streak_ppb", "background_ppb", "qsm_scale", "qsm_offset_ppb")
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory) -> Path:
+    """Four tiny subjects, each at its own drawn acquisition protocol."""
+    return make_phantom_cohort(tmp_path_factory.mktemp("varied") / "cohort", n_subjects=4, random_state=5, n_sites=4,
+                               acquisition="varied", rim_prevalence=0.3, **TINY)
+
+
+def test_varied_acquisitions_are_recorded_per_scan(varied):
+    participants = pd.read_csv(varied / "participants.tsv", sep="\t")
+    assert participants.columns.tolist() == ["participant_id", "site", "age", "sex", *ACQUISITION_COLUMNS]
+    assert participants["site"].tolist() == ["V1", "V2", "V3", "V4"]
+    described = json.loads((varied / "participants.json").read_text())
+    assert set(described) == {"site", "age", "sex", *ACQUISITION_COLUMNS}
+    assert set(described["site"]["Levels"]) == {"V1", "V2", "V3", "V4"}
+    provenance = json.loads((varied / DERIVED / "phantom.json").read_text())
+    assert provenance["parameters"]["acquisition"] == "varied" and set(provenance["sites"]) == {"V1", "V2", "V3", "V4"}
+    for row in participants.itertuples():
+        qsm, affine = read_array(_paths(varied, row.participant_id)["Chimap"])
+        sizes = voxel_sizes(affine)
+        # the header's voxel sizes are the recorded ones, in the stored axis order, 0.5-3 mm
+        np.testing.assert_allclose(sizes, [float(v) for v in row.voxel_mm.split("x")], rtol=0.01)
+        assert 0.5 <= sizes.min() and sizes.max() <= 3.0 and sizes.max() == pytest.approx(row.slice_mm, abs=0.01)
+        directions = affine[:3, :3] / sizes
+        letters = "".join(("LR", "PA", "IS")[int(np.argmax(np.abs(c)))][int(c[np.argmax(np.abs(c))] > 0)]
+                          for c in directions.T)
+        assert letters == row.orientation
+        np.testing.assert_allclose(directions.T @ directions, np.eye(3), atol=1e-6)  # rotation, no shear
+        assert -1.0 < row.qsm_scale - 1.0 < 1.0 and np.isfinite(qsm).all()
+    # protocols differ: orientations, slice thickness, noise
+    assert participants["orientation"].nunique() > 1 and participants["slice_mm"].nunique() == 4
+    assert provenance["parameters"]["n_sites"] == 4
+
+
+def test_varied_cohorts_are_reproducible_and_load(varied, tmp_path):
+    again = make_phantom_cohort(tmp_path / "again", n_subjects=4, random_state=5, n_sites=4, acquisition="varied",
+                                rim_prevalence=0.3, n_jobs=2, **TINY)
+    first, second = _arrays(varied), _arrays(again)
+    assert first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    assert (varied / "participants.tsv").read_text() == (again / "participants.tsv").read_text()
+    other = make_phantom_cohort(tmp_path / "other", n_subjects=1, random_state=6, acquisition="varied", **TINY)
+    assert (other / "participants.tsv").read_text() != (varied / "participants.tsv").read_text()
+    from rimclf.cohort import load_cohort
+
+    table = load_cohort(varied)
+    truth = pd.read_csv(varied / DERIVED / "phantom_lesions.tsv", sep="\t")
+    assert len(table) == len(truth) and table["rim"].astype(int).sum() == truth["rim"].sum()
+    assert (table["n_voxels"].to_numpy() == truth.sort_values(["participant_id", "lesion_id"])["n_voxels"].to_numpy()).all()
+
+
+def test_the_default_acquisition_is_unchanged(cohort):
+    """Without ``acquisition``, no column, key or site is added (the default cohorts stay byte for byte)."""
+    participants = pd.read_csv(cohort / "participants.tsv", sep="\t")
+    assert participants.columns.tolist() == ["participant_id", "site", "age", "sex"]
+    provenance = json.loads((cohort / DERIVED / "phantom.json").read_text())
+    assert "acquisition" not in provenance["parameters"] and set(provenance["sites"]) == {"A", "B", "C"}
+
+
+def _world_centroids(labels: np.ndarray, affine: np.ndarray) -> dict[int, np.ndarray]:
+    index = np.array(ndimage.center_of_mass(labels > 0, labels, range(1, int(labels.max()) + 1)))
+    return {i + 1: affine[:3, :3] @ c + affine[:3, 3] for i, c in enumerate(index)}
+
+
+@pytest.mark.parametrize("storage, flips", [((2, 0, 1), (True, False, True)), ((1, 0, 2), (False, True, False))])
+def test_voxel_order_on_disk_keeps_world_coordinates(storage, flips):
+    """The same subject stored with its axes permuted and flipped: every lesion's world centroid and
+    the QSM at every world position are the same."""
+    from dataclasses import replace
+
+    from rimclf.phantom._config import DIFFICULTIES, SITES
+    from rimclf.phantom._render import render_subject
+
+    site = replace(SITES[2], slice_oversampling=2, streak_ppb=3.0, background_ppb=5.0)
+    fov = np.array([40.0, 48.0, 42.0])
+
+    def render(s):
+        return render_subject(np.random.default_rng(11), s, fov, DIFFICULTIES["default"], 6, 0.3)
+
+    plain, stored = render(site), render(replace(site, storage=storage, storage_flips=flips))
+    assert stored.qsm.shape == tuple(plain.qsm.shape[a] for a in storage)
+    assert plain.lesions == stored.lesions and len(plain.lesions) >= 2
+    centroids, moved = _world_centroids(plain.labels, plain.qsm_affine), _world_centroids(stored.labels, stored.qsm_affine)
+    for label in centroids:
+        np.testing.assert_allclose(moved[label], centroids[label], atol=1e-6)
+    # voxel (i, j, k) on disk sits where the plain grid has the same world position
+    to_plain = np.linalg.inv(plain.qsm_affine) @ stored.qsm_affine
+    index = np.argwhere(stored.labels > 0)[:50].T
+    mapped = np.rint(to_plain[:3, :3] @ index + to_plain[:3, 3:]).astype(int)
+    np.testing.assert_array_equal(plain.qsm[tuple(mapped)], stored.qsm[tuple(index)])
+    np.testing.assert_allclose(voxel_sizes(stored.qsm_affine), voxel_sizes(plain.qsm_affine)[list(storage)])
+    np.testing.assert_array_equal(stored.flair_affine, stored.qsm_affine)
+
+
+def test_thick_slices_average_sub_slices_that_cover_them():
+    from rimclf.phantom._acquisition import average_slices, thick_labels
+    from rimclf.phantom._geometry import make_grid
+
+    grid = make_grid((6, 7, 5), (0.8, 0.8, 3.0), np.eye(3), np.array([1.0, 2.0, 3.0]), np.zeros(3), np.eye(3))
+    fine = grid.subdivide(3)
+    assert fine.shape == (6, 7, 15)
+    np.testing.assert_allclose(voxel_sizes(fine.affine), [0.8, 0.8, 1.0])
+    # the mean position of each run of 3 sub-slices is the thick slice's centre
+    coarse, sub = grid.brain_coordinates(), fine.brain_coordinates()
+    np.testing.assert_allclose(np.stack([average_slices(c, 3) for c in sub]), coarse, atol=1e-4)
+    # a label filling 2 of 3 sub-slices is kept in the thick slice; 1 of 3 is not
+    labels = np.zeros((6, 7, 15), dtype=np.int16)
+    labels[1:5, 1:6, 3:5] = 2  # 2 of slice 1's sub-slices
+    labels[1:5, 1:6, 9:10] = 1  # 1 of slice 3's sub-slices
+    thick, kept = thick_labels(labels, 3, min_voxels=5)
+    assert kept == {2: (1, 20)} and thick.shape == (6, 7, 5) and (thick[:, :, 1] == 1).sum() == 20
+
+
+def test_acquisition_is_checked(tmp_path):
+    with pytest.raises(ParameterError, match="acquisition"):
+        make_phantom_cohort(tmp_path / "bad", n_subjects=1, acquisition="random", **TINY)
+    with pytest.raises(ParameterError, match="n_sites"):
+        make_phantom_cohort(tmp_path / "bad", n_subjects=1, n_sites=4, **TINY)
+    with pytest.raises(ParameterError, match="n_sites"):
+        make_phantom_cohort(tmp_path / "bad", n_subjects=1, n_sites=27, acquisition="varied", **TINY)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_writes_a_varied_cohort(tmp_path, capsys):
+    from rimclf.defaults import PHANTOM_ACQUISITIONS
+
+    out = tmp_path / "cli"
+    argv = ["phantom", str(out), "--subjects", "2", "--shape", "40", "48", "28", "--lesions", "4", "6",
+            "--acquisition", "varied", "--sites", "5"]
+    assert main(argv) == 0
+    assert json.loads((out / DERIVED / "phantom.json").read_text())["parameters"]["acquisition"] == "varied"
+    assert set(pd.read_csv(out / "participants.tsv", sep="\t")["site"]) == {"V1", "V2"}
+    assert main(["phantom", str(tmp_path / "x"), "--sites", "4"]) == 2  # 3 fixed sites only
+    assert "n_sites" in capsys.readouterr().err
+    assert PHANTOM_ACQUISITIONS == ("sites", "varied")

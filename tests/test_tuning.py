@@ -561,7 +561,7 @@ def test_rimclf_tune_command_writes_outputs_and_resumes(cohort, tmp_path, capsys
     assert summary["n_lesions"] == 30 and summary["n_subjects"] == 6
 
     # OUT is not overwritten without --force; the study is resumed with it (and 2 workers)
-    assert main(command) == 2
+    assert main(command) == 1
     assert "already exists" in capsys.readouterr().err
     assert main([*command[:5], "2", *command[6:], "--workers", "2", "--force"]) == 0
     summary = json.loads((out / "best_params.json").read_text())

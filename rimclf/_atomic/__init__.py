@@ -17,7 +17,8 @@ Guarantees of :func:`atomic_output_dir` (every output folder rimclf writes)
   there, and the next rimclf call that checks ``out`` (any writer into it) restores it.
 - **No litter.** Temporary and set-aside folders of dead processes on this host (their pid is in
   the name) are removed by the next writer beside them. Those of other hosts (a shared file
-  system) are left alone, since their liveness cannot be checked.
+  system) are left alone, since their liveness cannot be checked; "host" means host name, boot
+  and pid namespace, so containers sharing a host name never remove each other's live folders.
 - **Clear environment errors.** An ``OSError`` while writing (disk full, read-only file system,
   permission denied, quota) and ``torch.save``'s disk-full ``RuntimeError`` become an
   :class:`~rimclf.errors.OutputError` naming ``out``.
@@ -37,11 +38,12 @@ import inspect
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from rimclf._atomic._inputs import check_output_location, cohort_inputs, known_inputs
 from rimclf._atomic._paths import check_writable_parent, safe_child
 from rimclf._atomic._rename import exchange, rename_noreplace
 from rimclf._atomic._siblings import (
@@ -58,7 +60,10 @@ __all__ = [
     "atomic_output_dir",
     "atomic_write",
     "atomic_write_text",
+    "check_output_location",
     "check_writable_parent",
+    "known_inputs",
+    "cohort_inputs",
     "output_reservation",
     "public_permissions",
     "recover_output",
@@ -121,16 +126,21 @@ def public_permissions(path: Path) -> None:
 def refuse_overwrite(path: str | os.PathLike, *, force: bool) -> None:
     """Check, before any work, that ``path`` may be written.
 
-    Recovers ``path`` after a dead writer (:func:`recover_output`), checks that it can be created
-    (:func:`check_writable_parent`) and that no other live process is writing it.
+    Refuses an empty ``path`` and the current folder or a folder above it
+    (:func:`check_output_location`), recovers ``path`` after a dead writer
+    (:func:`recover_output`), checks that it can be created (:func:`check_writable_parent`) and
+    that no other live process is writing it.
 
     Raises
     ------
+    ParameterError
+        If ``path`` is empty.
     OutputExistsError
         If ``path`` exists and ``force`` is false (a :class:`FileExistsError`).
     OutputError
         If it cannot be created, or another process is writing it.
     """
+    check_output_location(path)
     path = Path(path)
     recover_output(path)
     check_writable_parent(path)
@@ -205,14 +215,21 @@ def output_reservation(out: str | os.PathLike, *, force: bool = False) -> Iterat
         release_output_dir(out)
 
 
-def reserving_output(parameter: str = "out", *, force_parameter: str = "force") -> Callable:
+def reserving_output(
+    parameter: str = "out", *, force_parameter: str = "force",
+    inputs: Callable[[dict], Mapping[str, object]] | None = None,
+) -> Callable:
     """Decorate a function that ends up writing the output folder given as its ``parameter``.
 
     Before the function runs, the folder is checked and claimed (:func:`reserve_output_dir`,
     with the function's ``force_parameter``): an existing folder without ``force``, a location
     that cannot be written or another process writing the same folder fail at once, before any
-    long computation. The claim is given up when the function returns or raises; a ``None``
-    folder means "no output" and nothing is claimed.
+    long computation. ``inputs``, given the function's arguments by name, returns what the
+    function reads (``{what: path or paths}``; default :func:`known_inputs`: the arguments
+    ``cohort``, ``model``, ``qsm``/``flair``/``mask``, ``cache``/``memory`` and featurizers'
+    caches); an output that is, contains or lies inside one of them is refused first
+    (:func:`check_output_location`). The claim is given up when the
+    function returns or raises; a ``None`` folder means "no output" and nothing is claimed.
     """
 
     def decorate(function: Callable) -> Callable:
@@ -225,6 +242,7 @@ def reserving_output(parameter: str = "out", *, force_parameter: str = "force") 
             out = bound.arguments.get(parameter)
             if out is None:
                 return function(*args, **kwargs)
+            check_output_location(out, (inputs or known_inputs)(bound.arguments), name=parameter)
             with output_reservation(out, force=bool(bound.arguments.get(force_parameter, False))):
                 return function(*args, **kwargs)
 

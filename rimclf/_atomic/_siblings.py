@@ -1,7 +1,8 @@
 """Temporary and set-aside siblings of an output folder, named after the process that made them.
 
 ``.<name>.rimclf-tmp.<host>.<pid>.<ns>.<token>`` is a folder being written (or claimed) by process
-``pid`` of host ``host`` (a hash of its name) since ``ns`` (ns since the epoch);
+``pid`` of host ``host`` (a hash of its name, boot id and pid namespace: see
+:func:`_machine_identity`) since ``ns`` (ns since the epoch);
 ``.<name>.rimclf-old.<host>.<pid>.<ns>.<token>`` is the previous ``<name>`` that a ``--force``
 replace set aside. The names let a later run tell the leftovers of dead processes (removed, or
 restored) from the work of live ones (left alone, and reported to a second writer).
@@ -23,7 +24,42 @@ from pathlib import Path
 from rimclf._atomic._rename import rename_noreplace
 from rimclf.errors import OutputError, RimclfWarning
 
-_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _machine_identity() -> str:
+    """What tells this process's pid space apart from every other one that may share a folder.
+
+    The host name alone does not: containers often share one (or all are called ``localhost``),
+    and a process of one container is invisible to another, so a live writer there would look
+    dead here and its temporary folder would be removed. The boot id (one per kernel boot) and
+    the pid namespace (one per container) are added where Linux gives them; two processes whose
+    identities differ treat each other's folders as another host's: left alone.
+    """
+    parts = [socket.gethostname()]
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            parts.append(boot.read().strip())
+    except OSError:
+        pass
+    try:
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        pass
+    return "\0".join(parts)
+
+
+_HOST = hashlib.sha1(_machine_identity().encode()).hexdigest()[:8]
+
+
+def host_key() -> str:
+    """This host's (and container's) short key, as in the siblings' names."""
+    return _HOST
+
+
+def process_alive(host: str, pid: int) -> bool | None:
+    """Whether process ``pid`` of host ``host`` (a :func:`host_key`) runs: None when that host is
+    another one, whose processes cannot be seen from here."""
+    return _pid_alive(pid) if host == _HOST else None
 _SIBLING = re.compile(
     r"^\.(?P<name>.+)\.rimclf-(?P<kind>tmp|old)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.(?P<ns>\d+)(?:\.[0-9a-f]+)?$"
 )

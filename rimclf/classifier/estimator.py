@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from rimclf.classifier.device import (
     uses_channels_last,
 )
 from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
-from rimclf.classifier.printlog import PrintLog
+from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
@@ -33,6 +35,12 @@ from rimclf.nn import DeepSMOTE, PatchAugment, QSMRimNet
 __all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier", "make_classifier"]
 
 _MAX_SEED = 2**31 - 1
+
+
+class _FitInterrupted(BaseException):
+    """A ``KeyboardInterrupt`` raised inside skorch's fit loop, carried past skorch's
+    ``partial_fit`` (which catches ``KeyboardInterrupt`` and returns the half-trained net as if
+    it were fitted) and raised again as the ``KeyboardInterrupt`` it was."""
 
 
 class QSMRimNetClassifier(
@@ -106,6 +114,9 @@ class QSMRimNetClassifier(
         groups itself: ``cross_validate(net, X, y, params={"groups": g})`` and
         ``Pipeline(...).fit(X, y, groups=g)`` pass them to it.
     verbose : int, default=0
+        What a training prints: 0 nothing; 1 a progress bar over the epochs (on standard error,
+        only where it is a terminal) and one summary line per training (epochs, lesions, time,
+        last loss); 2 or more also skorch's epoch table (see :mod:`rimclf.classifier.printlog`).
     **kwargs
         Other skorch parameters, e.g. ``module__branches="both", module__depth=18,
         module__width=64`` (the paper's fused network; the default module is the MLP branch
@@ -223,6 +234,7 @@ class QSMRimNetClassifier(
         n_epochs = self.max_epochs if is_int(self.max_epochs) and self.max_epochs > 0 else 1
         scheduler = LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n_epochs)
         callbacks.insert(len(callbacks) - 1, ("lr_scheduler", scheduler))  # before print_log
+        callbacks.append(("training_summary", TrainingSummary()))  # verbose=1: a progress bar and one line
         return callbacks
 
     # ------------------------------------------------------- sklearn protocol
@@ -389,7 +401,7 @@ class QSMRimNetClassifier(
         torch_seed = self._seed_everything()
         device = resolve_device(self.device)
         dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
-        with self._skorch_sees_device(), seeded_torch(torch_seed, device), cudnn_autotune(device):
+        with self._skorch_sees_device(), seeded_torch(torch_seed, device), cudnn_autotune(device), _reraise_interrupt():
             super().fit(dataset, labels, **fit_params)
         return self
 
@@ -398,7 +410,8 @@ class QSMRimNetClassifier(
     ) -> QSMRimNetClassifier:
         """Continue training (the preprocessing is fitted on the first call only)."""
         if is_dataset(X):
-            return super().partial_fit(X, y, classes=classes, **fit_params)
+            with _reraise_interrupt():
+                return super().partial_fit(X, y, classes=classes, **fit_params)
         self._check_params()
         inputs, feature_keys = check_inputs(X, self._module_branches())
         labels = check_labels(y, next(iter(inputs.values())).shape[0])
@@ -408,9 +421,18 @@ class QSMRimNetClassifier(
             self._seed_everything()
         device = resolve_device(self.device)
         dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
-        with self._skorch_sees_device(), cudnn_autotune(device):
+        with self._skorch_sees_device(), cudnn_autotune(device), _reraise_interrupt():
             super().partial_fit(dataset, labels, classes=classes, **fit_params)
         return self
+
+    def fit_loop(self, X: object, y: object = None, epochs: int | None = None, **fit_params: Any):
+        """skorch's fit loop, unchanged, except that an interrupt (Ctrl-C, or SIGTERM turned into
+        one by the command line) stops the fit with an error instead of leaving a half-trained
+        net that looks fitted: skorch's ``partial_fit`` swallows ``KeyboardInterrupt``."""
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            raise _FitInterrupted(exc) from exc
 
     def infer(self, x: dict[str, torch.Tensor], **fit_params: Any):
         """Forward a batch on ``device_`` (non-blocking copies, channels-last 3D on CUDA) under
@@ -511,6 +533,16 @@ class QSMRimNetClassifier(
         """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``
         (as :class:`rimclf.RimModel` decides)."""
         return (self.predict_proba(X)[:, 1] >= self.threshold).astype(np.int64)
+
+
+@contextlib.contextmanager
+def _reraise_interrupt() -> Iterator[None]:
+    """Turn :class:`_FitInterrupted` back into the ``KeyboardInterrupt`` (or subclass) it carries."""
+    try:
+        yield
+    except _FitInterrupted as carried:
+        original = carried.args[0]
+        raise original.with_traceback(None) from None
 
 
 def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRimNetClassifier:

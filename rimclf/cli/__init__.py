@@ -5,7 +5,10 @@ Each subcommand lives in its own module under :mod:`rimclf.cli` and exposes
 and ``run(args) -> int`` (imports the library lazily and calls one public function).
 :func:`build_parser` gives every subcommand the same ``-v/--verbose`` and ``-q/--quiet``
 (:func:`~rimclf.cli._options.add_output_options`); :func:`main` shows warnings as one line
-(``rimclf: warning: DataWarning: ...``), without the library's source lines.
+(``rimclf: warning: DataWarning: ...``), without the library's source lines, and an error as one
+line with exit status :data:`EXIT_USAGE` (2) for a usage error and :data:`EXIT_ERROR` (1) for the
+rest; Ctrl-C and SIGTERM stop a command with one line and status 130 / 143
+(:mod:`rimclf.cli._interrupts`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import sys
 import warnings
 from collections.abc import Iterator
@@ -32,6 +34,14 @@ COMMANDS: dict[str, str] = {
     "cv": "rimclf.cli.cv",
     "benchmark": "rimclf.cli.benchmark",
 }
+
+
+#: Exit status of a usage error: an option argparse refuses, or a setting that is not valid
+#: (:class:`~rimclf.errors.ParameterError`), as argparse itself exits.
+EXIT_USAGE = 2
+#: Exit status of any other error: the data (:class:`~rimclf.errors.CohortError`, a missing file),
+#: a model file, an output location, unusable predictions, a missing optional package.
+EXIT_ERROR = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,22 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    from rimclf.cli._options import quiet_library_logs
-    from rimclf.errors import RimclfError
+    from rimclf.cli._options import set_log_levels
 
-    quiet_library_logs(args)
+    set_log_levels(args)
+
+    from rimclf.cli._interrupts import handling_interrupts, report_interrupt
+    from rimclf.errors import ParameterError, RimclfError
 
     module = importlib.import_module(args._module)
     with _cli_warnings():
         try:
-            return int(module.run(args) or 0)
+            with handling_interrupts():  # SIGTERM like Ctrl-C: exit 143 / 130, one line, nothing written
+                return int(module.run(args) or 0)
         except (RimclfError, FileNotFoundError) as exc:
             print(f"rimclf {args.command}: error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE if isinstance(exc, ParameterError) else EXIT_ERROR
+        except KeyboardInterrupt as exc:
+            return report_interrupt(args.command, exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

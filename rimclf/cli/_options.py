@@ -28,9 +28,10 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
     """
     default = False if top_level else argparse.SUPPRESS
     group = parser if top_level else parser.add_argument_group("output")
-    group.add_argument("-v", "--verbose", action="store_true", default=default, help="log debugging details")
+    group.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="also print rimclf's debugging messages and the epoch table of each training")
     group.add_argument("-q", "--quiet", action="store_true", default=default,
-                       help="hide progress bars, epoch tables and progress messages (results, warnings and "
+                       help="hide progress bars, training summaries and progress messages (results, warnings and "
                             "errors are still printed)")
     group.add_argument("--no-progress", dest="quiet", action="store_true", default=default, help=argparse.SUPPRESS)
 
@@ -131,12 +132,14 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
     for option, name, metavar, text in (
         ("--n-splits", "n_splits", "K", "folds per repeat"),
         ("--n-repeats", "n_repeats", "R", "repeats over new shuffles"),
-        ("--epochs", "max_epochs", "E", "training epochs of the imbalance benchmark's networks (the ablation's networks "
-                                       "train as their configuration says: the default model's"),
         ("--n-boot", "n_boot", "B", "subject bootstrap resamples"),
     ):
         parser.add_argument(option, type=int, dest=name, metavar=metavar,
                             help=f"{text} (default {getattr(full, name)}; quick {getattr(quick, name)})")
+    parser.add_argument("--epochs", type=int, dest="max_epochs", metavar="E",
+                        help=f"training epochs of every network (default: the ablation's networks train as the default "
+                             f"model, {DEFAULT_MODEL.max_epochs} epochs; the imbalance benchmark's {full.max_epochs}, "
+                             f"quick {quick.max_epochs})")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds, models and bootstrap (default 0)")
     parser.add_argument("--cache", metavar="DIR", help="feature cache folder (default OUT/cache)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
@@ -155,6 +158,24 @@ def benchmark_options(args: argparse.Namespace) -> dict:
         "quick": args.quick, "settings": {name: value for name, value in given.items() if value is not None},
         "random_state": args.seed, "cache": args.cache, "n_jobs": args.jobs, "force": args.force,
         "verbose": not args.quiet, "progress": not args.quiet,
+    }
+
+
+def benchmark_methods(args: argparse.Namespace) -> dict | None:
+    """The ``table`` of methods for :func:`rimclf.benchmark.run_benchmark`: None (the ablation as
+    it is) without ``--epochs``; with it, the ablation's methods with every network trained for
+    that many epochs (their configurations fix ``max_epochs``, so the benchmark settings' value
+    alone would not reach them)."""
+    epochs = getattr(args, "max_epochs", None)
+    if epochs is None:
+        return None
+    from rimclf.benchmark import ABLATION_METHODS
+
+    return {
+        name: dataclasses.replace(
+            method, network=tuple((key, epochs if key == "max_epochs" else value) for key, value in method.network)
+        )
+        for name, method in ABLATION_METHODS.items()
     }
 
 
@@ -177,9 +198,19 @@ def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", dest="radiomics_params", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
-def quiet_library_logs(args: argparse.Namespace) -> None:
-    """Keep pyradiomics', pykwalify's and pybids' INFO chatter (on every parameter load or BIDS
-    index) out of the output, unless -v."""
-    if not getattr(args, "verbose", False):
-        for name in ("radiomics", "pykwalify", "bidsschematools", "bids"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+def set_log_levels(args: argparse.Namespace) -> None:
+    """Log levels of a command: rimclf's own messages at INFO (DEBUG with ``-v``, WARNING with
+    ``-q``); every other library's at WARNING whatever the options (``-v`` is for rimclf's debug
+    lines, not pyradiomics', pybids' or matplotlib's)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    logging.getLogger("rimclf").setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    # these set their own levels (INFO) on import or use; they stay at WARNING
+    for name in ("radiomics", "pykwalify", "bidsschematools", "bids"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def training_verbosity(args: argparse.Namespace) -> int:
+    """The classifier's ``verbose`` the options give: 0 with ``-q``, 2 (epoch tables) with ``-v``,
+    else 1 (a progress bar and one summary line per training)."""
+    return 0 if getattr(args, "quiet", False) else 2 if getattr(args, "verbose", False) else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rimclf.benchmark import ABLATION_METHODS, ABLATION_REFERENCE, METHODS
-from rimclf.cli._options import add_benchmark_options, benchmark_options, cohort_options
+from rimclf.cli._options import add_benchmark_options, benchmark_methods, benchmark_options, cohort_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,11 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Cross-validate the method and say where the results went."""
-    from rimclf.benchmark import run_benchmark
+    from rimclf.benchmark import format_results, run_benchmark
+    from rimclf.cli._checks import check_options
     from rimclf.cohort import load_cohort
 
+    check_options(args)
     table = load_cohort(args.cohort, **cohort_options(args))
-    run_benchmark(table, args.out, kind="cross-validation", methods=[args.method], reference=None,
-                  **benchmark_options(args))
+    results = run_benchmark(table, args.out, kind="cross-validation", table=benchmark_methods(args),
+                            methods=[args.method], reference=None, **benchmark_options(args))
+    if args.quiet:  # -q hides progress, not results (run_benchmark prints the table unless quiet)
+        print(format_results(results))
     print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
     return 0

@@ -39,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; it prints its own progress, metrics and output paths."""
+    from rimclf.cli._checks import check_options
     from rimclf.demo import run_demo
+
+    check_options(args)
 
     run_demo(
         args.out,

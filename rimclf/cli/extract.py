@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Extract the features and report where they went."""
+    import os
+
+    from rimclf.cli._checks import check_options
+
+    params = args.radiomics_params if os.path.isfile(args.radiomics_params) else None
+    check_options(args, {"the radiomics parameter file": params})
     from rimclf.features import make_featurizer, save_features
 
     featurizer = make_featurizer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.defaults import DIFFICULTIES
+from rimclf.defaults import DIFFICULTIES, PHANTOM_ACQUISITIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,7 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument("--difficulty", choices=DIFFICULTIES, default="default", help="rim contrast, noise and mimics (default: default)")
     parser.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), help="QSM grid of site A (default 96 112 64)")
-    parser.add_argument("--sites", type=int, default=3, choices=(1, 2, 3), help="number of sites (default 3)")
+    parser.add_argument("--sites", type=int, default=3, metavar="N",
+                        help="number of sites (default 3; at most 3, or 26 with --acquisition varied)")
+    parser.add_argument("--acquisition", choices=PHANTOM_ACQUISITIONS, default="sites",
+                        help="sites: the fixed sites A, B, C (default); varied: each site draws its own protocol "
+                             "(oblique slabs, permuted and flipped axes, 0.5-3 mm voxels with thick slices, noise levels "
+                             "and textures, dipole streaks, background fields, offsets and scales), recorded in "
+                             "participants.tsv")
     parser.add_argument("--rim-prevalence", type=float, default=0.04, metavar="P", help="expected fraction of rim+ lesions (default 0.04)")
     parser.add_argument("--lesions", type=int, nargs=2, default=(10, 40), metavar=("LOW", "HIGH"), help="lesions per subject (default 10 40)")
     parser.add_argument("--sessions", type=int, default=1, metavar="N",
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         rim_prevalence=args.rim_prevalence,
         lesions_per_subject=tuple(args.lesions),
         n_sessions=args.sessions,
+        acquisition=args.acquisition,
         force=args.force,
         n_jobs=args.jobs,
     )

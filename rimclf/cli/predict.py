@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         missing = [name for name in files if name not in given]
         raise ParameterError(f"give a COHORT, or one subject's --qsm, --flair and --mask (missing: {', '.join(missing)})")
 
+    from rimclf.cli._checks import check_options
+
+    check_options(args)  # -o against the model, the cohort or the three files, the cache; --device
     from rimclf.model_files import load_model
     from rimclf.workflows import predict_cohort, predict_subject
 

@@ -11,6 +11,7 @@ from rimclf.cli._options import (
     add_threshold_options,
     cohort_options,
     model_config,
+    training_verbosity,
 )
 
 
@@ -44,26 +45,30 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save, and report the threshold and where the model went."""
+    from rimclf.cli._checks import check_options, naming_options
+
+    check_options(args)
     from rimclf.classifier import make_classifier
     from rimclf.features import make_featurizer
     from rimclf.workflows import train_model
 
     config = model_config(args)
-    model = train_model(
-        args.cohort,
-        featurizer=make_featurizer(config, n_jobs=args.jobs, memory=args.cache, progress=not args.quiet),
-        classifier=make_classifier(config, device=args.device, random_state=args.seed, verbose=0 if args.quiet else 1),
-        target_specificity=config.target_specificity,
-        threshold_cv=config.threshold_cv,
-        threshold=args.threshold,
-        random_state=args.seed,
-        operating_point=config.operating_point,
-        target_sensitivity=config.target_sensitivity,
-        calibration=config.calibration,
-        out=args.out,
-        force=args.force,
-        **cohort_options(args),
-    )
+    with naming_options(args):  # --threshold-cv against the cohort's subjects
+        model = train_model(
+            args.cohort,
+            featurizer=make_featurizer(config, n_jobs=args.jobs, memory=args.cache, progress=not args.quiet),
+            classifier=make_classifier(config, device=args.device, random_state=args.seed, verbose=training_verbosity(args)),
+            target_specificity=config.target_specificity,
+            threshold_cv=config.threshold_cv,
+            threshold=args.threshold,
+            random_state=args.seed,
+            operating_point=config.operating_point,
+            target_sensitivity=config.target_sensitivity,
+            calibration=config.calibration,
+            out=args.out,
+            force=args.force,
+            **cohort_options(args),
+        )
     training = model.training_
     print(f"trained on {training['n_lesions']} lesions ({training['n_rim_pos']} rim+) of {training['n_subjects']} subjects")
     if model.calibration_ is not None:

@@ -55,10 +55,15 @@ def run(args: argparse.Namespace) -> int:
     """Run the study and report where its results went."""
     import optuna
 
+    from rimclf.cli._checks import check_options
     from rimclf.tuning import describe_storage, tune_cohort
+    from rimclf.tuning._storage import default_storage_path, is_rdb_url
 
-    if not args.verbose:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trial table says it all
+    journal = None if is_rdb_url(args.storage) else (args.storage or str(default_storage_path(args.study_name)))
+    check_options(args, {"the study journal": journal})
+
+    # the trial table says it all; -v is for rimclf's own debug lines, not Optuna's
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = tune_cohort(
         args.cohort, args.out, model=args.model, n_trials=args.trials, storage=args.storage,
         study_name=args.study_name, n_workers=args.workers, n_folds=args.folds,

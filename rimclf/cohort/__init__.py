@@ -74,7 +74,7 @@ from rimclf._nifti import (
     read_volume,
     spatial_shape,
 )
-from rimclf._validation import check_choice, check_int
+from rimclf._validation import check_choice, check_int, check_path
 from rimclf.cohort._learning import MIN_LESIONS_PER_CLASS, LabelledLesions, labelled_lesions, summarize_cohort
 from rimclf.cohort._tables import (
     LESION_KEY,
@@ -331,6 +331,7 @@ def load_cohort(
     >>> from rimclf.phantom import make_phantom_cohort
     >>> table = rimclf.load_cohort(make_phantom_cohort("phantom", n_subjects=4))  # doctest: +SKIP
     """
+    path = check_path(path, "path", what="a cohort folder or manifest (CSV/TSV)", owner="load_cohort")
     check_int(min_voxels, "min_voxels", min=1)
     connectivity = _check_connectivity(connectivity)
     qsm_unit = "auto" if qsm_unit is None else qsm_unit

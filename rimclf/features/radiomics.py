@@ -1,6 +1,12 @@
 """pyradiomics features of the QSM inside each lesion and/or a peri-lesional shell.
 
-The only module of rimclf that imports pyradiomics and SimpleITK.
+The only module of rimclf that imports pyradiomics and SimpleITK, and only when features are
+asked for: pyradiomics is the optional extra ``rimclf[radiomics]`` (the default model uses the
+rim-profile features), so importing this module never needs it. Without it, checking a
+:class:`RadiomicsExtractor`'s settings (its ``fit``, ``transform``, feature names or cache key,
+hence a featurizer or baseline that holds one, before any feature is extracted) raises a
+one-line :class:`~rimclf.errors.MissingDependencyError` saying how to install it
+(:func:`require_pyradiomics`).
 
 Speed without changing a value
 ------------------------------
@@ -30,17 +36,17 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
-import radiomics
-import SimpleITK as sitk
 import yaml
-from radiomics.featureextractor import RadiomicsFeatureExtractor as _PyradiomicsExtractor
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import Options, check_real, validate_params
 from rimclf.defaults import DEFAULT_MODEL, IMAGES, REGIONS
-from rimclf.errors import DataWarning, ParameterError
+from rimclf.errors import DataWarning, MissingDependencyError, ParameterError
 from rimclf.features._regions import (
     bounding_boxes,
     crop_with_margin,
@@ -57,10 +63,54 @@ from rimclf.features._subject import (
     group_by_subject,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    import SimpleITK as sitk
+
 #: Image types whose lesion values can be computed exactly from a crop.
 _CROPPABLE_IMAGE_TYPES = {"Original", "Wavelet"}
-PYRADIOMICS_VERSION = str(radiomics.__version__)
+#: How to install the optional pyradiomics (3.0.1 has no binary wheel and must be built against
+#: an installed numpy, without build isolation).
+PYRADIOMICS_INSTALL = "pip install numpy setuptools wheel && pip install --no-build-isolation pyradiomics==3.0.1"
 _NAN_NOTE = "its radiomics features are NaN"
+
+
+
+def require_pyradiomics() -> tuple[ModuleType, ModuleType]:
+    """pyradiomics and SimpleITK, imported on first use.
+
+    Raises
+    ------
+    MissingDependencyError
+        When either cannot be imported: one line naming the extra and the install recipe.
+
+    Examples
+    --------
+    >>> radiomics, sitk = require_pyradiomics()      # doctest: +SKIP
+    """
+    try:
+        import radiomics
+        import radiomics.featureextractor
+        import SimpleITK
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"radiomics features need pyradiomics, which is not installed ({exc}); install the extra "
+            f"rimclf[radiomics] with: {PYRADIOMICS_INSTALL}; the default rim-profile features do not need it"
+        ) from None
+    return radiomics, SimpleITK
+
+
+def pyradiomics_version() -> str:
+    """The installed pyradiomics version (raises :class:`~rimclf.errors.MissingDependencyError` without it)."""
+    return str(require_pyradiomics()[0].__version__)
+
+
+def __getattr__(name: str) -> Any:
+    # PYRADIOMICS_VERSION was a module constant; it is computed on use so that importing this module
+    # does not import pyradiomics
+    if name == "PYRADIOMICS_VERSION":
+        return pyradiomics_version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _lock = threading.Lock()
 _n_active = 0
@@ -75,6 +125,7 @@ def _quiet_single_threaded():
     process-wide settings: they are restored when the last concurrent extraction ends.
     """
     global _n_active, _saved_state
+    _, sitk = require_pyradiomics()
     logger = logging.getLogger("radiomics")
     with _lock:
         if _n_active == 0:
@@ -133,20 +184,21 @@ def load_params(params: object) -> dict:
 
 
 @lru_cache(maxsize=16)
-def _make_extractor(params_json: str) -> _PyradiomicsExtractor:
+def _make_extractor(params_json: str):
+    radiomics, _ = require_pyradiomics()
     try:
         # pyradiomics and its validator pykwalify log every construction at INFO
         with _logger_level("radiomics", logging.WARNING), _logger_level("pykwalify", logging.WARNING):
             with warnings.catch_warnings():  # pykwalify's, on every parameter validation
                 warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
-                extractor = _PyradiomicsExtractor(json.loads(params_json))
+                extractor = radiomics.featureextractor.RadiomicsFeatureExtractor(json.loads(params_json))
     except Exception as exc:  # pykwalify raises its own error types for invalid parameters
         raise ParameterError(f"invalid pyradiomics parameters {params_json}: {exc}") from exc
     extractor.settings["additionalInfo"] = False
     return extractor
 
 
-def _crop_margin(extractor: _PyradiomicsExtractor) -> tuple[np.ndarray, np.ndarray] | None:
+def _crop_margin(extractor) -> tuple[np.ndarray, np.ndarray] | None:
     """Voxels to keep before/after the region on each axis, or None when cropping would change values."""
     settings = extractor.settings
     if set(extractor.enabledImagetypes) - _CROPPABLE_IMAGE_TYPES:
@@ -166,6 +218,7 @@ def _crop_margin(extractor: _PyradiomicsExtractor) -> tuple[np.ndarray, np.ndarr
 
 
 def _to_sitk(array_xyz: np.ndarray, spacing_mm: np.ndarray) -> sitk.Image:
+    _, sitk = require_pyradiomics()
     image = sitk.GetImageFromArray(np.ascontiguousarray(array_xyz.transpose(2, 1, 0)))
     image.SetSpacing([float(s) for s in spacing_mm])
     return image
@@ -256,6 +309,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
 
     def _validate(self) -> str:
         validate_params(self)
+        require_pyradiomics()
         if self.region != "lesion":
             check_real(self.shell_mm, "shell_mm", min=0.0, closed="neither", owner="RadiomicsExtractor")
         params_json = self._params_json()
@@ -273,7 +327,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             "image": self.image,
             "region": self.region,
             "shell_mm": float(self.shell_mm) if self.region != "lesion" else None,
-            "pyradiomics": PYRADIOMICS_VERSION,
+            "pyradiomics": pyradiomics_version(),
         }
 
     # -- sklearn API --------------------------------------------------------------------------

@@ -366,6 +366,7 @@ def write_prediction_outputs(
     force: bool = False,
     model_info: dict | None = None,
     source: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> dict[str, Path]:
     """Write the BIDS derivative of the module docstring: tables, maps, label images, montages.
 
@@ -390,6 +391,8 @@ def write_prediction_outputs(
     source : str or path-like, optional
         The cohort directory the table was read from: ``dataset_description.json`` links it
         (``SourceDatasets``) and the sidecars name their source files as ``bids:raw:`` URIs.
+    progress : bool, default=False
+        Show a progress bar over the scans (tqdm, on standard error, only where it is a terminal).
 
     Returns
     -------
@@ -427,12 +430,25 @@ def write_prediction_outputs(
         _write_tsv(tmp / "subjects.tsv", _bids_labels(summary))
         if montage:
             subject_counts_figure(_bids_labels(summary), title="rim+ lesions per scan").savefig(tmp / "subjects.png", dpi=110)
-        for (participant, session), rows in table.groupby(["participant_id", "session"], sort=True):
+        scans = table.groupby(["participant_id", "session"], sort=True)
+        for (participant, session), rows in _scan_progress(scans, progress):
             scan = predictions.loc[rows.index]
             _write_scan(tmp, rows.iloc[0], scan, threshold, model_info, source,
                         montage=montage, max_lesions=max_montage_lesions)
     return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out,
             "description": out / "dataset_description.json"}
+
+
+def _scan_progress(scans, progress: bool):
+    """The scans, behind a tqdm bar (maps and montages per scan) when ``progress`` and standard
+    error is a terminal."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    shown = bool(progress) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    return tqdm(scans, total=len(scans), desc="maps and montages", unit="scan", file=sys.stderr, disable=not shown,
+                leave=False)
 
 
 def _mask_resampled(first: pd.Series) -> dict:

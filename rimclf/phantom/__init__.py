@@ -68,6 +68,12 @@ reference offset (-5..+8 ppb), and is zero outside the brain mask; FLAIR gets a 
 a periventricular hyperintense lining, skull and scalp, the site's gain (x0.65..x2.4, scanner
 units) and Rician noise.
 
+``acquisition="varied"`` replaces the three sites by protocols drawn per site from the seed
+(:mod:`rimclf.phantom._acquisition`): oblique slabs, voxel axes permuted and flipped on disk,
+0.5-1.2 mm in-plane voxels and slices up to 3 mm (rendered on sub-slices and averaged: partial
+volume), noise levels and textures, dipole streaking, background-field residuals, reference
+offsets and scales; ``participants.tsv`` records each scan's protocol.
+
 ``difficulty`` ("easy", "default", "hard") sets the rim contrast (30-55, 16-40, 10-28 ppb), the
 rim completeness (60-100 %, 30-100 %, 25-100 % of the edge), the QSM noise (3.5, 6, 9 ppb), the FLAIR
 noise and how often rim- lesions mimic a rim. At "default" a rim is

@@ -31,8 +31,10 @@ from rimclf._nifti import save_nifti
 from rimclf._records import installed_versions
 from rimclf._version import __version__
 from rimclf._validation import check_choice, check_int, check_real, is_int
+from rimclf.defaults import PHANTOM_ACQUISITIONS
 from rimclf.errors import ParameterError
-from rimclf.phantom._config import DEFAULT_SHAPE, DIFFICULTIES, REFERENCE_VOXEL_MM, SITES
+from rimclf.phantom._acquisition import draw_varied_site, site_record
+from rimclf.phantom._config import DEFAULT_SHAPE, DIFFICULTIES, REFERENCE_VOXEL_MM, SITES, Site
 from rimclf.phantom._render import render_subject
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,21 @@ logger = logging.getLogger(__name__)
 PIPELINE_FOLDER = Path("derivatives") / "phantom"
 BIDS_VERSION = "1.9.0"
 PARTICIPANT_COLUMNS = ("participant_id", "site", "age", "sex")
+#: At most this many sites with ``acquisition="varied"``.
+MAX_VARIED_SITES = 26
+#: ``participants.tsv`` columns added with ``acquisition="varied"``: each scan's protocol.
+ACQUISITION_COLUMNS = {
+    "orientation": "voxel axes as stored on disk (where each array axis points: RAS, LPS, ...)",
+    "tilt_deg": "angle between the slice axis and the scanner's z axis (degrees; oblique slabs)",
+    "voxel_mm": "QSM voxel size along the stored array axes (mm)",
+    "slice_mm": "slice thickness (mm; thick slices are rendered on sub-slices and averaged)",
+    "noise_factor": "QSM noise as a multiple of the difficulty's QSM noise",
+    "noise_texture": "smooth: correlated Gaussian noise; streaky: noise shaped like dipole-inversion errors",
+    "streak_ppb": "standard deviation of dipole streaks around strong paramagnetic sources (0: none)",
+    "background_ppb": "amplitude of a smooth low-order background-field residual",
+    "qsm_scale": "the site's QSM scale (dipole-inversion regularisation)",
+    "qsm_offset_ppb": "the site's QSM reference offset",
+}
 #: ``participants.json``: the data dictionary of ``participants.tsv``.
 PARTICIPANTS_JSON = {
     "site": {"Description": "acquisition site of the phantom (see derivatives/phantom/phantom.json)",
@@ -76,6 +93,7 @@ def make_phantom_cohort(
     rim_prevalence: float = 0.04,
     lesions_per_subject: tuple[int, int] = (10, 40),
     n_sessions: int = 1,
+    acquisition: str = "sites",
     force: bool = False,
     n_jobs: int | None = None,
 ) -> Path:
@@ -98,6 +116,7 @@ def make_phantom_cohort(
         tiny test cohorts.
     n_sites : int, default=3
         Sites A, B, C (see :mod:`rimclf.phantom`); subject ``i`` is scanned at site ``i % n_sites``.
+        With ``acquisition="varied"``, up to 26 sites ``V1``, ``V2``, ...
     rim_prevalence : float, default=0.04
         Expected fraction of rim+ lesions.
     lesions_per_subject : (int, int), default=(10, 40)
@@ -106,6 +125,15 @@ def make_phantom_cohort(
         Sessions per subject. With 1 the layout has no ``ses-`` level; with more, each subject has
         ``ses-01`` .. ``ses-NN``, each an independent draw at the subject's site (session ``ses-01``
         is the subject a one-session cohort has): a layout for tests, not a longitudinal model.
+    acquisition : {"sites", "varied"}, default="sites"
+        ``"sites"``: the three fixed sites A, B, C. ``"varied"``: every site draws its own
+        protocol from the seed (see :mod:`rimclf.phantom._acquisition`): oblique slabs, axes
+        permuted and flipped on disk, voxels of 0.5-1.2 mm in plane and slices of up to 3 mm with
+        partial volume, three noise levels and two textures, dipole streaks, a background-field
+        residual, reference offsets and scales. ``participants.tsv`` then records each scan's
+        protocol (``orientation``, ``tilt_deg``, ``voxel_mm``, ``slice_mm``, ``noise_factor``,
+        ``noise_texture``, ``streak_ppb``, ``background_ppb``, ``qsm_scale``, ``qsm_offset_ppb``),
+        and ``site`` groups scans by protocol (a leave-one-acquisition-out split groups by it).
     force : bool, default=False
         Replace an existing ``out``.
     n_jobs : int, optional
@@ -134,20 +162,22 @@ def make_phantom_cohort(
 
     >>> make_phantom_cohort("phantom_cohort", n_subjects=40, random_state=0, n_jobs=2)   # doctest: +SKIP
     """
-    settings = _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject)
+    check_choice(acquisition, "acquisition", PHANTOM_ACQUISITIONS)
+    settings = _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject, acquisition)
     check_int(n_sessions, "n_sessions", min=1, max=99)
     seed = _seed(random_state)
+    sites = _sites(acquisition, n_sites, seed)
     out = Path(out)
     width = max(3, len(str(n_subjects)))
     sessions = [f"{j + 1:02d}" for j in range(n_sessions)] if n_sessions > 1 else [""]
     with atomic_output_dir(out, force=force) as tmp:
         results = Parallel(n_jobs=n_jobs)(
-            delayed(_write_subject)(str(tmp), f"{i + 1:0{width}d}", i, session, j, seed, settings)
+            delayed(_write_subject)(str(tmp), f"{i + 1:0{width}d}", i, session, j, seed, settings, sites)
             for i in range(n_subjects)
             for j, session in enumerate(sessions)
         )
         derivatives = tmp / PIPELINE_FOLDER
-        _write_tables(tmp, derivatives, results, with_sessions=n_sessions > 1)
+        _write_tables(tmp, derivatives, results, with_sessions=n_sessions > 1, sites=sites if acquisition == "varied" else None)
         n_lesions = sum(len(r["lesions"]) for r in results)
         n_rim = sum(lesion["rim"] for r in results for lesion in r["lesions"])
         provenance = {
@@ -158,8 +188,9 @@ def make_phantom_cohort(
                 "shape": list(settings["shape"]), "n_sites": n_sites, "rim_prevalence": rim_prevalence,
                 "lesions_per_subject": list(lesions_per_subject),
                 **({"n_sessions": n_sessions} if n_sessions > 1 else {}),
+                **({"acquisition": acquisition} if acquisition != "sites" else {}),
             },
-            "sites": {
+            "sites": {site.name: site_record(site) for site in sites} if acquisition == "varied" else {
                 site.name: {
                     "qsm_voxel_mm": list(site.qsm_voxel_mm),
                     "flair_voxel_mm": list(site.flair_voxel_mm or site.qsm_voxel_mm),
@@ -168,7 +199,7 @@ def make_phantom_cohort(
                     "qsm_offset_ppb": site.qsm_offset_ppb,
                     "flair_gain": site.flair_gain,
                 }
-                for site in SITES[:n_sites]
+                for site in sites
             },
             "summary": {"n_subjects": n_subjects, "n_lesions": n_lesions, "n_rim": int(n_rim),
                         **({"n_sessions": n_sessions} if n_sessions > 1 else {})},
@@ -218,13 +249,13 @@ def read_provenance(cohort: str | os.PathLike) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject) -> dict:
+def _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject, acquisition) -> dict:
     check_int(n_subjects, "n_subjects", min=1)
     check_choice(difficulty, "difficulty", tuple(DIFFICULTIES))
     shape = DEFAULT_SHAPE if shape is None else shape
     if len(tuple(shape)) != 3 or not all(is_int(n) and n >= 24 for n in shape):
         raise ParameterError(f"shape={shape!r} is not valid; it must be 3 integers of at least 24 voxels")
-    check_int(n_sites, "n_sites", min=1, max=len(SITES))
+    check_int(n_sites, "n_sites", min=1, max=MAX_VARIED_SITES if acquisition == "varied" else len(SITES))
     check_real(rim_prevalence, "rim_prevalence", min=0.0, max=0.5)
     low, high = (tuple(lesions_per_subject) + (None, None))[:2]
     if not (is_int(low) and is_int(high) and 0 <= low <= high):
@@ -238,6 +269,17 @@ def _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, le
         "rim_prevalence": float(rim_prevalence),
         "lesions": (int(low), int(high)),
     }
+
+
+def _sites(acquisition: str, n_sites: int, seed: int) -> tuple[Site, ...]:
+    """The cohort's sites: the fixed A, B, C, or protocols drawn from the seed (a stream of their
+    own, so subjects' draws are the same as without them)."""
+    if acquisition == "sites":
+        return SITES[:n_sites]
+    return tuple(
+        draw_varied_site(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(j, 0xAC, 0))), f"V{j + 1}")
+        for j in range(n_sites)
+    )
 
 
 def _seed(random_state) -> int:
@@ -259,11 +301,13 @@ def _write_json(path: Path, content: dict) -> None:
     path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
 
 
-def _write_subject(root: str, label: str, index: int, session: str, session_index: int, seed: int, settings: dict) -> dict:
+def _write_subject(
+    root: str, label: str, index: int, session: str, session_index: int, seed: int, settings: dict, sites: tuple[Site, ...],
+) -> dict:
     """Render one session of subject ``index`` and write its files; return its table rows."""
     spawn_key = (index,) if session_index == 0 else (index, session_index)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=spawn_key))
-    site = SITES[index % settings["n_sites"]]
+    site = sites[index % len(sites)]
     fov_mm = np.asarray(settings["shape"], dtype=float) * np.asarray(REFERENCE_VOXEL_MM)
     low, high = settings["lesions"]
     n_lesions = int(rng.integers(low, high + 1))
@@ -283,19 +327,50 @@ def _write_subject(root: str, label: str, index: int, session: str, session_inde
     })
     ids = {"participant_id": f"sub-{label}", **({"session": f"ses-{session}"} if session else {})}
     return {
-        "participant": {"participant_id": f"sub-{label}", "site": site.name, "age": round(images.age), "sex": images.sex},
+        "participant": {"participant_id": f"sub-{label}", "site": site.name, "age": round(images.age), "sex": images.sex,
+                        **_acquisition_columns(site, images.qsm_affine)},
         "first_session": session_index == 0,
         "lesions": [{**ids, **row} for row in images.lesions],
     }
 
 
-def _write_tables(root: Path, derivatives: Path, results: list[dict], *, with_sessions: bool) -> None:
+def _acquisition_columns(site: Site, stored_affine: np.ndarray) -> dict:
+    """The ``participants.tsv`` columns of a varied acquisition (none for the fixed sites)."""
+    if not site.description:
+        return {}
+    record = site_record(site)
+    sizes = np.sqrt((stored_affine[:3, :3] ** 2).sum(axis=0))
+    return {
+        "orientation": record["orientation"], "tilt_deg": record["tilt_deg"],
+        "voxel_mm": "x".join(f"{v:.3g}" for v in sizes), "slice_mm": site.qsm_voxel_mm[2],
+        "noise_factor": site.qsm_noise_factor, "noise_texture": site.noise_texture, "streak_ppb": site.streak_ppb,
+        "background_ppb": site.background_ppb, "qsm_scale": site.qsm_scale, "qsm_offset_ppb": site.qsm_offset_ppb,
+    }
+
+
+def _write_tables(
+    root: Path, derivatives: Path, results: list[dict], *, with_sessions: bool, sites: tuple[Site, ...] | None = None,
+) -> None:
     def tsv(path: Path, columns, rows) -> None:
         lines = ["\t".join(columns)] + ["\t".join(str(row[c]) for c in columns) for row in rows]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    tsv(root / "participants.tsv", PARTICIPANT_COLUMNS, [r["participant"] for r in results if r["first_session"]])
-    _write_json(root / "participants.json", PARTICIPANTS_JSON)
+    participants = [r["participant"] for r in results if r["first_session"]]
+    if sites is None:
+        tsv(root / "participants.tsv", PARTICIPANT_COLUMNS, participants)
+        _write_json(root / "participants.json", PARTICIPANTS_JSON)
+    else:
+        tsv(root / "participants.tsv", (*PARTICIPANT_COLUMNS, *ACQUISITION_COLUMNS), participants)
+        described = {
+            **PARTICIPANTS_JSON,
+            "site": {"Description": "acquisition protocol of the phantom (derivatives/phantom/phantom.json)",
+                     "Levels": {site.name: site.description for site in sites}},
+            **{name: {"Description": text} for name, text in ACQUISITION_COLUMNS.items()},
+        }
+        for name, unit in (("tilt_deg", "degree"), ("slice_mm", "mm"), ("streak_ppb", "ppb"),
+                           ("background_ppb", "ppb"), ("qsm_offset_ppb", "ppb")):
+            described[name]["Units"] = unit
+        _write_json(root / "participants.json", described)
     lesions = [row for r in results for row in r["lesions"]]
     key = ("participant_id", "session") if with_sessions else ("participant_id",)
     tsv(derivatives / "rims.tsv", (*key, "lesion_id", "rim"), lesions)

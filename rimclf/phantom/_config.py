@@ -91,6 +91,16 @@ class Site:
     qsm_noise_factor: float
     flair_gain: float  # scanner units
     psf_sigma_mm: float  # partial-volume / reconstruction blur
+    # Settings of the "varied" acquisitions (see ``_acquisition.py``); the defaults leave the
+    # three fixed sites' rendering (and random draws) exactly as they were.
+    slice_oversampling: int = 1  # >1: render sub-slices along array axis 2, average into thick slices
+    storage: tuple[int, int, int] = (0, 1, 2)  # on-disk array axis j holds rendered axis storage[j]
+    storage_flips: tuple[bool, bool, bool] = (False, False, False)  # on-disk axes stored reversed
+    noise_correlation_voxels: float = 0.45  # Gaussian smoothing of the QSM noise
+    noise_texture: str = "smooth"  # "smooth" or "streaky" (noise shaped like dipole-inversion errors)
+    streak_ppb: float = 0.0  # standard deviation of the streaks around strong paramagnetic sources
+    background_ppb: float = 0.0  # amplitude of a low-order polynomial background-field residual
+    description: str = ""
 
 
 SITES: tuple[Site, ...] = (

@@ -45,6 +45,19 @@ class Grid:
             )
         return coords
 
+    def subdivide(self, k: int) -> Grid:
+        """The grid with each slice (array axis 2) cut into ``k`` sub-slices covering it exactly:
+        the mean of sub-slices ``k j .. k j + k - 1`` is slice ``j`` with a box slice profile."""
+        step = self.affine[:3, 2] / k
+        shift = -0.5 + 0.5 / k  # of a thick slice, from its centre to its first sub-slice's centre
+        affine = self.affine.copy()
+        affine[:3, 2] = step
+        affine[:3, 3] = self.affine[:3, 3] + self.affine[:3, 2] * shift
+        to_brain = self.to_brain.copy()
+        to_brain[:, 2] = self.to_brain[:, 2] / k
+        shape = (self.shape[0], self.shape[1], self.shape[2] * k)
+        return Grid(shape, affine, to_brain, self.brain_origin + self.to_brain[:, 2] * shift)
+
     def to_index(self, points: np.ndarray) -> np.ndarray:
         """Continuous voxel indices (N, 3) of brain-frame points (N, 3)."""
         return np.linalg.solve(self.to_brain, (np.asarray(points) - self.brain_origin).T).T

@@ -7,6 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from rimclf.phantom._acquisition import (
+    average_slices,
+    background_residual,
+    dipole_streaks,
+    thick_labels,
+    to_storage,
+)
 from rimclf.phantom._anatomy import FLAIR_BIAS, QSM_BACKGROUND, WM_TEXTURE, Anatomy, Tissue, make_anatomy
 from rimclf.phantom._config import Difficulty, Site
 from rimclf.phantom._geometry import Grid, gaussian_blur_mm, make_grid, sigmoid
@@ -66,7 +73,10 @@ def render_subject(
     anatomy = make_anatomy(rng, fov_mm, age)
     lesions = place_lesions(rng, anatomy, n_lesions, rim_prevalence, difficulty)
     veins = make_anatomy_veins(rng, anatomy)
-    qsm_grid, flair_grid = make_grids(rng, site, fov_mm, anatomy)
+    acquired, flair_grid = make_grids(rng, site, fov_mm, anatomy)
+    n_sub = site.slice_oversampling
+    # thick slices: render on sub-slices, average them into the acquired slices
+    qsm_grid = acquired.subdivide(n_sub) if n_sub > 1 else acquired
 
     points = qsm_grid.brain_coordinates()
     tissue = anatomy.tissue(points, qsm_grid)
@@ -74,14 +84,32 @@ def render_subject(
     shown = [k.lesion for k in kept]
     all_veins = veins + [v for lesion in shown for v in lesion.veins]
 
-    qsm_affine = qsm_grid.affine
     vein_ppb, vein_fraction = render_veins(qsm_grid, all_veins)
-    qsm = _render_qsm(rng, qsm_grid, points, tissue, shown, vein_ppb, anatomy, site, difficulty)
+    clean = _clean_qsm(qsm_grid, points, tissue, shown, vein_ppb, anatomy, site)
+    if n_sub > 1:
+        labels, renumbered = thick_labels(labels, n_sub, MIN_MASK_VOXELS)
+        kept = [_Kept(k.lesion, *renumbered[k.label]) for k in kept if k.label in renumbered]
+        support = average_slices(tissue.surface_depth, n_sub) > -0.5
+        clean = average_slices(clean, n_sub)
+    else:
+        support = tissue.surface_depth > -0.5
+    background_points = acquired.brain_coordinates() if site.background_ppb > 0 and n_sub > 1 else points
+    qsm = _acquire_qsm(rng, acquired, clean, support, background_points, anatomy, site, difficulty)
     if flair_grid is not None:  # the site's FLAIR has its own grid: render the subject again there
-        qsm_grid, points = flair_grid, flair_grid.brain_coordinates()
-        tissue = anatomy.tissue(points, flair_grid)
-        _, vein_fraction = render_veins(flair_grid, all_veins)
-    flair = _render_flair(rng, qsm_grid, points, tissue, shown, vein_fraction, anatomy, site, difficulty)
+        flair_points = flair_grid.brain_coordinates()
+        flair_tissue = anatomy.tissue(flair_points, flair_grid)
+        _, flair_veins = render_veins(flair_grid, all_veins)
+        flair = _clean_flair(flair_grid, flair_points, flair_tissue, shown, flair_veins, anatomy, site)
+    else:  # on the QSM grid (its sub-slices averaged, for thick slices)
+        flair = average_slices(_clean_flair(qsm_grid, points, tissue, shown, vein_fraction, anatomy, site), n_sub)
+    flair = _acquire_flair(rng, flair, anatomy, site, difficulty)
+    qsm_affine = acquired.affine
+    flair_affine = acquired.affine if flair_grid is None else flair_grid.affine
+    if site.storage != (0, 1, 2) or any(site.storage_flips):  # the voxel order on disk
+        labels, _ = to_storage(labels, acquired.affine, site)
+        qsm, qsm_affine = to_storage(qsm, acquired.affine, site)
+        if flair_grid is None:
+            flair, flair_affine = to_storage(flair, acquired.affine, site)
 
     records = [
         {
@@ -96,7 +124,7 @@ def render_subject(
         }
         for k in sorted(kept, key=lambda k: k.label)
     ]
-    return SubjectImages(qsm, qsm_affine, flair, qsm_grid.affine, labels, age, sex, records)
+    return SubjectImages(qsm, qsm_affine, flair, flair_affine, labels, age, sex, records)
 
 
 def _draw_masks(
@@ -140,10 +168,11 @@ def _correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vo
     return noise / (noise.std() + np.float32(1e-12))
 
 
-def _render_qsm(
-    rng: np.random.Generator, grid: Grid, points: np.ndarray, tissue: Tissue, lesions: list[Lesion],
-    vein_ppb: np.ndarray, anatomy: Anatomy, site: Site, difficulty: Difficulty,
+def _clean_qsm(
+    grid: Grid, points: np.ndarray, tissue: Tissue, lesions: list[Lesion], vein_ppb: np.ndarray, anatomy: Anatomy,
+    site: Site,
 ) -> np.ndarray:
+    """The QSM before noise and calibration: tissue, lesions, veins, background, blur."""
     chi = anatomy.qsm_ppb
     texture = anatomy.smooth(points, WM_TEXTURE)
     qsm = tissue.wm * (chi["wm"] + 2.5 * texture) + tissue.gm * chi["gm"] + tissue.csf * chi["csf"]
@@ -153,16 +182,36 @@ def _render_qsm(
         _, delta, _ = lesion.fields(points[(slice(None), *box)], anatomy.fine)
         qsm[box] += (1.0 - tissue.csf[box]) * delta
     qsm += vein_ppb + 3.0 * anatomy.smooth(points, QSM_BACKGROUND)
-    qsm = gaussian_blur_mm(qsm, site.psf_sigma_mm, grid.voxel_mm)
-    qsm += _correlated_noise(rng, grid.shape, 0.45) * np.float32(difficulty.qsm_noise_ppb * site.qsm_noise_factor)
-    qsm = qsm * np.float32(site.qsm_scale) + np.float32(site.qsm_offset_ppb)
-    return np.where(tissue.surface_depth > -0.5, qsm, np.float32(0.0)).astype(np.float32)
+    return gaussian_blur_mm(qsm, site.psf_sigma_mm, grid.voxel_mm)
 
 
-def _render_flair(
-    rng: np.random.Generator, grid: Grid, points: np.ndarray, tissue: Tissue, lesions: list[Lesion],
-    vein_fraction: np.ndarray, anatomy: Anatomy, site: Site, difficulty: Difficulty,
+def _acquire_qsm(
+    rng: np.random.Generator, grid: Grid, qsm: np.ndarray, support: np.ndarray, points: np.ndarray, anatomy: Anatomy,
+    site: Site, difficulty: Difficulty,
 ) -> np.ndarray:
+    """Artefacts, noise, the site's scale and reference offset; zero outside ``support``."""
+    if site.streak_ppb > 0:  # errors of the dipole inversion around strong paramagnetic sources
+        source = np.clip(qsm - np.float32(anatomy.qsm_ppb["wm"] + 30.0), 0.0, None) * support
+        streaks = dipole_streaks(source, grid)
+        spread = float(streaks[support].std()) if support.any() else 0.0
+        if spread > 0:
+            qsm = qsm + streaks * np.float32(site.streak_ppb / spread)
+    if site.background_ppb > 0:
+        qsm = qsm + np.float32(site.background_ppb) * background_residual(rng, points, anatomy.semi_axes)
+    noise = _correlated_noise(rng, grid.shape, site.noise_correlation_voxels)
+    if site.noise_texture == "streaky":
+        noise = 0.5 * noise + dipole_streaks(noise, grid, width=0.1)
+        noise /= noise.std() + np.float32(1e-12)
+    qsm += noise * np.float32(difficulty.qsm_noise_ppb * site.qsm_noise_factor)
+    qsm = qsm * np.float32(site.qsm_scale) + np.float32(site.qsm_offset_ppb)
+    return np.where(support, qsm, np.float32(0.0)).astype(np.float32)
+
+
+def _clean_flair(
+    grid: Grid, points: np.ndarray, tissue: Tissue, lesions: list[Lesion], vein_fraction: np.ndarray,
+    anatomy: Anatomy, site: Site,
+) -> np.ndarray:
+    """The FLAIR before noise: tissue, lesions, caps, head, bias field, blur and gain."""
     value = anatomy.flair
     flair = tissue.wm * value["wm"] + tissue.gm * value["gm"] + tissue.csf * value["csf"]
     flair += tissue.nuclei_sum(value)
@@ -188,8 +237,12 @@ def _render_flair(
 
     z = points[2] / np.float32(anatomy.semi_axes[2])
     flair *= np.exp(0.08 * anatomy.smooth(points, FLAIR_BIAS) + 0.04 * z)
-    flair = gaussian_blur_mm(flair, site.psf_sigma_mm, grid.voxel_mm) * np.float32(site.flair_gain)
-    sigma = np.float32(difficulty.flair_noise_fraction * value["wm"] * site.flair_gain)
-    real = flair + sigma * rng.standard_normal(grid.shape, dtype=np.float32)
-    imaginary = sigma * rng.standard_normal(grid.shape, dtype=np.float32)
+    return gaussian_blur_mm(flair, site.psf_sigma_mm, grid.voxel_mm) * np.float32(site.flair_gain)
+
+
+def _acquire_flair(rng: np.random.Generator, flair: np.ndarray, anatomy: Anatomy, site: Site, difficulty: Difficulty) -> np.ndarray:
+    """Rician noise."""
+    sigma = np.float32(difficulty.flair_noise_fraction * anatomy.flair["wm"] * site.flair_gain)
+    real = flair + sigma * rng.standard_normal(flair.shape, dtype=np.float32)
+    imaginary = sigma * rng.standard_normal(flair.shape, dtype=np.float32)
     return np.sqrt(real * real + imaginary * imaginary).astype(np.float32)

@@ -10,16 +10,16 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from rimclf._atomic import atomic_output_dir, reserving_output
+from rimclf._atomic import atomic_output_dir, known_inputs, reserving_output
 from rimclf._records import installed_versions
-from rimclf._validation import check_choice
+from rimclf._validation import check_choice, check_int, check_model_config
 from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, ModelConfig
-from rimclf.errors import ParameterError
+from rimclf.errors import ParameterError, RimclfError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
 from rimclf.tuning._table import write_trials_tsv
 from rimclf.tuning._spaces import SPACES
-from rimclf.tuning._storage import check_storage, default_storage_path, describe_storage
+from rimclf.tuning._storage import check_storage, default_storage_path, describe_storage, is_rdb_url
 from rimclf.tuning._tune import TuningResult, tune
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,19 @@ def write_study_outputs(
     return Path(out)
 
 
-@reserving_output("out")
+def _tune_inputs(arguments: dict) -> dict:
+    """What :func:`tune_cohort` reads, which its ``out`` may not touch (the journal: it must survive)."""
+    storage = arguments.get("storage")
+    if storage is None and isinstance(arguments.get("study_name"), str):
+        try:
+            storage = default_storage_path(arguments["study_name"])
+        except RimclfError:
+            storage = None
+    journal = storage if isinstance(storage, (str, os.PathLike)) and not is_rdb_url(storage) else None
+    return {**known_inputs(arguments), "the study journal": journal}
+
+
+@reserving_output("out", inputs=_tune_inputs)
 def tune_cohort(
     cohort: str | os.PathLike,
     out: str | os.PathLike,
@@ -228,6 +240,10 @@ def tune_cohort(
     ...             study_name="shared", sampler_seed=2)                                # doctest: +SKIP
     """
     check_choice(model, "model", MODELS)
+    check_int(n_trials, "n_trials", min=1)
+    check_int(n_workers, "n_workers", min=1)
+    check_int(n_folds, "n_folds", min=2, hint="each fold holds out whole subjects")
+    check_model_config(config)
     check_storage(storage, study_name=study_name)
     estimator, space = make_model(model, random_state, config=config)
     X, y, groups = featurize_cohort(

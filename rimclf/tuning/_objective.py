@@ -16,6 +16,7 @@ from sklearn.model_selection import BaseCrossValidator, cross_validate
 from rimclf._validation import check_int, is_int
 from rimclf.errors import CohortError, ParameterError
 from rimclf.metrics import subject_folds
+from rimclf.tuning._owners import mark_interrupted, tag_owner
 from rimclf.tuning._spaces import SearchSpace, suggest_params
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -156,6 +157,14 @@ class CrossValidationObjective:
         self.scorer = scorer
 
     def __call__(self, trial: optuna.Trial) -> float:
+        tag_owner(trial)  # a trial its process leaves RUNNING (killed) is failed on resume
+        try:
+            return self._score(trial)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: Optuna stores the trial FAIL and re-raises
+            mark_interrupted(trial)
+            raise
+
+    def _score(self, trial: optuna.Trial) -> float:
         params = suggest_params(trial, self.space)
         trial.set_user_attr("pipeline_params", jsonable(params))
         candidate = clone(self.estimator).set_params(**params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -13,7 +14,7 @@ from optuna.trial import FixedTrial, TrialState
 from sklearn.base import BaseEstimator, clone
 
 from rimclf._validation import Interval, Options, check_int, check_param
-from rimclf.errors import ParameterError
+from rimclf.errors import ParameterError, RimclfWarning
 from rimclf.tuning._objective import (
     CV_ATTR,
     SCORING_ATTR,
@@ -22,6 +23,7 @@ from rimclf.tuning._objective import (
     make_scorer_from,
     make_splits,
 )
+from rimclf.tuning._owners import fail_stale_trials, quiet_interrupted_trials
 from rimclf.tuning._spaces import SearchSpace, check_space, suggest_params
 from rimclf.tuning._storage import default_storage_path, describe_storage, open_storage
 from rimclf.tuning._table import TrialTable
@@ -193,7 +195,11 @@ def tune(
         must be picklable by reference, i.e. not defined in ``__main__`` of a notebook. A worker
         that dies (killed, out of memory) does not stop the others: its running trial is marked
         ``FAIL``, a :class:`~rimclf.errors.RimclfWarning` says so, and a new worker runs its
-        remaining trials. Workers end within a second when this process is killed.
+        remaining trials. Workers end within a second when this process is killed; on Ctrl-C
+        (or SIGTERM under ``rimclf``) they are stopped and their running trials stored ``FAIL``
+        (``fail_reason="interrupted"``), as an interrupted trial of a single process is.
+        Trials left ``RUNNING`` by a process of this host that no longer runs (``kill -9``) are
+        stored ``FAIL`` when the study is opened again, with a :class:`~rimclf.errors.RimclfWarning`.
     refit : bool, default=True
         Fit a clone with the best parameters on all of ``X, y``.
     timeout : float, default=None
@@ -263,6 +269,14 @@ def tune(
         load_if_exists=True,
     )
     _check_study_matches(study, cv_text, repr(scorer))
+    stale = fail_stale_trials(study)
+    if stale:
+        warnings.warn(
+            f"study {study_name!r}: trial(s) {', '.join(map(str, stale))} had been left RUNNING by a process "
+            "that no longer runs (killed?); marked FAIL",
+            RimclfWarning, stacklevel=2,
+        )
+    quiet_interrupted_trials()
     n_existing = len(study.get_trials(deepcopy=False))
     if sampler is None:
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(random_state, n_existing, 0))

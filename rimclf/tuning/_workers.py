@@ -31,6 +31,7 @@ from rimclf._orphans import exit_with_parent
 from rimclf.errors import RimclfWarning
 
 from rimclf.tuning._objective import CrossValidationObjective
+from rimclf.tuning._owners import INTERRUPTED
 from rimclf.tuning._storage import open_storage
 from rimclf.tuning._table import TrialTable
 
@@ -210,27 +211,52 @@ def run_workers(
             table.mark_seen(study)
         errors: list[BaseException] = []
         context = multiprocessing.get_context("spawn")
+        pools: list[ProcessPoolExecutor] = []
         with ExitStack() as stack:
 
             def start(job: WorkerJob) -> Future:
                 pool = stack.enter_context(ProcessPoolExecutor(max_workers=1, mp_context=context))
+                pools.append(pool)
                 return pool.submit(run_worker, job)
 
             pending = {start(job): (k, job, 0) for k, job in enumerate(jobs)}
-            while pending:
-                done, _ = wait(pending, timeout=_POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
-                for future in done:
-                    worker, job, restarts = pending.pop(future)
-                    error = future.exception()
-                    if isinstance(error, BrokenProcessPool):
-                        failed = fail_trials_of_dead_worker(study, job.token, f"worker process {worker} died")
-                        new = _replacement(study, job, started, restarts + 1)
-                        _report_death(job, failed, new, worker)
-                        if new is not None:
-                            pending[start(new)] = (worker, new, restarts + 1)
-                    elif error is not None:
-                        errors.append(error)
-                if table is not None:
-                    table.print_new(study)
+            try:
+                _wait_for_workers(study, pending, start, started, errors, table)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers now, fail their trials
+                _stop_workers(study, pending, pools)
+                raise
         if errors:
             raise errors[0]
+
+
+def _stop_workers(study: optuna.Study, pending: dict, pools: list[ProcessPoolExecutor]) -> None:
+    """Kill the worker processes and mark the trials they were running ``FAIL`` (interrupted)."""
+    for future in pending:
+        future.cancel()
+    for pool in pools:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before 3.14
+            process.terminate()
+    for process_pool in pools:
+        process_pool.shutdown(wait=True, cancel_futures=True)
+    for _, job, _ in pending.values():
+        fail_trials_of_dead_worker(study, job.token, INTERRUPTED)
+
+
+def _wait_for_workers(study: optuna.Study, pending: dict, start: Callable, started: float,
+                      errors: list[BaseException], table: TrialTable | None) -> None:
+    """Wait for every worker of ``pending``, replacing the ones that die; collect their errors."""
+    while pending:
+        done, _ = wait(pending, timeout=_POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
+        for future in done:
+            worker, job, restarts = pending.pop(future)
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                failed = fail_trials_of_dead_worker(study, job.token, f"worker process {worker} died")
+                new = _replacement(study, job, started, restarts + 1)
+                _report_death(job, failed, new, worker)
+                if new is not None:
+                    pending[start(new)] = (worker, new, restarts + 1)
+            elif error is not None:
+                errors.append(error)
+        if table is not None:
+            table.print_new(study)

@@ -9,15 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from rimclf import CohortError, load_cohort
-from rimclf._nifti import save_nifti
-from rimclf.errors import DataWarning, ParameterError
-from rimclf.features import RadiomicsExtractor
-from rimclf.features._regions import shell_mask
-from rimclf.features.radiomics import load_params
-from tests.features.builders import make_affine, make_labels, make_qsm, write_subject
+from tests.conftest import NEEDS_PYRADIOMICS
+
+pytest.importorskip("radiomics", reason=NEEDS_PYRADIOMICS)
+from radiomics.featureextractor import RadiomicsFeatureExtractor  # noqa: E402
+
+from rimclf import CohortError, load_cohort  # noqa: E402
+from rimclf._nifti import save_nifti  # noqa: E402
+from rimclf.errors import DataWarning, ParameterError  # noqa: E402
+from rimclf.features import RadiomicsExtractor  # noqa: E402
+from rimclf.features._regions import shell_mask  # noqa: E402
+from rimclf.features.radiomics import load_params  # noqa: E402
+from tests.features.builders import make_affine, make_labels, make_qsm, write_subject  # noqa: E402
 
 QSMRIM_PARAMS = Path(__file__).parents[2] / "rimclf" / "data" / "qsmrim_params.yaml"
 

@@ -1,0 +1,165 @@
+"""Leave one acquisition out: the default model on an acquisition protocol it never saw.
+
+Two phantom cohorts: one of the fixed sites (``acquisition="sites"``) and one of drawn protocols
+(``acquisition="varied"``, ``--sites`` protocols, each with its own orientation, voxel order,
+voxel size and slice thickness, noise level and texture, streaks, background field, offset and
+scale; see docs/phantom.md). Both are scored in two ways with the default model
+(:data:`rimclf.defaults.DEFAULT_MODEL`: the network's MLP branch on the rim-profile features):
+
+- **seen**: subject-grouped 5-fold CV over both cohorts pooled (every protocol is in training);
+- **unseen**: for each varied protocol, train on the fixed-site cohort and every other varied
+  protocol, predict that protocol's subjects (leave one acquisition out).
+
+For every varied protocol the table gives its lesions, its rim+ lesions and its pAUC and PR AUC in
+both ways; the last row pools the varied cohort's predictions (the headline: how much leaving a
+protocol out of training costs). Per-protocol figures rest on a few rim+ lesions each and are
+noisy. OUT/acquisition.md holds the table and the settings, OUT/acquisition.json the numbers and
+package versions. Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_acquisition.py [--subjects 40] [--sites 8] [--seed 1]
+        [--sites-cohort DIR] [--varied-cohort DIR] [--cache DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import rimclf
+from rimclf.classifier import make_classifier
+from rimclf.features import make_featurizer
+from rimclf.metrics import partial_roc_auc, pr_auc, subject_folds
+from rimclf.phantom import make_phantom_cohort
+
+
+def _cohort(path: str | None, work: Path, name: str, args: argparse.Namespace, acquisition: str) -> Path:
+    if path:
+        return Path(path)
+    out = work / name
+    if not out.exists():
+        make_phantom_cohort(out, n_subjects=args.subjects, random_state=args.seed, acquisition=acquisition,
+                            n_sites=args.sites if acquisition == "varied" else 3, n_jobs=args.jobs)
+    return out
+
+
+def _table(cohort: Path, tag: str) -> pd.DataFrame:
+    table = rimclf.load_cohort(cohort)
+    sites = pd.read_csv(cohort / "participants.tsv", sep="\t", dtype=str)
+    sites["participant_id"] = sites["participant_id"].str.removeprefix("sub-")
+    table = table.merge(sites[["participant_id", "site"]], on="participant_id", how="left")
+    table["participant_id"] = tag + table["participant_id"]  # unique subjects across the two cohorts
+    return table
+
+
+def _patterns(table: pd.DataFrame, cohort: Path, tag: str) -> pd.Series:
+    """Each lesion's ground-truth pattern (``phantom_lesions.tsv``), aligned with ``table``."""
+    truth = pd.read_csv(cohort / "derivatives" / "phantom" / "phantom_lesions.tsv", sep="\t", dtype={"participant_id": str})
+    truth["participant_id"] = tag + truth["participant_id"].str.removeprefix("sub-")
+    merged = table[["participant_id", "lesion_id"]].merge(truth, on=["participant_id", "lesion_id"], how="left")
+    return merged["pattern"]
+
+
+def isointense_false_positives(table: pd.DataFrame, y: np.ndarray, score: np.ndarray, noise: pd.Series) -> pd.DataFrame:
+    """False-positive rate of isointense rim- lesions at the threshold of specificity 0.9 over all
+    rim- lesions (the default model's target), by lesion size (terciles of voxels) and noise level."""
+    threshold = np.quantile(score[y == 0], 0.9)
+    iso = table.assign(fp=score > threshold, noise=noise.to_numpy())[(table["pattern"] == "iso").to_numpy() & (y == 0)]
+    iso = iso.assign(size=pd.qcut(iso["n_voxels"], 3, labels=["small", "mid", "large"]))
+    rates = iso.pivot_table(index="noise", columns="size", values="fp", aggfunc="mean", observed=True)
+    rates["all sizes"] = iso.groupby("noise", observed=True)["fp"].mean()
+    rates.loc["all noise levels"] = [*iso.groupby("size", observed=True)["fp"].mean(), iso["fp"].mean()]
+    return rates
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    if y.min() == y.max():
+        return float("nan"), float("nan")
+    return float(partial_roc_auc(y, p)), float(pr_auc(y, p))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=40, help="subjects per generated cohort (default 40)")
+    parser.add_argument("--sites", type=int, default=8, help="varied protocols (default 8)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the cohorts, folds and models (default 1)")
+    parser.add_argument("--sites-cohort", help="an existing fixed-site phantom cohort (else one is generated)")
+    parser.add_argument("--varied-cohort", help="an existing varied phantom cohort (else one is generated)")
+    parser.add_argument("--work", default="bench_acquisition_work", help="where generated cohorts go")
+    parser.add_argument("--cache", default=None, help="feature cache (default WORK/cache)")
+    parser.add_argument("--out", default="bench_acquisition_results", help="output folder")
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    fixed_path = _cohort(args.sites_cohort, work, "sites", args, "sites")
+    varied_path = _cohort(args.varied_cohort, work, "varied", args, "varied")
+    fixed, varied = _table(fixed_path, "s"), _table(varied_path, "v")
+    fixed["pattern"], varied["pattern"] = _patterns(fixed, fixed_path, "s"), _patterns(varied, varied_path, "v")
+    noise = pd.read_csv(varied_path / "participants.tsv", sep="\t", dtype={"participant_id": str})
+    level = dict(zip(noise["site"], pd.cut(noise["noise_factor"], [0, 0.8, 1.25, 9], labels=["low", "mid", "high"]).astype(str)))
+    fixed["noise"] = "fixed sites (" + fixed["site"] + ")"
+    varied["noise"] = "varied, " + varied["site"].map(level) + " noise"
+    table = pd.concat([fixed, varied], ignore_index=True)
+    featurizer = make_featurizer(n_jobs=args.jobs, memory=args.cache or str(work / "cache"), progress=False)
+    X = featurizer.fit_transform(table)
+    y = table["rim"].astype(int).to_numpy()
+    groups = table["participant_id"].to_numpy()
+    is_varied = table["participant_id"].str.startswith("v").to_numpy()
+
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        model = make_classifier(random_state=args.seed, verbose=0).fit(X[train], y[train])
+        return model.predict_proba(X[test])[:, 1]
+
+    seen = np.zeros(len(y))
+    for train, test in subject_folds(y, groups, 5, args.seed):
+        seen[test] = fit_predict(train, test)
+    unseen = np.full(len(y), np.nan)
+    protocols = sorted(table.loc[is_varied, "site"].unique(), key=lambda s: int(s[1:]))
+    for site in protocols:
+        test = np.flatnonzero(is_varied & (table["site"] == site).to_numpy())
+        train = np.setdiff1d(np.arange(len(y)), test)
+        unseen[test] = fit_predict(train, test)
+
+    described = json.loads((Path(args.varied_cohort or work / "varied") / "participants.json").read_text())["site"]["Levels"]
+    rows = []
+    for site in [*protocols, "all"]:
+        rows_of = is_varied & ((table["site"] == site).to_numpy() if site != "all" else True)
+        seen_pauc, seen_pr = _scores(y[rows_of], seen[rows_of])
+        unseen_pauc, unseen_pr = _scores(y[rows_of], unseen[rows_of])
+        rows.append({
+            "protocol": site, "description": described.get(site, "all varied protocols pooled"),
+            "lesions": int(rows_of.sum()), "rim+": int(y[rows_of].sum()),
+            "pAUC seen": seen_pauc, "pAUC unseen": unseen_pauc, "PR AUC seen": seen_pr, "PR AUC unseen": unseen_pr,
+        })
+    fixed_pauc, fixed_pr = _scores(y[~is_varied], seen[~is_varied])
+    result = pd.DataFrame(rows)
+    iso = isointense_false_positives(table, y, seen, table["noise"])
+    text = (result.to_markdown(index=False, floatfmt=".3f") + "\n\nIsointense rim- lesions called rim+ at specificity 0.9 "
+            "(seen CV):\n\n" + iso.to_markdown(floatfmt=".3f"))
+    settings = (f"{args.subjects}-subject cohorts (fixed sites; {args.sites} varied protocols), seed {args.seed}; "
+                f"{len(y)} lesions, {int(y.sum())} rim+; seen = subject-grouped 5-fold x 1 CV over both cohorts; "
+                f"fixed-site cohort in that CV: pAUC {fixed_pauc:.3f}, PR AUC {fixed_pr:.3f}; "
+                f"{time.time() - started:.0f} s")
+    (out / "acquisition.md").write_text(text + "\n\n" + settings + "\n", encoding="utf-8")
+    (out / "acquisition.json").write_text(json.dumps({
+        "rows": rows, "isointense_fpr": json.loads(iso.to_json()), "settings": vars(args), "fixed_sites": {"pauc": fixed_pauc, "pr_auc": fixed_pr},
+        "versions": {name: version(name) for name in ("rimclf", "numpy", "torch", "scikit-learn")},
+    }, indent=2, default=str) + "\n", encoding="utf-8")
+    print(text)
+    print(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
