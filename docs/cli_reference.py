@@ -53,7 +53,9 @@ cohort has subjects, a `--device` that torch does not know or this machine does 
 `tune --trials 0`, `--workers 0`, `--folds 1`. **Inputs are sacred**: `-o` may never be, contain
 or lie inside anything the command reads (the cohort folder; a manifest and the files it lists;
 the model; `--cache`; the tuning journal), with or without `--force`, since `--force` replaces the
-output folder as a whole; nor may it be empty, the current folder or a folder above it.
+output folder as a whole; nor may it be empty, the current folder or a folder above it. The one
+place inside a cohort open to outputs is where BIDS puts them: `COHORT/derivatives/NAME` for a new
+NAME or rimclf's own output (`-o COHORT/derivatives/rimclf`), which rimclf never reads as input.
 
 **Interrupts.** Ctrl-C or SIGTERM stops any command (in training, threshold-CV folds, `cv` and
 `benchmark` folds, tuning trials, prediction) with exit status 130 (SIGINT) or 143 (SIGTERM) and

@@ -610,9 +610,12 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
         "training": settings["training"],
     }
     try:
-        return RimModel.from_fitted_state(state, device=device)
+        model = RimModel.from_fitted_state(state, device=device)
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise ModelFileError(f"{folder}: the weights do not fit the network described in {SETTINGS_FILE} ({_first_line(exc)})") from None
+    # what rimclf predict records in its dataset_description.json: which model made the predictions
+    model.model_identity_ = {"format_version": settings["format_version"], "weights_sha256": settings["weights"]["sha256"]}
+    return model
 
 
 def _load_classifier_or_pipeline(settings: dict, folder: Path, device: str):

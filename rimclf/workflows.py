@@ -17,20 +17,44 @@ from sklearn.utils.validation import check_is_fitted
 
 from rimclf._atomic import check_output_location, known_inputs, refuse_overwrite, reserving_output
 from rimclf._validation import SIZE_LIMITS, check_int, check_path, check_real, check_threshold_settings
-from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT
+from rimclf.defaults import DEFAULT_MODEL
 from rimclf.errors import ParameterError
 from rimclf.rim_model import RimModel
 
 __all__ = ["predict_cohort", "predict_subject", "subject_table", "train_model"]
 
 
-def _as_table(cohort: object, **load_options) -> pd.DataFrame:
+def _as_table(cohort: object, options=None) -> pd.DataFrame:
     from rimclf.cohort import load_cohort
 
     if isinstance(cohort, pd.DataFrame):
         return cohort
     check_path(cohort, "cohort", what="a cohort folder or manifest, or a lesion table (pandas.DataFrame)")
-    return load_cohort(cohort, **load_options)
+    return load_cohort(cohort, options)
+
+
+def _needs_flair(featurizer) -> bool:
+    """Whether the featurizer reads the FLAIR (scans without one are then incomplete); None: the default model's."""
+    if featurizer is None:
+        from rimclf.features import make_featurizer
+
+        featurizer = make_featurizer()
+    try:
+        extractors = featurizer._validate()  # the extractors the featurizer runs
+        columns = {column for extractor in extractors.values() for column in extractor.required_columns()}
+    except (AttributeError, TypeError, ValueError):
+        return True  # unknown: keep the safe rule
+    return "flair" in columns
+
+
+def _cohort_options(cohort_options, **changes):
+    from rimclf.cohort import CohortOptions
+
+    if cohort_options is None:
+        cohort_options = CohortOptions()
+    elif not isinstance(cohort_options, CohortOptions):
+        raise ParameterError(f"cohort_options={cohort_options!r} is not valid; it must be a rimclf.cohort.CohortOptions")
+    return cohort_options.replace(**changes) if changes else cohort_options
 
 
 def _as_model(model: object, device: str = "auto") -> RimModel:
@@ -93,10 +117,7 @@ def train_model(
     calibration: str | None = DEFAULT_MODEL.calibration,
     out: str | os.PathLike | None = None,
     force: bool = False,
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
-    derivatives: str | None = None,
+    cohort_options=None,
 ) -> RimModel:
     """Train a :class:`RimModel` on a labelled cohort (and save it when ``out`` is given).
 
@@ -112,8 +133,9 @@ def train_model(
         before any work unless ``force``, and so is one that is, holds or lies inside the cohort
         or the feature cache (with or without ``force``).
     force : bool, default=False
-    min_voxels, qsm_unit, connectivity, derivatives
-        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+    cohort_options : rimclf.cohort.CohortOptions, optional
+        How :func:`rimclf.load_cohort` reads ``cohort`` when it is a path (scans missing a file
+        are skipped with a warning unless ``strict``).
 
     Returns
     -------
@@ -134,7 +156,7 @@ def train_model(
     """
     check_threshold_settings(target_specificity, threshold_cv, threshold)
     _check_sizes(featurizer, classifier)
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
+    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
     if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
         check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
@@ -154,14 +176,14 @@ def subject_table(
     mask: str | os.PathLike,
     *,
     participant_id: str = "01",
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
+    cohort_options=None,
 ) -> pd.DataFrame:
     """The lesion table of one subject given by its QSM, FLAIR and lesion mask files.
 
     Equivalent to :func:`rimclf.load_cohort` on a one-row manifest (it writes one to a temporary
     folder and reads it), with the same checks and error messages. ``rim`` is ``<NA>``.
+    ``cohort_options`` (a :class:`rimclf.cohort.CohortOptions`) gives ``min_voxels``,
+    ``connectivity`` and ``qsm_unit``; a missing file is an error (``strict``), not a skip.
 
     Examples
     --------
@@ -181,7 +203,9 @@ def subject_table(
         manifest = Path(folder) / "manifest.tsv"
         paths = {kind: str(Path(path).expanduser().resolve()) for kind, path in (("qsm", qsm), ("flair", flair), ("mask", mask))}
         pd.DataFrame([{"participant_id": str(participant_id), **paths}]).to_csv(manifest, sep="\t", index=False)
-        return _as_table(manifest, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity)
+        # one subject, three files: nothing to select, and a missing file is an error, not a skip
+        options = _cohort_options(cohort_options, participant_label=(), session_label=(), strict=True)
+        return _as_table(manifest, options)
 
 
 @reserving_output("out")  # an input, exists, ...: fail before predicting
@@ -194,10 +218,7 @@ def predict_cohort(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
-    derivatives: str | None = None,
+    cohort_options=None,
 ) -> dict[str, Path]:
     """Predict every lesion of a cohort and write the outputs of :func:`rimclf.outputs.write_prediction_outputs`.
 
@@ -220,8 +241,11 @@ def predict_cohort(
     montage : bool, default=True
         Draw the per-subject PNG montages. Maps and montages show a progress bar over the scans
         when the model's featurizer shows one (its ``progress``).
-    min_voxels, qsm_unit, connectivity, derivatives
-        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+    cohort_options : rimclf.cohort.CohortOptions, optional
+        How :func:`rimclf.load_cohort` reads ``cohort`` when it is a path. A scan missing a
+        required file is skipped with a warning (unless ``strict``) and listed in
+        ``subjects.tsv`` with the reason; a scan without FLAIR is complete when the model's
+        features do not read the FLAIR.
 
     Returns
     -------
@@ -243,7 +267,7 @@ def predict_cohort(
     _check_out(out)
     model = _as_model(model)
     check_is_fitted(model, "classifier_")
-    table = _as_table(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, connectivity=connectivity, derivatives=derivatives)
+    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(getattr(model, "featurizer_", None))))
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
     choice = getattr(model, "threshold_choice_", None)
@@ -252,8 +276,10 @@ def predict_cohort(
         calibration = getattr(model, "calibration_", None)
         model_info["calibration"] = None if calibration is None else calibration.to_dict()
     source = None if isinstance(cohort, pd.DataFrame) else cohort
+    scans = None if isinstance(cohort, pd.DataFrame) else table.attrs.get("scans")
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
-                                    model_info=model_info, source=source,
+                                    model_info=model_info, source=source, scans=scans,
+                                    model_identity=getattr(model, "model_identity_", None),
                                     progress=bool(getattr(model.featurizer_, "progress", False)))
 
 
@@ -269,9 +295,7 @@ def predict_subject(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    connectivity: int = CONNECTIVITY,
+    cohort_options=None,
 ) -> dict[str, Path]:
     """:func:`predict_cohort` for one subject given by its QSM, FLAIR and lesion mask files.
 
@@ -290,6 +314,5 @@ def predict_subject(
     check_output_location(out, known_inputs({"model": model, "qsm": qsm, "flair": flair, "mask": mask, "memory": memory}))
     refuse_overwrite(out, force=force)
     model = _as_model(model)
-    options = {"min_voxels": min_voxels, "qsm_unit": qsm_unit, "connectivity": connectivity}
-    table = subject_table(qsm, flair, mask, participant_id=participant_id, **options)
-    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage, **options)
+    table = subject_table(qsm, flair, mask, participant_id=participant_id, cohort_options=cohort_options)
+    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage)

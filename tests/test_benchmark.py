@@ -232,8 +232,9 @@ def test_writes_every_file_with_settings_and_versions(run, table):
 def test_every_lesion_is_predicted_once_per_repeat_out_of_fold_grouped_by_subject(run, table):
     _, out = run
     predictions, folds, _, _ = _read(out)
-    lesions = set(zip(table["participant_id"].astype(str), table["lesion_id"]))
+    lesions = set(zip("sub-" + table["participant_id"].astype(str), table["lesion_id"]))  # BIDS identifiers
     assert len(predictions) == len(TINY_METHODS) * 2 * len(lesions)
+    assert set(predictions["session"].fillna("n/a")) == {"n/a"}
     for (method, repeat), rows in predictions.groupby(["method", "repeat"]):
         keys = list(zip(rows["participant_id"], rows["lesion_id"]))
         assert len(keys) == len(set(keys)) == len(lesions) and set(keys) == lesions

@@ -126,8 +126,11 @@ def test_flair_on_another_grid_is_accepted(tmp_path: Path) -> None:
 
 def test_missing_file(cohort: Path) -> None:
     (cohort / "sub-02" / "anat" / "sub-02_FLAIR.nii.gz").unlink()
-    with pytest.raises(CohortError, match=r"sub-02_FLAIR\.nii\.gz: file not found"):
-        load_cohort(cohort)
+    with pytest.warns(DataWarning, match=r"sub-02: skipped, no FLAIR \(\*_FLAIR\)"):
+        table = load_cohort(cohort)
+    assert "02" not in set(table["participant_id"])
+    with pytest.raises(CohortError, match=r"sub-02: no FLAIR \(\*_FLAIR\) found \(\*_FLAIR\.nii\[\.gz\] in .*sub-02/anat"):
+        load_cohort(cohort, strict=True)
 
 
 def test_missing_cohort_directory(tmp_path: Path) -> None:

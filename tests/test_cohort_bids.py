@@ -12,7 +12,8 @@ import pytest
 
 from rimclf import CohortError, load_cohort
 from rimclf._nifti import save_nifti
-from rimclf.cohort import labelled_lesions
+from rimclf.cohort import cohort_scans, labelled_lesions
+from rimclf.errors import DataWarning
 from rimclf.features import PatchExtractor, RadiomicsExtractor
 from rimclf.metrics import subject_folds
 from tests.builders import describe_pipeline, make_affine, make_qsm, write_scan
@@ -76,19 +77,26 @@ def test_masks_in_several_places_need_a_pipeline_choice(sessions: Path) -> None:
     write_scan(sessions, "01", "1", mask_in="manual")
     with pytest.raises(
         CohortError,
-        match=r"sub-01_ses-1: lesion masks in 2 places \(derivatives/lesionseg, derivatives/manual\); choose the "
-        r"pipeline to read them from with derivatives='lesionseg' or 'manual' \(--derivatives",
+        match=r"sub-01_ses-1: 2 lesion mask files \(derivatives/lesionseg/sub-01/ses-1/anat/sub-01_ses-1_desc-lesions_dseg.nii.gz, "
+        r"derivatives/manual/sub-01/ses-1/anat/sub-01_ses-1_desc-lesions_mask.nii.gz\); choose where to read it with "
+        r"mask_pipeline='lesionseg' or 'manual' \(--mask-pipeline",
     ):
         load_cohort(sessions)
-    with pytest.raises(CohortError, match=r"derivatives='other' is not a pipeline of this dataset; its derivatives/ holds lesionseg, manual"):
-        load_cohort(sessions, derivatives="other")
-    with pytest.raises(CohortError, match=r"sub-01_ses-2: no lesion mask found: .* in derivatives/manual/sub-01/ses-2/anat \(derivatives='manual'\)"):
-        load_cohort(sessions, derivatives="manual")  # manual has only ses-1; the choice leaves out raw masks too
-    with pytest.raises(CohortError, match=r"sub-02: no lesion mask found: .* in derivatives/lesionseg/sub-02/anat"):
-        load_cohort(sessions, derivatives="lesionseg")
+    with pytest.raises(CohortError, match=r"mask_pipeline='other' \(--mask-pipeline\) is not a pipeline of this dataset; "
+                                          r"its derivatives/ holds lesionseg, manual"):
+        load_cohort(sessions, mask_pipeline="other")
+    with pytest.warns(DataWarning) as caught:  # manual has only ses-1; the choice leaves out raw masks too
+        chosen = load_cohort(sessions, mask_pipeline="manual")
+    assert [str(w.message) for w in caught] == ["sub-01_ses-2: skipped, no lesion mask", "sub-02: skipped, no lesion mask"]
+    assert set(chosen["session"]) == {"1"}
+    with pytest.raises(CohortError, match=r"sub-01_ses-2: no lesion mask found \(.* in .*sub-01/ses-2/anat and "
+                                          r"derivatives/manual/sub-01/ses-2/anat\)"):
+        load_cohort(sessions, mask_pipeline="manual", strict=True)
     write_scan(sessions, "02", mask_in="lesionseg")
-    chosen = load_cohort(sessions, derivatives="lesionseg")
+    chosen = load_cohort(sessions, mask_pipeline="lesionseg")
     assert chosen["mask"].str.contains("derivatives/lesionseg/").all() and len(chosen) == 6
+    raw = load_cohort(sessions, mask_pipeline="raw", session_label=["2"])  # sub-01 ses-2 has no raw mask
+    assert raw.empty and cohort_scans(raw)["status"].tolist() == ["skipped"]
 
 
 def test_a_pipeline_without_dataset_description_is_read_too(tmp_path: Path) -> None:
@@ -126,8 +134,11 @@ def test_session_folders_must_be_bids_labels(sessions: Path) -> None:
 
 def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
     save_nifti(sessions / "sub-02" / "anat" / "sub-02_acq-fast_Chimap.nii.gz", make_qsm(), make_affine())
-    with pytest.raises(CohortError, match=r"sub-02/anat: 2 Chimap files \(sub-02_Chimap.nii.gz, sub-02_acq-fast_Chimap.nii.gz\)"):
+    with pytest.raises(CohortError, match=r"sub-02: 2 QSM \(\*_Chimap\) files \(sub-02/anat/sub-02_Chimap.nii.gz, "
+                                          r"sub-02/anat/sub-02_acq-fast_Chimap.nii.gz\); choose one with "
+                                          r"bids_filters=\('qsm:acquisition=fast',\) \(--bids-filter qsm:acquisition=fast"):
         load_cohort(sessions)
+    assert len(load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="02")) == 2
 
 
 def test_a_manifest_with_two_sessions_of_one_subject(sessions: Path, tmp_path: Path) -> None:
@@ -149,6 +160,18 @@ def test_a_manifest_with_two_sessions_of_one_subject(sessions: Path, tmp_path: P
     manifest.write_text("\n".join(rows[:1] + [rows[-1], rows[-1]]) + "\n")
     with pytest.raises(CohortError, match=r"participant sub-02 is listed twice"):
         load_cohort(manifest)
+    # selection, and a scan whose file is missing, in a manifest as in a BIDS directory
+    manifest.write_text("\n".join(rows) + "\n")
+    selected = load_cohort(manifest, rims=sessions / "rims.tsv", participant_label="sub-01", session_label=["ses-2"])
+    assert set(zip(selected["participant_id"], selected["session"])) == {("01", "2")}
+    (sessions / "sub-02" / "anat" / "sub-02_FLAIR.nii.gz").unlink()
+    with pytest.warns(DataWarning, match=r"^sub-02: skipped, no FLAIR \(\*_FLAIR\)$"):
+        table = load_cohort(manifest, rims=sessions / "rims.tsv")  # its rims.tsv row is ignored
+    assert cohort_scans(table)["status"].tolist() == ["read", "read", "skipped"]
+    with pytest.raises(CohortError, match=r"sub-02: no FLAIR \(\*_FLAIR\) found \(.*sub-02_FLAIR.nii.gz: file not found\)"):
+        load_cohort(manifest, strict=True)
+    with pytest.raises(CohortError, match=r"session_label 3 \(--session-label\) not found; it lists 1, 2"):
+        load_cohort(manifest, session_label="3")
 
 
 def test_sidecar_units_follow_bids_inheritance(tmp_path: Path) -> None:

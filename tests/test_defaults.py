@@ -89,7 +89,15 @@ def test_cohort_options(command: str) -> None:
     found = options(command)
     assert found["min_voxels"].default == defaults.MIN_VOXELS
     assert found["qsm_unit"].default == defaults.QSM_UNIT and tuple(found["qsm_unit"].choices) == defaults.QSM_UNIT_CHOICES
-    assert defaults.QSM_UNIT == "auto" and found["derivatives"].default is None
+    assert defaults.QSM_UNIT == "auto"
+    from rimclf.cohort import CohortOptions
+
+    # one group builds CohortOptions on every command that reads a cohort: each field is an option
+    # whose default is the field's (require_flair follows the model, not an option)
+    for field in dataclasses.fields(CohortOptions):
+        if field.name != "require_flair":
+            default = found[field.name].default  # None stands for "none given" (an empty tuple)
+            assert (() if default is None and field.default == () else default) == field.default, field.name
     if "connectivity" in found:
         assert found["connectivity"].default == defaults.CONNECTIVITY
         assert tuple(found["connectivity"].choices) == defaults.CONNECTIVITIES

@@ -53,10 +53,16 @@ def test_an_output_may_not_be_contain_or_lie_inside_an_input(tmp_path: Path, mon
     cohort = tmp_path / "data" / "cohort"
     cohort.mkdir(parents=True)
     inputs = {"the cohort": [cohort]}
-    for out, relation in ((cohort, "is"), (tmp_path / "data", "contains"), (cohort / "derivatives" / "rimclf", "lies inside")):
+    (cohort / "derivatives" / "qsmxt").mkdir(parents=True)  # an input pipeline
+    for out, relation in ((cohort, "is"), (tmp_path / "data", "contains"), (cohort / "sub-01", "lies inside"),
+                          (cohort / "derivatives", "lies inside"), (cohort / "derivatives" / "qsmxt", "lies inside"),
+                          (cohort / "derivatives" / "qsmxt" / "rimclf", "lies inside")):
         with pytest.raises(OutputError, match=f"{relation} the cohort"):
             check_output_location(out, inputs)
     check_output_location(tmp_path / "data" / "predictions", inputs)  # beside the input: fine
+    # where BIDS puts a pipeline's outputs (issue #22): a new folder under derivatives/, or rimclf's own
+    check_output_location(cohort / "derivatives" / "rimclf", inputs)
+    check_output_location(cohort / "derivatives" / "rimclf-v2", inputs)
     (tmp_path / "link").symlink_to(cohort)
     with pytest.raises(OutputError, match="is the cohort"):  # a symbolic link to an input is that input
         check_output_location(tmp_path / "link", inputs)
@@ -90,10 +96,11 @@ def test_a_manifest_protects_the_files_it_lists(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- commands (defect 1)
-@pytest.mark.parametrize("target", ["data", "cohort", "inside"])
+@pytest.mark.parametrize("target", ["data", "cohort", "inside", "pipeline"])
 def test_predict_never_replaces_its_inputs_even_with_force(data: Path, target: str, capsys, no_featurising) -> None:
     before = _tree(data)
-    out = {"data": data, "cohort": data / "cohort", "inside": data / "cohort" / "derivatives" / "rimclf"}[target]
+    out = {"data": data, "cohort": data / "cohort", "inside": data / "cohort" / "sub-001",
+           "pipeline": data / "cohort" / "derivatives" / "phantom"}[target]
     status = main(["predict", str(tiny_model_dir()), str(data / "cohort"), "-o", str(out), "--force", "-q"])
     assert status != 0
     err = capsys.readouterr().err.strip().splitlines()

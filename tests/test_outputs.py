@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -64,8 +65,11 @@ def test_the_output_is_a_bids_derivative_with_sidecars_and_data_dictionaries(tab
                              model_info={"threshold_choice": {"value": 0.5, "method": "fixed"}}, source=cohort)
     description = json.loads((tmp_path / "out" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["BIDSVersion"]
-    assert description["GeneratedBy"] == [{"Name": "rimclf", "Version": __version__, "Description": ANY_TEXT}]
-    assert description["SourceDatasets"] == [{"URL": cohort.as_uri()}]
+    assert description["GeneratedBy"] == [{"Name": "rimclf", "Version": __version__, "Description": ANY_TEXT,
+                                           "CodeURL": f"pkg:pypi/rimclf@{__version__}"}]
+    relative = Path(os.path.relpath(cohort, tmp_path / "out")).as_posix() + "/"
+    assert description["SourceDatasets"] == [{"URL": relative}]  # relative: no file:// path of this machine
+    assert description["DatasetLinks"] == {"raw": relative}
     for name in ("lesions", "subjects"):
         columns = pd.read_csv(tmp_path / "out" / f"{name}.tsv", sep="\t").columns
         dictionary = json.loads((tmp_path / "out" / f"{name}.json").read_text())
@@ -268,3 +272,27 @@ def test_the_montage_has_a_ppb_colourbar_and_orientation_marks(table: pd.DataFra
         assert sorted(text.get_text() for text in axis.texts if len(text.get_text()) == 1) == ["A", "L", "P", "R"]
     low, high = panels[0].images[0].get_clim()
     assert high - low < 200 and "QSM window" in figure.get_suptitle() and "patient's right on the right" in figure.get_suptitle()
+
+
+def test_a_manifest_source_and_the_model_identity_are_recorded(table: pd.DataFrame, tmp_path: Path) -> None:
+    manifest = tmp_path / "lists" / "manifest.tsv"
+    manifest.parent.mkdir()
+    manifest.write_text("participant_id\tqsm\tflair\tmask\n")
+    identity = {"format_version": 3, "weights_sha256": "ab" * 32}
+    write_prediction_outputs(tmp_path / "runs" / "out", table, np.full(len(table), 0.3), 0.5, montage=False,
+                             source=manifest, model_identity=identity)
+    description = json.loads((tmp_path / "runs" / "out" / "dataset_description.json").read_text())
+    assert description["SourceDatasets"] == [{"URL": "../../lists/manifest.tsv"}] and "DatasetLinks" not in description
+    assert description["GeneratedBy"][0]["Model"] == identity
+
+
+def test_subjects_tsv_lists_empty_and_skipped_scans(table: pd.DataFrame, tmp_path: Path) -> None:
+    scans = [{"participant_id": p, "session": "", "status": "read", "reason": ""} for p in ("01", "02", "03")]
+    scans.append({"participant_id": "04", "session": "", "status": "skipped", "reason": "no lesion mask"})
+    paths = write_prediction_outputs(tmp_path / "out", table, np.full(len(table), 0.7), 0.5, montage=False, scans=scans)
+    subjects = pd.read_csv(paths["subjects"], sep="\t", dtype=str, keep_default_na=False)
+    assert subjects[["participant_id", "n_lesions", "n_rim_pos_predicted", "status", "reason"]].values.tolist() == [
+        ["sub-01", "2", "2", "predicted", "n/a"], ["sub-02", "2", "2", "predicted", "n/a"],
+        ["sub-03", "0", "0", "predicted", "n/a"], ["sub-04", "n/a", "n/a", "skipped", "no lesion mask"],
+    ]
+    assert set(json.loads(paths["subjects"].with_suffix(".json").read_text())) == set(subjects.columns)

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rimclf._atomic._inputs import check_output_location, cohort_inputs, known_inputs
+from rimclf._atomic._inputs import check_output_location, cohort_inputs, is_rimclf_output, known_inputs
 from rimclf._atomic._paths import check_writable_parent, safe_child
 from rimclf._atomic._rename import exchange, rename_noreplace
 from rimclf._atomic._siblings import (
@@ -64,6 +64,7 @@ __all__ = [
     "check_writable_parent",
     "known_inputs",
     "cohort_inputs",
+    "is_rimclf_output",
     "output_reservation",
     "public_permissions",
     "recover_output",

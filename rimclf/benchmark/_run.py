@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from rimclf._atomic import atomic_output_dir
+from rimclf._bids import bids_identifiers
 from rimclf._records import installed_versions
 from rimclf.benchmark._cv import cross_validate_method, extract_features, make_repeated_folds, prediction_frame
 from rimclf.benchmark._methods import ABLATION_METHODS, ABLATION_REFERENCE, METHODS, REFERENCE, Method, resolve_methods
@@ -223,7 +224,8 @@ def run_benchmark(
             predictions, reference=reference if reference in {m.name for m in method_list} else None, n_boot=settings.n_boot, alpha=settings.alpha,
             max_fpr=settings.max_fpr, random_state=bootstrap_seed, timings=timings_frame,
         )
-        predictions.to_csv(tmp / "predictions.tsv", sep="\t", index=False)
+        # BIDS identifiers (sub-<p>, ses-<s> or n/a), as in every table rimclf writes
+        bids_identifiers(predictions).to_csv(tmp / "predictions.tsv", sep="\t", index=False)
         timings_frame.to_csv(tmp / "folds.tsv", sep="\t", index=False)
         results.to_csv(tmp / "results.tsv", sep="\t", index=False, na_rep="n/a")
         figures = {"roc_curves.png": plot_curves(predictions, results, "roc"),

@@ -98,8 +98,9 @@ def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise CohortError(f"predictions lack the column(s) {missing}; expected {PREDICTION_COLUMNS}")
     frame = predictions[PREDICTION_COLUMNS].copy()
-    frame["participant_id"] = frame["participant_id"].astype(str)
-    frame["session"] = ["" if pd.isna(session) else str(session) for session in frame["session"]]
+    # labels with or without their BIDS prefixes (predictions.tsv has them; tables in memory do not)
+    frame["participant_id"] = [str(p).removeprefix("sub-") for p in frame["participant_id"]]
+    frame["session"] = ["" if pd.isna(s) or str(s) in ("", "n/a") else str(s).removeprefix("ses-") for s in frame["session"]]
     if frame["probability"].isna().any() or frame["rim"].isna().any():
         raise CohortError("predictions hold missing rim labels or probabilities")
     return frame

@@ -105,15 +105,29 @@ def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig =
 
 
 def add_cohort_options(parser: argparse.ArgumentParser) -> None:
-    """Options of :func:`rimclf.load_cohort`, on every command that reads a cohort."""
-    group = parser.add_argument_group("cohort")
+    """How a cohort is read (:class:`rimclf.cohort.CohortOptions`), the same on every command that reads one."""
+    group = parser.add_argument_group("cohort (which files and scans are read; see docs/cohort.md)")
+    group.add_argument("--participant-label", nargs="+", default=None, metavar="LABEL",
+                       help="read only these participants (with or without 'sub-'), as BIDS Apps do")
+    group.add_argument("--session-label", nargs="+", default=None, metavar="LABEL",
+                       help="read only these sessions (with or without 'ses-')")
+    group.add_argument("--strict", action="store_true",
+                       help="a scan missing a required file is an error (default: skipped with a warning and listed "
+                            "in the outputs)")
+    for kind, what in (("qsm", "QSM (*_Chimap)"), ("flair", "FLAIR"), ("mask", "lesion masks")):
+        group.add_argument(f"--{kind}-pipeline", metavar="PIPELINE",
+                           help=f"read the {what} from COHORT/derivatives/PIPELINE, or 'raw' for the raw dataset "
+                                "(needed only when several places hold them)")
+    group.add_argument("--mask-desc", metavar="DESC",
+                       help="the desc- of the lesion masks (default: masks whose desc- or label- contains 'lesion')")
+    group.add_argument("--bids-filter", dest="bids_filters", action="append", default=None, metavar="KIND:ENTITY=VALUE",
+                       help="a BIDS entity filter, KIND qsm, flair or mask (e.g. qsm:acquisition=gre, mask:space=orig); "
+                            "repeatable")
     group.add_argument("--min-voxels", type=int, default=defaults.MIN_VOXELS, metavar="N",
                        help=f"leave out smaller lesions (default {defaults.MIN_VOXELS})")
     group.add_argument("--qsm-unit", choices=defaults.QSM_UNIT_CHOICES, default=defaults.QSM_UNIT,
                        help=f"unit of the QSM files (default {defaults.QSM_UNIT}: the 'Units' of each QSM's JSON "
                             "sidecar, else ppm as BIDS defines Chimap; ppb/ppm override the sidecars)")
-    group.add_argument("--derivatives", metavar="PIPELINE",
-                       help="read the lesion masks from COHORT/derivatives/PIPELINE (needed when several places hold them)")
     group.add_argument("--connectivity", type=int, choices=defaults.CONNECTIVITIES, default=defaults.CONNECTIVITY,
                        help=f"splits binary masks into lesions (default {defaults.CONNECTIVITY})")
 
@@ -187,10 +201,20 @@ def model_config(args: argparse.Namespace, base: ModelConfig = DEFAULT_MODEL) ->
     return dataclasses.replace(base, **given)
 
 
-def cohort_options(args: argparse.Namespace) -> dict:
-    """The :func:`rimclf.load_cohort` keyword arguments the parsed options give."""
-    names = ("min_voxels", "qsm_unit", "connectivity", "derivatives")
-    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+#: The parsed options that make a :class:`rimclf.cohort.CohortOptions` (its field names).
+_COHORT_FIELDS = ("min_voxels", "qsm_unit", "connectivity", "qsm_pipeline", "flair_pipeline", "mask_pipeline",
+                  "mask_desc", "bids_filters", "participant_label", "session_label", "strict")
+
+
+def cohort_options(args: argparse.Namespace):
+    """The validated :class:`rimclf.cohort.CohortOptions` the parsed options give."""
+    from rimclf.cohort import CohortOptions
+
+    given = {name: getattr(args, name) for name in _COHORT_FIELDS if hasattr(args, name)}
+    for name in ("bids_filters", "participant_label", "session_label"):
+        if name in given:
+            given[name] = tuple(given[name] or ())
+    return CohortOptions(**given).validated()
 
 
 def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.cohort import load_cohort
 
     check_options(args)
-    table = load_cohort(args.cohort, **cohort_options(args))
+    table = load_cohort(args.cohort, cohort_options(args))
     results = run_benchmark(table, args.out, table=benchmark_methods(args), methods=args.methods,
                             reference=ABLATION_REFERENCE, **benchmark_options(args))
     if args.quiet:  # -q hides progress, not results (run_benchmark prints the table unless quiet)

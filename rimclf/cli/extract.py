@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         model_config(args), features=not args.no_features, patches=not args.no_patches,
         n_jobs=args.jobs, memory=args.cache, progress=not args.quiet,
     )
-    out = save_features(args.cohort, args.out, featurizer=featurizer, force=args.force, **cohort_options(args))
+    out = save_features(args.cohort, args.out, featurizer=featurizer, force=args.force, cohort_options=cohort_options(args))
     written = sorted(path.name for path in out.iterdir())
     print(f"wrote {', '.join(written)} to {out}")
     return 0

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.model_files import load_model
     from rimclf.workflows import predict_cohort, predict_subject
 
-    options = {**cohort_options(args), "force": args.force, "n_jobs": args.jobs, "memory": args.cache,
+    options = {"cohort_options": cohort_options(args), "force": args.force, "n_jobs": args.jobs, "memory": args.cache,
                "montage": not args.no_montage}
     from rimclf.rim_model import RimModel
 
@@ -71,14 +71,15 @@ def run(args: argparse.Namespace) -> int:
     if args.cohort:
         paths = predict_cohort(model, args.cohort, args.out, **options)
     else:
-        options.pop("derivatives", None)  # three files: no derivatives folder to choose
         paths = predict_subject(model, args.qsm, args.flair, args.mask, args.out, participant_id=args.participant, **options)
     import pandas as pd
 
-    subjects = pd.read_csv(paths["subjects"], sep="\t", dtype={"participant_id": str})
+    subjects = pd.read_csv(paths["subjects"], sep="\t", dtype={"participant_id": str}, na_values=["n/a"])
+    skipped = subjects["status"].eq("skipped").sum() if "status" in subjects else 0
     print(f"threshold {model.threshold_:.4g} ({model.threshold_choice_.method}); "
-          f"{int(subjects['n_lesions'].sum())} lesions of {len(subjects)} scans, "
-          f"{int(subjects['n_rim_pos_predicted'].sum())} called rim+")
+          f"{int(subjects['n_lesions'].sum())} lesions of {len(subjects) - skipped} scans, "
+          f"{int(subjects['n_rim_pos_predicted'].sum())} called rim+"
+          + (f"; {skipped} scan(s) skipped (see subjects.tsv)" if skipped else ""))
     print(f"wrote {paths['lesions']}, {paths['subjects']} and per-scan maps (sub-*/[ses-*/]anat/) and montages "
           f"(sub-*/figures/) in {paths['maps']}")
     return 0

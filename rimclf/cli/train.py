@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             calibration=config.calibration,
             out=args.out,
             force=args.force,
-            **cohort_options(args),
+            cohort_options=cohort_options(args),
         )
     training = model.training_
     print(f"trained on {training['n_lesions']} lesions ({training['n_rim_pos']} rim+) of {training['n_subjects']} subjects")

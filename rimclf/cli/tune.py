@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         args.cohort, args.out, model=args.model, n_trials=args.trials, storage=args.storage,
         study_name=args.study_name, n_workers=args.workers, n_folds=args.folds,
         random_state=args.seed, sampler_seed=args.sampler_seed, config=model_config(args),
-        cache=args.cache, n_jobs=args.jobs, progress=not args.quiet, verbose=not args.quiet, force=args.force, **cohort_options(args),
+        cache=args.cache, n_jobs=args.jobs, progress=not args.quiet, verbose=not args.quiet, force=args.force, cohort_options=cohort_options(args),
     )
     study = result.study
     best = study.best_trial

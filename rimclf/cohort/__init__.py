@@ -1,23 +1,30 @@
 """The input contract: read a cohort from disk into a lesion table.
 
-A cohort is either a BIDS dataset (raw data, lesion masks raw or in any derivatives pipeline)::
+A cohort is either a BIDS dataset (raw data and any derivative datasets)::
 
     COHORT/
       participants.tsv                                  participant_id [, site, age, ...] (optional)
       rims.tsv                                          participant_id [, session], lesion_id, rim (0/1)
-      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_Chimap.nii[.gz]   QSM (+ optional .json sidecar: "Units")
-      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_FLAIR.nii[.gz]    T2-FLAIR, registered to the QSM
-      lesion masks, instance labels 1..K (or binary 0/1) on the QSM grid or on the grid of an image
-      registered to it (resampled onto the QSM grid: :mod:`rimclf.cohort._resample`), raw or derived:
-      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
-      derivatives/<pipeline>/sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-lesions_{mask,dseg}.nii[.gz]
+      sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_FLAIR.nii[.gz]      T2-FLAIR, registered to the QSM
+      [derivatives/<qsm-pipeline>/]sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>][_acq-..]_Chimap.nii[.gz]
+                                                        QSM (+ .json sidecars: "Units", BIDS inheritance)
+      [derivatives/<lesion-pipeline>/]sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_desc-<..lesion..>_{mask,dseg}.nii[.gz]
+                                                        lesion masks, instance labels 1..K or binary, on the QSM grid
+                                                        or on the grid of an image registered to it (resampled onto
+                                                        the QSM grid: :mod:`rimclf.cohort._resample`)
 
-found with pybids (:mod:`rimclf._bids`; several pipelines holding masks need ``derivatives=``), or
-a manifest CSV/TSV with columns ``participant_id, [session,] qsm, flair, mask`` (paths relative to
+found by BIDS queries with pybids (:mod:`rimclf._bids`: which files count, and the
+``CohortOptions`` that choose between several), or a manifest CSV/TSV with columns
+``participant_id, [session,] qsm, flair, mask`` (paths relative to
 the manifest; rows of one participant with different sessions are fine, a repeated
 (participant, session) is an error), with an optional ``rims.tsv`` beside it. The rim labels are
 ``rims=`` when given, else ``COHORT/rims.tsv``, else ``rims.tsv`` of the derivatives pipeline the
 masks came from (where the phantom keeps them).
+
+Every setting of the reading is one frozen :class:`CohortOptions`. A scan missing a required file
+(QSM, mask, and FLAIR unless ``require_flair=False``) is skipped with one
+:class:`~rimclf.errors.DataWarning` line and listed in ``table.attrs["scans"]``
+(:func:`cohort_scans`); ``strict=True`` makes it an error.
 
 Participant and session labels name output files (``sub-<s>[_ses-<t>]...``), so they are BIDS
 labels: letters and digits only (``[A-Za-z0-9]+``) after an optional ``sub-``/``ses-`` prefix.
@@ -68,14 +75,17 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from rimclf._bids import scan_name
 from rimclf._nifti import (
     load_header,
     read_labels,
     read_volume,
     spatial_shape,
 )
-from rimclf._validation import check_choice, check_int, check_path
+from rimclf._validation import check_choice, check_path
 from rimclf.cohort._learning import MIN_LESIONS_PER_CLASS, LabelledLesions, labelled_lesions, summarize_cohort
+from rimclf.cohort._options import FILE_KINDS, CohortOptions
+from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
 from rimclf.cohort._tables import (
     LESION_KEY,
     check_participant_label,
@@ -85,13 +95,12 @@ from rimclf.cohort._tables import (
     scans_from_manifest,
     warn_dropped_rim_positive,
 )
-from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
 from rimclf.cohort._units import PPM_SUSPICION_LIMIT, check_qsm_unit, read_qsm
-from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNIT_CHOICES
-from rimclf.errors import CohortError
+from rimclf.defaults import CONNECTIVITIES
+from rimclf.errors import CohortError, ParameterError
 
 __all__ = [
-    "LESION_KEY", "MIN_LESIONS_PER_CLASS", "PPM_SUSPICION_LIMIT", "TABLE_COLUMNS", "LabelledLesions",
+    "FILE_KINDS", "CohortOptions", "LESION_KEY", "cohort_scans", "MIN_LESIONS_PER_CLASS", "PPM_SUSPICION_LIMIT", "TABLE_COLUMNS", "LabelledLesions",
     "check_participant_label", "check_qsm_unit", "check_session_label", "labelled_lesions", "load_cohort",
     "read_lesion_labels", "read_qsm", "summarize_cohort",
 ]
@@ -195,10 +204,21 @@ def _world_bounds(shape: tuple[int, int, int], affine: np.ndarray) -> tuple[np.n
     return world[:, :3].min(axis=0), world[:, :3].max(axis=0)
 
 
-def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) -> tuple[pd.DataFrame, set[int], int]:
-    qsm_path, flair_path, mask_path = Path(subject["qsm"]), Path(subject["flair"]), Path(subject["mask"])
-    qsm = load_header(qsm_path)
+def _check_flair_overlap(qsm_path: Path, qsm, flair_path: Path) -> None:
     flair = load_header(flair_path)
+    qsm_low, qsm_high = _world_bounds(spatial_shape(qsm), np.asarray(qsm.affine))
+    flair_low, flair_high = _world_bounds(spatial_shape(flair), np.asarray(flair.affine))
+    if np.any(flair_high < qsm_low) or np.any(flair_low > qsm_high):
+        raise CohortError(
+            f"{flair_path.name}: its field of view does not overlap {qsm_path.name} in world space; "
+            "the FLAIR must be registered to the QSM"
+        )
+
+
+def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) -> tuple[pd.DataFrame, set[int], int]:
+    qsm_path, mask_path = Path(subject["qsm"]), Path(subject["mask"])
+    flair_path = Path(subject["flair"]) if subject["flair"] else None
+    qsm = load_header(qsm_path)
     labels, mask_affine = read_labels(mask_path)
     qsm_shape = spatial_shape(qsm)
     binary, mask_source_grid = _is_binary(labels), describe_grid(labels.shape, mask_affine)
@@ -206,13 +226,8 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
                                              mask_path=mask_path, qsm_path=qsm_path)
     if resampling:
         logger.info(resampling)
-    qsm_low, qsm_high = _world_bounds(qsm_shape, np.asarray(qsm.affine))
-    flair_low, flair_high = _world_bounds(spatial_shape(flair), np.asarray(flair.affine))
-    if np.any(flair_high < qsm_low) or np.any(flair_low > qsm_high):
-        raise CohortError(
-            f"{flair_path.name}: its field of view does not overlap {qsm_path.name} in world space; "
-            "the FLAIR must be registered to the QSM"
-        )
+    if flair_path is not None:
+        _check_flair_overlap(qsm_path, qsm, flair_path)
     used_connectivity = 0
     if binary:
         labels, _ = ndimage.label(labels > 0, structure=_structure(connectivity))
@@ -235,7 +250,7 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
             "session": subject["session"],
             "lesion_id": keep,
             "qsm": str(qsm_path),
-            "flair": str(flair_path),
+            "flair": str(flair_path) if flair_path is not None else "",
             "mask": str(mask_path),
             "n_voxels": counts[keep].astype(int) if keep.size else np.zeros(0, dtype=int),
             "volume_mm3": counts[keep] * voxel_volume if keep.size else np.zeros(0),
@@ -253,73 +268,78 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
 
 def load_cohort(
     path: str | os.PathLike,
+    options: CohortOptions | None = None,
     *,
-    min_voxels: int = MIN_VOXELS,
-    connectivity: int = CONNECTIVITY,
-    qsm_unit: str | None = QSM_UNIT,
     rims: str | os.PathLike | None = None,
-    derivatives: str | None = None,
     check_data: bool = False,
+    **option_fields: object,
 ) -> pd.DataFrame:
     """Read a cohort into a lesion table, one row per lesion.
 
     Parameters
     ----------
     path : str or path-like
-        A BIDS cohort directory (with or without sessions; lesion masks raw or in
-        ``derivatives/<pipeline>/``) or a manifest ``.csv``/``.tsv`` with columns
-        ``participant_id, [session,] qsm, flair, mask`` (paths relative to the manifest).
-    min_voxels : int, default=8
-        Lesions with fewer voxels are left out (their count is logged): pyradiomics cannot
-        compute shape features of tiny masks. Leaving out a lesion that ``rims`` labels rim+
-        issues a :class:`~rimclf.errors.DataWarning` with their count.
-    connectivity : {6, 18, 26}, default=26
-        Connectivity used to split a binary (0/1) mask into lesions.
-    qsm_unit : {"auto", "ppm", "ppb"} or None, default="auto"
-        Unit of the QSM files. "auto" (or None): each QSM's JSON sidecar ``Units`` (BIDS
-        inheritance), else ppm, the BIDS unit of ``Chimap``. "ppm"/"ppb" override the sidecars.
-        Recorded per row in ``qsm_unit``; "ppm" is converted to ppb when volumes are read.
+        A BIDS cohort directory (with or without sessions; QSM, FLAIR and lesion masks raw or in
+        any dataset under ``derivatives/``, found by BIDS queries: :mod:`rimclf._bids`) or a
+        manifest ``.csv``/``.tsv`` with columns ``participant_id, [session,] qsm, flair, mask``
+        (paths relative to the manifest).
+    options : CohortOptions, optional
+        How to read it: lesion filtering (``min_voxels``, ``connectivity``), ``qsm_unit``, which
+        files (``qsm_pipeline``, ``flair_pipeline``, ``mask_pipeline``, ``mask_desc``,
+        ``bids_filters``), which scans (``participant_label``, ``session_label``) and
+        ``strict``. Default: ``CohortOptions()``.
     rims : str or path-like, optional
         Rim labels (``participant_id, [session,] lesion_id, rim``). Default: ``rims.tsv`` in the
         cohort directory, else in the derivatives pipeline the masks came from (or beside the
-        manifest), when it exists; without one every ``rim`` is ``<NA>``.
-    derivatives : str, optional
-        The pipeline (folder under ``COHORT/derivatives/``) to read lesion masks from; needed
-        when masks of a scan are found in more than one place.
+        manifest), when it exists; without one every ``rim`` is ``<NA>``. Rows of scans that are
+        not selected or skipped are ignored.
     check_data : bool, default=False
         Also read every QSM and FLAIR in full now to check for NaN/Inf inside the brain and a
         QSM whose values contradict its unit (otherwise these checks run during feature
         extraction).
+    **option_fields
+        Fields of :class:`CohortOptions` that replace those of ``options``
+        (``load_cohort(path, min_voxels=3)``).
 
     Returns
     -------
     pandas.DataFrame
         Columns :data:`TABLE_COLUMNS`: ``participant_id`` (without "sub-"), ``session`` (without
         "ses-"; ``""`` without sessions), ``lesion_id`` (instance label), ``qsm``/``flair``/``mask``
-        (absolute paths), ``n_voxels``, ``volume_mm3``, ``centroid_x/y/z`` (world mm, from the
-        affine), ``rim`` (Int64, <NA> when unlabeled), ``connectivity`` (0 for instance masks,
+        (absolute paths; ``flair`` is ``""`` for a scan without FLAIR when
+        ``require_flair=False``), ``n_voxels``, ``volume_mm3``, ``centroid_x/y/z`` (world mm, from
+        the affine), ``rim`` (Int64, <NA> when unlabeled), ``connectivity`` (0 for instance masks,
         else the connectivity used to split a binary mask), ``qsm_unit`` ("ppm" or "ppb", as
         resolved), ``mask_grid`` ("qsm", or "resampled" for a mask on another grid, carried onto
         the QSM grid with one log line) and ``mask_source_grid`` (the mask file's grid, e.g.
         "182x218x182 at 1x1x1 mm"). Sorted by participant, session, then lesion.
+        ``table.attrs["scans"]`` lists every scan read or skipped (:func:`cohort_scans`), so a
+        scan with an empty mask (no rows) or a skipped one still reaches the outputs.
+
+    Warns
+    -----
+    DataWarning
+        One line per skipped scan (a scan missing a required file), naming it and what is missing.
 
     Raises
     ------
     CohortError
-        For every bad input file or table, naming the file and the problem: among them a
-        participant or session label that is not letters and digits, a repeated
+        For every bad input file or table, naming the scan, the file and the problem: among them
+        a participant or session label that is not letters and digits, a repeated
         (participant, session), a damaged ``.nii.gz``, a mask label above
-        :data:`rimclf._nifti.MAX_LABEL`, a sidecar ``Units`` other than ppm/ppb, lesion masks in
-        several derivatives pipelines without ``derivatives=``, a lesion mask whose field of view
-        does not overlap the QSM's, and with ``check_data`` a QSM
-        whose values contradict its unit.
+        :data:`rimclf._nifti.MAX_LABEL`, a sidecar ``Units`` other than ppm/ppb, several
+        candidate files of one kind that no option chooses, a lesion mask whose field of view
+        does not overlap the QSM's, with ``strict`` a scan missing a file, and with
+        ``check_data`` a QSM whose values contradict its unit.
     ParameterError
-        For a bad ``min_voxels``, ``connectivity`` or ``qsm_unit``.
+        For a bad option (``min_voxels``, ``connectivity``, ``qsm_unit``, a label, a filter).
 
     Examples
     --------
     >>> import rimclf
+    >>> from rimclf.cohort import CohortOptions
     >>> table = rimclf.load_cohort("COHORT")                   # doctest: +SKIP
+    >>> table = rimclf.load_cohort("COHORT", CohortOptions(participant_label=("01",), qsm_pipeline="qsmxt"))  # doctest: +SKIP
     >>> table = rimclf.load_cohort("manifest.csv", qsm_unit="ppb", check_data=True)  # doctest: +SKIP
     >>> table[["participant_id", "session", "lesion_id", "volume_mm3", "rim"]].head(2)  # doctest: +SKIP
       participant_id session  lesion_id  volume_mm3  rim
@@ -332,15 +352,14 @@ def load_cohort(
     >>> table = rimclf.load_cohort(make_phantom_cohort("phantom", n_subjects=4))  # doctest: +SKIP
     """
     path = check_path(path, "path", what="a cohort folder or manifest (CSV/TSV)", owner="load_cohort")
-    check_int(min_voxels, "min_voxels", min=1)
-    connectivity = _check_connectivity(connectivity)
-    qsm_unit = "auto" if qsm_unit is None else qsm_unit
-    check_choice(qsm_unit, "qsm_unit", QSM_UNIT_CHOICES)
+    if options is not None and not isinstance(options, CohortOptions):
+        raise ParameterError(f"options={options!r} is not valid; it must be a rimclf.cohort.CohortOptions")
+    options = (options or CohortOptions()).replace(**option_fields).validated()
     root = Path(path).expanduser().resolve()
     if root.is_dir():
-        subjects, default_rims = scans_from_directory(root, qsm_unit, derivatives)
+        subjects, skipped, default_rims = scans_from_directory(root, options)
     elif root.is_file():
-        subjects, default_rims = scans_from_manifest(root, qsm_unit)
+        subjects, skipped, default_rims = scans_from_manifest(root, options)
     else:
         raise CohortError(f"{root}: no such cohort directory or manifest file")
     duplicated = subjects.duplicated(["participant_id", "session"])
@@ -351,23 +370,40 @@ def load_cohort(
 
     tables, lesion_ids, n_small = [], {}, 0
     for _, subject in subjects.iterrows():
-        lesions, ids, small = _subject_lesions(subject, connectivity=connectivity, min_voxels=min_voxels)
+        name = scan_name(subject["participant_id"], subject["session"])
+        try:
+            lesions, ids, small = _subject_lesions(subject, connectivity=options.connectivity,
+                                                   min_voxels=options.min_voxels)
+            if check_data:
+                read_qsm(subject["qsm"], subject["qsm_unit"])
+                if subject["flair"]:
+                    read_volume(subject["flair"])
+        except CohortError as exc:
+            if name in str(exc):
+                raise
+            raise CohortError(f"{name}: {exc}") from exc
         tables.append(lesions)
         lesion_ids[(subject["participant_id"], subject["session"])] = ids
         n_small += small
-        if check_data:
-            read_qsm(subject["qsm"], subject["qsm_unit"])
-            read_volume(subject["flair"])
     if n_small:
-        logger.info("left out %d lesion(s) smaller than min_voxels=%d", n_small, min_voxels)
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=TABLE_COLUMNS)
+        logger.info("left out %d lesion(s) smaller than min_voxels=%d", n_small, options.min_voxels)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[c for c in TABLE_COLUMNS if c != "rim"])
 
     rims_path = Path(rims) if rims is not None else default_rims
     if rims is not None and not rims_path.is_file():
         raise CohortError(f"{rims_path}: rims file not found")
     if rims_path is not None and rims_path.is_file():
-        labels = read_rims(rims_path, lesion_ids)
-        warn_dropped_rim_positive(labels, table, rims_path, min_voxels)
+        skipped_keys = {(scan["participant_id"], scan["session"]) for scan in skipped}
+
+        def ignored(key: tuple[str, str]) -> bool:
+            return key not in lesion_ids and (
+                key in skipped_keys
+                or bool(options.participant_label and key[0] not in options.participant_label)
+                or bool(options.session_label and key[1] not in options.session_label)
+            )
+
+        labels = read_rims(rims_path, lesion_ids, ignored)
+        warn_dropped_rim_positive(labels, table, rims_path, options.min_voxels)
         table = table.merge(labels, on=LESION_KEY, how="left")
     else:
         table["rim"] = pd.array([pd.NA] * len(table), dtype="Int64")
@@ -376,7 +412,32 @@ def load_cohort(
         table[column] = table[column].astype(int)
     for column in ("volume_mm3", "centroid_x", "centroid_y", "centroid_z"):
         table[column] = table[column].astype(float)
-    table = table.sort_values(LESION_KEY, kind="stable").reset_index(drop=True)
-    return table[TABLE_COLUMNS]
+    table = table.sort_values(LESION_KEY, kind="stable").reset_index(drop=True)[TABLE_COLUMNS]
+    read = [{"participant_id": p, "session": t, "status": "read", "reason": ""} for p, t in lesion_ids]
+    listed = read + [{**scan, "status": "skipped"} for scan in skipped]
+    table.attrs["scans"] = sorted(listed, key=lambda scan: (scan["participant_id"], scan["session"]))
+    return table
 
 
+def cohort_scans(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Every scan :func:`load_cohort` read or skipped, from ``table.attrs["scans"]``; None when absent.
+
+    Columns ``participant_id``, ``session`` (labels without prefixes), ``status`` ("read" or
+    "skipped") and ``reason`` (what a skipped scan lacks; ``""`` for a read one). A read scan
+    with an empty mask has no row in the lesion table but one here.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import rimclf
+    >>> from rimclf.phantom import make_phantom_cohort
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> table = rimclf.load_cohort(make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, shape=(48, 56, 32)))
+    >>> cohort_scans(table)[["participant_id", "status"]].to_dict("list")
+    {'participant_id': ['001', '002'], 'status': ['read', 'read']}
+    >>> folder.cleanup()
+    """
+    scans = table.attrs.get("scans") if isinstance(table, pd.DataFrame) else None
+    if scans is None:
+        return None
+    return pd.DataFrame(list(scans), columns=["participant_id", "session", "status", "reason"])

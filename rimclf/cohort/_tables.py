@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rimclf._bids import check_label, find_scans, read_sidecar, scan_name, sidecar_path, subject_folders
+from rimclf._bids import RAW, check_label, find_scans, read_sidecar, scan_name, sidecar_path, subject_folders
 from rimclf.cohort._units import resolve_unit
 from rimclf.errors import CohortError, DataWarning
 
@@ -76,86 +76,148 @@ def _require_columns(table: pd.DataFrame, columns: list[str], path: Path) -> Non
         raise CohortError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
 
 
-def _expected(scan, kind: str, root: Path, derivatives: str | None) -> str:
-    """A scan's file of ``kind``, or a CohortError naming where it was looked for."""
-    path = getattr(scan, kind)
-    if path is not None:
-        return path
-    name = scan_name(scan.participant_id, scan.session)
-    anat = Path(scan.qsm).parent
-    if kind == "flair":
-        raise CohortError(f"{anat / (name + '_FLAIR.nii.gz')}: file not found (nor {name}_FLAIR.nii)")
-    where = (
-        f"in derivatives/{derivatives}/{anat.relative_to(root)} (derivatives={derivatives!r})"
-        if derivatives
-        else f"in {anat} and in derivatives/<pipeline>/{anat.relative_to(root)}"
-    )
-    raise CohortError(
-        f"{name}: no lesion mask found: looked for {name}[_<entities>]_desc-lesions_mask.nii[.gz] or "
-        f"..._desc-lesions_dseg.nii[.gz] {where}"
-    )
+#: What each kind of file is called in a skipped scan's reason.
+_MISSING = {"qsm": "no QSM (*_Chimap)", "flair": "no FLAIR (*_FLAIR)", "mask": "no lesion mask"}
 
 
-def scans_from_directory(root: Path, qsm_unit: str, derivatives: str | None) -> tuple[pd.DataFrame, Path | None]:
-    participants = root / "participants.tsv"
-    if participants.is_file():
-        table = _read_table(participants)
-        _require_columns(table, ["participant_id"], participants)
-        labels = _table_labels(table, participants)
-        duplicated = pd.Series(labels).duplicated()
-        if duplicated.any():
-            raise CohortError(f"{participants}: participant sub-{pd.Series(labels)[duplicated].iloc[0]} is listed twice")
+def _missing(kind: str, name: str, looked: str, strict: bool) -> str:
+    """The reason a scan is skipped (a CohortError naming the file with ``strict``)."""
+    reason = _MISSING[kind]
+    if strict:
+        raise CohortError(f"{name}: {reason} found ({looked}); without --strict (strict=False) such a scan is "
+                          "skipped with a warning")
+    return reason
+
+
+def _skip(skipped: list[dict], participant_id: str, session: str, reasons: list[str]) -> None:
+    reason = "; ".join(reasons)
+    skipped.append({"participant_id": participant_id, "session": session, "reason": reason})
+    warnings.warn(f"{scan_name(participant_id, session)}: skipped, {reason}", DataWarning, stacklevel=4)
+
+
+def _where(root: Path, scan, kind: str, pipeline: str | None) -> str:
+    folder = f"sub-{scan.participant_id}/" + (f"ses-{scan.session}/" if scan.session else "") + "anat"
+    if kind == "mask":
+        looked = f"*_mask/_dseg whose desc- or label- contains 'lesion' (or --mask-desc) in {root / folder}"
     else:
-        labels = subject_folders(root)
-        if not labels:
-            raise CohortError(f"{root}: no participants.tsv and no sub-* folders; not a rimclf cohort directory")
-    found = find_scans(root, labels, derivatives=derivatives)
-    rows = []
+        looked = f"*_{'Chimap' if kind == 'qsm' else 'FLAIR'}.nii[.gz] in {root / folder}"
+    places = f"derivatives/{pipeline}" if pipeline not in (None, RAW) else "derivatives/<pipeline>"
+    return looked + ("" if pipeline == RAW else f" and {places}/{folder}")
+
+
+def _required(options) -> tuple[str, ...]:
+    return ("qsm", "flair", "mask") if options.require_flair else ("qsm", "mask")
+
+
+def _participants_tsv(root: Path) -> list[str] | None:
+    participants = root / "participants.tsv"
+    if not participants.is_file():
+        return None
+    table = _read_table(participants)
+    _require_columns(table, ["participant_id"], participants)
+    labels = _table_labels(table, participants)
+    duplicated = pd.Series(labels).duplicated()
+    if duplicated.any():
+        raise CohortError(f"{participants}: participant sub-{pd.Series(labels)[duplicated].iloc[0]} is listed twice")
+    return labels
+
+
+def scans_from_directory(root: Path, options) -> tuple[pd.DataFrame, list[dict], Path | None]:
+    """The complete scans of a BIDS directory, the skipped ones (with reasons) and the default rims file."""
+    labels = _participants_tsv(root)
+    if labels is None and not subject_folders(root) and not (root / "derivatives").is_dir():
+        raise CohortError(f"{root}: no participants.tsv and no sub-* folders; not a rimclf cohort directory")
+    found = find_scans(root, labels, options)
+    if not found.scans:
+        raise CohortError(f"{root}: no participants.tsv and no sub-* folders; not a rimclf cohort directory")
+    rows, skipped = [], []
     for scan in found.scans:
-        if not Path(scan.qsm).exists():
-            raise CohortError(f"{scan.qsm}: file not found (nor .nii; no *_Chimap.nii[.gz] for {scan_name(scan.participant_id, scan.session)})")
+        name = scan_name(scan.participant_id, scan.session)
+        reasons = [_missing(kind, name, _where(root, scan, kind, options.pipeline(kind)), options.strict)
+                   for kind in _required(options) if getattr(scan, kind) is None]
+        if reasons:
+            _skip(skipped, scan.participant_id, scan.session, reasons)
+            continue
         rows.append(
             {
                 "participant_id": scan.participant_id,
                 "session": scan.session,
                 "qsm": scan.qsm,
-                "flair": _expected(scan, "flair", root, derivatives),
-                "mask": _expected(scan, "mask", root, derivatives),
-                "qsm_unit": resolve_unit(qsm_unit, scan.qsm_units, f"the JSON sidecar(s) of {Path(scan.qsm).name}"),
+                "flair": scan.flair or "",
+                "mask": scan.mask,
+                "qsm_unit": resolve_unit(options.qsm_unit, scan.qsm_units, f"the JSON sidecar(s) of {Path(scan.qsm).name}"),
             }
         )
     rims = root / "rims.tsv"
     if not rims.is_file() and found.pipeline:
         rims = root / "derivatives" / found.pipeline / "rims.tsv"
-    return pd.DataFrame(rows, columns=_SCAN_COLUMNS), rims
+    return pd.DataFrame(rows, columns=_SCAN_COLUMNS), skipped, rims
 
 
-def scans_from_manifest(manifest: Path, qsm_unit: str) -> tuple[pd.DataFrame, Path]:
+def _selected(subjects: pd.DataFrame, options, where: Path) -> pd.DataFrame:
+    """The rows of ``participant_label``/``session_label`` (all when empty); unknown labels are errors."""
+    for name, labels, column in (("participant_label", options.participant_label, "participant_id"),
+                                 ("session_label", options.session_label, "session")):
+        known = {value for value in subjects[column] if value}
+        unknown = [label for label in labels if label not in known]
+        if unknown:
+            raise CohortError(f"{where}: {name} {', '.join(unknown)} (--{name.replace('_', '-')}) not found; "
+                              f"it lists {', '.join(sorted(known)[:20]) or 'none'}")
+    keep = pd.Series(True, index=subjects.index)
+    if options.participant_label:
+        keep &= subjects["participant_id"].isin(options.participant_label)
+    if options.session_label:
+        keep &= subjects["session"].isin(options.session_label)
+    return subjects[keep].reset_index(drop=True)
+
+
+def scans_from_manifest(manifest: Path, options) -> tuple[pd.DataFrame, list[dict], Path]:
+    """The complete scans of a manifest, the skipped ones (missing files, with reasons) and its rims file."""
     table = _read_table(manifest)
     _require_columns(table, ["participant_id", "qsm", "flair", "mask"], manifest)
     subjects = pd.DataFrame({"participant_id": _table_labels(table, manifest), "session": _table_sessions(table, manifest)})
     for kind in ("qsm", "flair", "mask"):
         paths = []
         for value in table[kind]:
-            if not value:
+            if not value and (kind != "flair" or options.require_flair):
                 raise CohortError(f"{manifest}: empty '{kind}' path for a participant")
             path = Path(value)
-            paths.append(str(path if path.is_absolute() else (manifest.parent / path).resolve()))
+            paths.append(str(path if path.is_absolute() else (manifest.parent / path).resolve()) if value else "")
         subjects[kind] = paths
+    subjects = _selected(subjects, options, manifest)
+    complete, skipped = [], []
+    for index, row in subjects.iterrows():
+        name = scan_name(row["participant_id"], row["session"])
+        reasons = [_missing(kind, name, f"{row[kind]}: file not found", options.strict)
+                   for kind in _required(options) if not Path(row[kind]).exists()]
+        if reasons:
+            _skip(skipped, row["participant_id"], row["session"], reasons)
+        else:
+            complete.append(index)
+    subjects = subjects.loc[complete].reset_index(drop=True)
     subjects["qsm_unit"] = [
-        resolve_unit(qsm_unit, read_sidecar(path).get("Units") if qsm_unit == "auto" else None, str(sidecar_path(path)))
+        resolve_unit(options.qsm_unit, read_sidecar(path).get("Units") if options.qsm_unit == "auto" else None,
+                     str(sidecar_path(path)))
         for path in subjects["qsm"]
     ]
-    return subjects[_SCAN_COLUMNS], manifest.parent / "rims.tsv"
+    return subjects[_SCAN_COLUMNS], skipped, manifest.parent / "rims.tsv"
 
 
-def read_rims(path: Path, lesion_ids: dict[tuple[str, str], set[int]]) -> pd.DataFrame:
+def read_rims(path: Path, lesion_ids: dict[tuple[str, str], set[int]], ignored=None) -> pd.DataFrame:
+    """The rim labels of ``path`` for the scans read (``lesion_ids``), each row checked.
+
+    Rows of scans for which ``ignored((participant, session))`` is true (scans not selected, or
+    skipped) are dropped before the checks.
+    """
     table = _read_table(path)
     _require_columns(table, ["participant_id", "lesion_id", "rim"], path)
     table["participant_id"] = pd.Series(
         [_strip_sub(p) for p in table["participant_id"]], index=table.index, dtype=object
     )
     table["session"] = pd.Series(_table_sessions(table, path), index=table.index, dtype=object)
+    if ignored is not None:
+        keep = [not ignored(key) for key in zip(table["participant_id"], table["session"])]
+        table = table.loc[pd.Series(keep, index=table.index, dtype=bool)].copy()
     try:
         table["lesion_id"] = table["lesion_id"].astype(int)
     except ValueError as exc:

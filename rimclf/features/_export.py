@@ -11,7 +11,7 @@ import pandas as pd
 
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
-from rimclf.defaults import CONNECTIVITY, MIN_VOXELS, QSM_UNIT, TABULAR_KEYS
+from rimclf.defaults import TABULAR_KEYS
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
 
@@ -22,10 +22,7 @@ def save_features(
     out: str | os.PathLike,
     *,
     featurizer: LesionFeaturizer | None = None,
-    qsm_unit: str = QSM_UNIT,
-    min_voxels: int = MIN_VOXELS,
-    derivatives: str | None = None,
-    connectivity: int = CONNECTIVITY,
+    cohort_options=None,
     force: bool = False,
 ) -> Path:
     """Extract a cohort's lesion features and write them to the folder ``out``.
@@ -44,8 +41,9 @@ def save_features(
     featurizer : LesionFeaturizer, optional
         Default: ``make_featurizer()`` (the default model's features). A file is written for each
         extractor the featurizer has.
-    qsm_unit, min_voxels, connectivity, derivatives
-        Passed to :func:`rimclf.load_cohort` when ``cohort`` is a path.
+    cohort_options : rimclf.cohort.CohortOptions, optional
+        How :func:`rimclf.load_cohort` reads ``cohort`` when it is a path; scans it skips are
+        listed in ``out/skipped_scans.tsv`` with the reason.
     force : bool, default=False
         Replace an existing ``out``; without it an existing ``out`` is an error. This, a location
         where ``out`` cannot be created, another process writing ``out`` and an unusable
@@ -64,14 +62,15 @@ def save_features(
     ['features.json', 'lesions.tsv', 'rim.tsv']
     >>> save_features("COHORT", "features-all", featurizer=make_featurizer(patches=True, n_jobs=2))  # doctest: +SKIP
     """
-    from rimclf.cohort import load_cohort
+    from rimclf._bids import bids_identifiers
+    from rimclf.cohort import cohort_scans, load_cohort
 
     out = Path(out)
     featurizer = make_featurizer() if featurizer is None else featurizer
     table = (
         cohort
         if isinstance(cohort, pd.DataFrame)
-        else load_cohort(cohort, qsm_unit=qsm_unit, min_voxels=min_voxels, connectivity=connectivity, derivatives=derivatives)
+        else load_cohort(cohort, cohort_options)
     )
     extractors = featurizer.extractors()
     features = featurizer.fit(table).transform(table)
@@ -83,11 +82,15 @@ def save_features(
     if "patches" in settings:
         settings["patches"]["axes"] = "lesion, channel, world x, y, z (RAS)"
     with atomic_output_dir(out, force=force) as tmp:
-        table.to_csv(tmp / "lesions.tsv", sep="\t", index=False)
+        bids_identifiers(table).to_csv(tmp / "lesions.tsv", sep="\t", index=False, na_rep="n/a")
         for name in TABULAR_KEYS:
             if name in extractors:
                 frame = radiomics_frame(table, features[name], extractors[name].get_feature_names_out())
-                frame.to_csv(tmp / f"{name}.tsv", sep="\t", index=False, float_format="%.9g")
+                bids_identifiers(frame).to_csv(tmp / f"{name}.tsv", sep="\t", index=False, float_format="%.9g")
+        scans = None if isinstance(cohort, pd.DataFrame) else cohort_scans(table)
+        if scans is not None and scans["status"].eq("skipped").any():
+            skipped = bids_identifiers(scans[scans["status"] == "skipped"][["participant_id", "session", "reason"]])
+            skipped.to_csv(tmp / "skipped_scans.tsv", sep="\t", index=False)
         if "patches" in extractors:
             np.save(tmp / "patches.npy", features["patches"])
         (tmp / "features.json").write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rimclf._atomic import atomic_output_dir, safe_child
-from rimclf._bids import scan_name
+from rimclf._bids import bids_identifiers, scan_name
 from rimclf._nifti import read_volume, save_on_grid
 from rimclf._version import __version__
 from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
@@ -49,7 +49,7 @@ from rimclf.outputs._montage import axial_plane, write_montage
 
 __all__ = [
     "LESION_COLUMNS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions", "output_paths",
-    "probability_map", "read_lesions", "subject_counts_figure", "subject_summary", "write_montage",
+    "probability_map", "read_lesions", "subject_counts_figure", "subject_summary", "with_every_scan", "write_montage",
     "write_prediction_outputs",
 ]
 
@@ -98,6 +98,9 @@ COLUMN_DESCRIPTIONS = {
     "p_rim_pos_4plus": {"Description": "probability that the scan has four or more rim+ lesions (a prognostic cut-off "
                                        "in the literature)", "Units": "probability (0-1)"},
     "n_rim_pos_true": {"Description": "rim+ lesions by the reference labels"},
+    "status": {"Description": "whether the scan was predicted or skipped (a required file missing)",
+               "Levels": {"predicted": "read and predicted (n_lesions may be 0)", "skipped": "not read; see reason"}},
+    "reason": {"Description": "what a skipped scan lacks (n/a for predicted scans)"},
 }
 
 
@@ -250,6 +253,45 @@ def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def with_every_scan(summary: pd.DataFrame, scans: list[dict] | None) -> pd.DataFrame:
+    """``summary`` (per scan) with a row for every scan of ``scans``, and ``status``/``reason`` columns.
+
+    A scan that was read but has no lesion gets zero counts; a skipped scan gets ``status``
+    "skipped", its ``reason`` and missing counts (``n/a`` in the TSV). Without ``scans`` the summary
+    is returned unchanged.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> summary = pd.DataFrame({"participant_id": ["01"], "session": [""], "n_lesions": [3],
+    ...                         "n_rim_pos_predicted": [1], "expected_rim_pos": [1.2]})
+    >>> scans = [{"participant_id": "01", "session": "", "status": "read", "reason": ""},
+    ...          {"participant_id": "02", "session": "", "status": "read", "reason": ""},
+    ...          {"participant_id": "03", "session": "", "status": "skipped", "reason": "no FLAIR (*_FLAIR)"}]
+    >>> print(with_every_scan(summary, scans).to_string())
+      participant_id session  n_lesions  n_rim_pos_predicted  expected_rim_pos   status              reason
+    0             01                  3                    1               1.2  predicted                 n/a
+    1             02                  0                    0               0.0  predicted                 n/a
+    2             03               <NA>                 <NA>               NaN    skipped  no FLAIR (*_FLAIR)
+    """
+    if scans is None:
+        return summary
+    listed = pd.DataFrame(list(scans), columns=["participant_id", "session", "status", "reason"])
+    listed["status"] = listed["status"].map({"read": "predicted", "skipped": "skipped"}).fillna(listed["status"])
+    listed["reason"] = listed["reason"].replace("", "n/a")
+    merged = listed.merge(summary, on=["participant_id", "session"], how="outer", sort=False)
+    merged["status"] = merged["status"].fillna("predicted")
+    merged["reason"] = merged["reason"].fillna("n/a")
+    read = merged["status"] == "predicted"
+    for column in summary.columns.drop(["participant_id", "session"]):
+        if column == "n_rim_pos_true":
+            continue
+        values = merged[column].where(~(read & merged[column].isna()), 0)
+        merged[column] = values.astype("Int64") if column.startswith("n_") else values.astype(float)
+    merged = merged.sort_values(["participant_id", "session"], kind="stable").reset_index(drop=True)
+    return merged[[*summary.columns, "status", "reason"]]
+
+
 def probability_map(labels: np.ndarray, lesion_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
     """A float32 volume where each listed lesion's voxels carry its probability, 0 elsewhere.
 
@@ -313,10 +355,7 @@ def output_paths(out: str | os.PathLike, participant_id: str, session: str = "")
 
 def _bids_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """``participant_id`` as ``sub-<p>`` and ``session`` as ``ses-<s>`` (``n/a`` without), for TSV files."""
-    frame = frame.copy()
-    frame["participant_id"] = ["sub-" + str(p) for p in frame["participant_id"]]
-    frame["session"] = [f"ses-{s}" if s else "n/a" for s in frame["session"]]
-    return frame
+    return bids_identifiers(frame)
 
 
 def _write_tsv(path: Path, frame: pd.DataFrame) -> None:
@@ -330,17 +369,28 @@ def _write_json(path: Path, content: dict) -> None:
     path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def _dataset_description(source: Path | None) -> dict:
+#: The ``CodeURL`` of ``GeneratedBy``: the code by package name and version (a package URL, purl).
+CODE_URL = f"pkg:pypi/rimclf@{__version__}"
+
+
+def _dataset_description(out: Path, source: Path | None, model_identity: dict | None) -> dict:
+    """BIDS ``dataset_description.json``: the source as a path relative to ``out``, the code, the model."""
+    generated = {"Name": "rimclf", "Version": __version__, "CodeURL": CODE_URL,
+                 "Description": "rimclf predict: rim+ (chronic active) probability of each MS lesion on QSM"}
+    if model_identity:
+        generated["Model"] = dict(model_identity)
     description = {
         "Name": "rimclf rim+ lesion predictions",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "rimclf", "Version": __version__,
-                         "Description": "rimclf predict: rim+ (chronic active) probability of each MS lesion on QSM"}],
+        "GeneratedBy": [generated],
     }
     if source is not None:
-        description["SourceDatasets"] = [{"URL": source.as_uri()}]
-        description["DatasetLinks"] = {"raw": source.as_uri()}
+        start = out.expanduser().parent.resolve() / out.name  # out itself may not exist yet
+        link = Path(os.path.relpath(source, start)).as_posix() + ("/" if source.is_dir() else "")
+        description["SourceDatasets"] = [{"URL": link}]
+        if source.is_dir():
+            description["DatasetLinks"] = {"raw": link}
     return description
 
 
@@ -366,6 +416,8 @@ def write_prediction_outputs(
     force: bool = False,
     model_info: dict | None = None,
     source: str | os.PathLike | None = None,
+    scans: list[dict] | None = None,
+    model_identity: dict | None = None,
     progress: bool = False,
 ) -> dict[str, Path]:
     """Write the BIDS derivative of the module docstring: tables, maps, label images, montages.
@@ -389,8 +441,16 @@ def write_prediction_outputs(
     model_info : dict, optional
         What the map sidecars record about the model (e.g. how the threshold was chosen).
     source : str or path-like, optional
-        The cohort directory the table was read from: ``dataset_description.json`` links it
-        (``SourceDatasets``) and the sidecars name their source files as ``bids:raw:`` URIs.
+        The cohort directory (or manifest) the table was read from: ``dataset_description.json``
+        gives it as a path relative to ``out`` (``SourceDatasets``) and, for a directory, the
+        sidecars name their source files as ``bids:raw:`` URIs.
+    scans : list of dict, optional
+        Every scan read or skipped (``load_cohort``'s ``table.attrs["scans"]``): ``subjects.tsv``
+        then has a row for each, a read scan without lesions with ``n_lesions`` 0, a skipped one
+        with ``status`` "skipped" and its ``reason``. Default: the scans of ``table``, predicted.
+    model_identity : dict, optional
+        The model's format version and weights hash (``load_model`` sets ``model_identity_``),
+        recorded in ``dataset_description.json``.
     progress : bool, default=False
         Show a progress bar over the scans (tqdm, on standard error, only where it is a terminal).
 
@@ -421,17 +481,22 @@ def write_prediction_outputs(
     for participant, session in zip(predictions["participant_id"], predictions["session"]):
         check_participant_label(participant, "the lesion table")
         check_session_label(session, "the lesion table")
-    source = Path(source).expanduser().resolve() if source is not None and Path(source).is_dir() else None
+    source = Path(source).expanduser().resolve() if source is not None and Path(source).exists() else None
+    description = _dataset_description(out, source, model_identity)
+    source = source if source is not None and source.is_dir() else None
     table = _with_session(table).reset_index(drop=True)
     with atomic_output_dir(out, force=force) as tmp:
-        _write_json(tmp / "dataset_description.json", _dataset_description(source))
+        _write_json(tmp / "dataset_description.json", description)
         _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
+        if scans is None:  # a lesion table given as such: its scans, all predicted
+            scans = [{"participant_id": p, "session": t, "status": "read", "reason": ""}
+                     for p, t in dict.fromkeys(zip(predictions["participant_id"], predictions["session"]))]
         summary = subject_summary(predictions)
-        _write_tsv(tmp / "subjects.tsv", _bids_labels(summary))
+        _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(summary, scans)))
         if montage:
             subject_counts_figure(_bids_labels(summary), title="rim+ lesions per scan").savefig(tmp / "subjects.png", dpi=110)
-        scans = table.groupby(["participant_id", "session"], sort=True)
-        for (participant, session), rows in _scan_progress(scans, progress):
+        groups = table.groupby(["participant_id", "session"], sort=True)
+        for (participant, session), rows in _scan_progress(groups, progress):
             scan = predictions.loc[rows.index]
             _write_scan(tmp, rows.iloc[0], scan, threshold, model_info, source,
                         montage=montage, max_lesions=max_montage_lesions)
@@ -495,7 +560,10 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
                   float_format="%.6g")
     if montage:
         qsm, _ = read_qsm(first["qsm"], str(first["qsm_unit"]))
-        flair, flair_affine = read_volume(first["flair"])
+        if first["flair"]:
+            flair, flair_affine = read_volume(first["flair"])
+        else:  # a scan without FLAIR (a model that does not read it): the FLAIR row stays blank
+            flair, flair_affine = np.zeros_like(qsm), qsm_affine
         paths["montage"].parent.mkdir(parents=True, exist_ok=True)
         write_montage(paths["montage"], scan, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
                       labels=labels, max_lesions=max_lesions, title=scan_name(participant, session))

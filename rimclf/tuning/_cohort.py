@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from rimclf._atomic import atomic_output_dir, known_inputs, reserving_output
 from rimclf._records import installed_versions
 from rimclf._validation import check_choice, check_int, check_model_config
-from rimclf.defaults import CONNECTIVITY, DEFAULT_MODEL, MIN_VOXELS, QSM_UNIT, TUNING_MODELS, ModelConfig
+from rimclf.defaults import DEFAULT_MODEL, TUNING_MODELS, ModelConfig
 from rimclf.errors import ParameterError, RimclfError
 from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
@@ -74,9 +74,8 @@ def make_model(model: str, random_state: int, *, small: bool | None = None, conf
 
 
 def featurize_cohort(
-    cohort: str | os.PathLike, *, model: str, config: ModelConfig = DEFAULT_MODEL, min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT, cache: str | os.PathLike | None = None, n_jobs: int | None = None,
-    progress: bool = True, derivatives: str | None = None, connectivity: int = CONNECTIVITY,
+    cohort: str | os.PathLike, *, model: str, config: ModelConfig = DEFAULT_MODEL,
+    cache: str | os.PathLike | None = None, n_jobs: int | None = None, progress: bool = True, cohort_options=None,
 ):
     """Load a cohort's labelled lesions and featurise them once for a whole study.
 
@@ -103,7 +102,7 @@ def featurize_cohort(
     from rimclf.cohort import labelled_lesions, load_cohort
     from rimclf.features import make_featurizer
 
-    table = load_cohort(cohort, min_voxels=min_voxels, qsm_unit=qsm_unit, derivatives=derivatives, connectivity=connectivity)
+    table = load_cohort(cohort, cohort_options)
     table, y, groups = labelled_lesions(table, purpose="the study")
     # the network reads the patches only when its configuration has a CNN branch; baselines never
     featurizer = make_featurizer(config, patches=None if model == "qsmrimnet" else False, n_jobs=n_jobs,
@@ -180,10 +179,7 @@ def tune_cohort(
     random_state: int = 0,
     sampler_seed: int | None = None,
     config: ModelConfig = DEFAULT_MODEL,
-    min_voxels: int = MIN_VOXELS,
-    qsm_unit: str = QSM_UNIT,
-    derivatives: str | None = None,
-    connectivity: int = CONNECTIVITY,
+    cohort_options=None,
     cache: str | os.PathLike | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
@@ -220,8 +216,10 @@ def tune_cohort(
         at once on one study (several shells or machines) should each get their own.
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
         Feature settings (``radiomics_params``, ``patch_size_mm``, ``patch_shape``, ...).
-    min_voxels, qsm_unit, derivatives, connectivity, cache, n_jobs, progress
-        Featurisation settings (see :func:`featurize_cohort` and :func:`rimclf.load_cohort`).
+    cohort_options : rimclf.cohort.CohortOptions, optional
+        How :func:`rimclf.load_cohort` reads ``cohort``.
+    cache, n_jobs, progress
+        Featurisation settings (see :func:`featurize_cohort`).
     verbose : bool, default=True
         Print the table of finished trials.
     force : bool, default=False
@@ -247,8 +245,8 @@ def tune_cohort(
     check_storage(storage, study_name=study_name)
     estimator, space = make_model(model, random_state, config=config)
     X, y, groups = featurize_cohort(
-        cohort, model=model, config=config, min_voxels=min_voxels, qsm_unit=qsm_unit, cache=cache,
-        n_jobs=n_jobs, progress=progress, derivatives=derivatives, connectivity=connectivity,
+        cohort, model=model, config=config, cache=cache, n_jobs=n_jobs, progress=progress,
+        cohort_options=cohort_options,
     )
     logger.info("%d lesions (%d rim+) of %d subjects", len(y), int(y.sum()), len(set(groups)))
     sampler = None if sampler_seed is None else optuna.samplers.TPESampler(seed=sampler_seed)

@@ -35,7 +35,9 @@ def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: p
     ]
     lesions = pd.read_csv(out / "lesions.tsv", sep="\t", dtype={"participant_id": str})
     assert radiomics[["participant_id", "lesion_id"]].equals(lesions[["participant_id", "lesion_id"]])
-    assert radiomics[["participant_id", "lesion_id"]].equals(table[["participant_id", "lesion_id"]])
+    bids = table.assign(participant_id="sub-" + table["participant_id"])  # BIDS identifiers in every table written
+    assert radiomics[["participant_id", "lesion_id"]].equals(bids[["participant_id", "lesion_id"]])
+    assert radiomics["session"].isna().all() and not (out / "skipped_scans.tsv").exists()  # n/a
     expected = featurizer.transform(table)
     np.testing.assert_allclose(radiomics.iloc[:, 3:].to_numpy(), expected["radiomics"], rtol=1e-7)
     rim = pd.read_csv(out / "rim.tsv", sep="\t", dtype={"participant_id": str, "session": str})
@@ -77,4 +79,4 @@ def test_cli_extract_refuses_to_overwrite_without_force(
     assert (out / "marker").exists()
     assert run_cli(["extract", *argv, "--force", "--jobs", "1"]) == 0
     assert not (out / "marker").exists()
-    np.testing.assert_array_equal(pd.read_csv(out / "radiomics.tsv", sep="\t").to_numpy(), radiomics.to_numpy())
+    pd.testing.assert_frame_equal(pd.read_csv(out / "radiomics.tsv", sep="\t"), radiomics)
