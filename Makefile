@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rimclf-installed
 DEMO_DIR ?= demo_output
 BENCH_DIR ?= bench_output
 
-.PHONY: install test demo bench docs gpu-check clean
+.PHONY: install test test-fast demo bench docs gpu-check clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ $(STAMP): setup.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the fast subset for development: every test not marked slow (pyproject.toml)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	$(VENV)/bin/rimclf demo --out $(DEMO_DIR) --force

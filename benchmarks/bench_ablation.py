@@ -41,10 +41,9 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from bench_imbalance import combined_tables, phantom_cohort
+from bench_imbalance import phantom_cohort
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,106 +57,22 @@ N_SUBJECTS = {"full": 60, "quick": 30}
 #: The methods of ``--quick``: the default model, DeepSMOTE, the CNN added or alone, and baselines.
 QUICK_METHODS = ["default", "net_rim_deepsmote", "net_rim_radiomics", "net_fused", "net_cnn", "logreg_rim",
                  "rf_lesion_shell"]
-#: The strongest radiomics baseline, which the default model must beat.
-RADIOMICS_BASELINE = "rf_lesion_shell"
-#: The default model with a CNN branch: does the CNN add?
-WITH_CNN = "net_fused"
-
-
-def _interval(row: pd.Series, metric: str) -> str:
-    return f"{row[metric + '_diff']:+.3f} [{row[metric + '_diff_ci_low']:+.3f}, {row[metric + '_diff_ci_high']:+.3f}]"
-
-
-def verdicts(results: dict[str, pd.DataFrame]) -> str:
-    """The questions the ablation answers, per cohort, as markdown."""
-    lines = ["**Verdicts** (paired subject-bootstrap 95% CIs; a difference is method − default model)", ""]
-    for name, frame in results.items():
-        rows = frame.set_index("method")
-        default = rows.loc["default"]
-        line = [f"- {name}: default model pAUC {default['pauc']:.3f}, PR AUC {default['pr_auc']:.3f}"]
-        if RADIOMICS_BASELINE in rows.index:
-            rf = rows.loc[RADIOMICS_BASELINE]
-            beaten = rf["pauc_diff_ci_high"] < 0
-            line.append(f"; {RADIOMICS_BASELINE} − default: pAUC {_interval(rf, 'pauc')} "
-                        f"({'default better' if beaten else 'not significant'})")
-        if WITH_CNN in rows.index:
-            cnn = rows.loc[WITH_CNN]
-            adds = cnn["pr_auc_diff"] >= 0.03
-            line.append(f"; adding the CNN: PR AUC {_interval(cnn, 'pr_auc')} "
-                        f"({'adds >= 0.03' if adds else 'adds < 0.03'})")
-        lines.append("".join(line))
-    return "\n".join(lines)
-
-
-def plot_ablation(results: dict[str, pd.DataFrame]):
-    """Forest plot: each method's paired difference from the default model, per cohort, pAUC and PR AUC."""
-    from matplotlib.figure import Figure
-
-    every = pd.concat(list(results.values()), ignore_index=True).drop_duplicates("method")
-    methods = [m for m in every["method"] if m != "default"]
-    labels = every.set_index("method").loc[methods, "label"].tolist()
-    figure = Figure(figsize=(12, 0.42 * len(methods) + 1.8))
-    axes = figure.subplots(1, 2, sharey=True)
-    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red")
-    offsets = np.linspace(-0.25, 0.25, len(results)) if len(results) > 1 else [0.0]
-    positions = np.arange(len(methods))[::-1]
-    for axis, metric, title in zip(axes, ("pauc", "pr_auc"), ("Δ pAUC (FPR ≤ 0.1)", "Δ PR AUC")):
-        for (name, frame), offset, colour in zip(results.items(), offsets, colours):
-            rows = frame.set_index("method").reindex(methods)  # NaN (no point) where a cohort lacks a method
-            centre = rows[f"{metric}_diff"].to_numpy()
-            low, high = rows[f"{metric}_diff_ci_low"].to_numpy(), rows[f"{metric}_diff_ci_high"].to_numpy()
-            axis.errorbar(centre, positions + offset, xerr=[centre - low, high - centre], fmt="o", ms=4,
-                          color=colour, capsize=2, label=name)
-        axis.axvline(0.0, color="black", lw=0.8)
-        axis.set_xlabel(f"{title}: method − default model")
-        axis.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(positions, labels)
-    handles, names = axes[1].get_legend_handles_labels()  # below the panels: it hides no point
-    figure.legend(handles, names, loc="lower center", ncol=len(names), fontsize=9, title="cohort", frameon=False)
-    figure.suptitle("Ablation: each change to the default model, paired 95% subject-bootstrap CIs")
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
-    return figure
-
-
-def _read_results(folder: Path) -> pd.DataFrame:
-    """A cohort folder's results table (``results.tsv``; ``results.csv`` of runs before rimclf wrote TSV)."""
-    if (folder / "results.tsv").is_file():
-        return pd.read_csv(folder / "results.tsv", sep="\t", na_values="n/a")
-    return pd.read_csv(folder / "results.csv")
-
-
-def merge_runs(frames: list[pd.DataFrame], cohort: str) -> pd.DataFrame:
-    """One cohort's results from runs that split its methods between them.
-
-    Each run cross-validated the default model on the same folds with the same seeds, so its paired
-    differences are against the same reference; the reference rows must therefore agree (else the runs
-    are not comparable and this raises). A method in several runs is kept from the first.
-    """
-    reference = [frame.set_index("method").loc["default", ["pauc", "pr_auc"]].astype(float) for frame in frames]
-    for other in reference[1:]:
-        if not np.allclose(other.to_numpy(), reference[0].to_numpy(), atol=1e-9):
-            raise SystemExit(f"{cohort}: the runs' default models differ (pAUC/PR AUC {reference[0].tolist()} vs "
-                             f"{other.tolist()}); they did not use the same folds, seeds or code")
-    merged = pd.concat(frames, ignore_index=True)
-    return merged.drop_duplicates("method", keep="first").reset_index(drop=True)
-
 
 def summarize_folders(args: argparse.Namespace) -> int:
     """OUT/summary.md, summary.tsv and ablation.png from cohort folders of earlier runs (copied into OUT).
 
     Folders of the same name (one cohort run in parts, e.g. the CNN variants on their own) are merged
-    with :func:`merge_runs`; their copies go to OUT/<cohort>/run-1, run-2, ...
+    with :func:`rimclf.benchmark.merge_runs`; their copies go to OUT/<cohort>/run-1, run-2, ...
     """
-    from rimclf._atomic import atomic_output_dir
-    from rimclf.benchmark import format_results
+    from rimclf.benchmark import combined_tables, format_results, merge_runs, plot_ablation, read_results, results_folder, verdicts
 
     out = args.out or ROOT / "benchmarks" / "results" / "ablation"
     runs: dict[str, list[Path]] = {}
     for folder in args.from_results:
         runs.setdefault(folder.name, []).append(folder)
-    results = {name: merge_runs([_read_results(f) for f in folders], name) for name, folders in runs.items()}
+    results = {name: merge_runs([read_results(f) for f in folders], name) for name, folders in runs.items()}
     records = {name: [json.loads((f / "results.json").read_text()) for f in folders] for name, folders in runs.items()}
-    with atomic_output_dir(out, force=args.force) as tmp:
+    with results_folder(out, force=args.force) as tmp:
         for name, folders in runs.items():
             for k, folder in enumerate(folders, start=1):
                 target = tmp / name if len(folders) == 1 else tmp / name / f"run-{k}"
@@ -200,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return summarize_folders(args)
 
     warnings.simplefilter("ignore")  # pyradiomics' and SMOTE's per-lesion/per-fold chatter
-    from rimclf._atomic import atomic_output_dir
-    from rimclf.benchmark import ABLATION_REFERENCE, BenchmarkSettings, format_results, package_versions, run_benchmark
+    from rimclf.benchmark import (
+        ABLATION_REFERENCE, BenchmarkSettings, combined_tables, format_results, package_versions, plot_ablation,
+        results_folder, run_benchmark, verdicts,
+    )
     from rimclf.defaults import DEFAULT_MODEL, describe_config
 
     mode = "quick" if args.quick else "full"
@@ -213,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     started, load_start = time.perf_counter(), os.getloadavg()
     timings, results = {}, {}
     try:
-        with atomic_output_dir(out, force=args.force) as tmp:
+        with results_folder(out, force=args.force) as tmp:
             for name, difficulty, seed in cohorts:
                 print(f"\n=== cohort {name}: {n_subjects} subjects, difficulty {difficulty}, seed {seed}", flush=True)
                 cohort, phantom_seconds = phantom_cohort(work, name, difficulty, seed, n_subjects, args.jobs)
@@ -243,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             text = "\n".join(header) + "\n" + verdicts(results) + "\n\n" + combined_tables(results, "the default model")
             (tmp / "summary.md").write_text(text + "\n\n" + "\n\n".join(per_cohort) + "\n", encoding="utf-8")
             pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.tsv", sep="\t", index=False, na_rep="n/a")
-            if "default" in next(iter(results.values()))["method"].tolist():
+            if ABLATION_REFERENCE in next(iter(results.values()))["method"].tolist():
                 plot_ablation(results).savefig(tmp / "ablation.png", dpi=110)
             bench = {"mode": mode, "n_subjects": n_subjects, "settings": dataclasses.asdict(settings),
                      "default_model": dataclasses.asdict(DEFAULT_MODEL),

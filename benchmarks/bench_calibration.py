@@ -37,7 +37,7 @@ from rimclf.features import make_featurizer
 from rimclf.metrics import (bootstrap_ci, brier_score, calibration_slope, concordance, count_category, expected_calibration_error,
                             log_loss_score, paired_bootstrap, partial_roc_auc, roc_auc, subject_counts, subject_folds)
 from rimclf.threshold import choose_threshold
-from rimclf.threshold import subject_folds as threshold_folds
+from rimclf.threshold import threshold_folds
 
 OPERATING_POINTS = ("specificity", "sensitivity", "f1", "count")
 

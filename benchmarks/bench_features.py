@@ -48,7 +48,7 @@ def high_water_mib():
 
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 from skorch.helper import SliceDict  # imports torch: part of the baseline, as for any rimclf model
-from rimclf import LesionFeaturizer, load_cohort
+from rimclf import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
 table = load_cohort(sys.argv[2])
 table = table[table["participant_id"].isin(sorted(set(table["participant_id"]))[:int(sys.argv[3])])]
 before = high_water_mib()
@@ -57,7 +57,8 @@ if sys.argv[1] == "naive":
     for row in table.itertuples():
         extractor.execute(row.qsm, row.mask, label=int(row.lesion_id))
 else:
-    LesionFeaturizer(patches="default" if sys.argv[1] == "both" else None, progress=False).transform(table)
+    parts = [("radiomics", RadiomicsExtractor())] + ([("patches", PatchExtractor())] if sys.argv[1] == "both" else [])
+    LesionFeaturizer(parts, progress=False).transform(table)
 print(json.dumps({"imports_mib": before, "peak_mib": high_water_mib()}))
 """
 
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(table)
     print(f"{n} lesions in {table['participant_id'].nunique()} subjects")
 
-    radiomics_only = dict(radiomics=RadiomicsExtractor(), patches=None, progress=False)
+    radiomics_only = dict(features=[("radiomics", RadiomicsExtractor())], progress=False)
     names = RadiomicsExtractor().get_feature_names_out()
 
     # naive: a sample of lesions spread over the subjects (every k-th row)
@@ -204,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     one_per_subject = table.groupby("participant_id", sort=False).head(1).iloc[:2]
     _, startup_wall, _ = timed(LesionFeaturizer(**radiomics_only, n_jobs=2).transform, one_per_subject)
     parallel, parallel_wall, _ = timed(LesionFeaturizer(**radiomics_only, n_jobs=2).transform, table)
-    patch_featurizer = LesionFeaturizer(radiomics=None, patches=PatchExtractor(), progress=False)
+    patch_featurizer = LesionFeaturizer([("patches", PatchExtractor())], progress=False)
     _, patch_wall, patch_cpu = timed(patch_featurizer.transform, table)
-    cached = LesionFeaturizer(n_jobs=1, memory=workdir / "cache", progress=False)
+    cached = LesionFeaturizer([("radiomics", RadiomicsExtractor()), ("patches", PatchExtractor())], n_jobs=1,
+                              memory=workdir / "cache", progress=False)
     first, first_wall, first_cpu = timed(cached.transform, table)
     again, again_wall, again_cpu = min((timed(cached.transform, table) for _ in range(3)), key=lambda r: r[1])
 

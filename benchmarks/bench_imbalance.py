@@ -52,47 +52,8 @@ def phantom_cohort(work: Path, name: str, difficulty: str, seed: int, n_subjects
     return path, time.perf_counter() - start
 
 
-def _with_ci(row: pd.Series, metric: str) -> str:
-    return f"{row[metric]:.3f} [{row[metric + '_ci_low']:.3f}, {row[metric + '_ci_high']:.3f}]"
-
-
-def _difference(row: pd.Series, metric: str) -> str:
-    if pd.isna(row[f"{metric}_diff"]):
-        return "reference"
-    star = "*" if row[f"{metric}_diff_p"] < 0.05 else ""
-    return f"{row[metric + '_diff']:+.3f} [{row[metric + '_diff_ci_low']:+.3f}, {row[metric + '_diff_ci_high']:+.3f}]{star}"
-
-
-def combined_tables(results: dict[str, pd.DataFrame], reference_label: str = "QSMRim-Net + DeepSMOTE") -> str:
-    """Markdown tables, methods x cohorts: pAUC, PR AUC, ROC AUC with CIs, differences against
-    the reference, and the mean training time per fold. A method a cohort did not run shows "not run"."""
-    names = list(results)
-    methods = pd.concat(list(results.values()), ignore_index=True).drop_duplicates("method")[["method", "label"]]
-    rows = {name: frame.set_index("method") for name, frame in results.items()}
-
-    def cells(method: str, cell) -> list[str]:
-        return [cell(rows[name].loc[method]) if method in rows[name].index else "not run" for name in names]
-
-    sections = []
-    for title, cell in (
-        ("Standardised partial ROC AUC (FPR ≤ 0.1) [95% subject-bootstrap CI]", lambda r: _with_ci(r, "pauc")),
-        ("PR AUC (average precision) [95% CI]", lambda r: _with_ci(r, "pr_auc")),
-        ("ROC AUC [95% CI]", lambda r: _with_ci(r, "roc_auc")),
-        (f"Δ pAUC against {reference_label} [paired 95% CI] (* p < 0.05)", lambda r: _difference(r, "pauc")),
-        (f"Δ PR AUC against {reference_label} [paired 95% CI] (* p < 0.05)", lambda r: _difference(r, "pr_auc")),
-    ):
-        header = "| method | " + " | ".join(names) + " |"
-        lines = [f"**{title}**", "", header, "|---|" + "---:|" * len(names)]
-        for method, label in zip(methods["method"], methods["label"]):
-            lines.append(f"| {label} | " + " | ".join(cells(method, cell)) + " |")
-        sections.append("\n".join(lines))
-    lines = ["**Training time per fold (s, mean; wall clock / CPU)**", "",
-             "| method | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for method, label in zip(methods["method"], methods["label"]):
-        times = cells(method, lambda row: f"{row['fit_seconds']:.1f} / {row['fit_cpu_seconds']:.1f}")
-        lines.append(f"| {label} | " + " | ".join(times) + " |")
-    sections.append("\n".join(lines))
-    return "\n\n".join(sections)
+#: How the tables name the imbalance benchmark's reference.
+REFERENCE_LABEL = "QSMRim-Net + DeepSMOTE"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     warnings.simplefilter("ignore")  # pyradiomics' and SMOTE's per-lesion/per-fold chatter
-    from rimclf._atomic import atomic_output_dir
-    from rimclf.benchmark import BenchmarkSettings, format_results, package_versions, run_imbalance_benchmark
+    from rimclf.benchmark import (
+        BenchmarkSettings, combined_tables, format_results, package_versions, results_folder, run_imbalance_benchmark,
+    )
 
     mode = "quick" if args.quick else "full"
     out = args.out or ROOT / "benchmarks" / "results" / ("imbalance-quick" if args.quick else "imbalance")
@@ -117,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     started, load_start = time.perf_counter(), os.getloadavg()
     timings, results = {}, {}
     try:
-        with atomic_output_dir(out, force=args.force) as tmp:
+        with results_folder(out, force=args.force) as tmp:
             for name, difficulty, seed in COHORTS[mode]:
                 print(f"\n=== cohort {name}: {n_subjects} subjects, difficulty {difficulty}, seed {seed}", flush=True)
                 cohort, phantom_seconds = phantom_cohort(work, name, difficulty, seed, n_subjects, args.jobs)
@@ -141,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
             ]
             per_cohort = [f"## {name}\n\n{format_results(frame, markdown=True)}" for name, frame in results.items()]
-            text = "\n".join(header) + "\n" + combined_tables(results) + "\n\n" + "\n\n".join(per_cohort) + "\n"
+            text = "\n".join(header) + "\n" + combined_tables(results, REFERENCE_LABEL) + "\n\n" + "\n\n".join(per_cohort) + "\n"
             (tmp / "summary.md").write_text(text, encoding="utf-8")
             pd.concat([frame.assign(cohort=name) for name, frame in results.items()]).to_csv(tmp / "summary.tsv", sep="\t", index=False, na_rep="n/a")
             bench = {"mode": mode, "n_subjects": n_subjects, "settings": dataclasses.asdict(settings),
@@ -152,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print("\n" + combined_tables(results))
+    print("\n" + combined_tables(results, REFERENCE_LABEL))
     print(f"\ntotal {total / 60:.1f} min; wrote {out}/summary.md, summary.tsv, bench.json and one folder per cohort")
     return 0
 

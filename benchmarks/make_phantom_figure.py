@@ -18,12 +18,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import nibabel  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from rimclf import load_cohort  # noqa: E402
-from rimclf._nifti import read_volume  # noqa: E402
 from rimclf.cohort import read_lesion_labels  # noqa: E402
 from rimclf.outputs import axial_plane as world_axial_plane  # noqa: E402
 from rimclf.phantom import PIPELINE_FOLDER, make_phantom_cohort  # noqa: E402
@@ -32,6 +32,12 @@ HALF_WIDTH_MM = 24.0
 STEP_MM = 0.25
 MIMICS = ("vein_edge", "spot", "hyper", "iso", "hypo", "faint_ring")
 
+
+
+def read_volume(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """A NIfTI volume's voxels (float32) and affine (the phantom's QSM is in ppb, as its sidecar says)."""
+    image = nibabel.load(path)
+    return np.asarray(image.dataobj, dtype=np.float32), image.affine
 
 def axial_plane(volume: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray, order: int) -> np.ndarray:
     """The volume on a square axial plane around ``centre_mm`` (rows along world y, columns along x)."""

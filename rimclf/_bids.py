@@ -293,7 +293,7 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
     keys = {key for key in by_scan if key[0] in labels} | {(label, "") for label in labels}
     with_sessions = {subject for subject, session in keys if session}
     keys = {(s, t) for s, t in keys if t or s not in with_sessions or (s, t) in by_scan}
-    keys = _selected(sorted(keys), options, root)
+    keys = _selected_scans(sorted(keys), options, root)
 
     scans, mask_sources = [], set()
     for participant_id, session in keys:
@@ -316,7 +316,7 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
     return BIDSFiles(scans, mask_pipelines, pipeline, ignored)
 
 
-def _selected(keys: list[tuple[str, str]], options, root: Path) -> list[tuple[str, str]]:
+def _selected_scans(keys: list[tuple[str, str]], options, root: Path) -> list[tuple[str, str]]:
     """The scans of ``participant_label``/``session_label`` (all when empty); unknown labels are errors."""
     for name, labels, known in (
         ("participant_label", options.participant_label, {s for s, _ in keys}),

@@ -34,7 +34,6 @@ from typing import Any
 import torch
 
 from rimclf._validation import Bools, Interval, Options, check_param
-from rimclf.classifier.inputs import KEYS_FOR_BRANCHES
 from rimclf.defaults import (
     AMP_CHOICES,
     AUGMENTATIONS,
@@ -51,7 +50,6 @@ from rimclf.defaults import (
     MAX_WEIGHTS_BYTES,
     MAX_WIDTH,
     OPERATING_POINTS,
-    TABULAR_KEYS,
 )
 from rimclf.errors import ModelFileError, ParameterError, printable
 
@@ -91,11 +89,11 @@ CLASSIFIER_PARAMETERS: dict[str, list] = {
     "module__fusion": [Options(*FUSIONS)],
     "module__branches": [Options(*BRANCHES)],
     "module__augment": [Options(*AUGMENTATIONS)],
-    "module__radiomics_dropout": [Interval(float, 0, 1, closed="left")],
+    "module__tabular_dropout": [Interval(float, 0, 1, closed="left")],
     "module__head_dropout": [Interval(float, 0, 1, closed="left")],
     "module__smote_seed": [Options(None), Interval(int, 0, _MAX_SEED)],
     "module__in_channels": [Interval(int, 1, MAX_IN_CHANNELS)],
-    "module__n_radiomics": [Interval(int, 1, MAX_TABULAR_FEATURES)],
+    "module__n_tabular": [Interval(int, 1, MAX_TABULAR_FEATURES)],
 }
 #: Parameters of the running process, not of the model: never saved, defaults on loading.
 RUNTIME_PARAMETERS = ("compile", "torch_load_kwargs")
@@ -154,18 +152,17 @@ def check_settings_ranges(settings: dict, where: str) -> None:
         raise ModelFileError(f"{where} classifier: patch_shape={printable(patch_shape)} is not valid; it must be "
                              f"three integers in [1, {MAX_PATCH_SHAPE}]")
     branches = classifier["params"].get("module__branches", DEFAULT_MODEL.branches)
-    inputs = KEYS_FOR_BRANCHES.get(branches, ())
-    needs_patches, needs_tabular = "patches" in inputs, any(key in TABULAR_KEYS for key in inputs)
+    needs_patches, needs_tabular = branches != "tabular", branches != "patches"  # branches checked above
     if needs_patches != (classifier["in_channels"] is not None) or needs_patches != (patch_shape is not None):
         raise ModelFileError(f"{where} classifier: module__branches={branches!r} "
                              f"{'needs' if needs_patches else 'has no'} in_channels and patch_shape")
     if needs_tabular != (classifier["n_radiomics"] is not None):
         raise ModelFileError(f"{where} classifier: module__branches={branches!r} "
                              f"{'needs' if needs_tabular else 'has no'} n_radiomics")
-    for name in ("in_channels", "n_radiomics"):
-        given = classifier["params"].get(f"module__{name}")
+    for parameter, name in (("in_channels", "in_channels"), ("n_tabular", "n_radiomics")):
+        given = classifier["params"].get(f"module__{parameter}")
         if given is not None and given != classifier[name]:
-            raise ModelFileError(f"{where} classifier: module__{name}={given!r} differs from {name}={classifier[name]!r}")
+            raise ModelFileError(f"{where} classifier: module__{parameter}={given!r} differs from {name}={classifier[name]!r}")
     omitted = classifier["omitted_params"]
     if len(omitted) > 100 or not all(isinstance(name, str) and len(name) < 200 for name in omitted):
         raise ModelFileError(f"{where} classifier: omitted_params must be a short list of parameter names")

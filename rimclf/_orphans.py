@@ -17,7 +17,7 @@ import time
 CHECK_INTERVAL_S = 1.0
 
 _watched: int | None = None
-_lock = threading.Lock()
+_WATCH_LOCK = threading.Lock()
 
 
 def _watch(parent: int) -> None:
@@ -38,7 +38,7 @@ def exit_with_parent(parent: int | None = None) -> None:
     if parent is not None and os.getppid() != int(parent):
         os._exit(1)  # the parent died before this worker got going
     parent = os.getppid() if parent is None else int(parent)
-    with _lock:
+    with _WATCH_LOCK:
         if _watched is not None or parent <= 1:
             return
         _watched = parent

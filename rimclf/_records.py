@@ -8,10 +8,12 @@ helpers they share.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import platform
 from collections.abc import Iterable
+from pathlib import Path
 from importlib import metadata
 from numbers import Integral, Real
 from typing import Any
@@ -85,3 +87,9 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Write ``content`` as indented JSON (values JSON cannot hold as ``str``), its folder made first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")

@@ -277,12 +277,15 @@ def check_model_config(config: Any, *, owner: str = "") -> Any:
 
     limits = SIZE_LIMITS
     choices = {
-        "feature_set": defaults.FEATURE_SETS, "region": defaults.REGIONS, "normalize": defaults.NORMALIZATIONS,
+        "region": defaults.REGIONS, "normalize": defaults.NORMALIZATIONS,
         "depth": defaults.DEPTHS, "fusion": defaults.FUSIONS, "branches": defaults.BRANCHES,
         "augment": defaults.AUGMENTATIONS, "imbalance": defaults.IMBALANCE_CHOICES,
     }
     for name, allowed in choices.items():
         check_choice(getattr(config, name), name, allowed, owner=owner)
+    # the names themselves are the feature registry's, checked by make_featurizer (check_feature_set)
+    check_param(config.feature_set, "feature_set", [Types(tuple, description="a tuple of tabular feature names")],
+                owner=owner, hint="e.g. ('rim',) or ('rim', 'radiomics')")
     channels = config.channels
     if not isinstance(channels, tuple) or not channels or not all(Options(*defaults.CHANNELS).accepts(c) for c in channels):
         message = f"channels={channels!r} is not valid; it must be a non-empty tuple of {', '.join(map(repr, defaults.CHANNELS))}"

@@ -80,6 +80,33 @@ class Calibration:
             return 0.5 * (1.0 + np.tanh(0.5 * z))  # expit without overflow warnings
         return np.interp(p, self.knots_x, self.knots_y)
 
+    def invert(self, value: float) -> float:
+        """The smallest probability that :meth:`apply` maps to ``value`` or more (for a threshold).
+
+        Examples
+        --------
+        >>> calibration = Calibration("sigmoid", coef=2.0, intercept=-1.0)
+        >>> round(float(calibration.apply(calibration.invert(0.3))), 6)
+        0.3
+        """
+        value = min(max(float(value), 0.0), 1.0)
+        if self.method == "sigmoid":
+            if value <= 0.0 or value >= 1.0:
+                return value
+            from rimclf.metrics import logit
+
+            z = (float(logit(value)) - self.intercept) / self.coef
+            return float(0.5 * (1.0 + np.tanh(0.5 * z)))
+        knots_x, knots_y = np.asarray(self.knots_x), np.asarray(self.knots_y)
+        above = np.flatnonzero(knots_y >= value)
+        if not above.size:
+            return float(np.nextafter(knots_x[-1], np.inf))
+        k = int(above[0])
+        if k == 0 or knots_y[k] == knots_y[k - 1]:
+            return float(knots_x[k]) if k else 0.0
+        share = (value - knots_y[k - 1]) / (knots_y[k] - knots_y[k - 1])
+        return float(knots_x[k - 1] + share * (knots_x[k] - knots_x[k - 1]))
+
     def to_dict(self) -> dict:
         """The fields as a JSON-ready dict (tuples as lists)."""
         fields = dataclasses.asdict(self)

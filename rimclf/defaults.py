@@ -33,17 +33,12 @@ AMP_CHOICES = ("auto", True, False)
 DATA_ON_DEVICE_CHOICES = ("auto", True, False)
 #: ResNet3D depths (``module__depth``).
 DEPTHS = (10, 18, 34)
-#: Inputs the network uses (``module__branches``).
-BRANCHES = ("both", "patches", "radiomics")
-#: How the patch and radiomics vectors are combined (``module__fusion``).
+#: Inputs the network uses (``module__branches``): the CNN on the patches and the MLP on the
+#: tabular features, or one of them. The features themselves are those of
+#: :mod:`rimclf.feature_registry`.
+BRANCHES = ("both", "patches", "tabular")
+#: How the patch and tabular vectors are combined (``module__fusion``).
 FUSIONS = ("sum", "concat")
-#: The tabular features of a lesion, the input of the network's MLP branch and of the baselines:
-#: rim-profile features (:class:`~rimclf.features.RimProfileExtractor`), pyradiomics features,
-#: or both (``--feature-set``, ``ModelConfig.feature_set``).
-FEATURE_SETS = ("rim", "radiomics", "rim+radiomics")
-#: The tabular entries of the featurizer's output (one feature vector per lesion), in the order the
-#: network and the baselines join them: rim-profile features, then radiomics.
-TABULAR_KEYS = ("rim", "radiomics")
 #: Where radiomics are computed (``RadiomicsExtractor(region=...)``).
 REGIONS = ("lesion", "shell", "both")
 #: The image radiomics describe (``RadiomicsExtractor(image=...)``).
@@ -81,6 +76,11 @@ DIFFICULTIES = ("easy", "default", "hard")
 #: Phantom acquisition presets (``make_phantom_cohort(acquisition=...)``): fixed sites or drawn protocols.
 PHANTOM_ACQUISITIONS = ("sites", "varied")
 
+#: The BIDS version of the datasets rimclf writes (phantom cohorts, prediction derivatives).
+BIDS_VERSION = "1.9.0"
+#: Seeds rimclf draws from a ``random_state`` (folds, bootstraps, network seeds) lie in ``[0, MAX_SEED)``.
+MAX_SEED = 2**31 - 1
+
 # ------------------------------------------------------------------------- cohort reading
 #: ``load_cohort(min_voxels=...)``: smaller lesions are left out.
 MIN_VOXELS = 8
@@ -88,6 +88,11 @@ MIN_VOXELS = 8
 CONNECTIVITY = 26
 #: ``load_cohort(qsm_unit=...)``: the sidecar's ``Units``, else ppm as BIDS defines ``Chimap``.
 QSM_UNIT = "auto"
+
+# ---------------------------------------------------------------------------- predict outputs
+#: ``rimclf predict --montage-lesions``: the most probable lesions a scan's montage shows (every
+#: lesion called rim+ is shown besides); 0 draws no montage.
+MONTAGE_LESIONS = 12
 
 
 # ----------------------------------------------------------------------------- upper bounds
@@ -116,8 +121,10 @@ class ModelConfig:
 
     Attributes
     ----------
-    feature_set : {"rim", "radiomics", "rim+radiomics"}, default="rim"
-        The tabular features of each lesion (see :data:`FEATURE_SETS`), the MLP branch's input.
+    feature_set : tuple of str, default=("rim",)
+        The tabular features of each lesion, the MLP branch's input: names registered in
+        :mod:`rimclf.feature_registry` (``"rim"``, ``"radiomics"``); ``"rim+radiomics"`` on the
+        command line.
     radiomics_params : str, default="qsmrim"
         pyradiomics settings (``"qsmrim"``: QSMRim-Net's, shipped with rimclf; or a file path).
     region : {"lesion", "shell", "both"}, default="both"
@@ -137,9 +144,9 @@ class ModelConfig:
         Base width: the MLP's vectors have ``8 * width`` entries, the ResNet3D's first stage
         ``width`` channels (the paper's is 64).
     fusion : {"sum", "concat"}, default="concat"
-    branches : {"both", "patches", "radiomics"}, default="radiomics"
+    branches : {"both", "patches", "tabular"}, default="tabular"
         The network's inputs: the CNN on patches and the MLP on the tabular features
-        (``feature_set``), or one of them ("radiomics" is the MLP branch, whatever features it takes).
+        (``feature_set``), or one of them.
     augment : {"none", "flips", "flips+rotations"}, default="flips+rotations"
         Training-time augmentation of the patches (:class:`rimclf.nn.PatchAugment`).
     max_epochs : int, default=30
@@ -164,7 +171,7 @@ class ModelConfig:
     --------
     >>> from dataclasses import replace
     >>> DEFAULT_MODEL.feature_set, DEFAULT_MODEL.branches, DEFAULT_MODEL.imbalance
-    ('rim', 'radiomics', 'none')
+    (('rim',), 'tabular', 'none')
     >>> fused = replace(DEFAULT_MODEL, branches="both", imbalance="deepsmote")
     >>> describe_config(fused)
     'rim features -> MLP + CNN (ResNet-10, width 8) on 16^3 patches of 24 mm [qsm, flair, mask, distance; ring; augment flips+rotations], concat, deepsmote, 30 epochs'
@@ -178,7 +185,7 @@ class ModelConfig:
     """
 
     # features (rimclf.features.make_featurizer)
-    feature_set: str = "rim"
+    feature_set: tuple[str, ...] = ("rim",)
     radiomics_params: str = "qsmrim"
     region: str = "both"
     shell_mm: float = 2.0
@@ -190,7 +197,7 @@ class ModelConfig:
     depth: int = 10
     width: int = 8
     fusion: str = "concat"
-    branches: str = "radiomics"
+    branches: str = "tabular"
     augment: str = "flips+rotations"
     max_epochs: int = 30
     lr: float = 1e-3
@@ -222,11 +229,11 @@ def describe_config(config: ModelConfig) -> str:
     >>> describe_config(DEFAULT_MODEL)
     'rim features -> MLP (width 8), no imbalance correction, 30 epochs'
     """
-    features = {"rim": "rim features", "radiomics": f"radiomics ({config.region})",
-                "rim+radiomics": f"rim features + radiomics ({config.region})"}[config.feature_set]
+    names = {"rim": "rim features", "radiomics": f"radiomics ({config.region})"}
+    features = " + ".join(names.get(name, f"{name} features") for name in config.feature_set)
     cnn = (f"CNN (ResNet-{config.depth}, width {config.width}) on {config.patch_shape}^3 patches of "
            f"{config.patch_size_mm:g} mm [{', '.join(config.channels)}; {config.normalize}; augment {config.augment}]")
-    if config.branches == "radiomics":
+    if config.branches == "tabular":
         network = f"{features} -> MLP (width {config.width})"
     elif config.branches == "patches":
         network = cnn

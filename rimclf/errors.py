@@ -8,7 +8,8 @@ already catches::
 
     RimclfError
      ├── CohortError       (ValueError)  the data: a cohort file or table, X, y, groups
-     ├── ParameterError    (ValueError)  a setting: an estimator parameter, a function argument,
+     ├── ParameterError    (ValueError,  a setting: an estimator parameter, a function argument,
+     │                      TypeError)
      │                                   a CLI option, an Optuna or benchmark setting
      ├── ModelFileError    (ValueError)  a model directory that cannot be saved or loaded safely
      ├── PredictionError   (ValueError)  a model's output that cannot be used (NaN/Inf probabilities)
@@ -26,13 +27,13 @@ and exits with status 2 for a usage error (a bad option: :class:`ParameterError`
 refuses) and 1 for the rest (data, model file, output, prediction, missing optional package).
 
 ``nn/`` (plain torch modules, importable without the rest of rimclf) raises
-:class:`ParameterError` too, so that a bad ``module__depth`` reads the same whether the
-estimator or the module catches it.
+:class:`ParameterError` for its settings too, so that a bad ``module__depth`` reads the same
+whether the estimator or the module catches it, and :class:`CohortError` for inputs of the
+wrong shape.
 
 Warnings
 --------
-:class:`RimclfWarning` is the base of :class:`DataWarning`, :class:`QSMUnitWarning` and
-:class:`ModelVersionWarning`.
+:class:`RimclfWarning` is the base of :class:`DataWarning` and :class:`ModelVersionWarning`.
 
 Text from files
 ---------------
@@ -86,11 +87,13 @@ class CohortError(RimclfError, ValueError):
     """
 
 
-class ParameterError(RimclfError, ValueError):
+class ParameterError(RimclfError, ValueError, TypeError):
     """An invalid setting: a parameter of an estimator or function, a CLI option, an Optuna or
     benchmark setting, or one that cannot work with the data given.
 
-    The message repeats the parameter's name and value and says what is allowed.
+    The message repeats the parameter's name and value and says what is allowed. Like
+    scikit-learn's ``InvalidParameterError`` it is both a :class:`ValueError` and a
+    :class:`TypeError` (a value of the wrong type is a bad setting too).
 
     Examples
     --------
@@ -194,18 +197,6 @@ class RimclfWarning(UserWarning):
 
     def __str__(self) -> str:
         return printable(super().__str__(), limit=None)
-
-
-class QSMUnitWarning(RimclfWarning):
-    """No longer issued: a QSM whose values contradict its unit is now a :class:`CohortError`
-    (see :func:`rimclf.cohort.read_qsm`). Kept so that code catching it, and feature-cache entries
-    naming it, still work.
-
-    Examples
-    --------
-    >>> issubclass(QSMUnitWarning, RimclfWarning)
-    True
-    """
 
 
 class DataWarning(RimclfWarning):

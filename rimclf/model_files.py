@@ -64,8 +64,9 @@ from rimclf._model_checks import (
 )
 from rimclf._records import file_sha256, installed_versions, json_value
 from rimclf._validation import check_path, is_int
-from rimclf.defaults import CALIBRATIONS, OPERATING_POINTS, TABULAR_KEYS
+from rimclf.defaults import CALIBRATIONS, OPERATING_POINTS
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError, printable
+from rimclf.feature_registry import FEATURES, TABULAR, feature_names
 from rimclf.rim_model import RimModel
 from rimclf.calibration import Calibration
 from rimclf.threshold import ThresholdChoice
@@ -78,10 +79,13 @@ FORMAT = "rimclf-model"
 #: 3: "kind" ("rim_model", "classifier" or "pipeline"); files of versions 1 and 2 are RimModels.
 #: 4: "settings_sha256" (the settings' own SHA-256, see rimclf._model_checks.settings_digest);
 #: files of versions 1-3 have none and load after the same checks of every key and range.
-#: 5: a RimModel's "calibration" (rimclf.calibration.Calibration.to_dict(), or null) and the model's
-#: "operating_point", "target_sensitivity" and "calibration"; files of versions 1-4 read as uncalibrated
+#: 5: the network's MLP input is "tabular" (``module__branches="tabular"``, ``tabular_encoder``
+#: weights), the featurizer's keys those of :mod:`rimclf.feature_registry`; older files are read
+#: with "radiomics" mapped to "tabular" (:func:`_tabular_names_of_v4`).
+#: 6: a RimModel's "calibration" (rimclf.calibration.Calibration.to_dict(), or null) and the model's
+#: "operating_point", "target_sensitivity" and "calibration"; files of versions 1-5 read as uncalibrated
 #: models whose threshold was chosen for a specificity.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 #: what a model directory can hold (``settings.json``'s "kind")
 KINDS = ("rim_model", "classifier", "pipeline")
 #: Pipeline classes a "pipeline" model file may name (module and class)
@@ -119,15 +123,14 @@ _CLASSIFIER_KEYS = {
 }
 _MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None)),
                "operating_point": str, "target_sensitivity": (float, int), "calibration": (str, type(None))}
-#: what a RimModel file of format version < 5 holds in place of the keys version 5 added
+#: what a RimModel file of format version < 6 holds in place of the keys version 6 added
 _BEFORE_CALIBRATION = {"operating_point": "specificity", "target_sensitivity": 0.8, "calibration": None}
-_FEATURIZER_KEYS = {"rim": (dict, type(None)), "radiomics": (dict, type(None)), "patches": (dict, type(None))}
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
 _TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
 
 
-def _versions() -> dict[str, str]:
+def _model_versions() -> dict[str, str]:
     return installed_versions((*_VERSIONED_PACKAGES, "numpy"))
 
 
@@ -155,7 +158,7 @@ def _featurizer_settings(featurizer) -> tuple[dict, list[str] | None]:
     from rimclf.features.radiomics import load_params
 
     extractors = featurizer.extractors()
-    settings: dict[str, Any] = {"rim": None, "radiomics": None, "patches": None}
+    settings: dict[str, Any] = {name: None for name in FEATURES}
     for name, extractor in extractors.items():
         params = extractor.get_params(deep=False)
         if name == "radiomics":
@@ -232,7 +235,7 @@ def save_model(model: Any, path: str | os.PathLike, *, force: bool = False) -> P
 
     Examples
     --------
-    >>> net = QSMRimNetClassifier(module__branches="radiomics").fit(X, y)  # doctest: +SKIP
+    >>> net = QSMRimNetClassifier(module__branches="tabular").fit(X, y)  # doctest: +SKIP
     >>> save_model(net, "net")  # doctest: +SKIP
     >>> load_model("net").predict_proba(X)  # doctest: +SKIP
     """
@@ -262,7 +265,7 @@ def save_model(model: Any, path: str | os.PathLike, *, force: bool = False) -> P
 
 
 def _header(kind: str) -> dict:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "versions": _model_versions(),
             "weights": {"file": WEIGHTS_FILE, "sha256": ""}}
 
 
@@ -393,7 +396,7 @@ def _read_settings(folder: Path) -> dict:
         if "kind" in settings:
             raise ModelFileError(f"{path}: format_version {version} files have no 'kind'; this file was changed")
         settings["kind"] = "rim_model"
-    if version < 5 and settings.get("kind") == "rim_model":
+    if version < 6 and settings.get("kind") == "rim_model":
         if "calibration" in settings:
             raise ModelFileError(f"{path}: format_version {version} files have no 'calibration'; this file was changed")
         settings["calibration"] = None
@@ -408,6 +411,8 @@ def _read_settings(folder: Path) -> dict:
         for section, key in (("featurizer", "rim"), ("classifier", "feature_keys")):
             if isinstance(settings[section], dict):
                 settings[section].setdefault(key, None)
+    if version < 5:
+        _tabular_names_of_v4(settings)
     _check_section(settings["weights"], _WEIGHTS_KEYS, f"{path} weights")
     if kind == "rim_model":
         _check_section(settings["model"], _MODEL_KEYS, f"{path} model")
@@ -418,16 +423,31 @@ def _read_settings(folder: Path) -> dict:
     if kind == "pipeline":
         _check_pipeline(settings["pipeline"], settings["featurizer"] is not None, str(path))
     if settings.get("featurizer") is not None:
-        _check_section(settings["featurizer"], _FEATURIZER_KEYS, f"{path} featurizer")
+        _check_section(settings["featurizer"], {name: (dict, type(None)) for name in FEATURES}, f"{path} featurizer",
+                       required=False)
     _check_section(settings["classifier"], _CLASSIFIER_KEYS, f"{path} classifier")
     feature_keys = settings["classifier"]["feature_keys"]
-    if feature_keys is not None and (not feature_keys or not set(feature_keys) <= set(TABULAR_KEYS)):
-        raise ModelFileError(f"{path}: classifier.feature_keys must list 'rim' and/or 'radiomics', got {feature_keys!r}")
+    tabular = feature_names(TABULAR)
+    if feature_keys is not None and (not feature_keys or not set(feature_keys) <= set(tabular)):
+        raise ModelFileError(f"{path}: classifier.feature_keys must list registered tabular features {tabular}, got {feature_keys!r}")
     _check_section(settings["versions"], {key: str for key in settings["versions"]}, f"{path} versions")
     if settings["weights"]["file"] != WEIGHTS_FILE:
         raise ModelFileError(f"{path}: weights file must be {WEIGHTS_FILE!r}, got {settings['weights']['file']!r}")
     check_settings_ranges(settings, str(path))
     return settings
+
+
+def _tabular_names_of_v4(settings: dict) -> None:
+    """Files before version 5 called the network's MLP input "radiomics": read them with today's names."""
+    classifier = settings.get("classifier")
+    params = classifier.get("params") if isinstance(classifier, dict) else None
+    if isinstance(params, dict):
+        if params.get("module__branches") == "radiomics":
+            params["module__branches"] = "tabular"
+        if "module__n_radiomics" in params:
+            params["module__n_tabular"] = params.pop("module__n_radiomics")
+        if "module__radiomics_dropout" in params:
+            params["module__tabular_dropout"] = params.pop("module__radiomics_dropout")
 
 
 def _check_digest(settings: dict, version: int, path: Path) -> None:
@@ -474,14 +494,14 @@ def _read_weights(folder: Path, expected_sha256: str, layout: dict) -> dict[str,
 
 def _build_featurizer(settings: dict, where: str):
     from rimclf.features import LesionFeaturizer
-    from rimclf.features.featurizer import EXTRACTOR_KINDS
+    from rimclf.features.featurizer import extractor_class
 
     parts = {}
-    for name, kind in EXTRACTOR_KINDS.items():
+    for name, feature in FEATURES.items():
         params = settings["featurizer"].get(name)  # no "rim" in files written before rim features
         if params is None:
-            parts[name] = None
             continue
+        kind = extractor_class(feature)
         known = set(kind().get_params(deep=False))
         unknown = sorted(set(params) - known)
         if unknown:
@@ -493,13 +513,13 @@ def _build_featurizer(settings: dict, where: str):
                 "settings themselves (or 'qsmrim', the packaged ones), never a path to read elsewhere"
             )
         parts[name] = kind(**params)
-    featurizer = LesionFeaturizer(**parts)
+    featurizer = LesionFeaturizer(list(parts.items()))
     try:
         featurizer.extractors()  # validates every setting (ParameterError naming the bad one)
     except ValueError as exc:
         raise ModelFileError(f"{where} featurizer: {exc}") from None
     names = settings.get("radiomics_feature_names")
-    if parts["radiomics"] is not None:
+    if "radiomics" in parts:
         current = [str(name) for name in parts["radiomics"].get_feature_names_out()]
         if names != current:
             raise ModelFileError(
@@ -508,6 +528,12 @@ def _build_featurizer(settings: dict, where: str):
                 f"trained with ({settings['versions'].get('pyradiomics', 'unknown')})"
             )
     return featurizer
+
+
+def _rename_module_key(key: str, old: str, new: str) -> str:
+    """A weights key with the network's submodule ``old`` (prefix of its name) called ``new``."""
+    prefix = _MODULE_PREFIX + old
+    return _MODULE_PREFIX + new + key[len(prefix):] if key.startswith(prefix) else key
 
 
 def _validate_classifier(params: dict, where: str) -> None:
@@ -535,7 +561,12 @@ def _checked_classifier_state(settings: dict, folder: Path, featurizer) -> dict:
         layout = expected_tensors(QSMRimNetClassifier, described)
     except ModelFileError as exc:
         raise ModelFileError(f"{where}: {exc}") from None
+    renamed = settings["format_version"] < 5  # the MLP's weights were "radiomics_encoder.*" before version 5
+    if renamed:
+        layout = {_rename_module_key(key, "tabular_encoder.", "radiomics_encoder."): value for key, value in layout.items()}
     tensors = _read_weights(folder, settings["weights"]["sha256"], layout)
+    if renamed:
+        tensors = {_rename_module_key(key, "radiomics_encoder.", "tabular_encoder."): value for key, value in tensors.items()}
     return _classifier_state(settings["classifier"], tensors, folder / WEIGHTS_FILE)
 
 
@@ -583,7 +614,7 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     _check_device(device)  # a device that is not there is said so, before reading the weights
     settings = _read_settings(folder)
     where = str(folder / SETTINGS_FILE)
-    current = _versions()
+    current = _model_versions()
     # pyradiomics is optional (rimclf[radiomics]): its absence is no version change (a model that
     # needs it says so when its features are checked)
     changed = [f"{name} {printable(settings['versions'].get(name, 'unknown'), 40)} -> {current[name]}"

@@ -17,21 +17,25 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from rimclf._validation import Interval, Options, check_choice, check_param, check_real, is_int
+from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.calibration import Calibration, fit_calibration
 from rimclf.cohort import labelled_lesions
 from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS
 from rimclf.metrics import brier_score, group_fit_params, log_loss_score
-from rimclf.errors import CohortError, DataWarning
+from rimclf.errors import CohortError, DataWarning, ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
-    check_specificity,
     choose_threshold,
     out_of_fold_probabilities,
-    subject_folds,
+    threshold_folds,
+)
 )
 
 logger = logging.getLogger(__name__)
+
+#: The threshold of an unfitted classifier (skorch's default); a RimModel's fitted classifier
+#: takes the model's ``threshold_``, so that ``model.classifier_.predict`` decides as the model does.
+_NET_THRESHOLD = 0.5
 
 
 class RimModel(ClassifierMixin, BaseEstimator):
@@ -56,7 +60,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
     classifier : QSMRimNetClassifier or None, default=None
         Default :func:`rimclf.classifier.make_classifier` ``()`` (*): the network's MLP branch;
         fitted as a clone. ``predict`` calls a lesion rim+ when ``predict_proba(X)[:, 1] >=
-        threshold_``.
+        threshold_``; the fitted ``classifier_.threshold`` is ``threshold_`` too (one
+        threshold), and a ``classifier__threshold`` of its own is refused.
     operating_point : {"specificity", "sensitivity", "f1", "count"}, default="specificity" (*)
         How the threshold is set on the calibrated out-of-fold probabilities:
         ``target_specificity``, ``target_sensitivity``, the largest F1, or as many lesions called
@@ -137,18 +142,23 @@ class RimModel(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False  # rim+ (1) against rim- (0)
         return tags
 
+    _parameter_constraints = {
+        "target_specificity": [Interval(float, 0, 1, closed="neither")],
+        "threshold_cv": [Options(0), Interval(int, 2)],  # 0: in-sample; k >= 2: a k-fold CV
+        "threshold": [Options(None), Interval(float)],
+        "operating_point": [Options(*OPERATING_POINTS)],
+        "target_sensitivity": [Interval(float, 0, 1, closed="right")],
+        "calibration": [Options(None, *CALIBRATIONS)],
+    }
+
     def _check_params(self) -> None:
-        if self.calibration is not None:
-            check_choice(self.calibration, "calibration", CALIBRATIONS, hint="or None")
-        if self.threshold is not None:
-            check_param(self.threshold, "threshold", [Interval(float)], owner="RimModel",
-                        hint="give a probability (e.g. 0.5) or None")
-            return
-        check_specificity(self.target_specificity)
-        check_choice(self.operating_point, "operating_point", OPERATING_POINTS)
-        check_real(self.target_sensitivity, "target_sensitivity", min=0.0, max=1.0, closed="right", hint="e.g. 0.8")
-        check_param(self.threshold_cv, "threshold_cv", [Options(0), Interval(int, 2)], owner="RimModel",
-                    hint="0 reads the threshold off the training lesions, k >= 2 off a k-fold CV")
+        threshold = getattr(self.classifier, "threshold", _NET_THRESHOLD)
+        if threshold != _NET_THRESHOLD:
+            raise ParameterError(
+                f"RimModel: classifier__threshold={threshold!r} is not used: a RimModel decides with its own "
+                "threshold (chosen for target_specificity, or fixed); set RimModel(threshold=...) instead"
+            )
+        validate_params(self)
 
     def _featurizer(self):
         from rimclf.features import make_featurizer
@@ -176,7 +186,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         features = featurizer.transform(table)
         oof = None
         if self.threshold is None and self.threshold_cv >= 2:
-            folds = subject_folds(y, groups, int(self.threshold_cv), self.random_state)
+            folds = threshold_folds(y, groups, int(self.threshold_cv), self.random_state)
             oof = out_of_fold_probabilities(classifier, features, y, groups, folds)
         logger.info("training the final model on all %d lesions", len(table))
         classifier.fit(features, y, **group_fit_params(classifier, groups))
@@ -203,6 +213,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
             logger.warning("calibration=%r needs the threshold CV's out-of-fold probabilities (threshold_cv >= 2 and "
                            "no fixed threshold); the probabilities are the network's own, uncalibrated", self.calibration)
         logger.debug("%s", choice.describe())
+        # the classifier's predict decides as the model does (on its own, uncalibrated probabilities)
+        classifier.threshold = _raw_threshold(calibration, choice.value)
         self.featurizer_ = featurizer
         self.classifier_ = classifier
         self.threshold_choice_ = choice
@@ -267,7 +279,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         params = state["params"]
         model = cls(
             featurizer=state["featurizer"],
-            classifier=clone(classifier),
+            classifier=clone(classifier).set_params(threshold=_NET_THRESHOLD),
             target_specificity=params["target_specificity"],
             threshold_cv=params["threshold_cv"],
             threshold=choice.value if choice.method == "fixed" else None,
@@ -277,6 +289,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
             calibration=params.get("calibration"),
         )
         model.featurizer_ = state["featurizer"]
+        classifier.threshold = _raw_threshold(state.get("calibration"), choice.value)
         model.classifier_ = classifier
         model.threshold_choice_ = choice
         model.threshold_ = choice.value
@@ -316,6 +329,11 @@ class RimModel(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
         """Decisions 0/1: rim+ where the rim+ probability is at least ``threshold_``."""
         return (self.predict_proba(X, **featurizer_params)[:, 1] >= self.threshold_).astype(np.int64)
+
+
+def _raw_threshold(calibration: Calibration | None, value: float) -> float:
+    """The network's own probability that the calibration maps to ``value`` (``value`` without one)."""
+    return float(value) if calibration is None else calibration.invert(value)
 
 
 def _check_table(table: object) -> pd.DataFrame:

@@ -291,7 +291,7 @@ def choose_threshold(
     )
 
 
-def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: object) -> list[tuple[np.ndarray, np.ndarray]]:
+def threshold_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: object) -> list[tuple[np.ndarray, np.ndarray]]:
     """The folds of the threshold CV: :func:`rimclf.metrics.subject_folds` with at least 2 rim+
     lesions in every training part (:class:`~rimclf.errors.ParameterError` naming ``threshold_cv``).
 
@@ -303,10 +303,10 @@ def subject_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state
     >>> y = np.tile([1, 0, 0, 0, 0], 8)                      # 8 subjects of 5 lesions
     >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
     >>> X = rng.normal(size=(40, 3)) + y[:, None]             # features, extracted once
-    >>> folds = subject_folds(y, groups, 4, random_state=0)
+    >>> folds = threshold_folds(y, groups, 4, random_state=0)
     >>> len(folds)
     4
-    >>> subject_folds(y, groups, 9, random_state=0)
+    >>> threshold_folds(y, groups, 9, random_state=0)
     Traceback (most recent call last):
     ...
     rimclf.errors.ParameterError: threshold_cv=9 folds but the data hold only 8 subjects; use fewer folds
@@ -329,7 +329,7 @@ def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, 
     >>> y = np.tile([1, 0, 0, 0, 0], 8)                      # 8 subjects of 5 lesions
     >>> groups = np.repeat([f"{i:02d}" for i in range(1, 9)], 5)
     >>> X = rng.normal(size=(40, 3)) + y[:, None]             # features, extracted once
-    >>> probability = out_of_fold_probabilities(LogisticRegression(), X, y, groups, subject_folds(y, groups, 4, 0))
+    >>> probability = out_of_fold_probabilities(LogisticRegression(), X, y, groups, threshold_folds(y, groups, 4, 0))
     >>> print(threshold_from_probabilities(y, probability, 0.9, method="cv", n_splits=4).describe())
     threshold 0.3351 (cv, 4-fold subject-grouped CV): specificity 0.906, sensitivity 0.750 out of fold; out-of-fold pAUC 0.745, PR AUC 0.772, ROC AUC 0.898
     """

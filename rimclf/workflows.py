@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from rimclf._atomic import check_output_location, known_inputs, refuse_overwrite, reserving_output
 from rimclf._validation import SIZE_LIMITS, check_int, check_path, check_real, check_threshold_settings
-from rimclf.defaults import DEFAULT_MODEL
+from rimclf.defaults import DEFAULT_MODEL, MONTAGE_LESIONS
 from rimclf.errors import ParameterError
 from rimclf.rim_model import RimModel
 
@@ -84,11 +84,8 @@ def _check_sizes(featurizer: object, classifier: object) -> None:
         width = classifier.get_params_for("module").get("width")
         if width is not None:
             check_size["width"](width, "module__width")
-    for name in ("patches", "radiomics"):
-        extractor = getattr(featurizer, name, None)
-        if extractor is None or isinstance(extractor, str) or not hasattr(extractor, "_validate"):
-            continue
-        extractor._validate()
+    extractors = featurizer.extractors() if hasattr(featurizer, "extractors") else {}  # each checked
+    for extractor in extractors.values():
         for parameter in ("shape", "size_mm", "shell_mm"):
             value = getattr(extractor, parameter, None)
             if value is None or (parameter == "shell_mm" and getattr(extractor, "region", "lesion") == "lesion"):
@@ -218,6 +215,7 @@ def predict_cohort(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
+    montage_lesions: int = MONTAGE_LESIONS,
     cohort_options=None,
 ) -> dict[str, Path]:
     """Predict every lesion of a cohort and write the outputs of :func:`rimclf.outputs.write_prediction_outputs`.
@@ -237,10 +235,13 @@ def predict_cohort(
         model or the feature cache is refused, with or without ``force``.
     n_jobs, memory
         Feature extraction in parallel over subjects, and its cache (see ``LesionFeaturizer``);
-        None keeps the model's featurizer settings.
+        None keeps the model's featurizer settings. The per-scan files (maps and montages) are
+        written by as many worker processes, with a progress bar over the scans when the model's
+        featurizer shows one (its ``progress``).
     montage : bool, default=True
-        Draw the per-subject PNG montages. Maps and montages show a progress bar over the scans
-        when the model's featurizer shows one (its ``progress``).
+        Draw the per-subject PNG montages.
+    montage_lesions : int, default=12
+        The most probable lesions a montage shows, besides every lesion called rim+; 0: no montages.
     cohort_options : rimclf.cohort.CohortOptions, optional
         How :func:`rimclf.load_cohort` reads ``cohort`` when it is a path. A scan missing a
         required file is skipped with a warning (unless ``strict``) and listed in
@@ -267,6 +268,7 @@ def predict_cohort(
     _check_out(out)
     model = _as_model(model)
     check_is_fitted(model, "classifier_")
+    check_int(montage_lesions, "montage_lesions", min=0, owner="predict_cohort", hint="0 draws no montage")  # before any work
     table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(getattr(model, "featurizer_", None))))
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]
@@ -277,10 +279,12 @@ def predict_cohort(
         model_info["calibration"] = None if calibration is None else calibration.to_dict()
     source = None if isinstance(cohort, pd.DataFrame) else cohort
     scans = None if isinstance(cohort, pd.DataFrame) else table.attrs.get("scans")
-    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage, force=force,
-                                    model_info=model_info, source=source, scans=scans,
-                                    model_identity=getattr(model, "model_identity_", None),
-                                    progress=bool(getattr(model.featurizer_, "progress", False)))
+    featurizer = model.featurizer_
+    return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage,
+                                    max_montage_lesions=montage_lesions, force=force, model_info=model_info,
+                                    source=source, scans=scans, model_identity=getattr(model, "model_identity_", None),
+                                    n_jobs=featurizer.n_jobs if n_jobs is None else n_jobs,
+                                    progress=bool(getattr(featurizer, "progress", False)))
 
 
 def predict_subject(
@@ -295,6 +299,7 @@ def predict_subject(
     n_jobs: int | None = None,
     memory=None,
     montage: bool = True,
+    montage_lesions: int = MONTAGE_LESIONS,
     cohort_options=None,
 ) -> dict[str, Path]:
     """:func:`predict_cohort` for one subject given by its QSM, FLAIR and lesion mask files.
@@ -315,4 +320,5 @@ def predict_subject(
     refuse_overwrite(out, force=force)
     model = _as_model(model)
     table = subject_table(qsm, flair, mask, participant_id=participant_id, cohort_options=cohort_options)
-    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage)
+    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage,
+                          montage_lesions=montage_lesions)

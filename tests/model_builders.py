@@ -39,7 +39,7 @@ def tiny_config():
 
     from rimclf.defaults import DEFAULT_MODEL
 
-    return replace(DEFAULT_MODEL, feature_set="rim+radiomics", branches="both", radiomics_params=RADIOMICS_PARAMS,
+    return replace(DEFAULT_MODEL, feature_set=("rim", "radiomics"), branches="both", radiomics_params=RADIOMICS_PARAMS,
                    patch_shape=8, patch_size_mm=16.0, width=4, max_epochs=2, batch_size=16, threshold_cv=2)
 
 
@@ -91,3 +91,38 @@ def tiny_model_dir() -> Path:
     from rimclf import save_model
 
     return save_model(tiny_model(), _session_folder() / "model")
+
+
+def older_model_dir(folder: Path, version: int) -> dict:
+    """Turn the model directory ``folder`` (saved now) into one of format ``version`` (2-5), as an
+    older rimclf wrote it: the MLP input called "radiomics" (``module__branches``,
+    ``radiomics_encoder.*`` weights), no ``settings_sha256`` before version 4, no ``kind`` before 3.
+    Returns the settings written."""
+    import json
+
+    import torch
+
+    from rimclf._model_checks import settings_digest
+    from rimclf._records import file_sha256
+
+    settings = json.loads((folder / "settings.json").read_text())
+    del settings["settings_sha256"]
+    tensors = torch.load(folder / "weights.pt", weights_only=True)
+    new, old = "module.tabular_encoder.", "module.radiomics_encoder."
+    tensors = {(old + key[len(new):] if key.startswith(new) else key): value for key, value in tensors.items()}
+    torch.save(tensors, folder / "weights.pt")
+    settings["weights"]["sha256"] = file_sha256(folder / "weights.pt")
+    params = settings["classifier"]["params"]
+    if params.get("module__branches") == "tabular":
+        params["module__branches"] = "radiomics"
+    settings["format_version"] = version
+    if version < 6 and "calibration" in settings:  # version 6 added the calibration and these model keys
+        del settings["calibration"]
+        for key in ("operating_point", "target_sensitivity", "calibration"):
+            settings["model"].pop(key, None)
+    if version < 3:
+        del settings["kind"]
+    if version >= 4:
+        settings["settings_sha256"] = settings_digest(settings)
+    (folder / "settings.json").write_text(json.dumps(settings))
+    return settings

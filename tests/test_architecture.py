@@ -25,14 +25,14 @@ PACKAGE = ROOT / "rimclf"
 #: package (all its submodules). ``docs/architecture.md`` lists the same table.
 LAYERS: list[list[str]] = [
     ["rimclf._version", "rimclf.errors", "rimclf.defaults"],
-    ["rimclf._validation", "rimclf._records", "rimclf._atomic", "rimclf._orphans"],
+    ["rimclf._validation", "rimclf._records", "rimclf._atomic", "rimclf._orphans", "rimclf.feature_registry"],
     ["rimclf.nn", "rimclf._nifti", "rimclf._bids", "rimclf.metrics"],
     ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold", "rimclf.calibration"],
     ["rimclf.features", "rimclf.classifier", "rimclf.phantom", "rimclf.outputs"],
     ["rimclf.rim_model", "rimclf.benchmark", "rimclf.tuning", "rimclf._model_checks"],
     ["rimclf.model_files"],
     ["rimclf.workflows"],
-    ["rimclf.model", "rimclf.io", "rimclf.demo"],
+    ["rimclf.demo"],
     ["rimclf.cli"],
 ]
 #: The package's face (``rimclf/__init__.py``) stands above every layer: it names the public API.
@@ -193,6 +193,46 @@ def test_features_and_classifier_never_import_each_other() -> None:
     graph = internal_graph()
     for a, b in (("rimclf.features", "rimclf.classifier"), ("rimclf.classifier", "rimclf.features")):
         assert not [(m, t) for m, targets in graph.items() if m.startswith(a) for t in targets if t.startswith(b)]
+
+
+#: Top-level names every module of a kind defines for itself: module machinery, each CLI
+#: subcommand's ``register``/``run``, and the tag and version of each file format.
+PER_MODULE_NAMES = {"__all__", "__getattr__", "__dir__", "_LAZY", "logger", "register", "run", "FORMAT", "FORMAT_VERSION"}
+
+
+def top_level_names(module: str) -> set[str]:
+    """The names a module defines at its top level (functions, classes, assigned names)."""
+    tree = ast.parse(modules()[module].read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def test_every_name_has_one_home() -> None:
+    """No top-level name is defined in two library modules (a name is imported, not copied)."""
+    homes: dict[str, list[str]] = {}
+    for module in modules():
+        for name in top_level_names(module) - PER_MODULE_NAMES:
+            homes.setdefault(name, []).append(module)
+    assert {name: where for name, where in homes.items() if len(where) > 1} == {}
+
+
+def test_benchmark_scripts_use_the_public_api() -> None:
+    """The scripts in ``benchmarks/`` stand above the library: they import no private module of it."""
+    private = []
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            private += [f"{path.name}: {name}" for name in names
+                        if name.split(".")[0] == "rimclf" and any(part.startswith("_") for part in name.split("."))]
+    assert private == []
 
 
 def test_the_library_never_imports_the_command_line() -> None:

@@ -1,4 +1,4 @@
-"""Tests for rimclf.baselines: factory pipelines, SafeSMOTE, SelectRadiomics and SliceDictSMOTE."""
+"""Tests for rimclf.baselines: factory pipelines, SafeSMOTE, SelectFeatures and SliceDictSMOTE."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from rimclf.baselines import (
     SAMPLERS,
     SafeSMOTE,
-    SelectRadiomics,
+    SelectFeatures,
     SliceDictSMOTE,
     make_gradient_boosting,
     make_logistic_regression,
@@ -209,17 +209,19 @@ def test_safe_smote_matches_smote_when_enough_positives():
     np.testing.assert_array_equal(result[1], expected[1])
 
 
-# --------------------------------------------------------------------------- SelectRadiomics
-def test_select_radiomics_takes_the_entry_and_passes_arrays_through():
+# --------------------------------------------------------------------------- SelectFeatures
+def test_select_features_takes_the_entries_and_passes_arrays_through():
     X, _ = make_slicedict()
-    selector = SelectRadiomics()
-    assert selector.fit_transform(X) is X["radiomics"]
+    selector = SelectFeatures(feature_set=("radiomics",))
+    np.testing.assert_array_equal(selector.fit_transform(X), X["radiomics"])
     matrix = np.ones((3, 2))
     assert selector.transform(matrix) is matrix
-    assert SelectRadiomics(key="patches").transform(dict(X)) is X["patches"]
-    expected = r"X has no 'qsm' entry \(keys: \['patches', 'radiomics'\]\)"
-    with pytest.raises(ParameterError, match=expected):
-        SelectRadiomics(key="qsm").transform(X)
+    with pytest.raises(ParameterError, match=r"X has no 'rim' entry"):
+        SelectFeatures(feature_set=("rim",)).transform(X)
+    with pytest.raises(ParameterError, match=r"feature_set=\('qsm',\) is not valid"):
+        SelectFeatures(feature_set=("qsm",)).transform(X)
+    with pytest.raises(ParameterError, match=r"feature_set=.rim. is not valid; it must be None or a tuple"):
+        SelectFeatures(feature_set="rim").transform(X)
 
 
 @pytest.mark.parametrize("outer", [SkPipeline, ImbPipeline])
@@ -384,6 +386,7 @@ def test_slicedict_smote_feeds_the_network_in_grouped_cross_validation():
 
 
 # --------------------------------------------------------------------------- feature names
+@pytest.mark.slow
 def test_fitted_baseline_names_every_importance():
     """``pipe[:-1].get_feature_names_out()`` names the columns the model saw, from the names the
     featurizer's output carries; the sampler passes them through."""
@@ -392,22 +395,22 @@ def test_fitted_baseline_names_every_importance():
     from rimclf.features import LesionFeaturizer, RadiomicsExtractor, RimProfileExtractor
     from tests.model_builders import RADIOMICS_PARAMS, tiny_table
 
-    featurizer = LesionFeaturizer(rim=RimProfileExtractor(), radiomics=RadiomicsExtractor(params=RADIOMICS_PARAMS),
-                                  patches=None, progress=False)
+    featurizer = LesionFeaturizer([("rim", RimProfileExtractor()), ("radiomics", RadiomicsExtractor(params=RADIOMICS_PARAMS))],
+                                  progress=False)
     table = tiny_table()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         X = featurizer.fit_transform(table)
         y = table["rim"].to_numpy(dtype=int)
         for feature_set, expected in ((None, featurizer.get_feature_names_out()),
-                                      ("radiomics", RadiomicsExtractor(params=RADIOMICS_PARAMS).get_feature_names_out())):
+                                      (("radiomics",), RadiomicsExtractor(params=RADIOMICS_PARAMS).get_feature_names_out())):
             pipe = make_random_forest(n_estimators=5, random_state=0, feature_set=feature_set).fit(X[np.arange(len(y))], y)
             names = pipe[:-1].get_feature_names_out()
             assert list(names) == list(expected)
             assert len(names) == pipe[-1].feature_importances_.size
 
         # in one pipeline with the featurizer, the names come through the steps as well
-        full = ImbPipeline([("features", featurizer), *make_logistic_regression(feature_set="rim").steps]).fit(table, y)
+        full = ImbPipeline([("features", featurizer), *make_logistic_regression(feature_set=("rim",)).steps]).fit(table, y)
     assert list(full[:-1].get_feature_names_out()) == list(RimProfileExtractor().get_feature_names_out())
 
 

@@ -53,6 +53,7 @@ def test_verdict_names_the_targets(bench):
     assert "batch 128 >= 3,500 samples/s: yes (3,600)" in verdict
 
 
+@pytest.mark.slow
 def test_concurrent_fits(bench, tiny):
     """N spawned processes at once against the same fits one after another."""
     result = bench.measure_concurrency(tiny, torch.device("cpu"), 2)
@@ -66,6 +67,7 @@ def test_the_gpu_settings_are_issue_13s(bench):
     assert {(s.patch_size, s.n_lesions) for s in bench.QUICK["cuda"]} == {(32, 1400)}
 
 
+@pytest.mark.slow
 @NO_CUDA
 def test_cuda_asked_for_without_a_gpu_is_refused_clearly():
     done = subprocess.run([sys.executable, str(SCRIPT), "--device", "cuda", "--quick"], capture_output=True, text=True,
@@ -73,6 +75,7 @@ def test_cuda_asked_for_without_a_gpu_is_refused_clearly():
     assert done.returncode == 1 and done.stderr.startswith("no CUDA device: torch"), done.stderr[-2000:]
 
 
+@pytest.mark.slow
 @NO_CUDA
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_gpu_check_stops_clearly_without_a_gpu(tmp_path):
@@ -84,6 +87,7 @@ def test_make_gpu_check_stops_clearly_without_a_gpu(tmp_path):
     assert "pytest" not in done.stdout  # stopped before the tests
 
 
+@pytest.mark.slow
 @NO_CUDA
 def test_a_failing_worker_stops_the_concurrent_run(bench, tiny):
     with pytest.raises(RuntimeError, match="benchmark process failed"):

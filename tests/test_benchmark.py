@@ -176,6 +176,7 @@ def test_every_method_builds_an_unfitted_estimator():
     assert {m.imbalance for m in METHODS.values() if m.model == "qsmrimnet"} == {"deepsmote", "smote", "class_weight", "oversample", "none"}
 
 
+@pytest.mark.slow
 def test_folds_in_parallel_processes_give_the_same_predictions():
     from skorch.helper import SliceDict
 
@@ -199,6 +200,7 @@ def test_folds_in_parallel_processes_give_the_same_predictions():
         assert [row["n_train"] for row in serial[2]] == [len(train) for repeat in folds for train, _ in repeat]
 
 
+@pytest.mark.slow
 def test_bad_arguments_raise_before_any_work(table, tmp_path):
     with pytest.raises(ParameterError, match="methods='svm' is not valid; it must be one of"):
         run_imbalance_benchmark(table, tmp_path / "a", methods=["svm"])
@@ -210,6 +212,7 @@ def test_bad_arguments_raise_before_any_work(table, tmp_path):
 
 
 # --------------------------------------------------------------------------- a real run
+@pytest.mark.slow
 def test_writes_every_file_with_settings_and_versions(run, table):
     results, out = run
     assert sorted(OUTPUT_FILES) == sorted(p.name for p in out.iterdir() if p.is_file())
@@ -229,6 +232,7 @@ def test_writes_every_file_with_settings_and_versions(run, table):
     assert len(folds) == len(TINY_METHODS) * 2 * 3
 
 
+@pytest.mark.slow
 def test_every_lesion_is_predicted_once_per_repeat_out_of_fold_grouped_by_subject(run, table):
     _, out = run
     predictions, folds, _, _ = _read(out)
@@ -245,6 +249,7 @@ def test_every_lesion_is_predicted_once_per_repeat_out_of_fold_grouped_by_subjec
         assert (sizes["n_train"] + sizes["n_test"] == len(lesions)).all()
 
 
+@pytest.mark.slow
 def test_all_methods_share_the_same_folds(run):
     _, out = run
     predictions, _, _, _ = _read(out)
@@ -254,6 +259,7 @@ def test_all_methods_share_the_same_folds(run):
     assert not (by_repeat[0] == by_repeat[1]).all()  # repeats reshuffle the subjects
 
 
+@pytest.mark.slow
 def test_results_are_recomputed_from_the_predictions(run):
     _, out = run
     predictions, folds, saved, record = _read(out)
@@ -265,6 +271,7 @@ def test_results_are_recomputed_from_the_predictions(run):
     pd.testing.assert_frame_equal(again, saved, check_dtype=False, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_without_force(run, table):
     _, out = run
     before = (out / "results.tsv").read_bytes()
@@ -274,6 +281,7 @@ def test_refuses_to_overwrite_without_force(run, table):
 
 
 # --------------------------------------------------------------------------- command line
+@pytest.mark.slow
 def test_cli_benchmark_writes_the_files_and_reuses_its_cache_with_force(cohort, tmp_path, capsys):
     out = tmp_path / "bench"
     args = ["benchmark", str(cohort), "-o", str(out), *CLI_TINY, "--methods", "rf_lesion_smote", "logreg_lesion_smote"]
@@ -293,6 +301,7 @@ def test_cli_benchmark_writes_the_files_and_reuses_its_cache_with_force(cohort, 
     assert sorted(p.relative_to(out) for p in (out / "cache").rglob("*")) == cached  # nothing re-extracted
 
 
+@pytest.mark.slow
 def test_cli_cv_runs_one_method(cohort, cache, tmp_path, capsys):
     out = tmp_path / "cv"
     assert main(["cv", str(cohort), "-o", str(out), *CLI_TINY, "--method", "logreg_lesion_class_weight", "--cache", str(cache)]) == 0
@@ -328,6 +337,7 @@ def _figure_predictions() -> tuple[pd.DataFrame, pd.DataFrame]:
     return predictions, summarize_predictions(predictions, n_boot=20, random_state=0)
 
 
+@pytest.mark.slow
 def test_roc_figure_zooms_into_the_pauc_region_with_legends_below_and_distinct_colours():
     from matplotlib.colors import to_hex
 
@@ -355,6 +365,7 @@ def test_roc_figure_zooms_into_the_pauc_region_with_legends_below_and_distinct_c
                 assert line.get_linestyle() == "--"  # radiomics: dashed
 
 
+@pytest.mark.slow
 def test_pr_figure_legends_stand_below_the_curves():
     from rimclf.benchmark._plots import plot_curves
 
@@ -367,6 +378,7 @@ def test_pr_figure_legends_stand_below_the_curves():
 
 
 # --------------------------------------------------------------------------- the ablation
+@pytest.mark.slow
 def test_ablation_compares_every_method_with_the_default_model(table, cache, tmp_path):
     """run_benchmark on ablation methods: the default model is the reference; the networks train
     as their configurations say (rim features alone, or with a CNN on 4-channel patches)."""

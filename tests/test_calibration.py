@@ -178,15 +178,15 @@ def _write_settings(folder: Path, settings: dict) -> None:
     (folder / "settings.json").write_text(json.dumps({**settings, "settings_sha256": settings_digest(settings)}))
 
 
-def test_a_version_4_model_file_loads_uncalibrated(tmp_path: Path) -> None:
+def test_a_version_5_model_file_loads_uncalibrated(tmp_path: Path) -> None:
     from rimclf import load_model
     from tests.model_builders import tiny_model_dir
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir(), folder)
     settings = json.loads((folder / "settings.json").read_text())
-    assert settings["format_version"] == 5 and settings["calibration"]["method"] == "sigmoid"
-    old = {**settings, "format_version": 4, "model": dict(settings["model"])}
+    assert settings["format_version"] == 6 and settings["calibration"]["method"] == "sigmoid"
+    old = {**settings, "format_version": 5, "model": dict(settings["model"])}
     del old["calibration"]
     for key in ("operating_point", "target_sensitivity", "calibration"):
         del old["model"][key]

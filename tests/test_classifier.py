@@ -144,6 +144,7 @@ sys.stdout.write(clf.predict_proba(X)[:, 1].astype(np.float32).tobytes().hex())
 """
 
 
+@pytest.mark.slow
 def test_repeatable_across_processes_on_cpu():
     """Two fresh interpreters with the same thread count train the same network on the CPU, bit for bit."""
 
@@ -234,14 +235,15 @@ def test_pipeline_with_group_fit_param(data):
     assert pipe.predict_proba(X).shape == (len(y), 2)
 
 
-@pytest.mark.parametrize("branches", ["patches", "radiomics"])
+@pytest.mark.parametrize("branches", ["patches", "tabular"])
 def test_single_branch(branches, data):
     X, y, _ = data
-    X_one = SliceDict(**{branches: X[branches]})
+    key = {"patches": "patches", "tabular": "radiomics"}[branches]
+    X_one = SliceDict(**{key: X[key]})
     net = fast(module__branches=branches).fit(X_one, y)
     assert net.predict_proba(X_one).shape == (len(y), 2)
     assert (net.n_radiomics_ is None) == (branches == "patches")
-    assert (net.in_channels_ is None) == (branches == "radiomics")
+    assert (net.in_channels_ is None) == (branches == "tabular")
 
 
 def test_radiomics_standardised_from_training_rows_only(data):
@@ -267,7 +269,7 @@ def test_nan_and_constant_radiomics(data):
     with pytest.warns(DataWarning, match=r"\[6\]"):
         net = fast().fit(X_nan, y)
     assert net.radiomics_scale_[5] == 1.0 and net.radiomics_median_[6] == 0.0
-    standardised = net.preprocess(X_nan)["radiomics"].cpu().numpy()
+    standardised = net.preprocess(X_nan)["tabular"].cpu().numpy()
     assert np.isfinite(standardised).all()
     expected = (np.nanmedian(radiomics[:, 1]) - net.radiomics_mean_[1]) / net.radiomics_scale_[1]
     np.testing.assert_allclose(standardised[::5, 1], expected, rtol=1e-5)
@@ -291,7 +293,7 @@ def test_bad_parameters_raise_at_fit(params, match, data):
 
 def test_bad_inputs(fitted, data):
     X, y, _ = data
-    with pytest.raises(CohortError, match="radiomics"):
+    with pytest.raises(CohortError, match=r"X has no tabular features \(any of \('rim', 'radiomics'\)\)"):
         fast().fit(SliceDict(patches=X["patches"]), y)
     bad = X["patches"].copy()
     bad[0, 0, 0, 0, 0] = np.nan
@@ -396,7 +398,7 @@ def test_tabular_entries_are_joined_in_a_fixed_order(data):
     """The MLP branch takes "rim" and "radiomics" side by side, rim first, and remembers which."""
     X, y, _ = data
     rim, radiomics = X["radiomics"][:, :4], X["radiomics"][:, 4:]
-    net = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=0, module__branches="radiomics")
+    net = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=0, module__branches="tabular")
     joined = net.fit(SliceDict(rim=rim, radiomics=radiomics), y)
     assert joined.feature_keys_ == ("rim", "radiomics") and joined.n_radiomics_ == 10
     same = clone(net).fit(SliceDict(radiomics=X["radiomics"]), y)  # the same columns in one entry

@@ -143,6 +143,7 @@ def count_host_reads(monkeypatch):
     return reads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data_on_device", [True, False])
 def test_training_reads_the_device_once_per_epoch(data, count_host_reads, data_on_device):
     """The device stands in for a GPU: a fit reads it once per epoch (the epoch's batch

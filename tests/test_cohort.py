@@ -345,6 +345,7 @@ def test_labelled_lesions_errors(rim: list, kwargs: dict, message: str) -> None:
 # -- identifiers that name output files -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_min_voxels_leaving_out_rim_positive_lesions_warns_with_their_count(cohort: Path) -> None:
     (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\nsub-01\t3\t1\nsub-02\t3\t1\nsub-02\t2\t0\n")
     with pytest.warns(DataWarning, match=r"rims.tsv: 2 rim\+ lesion\(s\) left out because they have fewer than min_voxels=8 voxels \(sub-01 lesion 3, sub-02 lesion 3\)"):

@@ -43,7 +43,7 @@ def arrays():
 
 def _fit(arrays, verbose: int, epochs: int = 3) -> QSMRimNetClassifier:
     X, y = arrays
-    net = QSMRimNetClassifier(module__branches="radiomics", module__width=4, max_epochs=epochs, batch_size=8,
+    net = QSMRimNetClassifier(module__branches="tabular", module__width=4, max_epochs=epochs, batch_size=8,
                               random_state=0, verbose=verbose)
     return net.fit(X, y)
 

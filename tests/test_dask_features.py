@@ -8,6 +8,9 @@ import pytest
 
 from rimclf import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
 
+pytestmark = pytest.mark.slow
+
+
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'rimclf[dask]')")
 
 
@@ -24,7 +27,7 @@ def _featurizer(n_jobs):
                 "setting": {"binWidth": 25}}
     )
     return LesionFeaturizer(
-        radiomics=radiomics, patches=PatchExtractor(size_mm=12.0, shape=(6, 5, 4)), n_jobs=n_jobs, progress=False,
+        [("radiomics", radiomics), ("patches", PatchExtractor(size_mm=12.0, shape=(6, 5, 4)))], n_jobs=n_jobs, progress=False,
     )
 
 

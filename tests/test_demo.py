@@ -15,6 +15,8 @@ from rimclf.demo import evaluate_predictions, format_metrics, plot_roc_pr, run_d
 from rimclf.outputs import read_lesions
 from tests.model_builders import PHANTOM_OPTIONS
 
+pytestmark = pytest.mark.slow
+
 #: the default model (rim features, MLP) at a tiny size
 TINY = {"train_subjects": 5, "test_subjects": 3, "config": replace(DEFAULT_MODEL, max_epochs=1, width=4, threshold_cv=0),
         "n_jobs": 1, "phantom_options": {**PHANTOM_OPTIONS, "rim_prevalence": 0.4}, "progress": False}

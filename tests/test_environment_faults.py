@@ -13,7 +13,7 @@ import pytest
 import rimclf._atomic as atomic
 import rimclf.tuning._storage as storage_module
 from rimclf.cli import main
-from rimclf.errors import OutputError
+from rimclf.errors import OutputError, ParameterError
 from rimclf.tuning import check_storage, open_storage, tune
 from tests.tuning_worker import make_data
 
@@ -164,7 +164,7 @@ def test_tune_checks_storage_and_output_before_featurising(
     _no_featurisation(monkeypatch)
     bad = tmp_path / "bad.journal"
     bad.write_bytes(journal + b"garbage\n")
-    base = ["tune", str(cohort), "--model", "logistic_regression", "--trials", "1", "--no-progress"]
+    base = ["tune", str(cohort), "--model", "logistic_regression", "--trials", "1", "--quiet"]
     assert main([*base, "-o", str(tmp_path / "out"), "--storage", str(bad)]) == 1
     err = capsys.readouterr().err
     n_lines = journal.count(b"\n")
@@ -194,13 +194,14 @@ def test_extract_into_a_read_only_folder_fails_before_extracting(cohort: Path, t
     folder = tmp_path / "ro"
     folder.mkdir()
     _read_only(monkeypatch, folder)
-    assert main(["extract", str(cohort), "-o", str(folder / "out"), "--no-progress"]) == 1
+    assert main(["extract", str(cohort), "-o", str(folder / "out"), "--quiet"]) == 1
     assert f"rimclf extract: error: {folder / 'out'}: cannot be created: {folder} is not writable by this user" in capsys.readouterr().err
     assert list(folder.iterdir()) == []
 
 
 def test_train_into_a_read_only_folder_fails_before_training(cohort: Path, tmp_path: Path, monkeypatch) -> None:
-    from rimclf.model import RimModel, train_model
+    from rimclf import RimModel
+    from rimclf.workflows import train_model
 
     def refuse(self, *args, **kwargs):
         raise AssertionError("training started")
@@ -213,6 +214,7 @@ def test_train_into_a_read_only_folder_fails_before_training(cohort: Path, tmp_p
         train_model(cohort, out=folder / "model")
 
 
+@pytest.mark.slow
 def test_disk_full_while_saving_a_model_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
@@ -234,7 +236,7 @@ def test_disk_full_while_saving_a_model_is_an_output_error(tmp_path: Path, monke
 def test_a_failed_command_leaves_no_claim_behind(cohort: Path, tmp_path: Path) -> None:
     from rimclf.features import save_features
 
-    with pytest.raises(Exception):
+    with pytest.raises(ParameterError, match="featurizer='not a featurizer' is not valid"):
         save_features(cohort, tmp_path / "out", featurizer="not a featurizer")  # fails after the claim
     assert list(tmp_path.iterdir()) == []
     assert json.dumps(atomic._RESERVED, default=str) == "{}"

@@ -45,7 +45,7 @@ def _data():
 
 def test_an_interrupted_fit_raises_instead_of_returning_a_half_trained_net() -> None:
     X, y = _data()
-    net = QSMRimNetClassifier(max_epochs=30, batch_size=8, random_state=0, module__branches="radiomics",
+    net = QSMRimNetClassifier(max_epochs=30, batch_size=8, random_state=0, module__branches="tabular",
                               callbacks=[("stop", InterruptAt(2))])
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, y)

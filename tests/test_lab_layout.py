@@ -225,7 +225,7 @@ def test_a_model_without_flair_features_predicts_scans_without_flair(lab: Path, 
     from rimclf.features import LesionFeaturizer, RimProfileExtractor
     from rimclf.workflows import predict_cohort, train_model
 
-    featurizer = LesionFeaturizer(radiomics=None, patches=None, rim=RimProfileExtractor(flair=False), progress=False)
+    featurizer = LesionFeaturizer([("rim", RimProfileExtractor(flair=False))], progress=False)
     config = replace(DEFAULT_MODEL, max_epochs=2, batch_size=16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

@@ -32,7 +32,7 @@ MIN_ROC_AUC = 0.75
 MAX_SHUFFLED_ROC_AUC = 0.65
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,10 @@ def lesions(tmp_path_factory):
         difficulty="easy", shape=(40, 48, 28), lesions_per_subject=(6, 10), rim_prevalence=0.3,
     )
     table = load_cohort(cohort)
-    featurizer = LesionFeaturizer(
-        radiomics=RadiomicsExtractor(params=LIGHT_RADIOMICS, region="both"),
-        patches=PatchExtractor(size_mm=24.0, shape=12, channels=("qsm", "flair", "mask"), normalize="nawm"),
-        progress=False,
-    )
+    featurizer = LesionFeaturizer([
+        ("radiomics", RadiomicsExtractor(params=LIGHT_RADIOMICS, region="both")),
+        ("patches", PatchExtractor(size_mm=24.0, shape=12, channels=("qsm", "flair", "mask"), normalize="nawm")),
+    ], progress=False)
     X = featurizer.transform(table)
     return X, table["rim"].astype(int).to_numpy(), table["participant_id"].to_numpy()
 

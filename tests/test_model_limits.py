@@ -20,8 +20,10 @@ from rimclf._model_checks import WEIGHTS_ALLOWANCE, settings_digest
 from rimclf._records import file_sha256
 from rimclf.defaults import MAX_WIDTH
 from rimclf.errors import ModelFileError, ModelVersionWarning
-from rimclf.io import FORMAT_VERSION
-from tests.model_builders import tiny_model, tiny_model_dir, tiny_table
+from rimclf.model_files import FORMAT_VERSION
+from tests.model_builders import older_model_dir, tiny_model, tiny_model_dir, tiny_table
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -240,14 +242,8 @@ def test_edited_settings_are_refused(model_dir: Path) -> None:
 
 
 def test_files_of_format_version_3_load_after_the_same_checks(model_dir: Path) -> None:
-    settings = read_settings(model_dir)
-    assert settings["format_version"] == FORMAT_VERSION == 5
-    del settings["settings_sha256"]
-    settings["format_version"] = 3
-    del settings["calibration"]  # added by format version 5, with these model keys
-    for key in ("operating_point", "target_sensitivity", "calibration"):
-        del settings["model"][key]
-    (model_dir / "settings.json").write_text(json.dumps(settings, indent=1))
+    assert read_settings(model_dir)["format_version"] == FORMAT_VERSION == 6
+    settings = older_model_dir(model_dir, 3)  # the MLP input "radiomics", no settings digest, no calibration
     with warnings.catch_warnings():
         warnings.simplefilter("error", ModelVersionWarning)
         loaded = load_model(model_dir)
@@ -286,4 +282,12 @@ def test_a_model_saved_with_device_cuda_loads_on_the_cpu(model_dir: Path) -> Non
     settings["classifier"]["params"]["device"] = "cuda:0"
     write_settings(model_dir, settings)
     loaded = load_model(model_dir, device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), tiny_model().predict_proba(tiny_table()))
+
+
+def test_files_of_format_version_4_load_with_the_tabular_input_renamed(model_dir: Path) -> None:
+    """Before version 5 the network's MLP input was "radiomics" (branches, weights): read under today's names."""
+    older_model_dir(model_dir, 4)
+    assert any(key.startswith("module.radiomics_encoder.") for key in torch.load(model_dir / "weights.pt", weights_only=True))
+    loaded = load_model(model_dir)
     np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), tiny_model().predict_proba(tiny_table()))

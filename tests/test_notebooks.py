@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
+
 nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install 'rimclf[notebooks]')")
 nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install 'rimclf[notebooks]')")
 

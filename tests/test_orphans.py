@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
+
 ROOT = Path(__file__).parent.parent
 
 FEATURIZE = """
@@ -19,7 +22,7 @@ from pathlib import Path
 from rimclf import LesionFeaturizer, PatchExtractor, load_cohort
 from tests.features.builders import write_cohort
 table = load_cohort(write_cohort(Path(sys.argv[1]), n_subjects=4))
-LesionFeaturizer(radiomics=None, patches=PatchExtractor(size_mm=12.0, shape=4), n_jobs=2, progress=False).transform(table)
+LesionFeaturizer([("patches", PatchExtractor(size_mm=12.0, shape=4))], n_jobs=2, progress=False).transform(table)
 print("ready", flush=True)
 time.sleep(600)
 """

@@ -27,6 +27,7 @@ def table(tmp_path: Path) -> pd.DataFrame:
     return load_cohort(root)
 
 
+@pytest.mark.slow
 def test_outputs_are_consistent(table: pd.DataFrame, tmp_path: Path) -> None:
     probability = np.array([0.9, 0.2, 0.05, 0.6])
     paths = write_prediction_outputs(tmp_path / "out", table, probability, threshold=0.5)
@@ -148,6 +149,7 @@ def test_the_lesion_label_image_ids_are_the_lesion_ids_of_lesions_tsv(tmp_path: 
     assert lookup["index"].tolist() == lesions["lesion_id"].tolist() and lookup["name"].iloc[0] == "lesion 1"
 
 
+@pytest.mark.slow
 def test_sessions_get_their_own_folders_and_rows(tmp_path: Path) -> None:
     root = tmp_path / "cohort"
     for session in ("1", "2"):
@@ -188,7 +190,7 @@ def test_no_overwrite_without_force(table: pd.DataFrame, tmp_path: Path) -> None
 def test_failure_leaves_nothing_behind(table: pd.DataFrame, tmp_path: Path) -> None:
     broken = table.copy()
     broken.loc[broken["participant_id"] == "02", "mask"] = str(tmp_path / "missing_mask.nii.gz")
-    with pytest.raises(Exception, match="missing_mask"):
+    with pytest.raises(CohortError, match="missing_mask"):
         write_prediction_outputs(tmp_path / "out", broken, np.zeros(len(broken)), 0.5)
     assert list(tmp_path.iterdir()) == [tmp_path / "cohort"]
 
@@ -255,23 +257,48 @@ def test_the_qsm_window_makes_a_rim_stand_out() -> None:
 def test_the_montage_has_a_ppb_colourbar_and_orientation_marks(table: pd.DataFrame) -> None:
     from rimclf._nifti import read_volume
     from rimclf.outputs import lesion_predictions
-    from rimclf.outputs._montage import montage_figure
+    from rimclf.outputs._montage import MARK_COLOUR, montage_image
 
     subject = lesion_predictions(table, np.array([0.9, 0.2, 0.05, 0.6]), 0.5).iloc[:2]
     first = table.iloc[0]
     qsm, affine = read_volume(first["qsm"])
     flair, flair_affine = read_volume(first["flair"])
     labels, _ = read_lesion_labels(first["mask"], 0)
-    figure = montage_figure(subject, qsm=qsm, qsm_affine=affine, flair=flair, flair_affine=flair_affine, labels=labels,
+    montage = montage_image(subject, qsm=qsm, qsm_affine=affine, flair=flair, flair_affine=flair_affine, labels=labels,
                             title="sub-01")
-    colourbars = [axis for axis in figure.axes if axis.get_ylabel() == "QSM (ppb)"]
-    assert len(colourbars) == 1
-    panels = [axis for axis in figure.axes if axis.get_title().startswith(("QSM", "FLAIR"))]
-    assert len(panels) == 4
-    for axis in panels:
-        assert sorted(text.get_text() for text in axis.texts if len(text.get_text()) == 1) == ["A", "L", "P", "R"]
-    low, high = panels[0].images[0].get_clim()
-    assert high - low < 200 and "QSM window" in figure.get_suptitle() and "patient's right on the right" in figure.get_suptitle()
+    texts = [text for _, _, text in montage.texts]
+    assert texts.count("QSM (ppb)") == 1
+    titles = [text for text in texts if text.startswith(("QSM  ", "FLAIR  "))]
+    assert len(titles) == 4 and titles[0].startswith("QSM  lesion 1\np=0.90 rim+ (ref rim+)")
+    assert sorted(texts.count(letter) for letter in "ALPR") == [4, 4, 4, 4]  # on every panel
+    low, high = montage.window
+    assert high - low < 200 and "QSM window" in texts[-1] and "patient's right on the right" in texts[-1]
+    pixels = montage.pixels
+    assert pixels.dtype == np.uint8 and pixels.shape[2] == 3
+    assert (pixels == MARK_COLOUR).all(axis=2).sum() > 20  # letters
+    assert ((pixels == (255, 255, 0)).all(axis=2)).sum() > 20  # lesion outlines
+
+
+def test_a_montage_shows_the_k_most_probable_lesions_and_every_rim_pos_call() -> None:
+    from rimclf.outputs._montage import montage_lesions
+
+    subject = pd.DataFrame({"lesion_id": range(1, 51), "probability": np.linspace(0.01, 0.99, 50)[::-1],
+                            "decision": [0] * 50})
+    subject.loc[[30, 45], "decision"] = 1  # called rim+ below the K most probable (a low threshold)
+    shown = montage_lesions(subject, 24)
+    assert len(shown) == 26 and shown["lesion_id"].tolist()[:24] == list(range(1, 25))
+    assert set(shown["lesion_id"]) >= {31, 46} and shown["probability"].is_monotonic_decreasing
+    assert len(montage_lesions(subject, 0)) == 2 and len(montage_lesions(subject.iloc[:5], 24)) == 5
+
+
+def test_montage_lesions_zero_draws_no_montage_and_a_negative_count_is_refused(table: pd.DataFrame, tmp_path: Path) -> None:
+    from rimclf.errors import ParameterError
+
+    write_prediction_outputs(tmp_path / "out", table, np.full(len(table), 0.9), 0.5, max_montage_lesions=0)
+    assert not list((tmp_path / "out").rglob("*.png")) and list((tmp_path / "out").rglob("*_probseg.nii.gz"))
+    with pytest.raises(ParameterError, match="max_montage_lesions=-1"):
+        write_prediction_outputs(tmp_path / "out2", table, np.full(len(table), 0.9), 0.5, max_montage_lesions=-1)
+    assert not (tmp_path / "out2").exists()
 
 
 def test_a_manifest_source_and_the_model_identity_are_recorded(table: pd.DataFrame, tmp_path: Path) -> None:

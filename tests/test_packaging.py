@@ -24,6 +24,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow
+
+
 ROOT = Path(__file__).resolve().parent.parent
 #: what a wheel is built from (the layout of the sdist)
 SOURCES = ("setup.py", "pyproject.toml", "README.md", "LICENSE", "rimclf")

@@ -175,6 +175,7 @@ def test_flair_is_world_aligned_with_the_mask(cohort):
         assert sample(mask > 0).mean() > 1.15 * sample(ring).mean()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_cohorts_whatever_n_jobs(cohort, tmp_path):
     again = make_phantom_cohort(tmp_path / "again", n_subjects=3, random_state=7, rim_prevalence=0.3, n_jobs=2, **TINY)
     first, second = _arrays(cohort), _arrays(again)
@@ -393,14 +394,14 @@ def test_voxel_order_on_disk_keeps_world_coordinates(storage, flips):
     the QSM at every world position are the same."""
     from dataclasses import replace
 
-    from rimclf.phantom._config import DIFFICULTIES, SITES
+    from rimclf.phantom._config import DIFFICULTY_PRESETS, SITES
     from rimclf.phantom._render import render_subject
 
     site = replace(SITES[2], slice_oversampling=2, streak_ppb=3.0, background_ppb=5.0)
     fov = np.array([40.0, 48.0, 42.0])
 
     def render(s):
-        return render_subject(np.random.default_rng(11), s, fov, DIFFICULTIES["default"], 6, 0.3)
+        return render_subject(np.random.default_rng(11), s, fov, DIFFICULTY_PRESETS["default"], 6, 0.3)
 
     plain, stored = render(site), render(replace(site, storage=storage, storage_flips=flips))
     assert stored.qsm.shape == tuple(plain.qsm.shape[a] for a in storage)

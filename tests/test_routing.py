@@ -39,7 +39,7 @@ def data():
 
 
 def net(**params) -> QSMRimNetClassifier:
-    return QSMRimNetClassifier(**{"module__branches": "radiomics", "module__width": 4, "max_epochs": 2,
+    return QSMRimNetClassifier(**{"module__branches": "tabular", "module__width": 4, "max_epochs": 2,
                                   "batch_size": 16, "random_state": 0, "device": "cpu",
                                   "train_split": GroupValidSplit(3), **params})
 
@@ -113,6 +113,7 @@ def test_a_fit_without_groups_says_how_to_pass_them(data) -> None:
         net().fit(X, y)
 
 
+@pytest.mark.slow
 def test_rim_model_gives_the_subjects_to_its_network(tmp_path) -> None:
     from dataclasses import replace
 
@@ -120,7 +121,7 @@ def test_rim_model_gives_the_subjects_to_its_network(tmp_path) -> None:
     from rimclf.features import make_featurizer
     from tests.model_builders import tiny_table
 
-    featurizer = make_featurizer(replace(DEFAULT_MODEL, feature_set="rim", branches="radiomics"), progress=False)
+    featurizer = make_featurizer(replace(DEFAULT_MODEL, feature_set=("rim",), branches="tabular"), progress=False)
     with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
         warnings.simplefilter("ignore", DataWarning)
         model = RimModel(featurizer, net(train_split=GroupValidSplit(2)), threshold_cv=2, random_state=0).fit(tiny_table())

@@ -18,8 +18,11 @@ from rimclf.metrics import threshold_at_specificity
 from rimclf.outputs import output_paths, read_lesions
 from rimclf import RimModel
 from rimclf.workflows import predict_cohort, subject_table, train_model
-from rimclf.threshold import subject_folds, threshold_from_probabilities
+from rimclf.threshold import threshold_folds, threshold_from_probabilities
 from tests.model_builders import tiny_cohort, tiny_estimators, tiny_model, tiny_table
+
+
+pytestmark = pytest.mark.slow
 
 
 # ----------------------------------------------------------------------------- threshold
@@ -50,21 +53,21 @@ def test_unreachable_specificity_calls_nothing_with_a_warning() -> None:
     assert choice.specificity == 1.0 and choice.sensitivity == 0.0 and choice.pauc is None
 
 
-def test_subject_folds_are_grouped_and_checked() -> None:
+def test_threshold_folds_are_grouped_and_checked() -> None:
     groups = np.repeat([f"s{i}" for i in range(6)], 5)
     y = np.zeros(30, int)
     y[[0, 6, 12, 18, 24, 29]] = 1
-    folds = subject_folds(y, groups, 3, random_state=0)
+    folds = threshold_folds(y, groups, 3, random_state=0)
     assert len(folds) == 3
     for train, test in folds:
         assert not set(groups[train]) & set(groups[test])
     assert np.array_equal(np.sort(np.concatenate([test for _, test in folds])), np.arange(30))
     with pytest.raises(ParameterError, match="threshold_cv=1 is not valid"):
-        subject_folds(y, groups, 1, random_state=0)
+        threshold_folds(y, groups, 1, random_state=0)
     with pytest.raises(ParameterError, match="only 6 subjects"):
-        subject_folds(y, groups, 7, random_state=0)
+        threshold_folds(y, groups, 7, random_state=0)
     with pytest.raises(ParameterError, match="holds 0 rim\\+"):
-        subject_folds(np.r_[np.ones(2, int), np.zeros(28, int)], groups, 2, random_state=0)
+        threshold_folds(np.r_[np.ones(2, int), np.zeros(28, int)], groups, 2, random_state=0)
 
 
 # ----------------------------------------------------------------------------- RimModel

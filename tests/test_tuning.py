@@ -67,6 +67,7 @@ def _tune(data, tmp_path, **kwargs):
 
 
 # --------------------------------------------------------------------------- one process
+@pytest.mark.slow
 def test_tune_scores_trials_by_grouped_cv_and_refits_the_best(data, tmp_path):
     X, y, groups = data
     study, best, best_params = _tune(data, tmp_path, n_trials=4)
@@ -86,6 +87,7 @@ def test_tune_scores_trials_by_grouped_cv_and_refits_the_best(data, tmp_path):
     assert (tmp_path / "study.journal").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_tune_is_reproducible_with_a_seed(data, tmp_path):
     first = _tune(data, tmp_path, storage=tmp_path / "a.journal", refit=False, random_state=3)
     second = _tune(data, tmp_path, storage=tmp_path / "b.journal", refit=False, random_state=3)
@@ -125,6 +127,7 @@ def test_pruned_trial_is_stored_as_pruned(data, tmp_path):
     assert result.best_params == {"model__C": 10.0}
 
 
+@pytest.mark.slow
 def test_second_call_with_the_same_study_name_resumes(data, tmp_path):
     first_params = [t.params for t in _tune(data, tmp_path, n_trials=2, refit=False).study.trials]
     second = _tune(data, tmp_path, n_trials=3, refit=False)
@@ -240,6 +243,7 @@ def test_describe_storage_hides_passwords(tmp_path):
 
 
 # --------------------------------------------------------------------------- many processes
+@pytest.mark.slow
 def test_two_worker_processes_share_one_journal_study(data, tmp_path, capsys):
     result = _tune(
         data, tmp_path, n_trials=6, n_workers=2, refit=False, verbose=True,
@@ -269,6 +273,7 @@ def run_independent_workers(storage: str, study_name: str, n_processes: int, n_t
         assert process.returncode == 0, stderr
 
 
+@pytest.mark.slow
 def test_two_separate_processes_on_one_journal_file_run_distinct_trials(tmp_path):
     storage = str(tmp_path / "shared.journal")
     run_independent_workers(storage, "shared", n_processes=2, n_trials=3)
@@ -285,13 +290,13 @@ def test_network_space_names_prefix_and_ranges():
     assert set(space) == {
         f"clf__{name}" for name in (
             "module__depth", "module__width", "module__fusion", "module__head_dropout",
-            "module__radiomics_dropout", "lr",
+            "module__tabular_dropout", "lr",
             "optimizer__weight_decay", "batch_size", "max_epochs", "smote_k",
         )
     }
     assert space["clf__lr"].log
     assert network_space(small=True)["module__depth"].choices == (10,)
-    mlp = network_space(branches="radiomics", imbalance="none")  # the default model: nothing inert
+    mlp = network_space(branches="tabular", imbalance="none")  # the default model: nothing inert
     assert not {"module__depth", "module__fusion", "smote_k"} & set(mlp) and "module__width" in mlp
     assert pickle.loads(pickle.dumps(space)) == space
 
@@ -435,7 +440,7 @@ def _feature_pipeline(cache):
         params={"imageType": {"Original": {}}, "featureClass": {"firstorder": None}, "setting": {"binWidth": 25}}
     )
     featurizer = LesionFeaturizer(
-        radiomics=radiomics, patches=PatchExtractor(size_mm=16.0, shape=(8, 8, 8)), memory=cache, progress=False,
+        [("radiomics", radiomics), ("patches", PatchExtractor(size_mm=16.0, shape=(8, 8, 8)))], memory=cache, progress=False,
     )
     network = QSMRimNetClassifier(module__width=4, max_epochs=2, batch_size=16, random_state=0)
     return Pipeline([("features", featurizer), ("clf", network)])
@@ -489,7 +494,7 @@ def test_tune_a_pipeline_whose_featurizer_caches_extracts_each_subject_once(coho
     )
     cache = tmp_path / "features"
     pipeline = Pipeline([
-        ("features", LesionFeaturizer(radiomics=radiomics, patches=None, memory=cache, progress=False)),
+        ("features", LesionFeaturizer([("radiomics", radiomics)], memory=cache, progress=False)),
         ("clf", make_logistic_regression(sampler="class_weight", random_state=0)),
     ])
     result = tune(
@@ -501,6 +506,7 @@ def test_tune_a_pipeline_whose_featurizer_caches_extracts_each_subject_once(coho
     assert result.best_estimator.predict_proba(table).shape == (len(table), 2)
 
 
+@pytest.mark.slow
 def test_tune_a_tiny_network_on_featurised_lesions_in_two_workers(tmp_path):
     from optuna.distributions import IntDistribution
     from skorch.helper import SliceDict
@@ -536,6 +542,7 @@ setting:
 """
 
 
+@pytest.mark.slow
 def test_rimclf_tune_command_writes_outputs_and_resumes(cohort, tmp_path, capsys):
     from rimclf.cli import main
 
@@ -569,6 +576,7 @@ def test_rimclf_tune_command_writes_outputs_and_resumes(cohort, tmp_path, capsys
     assert len((out / "trials.tsv").read_text().strip().splitlines()) == 1 + 5
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_trial_and_the_others_go_on(data, tmp_path, monkeypatch):
     """kill -9 of one worker of ``n_workers=2``: its trial is FAIL, not RUNNING for ever, the run goes on."""
     import os

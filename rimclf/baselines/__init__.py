@@ -18,7 +18,6 @@ so the network can be trained on input-level SMOTE instead of DeepSMOTE.
 from rimclf.baselines._factories import (
     SAMPLERS,
     SelectFeatures,
-    SelectRadiomics,
     make_gradient_boosting,
     make_logistic_regression,
     make_random_forest,
@@ -29,7 +28,6 @@ __all__ = [
     "SAMPLERS",
     "SafeSMOTE",
     "SelectFeatures",
-    "SelectRadiomics",
     "SliceDictSMOTE",
     "make_gradient_boosting",
     "make_logistic_regression",

@@ -16,8 +16,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from rimclf.baselines._samplers import SafeSMOTE
-from rimclf._validation import check_choice
-from rimclf.defaults import FEATURE_SETS, SAMPLERS, TABULAR_KEYS
+from rimclf._validation import Options, Types, check_choice, validate_params
+from rimclf.defaults import SAMPLERS
+from rimclf.feature_registry import TABULAR, check_feature_set, feature_names
 from rimclf.errors import ParameterError
 
 
@@ -31,14 +32,14 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
     """Take the tabular features out of the featurizer's ``SliceDict``; pass arrays through.
 
     Lets a baseline follow ``LesionFeaturizer`` in a pipeline: the entries of ``feature_set``
-    (``"rim"``, ``"radiomics"`` or ``"rim+radiomics"``, see :data:`rimclf.defaults.FEATURE_SETS`)
-    are joined column-wise, rim-profile features first, as
+    (tabular names of :mod:`rimclf.feature_registry`, e.g. ``("rim", "radiomics")``) are joined
+    column-wise in registry order, rim-profile features first, as
     :class:`~rimclf.classifier.QSMRimNetClassifier` joins them. ``transform`` needs no fit;
     ``fit`` learns the names of the columns passed on, for :meth:`get_feature_names_out`.
 
     Parameters
     ----------
-    feature_set : {"rim", "radiomics", "rim+radiomics"} or None, default=None
+    feature_set : tuple of str or None, default=None
         Entries to take; None: every tabular entry the mapping holds.
 
     Attributes
@@ -56,12 +57,17 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
     >>> X = {"rim": np.ones((2, 3)), "radiomics": np.zeros((2, 4)), "patches": np.zeros((2, 1, 8, 8, 8))}
     >>> SelectFeatures().transform(X).shape
     (2, 7)
-    >>> SelectFeatures(feature_set="rim").transform(X).shape
+    >>> SelectFeatures(feature_set=("rim",)).transform(X).shape
     (2, 3)
     """
 
-    def __init__(self, feature_set: str | None = None) -> None:
+    def __init__(self, feature_set: tuple[str, ...] | None = None) -> None:
         self.feature_set = feature_set
+
+    #: the names themselves are checked against the registry (``check_feature_set``)
+    _parameter_constraints = {
+        "feature_set": [Options(None), Types(tuple, list, description="a tuple of tabular feature names")],
+    }
 
     def fit(self, X: object, y: object = None) -> SelectFeatures:
         """Learn the names of the columns passed on (see :meth:`get_feature_names_out`); return ``self``."""
@@ -95,7 +101,7 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
             return _check_feature_names_in(self, input_features)
         if input_features is not None and self._split is not None:
             keys, widths = self._split
-            tabular = [key for key in TABULAR_KEYS if key in widths]
+            tabular = [key for key in feature_names(TABULAR) if key in widths]
             if set(keys) <= set(tabular) and len(input_features) == sum(widths[key] for key in tabular):
                 names = np.asarray(input_features, dtype=object)
                 starts = dict(zip(tabular, np.cumsum([0, *(widths[key] for key in tabular)])))
@@ -103,10 +109,11 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
         return self.feature_names_.copy()
 
     def _keys(self, X: Mapping) -> list[str]:
+        validate_params(self)
         if self.feature_set is None:
-            keys = [key for key in TABULAR_KEYS if key in X]
+            keys = [key for key in feature_names(TABULAR) if key in X]
         else:
-            keys = check_choice(self.feature_set, "feature_set", (None, *FEATURE_SETS), owner=type(self).__name__).split("+")
+            keys = list(check_feature_set(self.feature_set, f"{type(self).__name__}: feature_set"))
         missing = [key for key in keys if key not in X]
         if missing or not keys:
             raise ParameterError(
@@ -133,40 +140,13 @@ class SelectFeatures(TransformerMixin, BaseEstimator):
         return tags
 
 
-class SelectRadiomics(SelectFeatures):
-    """:class:`SelectFeatures` of one entry, ``key`` (default ``"radiomics"``).
-
-    Parameters
-    ----------
-    key : str, default="radiomics"
-        Entry returned when ``X`` is a mapping (``SliceDict`` or ``dict``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = {"rim": np.ones((2, 3)), "radiomics": np.zeros((2, 4))}
-    >>> SelectRadiomics().transform(X).shape
-    (2, 4)
-    >>> SelectRadiomics(key="rim").transform(X).shape
-    (2, 3)
-    """
-
-    def __init__(self, key: str = "radiomics") -> None:
-        self.key = key
-
-    def _keys(self, X: Mapping) -> list[str]:
-        if self.key not in X:
-            raise ParameterError(f"X has no {self.key!r} entry (keys: {sorted(X)}); set key= to one of them")
-        return [self.key]
-
-
 def _check_sampler(sampler: object) -> str:
     return check_choice(sampler, "sampler", SAMPLERS)
 
 
 def _make_pipeline(
     model: BaseEstimator, sampler: str, k_neighbors: int, random_state: object,
-    select_radiomics: bool, feature_set: str | None,
+    select_radiomics: bool, feature_set: tuple[str, ...] | None,
 ) -> Pipeline:
     smote = SafeSMOTE(k_neighbors=k_neighbors, random_state=random_state)
     steps = [("select", SelectFeatures(feature_set))] if select_radiomics else []
@@ -199,7 +179,7 @@ _SHARED_DOC = """Parameters
     select_radiomics : bool, default=True
         Prepend :class:`SelectFeatures`, so the pipeline takes the featurizer's ``SliceDict``
         as well as a plain feature matrix.
-    feature_set : {"rim", "radiomics", "rim+radiomics"} or None, default=None
+    feature_set : tuple of str or None, default=None
         The tabular entries of the ``SliceDict`` the model uses (None: all it holds).
     **params
         Keyword arguments of the model; they override the defaults above.
@@ -219,7 +199,7 @@ def _shared_doc(factory):
 @_shared_doc
 def make_random_forest(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
-    select_radiomics: bool = True, feature_set: str | None = None, **params: object,
+    select_radiomics: bool = True, feature_set: tuple[str, ...] | None = None, **params: object,
 ) -> Pipeline:
     """Random forest on the tabular features (rim-profile and/or radiomics), as in APRL (500 trees).
 
@@ -242,7 +222,7 @@ def make_random_forest(
     >>> from sklearn.pipeline import Pipeline
     >>> from rimclf.features import make_featurizer
     >>> model = Pipeline([("features", make_featurizer()),
-    ...                   ("forest", make_random_forest("class_weight", feature_set="rim", random_state=0))])
+    ...                   ("forest", make_random_forest("class_weight", feature_set=("rim",), random_state=0))])
     >>> model.fit(table, table["rim"].astype(int))          # doctest: +SKIP
     """
     sampler = _check_sampler(sampler)
@@ -255,7 +235,7 @@ def make_random_forest(
 @_shared_doc
 def make_logistic_regression(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
-    select_radiomics: bool = True, feature_set: str | None = None, **params: object,
+    select_radiomics: bool = True, feature_set: tuple[str, ...] | None = None, **params: object,
 ) -> Pipeline:
     """L2-penalised logistic regression on the standardised tabular features (rim-profile and/or radiomics).
 
@@ -280,7 +260,7 @@ def make_logistic_regression(
 @_shared_doc
 def make_gradient_boosting(
     sampler: str = "smote", *, k_neighbors: int = 5, random_state: object = None,
-    select_radiomics: bool = True, feature_set: str | None = None, **params: object,
+    select_radiomics: bool = True, feature_set: tuple[str, ...] | None = None, **params: object,
 ) -> Pipeline:
     """Histogram gradient boosting (:class:`~sklearn.ensemble.HistGradientBoostingClassifier`).
 

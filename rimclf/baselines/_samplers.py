@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 
-from rimclf._validation import Interval, Options, check_int, check_param, is_int
+from rimclf._validation import Interval, Options, Types, is_int, validate_params
 from rimclf.errors import CohortError, DataWarning, ParameterError
 
 # Synthetic rows are written in chunks so that patch tensors need little temporary memory.
@@ -159,6 +159,12 @@ class SliceDictSMOTE(BaseEstimator):
         self.neighbor_key = neighbor_key
         self.random_state = random_state
 
+    _parameter_constraints = {
+        "k_neighbors": [Interval(int, 1)],
+        "sampling_strategy": [Options("auto"), Interval(float, 0, 1, closed="right")],
+        "neighbor_key": [Types(str, description="a key of X")],
+    }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False  # X is a SliceDict of arrays (patches and tabular features)
@@ -189,6 +195,7 @@ class SliceDictSMOTE(BaseEstimator):
         y_resampled : numpy.ndarray
             ``y`` followed by ``n_synthetic_`` ones, in ``y``'s dtype.
         """
+        validate_params(self)
         arrays, labels = self._check_inputs(X, y)
         n_new = self._n_to_make(labels)
         positives = np.flatnonzero(labels == 1)
@@ -236,16 +243,12 @@ class SliceDictSMOTE(BaseEstimator):
             raise ParameterError(
                 f"neighbor_key={self.neighbor_key!r} is not a key of X ({sorted(arrays)})"
             )
-        check_int(self.k_neighbors, "k_neighbors", min=1, owner="SliceDictSMOTE")
         return arrays, labels
 
     def _n_to_make(self, labels: np.ndarray) -> int:
         n_positive = int(np.sum(labels == 1))
         n_negative = labels.size - n_positive
-        strategy = check_param(
-            self.sampling_strategy, "sampling_strategy", [Options("auto"), Interval(float, 0, 1, closed="right")],
-            owner="SliceDictSMOTE",
-        )
+        strategy = self.sampling_strategy
         if strategy == "auto":
             return max(0, n_negative - n_positive)
         return max(0, int(strategy * n_negative) - n_positive)

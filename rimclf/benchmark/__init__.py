@@ -8,7 +8,9 @@ input-level SMOTE, class weights, oversampling and radiomics baselines;
 ``benchmarks/bench_imbalance.py``). Each writes ``results.tsv``, ``results.json`` (with settings and
 package versions), ``predictions.tsv`` (all out-of-fold probabilities, from which
 :func:`summarize_predictions` recomputes every number of the table) and ROC, PR and
-paired-difference figures.
+paired-difference figures. :func:`combined_tables`, :func:`merge_runs`, :func:`verdicts` and
+:func:`plot_ablation` put several cohorts' results side by side; :func:`results_folder` writes a
+benchmark's output folder whole or not at all.
 
 Names are imported lazily, so that the command line can read the method table without
 importing torch and scikit-learn.
@@ -22,11 +24,18 @@ from typing import Any
 _LAZY: dict[str, str] = {
     "ABLATION_METHODS": "rimclf.benchmark._methods",
     "ABLATION_REFERENCE": "rimclf.benchmark._methods",
-    "FEATURE_SETS": "rimclf.benchmark._methods",
     "METHODS": "rimclf.benchmark._methods",
     "REFERENCE": "rimclf.benchmark._methods",
     "Method": "rimclf.benchmark._methods",
     "BenchmarkSettings": "rimclf.benchmark._settings",
+    "RADIOMICS_BASELINE": "rimclf.benchmark._ablation",
+    "WITH_CNN": "rimclf.benchmark._ablation",
+    "combined_tables": "rimclf.benchmark._ablation",
+    "merge_runs": "rimclf.benchmark._ablation",
+    "plot_ablation": "rimclf.benchmark._ablation",
+    "read_results": "rimclf.benchmark._ablation",
+    "results_folder": "rimclf.benchmark._ablation",
+    "verdicts": "rimclf.benchmark._ablation",
     "plot_curves": "rimclf.benchmark._plots",
     "plot_paired_differences": "rimclf.benchmark._plots",
     "cross_validate_method": "rimclf.benchmark._cv",

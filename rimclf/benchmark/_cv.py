@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
+from rimclf.defaults import MAX_SEED
 from rimclf.benchmark._methods import ALL_CHANNELS, Method
 from rimclf.errors import CohortError
 from rimclf.metrics import subject_folds
 
-_MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -91,7 +91,7 @@ def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, ca
     tabular = [name for name, wanted in (("rim", "rim" in parts), ("radiomics", {"lesion", "shell"} & parts)) if wanted]
     if tabular:
         region = "both" if "shell" in parts else "lesion"
-        config = settings.model_config(feature_set="+".join(tabular), region=region)
+        config = settings.model_config(feature_set=tuple(tabular), region=region)
         featurizer = make_featurizer(config, patches=False, **runtime)
         X = featurizer.transform(table)
         rim = np.asarray(X["rim"]) if "rim" in X else None
@@ -137,7 +137,7 @@ def make_repeated_folds(
     """
     rng = check_random_state(random_state)
     flat, split_seeds = subject_folds(y, groups, n_splits, rng, n_repeats=n_repeats, return_seeds=True)
-    fit_seeds = rng.randint(0, _MAX_SEED, size=(n_repeats, n_splits))
+    fit_seeds = rng.randint(0, MAX_SEED, size=(n_repeats, n_splits))
     folds = [flat[repeat * n_splits : (repeat + 1) * n_splits] for repeat in range(n_repeats)]
     return folds, split_seeds, fit_seeds
 

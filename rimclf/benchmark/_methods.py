@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from rimclf._validation import check_param
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig
 from rimclf.errors import ParameterError
+from rimclf.feature_registry import IMAGE, feature_names
 
-#: The parts a method's ``features`` may join (see the module documentation).
-FEATURE_PARTS = ("rim", "lesion", "shell", "radiomics", "patches")
-#: The feature sets of the imbalance benchmark's methods.
-FEATURE_SETS = ("patches+radiomics", "lesion", "lesion+shell")
+#: The radiomics regions a baseline's ``features`` may name instead of "radiomics".
+RADIOMICS_REGIONS = ("lesion", "shell")
 #: The reference of the imbalance benchmark (:data:`METHODS`).
 REFERENCE = "qsmrimnet_deepsmote"
 #: The reference of the ablation (:data:`ABLATION_METHODS`): the default model.
@@ -59,7 +58,8 @@ class Method:
         Human-readable name for tables and figures.
     model : {"qsmrimnet", "random_forest", "logistic_regression", "gradient_boosting"}
     features : str
-        Its inputs, ``+``-joined parts of :data:`FEATURE_PARTS`.
+        Its inputs, ``+``-joined names of :mod:`rimclf.feature_registry` (or the radiomics
+        regions "lesion" and "shell" of :data:`RADIOMICS_REGIONS` in place of "radiomics").
     imbalance : {"deepsmote", "smote", "class_weight", "oversample", "none"}
         ``"smote"`` is input-level SMOTE: :class:`~rimclf.baselines.SliceDictSMOTE` before the
         network (trained with ``imbalance="none"``), imblearn SMOTE in the baseline pipelines.
@@ -93,9 +93,10 @@ class Method:
     network: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.parts) - set(FEATURE_PARTS))
+        known = (*feature_names(), *RADIOMICS_REGIONS)
+        unknown = sorted(set(self.parts) - set(known))
         if unknown or not self.parts:
-            raise ParameterError(f"method {self.name!r}: features={self.features!r} must join parts of {FEATURE_PARTS}")
+            raise ParameterError(f"method {self.name!r}: features={self.features!r} must join parts of {known}")
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -117,7 +118,7 @@ class Method:
 
     def config(self, settings) -> ModelConfig:
         """The network configuration of a ``qsmrimnet`` method under ``settings``."""
-        branches = "both" if self.uses_patches and self.tabular_parts else "patches" if self.uses_patches else "radiomics"
+        branches = "both" if self.uses_patches and self.tabular_parts else "patches" if self.uses_patches else "tabular"
         changes = {"branches": branches, "imbalance": "none" if self.imbalance == "smote" else self.imbalance}
         return settings.model_config(**{**changes, **dict(self.network)})
 
@@ -197,11 +198,10 @@ METHODS: dict[str, Method] = {
 
 def _features_of(config: ModelConfig) -> str:
     """The ``features`` of the method that trains ``config``."""
-    tabular = {"rim": ["rim"], "radiomics": ["lesion", "shell"], "rim+radiomics": ["rim", "lesion", "shell"]}
-    parts = [] if config.branches == "patches" else tabular[config.feature_set]
-    if config.feature_set != "rim" and config.region == "lesion":
-        parts = [part for part in parts if part != "shell"]
-    return "+".join((["patches"] if config.branches != "radiomics" else []) + parts)
+    regions = {"lesion": ["lesion"], "shell": ["shell"], "both": ["lesion", "shell"]}[config.region]
+    tabular = [part for name in config.feature_set for part in (regions if name == "radiomics" else [name])]
+    parts = [] if config.branches == "patches" else tabular
+    return "+".join((feature_names(IMAGE) if config.branches != "tabular" else ()) + tuple(parts))
 
 
 def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
@@ -214,14 +214,14 @@ def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
         return Method(name, label, "qsmrimnet", _features_of(changed), changed.imbalance,
                       tuple((field, getattr(changed, field)) for field in fields))
 
-    tabular = {"branches": "radiomics"}
+    tabular = {"branches": "tabular"}
     fused = {"branches": "both"}
     methods = [
         network("default", "default model", ),
         network("net_radiomics", "network: radiomics (lesion+shell) instead of rim features", **tabular,
-                feature_set="radiomics", region="both"),
+                feature_set=("radiomics",), region="both"),
         network("net_rim_radiomics", "network: rim features + radiomics (lesion+shell)", **tabular,
-                feature_set="rim+radiomics", region="both"),
+                feature_set=("rim", "radiomics"), region="both"),
         network("net_rim_deepsmote", "network: rim features, DeepSMOTE", **tabular, imbalance="deepsmote"),
         network("net_rim_class_weight", "network: rim features, class weight", **tabular, imbalance="class_weight"),
         network("net_rim_none", "network: rim features, no imbalance correction", **tabular, imbalance="none"),

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, precision_recall_curve, roc_curve
 
-from rimclf.benchmark._summary import METRIC_LABELS, METRICS, _KNOWN, _label
+from rimclf.benchmark._summary import SHORT_METRIC_LABELS, METRICS, _KNOWN, _label
 
 _FPR_GRID = np.unique(np.r_[np.linspace(0.0, 0.1, 101), np.linspace(0.1, 1.0, 181)])
 _RECALL_GRID = np.linspace(0.0, 1.0, 201)
@@ -232,7 +232,7 @@ def plot_paired_differences(results: pd.DataFrame, reference: str | None = None)
         axis.plot(diff[significant], positions[significant], "o", color="tab:blue", markersize=6)
         axis.plot(diff[~significant], positions[~significant], "o", markerfacecolor="white",
                   markeredgecolor="tab:blue", markersize=6)
-        axis.set_title(f"Δ {METRIC_LABELS[metric]}")
+        axis.set_title(f"Δ {SHORT_METRIC_LABELS[metric]}")
         axis.set_xlabel(f"method − {_label(reference)}")
         axis.grid(axis="x", color="0.92")
     axes[0].set_yticks(positions, [_label(method) for method in rows["method"]])

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
+from rimclf.defaults import MAX_SEED
 from rimclf._atomic import atomic_output_dir
 from rimclf._bids import bids_identifiers
 from rimclf._records import installed_versions
@@ -27,7 +28,6 @@ from rimclf.benchmark._summary import format_results, summarize_predictions
 from rimclf._validation import check_n_jobs, is_int
 from rimclf.cohort import labelled_lesions, load_cohort
 
-_MAX_SEED = 2**31 - 1
 #: Distributions whose versions ``results.json`` records.
 VERSIONED_PACKAGES = ("rimclf", "torch", "scikit-learn", "imbalanced-learn", "skorch", "pyradiomics", "numpy",
                       "scipy", "pandas", "SimpleITK", "matplotlib")
@@ -200,7 +200,7 @@ def run_benchmark(
     table, y, groups = labelled_lesions(cohort, purpose="the benchmark")
     n_unlabelled = len(cohort) - len(table)
     rng = check_random_state(random_state)
-    cv_seed, bootstrap_seed = (int(seed) for seed in rng.randint(0, _MAX_SEED, size=2))
+    cv_seed, bootstrap_seed = (int(seed) for seed in rng.randint(0, MAX_SEED, size=2))
     say = print if verbose else (lambda *args, **kwargs: None)
     with atomic_output_dir(out, force=force) as tmp:
         folds, split_seeds, fit_seeds = make_repeated_folds(y, groups, settings.n_splits, settings.n_repeats, cv_seed)

@@ -24,14 +24,14 @@ separately. Resamples holding a single class are skipped and counted.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from rimclf.benchmark._methods import ABLATION_METHODS, METHODS, REFERENCE
-from rimclf.errors import CohortError, DataWarning
-from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, subject_bootstrap_indices
+from rimclf.cohort import LESION_KEY
+from rimclf.errors import CohortError
+from rimclf.metrics import bootstrap_p_value, partial_roc_auc, pr_auc, roc_auc, subject_bootstrap
 
 #: Every known method by name: the labels of the table (and of the figures, with the families).
 _KNOWN = {**ABLATION_METHODS, **METHODS}
@@ -39,10 +39,9 @@ _KNOWN = {**ABLATION_METHODS, **METHODS}
 #: Columns of ``predictions.tsv``, in order.
 PREDICTION_COLUMNS = ["method", "repeat", "fold", "participant_id", "session", "lesion_id", "rim", "probability"]
 #: What identifies a lesion in ``predictions.tsv`` (``session`` is empty without sessions).
-LESION_KEY = ["participant_id", "session", "lesion_id"]
 #: Metrics of the results table, in order.
 METRICS = ("pauc", "pr_auc", "roc_auc")
-METRIC_LABELS = {"pauc": "pAUC", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
+SHORT_METRIC_LABELS = {"pauc": "pAUC", "pr_auc": "PR AUC", "roc_auc": "ROC AUC"}
 
 
 def _label(name: str) -> str:
@@ -214,24 +213,14 @@ def summarize_predictions(
                 pr_auc(labels, scores[m, r]),
                 roc_auc(labels, scores[m, r]),
             )
-    replicates, n_skipped = [], 0
-    for index in subject_bootstrap_indices(groups, n_boot, random_state):
-        resampled = labels[index]
-        if resampled.min() == resampled.max():
-            n_skipped += 1
-            continue
-        replicates.append([
-            np.mean([ranking_metrics(resampled, scores[m, r, index], max_fpr) for r in range(len(repeats))], axis=0)
+    def statistic(index: np.ndarray) -> list:
+        """Each method's metrics on one resample, averaged over the repeats."""
+        return [
+            np.mean([ranking_metrics(labels[index], scores[m, r, index], max_fpr) for r in range(len(repeats))], axis=0)
             for m in range(len(methods))
-        ])
-    if not replicates:
-        raise CohortError(f"all {n_boot} subject resamples held a single class; too few subjects with rim+ lesions")
-    if n_skipped > 0.05 * n_boot:
-        warnings.warn(
-            f"{n_skipped} of {n_boot} subject resamples held a single class and were skipped; "
-            "the intervals are conditional on resamples holding both classes", DataWarning, stacklevel=2,
-        )
-    values = np.asarray(replicates)  # (n_valid, n_methods, n_metrics)
+        ]
+
+    values, _ = subject_bootstrap(statistic, labels, groups, n_boot, random_state)  # (n_valid, n_methods, n_metrics)
     low, high = _percentiles(values, alpha)
     mean = estimates.mean(axis=1)
     spread = estimates.std(axis=1, ddof=1) if len(repeats) > 1 else np.full_like(mean, np.nan)
@@ -261,8 +250,7 @@ def summarize_predictions(
                 differences = values[:, m, k] - values[:, ref, k]
                 diff[m] = mean[m, k] - mean[ref, k]
                 diff_low[m], diff_high[m] = np.quantile(differences, [alpha / 2.0, 1.0 - alpha / 2.0])
-                n_tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
-                p_value[m] = min(1.0, 2.0 * (1 + n_tail) / (differences.size + 1))
+                p_value[m] = bootstrap_p_value(differences)
         table[f"{metric}_diff"] = diff
         table[f"{metric}_diff_ci_low"] = diff_low
         table[f"{metric}_diff_ci_high"] = diff_high
@@ -272,6 +260,24 @@ def summarize_predictions(
         means = timings.groupby("method", sort=False)[["fit_seconds", "fit_cpu_seconds", "predict_seconds"]].mean()
         table = table.join(means, on="method")
     return table
+
+
+def with_ci(row: pd.Series, metric: str, digits: int = 3) -> str:
+    """A results row's ``metric`` with its 95% CI, e.g. ``0.912 [0.871, 0.950]``."""
+    return f"{row[metric]:.{digits}f} [{row[metric + '_ci_low']:.{digits}f}, {row[metric + '_ci_high']:.{digits}f}]"
+
+
+def difference(row: pd.Series, metric: str, digits: int = 3, *, significance: str | None = "p") -> str:
+    """A results row's paired difference from the reference with its CI, ``"reference"`` for the
+    reference itself; ``significance`` adds ``p=...`` ("p"), a ``*`` when p < 0.05 ("star") or nothing (None)."""
+    if not np.isfinite(row[f"{metric}_diff"]):
+        return "reference"  # the one row without a difference to itself
+    text = (f"{row[metric + '_diff']:+.{digits}f} [{row[metric + '_diff_ci_low']:+.{digits}f}, "
+            f"{row[metric + '_diff_ci_high']:+.{digits}f}]")
+    p = row.get(metric + "_diff_p", np.nan)
+    if significance == "p":
+        return f"{text} p={p:.2g}"
+    return text + ("*" if significance == "star" and p < 0.05 else "")
 
 
 def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int = 3) -> str:
@@ -297,17 +303,8 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
     | default model | ... | reference | reference |
     | random forest on rim features, class weight | ... p=... |
     """
-    def with_ci(row, metric: str) -> str:
-        return f"{row[metric]:.{digits}f} [{row[metric + '_ci_low']:.{digits}f}, {row[metric + '_ci_high']:.{digits}f}]"
-
-    def difference(row, metric: str) -> str:
-        if not np.isfinite(row[f"{metric}_diff"]):
-            return "reference"  # the one row without a difference to itself
-        return (f"{row[metric + '_diff']:+.{digits}f} [{row[metric + '_diff_ci_low']:+.{digits}f}, "
-                f"{row[metric + '_diff_ci_high']:+.{digits}f}] p={row[metric + '_diff_p']:.2g}")
-
     has_reference = bool(results["pauc_diff"].notna().any())
-    header = ["method", *(f"{METRIC_LABELS[m]} [95% CI]" for m in METRICS)]
+    header = ["method", *(f"{SHORT_METRIC_LABELS[m]} [95% CI]" for m in METRICS)]
     if has_reference:
         header += ["Δ pAUC vs reference", "Δ PR AUC vs reference"]
     has_time = "fit_seconds" in results.columns
@@ -315,9 +312,9 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
         header.append("fit s/fold")
     rows = []
     for _, row in results.iterrows():
-        cells = [row["label"] if markdown else row["method"], *(with_ci(row, m) for m in METRICS)]
+        cells = [row["label"] if markdown else row["method"], *(with_ci(row, m, digits) for m in METRICS)]
         if has_reference:
-            cells += [difference(row, "pauc"), difference(row, "pr_auc")]
+            cells += [difference(row, "pauc", digits), difference(row, "pr_auc", digits)]
         if has_time:
             cells.append(f"{row['fit_seconds']:.1f}")
         rows.append(cells)

@@ -24,17 +24,16 @@ from rimclf.classifier.device import (
     seeded_torch,
     uses_channels_last,
 )
-from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, check_labels, signature_parameters
+from rimclf.classifier.inputs import LesionInputsMixin, check_fit_labels, check_inputs, signature_parameters
 from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
-from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, ModelConfig
+from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, MAX_SEED, ModelConfig
 from rimclf.errors import ParameterError
 from rimclf.nn import DeepSMOTE, PatchAugment, QSMRimNet
 
 __all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier", "make_classifier"]
 
-_MAX_SEED = 2**31 - 1
 
 
 class _FitInterrupted(BaseException):
@@ -49,7 +48,7 @@ class QSMRimNetClassifier(
     """QSMRim-Net lesion classifier (rim+ vs rim-) with the scikit-learn API.
 
     A :class:`skorch.NeuralNetBinaryClassifier` around :class:`rimclf.nn.QSMRimNet`. X is the
-    ``SliceDict(patches=(n, C, D, H, W), radiomics=(n, F))`` of ``LesionFeaturizer`` (a plain
+    ``SliceDict(rim=(n, F), patches=(n, C, D, H, W), ...)`` of ``LesionFeaturizer`` (a plain
     dict works too, but sklearn's CV tools need the SliceDict to index it); y holds 0/1.
 
     Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
@@ -57,8 +56,8 @@ class QSMRimNetClassifier(
     Parameters
     ----------
     module : torch module class, default=QSMRimNet
-        Called with the ``module__*`` parameters plus ``in_channels``, ``n_radiomics``,
-        ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, radiomics,
+        Called with the ``module__*`` parameters plus ``in_channels``, ``n_tabular``,
+        ``smote_k`` and ``deepsmote`` (those it accepts). Its ``forward(patches, tabular,
         y=None)`` returns logits, or ``(logits, y_aug)`` when ``y`` is given. In training, ``y``
         comes on the CPU whatever the device (the labels stay on the host, so that counting the
         rim+ rows of a batch never waits for a GPU); ``y_aug`` may be on either device.
@@ -120,7 +119,7 @@ class QSMRimNetClassifier(
     **kwargs
         Other skorch parameters, e.g. ``module__branches="both", module__depth=18,
         module__width=64`` (the paper's fused network; the default module is the MLP branch
-        alone, ``branches="radiomics", width=8``, as :data:`rimclf.defaults.DEFAULT_MODEL`
+        alone, ``branches="tabular", width=8``, as :data:`rimclf.defaults.DEFAULT_MODEL`
         says), ``module__fusion="sum"``, ``module__augment="flips"``.
 
     Attributes
@@ -171,7 +170,7 @@ class QSMRimNetClassifier(
     ``QSMRimNetClassifier.from_fitted_state(state)`` rebuilds it without pickle, and
     :func:`rimclf.save_model` / :func:`rimclf.load_model` store it in a model directory. skorch's
     ``save_params``/``load_params`` keep the module's weights only: a net built by
-    ``initialize()`` (which then needs ``module__n_radiomics``/``module__in_channels``) and
+    ``initialize()`` (which then needs ``module__n_tabular``/``module__in_channels``) and
     ``load_params(f_params=...)`` has no fitted standardisation and refuses to predict.
 
     Tags: X is a dict of arrays (``input_tags.dict``), so scikit-learn's estimator checks that
@@ -334,7 +333,7 @@ class QSMRimNetClassifier(
             accepted = signature_parameters(self.module)
             derived = {
                 "in_channels": getattr(self, "in_channels_", None),
-                "n_radiomics": getattr(self, "n_radiomics_", None),
+                "n_tabular": getattr(self, "n_radiomics_", None),
                 "smote_k": self.smote_k,
                 "deepsmote": self.imbalance == "deepsmote",
             }
@@ -376,7 +375,7 @@ class QSMRimNetClassifier(
     # ------------------------------------------------------------- fitting
     def _seed_everything(self) -> int:
         rng = check_random_state(self.random_state)
-        torch_seed, smote_seed, batch_seed, augment_seed = (int(s) for s in rng.randint(0, _MAX_SEED, size=4))
+        torch_seed, smote_seed, batch_seed, augment_seed = (int(s) for s in rng.randint(0, MAX_SEED, size=4))
         self.smote_seed_ = smote_seed
         self.augment_seed_ = augment_seed
         self.batch_rng_ = np.random.default_rng(batch_seed)
@@ -394,7 +393,7 @@ class QSMRimNetClassifier(
         """
         self._check_params()
         inputs, feature_keys = check_inputs(X, self._module_branches())
-        labels = check_labels(y, next(iter(inputs.values())).shape[0])
+        labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
             self._fit_preprocessing(inputs, feature_keys)  # a warm start keeps the fitted statistics
             self._fit_loss(labels)
@@ -414,7 +413,7 @@ class QSMRimNetClassifier(
                 return super().partial_fit(X, y, classes=classes, **fit_params)
         self._check_params()
         inputs, feature_keys = check_inputs(X, self._module_branches())
-        labels = check_labels(y, next(iter(inputs.values())).shape[0])
+        labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
             self._fit_preprocessing(inputs, feature_keys)
             self._fit_loss(labels)

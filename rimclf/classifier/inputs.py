@@ -1,11 +1,11 @@
 """Input side of QSMRimNetClassifier: checks of X and y, feature standardisation, datasets.
 
-X is a :class:`skorch.helper.SliceDict` (or a plain dict), as made by ``LesionFeaturizer``:
-``"patches"`` float ``(n, C, D, H, W)`` for the CNN branch, and the tabular features for the MLP
-branch, ``"rim"`` (rim-profile features) and/or ``"radiomics"`` float ``(n, F)``. The tabular
-entries present are joined column-wise in the order of :data:`rimclf.defaults.TABULAR_KEYS` into the one vector
-per lesion the MLP branch takes (the module's ``radiomics`` input, a name kept from
-QSMRim-Net); which entries were joined is learnt in ``fit`` (``feature_keys_``).
+X is a :class:`skorch.helper.SliceDict` (or a plain dict), as made by ``LesionFeaturizer``, keyed
+by the names of :mod:`rimclf.feature_registry`: the image entry ``"patches"`` float
+``(n, C, D, H, W)`` for the CNN branch, and the tabular entries (``"rim"``, ``"radiomics"``, ...)
+float ``(n, F)`` for the MLP branch. The tabular entries present are joined column-wise in
+registry order into the one vector per lesion the MLP branch takes (the module's ``tabular``
+input); which entries were joined is learnt in ``fit`` (``feature_keys_``).
 """
 
 from __future__ import annotations
@@ -23,32 +23,31 @@ from sklearn.exceptions import NotFittedError
 
 from rimclf.classifier.batches import LesionBatchDataset
 from rimclf._validation import check_choice
-from rimclf.defaults import BRANCHES, TABULAR_KEYS
+from rimclf.defaults import BRANCHES
+from rimclf.feature_registry import TABULAR, feature_names
 from rimclf.errors import CohortError, DataWarning, ParameterError
 
-#: keys of X understood by the estimator
-INPUT_KEYS = ("patches", "rim", "radiomics")
 #: Smallest patch side (voxels) the ResNet3D handles: below it the feature maps collapse to a
 #: single voxel and CPU training was seen to turn non-deterministic (and sometimes NaN).
 MIN_PATCH_SIDE = 8
-#: the inputs each value of ``module__branches`` (:data:`rimclf.defaults.BRANCHES`) reads (any one
-#: tabular entry or more)
-KEYS_FOR_BRANCHES = {
-    "both": ("patches", *TABULAR_KEYS),
-    "patches": ("patches",),
-    "radiomics": TABULAR_KEYS,
-}
+#: The entry of X (an image block of :mod:`rimclf.feature_registry`) that the CNN branch takes.
+PATCHES = "patches"
+
+
+def input_keys() -> tuple[str, ...]:
+    """The keys of X the estimator understands: the registered features (the image entry and the tabular ones)."""
+    return feature_names()
 
 
 def check_inputs(
     X: object, branches: str, feature_keys: tuple[str, ...] | None = None
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
     """Validate X; return the inputs the network's ``branches`` use, as numpy arrays, and the
-    tabular entries joined into its ``"radiomics"`` input (None without an MLP branch).
+    tabular entries joined into its ``"tabular"`` input (None without an MLP branch).
 
     Patches become C-contiguous float32 (no copy when they already are) and must be finite. The
-    tabular entries (``feature_keys``, or all of :data:`TABULAR_KEYS` present in X when None)
-    are joined column-wise into float64 ``"radiomics"``, which may hold NaN/inf (imputed by
+    tabular entries (``feature_keys``, or every registered tabular entry present in X when None)
+    are joined column-wise into float64 ``"tabular"``, which may hold NaN/inf (imputed by
     :class:`RadiomicsScaler`).
 
     Raises
@@ -59,24 +58,26 @@ def check_inputs(
     ParameterError
         ``branches`` is not one of :data:`rimclf.defaults.BRANCHES`.
     """
+    known = input_keys()
     if not isinstance(X, Mapping):
         raise CohortError(
-            f"X must be a SliceDict or dict with keys among {INPUT_KEYS} (e.g. from "
+            f"X must be a SliceDict or dict with keys among {known} (e.g. from "
             f"LesionFeaturizer.transform); got {type(X).__name__}"
         )
-    unknown = sorted(set(X) - set(INPUT_KEYS))
+    unknown = sorted(set(X) - set(known))
     if unknown:
-        raise CohortError(f"X has unknown keys {unknown}; expected keys among {INPUT_KEYS}")
+        raise CohortError(f"X has unknown keys {unknown}; expected keys among {known}")
     check_choice(branches, "module__branches", BRANCHES)
     inputs: dict[str, np.ndarray] = {}
     keys = None
-    if branches != "radiomics":
+    if branches != "tabular":
         inputs["patches"] = _check_patches(X, branches)
     if branches != "patches":
-        keys = tuple(key for key in TABULAR_KEYS if key in X) if feature_keys is None else tuple(feature_keys)
+        tabular = feature_names(TABULAR)
+        keys = tuple(key for key in tabular if key in X) if feature_keys is None else tuple(feature_keys)
         if not keys:
             raise CohortError(
-                f"X has no tabular features ('rim' or 'radiomics'), which module__branches={branches!r} "
+                f"X has no tabular features (any of {tabular}), which module__branches={branches!r} "
                 f"needs (keys present: {sorted(X)})"
             )
         missing = [key for key in keys if key not in X]
@@ -95,7 +96,7 @@ def check_inputs(
             parts.append(array)
         if len({part.shape[0] for part in parts}) > 1:
             raise CohortError(f"X's entries {list(keys)} have different numbers of rows")
-        inputs["radiomics"] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        inputs["tabular"] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
     lengths = {key: array.shape[0] for key, array in inputs.items()}
     if len(set(lengths.values())) > 1:
         raise CohortError(f"X's entries have different numbers of rows: {lengths}")
@@ -103,11 +104,11 @@ def check_inputs(
 
 
 def _check_patches(X: Mapping, branches: str) -> np.ndarray:
-    if "patches" not in X:
+    if PATCHES not in X:
         raise CohortError(
-            f"X has no 'patches' entry, which module__branches={branches!r} needs (keys present: {sorted(X)})"
+            f"X has no {PATCHES!r} entry, which module__branches={branches!r} needs (keys present: {sorted(X)})"
         )
-    value = X["patches"]
+    value = X[PATCHES]
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     array = np.ascontiguousarray(value, dtype=np.float32)
@@ -124,7 +125,7 @@ def _check_patches(X: Mapping, branches: str) -> np.ndarray:
     return array
 
 
-def check_labels(y: object, n_rows: int) -> np.ndarray:
+def check_fit_labels(y: object, n_rows: int) -> np.ndarray:
     """Validate binary labels (0/1, bool, or pandas Int64 without missing values) -> float32."""
     if y is None:
         raise CohortError("y is required to fit: one 0/1 rim label per lesion")
@@ -237,7 +238,7 @@ class LesionInputsMixin:
         patches = inputs.get("patches")
         self.in_channels_ = None if patches is None else int(patches.shape[1])
         self.patch_shape_ = None if patches is None else tuple(int(s) for s in patches.shape[2:])
-        radiomics = inputs.get("radiomics")
+        radiomics = inputs.get("tabular")
         self.feature_keys_ = feature_keys
         if radiomics is None:
             self.n_radiomics_ = None
@@ -249,7 +250,7 @@ class LesionInputsMixin:
             self.radiomics_mean_ = scaler.mean
             self.radiomics_scale_ = scaler.scale
         module_params = self.get_params_for("module")
-        learned = (("in_channels", self.in_channels_), ("n_radiomics", self.n_radiomics_))
+        learned = (("in_channels", self.in_channels_), ("n_tabular", self.n_radiomics_))
         for name, fitted in learned:
             if name in module_params and fitted is not None and module_params[name] != fitted:
                 raise ParameterError(
@@ -261,7 +262,7 @@ class LesionInputsMixin:
         """Raise a clear :class:`ParameterError` when the network is built (``initialize()``)
         before ``fit`` has learnt the input sizes it needs and no ``module__*`` gives them."""
         branches = self._module_branches()
-        needed = {"in_channels": branches != "radiomics", "n_radiomics": branches != "patches"}
+        needed = {"in_channels": branches != "tabular", "n_tabular": branches != "patches"}
         missing = [f"module__{name}" for name, used in needed.items()
                    if used and name in accepted and module_kwargs.get(name) is None]
         if missing:
@@ -300,11 +301,11 @@ class LesionInputsMixin:
                     f"fitted on {(self.in_channels_, *self.patch_shape_)}"
                 )
             tensors["patches"] = torch.from_numpy(patches)
-        if "radiomics" in inputs:
+        if "tabular" in inputs:
             scaler = RadiomicsScaler(
                 self.radiomics_median_, self.radiomics_mean_, self.radiomics_scale_
             )
-            tensors["radiomics"] = torch.from_numpy(scaler.transform(inputs["radiomics"]))
+            tensors["tabular"] = torch.from_numpy(scaler.transform(inputs["tabular"]))
         return tensors
 
     def preprocess(self, X: object) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ import logging
 
 from rimclf import defaults
 from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS, ModelConfig
+from rimclf.feature_registry import TABULAR, feature_names, feature_sets, format_feature_set, parse_feature_set
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
@@ -24,7 +25,6 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
 
     ``rimclf -v train ...`` and ``rimclf train ... -v`` both work: the subcommands' options
     default to "not given" (``argparse.SUPPRESS``), so they never undo the top-level ones.
-    ``--no-progress`` is a hidden alias of ``--quiet`` kept from earlier versions.
     """
     default = False if top_level else argparse.SUPPRESS
     group = parser if top_level else parser.add_argument_group("output")
@@ -33,14 +33,15 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
     group.add_argument("-q", "--quiet", action="store_true", default=default,
                        help="hide progress bars, training summaries and progress messages (results, warnings and "
                             "errors are still printed)")
-    group.add_argument("--no-progress", dest="quiet", action="store_true", default=default, help=argparse.SUPPRESS)
 
 
 def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
     """Radiomics and patch settings (``--region``, ``--patch-shape``, ...), defaults from ``config``."""
     group = parser.add_argument_group("features (LesionFeaturizer)")
-    group.add_argument("--feature-set", choices=defaults.FEATURE_SETS, default=config.feature_set,
-                       help=f"tabular features of each lesion: rim-profile, pyradiomics or both (default {config.feature_set})")
+    group.add_argument("--feature-set", choices=[format_feature_set(names) for names in feature_sets()],
+                       default=format_feature_set(config.feature_set),
+                       help=f"tabular features of each lesion, '+'-joined among {', '.join(feature_names(TABULAR))} "
+                            f"(rim-profile features, pyradiomics; default {format_feature_set(config.feature_set)})")
     group.add_argument("--radiomics-params", dest="radiomics_params", default=config.radiomics_params,
                        metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
     group.add_argument("--region", choices=defaults.REGIONS, default=config.region,
@@ -198,6 +199,8 @@ def model_config(args: argparse.Namespace, base: ModelConfig = DEFAULT_MODEL) ->
     given = {field.name: getattr(args, field.name) for field in dataclasses.fields(base) if hasattr(args, field.name)}
     if "channels" in given:
         given["channels"] = tuple(given["channels"])
+    if "feature_set" in given:
+        given["feature_set"] = parse_feature_set(given["feature_set"], "--feature-set")
     return dataclasses.replace(base, **given)
 
 
@@ -215,11 +218,6 @@ def cohort_options(args: argparse.Namespace):
         if name in given:
             given[name] = tuple(given[name] or ())
     return CohortOptions(**given).validated()
-
-
-def add_radiomics_params_alias(parser: argparse.ArgumentParser) -> None:
-    """``--params``: the name ``rimclf extract`` gave ``--radiomics-params`` before (hidden)."""
-    parser.add_argument("--params", dest="radiomics_params", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def set_log_levels(args: argparse.Namespace) -> None:

@@ -7,7 +7,6 @@ import argparse
 from rimclf.cli._options import (
     add_cohort_options,
     add_feature_options,
-    add_radiomics_params_alias,
     cohort_options,
     model_config,
 )
@@ -32,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel (-1: all cores; default 1)"
     )
     add_feature_options(parser)
-    add_radiomics_params_alias(parser)
     parser.add_argument("--no-patches", action="store_true", help="tabular features only (no patches.npy)")
     parser.add_argument("--no-features", action="store_true", help="patches only (no rim.tsv / radiomics.tsv)")
     parser.add_argument("--cache", metavar="DIR", help="reuse per-subject results cached in DIR")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rimclf.cli._options import add_cohort_options, cohort_options
+from rimclf.defaults import MONTAGE_LESIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,10 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     single.add_argument("--participant", default="01", metavar="LABEL", help="participant label in the outputs (default 01)")
     parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel during feature extraction (-1: all cores)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel: features and per-scan files (-1: all cores)")
     parser.add_argument("--cache", metavar="DIR", help="reuse per-subject features cached in DIR")
     parser.add_argument("--device", default="auto", help="torch device (default auto: CUDA when present)")
     parser.add_argument("--no-montage", action="store_true", help="skip the PNG montages")
+    parser.add_argument("--montage-lesions", type=int, default=MONTAGE_LESIONS, metavar="K",
+                        help=f"lesions per montage: the K most probable and every one called rim+ (default {MONTAGE_LESIONS}; "
+                             "0: no montage)")
     add_cohort_options(parser)
     return parser
 
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.workflows import predict_cohort, predict_subject
 
     options = {"cohort_options": cohort_options(args), "force": args.force, "n_jobs": args.jobs, "memory": args.cache,
-               "montage": not args.no_montage}
+               "montage": not args.no_montage, "montage_lesions": args.montage_lesions}
     from rimclf.rim_model import RimModel
 
     model = load_model(args.model, device=args.device)

@@ -7,14 +7,6 @@ import argparse
 from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config
 from rimclf.defaults import TUNING_MODELS
 
-#: Model names of earlier versions, still accepted on the command line.
-_OLD_MODEL_NAMES = {"network": "qsmrimnet"}
-
-
-def _model_name(text: str) -> str:
-    return _OLD_MODEL_NAMES.get(text, text)
-
-
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Define the ``tune`` subcommand's arguments."""
     parser = subparsers.add_parser(
@@ -38,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--study-name", default="rimclf", metavar="NAME", help="study to create or resume (default rimclf)")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="processes running trials at once (default 1)")
-    parser.add_argument("--model", type=_model_name, choices=TUNING_MODELS, default=TUNING_MODELS[0],
+    parser.add_argument("--model", choices=TUNING_MODELS, default=TUNING_MODELS[0],
                         help=f"what to tune (default {TUNING_MODELS[0]}, the network; a baseline is quick on a CPU)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the folds, the sampler and the model (default 0)")
     parser.add_argument("--sampler-seed", type=int, metavar="S", help="seed of the TPE sampler only; give each concurrent command its own")

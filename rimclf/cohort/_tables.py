@@ -154,7 +154,7 @@ def scans_from_directory(root: Path, options) -> tuple[pd.DataFrame, list[dict],
     return pd.DataFrame(rows, columns=_SCAN_COLUMNS), skipped, rims
 
 
-def _selected(subjects: pd.DataFrame, options, where: Path) -> pd.DataFrame:
+def _selected_rows(subjects: pd.DataFrame, options, where: Path) -> pd.DataFrame:
     """The rows of ``participant_label``/``session_label`` (all when empty); unknown labels are errors."""
     for name, labels, column in (("participant_label", options.participant_label, "participant_id"),
                                  ("session_label", options.session_label, "session")):
@@ -184,7 +184,7 @@ def scans_from_manifest(manifest: Path, options) -> tuple[pd.DataFrame, list[dic
             path = Path(value)
             paths.append(str(path if path.is_absolute() else (manifest.parent / path).resolve()) if value else "")
         subjects[kind] = paths
-    subjects = _selected(subjects, options, manifest)
+    subjects = _selected_rows(subjects, options, manifest)
     complete, skipped = [], []
     for index, row in subjects.iterrows():
         name = scan_name(row["participant_id"], row["session"])

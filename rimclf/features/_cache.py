@@ -37,7 +37,8 @@ import numpy as np
 
 from rimclf._atomic import public_permissions
 from rimclf._records import file_sha256
-from rimclf.errors import DataWarning, ModelVersionWarning, QSMUnitWarning, RimclfWarning
+from rimclf.errors import DataWarning, ModelVersionWarning, RimclfWarning
+from rimclf.features._subject import Note
 
 FORMAT = "rimclf-feature-cache"
 FORMAT_VERSION = 1
@@ -46,7 +47,7 @@ FORMAT_VERSION = 1
 NOTE_CATEGORIES: dict[str, type[Warning]] = {
     cls.__name__: cls
     for cls in (
-        DataWarning, QSMUnitWarning, ModelVersionWarning, RimclfWarning,
+        DataWarning, ModelVersionWarning, RimclfWarning,
         UserWarning, RuntimeWarning, DeprecationWarning, FutureWarning, Warning,
     )
 }
@@ -55,9 +56,6 @@ _NPY_HEADER_ROOM = 4096  # bytes an .npy header may take besides the data
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 #: A temporary file of the cache folder older than this (s) was left by a worker that died.
 STALE_TEMPORARY_S = 24 * 3600
-
-#: (category, message), as in ``rimclf.features._subject``.
-Note = tuple[type[Warning], str]
 
 
 class CorruptEntry(Exception):

@@ -11,7 +11,8 @@ import pandas as pd
 
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
-from rimclf.defaults import TABULAR_KEYS
+from rimclf.errors import ParameterError
+from rimclf.feature_registry import TABULAR, feature_names
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
 
@@ -67,6 +68,10 @@ def save_features(
 
     out = Path(out)
     featurizer = make_featurizer() if featurizer is None else featurizer
+    if not isinstance(featurizer, LesionFeaturizer):
+        raise ParameterError(
+            f"featurizer={featurizer!r} is not valid; it must be a LesionFeaturizer (e.g. make_featurizer(config))"
+        )
     table = (
         cohort
         if isinstance(cohort, pd.DataFrame)
@@ -83,7 +88,7 @@ def save_features(
         settings["patches"]["axes"] = "lesion, channel, world x, y, z (RAS)"
     with atomic_output_dir(out, force=force) as tmp:
         bids_identifiers(table).to_csv(tmp / "lesions.tsv", sep="\t", index=False, na_rep="n/a")
-        for name in TABULAR_KEYS:
+        for name in feature_names(TABULAR):
             if name in extractors:
                 frame = radiomics_frame(table, features[name], extractors[name].get_feature_names_out())
                 bids_identifiers(frame).to_csv(tmp / f"{name}.tsv", sep="\t", index=False, float_format="%.9g")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from rimclf._records import file_sha256 as _read_sha256
+from rimclf._records import file_sha256
 from rimclf._nifti import load_header, read_volume, voxel_sizes
 from rimclf.cohort import read_lesion_labels, read_qsm
 from rimclf.errors import CohortError
@@ -243,7 +243,7 @@ def sample_world(
 _FINGERPRINTS: dict[tuple, str] = {}
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def remembered_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, remembered for as long as its (size, mtime_ns, inode) stay the same."""
     try:
         stat = os.stat(path)
@@ -252,7 +252,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     digest = _FINGERPRINTS.get(key)
     if digest is None:
-        digest = _FINGERPRINTS[key] = _read_sha256(path)
+        digest = _FINGERPRINTS[key] = file_sha256(path)
     return digest
 
 

@@ -1,9 +1,10 @@
-"""LesionFeaturizer: radiomics and patches of a lesion table, per subject, parallel and cached;
+"""LesionFeaturizer: the registered features of a lesion table, per subject, parallel and cached;
 :func:`make_featurizer`: the featurizer a model configuration describes."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -11,41 +12,32 @@ from dataclasses import dataclass
 
 import numpy as np
 from joblib import Memory, Parallel, delayed
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
+from sklearn.utils.metaestimators import _BaseComposition
 from tqdm.auto import tqdm
 
 from rimclf._orphans import exit_with_parent, in_loky_worker
-from rimclf._validation import N_JOBS, Bools, Options, Types, check_choice, validate_params
-from rimclf.defaults import DEFAULT_MODEL, FEATURE_SETS, TABULAR_KEYS, ModelConfig
+from rimclf._validation import N_JOBS, Bools, Options, Types, validate_params
+from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+from rimclf.feature_registry import IMAGE, TABULAR, Feature, check_feature_set, feature_names, get_feature
 from rimclf.errors import OutputError, ParameterError, RimclfWarning
 from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
 from rimclf.features._output import DictOutputMixin, LesionFeatures
 from rimclf.features._subject import (
+    CENTROID_COLUMNS,
     Note,
     SubjectTask,
     SubjectVolumes,
     check_lesion_table,
     emit_notes,
-    file_sha256,
+    remembered_sha256,
     group_by_subject,
 )
-from rimclf.features.patches import PatchExtractor
-from rimclf.features.radiomics import RadiomicsExtractor
-from rimclf.features.rim_profile import RimProfileExtractor
 
 logger = logging.getLogger(__name__)
 
 #: Bump when a change of the extraction code changes cached results.
 CACHE_VERSION = 2
-
-
-#: The extractors of a featurizer, in the order their outputs are listed: the key of each in
-#: the output SliceDict, and its class.
-EXTRACTOR_KINDS: dict[str, type] = {
-    "rim": RimProfileExtractor,
-    "radiomics": RadiomicsExtractor,
-    "patches": PatchExtractor,
-}
 
 
 @dataclass
@@ -92,18 +84,17 @@ def _featurize_cached(
     return SubjectFeatures(result.arrays, notes + result.notes)
 
 
-class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
-    """Stateless transformer from the lesion table to ``SliceDict(rim=..., radiomics=..., patches=...)``.
+class LesionFeaturizer(DictOutputMixin, TransformerMixin, _BaseComposition, auto_wrap_output_keys=None):
+    """Stateless transformer from the lesion table to a ``SliceDict`` of lesion features.
 
     Parameters
     ----------
-    radiomics : RadiomicsExtractor, "default" or None, default="default"
-        The radiomics extractor; "default" is ``RadiomicsExtractor()`` (QSMRim-Net settings),
-        None leaves the "radiomics" entry out.
-    patches : PatchExtractor, "default" or None, default="default"
-        The patch extractor; "default" is ``PatchExtractor()``, None leaves "patches" out.
-    rim : RimProfileExtractor, "default" or None, default=None
-        The rim-profile extractor; "default" is ``RimProfileExtractor()``, None leaves "rim" out.
+    features : list of (str, extractor) tuples or None, default=None
+        The extractors, each under its name in :mod:`rimclf.feature_registry` (``"rim"``,
+        ``"radiomics"``, ``"patches"`` or one registered since), which is also its key in the
+        output. None: the default model's (:func:`make_featurizer` of
+        :data:`rimclf.defaults.DEFAULT_MODEL`: the rim-profile features). Nested parameters
+        use the names: ``set_params(radiomics__region="lesion")``.
     n_jobs : int or None, default=None
         Subjects processed in parallel with joblib (None: one, unless inside a
         ``joblib.parallel_backend`` context; -1: all cores). Any joblib backend works, e.g.
@@ -127,8 +118,8 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
     ``transform`` reads each subject's QSM, FLAIR and mask once, runs every extractor on its
     lesions and puts the rows back in table order; a subset of the table (``table.iloc[idx]``, as
     cross-validation passes) gives the matching subset of rows. ``fit`` only checks parameters.
-    The tabular entries ("rim", "radiomics") are what the network's MLP branch and the baselines
-    take; "patches" feed its CNN branch.
+    The tabular entries (registry block "tabular": "rim", "radiomics") are what the network's
+    MLP branch and the baselines take; the image entry "patches" feeds its CNN branch.
 
     The output is a :class:`~rimclf.features.LesionFeatures`, a ``SliceDict`` that also carries
     the names of the tabular columns (``X.feature_names``), so that a baseline fitted on it can
@@ -139,29 +130,25 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
 
     Examples
     --------
-    >>> from rimclf.features import LesionFeaturizer, RimProfileExtractor
-    >>> featurizer = LesionFeaturizer(rim=RimProfileExtractor(), radiomics=None, patches=None)
-    >>> sorted(featurizer.extractors())
+    >>> from rimclf.features import LesionFeaturizer, PatchExtractor, RimProfileExtractor
+    >>> sorted(LesionFeaturizer().extractors())          # the default model's features
     ['rim']
+    >>> featurizer = LesionFeaturizer([("rim", RimProfileExtractor()), ("patches", PatchExtractor(shape=8))])
+    >>> featurizer.get_output_shapes()
+    {'rim': (20,), 'patches': (4, 8, 8, 8)}
     >>> X = featurizer.fit_transform(table)  # doctest: +SKIP
     >>> X["rim"].shape  # doctest: +SKIP
     (1004, 20)
     """
 
-    def __init__(
-        self, *, radiomics="default", patches="default", rim=None, n_jobs=None, memory=None, progress: bool = True
-    ) -> None:
-        self.radiomics = radiomics
-        self.patches = patches
-        self.rim = rim
+    def __init__(self, features=None, *, n_jobs=None, memory=None, progress: bool = True) -> None:
+        self.features = features
         self.n_jobs = n_jobs
         self.memory = memory
         self.progress = progress
 
     _parameter_constraints = {
-        "rim": [Options("default", None), Types(RimProfileExtractor, description="a RimProfileExtractor")],
-        "radiomics": [Options("default", None), Types(RadiomicsExtractor, description="a RadiomicsExtractor")],
-        "patches": [Options("default", None), Types(PatchExtractor, description="a PatchExtractor")],
+        "features": [Options(None), Types(list, tuple, description="a list of (name, extractor) tuples")],
         "n_jobs": list(N_JOBS),
         "progress": [Bools()],
     }
@@ -172,6 +159,15 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
         "pandas.DataFrame(np.hstack([X['rim'], X['radiomics']]), columns=featurizer.get_feature_names_out())"
     )
 
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters, with each extractor's as ``<name>__<parameter>`` when ``deep``."""
+        return self._get_params("features", deep=deep)
+
+    def set_params(self, **params) -> LesionFeaturizer:
+        """Set parameters, an extractor's as ``<name>__<parameter>`` (or replace it as ``<name>=...``)."""
+        self._set_params("features", **params)
+        return self
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
@@ -181,21 +177,31 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
         return tags
 
     def extractors(self) -> dict:
-        """The extractors in use by output key ("rim", "radiomics", "patches"), "default"
-        resolved, after checking every parameter."""
+        """The extractors in use by output key (registry order), after checking every parameter."""
         return self._validate()
 
     def _validate(self) -> dict:
         validate_params(self)
-        extractors = {}
-        for name, kind in EXTRACTOR_KINDS.items():
-            value = getattr(self, name)
-            if isinstance(value, str) and value == "default":
-                value = kind()
-            if value is not None:
-                extractors[name] = value.fit()
-        if not extractors:
-            raise ParameterError("rim=None, radiomics=None and patches=None: nothing to extract; keep at least one")
+        pairs = default_features() if self.features is None else self.features
+        given = {}
+        for pair in pairs:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise ParameterError(
+                    f"LesionFeaturizer: features={self.features!r} is not valid; it must be a list of (name, extractor) "
+                    f"tuples with names among {feature_names()}"
+                )
+            name, extractor = pair
+            kind = extractor_class(get_feature(name))
+            if not isinstance(extractor, kind):
+                raise ParameterError(
+                    f"LesionFeaturizer: features entry {name!r} is {extractor!r}; it must be a {kind.__name__}"
+                )
+            if name in given:
+                raise ParameterError(f"LesionFeaturizer: features names {name!r} twice; each feature is extracted once")
+            given[name] = extractor
+        if not given:
+            raise ParameterError("LesionFeaturizer: features=[] extracts nothing; give at least one (name, extractor)")
+        extractors = {name: given[name].fit() for name in feature_names() if name in given}
         self._memory()
         return extractors
 
@@ -236,21 +242,20 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
         return self
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the tabular columns: the rim-profile features, then pyradiomics' own names.
+        """Names of the tabular columns, extractor by extractor in registry order.
 
-        These are the columns of ``X["rim"]`` and ``X["radiomics"]`` in that order, the order in
-        which :class:`~rimclf.classifier.QSMRimNetClassifier` and the baselines join them (and
-        ``X.feature_names`` gives them per entry). The patches are images, not columns, and are not
-        named here: :meth:`get_output_shapes` gives their shape, their channels are
-        ``patches.channels``. ``input_features`` is ignored (the input is the lesion table).
+        These are the columns of the tabular entries (``X["rim"]``, ``X["radiomics"]``) in the
+        order in which :class:`~rimclf.classifier.QSMRimNetClassifier` and the baselines join
+        them (and ``X.feature_names`` gives them per entry). Image entries (patches) are not
+        columns and are not named here: :meth:`get_output_shapes` gives their shape.
+        ``input_features`` is ignored (the input is the lesion table).
         """
-        extractors = self._validate()
-        names = [extractor.get_feature_names_out() for key, extractor in extractors.items() if key in TABULAR_KEYS]
+        names = list(_tabular_names(self._validate()).values())
         return np.concatenate(names).astype(object) if names else np.array([], dtype=object)
 
     def get_output_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape of one lesion's entry of each output key, e.g. ``{"rim": (22,), "patches": (3, 32, 32, 32)}``."""
-        return {name: _row_shape(name, extractor) for name, extractor in self._validate().items()}
+        return {name: extractor.output_shape() for name, extractor in self._validate().items()}
 
     def transform(self, X):
         """Features of every row of the lesion table, in table order.
@@ -258,14 +263,16 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
         Returns
         -------
         LesionFeatures
-            A ``skorch.helper.SliceDict`` with ``rim``: float32 (n, F_rim); ``radiomics``: float32
-            (n, F_radiomics); ``patches``: float32 (n, C, D, H, W); each present when its extractor
-            is; ``feature_names`` holds the column names of ``rim`` and ``radiomics``.
+            A ``skorch.helper.SliceDict`` with one entry per extractor: float32 ``(n, F)`` for a
+            tabular one (NaN where a lesion could not be measured), float32 ``(n, C, D, H, W)``
+            for the patches; ``feature_names`` holds the tabular columns' names.
         """
         extractors = self._validate()
         columns = self._required_columns(extractors)
         table = check_lesion_table(X, columns)
-        tasks = group_by_subject(table, with_flair="flair" in columns, with_centroids="patches" in extractors)
+        tasks = group_by_subject(
+            table, with_flair="flair" in columns, with_centroids=set(CENTROID_COLUMNS) <= set(columns)
+        )
         settings = {
             "version": CACHE_VERSION,
             **{name: extractor.cache_key() for name, extractor in extractors.items()},
@@ -273,7 +280,7 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
         folder = self._cache_folder()
         # largest subjects first, so that with n_jobs > 1 no worker is left with a big one at the end
         tasks = sorted(tasks, key=lambda entry: -len(entry[0].lesion_ids))
-        row_shapes = {name: _row_shape(name, extractor) for name, extractor in extractors.items()}
+        row_shapes = {name: extractor.output_shape() for name, extractor in extractors.items()}
         calls = (
             delayed(_featurize_cached)(
                 folder,
@@ -285,7 +292,7 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
             for task, _, _ in tasks
         )
         outputs = {
-            name: np.full((len(table), *shape), np.nan if name in TABULAR_KEYS else 0.0, dtype=np.float32)
+            name: np.full((len(table), *shape), extractors[name]._fill, dtype=np.float32)
             for name, shape in row_shapes.items()
         }
         notes: list[Note] = []
@@ -299,16 +306,32 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wr
                 notes.extend(result.notes)
                 bar.update(1)
         emit_notes(notes, stacklevel=2)
-        names = {key: extractor.get_feature_names_out() for key, extractor in extractors.items() if key in TABULAR_KEYS}
-        return LesionFeatures(feature_names=names, **outputs)
+        return LesionFeatures(feature_names=_tabular_names(extractors), **outputs)
 
 
-def _row_shape(name: str, extractor) -> tuple[int, ...]:
-    """The shape of one lesion's output of an extractor."""
-    if name == "patches":
-        settings = extractor.cache_key()
-        return (len(settings["channels"]), *settings["shape"])
-    return (len(extractor.get_feature_names_out()),)
+def _tabular_names(extractors: dict) -> dict[str, np.ndarray]:
+    """The column names of each tabular extractor."""
+    tabular = feature_names(TABULAR)
+    return {name: extractor.get_feature_names_out() for name, extractor in extractors.items() if name in tabular}
+
+
+def extractor_class(feature: Feature) -> type:
+    """The extractor class of a registered feature (imported when the entry names it as ``"module:Class"``)."""
+    if isinstance(feature.extractor, type):
+        return feature.extractor
+    module, _, name = feature.extractor.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def extractor_from_config(name: str, config: ModelConfig = DEFAULT_MODEL):
+    """The extractor of the registered feature ``name`` with the settings of ``config``."""
+    feature = get_feature(name)
+    return extractor_class(feature)(**{param: getattr(config, field) for param, field in feature.config.items()})
+
+
+def default_features() -> list[tuple[str, object]]:
+    """The ``features`` of the default model's featurizer (what ``LesionFeaturizer()`` extracts)."""
+    return make_featurizer().features
 
 
 def make_featurizer(
@@ -324,20 +347,22 @@ def make_featurizer(
 
     The one place where feature settings become extractors: ``rimclf train``, ``rimclf
     extract``, ``rimclf tune``, the demo and the benchmark all build their featurizer here.
+    Each extractor takes the :class:`~rimclf.defaults.ModelConfig` fields its registry entry
+    names (:mod:`rimclf.feature_registry`).
 
     Parameters
     ----------
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
-        ``feature_set`` names the tabular features ("rim", "radiomics" or "rim+radiomics"; see
-        :data:`rimclf.defaults.FEATURE_SETS`), with the radiomics settings ``radiomics_params``,
+        ``feature_set`` names the tabular features (a tuple of registered names such as
+        ``("rim", "radiomics")``), with the radiomics settings ``radiomics_params``,
         ``region``, ``shell_mm``; the patch settings are ``patch_size_mm``, ``patch_shape``,
         ``normalize`` and ``channels``. Change some with
-        ``dataclasses.replace(DEFAULT_MODEL, feature_set="rim+radiomics")``.
+        ``dataclasses.replace(DEFAULT_MODEL, feature_set=("rim", "radiomics"))``.
     features : bool, default=True
         Build the extractors of ``config.feature_set``.
     patches : bool or None, default=None
-        Build the patch extractor; None: when the network uses patches
-        (``config.branches != "radiomics"``).
+        Build the image extractors (the patches); None: when the network uses them
+        (``config.branches != "tabular"``).
     n_jobs, memory, progress
         Runtime settings of :class:`LesionFeaturizer` (they do not change the features).
 
@@ -349,29 +374,16 @@ def make_featurizer(
     --------
     >>> from dataclasses import replace
     >>> from rimclf.defaults import DEFAULT_MODEL
-    >>> featurizer = make_featurizer(replace(DEFAULT_MODEL, feature_set="rim", branches="radiomics"))
+    >>> featurizer = make_featurizer(replace(DEFAULT_MODEL, feature_set=("rim", "radiomics")))
     >>> sorted(featurizer.extractors())
-    ['rim']
+    ['radiomics', 'rim']
     """
-    check_choice(config.feature_set, "feature_set", FEATURE_SETS)
-    names = set(config.feature_set.split("+")) if features else set()
-    use_patches = config.branches != "radiomics" if patches is None else patches
-    rim = RimProfileExtractor() if "rim" in names else None
-    radiomics = (
-        RadiomicsExtractor(params=config.radiomics_params, region=config.region, shell_mm=config.shell_mm)
-        if "radiomics" in names
-        else None
-    )
-    patch_extractor = (
-        PatchExtractor(
-            size_mm=config.patch_size_mm, shape=config.patch_shape, channels=config.channels,
-            normalize=config.normalize,
-        )
-        if use_patches
-        else None
-    )
+    names = list(check_feature_set(config.feature_set)) if features else []
+    use_images = config.branches != "tabular" if patches is None else patches
+    if use_images:
+        names += feature_names(IMAGE)
     return LesionFeaturizer(
-        rim=rim, radiomics=radiomics, patches=patch_extractor, n_jobs=n_jobs, memory=memory, progress=progress
+        [(name, extractor_from_config(name, config)) for name in names], n_jobs=n_jobs, memory=memory, progress=progress
     )
 
 
@@ -391,7 +403,7 @@ def _cache_key(task: SubjectTask, settings: dict) -> str:
         **settings,
         "participant_id": task.participant_id,
         **({"session": task.session} if task.session else {}),  # keys without sessions unchanged
-        "files": {kind: file_sha256(path) for kind, path in files.items()},
+        "files": {kind: remembered_sha256(path) for kind, path in files.items()},
         "qsm_unit": task.qsm_unit,
         "connectivity": task.connectivity,
         "lesion_ids": task.lesion_ids.tolist(),

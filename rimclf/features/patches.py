@@ -48,30 +48,25 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
-from sklearn.base import BaseEstimator, TransformerMixin
 
-from rimclf._validation import check_choice, is_int, is_real
+from rimclf._validation import Options, is_int, is_real, validate_params
 from rimclf.defaults import CHANNELS, DEFAULT_MODEL, NORMALIZATIONS
 from rimclf.errors import DataWarning, ParameterError
+from rimclf.features._base import LesionExtractor
 from rimclf.features._regions import signed_distance_mm
 from rimclf.features._output import DictOutputMixin
-from rimclf.features.rim_profile import MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
+from rimclf.features.rim_profile import MAD_TO_SD, MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
 from rimclf.features._subject import (
     BASE_COLUMNS,
     CENTROID_COLUMNS,
     Note,
     SubjectVolumes,
-    check_lesion_table,
-    emit_notes,
-    group_by_subject,
     sample_world,
     world_to_voxel,
 )
 
 #: The ``"distance"`` channel is clipped to +- this many millimetres.
 MAX_DISTANCE_MM = 10.0
-#: Median absolute deviation to standard deviation for normally distributed values.
-MAD_TO_SD = 1.4826
 #: At most this many normal-appearing voxels are used for the subject's FLAIR median.
 _MAX_REFERENCE_VOXELS = 500_000
 
@@ -93,7 +88,7 @@ def _triple(value: object, name: str, *, integer: bool) -> tuple:
     return tuple(int(i) for i in items) if integer else tuple(float(i) for i in items)
 
 
-class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class PatchExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_keys=None):
     """QSM, FLAIR and lesion-mask cubes around each lesion, on world axes, for the CNN.
 
     The defaults come from :data:`rimclf.defaults.DEFAULT_MODEL`.
@@ -129,7 +124,7 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
 
     In a featurizer, the patches are the ``"patches"`` entry:
 
-    >>> LesionFeaturizer(radiomics=None, patches=extractor).get_output_shapes()
+    >>> LesionFeaturizer([("patches", extractor)]).get_output_shapes()
     {'patches': (3, 16, 16, 16)}
     """
 
@@ -148,15 +143,19 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
         self.channels = channels
         self.normalize = normalize
 
+    _fill = 0.0
+    _dtype = np.float32
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
-        tags.input_tags.string = True
         tags.transformer_tags.preserves_dtype = []  # float32 patches whatever the input
         return tags
 
+    #: size_mm, shape and channels (a number or three, a tuple of channels) are checked in _validate
+    _parameter_constraints = {"normalize": [Options(*NORMALIZATIONS)]}
+
     def _validate(self) -> tuple[tuple[float, ...], tuple[int, ...], tuple[str, ...]]:
+        validate_params(self)
         size_mm = _triple(self.size_mm, "size_mm", integer=False)
         shape = _triple(self.shape, "shape", integer=True)
         channels = self.channels
@@ -169,7 +168,6 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
             raise ParameterError(f"channels={tuple(channels)!r} is not valid: {unknown} not in the choices {CHANNELS}")
         if len(set(channels)) != len(channels):
             raise ParameterError(f"channels={tuple(channels)!r} is not valid: a channel is repeated")
-        check_choice(self.normalize, "normalize", NORMALIZATIONS, owner="PatchExtractor")
         return size_mm, shape, tuple(channels)
 
     def required_columns(self) -> tuple[str, ...]:
@@ -182,27 +180,10 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
         size_mm, shape, channels = self._validate()
         return {"size_mm": size_mm, "shape": shape, "channels": channels, "normalize": self.normalize}
 
-    def fit(self, X=None, y=None):
-        """Check the parameters (and the table's columns when given). Nothing is learnt."""
-        self._validate()
-        if X is not None:
-            check_lesion_table(X, self.required_columns())
-        return self
-
-    def transform(self, X) -> np.ndarray:
-        """Patches of every row of the lesion table, in table order: float32 (n, C, D, H, W).
-
-        Subjects are processed one after the other; :class:`~rimclf.features.LesionFeaturizer`
-        adds parallelism and caching.
-        """
+    def output_shape(self) -> tuple[int, ...]:
+        """``(n_channels, *shape)``: one lesion's patch."""
         _, shape, channels = self._validate()
-        table = check_lesion_table(X, self.required_columns())
-        out = np.zeros((len(table), len(channels), *shape), dtype=np.float32)
-        notes: list[Note] = []
-        for task, rows, lesion_index in group_by_subject(table, with_flair="flair" in channels, with_centroids=True):
-            out[rows] = self.extract_subject(SubjectVolumes(task, notes), notes)[lesion_index]
-        emit_notes(notes)
-        return out
+        return (len(channels), *shape)
 
     # -- per-subject work ---------------------------------------------------------------------
     def grid_offsets_mm(self) -> np.ndarray:
@@ -219,7 +200,7 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
         out = np.zeros((len(task.lesion_ids), len(channels), *shape), dtype=np.float32)
         if not len(task.lesion_ids):
             return out
-        reference = _SubjectReference(volumes, notes) if self.normalize in ("nawm", "ring") else None
+        reference = _PatchLevels(volumes, notes) if self.normalize in ("nawm", "ring") else None
         spacing = np.asarray(size_mm) / np.asarray(shape)
         for row, (lesion_id, centre) in enumerate(zip(task.lesion_ids, task.centroids_mm)):
             points = centre + offsets
@@ -258,7 +239,7 @@ class PatchExtractor(DictOutputMixin, TransformerMixin, BaseEstimator, auto_wrap
         return values.astype(np.float32)
 
 
-class _SubjectReference:
+class _PatchLevels:
     """Normal-appearing tissue statistics of one subject, for ``normalize="nawm"`` and ``"ring"``."""
 
     def __init__(self, volumes: SubjectVolumes, notes: list[Note]) -> None:

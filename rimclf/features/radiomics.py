@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import Options, check_real, validate_params
 from rimclf.defaults import DEFAULT_MODEL, IMAGES, REGIONS
 from rimclf.errors import DataWarning, MissingDependencyError, ParameterError
+from rimclf.features._base import LesionExtractor
 from rimclf.features._regions import (
     bounding_boxes,
     crop_with_margin,
@@ -58,9 +58,6 @@ from rimclf.features._subject import (
     BASE_COLUMNS,
     Note,
     SubjectVolumes,
-    check_lesion_table,
-    emit_notes,
-    group_by_subject,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -237,7 +234,7 @@ def _probe_feature_names(params_json: str) -> tuple[str, ...]:
     return tuple(name for name in result if not name.startswith("diagnostics_"))
 
 
-class RadiomicsExtractor(TransformerMixin, BaseEstimator):
+class RadiomicsExtractor(LesionExtractor):
     """pyradiomics features of each lesion's QSM, cropped for speed, equal to full-volume values.
 
     The defaults of ``params``, ``region`` and ``shell_mm`` come from
@@ -296,13 +293,6 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {"image": [Options(*IMAGES)], "region": [Options(*REGIONS)]}
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
-        tags.input_tags.string = True
-        return tags
-
     # -- validation ---------------------------------------------------------------------------
     def _params_json(self) -> str:
         return json.dumps(load_params(self.params), sort_keys=True)
@@ -331,35 +321,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         }
 
     # -- sklearn API --------------------------------------------------------------------------
-    def fit(self, X=None, y=None):
-        """Check the parameters (and the table's columns when given). Nothing is learnt."""
-        self._validate()
-        if X is not None:
-            check_lesion_table(X, self.required_columns())
-        return self
-
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """pyradiomics' feature names (e.g. "original_firstorder_Mean"), prefixed for the shell."""
         names = _probe_feature_names(self._validate())
         prefixes = {"lesion": [""], "shell": ["shell_"], "both": ["lesion_", "shell_"]}[self.region]
         return np.array([prefix + name for prefix in prefixes for name in names], dtype=object)
-
-    def transform(self, X) -> np.ndarray:
-        """Radiomics features of every row of the lesion table, in table order (float64, (n, F)).
-
-        Subjects are processed one after the other; :class:`~rimclf.features.LesionFeaturizer`
-        adds parallelism and caching.
-        """
-        params_json = self._validate()
-        table = check_lesion_table(X, self.required_columns())
-        n_features = len(self.get_feature_names_out())
-        out = np.full((len(table), n_features), np.nan)
-        notes: list[Note] = []
-        for task, rows, lesion_index in group_by_subject(table, with_flair=self.image == "flair", with_centroids=False):
-            values = self.extract_subject(SubjectVolumes(task, notes), notes, params_json=params_json)
-            out[rows] = values[lesion_index]
-        emit_notes(notes)
-        return out
 
     # -- per-subject work ---------------------------------------------------------------------
     def extract_subject(

@@ -105,18 +105,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from rimclf._validation import Bools, Interval, is_real, validate_params
 from rimclf.errors import DataWarning, ParameterError
+from rimclf.features._base import LesionExtractor
 from rimclf.features._regions import signed_distance_mm
 from rimclf.features._subject import (
     BASE_COLUMNS,
     Note,
     SubjectVolumes,
-    check_lesion_table,
-    emit_notes,
-    group_by_subject,
 )
 
 #: Median absolute deviation to standard deviation for normally distributed values.
@@ -342,7 +339,7 @@ class _SubjectReference:
         self.flair = volumes.flair_on_qsm_grid if with_flair else None
 
 
-class RimProfileExtractor(TransformerMixin, BaseEstimator):
+class RimProfileExtractor(LesionExtractor):
     """Rim-profile features of each lesion: its QSM edge against its core and surroundings.
 
     The features (listed with their formulas in :mod:`rimclf.features.rim_profile`) are radial
@@ -402,13 +399,6 @@ class RimProfileExtractor(TransformerMixin, BaseEstimator):
         self.flair = flair
         self.volume = volume
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False  # X is the lesion table (a DataFrame of paths and ids)
-        tags.input_tags.string = True
-        return tags
-
     _parameter_constraints = {
         "edge_mm": [Interval(float, 0, None, closed="neither")],
         "n_directions": [Interval(int, 6)],
@@ -453,33 +443,11 @@ class RimProfileExtractor(TransformerMixin, BaseEstimator):
             "volume": bool(self.volume),
         }
 
-    def fit(self, X=None, y=None):
-        """Check the parameters (and the table's columns when given). Nothing is learnt."""
-        self._validate()
-        if X is not None:
-            check_lesion_table(X, self.required_columns())
-        return self
-
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """The feature names, in column order (see the module documentation)."""
         self._validate()
         names = [*QSM_FEATURES, *(FLAIR_FEATURES if self.flair else ()), *(SIZE_FEATURES if self.volume else ())]
         return np.array(names, dtype=object)
-
-    def transform(self, X) -> np.ndarray:
-        """Rim-profile features of every row of the lesion table, in table order (float64, (n, F)).
-
-        Subjects are processed one after the other; :class:`~rimclf.features.LesionFeaturizer`
-        adds parallelism and caching.
-        """
-        self._validate()
-        table = check_lesion_table(X, self.required_columns())
-        out = np.full((len(table), len(self.get_feature_names_out())), np.nan)
-        notes: list[Note] = []
-        for task, rows, lesion_index in group_by_subject(table, with_flair=bool(self.flair), with_centroids=False):
-            out[rows] = self.extract_subject(SubjectVolumes(task, notes), notes)[lesion_index]
-        emit_notes(notes)
-        return out
 
     # -- per-subject work ---------------------------------------------------------------------
     def extract_subject(self, volumes: SubjectVolumes, notes: list[Note]) -> np.ndarray:

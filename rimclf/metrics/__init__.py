@@ -12,7 +12,9 @@ from rimclf.metrics._bootstrap import (
     BootstrapResult,
     PairedBootstrapResult,
     bootstrap_ci,
+    bootstrap_p_value,
     paired_bootstrap,
+    subject_bootstrap,
     subject_bootstrap_indices,
 )
 from rimclf.metrics._calibration import (
@@ -42,6 +44,7 @@ __all__ = [
     "CountAgreement",
     "PairedBootstrapResult",
     "bootstrap_ci",
+    "bootstrap_p_value",
     "brier_score",
     "calibration_slope",
     "concordance",
@@ -58,6 +61,7 @@ __all__ = [
     "pr_auc",
     "roc_auc",
     "sensitivity_at_specificity",
+    "subject_bootstrap",
     "subject_bootstrap_indices",
     "subject_count_metrics",
     "subject_counts",

@@ -88,20 +88,56 @@ def _check_alpha(alpha: float) -> float:
     return check_real(alpha, "alpha", min=0.0, max=1.0, closed="neither")
 
 
-def _replicates(
-    metric: Metric, labels: np.ndarray, score_sets: list[np.ndarray], groups: np.ndarray,
-    n_boot: int, random_state: object,
+def subject_bootstrap(
+    statistic, labels: np.ndarray, groups: object, n_boot: int = 1000, random_state: object = None,
+    *, stacklevel: int = 2,
 ) -> tuple[np.ndarray, int]:
-    """Metric of each score set on every subject resample, single-class resamples dropped."""
+    """``statistic(index)`` on every subject resample that holds both classes, and the number skipped.
+
+    The resamples are those of :func:`subject_bootstrap_indices`; one holding a single class
+    (where ranking metrics are undefined) is skipped, with a :class:`~rimclf.errors.DataWarning`
+    when more than 5 % are.
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(index)`` -> a number or an array, for the lesions ``index`` of a resample.
+    labels : numpy.ndarray of shape (n_lesions,)
+        0/1 labels (1 = rim+).
+    groups, n_boot, random_state
+        As in :func:`subject_bootstrap_indices`.
+    stacklevel : int, default=2
+        Of the warning, counted from the caller.
+
+    Returns
+    -------
+    values : numpy.ndarray of shape (n_valid, ...)
+        The statistic of each valid resample, stacked.
+    n_skipped : int
+
+    Raises
+    ------
+    CohortError
+        Every resample held a single class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.tile([0, 1], 6)
+    >>> score = np.array([.2, .7, .1, .4, .3, .9, .5, .6, .2, .8, .6, .5])
+    >>> groups = np.repeat(["01", "02", "03", "04", "05", "06"], 2)
+    >>> values, n_skipped = subject_bootstrap(lambda i: roc_auc(y[i], score[i]), y, groups, 100, random_state=0)
+    >>> values.shape, n_skipped
+    ((100,), 0)
+    """
     values, n_skipped = [], 0
     for index in subject_bootstrap_indices(groups, n_boot, random_state):
         resampled_labels = labels[index]
         if resampled_labels.min() == resampled_labels.max():
             n_skipped += 1
             continue
-        values.append([metric(resampled_labels, scores[index]) for scores in score_sets])
-    n_valid = len(values)
-    if n_valid == 0:
+        values.append(statistic(index))
+    if not values:
         raise CohortError(
             f"all {n_boot} subject resamples held a single class; "
             "too few subjects with rim+ lesions"
@@ -109,11 +145,37 @@ def _replicates(
     if n_skipped > 0.05 * n_boot:
         warnings.warn(
             f"{n_skipped} of {n_boot} subject resamples held a single class and were skipped; "
-            "the interval is conditional on resamples holding both classes",
+            "the intervals are conditional on resamples holding both classes",
             DataWarning,
-            stacklevel=3,
+            stacklevel=stacklevel + 1,
         )
-    return np.asarray(values, dtype=np.float64).reshape(n_valid, len(score_sets)), n_skipped
+    return np.asarray(values, dtype=np.float64), n_skipped
+
+
+def bootstrap_p_value(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p-value for "no difference" from replicate differences:
+    ``min(1, 2 * (1 + min(#{d* <= 0}, #{d* >= 0})) / (n + 1))``.
+
+    Examples
+    --------
+    >>> bootstrap_p_value(np.array([0.1, 0.2, 0.3, -0.1]))
+    0.8
+    """
+    differences = np.asarray(differences)
+    n_tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
+    return min(1.0, 2.0 * (1 + n_tail) / (differences.size + 1))
+
+
+def _replicates(
+    metric: Metric, labels: np.ndarray, score_sets: list[np.ndarray], groups: np.ndarray,
+    n_boot: int, random_state: object,
+) -> tuple[np.ndarray, int]:
+    """Metric of each score set on every subject resample, single-class resamples dropped."""
+    values, n_skipped = subject_bootstrap(
+        lambda index: [metric(labels[index], scores[index]) for scores in score_sets],
+        labels, groups, n_boot, random_state, stacklevel=3,
+    )
+    return values.reshape(len(values), len(score_sets)), n_skipped
 
 
 @dataclass(frozen=True)
@@ -329,14 +391,12 @@ def paired_bootstrap(
         metric_function, labels, [scores_a, scores_b], group_array, n_boot, random_state
     )
     differences = values[:, 0] - values[:, 1]
-    n_valid = differences.size
-    n_tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
     low, high = _percentile_interval(differences, alpha)
     estimate_a = float(metric_function(labels, scores_a))
     estimate_b = float(metric_function(labels, scores_b))
     return PairedBootstrapResult(
         estimate_a=estimate_a, estimate_b=estimate_b, difference=estimate_a - estimate_b,
-        ci_low=low, ci_high=high, p_value=min(1.0, 2.0 * (1 + n_tail) / (n_valid + 1)), alpha=alpha,
+        ci_low=low, ci_high=high, p_value=bootstrap_p_value(differences), alpha=alpha,
         n_boot=int(n_boot), n_skipped=n_skipped, n_subjects=int(np.unique(group_array).size),
         differences=differences,
     )

@@ -18,11 +18,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.metadata_routing import _routing_enabled, get_routing_for_object
 
+from rimclf.defaults import MAX_SEED
 from rimclf._validation import check_int
 from rimclf.errors import ParameterError
 
-#: Seeds are drawn from ``[0, MAX_SEED)``.
-MAX_SEED = 2**31 - 1
 
 Fold = tuple[np.ndarray, np.ndarray]
 

@@ -4,7 +4,7 @@ Of rimclf they use only the pure-Python base (:mod:`rimclf.errors`, :mod:`rimclf
 the shared parameter checks), so they run in any torch code.
 
 - :class:`ResNet3D`: width-configurable 3D ResNet trunk (depth 10/18/34) over lesion patches.
-- :class:`RadiomicsEncoder`: MLP on standardised radiomics.
+- :class:`TabularEncoder`: MLP on the standardised tabular features (rim-profile features, radiomics).
 - :func:`deep_smote` / :class:`DeepSMOTE`: feature-space SMOTE of rim+ rows (training only).
 - :class:`PatchAugment`: per-sample flips, 90° turns and small rotations of patches (training only).
 - :class:`QSMRimNet`: the fused classifier returning one logit per lesion.
@@ -16,7 +16,7 @@ defaults are those of :data:`rimclf.defaults.DEFAULT_MODEL` (the MLP branch alon
 
 from rimclf.nn.augment import PatchAugment
 from rimclf.nn.deepsmote import DeepSMOTE, deep_smote
-from rimclf.nn.encoder import RadiomicsEncoder
+from rimclf.nn.encoder import TabularEncoder
 from rimclf.nn.qsmrimnet import BRANCHES, FUSIONS, QSMRimNet
 from rimclf.nn.resnet3d import BLOCKS_PER_STAGE, ResNet3D
 
@@ -27,7 +27,7 @@ __all__ = [
     "DeepSMOTE",
     "PatchAugment",
     "QSMRimNet",
-    "RadiomicsEncoder",
+    "TabularEncoder",
     "ResNet3D",
     "deep_smote",
 ]

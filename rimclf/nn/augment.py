@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from rimclf.errors import ParameterError
+from rimclf.errors import CohortError, ParameterError
 from rimclf.nn._seeded import SeededGeneratorMixin
 
 #: The largest angle of the small random rotations of ``augment="flips+rotations"``.
@@ -106,13 +106,13 @@ class PatchAugment(SeededGeneratorMixin, nn.Module):
         if not self.training or not active:
             return patches
         if patches.ndim != 5:
-            raise ParameterError(f"PatchAugment: patches must have shape (N, C, D, H, W), got {tuple(patches.shape)}")
+            raise CohortError(f"PatchAugment: patches must have shape (N, C, D, H, W), got {tuple(patches.shape)}")
         n, device = patches.shape[0], patches.device
         generator = self._generator_on(device)
         matrix = torch.eye(3, device=device).expand(n, 3, 3)
         if self.flips_and_turns:
             if len(set(patches.shape[2:])) != 1:
-                raise ParameterError(
+                raise CohortError(
                     f"PatchAugment: flips and 90° turns need cubic patches, got spatial shape {tuple(patches.shape[2:])}"
                 )
             choice = torch.randint(0, self.permutations.shape[0], (n,), generator=generator, device=device)

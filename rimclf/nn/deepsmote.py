@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rimclf._validation import check_int
-from rimclf.errors import ParameterError
+from rimclf.errors import CohortError, ParameterError
 from rimclf.nn._seeded import SeededGeneratorMixin
 
 
@@ -77,10 +77,10 @@ def deep_smote(
     """
     check_int(k, "k", min=1, owner="deep_smote")
     if z.ndim != 2:
-        raise ParameterError(f"deep_smote: z must have shape (N, d), got {tuple(z.shape)}")
+        raise CohortError(f"deep_smote: z must have shape (N, d), got {tuple(z.shape)}")
     labels = y.reshape(-1)
     if labels.shape[0] != z.shape[0]:
-        raise ParameterError(
+        raise CohortError(
             f"deep_smote: y has {labels.shape[0]} labels for {z.shape[0]} rows of z "
             f"(y shape {tuple(y.shape)})"
         )

@@ -1,4 +1,4 @@
-"""The radiomics branch of QSMRim-Net: an MLP on standardised radiomic features."""
+"""The tabular branch of QSMRim-Net: an MLP on standardised lesion features (rim profile, radiomics)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ def linear_bn_swish(in_features: int, out_features: int) -> list[nn.Module]:
     return [nn.Linear(in_features, out_features), nn.BatchNorm1d(out_features), nn.SiLU()]
 
 
-class RadiomicsEncoder(nn.Module):
+class TabularEncoder(nn.Module):
     """Two ``Linear -> BatchNorm -> Swish`` layers with dropout in between.
 
     With the defaults this is the seed's radiomics encoder (``F -> 1024 -> 512``).
 
     Parameters
     ----------
-    n_radiomics : int
-        Number of radiomic features ``F`` per lesion (standardised; no NaN).
+    n_features : int
+        Number of tabular features ``F`` per lesion (standardised; no NaN).
     out_features : int, default=512
         Length of the encoded vector; QSMRim-Net sets it to the ResNet's ``8·width`` so that the
         two branches can be summed.
@@ -34,34 +34,34 @@ class RadiomicsEncoder(nn.Module):
     -----
     Shapes:
 
-    ``(N, n_radiomics) -> (N, out_features)``. Batch norm needs ``N >= 2`` in training mode.
+    ``(N, n_features) -> (N, out_features)``. Batch norm needs ``N >= 2`` in training mode.
 
     Examples
     --------
-    >>> RadiomicsEncoder(20, out_features=32).eval()(torch.zeros(5, 20)).shape
+    >>> TabularEncoder(20, out_features=32).eval()(torch.zeros(5, 20)).shape
     torch.Size([5, 32])
     """
 
     def __init__(
         self,
-        n_radiomics: int,
+        n_features: int,
         out_features: int = 512,
         hidden_features: int | None = None,
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        check_int(n_radiomics, "n_radiomics", min=1, owner="RadiomicsEncoder")
-        check_int(out_features, "out_features", min=1, owner="RadiomicsEncoder")
-        check_real(dropout, "dropout", min=0.0, max=1.0, closed="left", owner="RadiomicsEncoder")
+        check_int(n_features, "n_features", min=1, owner="TabularEncoder")
+        check_int(out_features, "out_features", min=1, owner="TabularEncoder")
+        check_real(dropout, "dropout", min=0.0, max=1.0, closed="left", owner="TabularEncoder")
         hidden = 2 * out_features if hidden_features is None else int(hidden_features)
-        self.n_radiomics = n_radiomics
+        self.n_features = n_features
         self.out_features = out_features
         self.layers = nn.Sequential(
-            *linear_bn_swish(n_radiomics, hidden),
+            *linear_bn_swish(n_features, hidden),
             nn.Dropout(dropout),
             *linear_bn_swish(hidden, out_features),
         )
 
-    def forward(self, radiomics: torch.Tensor) -> torch.Tensor:
-        """Encode ``(N, n_radiomics)`` features into ``(N, out_features)``."""
-        return self.layers(radiomics)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Encode ``(N, n_features)`` features into ``(N, out_features)``."""
+        return self.layers(features)

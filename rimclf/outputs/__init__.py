@@ -41,11 +41,15 @@ import pandas as pd
 from rimclf._atomic import atomic_output_dir, safe_child
 from rimclf._bids import bids_identifiers, scan_name
 from rimclf._nifti import read_volume, save_on_grid
+from rimclf._records import write_json
+from rimclf._validation import check_int, check_n_jobs
 from rimclf._version import __version__
 from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
+from rimclf.defaults import BIDS_VERSION, MONTAGE_LESIONS
 from rimclf.errors import CohortError, PredictionError
 from rimclf.outputs._figures import subject_counts_figure
 from rimclf.outputs._montage import axial_plane, write_montage
+from rimclf.outputs._parallel import for_each_scan
 
 __all__ = [
     "LESION_COLUMNS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions", "output_paths",
@@ -64,7 +68,6 @@ LESION_COLUMNS = [
     "probability",
     "decision",
 ]
-BIDS_VERSION = "1.9.0"
 #: The probability map's NIfTI ``descrip`` (what a viewer shows as the image's description).
 MAP_DESCRIP = "rimclf rim+ probability (0-1)"
 LABELS_DESCRIP = "rimclf lesion ids (lesion_id of lesions.tsv)"
@@ -361,12 +364,7 @@ def _bids_labels(frame: pd.DataFrame) -> pd.DataFrame:
 def _write_tsv(path: Path, frame: pd.DataFrame) -> None:
     frame.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
     descriptions = {column: COLUMN_DESCRIPTIONS[column] for column in frame.columns if column in COLUMN_DESCRIPTIONS}
-    _write_json(path.with_suffix(".json"), descriptions)
-
-
-def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json(path.with_suffix(".json"), descriptions)
 
 
 #: The ``CodeURL`` of ``GeneratedBy``: the code by package name and version (a package URL, purl).
@@ -412,10 +410,11 @@ def write_prediction_outputs(
     threshold: float,
     *,
     montage: bool = True,
-    max_montage_lesions: int = 12,
+    max_montage_lesions: int = MONTAGE_LESIONS,
     force: bool = False,
     model_info: dict | None = None,
     source: str | os.PathLike | None = None,
+    n_jobs: int | None = None,
     scans: list[dict] | None = None,
     model_identity: dict | None = None,
     progress: bool = False,
@@ -435,7 +434,8 @@ def write_prediction_outputs(
     montage : bool, default=True
         Also draw the per-scan PNG montages and the per-scan counts figure (``subjects.png``).
     max_montage_lesions : int, default=12
-        Most probable lesions shown per montage.
+        Most probable lesions shown per montage, besides every lesion called rim+; 0 draws no
+        montage (as ``montage=False``).
     force : bool, default=False
         Replace an existing ``out``.
     model_info : dict, optional
@@ -451,8 +451,12 @@ def write_prediction_outputs(
     model_identity : dict, optional
         The model's format version and weights hash (``load_model`` sets ``model_identity_``),
         recorded in ``dataset_description.json``.
+    n_jobs : int or None, default=None
+        Scans written in parallel worker processes (joblib; -1: all cores). Each worker reads its
+        scan's volumes, so memory does not grow with the number of scans; the files do not
+        depend on ``n_jobs``.
     progress : bool, default=False
-        Show a progress bar over the scans (tqdm, on standard error, only where it is a terminal).
+        Show a progress bar over scans (on a terminal).
 
     Returns
     -------
@@ -476,6 +480,9 @@ def write_prediction_outputs(
     ['sub-001_desc-lesions_dseg.json', 'sub-001_desc-lesions_dseg.nii.gz', 'sub-001_desc-lesions_dseg.tsv', 'sub-001_desc-rimprob_probseg.json', 'sub-001_desc-rimprob_probseg.nii.gz']
     >>> folder.cleanup()
     """
+    n_jobs = check_n_jobs(n_jobs, owner="write_prediction_outputs")
+    max_montage_lesions = check_int(max_montage_lesions, "max_montage_lesions", min=0, owner="write_prediction_outputs",
+                                    hint="0 draws no montage")
     predictions = lesion_predictions(table, probability, threshold)
     out = Path(out)
     for participant, session in zip(predictions["participant_id"], predictions["session"]):
@@ -486,7 +493,7 @@ def write_prediction_outputs(
     source = source if source is not None and source.is_dir() else None
     table = _with_session(table).reset_index(drop=True)
     with atomic_output_dir(out, force=force) as tmp:
-        _write_json(tmp / "dataset_description.json", description)
+        write_json(tmp / "dataset_description.json", description)
         _write_tsv(tmp / "lesions.tsv", _bids_labels(predictions))
         if scans is None:  # a lesion table given as such: its scans, all predicted
             scans = [{"participant_id": p, "session": t, "status": "read", "reason": ""}
@@ -495,25 +502,13 @@ def write_prediction_outputs(
         _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(summary, scans)))
         if montage:
             subject_counts_figure(_bids_labels(summary), title="rim+ lesions per scan").savefig(tmp / "subjects.png", dpi=110)
-        groups = table.groupby(["participant_id", "session"], sort=True)
-        for (participant, session), rows in _scan_progress(groups, progress):
-            scan = predictions.loc[rows.index]
-            _write_scan(tmp, rows.iloc[0], scan, threshold, model_info, source,
-                        montage=montage, max_lesions=max_montage_lesions)
+        tasks = [(tmp, rows.iloc[0], predictions.loc[rows.index], threshold, model_info, source)
+                 for _, rows in table.groupby(["participant_id", "session"], sort=True)]
+        tasks.sort(key=lambda task: -len(task[2]))  # most lesions first: no worker left with a big one at the end
+        for_each_scan(_write_scan, tasks, n_jobs=n_jobs, progress=progress, desc="maps and montages",
+                      montage=montage and max_montage_lesions > 0, max_lesions=max_montage_lesions)
     return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out,
             "description": out / "dataset_description.json"}
-
-
-def _scan_progress(scans, progress: bool):
-    """The scans, behind a tqdm bar (maps and montages per scan) when ``progress`` and standard
-    error is a terminal."""
-    import sys
-
-    from tqdm.auto import tqdm
-
-    shown = bool(progress) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-    return tqdm(scans, total=len(scans), desc="maps and montages", unit="scan", file=sys.stderr, disable=not shown,
-                leave=False)
 
 
 def _mask_resampled(first: pd.Series) -> dict:
@@ -536,7 +531,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     sources = _sources([first["qsm"], first["mask"]], source)
     save_on_grid(paths["probseg"], probability_map(labels, lesion_ids, scan["probability"].to_numpy()), first["qsm"],
                  descrip=MAP_DESCRIP, cal=(0.0, 1.0))
-    _write_json(_sidecar(paths["probseg"]), {
+    write_json(_sidecar(paths["probseg"]), {
         "Description": "rim+ probability of each lesion, painted on the lesion's voxels (0 outside lesions), "
                        "on the grid of the QSM",
         "Units": "probability (0-1)",
@@ -548,7 +543,7 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     ids = label_image(labels, lesion_ids)
     save_on_grid(paths["dseg"], ids, first["qsm"], descrip=LABELS_DESCRIP, cal=(0.0, float(ids.max(initial=0))),
                  intent="label")
-    _write_json(_sidecar(paths["dseg"]), {
+    write_json(_sidecar(paths["dseg"]), {
         "Description": "lesion labels whose values are the lesion_id of lesions.tsv (0: background or a lesion "
                        "left out by load_cohort)",
         **_sources([first["mask"]], source),

@@ -13,16 +13,27 @@ standard deviations (1.4826 MAD) of it each way, at least :data:`MIN_HALF_WINDOW
 +15..+40 ppb above the white matter then spans a third to half of the grey range, where a fixed
 +-100 ppb window gave it a tenth. Veins and iron-rich nuclei saturate to white, which a rim
 reader wants anyway. FLAIR panels keep a per-panel 1-99.5 % window (FLAIR has no unit).
+
+Which lesions: the ``max_lesions`` most probable, and every lesion called rim+ besides
+(:func:`montage_lesions`), ranked by probability, two per row.
+
+Rendering: panels, outlines, scale bar, colourbar and text are composed as one RGB array
+(:mod:`rimclf.outputs._raster`, each plane sample a 3x3 pixel block at 100 dpi) and saved as
+PNG; no matplotlib figure or axes (they made a montage cost over a second).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+
+from rimclf.defaults import MONTAGE_LESIONS
+from rimclf.outputs import _raster
 
 #: Robust standard deviations of the shown tissue on each side of its median in the QSM window.
 WINDOW_SPREADS = 3.0
@@ -32,6 +43,12 @@ HALO_MM = 2.5
 #: The QSM window is at least +-this around the tissue median (ppb), so that noise-free tissue
 #: (a tiny spread) does not blow every detail up into black and white.
 MIN_HALF_WINDOW_PPB = 20.0
+#: Pixels per plane sample on the PNG (100 dpi): a 40 mm panel sampled every 0.5 mm is 243 pixels.
+SCALE = 3
+#: Layout of the PNG in pixels: left margin, gap between panels, panel title, suptitle, bottom margin.
+LEFT_PX, GAP_PX, TITLE_PX, TOP_PX, BOTTOM_PX = 12, 15, 30, 24, 8
+#: Orientation letters and text colours (the letters are matplotlib's "#f5d000").
+MARK_COLOUR = (0xF5, 0xD0, 0x00)
 
 
 def axial_plane(
@@ -89,20 +106,23 @@ def qsm_window(planes: list[np.ndarray], lesion_planes: list[np.ndarray]) -> tup
     return centre - half, centre + half
 
 
-def _orientation_marks(ax, fontsize: float = 6.5) -> None:
-    """R/L and A/P letters on the edges of an axial panel (neurological: the patient's right on the right)."""
-    style = {"color": "#f5d000", "fontsize": fontsize, "fontweight": "bold", "transform": ax.transAxes}
-    ax.text(0.985, 0.5, "R", ha="right", va="center", **style)
-    ax.text(0.015, 0.5, "L", ha="left", va="center", **style)
-    ax.text(0.5, 0.985, "A", ha="center", va="top", **style)
-    ax.text(0.5, 0.015, "P", ha="center", va="bottom", **style)
+def montage_lesions(subject: pd.DataFrame, max_lesions: int = MONTAGE_LESIONS) -> pd.DataFrame:
+    """The rows a montage shows: the ``max_lesions`` most probable and every lesion called rim+,
+    ranked by probability (ties keep the table's order).
 
-
-def _scale_bar(ax, half_width_mm: float, length_mm: float = 10.0) -> None:
-    x0 = half_width_mm - 2.0 - length_mm
-    y0 = -half_width_mm + 2.5
-    ax.plot([x0, x0 + length_mm], [y0, y0], color="white", linewidth=1.6, solid_capstyle="butt")
-    ax.text(x0 + length_mm / 2, y0 + 1.0, f"{length_mm:g} mm", color="white", fontsize=6, ha="center", va="bottom")
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> subject = pd.DataFrame({"lesion_id": [1, 2, 3, 4], "probability": [0.2, 0.9, 0.6, 0.7],
+    ...                         "decision": [0, 1, 1, 1]})
+    >>> montage_lesions(subject, 1)["lesion_id"].tolist()       # the top one and all rim+ calls
+    [2, 4, 3]
+    """
+    ranked = subject.sort_values("probability", ascending=False, kind="stable")
+    shown = np.arange(len(ranked)) < max_lesions
+    if "decision" in ranked:
+        shown |= ranked["decision"].to_numpy() == 1
+    return ranked[shown]
 
 
 def write_montage(
@@ -115,12 +135,12 @@ def write_montage(
     flair_affine: np.ndarray,
     labels: np.ndarray,
     title: str,
-    max_lesions: int = 12,
+    max_lesions: int = MONTAGE_LESIONS,
     half_width_mm: float = 20.0,
 ) -> Path:
     """Save a PNG of QSM and FLAIR axial planes through each lesion, ranked by probability.
 
-    The figure is :func:`montage_figure`'s (same parameters); this saves it to ``path``.
+    The picture is :func:`montage_image`'s (same parameters); this saves it to ``path`` as PNG.
 
     Examples
     --------
@@ -138,13 +158,42 @@ def write_montage(
     >>> write_montage("sub-001_montage.png", subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair,
     ...               flair_affine=flair_affine, labels=labels, title="sub-001")  # doctest: +SKIP
     """
-    figure = montage_figure(subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
+    montage = montage_image(subject, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
                             labels=labels, title=title, max_lesions=max_lesions, half_width_mm=half_width_mm)
-    figure.savefig(path, dpi=100)
-    return Path(path)
+    return _raster.write_png(path, montage.pixels, dpi=100)
 
 
-def montage_figure(
+def _lesion_panels(ranked: pd.DataFrame, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm: float) -> list[tuple]:
+    """Per lesion: its row, the QSM and FLAIR planes, its outline plane and the halo around it."""
+    plane = {"half_width_mm": half_width_mm, "step_mm": 0.5}
+    halo = int(round(HALO_MM / plane["step_mm"]))
+    panels = []
+    for row in ranked.itertuples(index=False):
+        centre = np.array([row.centroid_x, row.centroid_y, row.centroid_z])
+        # nearest-neighbour labels, then this lesion: as sampling its own mask, without a volume per lesion
+        lesion = axial_plane(labels, qsm_affine, centre, order=0, **plane) == row.lesion_id
+        panels.append((
+            row,
+            axial_plane(qsm, qsm_affine, centre, order=1, **plane),
+            axial_plane(flair, flair_affine, centre, order=1, **plane),
+            lesion,
+            ndimage.binary_dilation(lesion, iterations=halo) if lesion.any() else lesion,
+        ))
+    return panels
+
+
+class Montage(NamedTuple):
+    """A montage: its pixels, what it says where, and the QSM window of its panels."""
+
+    #: ``(height, width, 3)`` uint8 RGB, 100 dpi.
+    pixels: np.ndarray
+    #: ``(x, y, text)`` of every label drawn (pixels from the top-left corner).
+    texts: list[tuple[float, float, str]]
+    #: The QSM display window (ppb): ``(low, high)``.
+    window: tuple[float, float]
+
+
+def montage_image(
     subject: pd.DataFrame,
     *,
     qsm: np.ndarray,
@@ -153,13 +202,13 @@ def montage_figure(
     flair_affine: np.ndarray,
     labels: np.ndarray,
     title: str,
-    max_lesions: int = 12,
+    max_lesions: int = MONTAGE_LESIONS,
     half_width_mm: float = 20.0,
-):
-    """The montage as a :class:`matplotlib.figure.Figure` (no pyplot state).
+) -> Montage:
+    """The montage as an RGB picture (see the module docstring).
 
-    Each lesion gets a QSM panel and a FLAIR panel (see the module docstring); titles give lesion id, probability and decision (and the reference label
-    when known). One colourbar gives the QSM window in ppb.
+    Each lesion gets a QSM panel and a FLAIR panel; titles give lesion id, probability and
+    decision (and the reference label when known). One colourbar gives the QSM window in ppb.
 
     Parameters
     ----------
@@ -171,64 +220,87 @@ def montage_figure(
     title : str
         Names the scan in the figure title (e.g. ``sub-01_ses-1``).
     max_lesions : int, default=12
-        The most probable lesions shown.
+        The most probable lesions shown; every lesion called rim+ is shown besides
+        (:func:`montage_lesions`).
     half_width_mm : float, default=20.0
         Half the width of each panel.
+
+    Returns
+    -------
+    Montage
+        ``pixels`` (uint8 RGB), ``texts`` and the QSM ``window``.
     """
-    from matplotlib.figure import Figure  # the object API: no pyplot state, the user's backend untouched
-
-    ranked = subject.sort_values("probability", ascending=False).head(max_lesions)
-    plane = {"half_width_mm": half_width_mm, "step_mm": 0.5}
-    panels = []
-    halo = int(round(HALO_MM / plane["step_mm"]))
-    for row in ranked.itertuples(index=False):
-        centre = np.array([row.centroid_x, row.centroid_y, row.centroid_z])
-        lesion = axial_plane((labels == row.lesion_id).astype(np.float32), qsm_affine, centre, order=0, **plane) > 0.5
-        panels.append(
-            (
-                row,
-                axial_plane(qsm, qsm_affine, centre, order=1, **plane),
-                axial_plane(flair, flair_affine, centre, order=1, **plane),
-                lesion,
-                ndimage.binary_dilation(lesion, iterations=halo) if lesion.any() else lesion,
-            )
-        )
+    ranked = montage_lesions(subject, max_lesions)
+    panels = _lesion_panels(ranked, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm)
     low, high = qsm_window([p[1] for p in panels], [p[4] for p in panels])
-
-    n_cols = 4  # two lesions per row: QSM, FLAIR, QSM, FLAIR
-    n_rows = max(1, int(np.ceil(len(ranked) / 2)))
-    fig = Figure(figsize=(2.6 * n_cols + 0.9, 2.75 * n_rows + 0.55), layout="constrained")
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    extent = (-half_width_mm, half_width_mm, -half_width_mm, half_width_mm)
-    qsm_image = None
+    n = panels[0][1].shape[0] if panels else int(round(2 * half_width_mm / 0.5)) + 1
+    side = n * SCALE
+    n_rows = max(1, int(np.ceil(len(panels) / 2)))
+    pitch_x, pitch_y = side + GAP_PX, TITLE_PX + side + 4
+    bar_left = LEFT_PX + 4 * pitch_x
+    width = bar_left + 100
+    height = TOP_PX + n_rows * pitch_y + BOTTOM_PX
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    texts: list[tuple[float, float, str, dict]] = []  # (x, y, text, style): written after the pixels
+    mark = {"colour": MARK_COLOUR, "size_pt": 6.5, "bold": True}
     for index, (row, qsm_plane, flair_plane, lesion_plane, halo_plane) in enumerate(panels):
         verdict = "rim+" if row.decision else "rim-"
         truth = f" (ref {'rim+' if row.rim == 1 else 'rim-'})" if hasattr(row, "rim") and not pd.isna(row.rim) else ""
         flair_limits = np.percentile(flair_plane, [1, 99.5])
         for offset, (image, name, limits) in enumerate([(qsm_plane, "QSM", (low, high)), (flair_plane, "FLAIR", flair_limits)]):
-            ax = axes[index // 2, (index % 2) * 2 + offset]
-            shown = ax.imshow(image, cmap="gray", vmin=limits[0], vmax=max(limits[1], limits[0] + 1e-6),
-                              origin="lower", extent=extent, interpolation="nearest")
-            if name == "QSM":
-                qsm_image = shown
-            if name == "FLAIR" and lesion_plane.any():
-                ax.contour(lesion_plane, levels=[0.5], colors="yellow", linewidths=0.8, origin="lower", extent=extent)
-            elif name == "QSM" and halo_plane.any():  # around the rim, not on it
-                ax.contour(halo_plane, levels=[0.5], colors="yellow", linewidths=0.7, linestyles=[(0, (2, 2))],
-                           origin="lower", extent=extent)
-            _orientation_marks(ax)
+            top = TOP_PX + (index // 2) * pitch_y + TITLE_PX
+            left = LEFT_PX + ((index % 2) * 2 + offset) * pitch_x
+            canvas[top:top + side, left:left + side] = _raster.enlarge(
+                _raster.gray(image, limits[0], max(limits[1], limits[0] + 1e-6)), SCALE)[..., None]
+            where = {"top": top, "left": left, "n": n, "scale": SCALE}
+            if name == "FLAIR":
+                _raster.draw_lines(canvas, _raster.outline(lesion_plane), **where)
+            else:  # around the rim, not on it
+                _raster.draw_lines(canvas, _raster.outline(halo_plane), dash_px=2.0, **where)
+            texts += [(left + side - 3, top + side / 2, "R", {"ha": "right", "va": "center", **mark}),
+                      (left + 3, top + side / 2, "L", {"ha": "left", "va": "center", **mark}),
+                      (left + side / 2, top + 3, "A", {"ha": "center", "va": "top", **mark}),
+                      (left + side / 2, top + side - 3, "P", {"ha": "center", "va": "bottom", **mark}),
+                      (left + side / 2, top - 3, f"{name}  lesion {row.lesion_id}\np={row.probability:.2f} {verdict}{truth}",
+                       {"ha": "center", "va": "bottom", "size_pt": 8})]
             if index == 0 and offset == 0:
-                _scale_bar(ax, half_width_mm)
-            ax.set_title(f"{name}  lesion {row.lesion_id}\np={row.probability:.2f} {verdict}{truth}", fontsize=8)
-    if qsm_image is not None:
-        bar = fig.colorbar(qsm_image, ax=axes[:, :], location="right", shrink=min(0.6, 0.3 + 0.05 * n_rows), aspect=25, pad=0.01)
-        bar.set_label("QSM (ppb)", fontsize=8)
-        bar.ax.tick_params(labelsize=7)
-    fig.suptitle(
-        f"{title}: lesions ranked by rim+ probability. Axial planes, {2 * half_width_mm:g} mm wide, "
-        f"patient's right on the right; QSM window {low:.0f}..{high:.0f} ppb, FLAIR 1-99.5 %",
-        fontsize=8.5,
-    )
-    return fig
+                texts.append(_scale_bar(canvas, top, left, side, half_width_mm))
+    if panels:
+        texts += _colourbar(canvas, bar_left, TOP_PX + TITLE_PX, n_rows * pitch_y - TITLE_PX, n_rows, low, high)
+    texts.append((width / 2, 5, f"{title}: lesions ranked by rim+ probability. Axial planes, {2 * half_width_mm:g} mm "
+                  f"wide, patient's right on the right; QSM window {low:.0f}..{high:.0f} ppb, FLAIR 1-99.5 %",
+                  {"ha": "center", "va": "top", "size_pt": 8.5}))
+    for x, y, text, style in texts:
+        _raster.draw_text(canvas, x, y, text, **style)
+    return Montage(canvas, [(x, y, text) for x, y, text, _ in texts], (low, high))
+
+
+def _scale_bar(canvas: np.ndarray, top: int, left: int, side: int, half_width_mm: float, length_mm: float = 10.0) -> tuple:
+    """A white ``length_mm`` bar near the panel's bottom-right corner; returns its label."""
+    px_per_mm = side / (2 * half_width_mm)
+    x0 = left + int(round((2 * half_width_mm - 2.0 - length_mm) * px_per_mm))
+    x1 = x0 + int(round(length_mm * px_per_mm))
+    y = top + side - int(round(2.5 * px_per_mm))
+    _raster.fill(canvas, slice(y - 1, y + 1), slice(x0, x1), _raster.WHITE)
+    return ((x0 + x1) / 2, y - 1 - 1.0 * px_per_mm, f"{length_mm:g} mm",
+            {"colour": _raster.WHITE, "size_pt": 6, "ha": "center", "va": "bottom"})
+
+
+def _colourbar(canvas: np.ndarray, left: int, top: int, span: int, n_rows: int, low: float, high: float) -> list[tuple]:
+    """The QSM window as a gray strip with ticks right of the panels; returns its tick labels and label."""
+    from matplotlib.ticker import MaxNLocator
+
+    bar_height = int(span * min(0.6, 0.3 + 0.05 * n_rows))
+    bar_width = max(10, bar_height // 25)
+    bar_top = top + (span - bar_height) // 2
+    canvas[bar_top:bar_top + bar_height, left:left + bar_width] = _raster.colour_strip(bar_height, bar_width)
+    texts = []
+    for value in MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high):
+        if not low <= value <= high:
+            continue
+        y = bar_top + int(round((high - value) / (high - low) * (bar_height - 1)))
+        _raster.fill(canvas, slice(y, y + 1), slice(left + bar_width, left + bar_width + 4), _raster.BLACK)
+        texts.append((left + bar_width + 7, y, f"{value:g}", {"size_pt": 7, "ha": "left", "va": "center"}))
+    texts.append((left + bar_width + 50, bar_top + bar_height / 2, "QSM (ppb)",
+                  {"size_pt": 8, "ha": "center", "va": "center", "rotation": 90}))
+    return texts

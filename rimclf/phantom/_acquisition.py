@@ -66,10 +66,10 @@ def draw_varied_site(rng: np.random.Generator, name: str) -> Site:
         streak_ppb=round(streak, 2),
         background_ppb=round(float(rng.uniform(0.0, 15.0)), 2),
     )
-    return _describe(site, oblique, level)
+    return _described_site(site, oblique, level)
 
 
-def _describe(site: Site, oblique: bool, level: str) -> Site:
+def _described_site(site: Site, oblique: bool, level: str) -> Site:
     words = [
         "oblique" if oblique else "axial",
         axis_codes(storage_affine(site)),

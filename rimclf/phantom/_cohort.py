@@ -28,20 +28,19 @@ from joblib import Parallel, delayed
 
 from rimclf._atomic import atomic_output_dir
 from rimclf._nifti import save_nifti
-from rimclf._records import installed_versions
+from rimclf._records import installed_versions, write_json
 from rimclf._version import __version__
 from rimclf._validation import check_choice, check_int, check_real, is_int
-from rimclf.defaults import PHANTOM_ACQUISITIONS
+from rimclf.defaults import BIDS_VERSION, DIFFICULTIES, PHANTOM_ACQUISITIONS
 from rimclf.errors import ParameterError
 from rimclf.phantom._acquisition import draw_varied_site, site_record
-from rimclf.phantom._config import DEFAULT_SHAPE, DIFFICULTIES, REFERENCE_VOXEL_MM, SITES, Site
+from rimclf.phantom._config import DEFAULT_SHAPE, DIFFICULTY_PRESETS, REFERENCE_VOXEL_MM, SITES, Site
 from rimclf.phantom._render import render_subject
 
 logger = logging.getLogger(__name__)
 
 #: Where the lesion masks, rim labels and ground truth go: a derivatives pipeline of the dataset.
 PIPELINE_FOLDER = Path("derivatives") / "phantom"
-BIDS_VERSION = "1.9.0"
 PARTICIPANT_COLUMNS = ("participant_id", "site", "age", "sex")
 #: At most this many sites with ``acquisition="varied"``.
 MAX_VARIED_SITES = 26
@@ -76,7 +75,7 @@ No real person's data is in it.
 """
 
 #: columns of ``phantom_lesions.tsv``, the generator's ground truth beyond the rim label
-LESION_COLUMNS = (
+PHANTOM_LESION_COLUMNS = (
     "participant_id", "lesion_id", "rim", "pattern", "central_vein", "radius_mm", "n_voxels", "rim_ppb",
     "rim_completeness",
 )
@@ -204,14 +203,14 @@ def make_phantom_cohort(
             "summary": {"n_subjects": n_subjects, "n_lesions": n_lesions, "n_rim": int(n_rim),
                         **({"n_sessions": n_sessions} if n_sessions > 1 else {})},
         }
-        _write_json(derivatives / "phantom.json", provenance)
+        write_json(derivatives / "phantom.json", provenance)
         name = f"rimclf phantom cohort (seed {seed}, {difficulty})"
         generated_by = [{"Name": "rimclf", "Version": __version__, "Description": "rimclf.phantom.make_phantom_cohort"}]
-        _write_json(tmp / "dataset_description.json", {
+        write_json(tmp / "dataset_description.json", {
             "Name": name, "BIDSVersion": BIDS_VERSION, "DatasetType": "raw", "License": "CC0",
             "GeneratedBy": generated_by,
         })
-        _write_json(derivatives / "dataset_description.json", {
+        write_json(derivatives / "dataset_description.json", {
             "Name": f"{name}: lesion masks and rim labels", "BIDSVersion": BIDS_VERSION, "DatasetType": "derivative",
             "GeneratedBy": generated_by, "DatasetLinks": {"raw": "../../"},
         })
@@ -251,7 +250,7 @@ def read_provenance(cohort: str | os.PathLike) -> dict | None:
 
 def _check_parameters(n_subjects, difficulty, shape, n_sites, rim_prevalence, lesions_per_subject, acquisition) -> dict:
     check_int(n_subjects, "n_subjects", min=1)
-    check_choice(difficulty, "difficulty", tuple(DIFFICULTIES))
+    check_choice(difficulty, "difficulty", DIFFICULTIES)
     shape = DEFAULT_SHAPE if shape is None else shape
     if len(tuple(shape)) != 3 or not all(is_int(n) and n >= 24 for n in shape):
         raise ParameterError(f"shape={shape!r} is not valid; it must be 3 integers of at least 24 voxels")
@@ -296,11 +295,6 @@ def _seed(random_state) -> int:
     )
 
 
-def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-
-
 def _write_subject(
     root: str, label: str, index: int, session: str, session_index: int, seed: int, settings: dict, sites: tuple[Site, ...],
 ) -> dict:
@@ -311,16 +305,16 @@ def _write_subject(
     fov_mm = np.asarray(settings["shape"], dtype=float) * np.asarray(REFERENCE_VOXEL_MM)
     low, high = settings["lesions"]
     n_lesions = int(rng.integers(low, high + 1))
-    images = render_subject(rng, site, fov_mm, DIFFICULTIES[settings["difficulty"]], n_lesions, settings["rim_prevalence"])
+    images = render_subject(rng, site, fov_mm, DIFFICULTY_PRESETS[settings["difficulty"]], n_lesions, settings["rim_prevalence"])
     relative = Path(f"sub-{label}") / (f"ses-{session}" if session else "") / "anat"
     name = f"sub-{label}" + (f"_ses-{session}" if session else "")
     anat, derived = Path(root) / relative, Path(root) / PIPELINE_FOLDER / relative
     save_nifti(anat / f"{name}_Chimap.nii.gz", images.qsm, images.qsm_affine)
-    _write_json(anat / f"{name}_Chimap.json", {"Units": "ppb", "InstitutionName": f"phantom site {site.name}"})
+    write_json(anat / f"{name}_Chimap.json", {"Units": "ppb", "InstitutionName": f"phantom site {site.name}"})
     save_nifti(anat / f"{name}_FLAIR.nii.gz", images.flair, images.flair_affine)
-    _write_json(anat / f"{name}_FLAIR.json", {"Units": "arbitrary", "InstitutionName": f"phantom site {site.name}"})
+    write_json(anat / f"{name}_FLAIR.json", {"Units": "arbitrary", "InstitutionName": f"phantom site {site.name}"})
     save_nifti(derived / f"{name}_desc-lesions_dseg.nii.gz", images.labels, images.qsm_affine)
-    _write_json(derived / f"{name}_desc-lesions_dseg.json", {
+    write_json(derived / f"{name}_desc-lesions_dseg.json", {
         "Description": "MS lesion instance labels 1..K (0: background) on the Chimap grid, drawn on the FLAIR; "
                        "rims.tsv labels them rim+ or rim-",
         "Sources": [f"bids:raw:{(relative / f'{name}_FLAIR.nii.gz').as_posix()}"],
@@ -358,7 +352,7 @@ def _write_tables(
     participants = [r["participant"] for r in results if r["first_session"]]
     if sites is None:
         tsv(root / "participants.tsv", PARTICIPANT_COLUMNS, participants)
-        _write_json(root / "participants.json", PARTICIPANTS_JSON)
+        write_json(root / "participants.json", PARTICIPANTS_JSON)
     else:
         tsv(root / "participants.tsv", (*PARTICIPANT_COLUMNS, *ACQUISITION_COLUMNS), participants)
         described = {
@@ -370,8 +364,8 @@ def _write_tables(
         for name, unit in (("tilt_deg", "degree"), ("slice_mm", "mm"), ("streak_ppb", "ppb"),
                            ("background_ppb", "ppb"), ("qsm_offset_ppb", "ppb")):
             described[name]["Units"] = unit
-        _write_json(root / "participants.json", described)
+        write_json(root / "participants.json", described)
     lesions = [row for r in results for row in r["lesions"]]
     key = ("participant_id", "session") if with_sessions else ("participant_id",)
     tsv(derivatives / "rims.tsv", (*key, "lesion_id", "rim"), lesions)
-    tsv(derivatives / "phantom_lesions.tsv", (*key, *LESION_COLUMNS[1:]), lesions)
+    tsv(derivatives / "phantom_lesions.tsv", (*key, *PHANTOM_LESION_COLUMNS[1:]), lesions)

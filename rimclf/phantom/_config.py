@@ -32,7 +32,7 @@ class Difficulty:
     central_vein_probability: float = 0.4
 
 
-DIFFICULTIES: dict[str, Difficulty] = {
+DIFFICULTY_PRESETS: dict[str, Difficulty] = {
     "easy": Difficulty(
         rim_amplitude_ppb=(30.0, 55.0),
         rim_completeness=(0.6, 1.0),

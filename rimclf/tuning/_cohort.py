@@ -110,7 +110,7 @@ def featurize_cohort(
     return featurizer.fit_transform(table), y, groups
 
 
-def _versions() -> dict[str, str]:
+def _study_versions() -> dict[str, str]:
     return installed_versions(("rimclf", "optuna", "scikit-learn", "numpy", "torch"))
 
 
@@ -129,7 +129,7 @@ def study_summary(study: optuna.Study, best_params: dict, **extra: object) -> di
         "n_trials": {name: n for name, n in counts.items() if n},
         "cv": study.user_attrs.get(CV_ATTR),
         "scoring": study.user_attrs.get(SCORING_ATTR),
-        "versions": _versions(),
+        "versions": _study_versions(),
     }
 
 

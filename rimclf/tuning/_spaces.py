@@ -47,8 +47,8 @@ def network_space(
         Prepended to every name, e.g. ``"clf__"`` when the network is a pipeline step ``clf``.
     small : bool, default=False
         CPU-sized ranges (ResNet-10, narrow widths, few epochs) for a quick study without a GPU.
-    branches : {"both", "patches", "radiomics"}, default="both"
-        The network's branches: without a CNN (``"radiomics"``) the ResNet depth and the fusion
+    branches : {"both", "patches", "tabular"}, default="both"
+        The network's branches: without a CNN (``"tabular"``) the ResNet depth and the fusion
         are left out (they would change nothing).
     imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="deepsmote"
         The network's ``imbalance``: ``smote_k`` (DeepSMOTE's neighbours) is searched only with
@@ -58,17 +58,17 @@ def network_space(
     -------
     dict of str to optuna.distributions.BaseDistribution
         ``module__depth``, ``module__width``, ``module__fusion``, ``module__head_dropout``,
-        ``module__radiomics_dropout``, ``lr``, ``optimizer__weight_decay``, ``batch_size``,
+        ``module__tabular_dropout``, ``lr``, ``optimizer__weight_decay``, ``batch_size``,
         ``max_epochs`` and ``smote_k``, less those ``branches`` and ``imbalance`` leave out.
 
     Examples
     --------
     >>> sorted(network_space(small=True))
-    ['batch_size', 'lr', 'max_epochs', 'module__depth', 'module__fusion', 'module__head_dropout', 'module__radiomics_dropout', 'module__width', 'optimizer__weight_decay', 'smote_k']
+    ['batch_size', 'lr', 'max_epochs', 'module__depth', 'module__fusion', 'module__head_dropout', 'module__tabular_dropout', 'module__width', 'optimizer__weight_decay', 'smote_k']
     >>> network_space(prefix="clf__")["clf__module__depth"]
     CategoricalDistribution(choices=(10, 18, 34))
-    >>> sorted(network_space(small=True, branches="radiomics", imbalance="none"))
-    ['batch_size', 'lr', 'max_epochs', 'module__head_dropout', 'module__radiomics_dropout', 'module__width', 'optimizer__weight_decay']
+    >>> sorted(network_space(small=True, branches="tabular", imbalance="none"))
+    ['batch_size', 'lr', 'max_epochs', 'module__head_dropout', 'module__tabular_dropout', 'module__width', 'optimizer__weight_decay']
     """
     if small:
         depths, widths, batch_sizes, epochs = (10,), (4, 8, 16), (16, 32), IntDistribution(2, 10, step=2)
@@ -80,14 +80,14 @@ def network_space(
         "module__width": CategoricalDistribution(widths),
         "module__fusion": CategoricalDistribution(("sum", "concat")),
         "module__head_dropout": FloatDistribution(0.0, 0.6),
-        "module__radiomics_dropout": FloatDistribution(0.0, 0.5),
+        "module__tabular_dropout": FloatDistribution(0.0, 0.5),
         "lr": FloatDistribution(1e-4, 1e-2, log=True),
         "optimizer__weight_decay": FloatDistribution(1e-6, 1e-2, log=True),
         "batch_size": CategoricalDistribution(batch_sizes),
         "max_epochs": epochs,
         "smote_k": IntDistribution(1, 5),
     }
-    if branches == "radiomics":
+    if branches == "tabular":
         del space["module__depth"], space["module__fusion"]
     if imbalance != "deepsmote":
         del space["smote_k"]

@@ -167,12 +167,12 @@ def _check_rdb_url(url: str) -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        raise OutputError(f"storage={shown!r}: cannot connect to the database ({_first_line(exc)})") from None
+        raise OutputError(f"storage={shown!r}: cannot connect to the database ({_driver_message(exc)})") from None
     finally:
         engine.dispose()
 
 
-def _first_line(exc: BaseException) -> str:
+def _driver_message(exc: BaseException) -> str:
     """The driver's own message, first line (SQLAlchemy's wrapper adds SQL and links)."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -307,7 +307,7 @@ def _open_rdb(url: str) -> optuna.storages.RDBStorage:
             time.sleep(rng.uniform(0.1, 0.5) * (attempt + 1))
         except (SQLAlchemyError, ValueError) as exc:  # unparsable URL, unknown dialect, unreachable server
             _check_rdb_url(url)  # says which, naming the URL
-            raise OutputError(f"storage={describe_storage(url)!r} cannot be opened ({_first_line(exc)})") from None
+            raise OutputError(f"storage={describe_storage(url)!r} cannot be opened ({_driver_message(exc)})") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

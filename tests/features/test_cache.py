@@ -30,7 +30,7 @@ PATCHES = PatchExtractor(size_mm=12.0, shape=(6, 5, 4))
 
 
 def featurizer(cache: Path, **params) -> LesionFeaturizer:
-    return LesionFeaturizer(radiomics=RADIOMICS, patches=PATCHES, memory=cache, progress=False, **params)
+    return LesionFeaturizer([("radiomics", RADIOMICS), ("patches", PATCHES)], memory=cache, progress=False, **params)
 
 
 @pytest.fixture
@@ -256,6 +256,7 @@ def test_concurrent_writers_never_show_a_reader_half_an_entry(tmp_path: Path) ->
     assert sorted(p.name for p in cache.folder.iterdir()) == [f"{key}.json", f"{key}.npz"]
 
 
+@pytest.mark.slow
 def test_parallel_and_dask_workers_share_the_cache(two_subjects: pd.DataFrame, tmp_path: Path, caplog) -> None:
     cache = tmp_path / "cache"
     reference = featurizer(None).transform(two_subjects)
@@ -279,6 +280,7 @@ def test_old_temporary_files_of_dead_workers_are_removed(filled) -> None:
     assert not old.exists() and fresh.exists()  # a recent one may belong to a live worker
 
 
+@pytest.mark.slow
 def test_rimclf_extract_with_a_planted_cache_runs_no_code(two_subjects: pd.DataFrame, tmp_path: Path) -> None:
     """The attack of issue #14, through the command line: every cache entry replaced by a pickle."""
     from rimclf.cli import main
@@ -286,8 +288,8 @@ def test_rimclf_extract_with_a_planted_cache_runs_no_code(two_subjects: pd.DataF
     cohort, cache = tmp_path / "cohort", tmp_path / "cache"
     params = tmp_path / "params.yaml"
     params.write_text("imageType: {Original: {}}\nfeatureClass: {firstorder: [Mean]}\nsetting: {binWidth: 25}\n")
-    command = ["extract", str(cohort), "-o", str(tmp_path / "out"), "--cache", str(cache), "--params", str(params),
-               "--feature-set", "rim+radiomics", "--patch-shape", "4", "--no-progress"]
+    command = ["extract", str(cohort), "-o", str(tmp_path / "out"), "--cache", str(cache), "--radiomics-params", str(params),
+               "--feature-set", "rim+radiomics", "--patch-shape", "4", "--quiet"]
     assert main(command) == 0
     first = (tmp_path / "out" / "radiomics.tsv").read_text()
     marker = tmp_path / "PWNED"

@@ -20,10 +20,10 @@ def run_cli(argv: list[str]) -> int:
 
 
 def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: pd.DataFrame, tmp_path: Path) -> None:
-    featurizer = LesionFeaturizer(
-        radiomics=RadiomicsExtractor(params=FEW, region="lesion"),
-        patches=PatchExtractor(size_mm=8.0, shape=4, channels=("qsm", "flair", "mask")), rim="default", progress=False,
-    )
+    featurizer = LesionFeaturizer([
+        ("rim", RimProfileExtractor()), ("radiomics", RadiomicsExtractor(params=FEW, region="lesion")),
+        ("patches", PatchExtractor(size_mm=8.0, shape=4, channels=("qsm", "flair", "mask"))),
+    ], progress=False)
     out = save_features(cohort, tmp_path / "features", featurizer=featurizer)
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t", dtype={"participant_id": str})
     assert list(radiomics.columns) == [
@@ -55,14 +55,15 @@ def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: p
     )
 
 
+@pytest.mark.slow
 def test_cli_extract_refuses_to_overwrite_without_force(
     cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     params = tmp_path / "few.json"
     params.write_text(json.dumps(FEW))
     out = tmp_path / "out"
-    argv = [str(cohort), "-o", str(out), "--feature-set", "radiomics", "--params", str(params), "--region", "both", "--no-patches",
-            "--no-progress"]
+    argv = [str(cohort), "-o", str(out), "--feature-set", "radiomics", "--radiomics-params", str(params), "--region", "both", "--no-patches",
+            "--quiet"]
     assert run_cli(["extract", *argv]) == 0
     assert f"to {out}" in capsys.readouterr().out
     radiomics = pd.read_csv(out / "radiomics.tsv", sep="\t")

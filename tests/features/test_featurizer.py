@@ -20,6 +20,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from skorch.helper import SliceDict
 
 from rimclf import CohortError, LesionFeaturizer, PatchExtractor, RadiomicsExtractor, load_cohort
+from rimclf.features import RimProfileExtractor
 from rimclf._nifti import save_nifti
 from rimclf.errors import DataWarning, ParameterError
 from tests.features.builders import make_affine, make_qsm, write_subject
@@ -35,8 +36,9 @@ FEW_RADIOMICS = RadiomicsExtractor(
 )
 
 
-def featurizer(**params) -> LesionFeaturizer:
-    return LesionFeaturizer(**{"radiomics": FEW_RADIOMICS, "patches": SMALL_PATCHES, "progress": False, **params})
+def featurizer(*, rim=None, radiomics=FEW_RADIOMICS, patches=SMALL_PATCHES, **params) -> LesionFeaturizer:
+    parts = (("rim", rim), ("radiomics", radiomics), ("patches", patches))
+    return LesionFeaturizer([(name, part) for name, part in parts if part is not None], **{"progress": False, **params})
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,7 @@ def test_empty_table_gives_empty_arrays(table: pd.DataFrame) -> None:
     assert features["radiomics"].shape == (0, 9 * 19) and features["patches"].shape == (0, 3, 6, 5, 4)
 
 
+@pytest.mark.slow
 def test_rim_features_join_the_output_and_the_feature_names(table: pd.DataFrame, reference: SliceDict) -> None:
     from rimclf.features import RimProfileExtractor
 
@@ -86,6 +89,7 @@ def test_either_part_can_be_skipped(table: pd.DataFrame, reference: SliceDict) -
     np.testing.assert_array_equal(only_radiomics["radiomics"], reference["radiomics"][:3])
 
 
+@pytest.mark.slow
 def test_n_jobs_and_backends_give_identical_results(table: pd.DataFrame, reference: SliceDict) -> None:
     parallel = featurizer(n_jobs=2).transform(table)
     np.testing.assert_array_equal(parallel["radiomics"], reference["radiomics"])
@@ -103,6 +107,7 @@ def test_dask_backend(table: pd.DataFrame, reference: SliceDict) -> None:
     np.testing.assert_array_equal(features["radiomics"], reference["radiomics"][:10])
 
 
+@pytest.mark.slow
 def test_worker_warnings_and_errors_reach_the_caller(tmp_path: Path) -> None:
     qsm = make_qsm(1)
     qsm[0, 0, 0] = np.nan  # outside the brain: zero-filled with a warning
@@ -120,6 +125,7 @@ def extraction_log(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage().split()[3] for r in caplog.records if r.getMessage().startswith("extracting features")]
 
 
+@pytest.mark.slow
 def test_cache_reuses_unchanged_subjects_and_reextracts_changed_ones(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -159,6 +165,7 @@ def radiomics_only(X: SliceDict) -> np.ndarray:
     return X["radiomics"]
 
 
+@pytest.mark.slow
 def test_pipeline_cross_validation_grouped_by_subject(table: pd.DataFrame, tmp_path: Path) -> None:
     pipeline = Pipeline(
         [
@@ -177,13 +184,13 @@ def test_pipeline_cross_validation_grouped_by_subject(table: pd.DataFrame, tmp_p
 
 
 def test_clone_get_set_params_and_pickle() -> None:
-    original = LesionFeaturizer(radiomics=RadiomicsExtractor(region="both"), patches=PatchExtractor(shape=8), n_jobs=2)
+    original = LesionFeaturizer([("radiomics", RadiomicsExtractor(region="both")), ("patches", PatchExtractor(shape=8))], n_jobs=2)
     params = original.get_params(deep=True)
     assert params["radiomics__region"] == "both" and params["patches__shape"] == 8 and params["n_jobs"] == 2
     copy = clone(original)
-    assert copy.radiomics is not original.radiomics and copy.get_params()["radiomics__region"] == "both"
+    assert copy.features[0][1] is not original.features[0][1] and copy.get_params()["radiomics__region"] == "both"
     copy.set_params(radiomics__shell_mm=3.0, patches__normalize="zscore")
-    assert copy.radiomics.shell_mm == 3.0 and original.radiomics.shell_mm == 2.0
+    assert copy.get_params()["radiomics__shell_mm"] == 3.0 and original.get_params()["radiomics__shell_mm"] == 2.0
     restored = pickle.loads(pickle.dumps(copy))
     assert restored.get_params()["patches__normalize"] == "zscore"
     assert LesionFeaturizer().fit(None) is not None
@@ -193,12 +200,15 @@ def test_clone_get_set_params_and_pickle() -> None:
     ("params", "message"),
     [
         ({"n_jobs": 0}, "n_jobs=0 is not valid"),
-        ({"radiomics": "yes"}, r"radiomics='yes' is not valid; it must be one of \('default', None\) or a RadiomicsExtractor"),
-        ({"patches": RadiomicsExtractor()}, "patches=RadiomicsExtractor.* is not valid; it must be .* or a PatchExtractor"),
-        ({"radiomics": None, "patches": None}, "nothing to extract"),
+        ({"features": "rim"}, r"features='rim' is not valid; it must be None or a list of \(name, extractor\) tuples"),
+        ({"features": [("radiomics", "yes")]}, r"features entry 'radiomics' is 'yes'; it must be a RadiomicsExtractor"),
+        ({"features": [("patches", RadiomicsExtractor())]}, "features entry 'patches' is RadiomicsExtractor.*; it must be a PatchExtractor"),
+        ({"features": [("qsm", PatchExtractor())]}, r"feature 'qsm' is not registered; the features are \('rim', 'radiomics', 'patches'\)"),
+        ({"features": [("rim", RimProfileExtractor()), ("rim", RimProfileExtractor())]}, "features names 'rim' twice"),
+        ({"features": []}, "extracts nothing"),
         ({"progress": "no"}, "progress='no' is not valid"),
         ({"memory": 3}, "memory=3 is not valid; use None, a cache folder or a joblib.Memory"),
-        ({"patches": PatchExtractor(channels=("t1",))}, r"channels=\('t1',\) is not valid"),
+        ({"features": [("patches", PatchExtractor(channels=("t1",)))]}, r"channels=\('t1',\) is not valid"),
     ],
 )
 def test_bad_parameters(table: pd.DataFrame, params: dict, message: str) -> None:

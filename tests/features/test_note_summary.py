@@ -42,7 +42,7 @@ def test_a_scan_with_many_lesions_at_its_edge_warns_in_a_few_lines(tmp_path: Pat
     assert n_edge > 20
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        features = LesionFeaturizer(rim=RimProfileExtractor(), radiomics=None, patches=None, progress=False).transform(table)
+        features = LesionFeaturizer([("rim", RimProfileExtractor())], progress=False).transform(table)
     lines = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     assert np.isnan(features["rim"]).any(axis=1).sum() >= n_edge
     assert len(lines) <= 2 * MAX_LESION_NOTES

@@ -25,8 +25,9 @@ FEW = {"imageType": {"Original": {}}, "featureClass": {"firstorder": ["Mean", "M
 
 
 def featurizer(**params) -> LesionFeaturizer:
-    return LesionFeaturizer(**{"rim": RimProfileExtractor(), "radiomics": RadiomicsExtractor(params=FEW, region="lesion"),
-                               "patches": PatchExtractor(size_mm=8.0, shape=4), "progress": False, **params})
+    features = [("rim", RimProfileExtractor()), ("radiomics", RadiomicsExtractor(params=FEW, region="lesion")),
+                ("patches", PatchExtractor(size_mm=8.0, shape=4))]
+    return LesionFeaturizer(features, **{"progress": False, **params})
 
 
 @pytest.fixture

@@ -78,6 +78,7 @@ def voxel_centres(shape, affine) -> np.ndarray:
     return index @ affine[:3, :3].T + affine[:3, 3]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalize", ["none", "nawm"])
 def test_flair_on_another_grid_equals_flair_resampled_to_the_qsm_grid(tmp_path: Path, normalize: str) -> None:
     qsm_affine = make_affine()

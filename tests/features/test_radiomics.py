@@ -48,6 +48,7 @@ def test_feature_names_are_pyradiomics_names(table: pd.DataFrame) -> None:
     assert len(set(names)) == len(names)
 
 
+@pytest.mark.slow
 def test_values_equal_full_volume_pyradiomics_everywhere(table: pd.DataFrame) -> None:
     # lesions 1-2 interior, 3 on the low-x border, 4 tiny (8 voxels), 5 in the far corner of an odd-sized grid
     subject = table[table["participant_id"] == "01"]
@@ -110,6 +111,7 @@ def test_unextractable_lesion_gives_nan_row_and_warning(tmp_path: Path) -> None:
     assert not np.isnan(values[[0, 1, 2, 4]]).any()
 
 
+@pytest.mark.slow
 def test_empty_shell_gives_nan_shell_columns_and_warning(tmp_path: Path) -> None:
     qsm = make_qsm()
     labels = make_labels()

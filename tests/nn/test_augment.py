@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rimclf.errors import ParameterError
+from rimclf.errors import CohortError, ParameterError
 from rimclf.nn.augment import PatchAugment, signed_permutations, small_rotations
 
 
@@ -84,5 +84,5 @@ def test_bad_settings(kwargs: dict, match: str) -> None:
 
 
 def test_non_cubic_patches_are_refused_for_turns() -> None:
-    with pytest.raises(ParameterError, match="cubic"):
+    with pytest.raises(CohortError, match="cubic"):
         PatchAugment().train()(torch.zeros(2, 1, 8, 8, 6))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from rimclf.errors import CohortError
 from rimclf.nn import DeepSMOTE, deep_smote
 
 
@@ -134,7 +135,7 @@ def test_bad_k(k):
 
 def test_label_count_must_match():
     z, y = make_batch()
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(CohortError, match="labels"):
         deep_smote(z, y[:-1])
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from rimclf.errors import CohortError
 from rimclf.nn import BRANCHES, FUSIONS, DeepSMOTE, QSMRimNet
 
 N_RADIOMICS = 11
@@ -26,7 +27,7 @@ def inputs(n_rows=6, size=8, n_positive=3):
 @pytest.mark.parametrize(("depth", "width", "size"), [(10, 4, 8), (18, 2, 16), (34, 2, 12)])
 def test_shapes(branches, fusion, depth, width, size):
     net = fused(
-        in_channels=3, n_radiomics=N_RADIOMICS, depth=depth, width=width,
+        in_channels=3, n_tabular=N_RADIOMICS, depth=depth, width=width,
         branches=branches, fusion=fusion, smote_k=2,
     )
     patches, radiomics, y = inputs(size=size, n_positive=3)
@@ -51,34 +52,34 @@ def test_fusion_width():
 
 def test_single_branch_ignores_and_does_not_need_the_other_input():
     patches, radiomics, _ = inputs()
-    only_patches = QSMRimNet(in_channels=3, n_radiomics=None, width=2, branches="patches").eval()
-    only_radiomics = fused(in_channels=None, n_radiomics=N_RADIOMICS, width=2,
-                               branches="radiomics").eval()
-    assert only_patches.radiomics_encoder is None
+    only_patches = QSMRimNet(in_channels=3, n_tabular=None, width=2, branches="patches").eval()
+    only_radiomics = fused(in_channels=None, n_tabular=N_RADIOMICS, width=2,
+                               branches="tabular").eval()
+    assert only_patches.tabular_encoder is None
     assert only_radiomics.patch_encoder is None
     with torch.no_grad():
         assert torch.equal(only_patches(patches), only_patches(patches, radiomics))
-        assert torch.equal(only_radiomics(radiomics=radiomics), only_radiomics(patches, radiomics))
+        assert torch.equal(only_radiomics(tabular=radiomics), only_radiomics(patches, radiomics))
 
 
 def test_missing_input_named():
     net = fused(3, N_RADIOMICS, width=2).eval()
     patches, radiomics, _ = inputs()
-    with pytest.raises(ValueError, match="radiomics are required"):
+    with pytest.raises(CohortError, match="tabular features are required"):
         net(patches)
-    with pytest.raises(ValueError, match="patches are required"):
-        net(radiomics=radiomics)
+    with pytest.raises(CohortError, match="patches are required"):
+        net(tabular=radiomics)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"branches": "all"}, "branches"), ({"fusion": "mean"}, "fusion"), ({"depth": 11}, "depth"),
-     ({"width": 0}, "width"), ({"n_radiomics": None}, "n_radiomics"),
+     ({"width": 0}, "width"), ({"n_tabular": None}, "n_tabular"),
      ({"in_channels": None}, "in_channels")],
 )
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        QSMRimNet(**{"in_channels": 3, "n_radiomics": N_RADIOMICS, "branches": "both", **kwargs})
+        QSMRimNet(**{"in_channels": 3, "n_tabular": N_RADIOMICS, "branches": "both", **kwargs})
 
 
 def test_without_deepsmote_labels_pass_through():
@@ -102,14 +103,14 @@ def test_synthetic_rows_train_both_encoders():
     logits, y_aug = net(patches, radiomics, y)
     logits[6:].sum().backward()  # the loss of the synthetic rows only
     assert net.patch_encoder.stem[0].weight.grad.abs().sum() > 0
-    assert net.radiomics_encoder.layers[0].weight.grad.abs().sum() > 0
+    assert net.tabular_encoder.layers[0].weight.grad.abs().sum() > 0
 
 
 def test_paper_configuration_builds():
-    net = fused(in_channels=2, n_radiomics=527, depth=18, width=64)
+    net = fused(in_channels=2, n_tabular=527, depth=18, width=64)
     assert net.feature_dim == 512
     assert net.head[0].out_features == 128  # the seed's 512 -> 128 -> 1 head
-    assert net.radiomics_encoder.layers[0].out_features == 1024
+    assert net.tabular_encoder.layers[0].out_features == 1024
 
 
 def test_patch_augmentation_is_part_of_training_only() -> None:
@@ -117,7 +118,7 @@ def test_patch_augmentation_is_part_of_training_only() -> None:
     net = fused(3, N_RADIOMICS, width=2, augment="flips+rotations")
     assert net.augment is not None and net.augment.max_rotation_degrees > 0
     assert fused(3, N_RADIOMICS, width=2, augment="flips").augment.max_rotation_degrees == 0
-    assert QSMRimNet(None, N_RADIOMICS, width=2, branches="radiomics", augment="flips").augment is None  # no patches
+    assert QSMRimNet(None, N_RADIOMICS, width=2, branches="tabular", augment="flips").augment is None  # no patches
     patches, radiomics = torch.randn(4, 3, 8, 8, 8), torch.randn(4, N_RADIOMICS)
     net.eval()
     assert torch.equal(net(patches, radiomics), net(patches, radiomics))  # eval: no random transform

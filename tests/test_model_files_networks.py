@@ -20,8 +20,10 @@ from rimclf._model_checks import settings_digest
 from rimclf.baselines import make_logistic_regression, make_random_forest
 from rimclf.cli import main
 from rimclf.errors import DataWarning, ModelFileError, ParameterError
-from rimclf.io import FORMAT_VERSION
-from tests.model_builders import tiny_cohort, tiny_model, tiny_model_dir, tiny_table
+from rimclf.model_files import FORMAT_VERSION
+from tests.model_builders import older_model_dir, tiny_cohort, tiny_model, tiny_model_dir, tiny_table
+
+pytestmark = pytest.mark.slow
 
 
 def read_settings(folder) -> dict:
@@ -41,7 +43,7 @@ def features():
 
 
 def small_net(**params) -> QSMRimNetClassifier:
-    return QSMRimNetClassifier(**{"module__branches": "radiomics", "module__width": 4, "max_epochs": 2,
+    return QSMRimNetClassifier(**{"module__branches": "tabular", "module__width": 4, "max_epochs": 2,
                                   "batch_size": 16, "random_state": 0, "device": "cpu", **params})
 
 
@@ -106,10 +108,7 @@ def test_files_of_format_version_2_still_load_as_rim_models(tmp_path) -> None:
     import shutil
 
     folder = shutil.copytree(tiny_model_dir(), tmp_path / "old")
-    settings = read_settings(folder)
-    del settings["kind"], settings["settings_sha256"]
-    settings["format_version"] = 2
-    (folder / "settings.json").write_text(json.dumps(settings))
+    settings = older_model_dir(folder, 2)  # radiomics_encoder weights, no kind, no settings digest
     loaded = load_model(folder)
     np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), tiny_model().predict_proba(tiny_table()))
     settings["kind"] = "classifier"  # a version-2 file cannot claim a kind
@@ -147,13 +146,13 @@ def test_fitted_state_is_json_ready(tabular) -> None:
 
 def test_skorch_initialize_before_fit_says_what_is_missing(tabular, tmp_path) -> None:
     X, y = tabular
-    with pytest.raises(ParameterError, match=r"module__n_radiomics is not given.*rimclf.load_model"):
+    with pytest.raises(ParameterError, match=r"module__n_tabular is not given.*rimclf.load_model"):
         small_net().initialize()
-    with pytest.raises(ParameterError, match=r"module__in_channels and module__n_radiomics are not given"):
+    with pytest.raises(ParameterError, match=r"module__in_channels and module__n_tabular are not given"):
         small_net(module__branches="both").initialize()
     fitted = small_net().fit(X, y)
     fitted.save_params(f_params=tmp_path / "params.pt")
-    bare = small_net(module__n_radiomics=8).initialize()  # skorch's route: the sizes given as module__*
+    bare = small_net(module__n_tabular=8).initialize()  # skorch's route: the sizes given as module__*
     bare.load_params(f_params=tmp_path / "params.pt")
     for key, value in fitted.module_.state_dict().items():
         torch.testing.assert_close(bare.module_.state_dict()[key], value)

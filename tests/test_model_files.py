@@ -17,8 +17,11 @@ from rimclf import load_model, save_model
 from rimclf._model_checks import settings_digest
 from rimclf._records import file_sha256 as _sha256
 from rimclf.errors import ModelFileError, ParameterError
-from rimclf.io import FORMAT, FORMAT_VERSION, ModelVersionWarning
+from rimclf.errors import ModelVersionWarning
+from rimclf.model_files import FORMAT, FORMAT_VERSION
 from tests.model_builders import tiny_model, tiny_model_dir, tiny_table
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -48,8 +51,10 @@ def test_round_trip_gives_identical_predictions() -> None:
     assert loaded.threshold_choice_ == model.threshold_choice_
     assert loaded.training_ == model.training_ == {"n_subjects": 6, "n_lesions": len(table), "n_rim_pos": int(table["rim"].sum())}
     assert loaded.classifier_.get_params()["module__width"] == 4
-    assert loaded.featurizer_.patches.cache_key() == model.featurizer_.patches.cache_key()
-    assert loaded.featurizer_.radiomics.cache_key() == model.featurizer_.radiomics.cache_key()
+    extractors = model.featurizer_.extractors()
+    assert {name: e.cache_key() for name, e in loaded.featurizer_.extractors().items()} == {
+        name: e.cache_key() for name, e in extractors.items()}
+    assert list(extractors) == ["rim", "radiomics", "patches"]
 
 
 def test_model_directory_contents() -> None:
