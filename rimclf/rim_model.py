@@ -29,7 +29,6 @@ from rimclf.threshold import (
     out_of_fold_probabilities,
     threshold_folds,
 )
-)
 
 logger = logging.getLogger(__name__)
 

@@ -225,3 +225,22 @@ def test_the_counts_figure_draws_intervals_that_miss_the_mean(tmp_path: Path) ->
     assert summary.loc[0, ["expected_rim_pos", "rim_pos_low_90", "rim_pos_high_90"]].tolist() == [0.98, 1, 1]
     subject_counts_figure(summary, title="two scans").savefig(tmp_path / "counts.png")
     assert (tmp_path / "counts.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_invert_gives_the_raw_threshold_of_a_calibrated_one(method: str) -> None:
+    rng = np.random.default_rng(6)
+    raw = rng.uniform(size=2000)
+    y = (rng.uniform(size=raw.size) < raw**2).astype(int)
+    calibration = fit_calibration(y, raw, method)
+    for value in (0.05, 0.3, 0.7):
+        cut = calibration.invert(value)
+        calls_raw, calls_calibrated = raw >= cut, calibration.apply(raw) >= value
+        assert (calls_raw != calls_calibrated).sum() <= 1  # the same lesions called, up to rounding at the cut
+
+
+def test_the_classifier_decides_as_the_calibrated_model() -> None:
+    from tests.model_builders import tiny_model, tiny_table
+
+    model, table = tiny_model(), tiny_table()
+    np.testing.assert_array_equal(model.classifier_.predict(model.transform(table)), model.predict(table))
