@@ -500,7 +500,7 @@ def write_prediction_outputs(
                      for p, t in dict.fromkeys(zip(predictions["participant_id"], predictions["session"]))]
         summary = subject_summary(predictions)
         _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(summary, scans)))
-        if montage:
+        if montage and max_montage_lesions > 0:
             subject_counts_figure(_bids_labels(summary), title="rim+ lesions per scan").savefig(tmp / "subjects.png", dpi=110)
         tasks = [(tmp, rows.iloc[0], predictions.loc[rows.index], threshold, model_info, source)
                  for _, rows in table.groupby(["participant_id", "session"], sort=True)]
