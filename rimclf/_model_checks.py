@@ -38,6 +38,7 @@ from rimclf.defaults import (
     AMP_CHOICES,
     AUGMENTATIONS,
     BRANCHES,
+    CALIBRATIONS,
     DATA_ON_DEVICE_CHOICES,
     DEFAULT_MODEL,
     DEPTHS,
@@ -48,6 +49,7 @@ from rimclf.defaults import (
     MAX_TABULAR_FEATURES,
     MAX_WEIGHTS_BYTES,
     MAX_WIDTH,
+    OPERATING_POINTS,
 )
 from rimclf.errors import ModelFileError, ParameterError, printable
 
@@ -105,6 +107,9 @@ _MODEL_RANGES = {
     "target_specificity": [Interval(float, 0, 1, closed="neither")],
     "threshold_cv": [Options(0), Interval(int, 2, 1000)],
     "random_state": [Options(None), Interval(int, 0, _MAX_SEED)],
+    "operating_point": [Options(*OPERATING_POINTS)],
+    "target_sensitivity": [Interval(float, 0, 1, closed="right")],
+    "calibration": [Options(None, *CALIBRATIONS)],
 }
 _TRAINING_RANGES = {
     "n_subjects": [Interval(int, 1, MAX_COUNT)],

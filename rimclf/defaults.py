@@ -60,6 +60,13 @@ QSM_UNIT_CHOICES = ("auto", *QSM_UNITS)
 CONNECTIVITIES = (6, 18, 26)
 #: How a decision threshold was chosen (``ThresholdChoice.method``).
 THRESHOLD_METHODS = ("cv", "in-sample", "fixed")
+#: How the decision threshold is set on the (calibrated) out-of-fold probabilities
+#: (``RimModel(operating_point=...)``, ``--operating-point``): a target specificity, a target
+#: sensitivity, the largest F1, or the predicted number of rim+ lesions equal to the true number.
+OPERATING_POINTS = ("specificity", "sensitivity", "f1", "count")
+#: How the rim+ probabilities are calibrated on out-of-fold probabilities (``RimModel(calibration=...)``;
+#: None: not at all). See :mod:`rimclf.calibration`.
+CALIBRATIONS = ("sigmoid", "isotonic")
 #: Imbalance handling of the radiomics baselines (``make_random_forest(sampler=...)``).
 SAMPLERS = ("smote", "class_weight", "none")
 #: What ``rimclf tune --model`` tunes: the network or a radiomics baseline.
@@ -153,6 +160,12 @@ class ModelConfig:
         Specificity the decision threshold is chosen for (the paper's FPR <= 0.1).
     threshold_cv : int, default=5
         Subject-grouped CV folds whose out-of-fold probabilities set the threshold.
+    operating_point : {"specificity", "sensitivity", "f1", "count"}, default="specificity"
+        How the threshold is set (:data:`OPERATING_POINTS`).
+    target_sensitivity : float, default=0.8
+        Sensitivity of ``operating_point="sensitivity"``.
+    calibration : {"sigmoid", "isotonic"} or None, default="sigmoid"
+        Calibration of the probabilities on the threshold CV's out-of-fold probabilities.
 
     Examples
     --------
@@ -194,6 +207,9 @@ class ModelConfig:
     # decision threshold (rimclf.RimModel)
     target_specificity: float = 0.9
     threshold_cv: int = 5
+    operating_point: str = "specificity"
+    target_sensitivity: float = 0.8
+    calibration: str | None = "sigmoid"
 
 
 #: The default model: ``RimModel()``, ``rimclf train``, ``rimclf demo``, ``rimclf benchmark`` (its

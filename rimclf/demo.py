@@ -11,7 +11,10 @@ The demo is the whole workflow on synthetic data, sized for a laptop CPU (about 
    table, per-subject counts, NIfTI probability maps, PNG montages);
 4. scores the held-out predictions (``OUT/metrics.tsv``: partial ROC AUC, PR AUC, ROC AUC with
    subject-bootstrap 95 % intervals, sensitivity and specificity at the model's threshold,
-   per-subject rim+ count agreement) and draws ``OUT/roc_pr.png``.
+   calibration slope, expected calibration error and Brier score, per-subject rim+ counts at the
+   threshold and expected with 90 % intervals, all with subject-bootstrap 95 % intervals) and
+   draws ``OUT/roc_pr.png``, the reliability diagram ``OUT/reliability.png`` and the per-subject
+   counts ``OUT/subject_counts.png``.
 
 Per-subject features are cached in ``OUT/cache`` and kept by ``force=True``, and the phantom
 cohorts are reused when their settings match (the generator is deterministic), so a rerun skips
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,7 @@ import pandas as pd
 
 from rimclf._atomic import atomic_write, refuse_overwrite, reserving_output
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig, describe_config
+from rimclf.errors import DataWarning
 
 #: the held-out cohort's phantom seed is the demo seed plus this
 TEST_SEED_OFFSET = 10_000
@@ -99,45 +104,79 @@ def _cohort_line(name: str, table: pd.DataFrame) -> dict:
 def evaluate_predictions(lesions: pd.DataFrame, threshold: float, *, n_boot: int = 1000, random_state: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Held-out metrics of a ``lesions.tsv`` table with reference labels.
 
+    Bootstrap warnings (resamples skipped because they hold no rim+ lesion, an interval that is a
+    single value) are issued as :class:`~rimclf.errors.DataWarning`, never hidden.
+
     Returns
     -------
     metrics : pandas.DataFrame
         Columns ``metric, value, ci_low, ci_high`` (subject-bootstrap 95 % intervals for the
-        ranking metrics, NaN where none is computed).
+        ranking, calibration and per-subject count metrics, NaN where none is computed).
     counts : pandas.DataFrame
-        Per subject: ``n_lesions, n_rim_pos_true, n_rim_pos_predicted``.
+        Per subject: ``n_lesions, n_rim_pos_true, n_rim_pos_predicted`` and the expected count
+        with its 90 % interval (``expected_rim_pos, rim_pos_low_90, rim_pos_high_90``).
     """
-    import warnings
-
-    from rimclf.errors import DataWarning
-    from rimclf.metrics import bootstrap_ci, count_agreement
+    from rimclf.metrics import (bootstrap_ci, brier_score, calibration_slope, expected_calibration_error,
+                                log_loss_score, subject_count_metrics, subject_counts)
 
     y = lesions["rim"].astype(int).to_numpy()
     score = lesions["probability"].to_numpy(dtype=float)
     groups = lesions["participant_id"].astype(str).to_numpy()
     decision = (score >= threshold).astype(int)
     rows = []
-    for name, key in (("partial ROC AUC (FPR <= 0.1)", "pauc"), ("PR AUC (average precision)", "pr_auc"), ("ROC AUC", "roc_auc")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataWarning)  # resamples without rim+ are skipped
-            result = bootstrap_ci(key, y, score, groups, n_boot=n_boot, random_state=random_state)
+    for name, key in (("partial ROC AUC (FPR <= 0.1)", "pauc"), ("PR AUC (average precision)", "pr_auc"), ("ROC AUC", "roc_auc"),
+                      ("calibration slope (1 ideal)", calibration_slope), ("expected calibration error", expected_calibration_error),
+                      ("Brier score", brier_score)):
+        result = bootstrap_ci(key, y, score, groups, n_boot=n_boot, random_state=random_state)
         rows.append((name, result.estimate, result.ci_low, result.ci_high))
+    rows.append(("log-loss", log_loss_score(y, score), np.nan, np.nan))
     rows.append(("rim+ prevalence (PR AUC of chance)", float(y.mean()), np.nan, np.nan))
     rows.append((f"sensitivity at threshold {threshold:.3g}", float(decision[y == 1].mean()), np.nan, np.nan))
     rows.append((f"specificity at threshold {threshold:.3g}", float(1 - decision[y == 0].mean()), np.nan, np.nan))
-    agreement = count_agreement(y, decision, groups)
-    rows.append(("rim+ count per subject: mean abs. error", agreement.mae, np.nan, np.nan))
-    rows.append(("rim+ count per subject: bias (pred - true)", agreement.bias, np.nan, np.nan))
-    rows.append(("rim+ count per subject: concordance (CCC)", agreement.ccc, np.nan, np.nan))
-    rows.append(("rim+ count per subject: exact fraction", agreement.exact_fraction, np.nan, np.nan))
+    per_subject = subject_counts(score, groups, threshold=threshold, y_true=y)
+    names = {
+        "expected: ccc": "expected rim+ count per subject: concordance (CCC)",
+        "expected: mae": "expected rim+ count per subject: mean abs. error",
+        "expected: bias": "expected rim+ count per subject: bias (pred - true)",
+        "expected: interval_coverage": "90% count interval holds the true count (fraction)",
+        "expected: subject_auc_any": "subject has a rim+ lesion: ROC AUC of P(>= 1)",
+        "threshold: ccc": "rim+ count per subject: concordance (CCC)",
+        "threshold: mae": "rim+ count per subject: mean abs. error",
+        "threshold: bias": "rim+ count per subject: bias (pred - true)",
+        "threshold: category_agreement": "count category (0 / 1-3 / >= 4) agrees (fraction)",
+    }
+    count_metrics = subject_count_metrics(per_subject, n_boot=n_boot, random_state=random_state)
+    for row in count_metrics.itertuples(index=False):
+        rows.append((names[row.metric], row.value, row.ci_low, row.ci_high))
     metrics = pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high"])
-    counts = (
-        pd.DataFrame({"participant_id": groups, "rim": y, "decision": decision})
-        .groupby("participant_id")
-        .agg(n_lesions=("rim", "size"), n_rim_pos_true=("rim", "sum"), n_rim_pos_predicted=("decision", "sum"))
-        .reset_index()
-    )
+    counts = per_subject.rename(columns={"rim_pos_low": "rim_pos_low_90", "rim_pos_high": "rim_pos_high_90"})
+    counts = counts.rename_axis("participant_id").reset_index()[
+        ["participant_id", "n_lesions", "n_rim_pos_true", "n_rim_pos_predicted", "expected_rim_pos", "rim_pos_low_90",
+         "rim_pos_high_90"]]
     return metrics, counts
+
+
+def plot_reliability(path: str | os.PathLike, y: np.ndarray, probability: np.ndarray, *, title: str = "",
+                     force: bool = False) -> Path:
+    """Save a reliability diagram (:class:`sklearn.calibration.CalibrationDisplay`, 10 quantile bins) (PNG)."""
+    from matplotlib.figure import Figure
+    from sklearn.calibration import CalibrationDisplay
+
+    fig = Figure(figsize=(5, 4.6))
+    ax = fig.subplots()
+    CalibrationDisplay.from_predictions(np.asarray(y, dtype=int), np.asarray(probability, dtype=float), n_bins=10,
+                                        strategy="quantile", ax=ax, name="rimclf")
+    ax.set(xlabel="predicted rim+ probability (bin mean)", ylabel="fraction rim+ (bin)", title=title or "reliability")
+    fig.tight_layout()
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
+
+
+def plot_subject_counts(path: str | os.PathLike, counts: pd.DataFrame, *, title: str = "", force: bool = False) -> Path:
+    """Save :func:`rimclf.outputs.subject_counts_figure` of per-subject counts (PNG)."""
+    from rimclf.outputs import subject_counts_figure
+
+    fig = subject_counts_figure(counts, title=title)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
 
 
 def format_metrics(metrics: pd.DataFrame) -> str:
@@ -248,7 +287,8 @@ def run_demo(
     options = dict(phantom_options or {})
     paths = {"train_cohort": out / "cohort-train", "test_cohort": out / "cohort-test", "cache": out / "cache",
              "model": out / "model", "predictions": out / "predictions", "metrics": out / "metrics.tsv",
-             "roc_pr": out / "roc_pr.png"}
+             "roc_pr": out / "roc_pr.png", "reliability": out / "reliability.png",
+             "subject_counts": out / "subject_counts.png"}
 
     report(f"[1/4] phantom cohorts ({train_subjects} training subjects, {test_subjects} held-out subjects)")
     _phantom(paths["train_cohort"], train_subjects, seed, options, n_jobs, report)
@@ -267,7 +307,11 @@ def run_demo(
     featurizer = make_featurizer(config, n_jobs=n_jobs, memory=str(paths["cache"]), progress=progress)
     classifier = make_classifier(config, random_state=seed, verbose=int(progress))
     model = train_model(train_table, featurizer=featurizer, classifier=classifier, target_specificity=config.target_specificity,
-                        threshold_cv=config.threshold_cv, random_state=seed, out=paths["model"], force=True)
+                        threshold_cv=config.threshold_cv, random_state=seed, operating_point=config.operating_point,
+                        target_sensitivity=config.target_sensitivity, calibration=config.calibration,
+                        out=paths["model"], force=True)
+    if model.calibration_ is not None:
+        report(model.calibration_.describe())
     report(model.threshold_choice_.describe())
     report(f"  saved the model to {paths['model']}")
 
@@ -278,20 +322,28 @@ def run_demo(
 
     report("[4/4] held-out metrics")
     lesions = read_lesions(paths["predictions"])
-    metrics, counts = evaluate_predictions(lesions, loaded.threshold_, random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        metrics, counts = evaluate_predictions(lesions, loaded.threshold_, random_state=seed)
     atomic_write(paths["metrics"], lambda tmp: metrics.to_csv(tmp, sep="\t", index=False, float_format="%.4f"), force=True)
     plot_roc_pr(paths["roc_pr"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(), loaded.threshold_,
                 title=f"rimclf on {test_subjects} held-out phantom subjects ({len(lesions)} lesions, "
                       f"{int(lesions['rim'].sum())} rim+)", force=True)
+    plot_reliability(paths["reliability"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(),
+                     title=f"reliability on {test_subjects} held-out subjects", force=True)
+    plot_subject_counts(paths["subject_counts"], counts, title=f"rim+ lesions of {test_subjects} held-out subjects", force=True)
     report(format_metrics(metrics))
-    report("rim+ lesions per held-out subject (true vs predicted at the threshold):")
+    for warning in caught:
+        report(f"  note: {warning.message}")
+    report("rim+ lesions per held-out subject (true; at the threshold; expected from the calibrated probabilities, "
+           "90% interval):")
     report(counts.to_string(index=False))
     seconds = time.perf_counter() - started
     top = lesions.loc[lesions["probability"].idxmax()]  # the most suspicious lesion's scan
     session = "" if pd.isna(top["session"]) else str(top["session"]).removeprefix("ses-")
     montage = output_paths(paths["predictions"], str(top["participant_id"]).removeprefix("sub-"), session)["montage"]
     report(f"outputs (in {seconds / 60:.1f} min):")
-    for name in ("model", "predictions", "metrics", "roc_pr"):
+    for name in ("model", "predictions", "metrics", "roc_pr", "reliability", "subject_counts"):
         report(f"  {name:<12} {paths[name]}")
     report(f"  {'lesions':<12} {paths['predictions'] / 'lesions.tsv'}")
     report(f"  {'maps':<12} {paths['predictions']}/sub-*/anat/sub-*_desc-rimprob_probseg.nii.gz "

@@ -64,9 +64,11 @@ from rimclf._model_checks import (
 )
 from rimclf._records import file_sha256, installed_versions, json_value
 from rimclf._validation import check_path, is_int
+from rimclf.defaults import CALIBRATIONS, OPERATING_POINTS
 from rimclf.errors import ModelFileError, ModelVersionWarning, ParameterError, printable
 from rimclf.feature_registry import FEATURES, TABULAR, feature_names
 from rimclf.rim_model import RimModel
+from rimclf.calibration import Calibration
 from rimclf.threshold import ThresholdChoice
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelVersionWarning", "load_model", "save_model"]
@@ -80,7 +82,10 @@ FORMAT = "rimclf-model"
 #: 5: the network's MLP input is "tabular" (``module__branches="tabular"``, ``tabular_encoder``
 #: weights), the featurizer's keys those of :mod:`rimclf.feature_registry`; older files are read
 #: with "radiomics" mapped to "tabular" (:func:`_tabular_names_of_v4`).
-FORMAT_VERSION = 5
+#: 6: a RimModel's "calibration" (rimclf.calibration.Calibration.to_dict(), or null) and the model's
+#: "operating_point", "target_sensitivity" and "calibration"; files of versions 1-5 read as uncalibrated
+#: models whose threshold was chosen for a specificity.
+FORMAT_VERSION = 6
 #: what a model directory can hold (``settings.json``'s "kind")
 KINDS = ("rim_model", "classifier", "pipeline")
 #: Pipeline classes a "pipeline" model file may name (module and class)
@@ -99,6 +104,7 @@ _SUB_PARAMETER_PREFIXES = ("module", "criterion", "optimizer", "iterator_train",
 _TOP_KEYS = {
     "format": str, "format_version": int, "kind": str, "versions": dict, "weights": dict, "threshold": dict, "model": dict,
     "featurizer": dict, "radiomics_feature_names": (list, type(None)), "classifier": dict, "training": dict,
+    "calibration": (dict, type(None)),
 }
 #: the top-level keys of each kind of model file (those of a "rim_model" are _TOP_KEYS)
 _KIND_TOP_KEYS = {
@@ -115,7 +121,10 @@ _CLASSIFIER_KEYS = {
     "params": dict, "omitted_params": list, "in_channels": (int, type(None)), "patch_shape": (list, type(None)),
     "n_radiomics": (int, type(None)), "feature_keys": (list, type(None)), "pos_weight": (float, int, type(None)),
 }
-_MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None))}
+_MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None)),
+               "operating_point": str, "target_sensitivity": (float, int), "calibration": (str, type(None))}
+#: what a RimModel file of format version < 6 holds in place of the keys version 6 added
+_BEFORE_CALIBRATION = {"operating_point": "specificity", "target_sensitivity": 0.8, "calibration": None}
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
 _TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
@@ -310,6 +319,7 @@ def _rim_model_file(model: RimModel) -> tuple[dict, dict[str, torch.Tensor]]:
     settings = {
         **_header("rim_model"),
         "threshold": _json(state["threshold"].to_dict(), "threshold"),
+        "calibration": None if state["calibration"] is None else _json(state["calibration"].to_dict(), "calibration"),
         "model": _json(state["params"], "model"),
         "featurizer": featurizer,
         "radiomics_feature_names": feature_names,
@@ -386,6 +396,13 @@ def _read_settings(folder: Path) -> dict:
         if "kind" in settings:
             raise ModelFileError(f"{path}: format_version {version} files have no 'kind'; this file was changed")
         settings["kind"] = "rim_model"
+    if version < 6 and settings.get("kind") == "rim_model":
+        if "calibration" in settings:
+            raise ModelFileError(f"{path}: format_version {version} files have no 'calibration'; this file was changed")
+        settings["calibration"] = None
+        if isinstance(settings.get("model"), dict):
+            for key, value in _BEFORE_CALIBRATION.items():
+                settings["model"].setdefault(key, value)
     kind = settings.get("kind")
     if kind not in KINDS:
         raise ModelFileError(f"{path}: kind must be one of {KINDS}, got {kind!r}")
@@ -399,6 +416,9 @@ def _read_settings(folder: Path) -> dict:
     _check_section(settings["weights"], _WEIGHTS_KEYS, f"{path} weights")
     if kind == "rim_model":
         _check_section(settings["model"], _MODEL_KEYS, f"{path} model")
+        if settings["model"]["operating_point"] not in OPERATING_POINTS or settings["model"]["calibration"] not in (None, *CALIBRATIONS):
+            raise ModelFileError(f"{path}: model.operating_point must be one of {OPERATING_POINTS} and model.calibration one "
+                                 f"of {CALIBRATIONS} or null")
         _check_section(settings["training"], _TRAINING_KEYS, f"{path} training")
     if kind == "pipeline":
         _check_pipeline(settings["pipeline"], settings["featurizer"] is not None, str(path))
@@ -608,6 +628,7 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
         return _load_classifier_or_pipeline(settings, folder, device)
     try:
         choice = ThresholdChoice.from_dict(settings["threshold"])
+        calibration = None if settings["calibration"] is None else Calibration.from_dict(settings["calibration"])
     except ParameterError as exc:
         raise ModelFileError(f"{where}: {exc}") from None
     featurizer = _build_featurizer(settings, where)
@@ -616,6 +637,7 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
         "featurizer": featurizer,
         "classifier": _checked_classifier_state(settings, folder, featurizer),
         "threshold": choice,
+        "calibration": calibration,
         "training": settings["training"],
     }
     try:

@@ -8,7 +8,9 @@ a cohort (``rimclf train``) and applies one to new subjects (``rimclf predict``)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,15 +18,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._validation import Interval, Options, is_int, validate_params
+from rimclf.calibration import Calibration, fit_calibration
 from rimclf.cohort import labelled_lesions
-from rimclf.defaults import DEFAULT_MODEL
-from rimclf.metrics import group_fit_params
-from rimclf.errors import CohortError, ParameterError
+from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS
+from rimclf.metrics import brier_score, group_fit_params, log_loss_score
+from rimclf.errors import CohortError, DataWarning, ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
+    choose_threshold,
     out_of_fold_probabilities,
     threshold_folds,
-    threshold_from_probabilities,
 )
 
 logger = logging.getLogger(__name__)
@@ -37,9 +40,12 @@ _NET_THRESHOLD = 0.5
 class RimModel(ClassifierMixin, BaseEstimator):
     """A rim+ lesion classifier on lesion tables: featurizer, QSMRim-Net and a decision threshold.
 
-    ``fit(table)`` extracts the lesion features once, chooses the decision threshold for
-    ``target_specificity`` (see :mod:`rimclf.threshold`) and fits the classifier on every
-    labelled training lesion. X is the lesion table of :func:`rimclf.load_cohort`; y defaults to
+    ``fit(table)`` extracts the lesion features once, predicts every training lesion out of fold
+    in a subject-grouped CV, fits a probability calibration on those out-of-fold probabilities
+    (:mod:`rimclf.calibration`), chooses the decision threshold of ``operating_point`` on the
+    calibrated ones (see :mod:`rimclf.threshold`) and fits the classifier on every labelled
+    training lesion. ``predict_proba`` returns calibrated probabilities: of lesions given
+    probability 0.2, about one in five is rim+ (on data like the training data). X is the lesion table of :func:`rimclf.load_cohort`; y defaults to
     its ``rim`` column and the subjects (for the threshold's grouped CV) to ``participant_id``.
 
     Defaults marked (*) come from :data:`rimclf.defaults.DEFAULT_MODEL`.
@@ -55,8 +61,18 @@ class RimModel(ClassifierMixin, BaseEstimator):
         fitted as a clone. ``predict`` calls a lesion rim+ when ``predict_proba(X)[:, 1] >=
         threshold_``; the fitted ``classifier_.threshold`` is ``threshold_`` too (one
         threshold), and a ``classifier__threshold`` of its own is refused.
+    operating_point : {"specificity", "sensitivity", "f1", "count"}, default="specificity" (*)
+        How the threshold is set on the calibrated out-of-fold probabilities:
+        ``target_specificity``, ``target_sensitivity``, the largest F1, or as many lesions called
+        rim+ as are rim+ (``"count"``: unbiased per-subject counts at the threshold).
     target_specificity : float, default=0.9 (*)
         Specificity the threshold is chosen for (QSMRim-Net's FPR <= 0.1).
+    target_sensitivity : float, default=0.8 (*)
+        Sensitivity the threshold is chosen for with ``operating_point="sensitivity"``.
+    calibration : {"sigmoid", "isotonic"} or None, default="sigmoid" (*)
+        Calibration fitted on the threshold CV's out-of-fold probabilities (needs
+        ``threshold_cv >= 2`` and no fixed ``threshold``; otherwise the probabilities are the
+        network's own). None: no calibration.
     threshold_cv : int, default=5 (*)
         Folds of the subject-grouped CV whose out-of-fold probabilities set the threshold
         (``threshold_cv`` extra fits). 0: read it off the training lesions' in-sample
@@ -76,8 +92,11 @@ class RimModel(ClassifierMixin, BaseEstimator):
         Rim+ when ``predict_proba(table)[:, 1] >= threshold_``.
     threshold_choice_ : ThresholdChoice
         How the threshold was chosen and what it reached (out-of-fold scores with the CV).
+    calibration_ : Calibration or None
+        The map from the network's probabilities to calibrated ones (None: uncalibrated).
     oof_probability_ : ndarray of shape (n_lesions,) or None
-        Out-of-fold rim+ probabilities of the training lesions (``threshold_cv >= 2``).
+        Out-of-fold rim+ probabilities of the training lesions (``threshold_cv >= 2``),
+        calibrated when ``calibration_`` is set (in-sample for the calibration map itself).
     training_ : dict
         Subjects, lesions and rim+ lesions the model was trained on.
     classes_ : ndarray, ``[0, 1]``
@@ -100,13 +119,19 @@ class RimModel(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, featurizer=None, classifier=None, *, target_specificity: float = DEFAULT_MODEL.target_specificity,
-                 threshold_cv: int = DEFAULT_MODEL.threshold_cv, threshold: float | None = None, random_state=None) -> None:
+                 threshold_cv: int = DEFAULT_MODEL.threshold_cv, threshold: float | None = None, random_state=None,
+                 operating_point: str = DEFAULT_MODEL.operating_point,
+                 target_sensitivity: float = DEFAULT_MODEL.target_sensitivity,
+                 calibration: str | None = DEFAULT_MODEL.calibration) -> None:
         self.featurizer = featurizer
         self.classifier = classifier
         self.target_specificity = target_specificity
         self.threshold_cv = threshold_cv
         self.threshold = threshold
         self.random_state = random_state
+        self.operating_point = operating_point
+        self.target_sensitivity = target_sensitivity
+        self.calibration = calibration
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -120,6 +145,9 @@ class RimModel(ClassifierMixin, BaseEstimator):
         "target_specificity": [Interval(float, 0, 1, closed="neither")],
         "threshold_cv": [Options(0), Interval(int, 2)],  # 0: in-sample; k >= 2: a k-fold CV
         "threshold": [Options(None), Interval(float)],
+        "operating_point": [Options(*OPERATING_POINTS)],
+        "target_sensitivity": [Interval(float, 0, 1, closed="right")],
+        "calibration": [Options(None, *CALIBRATIONS)],
     }
 
     def _check_params(self) -> None:
@@ -161,19 +189,36 @@ class RimModel(ClassifierMixin, BaseEstimator):
             oof = out_of_fold_probabilities(classifier, features, y, groups, folds)
         logger.info("training the final model on all %d lesions", len(table))
         classifier.fit(features, y, **group_fit_params(classifier, groups))
+        calibration = None
+        targets = {"target_specificity": self.target_specificity, "target_sensitivity": self.target_sensitivity}
         if self.threshold is not None:
             choice = ThresholdChoice(value=float(self.threshold), method="fixed")
         elif oof is not None:
-            choice = threshold_from_probabilities(y, oof, self.target_specificity, method="cv", n_splits=int(self.threshold_cv))
+            if self.calibration is not None:
+                calibration = fit_calibration(y, oof, self.calibration)
+                if calibration.method == "sigmoid" and calibration.coef <= 0:
+                    warnings.warn(f"the out-of-fold probabilities do not rank rim+ above rim- lesions (calibration slope "
+                                  f"{calibration.coef:.3g}); the probabilities are left uncalibrated", DataWarning, stacklevel=2)
+                    calibration = None
+                else:
+                    logger.info("%s", calibration.describe())
+                    oof = calibration.apply(oof)
+            choice = choose_threshold(y, oof, self.operating_point, method="cv", n_splits=int(self.threshold_cv), **targets)
+            choice = dataclasses.replace(choice, brier=brier_score(y, oof), log_loss=log_loss_score(y, oof))
         else:
             in_sample = classifier.predict_proba(features)[:, 1]
-            choice = threshold_from_probabilities(y, in_sample, self.target_specificity, method="in-sample")
+            choice = choose_threshold(y, in_sample, self.operating_point, method="in-sample", **targets)
+        if calibration is None and self.calibration is not None and oof is None:
+            logger.warning("calibration=%r needs the threshold CV's out-of-fold probabilities (threshold_cv >= 2 and "
+                           "no fixed threshold); the probabilities are the network's own, uncalibrated", self.calibration)
         logger.debug("%s", choice.describe())
-        classifier.threshold = choice.value  # the classifier's predict decides as the model does
+        # the classifier's predict decides as the model does (on its own, uncalibrated probabilities)
+        classifier.threshold = _raw_threshold(calibration, choice.value)
         self.featurizer_ = featurizer
         self.classifier_ = classifier
         self.threshold_choice_ = choice
         self.threshold_ = choice.value
+        self.calibration_ = calibration
         self.oof_probability_ = oof
         self.training_ = {
             "n_subjects": int(len(np.unique(groups))),
@@ -190,8 +235,10 @@ class RimModel(ClassifierMixin, BaseEstimator):
         Returns
         -------
         state : dict
-            - ``"params"``: ``target_specificity``, ``threshold_cv`` and ``random_state`` (an int or
-              None; another random state is not kept);
+            - ``"params"``: ``target_specificity``, ``threshold_cv``, ``random_state`` (an int or
+              None; another random state is not kept), ``operating_point``,
+              ``target_sensitivity`` and ``calibration``;
+            - ``"calibration"``: ``calibration_`` (a :class:`~rimclf.calibration.Calibration` or None);
             - ``"featurizer"``: the (stateless) ``featurizer_``;
             - ``"classifier"``: ``classifier_.fitted_state()`` (JSON parameters, module state dict,
               radiomics statistics and input sizes);
@@ -205,7 +252,11 @@ class RimModel(ClassifierMixin, BaseEstimator):
                 "target_specificity": self.target_specificity,
                 "threshold_cv": self.threshold_cv,
                 "random_state": int(random_state) if is_int(random_state) else None,
+                "operating_point": self.operating_point,
+                "target_sensitivity": self.target_sensitivity,
+                "calibration": self.calibration,
             },
+            "calibration": self.calibration_,
             "featurizer": self.featurizer_,
             "classifier": self.classifier_.fitted_state(),
             "threshold": self.threshold_choice_,
@@ -232,12 +283,16 @@ class RimModel(ClassifierMixin, BaseEstimator):
             threshold_cv=params["threshold_cv"],
             threshold=choice.value if choice.method == "fixed" else None,
             random_state=params["random_state"],
+            operating_point=params.get("operating_point", "specificity"),
+            target_sensitivity=params.get("target_sensitivity", DEFAULT_MODEL.target_sensitivity),
+            calibration=params.get("calibration"),
         )
         model.featurizer_ = state["featurizer"]
-        classifier.threshold = choice.value
+        classifier.threshold = _raw_threshold(state.get("calibration"), choice.value)
         model.classifier_ = classifier
         model.threshold_choice_ = choice
         model.threshold_ = choice.value
+        model.calibration_ = state.get("calibration")
         model.oof_probability_ = None
         model.training_ = dict(state["training"])
         model.classes_ = np.array([0, 1])
@@ -251,7 +306,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
         return featurizer.transform(_check_table(X))
 
     def predict_proba(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
-        """Probabilities ``(n_lesions, 2)``: columns rim- and rim+, rows in table order.
+        """Probabilities ``(n_lesions, 2)``: columns rim- and rim+, rows in table order; calibrated
+        when ``calibration_`` is set.
 
         Raises :class:`~rimclf.errors.PredictionError` when any probability is NaN or infinite
         (a broken model), naming the lesions.
@@ -263,12 +319,20 @@ class RimModel(ClassifierMixin, BaseEstimator):
             check_is_fitted(self, "classifier_")
             return np.zeros((0, 2), dtype=np.float32)
         probability = self.classifier_.predict_proba(self.transform(table, **featurizer_params))
+        if getattr(self, "calibration_", None) is not None:
+            rim_pos = self.calibration_.apply(probability[:, 1]).astype(probability.dtype)
+            probability = np.column_stack([1 - rim_pos, rim_pos])
         check_probabilities(probability[:, 1], table)
         return probability
 
     def predict(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
         """Decisions 0/1: rim+ where the rim+ probability is at least ``threshold_``."""
         return (self.predict_proba(X, **featurizer_params)[:, 1] >= self.threshold_).astype(np.int64)
+
+
+def _raw_threshold(calibration: Calibration | None, value: float) -> float:
+    """The network's own probability that the calibration maps to ``value`` (``value`` without one)."""
+    return float(value) if calibration is None else calibration.invert(value)
 
 
 def _check_table(table: object) -> pd.DataFrame:

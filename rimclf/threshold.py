@@ -13,6 +13,11 @@ default target, specificity 0.9, is QSMRim-Net's clinically relevant operating r
 training lesions: cheaper (no extra fits) but optimistic, because a network separates the
 lesions it was trained on better than new ones, so its specificity on new subjects is usually
 below the target. ``method="fixed"`` takes a threshold given by the user.
+
+The target is an *operating point* (:func:`choose_threshold`): a specificity (the default), a
+sensitivity, the largest F1, or ``"count"``: the threshold at which the number of lesions called
+rim+ equals the number of rim+ lesions, so that per-subject counts at the threshold are unbiased
+on the training subjects. A :class:`~rimclf.RimModel` applies it to its calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 from sklearn.base import clone
 
 from rimclf._validation import check_real, is_real
-from rimclf.defaults import THRESHOLD_METHODS
+from rimclf.defaults import OPERATING_POINTS, THRESHOLD_METHODS
 from rimclf.errors import DataWarning, ParameterError
 from rimclf import metrics
 from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc, threshold_at_specificity
@@ -56,6 +61,15 @@ class ThresholdChoice:
     pauc, pr_auc, roc_auc : float or None
         Partial ROC AUC (FPR <= 0.1), PR AUC and ROC AUC of the out-of-fold probabilities
         (``method="cv"`` only): a cross-validated estimate of the model's performance.
+    operating_point : {"specificity", "sensitivity", "f1", "count"} or None
+        What the threshold was chosen for (None: files of rimclf before operating points, and
+        "fixed"; they were chosen for ``target_specificity``).
+    target_sensitivity : float or None
+        Sensitivity the threshold was chosen for (``operating_point="sensitivity"``).
+    ppv : float or None
+        Positive predictive value (precision) at ``value`` on the same probabilities.
+    brier, log_loss : float or None
+        Brier score and log-loss of the (calibrated) out-of-fold probabilities.
 
     Examples
     --------
@@ -82,6 +96,11 @@ class ThresholdChoice:
     pauc: float | None = None
     pr_auc: float | None = None
     roc_auc: float | None = None
+    operating_point: str | None = None
+    target_sensitivity: float | None = None
+    ppv: float | None = None
+    brier: float | None = None
+    log_loss: float | None = None
 
     def to_dict(self) -> dict:
         """The fields as a JSON-ready dict."""
@@ -105,10 +124,12 @@ class ThresholdChoice:
             )
         if fields["method"] not in THRESHOLD_METHODS:
             raise ParameterError(f"threshold method {fields['method']!r} is not one of {THRESHOLD_METHODS}")
+        if fields.get("operating_point") not in (None, *OPERATING_POINTS):
+            raise ParameterError(f"threshold operating_point {fields['operating_point']!r} is not one of {OPERATING_POINTS}")
         for key, value in fields.items():
-            if key != "method" and value is not None and (not is_real(value) or not math.isfinite(value)):
+            if key not in ("method", "operating_point") and value is not None and (not is_real(value) or not math.isfinite(value)):
                 raise ParameterError(f"threshold['{key}'] must be a finite number, got {value!r}")
-        for key in ("value", "target_specificity", "specificity", "sensitivity"):
+        for key in ("value", "target_specificity", "specificity", "sensitivity", "target_sensitivity", "ppv"):
             value = fields.get(key)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ParameterError(f"threshold['{key}']={value!r} is not valid; it must be a probability in [0, 1]")
@@ -117,14 +138,20 @@ class ThresholdChoice:
     def describe(self) -> str:
         """One line for people: the threshold, how it was chosen and what it reaches."""
         text = f"threshold {self.value:.4g} ({self.method}"
+        if self.operating_point not in (None, "specificity"):
+            target = f" {self.target_sensitivity:g}" if self.operating_point == "sensitivity" else ""
+            text += f", operating point {self.operating_point}{target}"
         if self.method == "cv":
             text += f", {self.n_splits}-fold subject-grouped CV"
         text += ")"
         if self.specificity is not None:
             where = "out of fold" if self.method == "cv" else "on the training lesions (optimistic)"
-            text += f": specificity {self.specificity:.3f}, sensitivity {self.sensitivity:.3f} {where}"
+            text += f": specificity {self.specificity:.3f}, sensitivity {self.sensitivity:.3f}"
+            text += f", PPV {self.ppv:.3f} {where}" if self.ppv is not None else f" {where}"
         if self.pauc is not None:
             text += f"; out-of-fold pAUC {self.pauc:.3f}, PR AUC {self.pr_auc:.3f}, ROC AUC {self.roc_auc:.3f}"
+        if self.brier is not None:
+            text += f", Brier {self.brier:.4f}, log-loss {self.log_loss:.4f}"
         return text
 
 
@@ -184,6 +211,83 @@ def threshold_from_probabilities(
     return ThresholdChoice(
         value=float(value), method=method, target_specificity=float(target_specificity), n_splits=n_splits,
         specificity=specificity, sensitivity=sensitivity, **scores,
+    )
+
+
+def _candidate_thresholds(y: np.ndarray, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct probabilities (descending) and the true and all positives called at each as threshold."""
+    order = np.argsort(-probability, kind="stable")
+    sorted_p, sorted_y = probability[order], y[order]
+    last = np.flatnonzero(np.r_[sorted_p[1:] != sorted_p[:-1], True])  # last index of each run of ties
+    return sorted_p[last], np.cumsum(sorted_y)[last], last + 1
+
+
+def _operating_value(y: np.ndarray, probability: np.ndarray, operating_point: str, target_sensitivity: float) -> float:
+    values, true_pos, called = _candidate_thresholds(y, probability)
+    n_pos = int(y.sum())
+    if operating_point == "sensitivity":
+        return float(values[np.argmax(true_pos >= target_sensitivity * n_pos - 1e-9)])
+    if operating_point == "f1":
+        f1 = 2.0 * true_pos / (called + n_pos)
+        return float(values[np.argmax(f1)])  # the highest threshold of the best F1
+    return float(values[np.argmin(np.abs(called - n_pos))])  # "count": called == n_pos as near as ties allow
+
+
+def choose_threshold(
+    y: np.ndarray, probability: np.ndarray, operating_point: str = "specificity", *, target_specificity: float = 0.9,
+    target_sensitivity: float = 0.8, method: str, n_splits: int | None = None,
+) -> ThresholdChoice:
+    """The threshold of an operating point on these probabilities, with what it reaches there.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_lesions,)
+        0/1 labels.
+    probability : array-like of shape (n_lesions,)
+        Rim+ probabilities (out of fold with ``method="cv"``).
+    operating_point : {"specificity", "sensitivity", "f1", "count"}, default="specificity"
+        ``"specificity"``: :func:`threshold_from_probabilities` for ``target_specificity``;
+        ``"sensitivity"``: the highest threshold whose sensitivity reaches ``target_sensitivity``;
+        ``"f1"``: the highest threshold of the largest F1; ``"count"``: the threshold at which as
+        many lesions are called rim+ as are rim+ (nearest, where ties allow no exact match).
+    target_specificity, target_sensitivity : float
+    method : {"cv", "in-sample"}
+    n_splits : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    >>> probability = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.2, 0.7, 0.1, 0.6, 0.3])
+    >>> choice = choose_threshold(y, probability, "count", method="in-sample")
+    >>> choice.value, choice.sensitivity, choice.ppv        # two lesions called, one of them rim+
+    (0.7, 0.5, 0.5)
+    >>> choose_threshold(y, probability, "sensitivity", target_sensitivity=1.0, method="in-sample").value
+    0.6
+    """
+    if operating_point not in OPERATING_POINTS:
+        raise ParameterError(f"operating_point={operating_point!r} is not valid; it must be one of {OPERATING_POINTS}")
+    y = np.asarray(y, dtype=int)
+    probability = np.asarray(probability, dtype=np.float64)
+    if operating_point == "specificity":
+        choice = threshold_from_probabilities(y, probability, target_specificity, method=method, n_splits=n_splits)
+    else:
+        check_real(target_sensitivity, "target_sensitivity", min=0.0, max=1.0, closed="right", hint="e.g. 0.8")
+        value = _operating_value(y, probability, operating_point, float(target_sensitivity))
+        decision = probability >= value
+        scores = {}
+        if method == "cv":
+            scores = {"pauc": partial_roc_auc(y, probability), "pr_auc": pr_auc(y, probability), "roc_auc": roc_auc(y, probability)}
+        choice = ThresholdChoice(
+            value=value, method=method, n_splits=n_splits, specificity=float((~decision[y == 0]).mean()),
+            sensitivity=float(decision[y == 1].mean()), **scores,
+        )
+    decision = probability >= choice.value
+    return dataclasses.replace(
+        choice, operating_point=operating_point,
+        target_specificity=float(target_specificity) if operating_point == "specificity" else None,
+        target_sensitivity=float(target_sensitivity) if operating_point == "sensitivity" else None,
+        ppv=float((decision & (y == 1)).sum() / decision.sum()) if decision.any() else None,
     )
 
 

@@ -109,6 +109,9 @@ def train_model(
     threshold_cv: int = DEFAULT_MODEL.threshold_cv,
     threshold: float | None = None,
     random_state=None,
+    operating_point: str = DEFAULT_MODEL.operating_point,
+    target_sensitivity: float = DEFAULT_MODEL.target_sensitivity,
+    calibration: str | None = DEFAULT_MODEL.calibration,
     out: str | os.PathLike | None = None,
     force: bool = False,
     cohort_options=None,
@@ -120,7 +123,7 @@ def train_model(
     cohort : str, path-like or pandas.DataFrame
         Cohort directory or manifest (read with :func:`rimclf.load_cohort`) or a lesion table.
         Every lesion needs a rim label.
-    featurizer, classifier, target_specificity, threshold_cv, threshold, random_state
+    featurizer, classifier, target_specificity, threshold_cv, threshold, random_state, operating_point, target_sensitivity, calibration
         See :class:`RimModel`.
     out : str or path-like, optional
         Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
@@ -154,7 +157,8 @@ def train_model(
     if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
         check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
-                     threshold=threshold, random_state=random_state)
+                     threshold=threshold, random_state=random_state, operating_point=operating_point,
+                     target_sensitivity=target_sensitivity, calibration=calibration)
     model.fit(table)
     if out is not None:
         from rimclf.model_files import save_model
@@ -270,6 +274,9 @@ def predict_cohort(
     probability = model.predict_proba(table, **runtime)[:, 1]
     choice = getattr(model, "threshold_choice_", None)
     model_info = {"threshold_choice": choice.to_dict()} if choice is not None else None
+    if model_info is not None:
+        calibration = getattr(model, "calibration_", None)
+        model_info["calibration"] = None if calibration is None else calibration.to_dict()
     source = None if isinstance(cohort, pd.DataFrame) else cohort
     scans = None if isinstance(cohort, pd.DataFrame) else table.attrs.get("scans")
     featurizer = model.featurizer_

@@ -94,7 +94,7 @@ def tiny_model_dir() -> Path:
 
 
 def older_model_dir(folder: Path, version: int) -> dict:
-    """Turn the model directory ``folder`` (saved now) into one of format ``version`` (2-4), as an
+    """Turn the model directory ``folder`` (saved now) into one of format ``version`` (2-5), as an
     older rimclf wrote it: the MLP input called "radiomics" (``module__branches``,
     ``radiomics_encoder.*`` weights), no ``settings_sha256`` before version 4, no ``kind`` before 3.
     Returns the settings written."""
@@ -116,6 +116,10 @@ def older_model_dir(folder: Path, version: int) -> dict:
     if params.get("module__branches") == "tabular":
         params["module__branches"] = "radiomics"
     settings["format_version"] = version
+    if version < 6 and "calibration" in settings:  # version 6 added the calibration and these model keys
+        del settings["calibration"]
+        for key in ("operating_point", "target_sensitivity", "calibration"):
+            settings["model"].pop(key, None)
     if version < 3:
         del settings["kind"]
     if version >= 4:

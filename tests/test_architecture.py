@@ -27,7 +27,7 @@ LAYERS: list[list[str]] = [
     ["rimclf._version", "rimclf.errors", "rimclf.defaults"],
     ["rimclf._validation", "rimclf._records", "rimclf._atomic", "rimclf._orphans", "rimclf.feature_registry"],
     ["rimclf.nn", "rimclf._nifti", "rimclf._bids", "rimclf.metrics"],
-    ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold"],
+    ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold", "rimclf.calibration"],
     ["rimclf.features", "rimclf.classifier", "rimclf.phantom", "rimclf.outputs"],
     ["rimclf.rim_model", "rimclf.benchmark", "rimclf.tuning", "rimclf._model_checks"],
     ["rimclf.model_files"],

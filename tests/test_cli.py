@@ -199,7 +199,7 @@ def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pyt
     assert f"{len(lesions)} lesions of 6 scans" in printed and str(out / "lesions.tsv") in printed
     assert sorted(path.name for path in out.iterdir()) == [
         "dataset_description.json", "lesions.json", "lesions.tsv", *[f"sub-{i:03d}" for i in range(1, 7)], "subjects.json",
-        "subjects.tsv",
+        "subjects.png", "subjects.tsv",
     ]
     before = (out / "lesions.tsv").read_text()
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 1

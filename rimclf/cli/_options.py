@@ -16,7 +16,7 @@ import dataclasses
 import logging
 
 from rimclf import defaults
-from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS, ModelConfig
 from rimclf.feature_registry import TABULAR, feature_names, feature_sets, format_feature_set, parse_feature_set
 
 
@@ -91,6 +91,16 @@ def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig =
     group.add_argument("--threshold-cv", type=int, default=config.threshold_cv, metavar="K",
                        help=f"subject-grouped CV folds whose out-of-fold probabilities set the threshold (default "
                             f"{config.threshold_cv}; K extra trainings). 0: in-sample probabilities, cheaper but optimistic")
+    group.add_argument("--operating-point", choices=OPERATING_POINTS, default=config.operating_point,
+                       help=f"how the threshold is set on the calibrated out-of-fold probabilities: --target-specificity, "
+                            f"--target-sensitivity, the largest F1, or as many lesions called rim+ as are rim+ (count: "
+                            f"per-patient counts) (default {config.operating_point})")
+    group.add_argument("--target-sensitivity", type=float, default=config.target_sensitivity, metavar="S",
+                       help=f"sensitivity of --operating-point sensitivity (default {config.target_sensitivity:g})")
+    group.add_argument("--calibration", type=lambda text: None if text == "none" else text, choices=(*CALIBRATIONS, None),
+                       default=config.calibration, metavar="{" + ",".join((*CALIBRATIONS, "none")) + "}",
+                       help=f"calibrate the probabilities on the out-of-fold probabilities (default {config.calibration}; "
+                            "none: the network's own)")
     if fixed:
         group.add_argument("--threshold", type=float, metavar="P", help="use this fixed probability threshold instead")
 

@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "train",
         help="train a model (features, QSMRim-Net, decision threshold) on a labelled cohort",
         description=(
-            "Extract the lesion features of a labelled cohort once, choose the decision threshold for "
-            "--target-specificity on out-of-fold probabilities of a subject-grouped CV (--threshold-cv), train "
+            "Extract the lesion features of a labelled cohort once, calibrate the probabilities (--calibration) and "
+            "choose the decision threshold (--operating-point) on out-of-fold probabilities of a subject-grouped CV "
+            "(--threshold-cv), train "
             "QSMRim-Net on every labelled lesion, and save the model directory MODEL (settings.json, weights.pt). "
             "Defaults: rimclf.defaults.DEFAULT_MODEL."
         ),
@@ -61,12 +62,17 @@ def run(args: argparse.Namespace) -> int:
             threshold_cv=config.threshold_cv,
             threshold=args.threshold,
             random_state=args.seed,
+            operating_point=config.operating_point,
+            target_sensitivity=config.target_sensitivity,
+            calibration=config.calibration,
             out=args.out,
             force=args.force,
             cohort_options=cohort_options(args),
         )
     training = model.training_
     print(f"trained on {training['n_lesions']} lesions ({training['n_rim_pos']} rim+) of {training['n_subjects']} subjects")
+    if model.calibration_ is not None:
+        print(model.calibration_.describe())
     print(model.threshold_choice_.describe())
     print(f"wrote the model to {args.out}")
     return 0

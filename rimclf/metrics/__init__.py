@@ -17,8 +17,18 @@ from rimclf.metrics._bootstrap import (
     subject_bootstrap,
     subject_bootstrap_indices,
 )
-from rimclf.metrics._counts import CountAgreement, count_agreement
+from rimclf.metrics._calibration import (
+    brier_score,
+    calibration_slope,
+    count_interval,
+    expected_calibration_error,
+    log_loss_score,
+    logit,
+    poisson_binomial,
+)
+from rimclf.metrics._counts import CountAgreement, concordance, count_agreement
 from rimclf.metrics._folds import group_fit_params, subject_folds
+from rimclf.metrics._subject_counts import count_category, subject_count_metrics, subject_counts
 from rimclf.metrics._ranking import (
     SCORERS,
     partial_roc_auc,
@@ -35,15 +45,26 @@ __all__ = [
     "PairedBootstrapResult",
     "bootstrap_ci",
     "bootstrap_p_value",
+    "brier_score",
+    "calibration_slope",
+    "concordance",
     "count_agreement",
+    "count_category",
+    "count_interval",
+    "expected_calibration_error",
     "group_fit_params",
+    "log_loss_score",
+    "logit",
     "paired_bootstrap",
+    "poisson_binomial",
     "partial_roc_auc",
     "pr_auc",
     "roc_auc",
     "sensitivity_at_specificity",
     "subject_bootstrap",
     "subject_bootstrap_indices",
+    "subject_count_metrics",
+    "subject_counts",
     "subject_folds",
     "threshold_at_specificity",
 ]

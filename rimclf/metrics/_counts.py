@@ -72,6 +72,23 @@ def _concordance(x: np.ndarray, y: np.ndarray) -> float:
     return float(2.0 * covariance / denominator)
 
 
+def concordance(x: object, y: object) -> float:
+    """Lin's concordance correlation coefficient of two equally long vectors (e.g. true and
+    predicted per-subject counts): 1 perfect agreement, 0 none; a systematic offset lowers it.
+
+    Examples
+    --------
+    >>> concordance([0, 1, 2, 4], [0, 1, 2, 4])
+    1.0
+    >>> round(concordance([0, 1, 2, 4], [1, 2, 3, 5]), 3)       # off by one everywhere
+    0.814
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise CohortError(f"concordance needs two 1-D vectors of one length, got shapes {x.shape} and {y.shape}")
+    return _concordance(x, y)
+
+
 def count_agreement(y_true: object, y_pred: object, groups: object) -> CountAgreement:
     """Compare per-subject rim+ counts: a clinically read summary of a lesion classifier.
 

@@ -6,7 +6,9 @@ Layout of an output directory (``[ses-<s>/]``, ``[_ses-<s>]`` only for scans wit
     OUT/lesions.tsv + lesions.json      one row per lesion: participant_id (sub-<p>), session (ses-<s> or n/a),
                                         lesion_id, centroid, volume, probability, decision [, rim]; the .json
                                         is the data dictionary (descriptions, units, levels)
-    OUT/subjects.tsv + subjects.json    per scan: predicted (and, if labelled, true) rim+ counts
+    OUT/subjects.tsv + subjects.json    per scan: rim+ counts at the threshold and expected (90 % interval,
+                                        P(>= 1), P(>= 4)) (and, if labelled, true)
+    OUT/subjects.png                    those counts per scan, with intervals (with the montages)
     OUT/sub-<p>/[ses-<s>/]anat/sub-<p>[_ses-<s>]_desc-rimprob_probseg.nii.gz (+ .json)
         float32 on the QSM grid (its affine, qform and sform with their codes): each lesion's voxels
         carry its rim+ probability, 0 elsewhere; cal_min 0, cal_max 1, descrip "rimclf rim+ probability
@@ -45,12 +47,13 @@ from rimclf._version import __version__
 from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
 from rimclf.defaults import BIDS_VERSION, MONTAGE_LESIONS
 from rimclf.errors import CohortError, PredictionError
+from rimclf.outputs._figures import subject_counts_figure
 from rimclf.outputs._montage import axial_plane, write_montage
 from rimclf.outputs._parallel import for_each_scan
 
 __all__ = [
     "LESION_COLUMNS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions", "output_paths",
-    "probability_map", "read_lesions", "subject_summary", "with_every_scan", "write_montage",
+    "probability_map", "read_lesions", "subject_counts_figure", "subject_summary", "with_every_scan", "write_montage",
     "write_prediction_outputs",
 ]
 
@@ -79,14 +82,24 @@ COLUMN_DESCRIPTIONS = {
     "centroid_y": {"Description": "lesion centroid, world y (RAS+)", "Units": "mm"},
     "centroid_z": {"Description": "lesion centroid, world z (RAS+)", "Units": "mm"},
     "volume_mm3": {"Description": "lesion volume", "Units": "mm^3"},
-    "probability": {"Description": "rim+ (paramagnetic rim, chronic active lesion) probability of the model",
+    "probability": {"Description": "rim+ (paramagnetic rim, chronic active lesion) probability of the model, calibrated "
+                                   "on out-of-fold probabilities of its training subjects (see the model's calibration in "
+                                   "the probability map's sidecar; uncalibrated only for a model trained without): of "
+                                   "lesions given 0.2, about one in five is rim+ on data like the training data",
                     "Units": "probability (0-1)"},
     "decision": {"Description": "the model's call at its threshold (probability >= threshold)",
                  "Levels": {"0": "rim-", "1": "rim+"}},
     "rim": {"Description": "reference rim label of the cohort (rims.tsv)", "Levels": {"0": "rim-", "1": "rim+"}},
     "n_lesions": {"Description": "lesions of the scan"},
     "n_rim_pos_predicted": {"Description": "lesions called rim+ at the threshold"},
-    "expected_rim_pos": {"Description": "sum of the rim+ probabilities: the expected number of rim+ lesions"},
+    "expected_rim_pos": {"Description": "sum of the (calibrated) rim+ probabilities: the expected number of rim+ lesions"},
+    "rim_pos_low_90": {"Description": "lower end of the 90 % interval of the number of rim+ lesions (5th percentile of the "
+                                      "Poisson-binomial distribution of the lesion probabilities, lesions independent)"},
+    "rim_pos_high_90": {"Description": "upper end of the 90 % interval of the number of rim+ lesions (95th percentile)"},
+    "p_any_rim_pos": {"Description": "probability that the scan has at least one rim+ lesion (from the lesion probabilities)",
+                      "Units": "probability (0-1)"},
+    "p_rim_pos_4plus": {"Description": "probability that the scan has four or more rim+ lesions (a prognostic cut-off "
+                                       "in the literature)", "Units": "probability (0-1)"},
     "n_rim_pos_true": {"Description": "rim+ lesions by the reference labels"},
     "status": {"Description": "whether the scan was predicted or skipped (a required file missing)",
                "Levels": {"predicted": "read and predicted (n_lesions may be 0)", "skipped": "not read; see reason"}},
@@ -200,8 +213,14 @@ def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: 
 
 
 def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per-scan (participant and session) rim+ counts: predicted (decisions), expected (sum of
-    probabilities), true if known.
+    """Per-scan (participant and session) rim+ counts: at the threshold (decisions), expected (sum
+    of the probabilities) with a 90 % interval, P(at least one rim+ lesion), P(four or more), and
+    the true count if known.
+
+    The interval and the two probabilities come from the Poisson-binomial distribution of the
+    lesion probabilities (lesions taken as independent; :func:`rimclf.metrics.subject_counts`):
+    they mean what they say when the probabilities are calibrated, as a
+    :class:`~rimclf.RimModel`'s are by default.
 
     Examples
     --------
@@ -212,23 +231,29 @@ def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
     >>> folder = tempfile.TemporaryDirectory()
     >>> table = rimclf.load_cohort(make_phantom_cohort(f"{folder.name}/phantom", n_subjects=2, shape=(48, 56, 32)))
     >>> probability = np.linspace(0.0, 1.0, len(table))      # a model's predict_proba(table)[:, 1]
-    >>> print(subject_summary(lesion_predictions(table, probability, threshold=0.5)).to_string())
-      participant_id session  n_lesions  n_rim_pos_predicted  expected_rim_pos  n_rim_pos_true
-    0            001                 13                    0              3.12               0
-    1            002                 13                   13              9.88               0
+    >>> summary = subject_summary(lesion_predictions(table, probability, threshold=0.5))
+    >>> print(summary.drop(columns="session").to_string(index=False))
+    participant_id  n_lesions  n_rim_pos_predicted  expected_rim_pos  rim_pos_low_90  rim_pos_high_90  p_any_rim_pos  p_rim_pos_4plus  n_rim_pos_true
+               001         13                    0              3.12               1                6          0.978            0.381               0
+               002         13                   13              9.88               7               12          1.000            1.000               0
     >>> folder.cleanup()
     """
-    grouped = _with_session(predictions).groupby(["participant_id", "session"], sort=True)
-    summary = pd.DataFrame(
-        {
-            "n_lesions": grouped.size(),
-            "n_rim_pos_predicted": grouped["decision"].sum(),
-            "expected_rim_pos": grouped["probability"].sum().round(3),
-        }
-    )
-    if "rim" in predictions:
-        summary["n_rim_pos_true"] = grouped["rim"].sum().astype("Int64")
-    return summary.reset_index()
+    from rimclf.metrics import subject_counts
+
+    frame = _with_session(predictions).reset_index(drop=True)
+    scans = frame.groupby(["participant_id", "session"], sort=True)
+    scan = scans.ngroup().to_numpy()
+    counts = subject_counts(frame["probability"].to_numpy(dtype=float), scan, threshold=None).sort_index()
+    summary = scans.size().rename("n_lesions").reset_index()
+    summary["n_rim_pos_predicted"] = scans["decision"].sum().to_numpy()
+    summary["expected_rim_pos"] = counts["expected_rim_pos"].to_numpy()
+    summary["rim_pos_low_90"] = counts["rim_pos_low"].to_numpy()
+    summary["rim_pos_high_90"] = counts["rim_pos_high"].to_numpy()
+    summary["p_any_rim_pos"] = counts["p_any_rim_pos"].to_numpy()
+    summary["p_rim_pos_4plus"] = counts["p_rim_pos_4plus"].to_numpy()
+    if "rim" in frame:
+        summary["n_rim_pos_true"] = scans["rim"].sum().astype("Int64").to_numpy()
+    return summary
 
 
 def with_every_scan(summary: pd.DataFrame, scans: list[dict] | None) -> pd.DataFrame:
@@ -407,7 +432,7 @@ def write_prediction_outputs(
     threshold : float
         Decision threshold.
     montage : bool, default=True
-        Also draw the per-scan PNG montages.
+        Also draw the per-scan PNG montages and the per-scan counts figure (``subjects.png``).
     max_montage_lesions : int, default=12
         Most probable lesions shown per montage, besides every lesion called rim+; 0 draws no
         montage (as ``montage=False``).
@@ -473,7 +498,10 @@ def write_prediction_outputs(
         if scans is None:  # a lesion table given as such: its scans, all predicted
             scans = [{"participant_id": p, "session": t, "status": "read", "reason": ""}
                      for p, t in dict.fromkeys(zip(predictions["participant_id"], predictions["session"]))]
-        _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(subject_summary(predictions), scans)))
+        summary = subject_summary(predictions)
+        _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(summary, scans)))
+        if montage and max_montage_lesions > 0:
+            subject_counts_figure(_bids_labels(summary), title="rim+ lesions per scan").savefig(tmp / "subjects.png", dpi=110)
         tasks = [(tmp, rows.iloc[0], predictions.loc[rows.index], threshold, model_info, source)
                  for _, rows in table.groupby(["participant_id", "session"], sort=True)]
         tasks.sort(key=lambda task: -len(task[2]))  # most lesions first: no worker left with a big one at the end

@@ -1,0 +1,174 @@
+"""Per-subject rim+ counts from lesion probabilities, and how well they agree with the truth.
+
+:func:`subject_counts` turns lesion probabilities into what a clinician reads per scan: the
+expected count with a 90 % interval (Poisson-binomial), P(at least one rim+ lesion), P(four or
+more: the prognostic cut-off used in the literature) and the count at the decision threshold.
+:func:`subject_count_metrics` scores those counts against the true ones with subject-bootstrap
+intervals, warning (never silently) about skipped resamples and degenerate intervals.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+
+from rimclf._validation import check_int, check_real
+from rimclf.errors import CohortError, DataWarning
+from rimclf.metrics._calibration import count_interval, poisson_binomial
+from rimclf.metrics._checks import check_groups, check_scores
+from rimclf.metrics._counts import _concordance
+from rimclf.metrics._ranking import roc_auc
+
+#: the count categories clinical studies report: 0, 1-3 and 4 or more rim+ lesions
+CATEGORY_EDGES = (1, 4)
+
+
+def count_category(count: object) -> np.ndarray:
+    """0 for no rim+ lesion, 1 for 1-3, 2 for 4 or more.
+
+    Examples
+    --------
+    >>> count_category([0, 1, 3, 4, 9]).tolist()
+    [0, 1, 1, 2, 2]
+    """
+    return np.searchsorted(np.asarray(CATEGORY_EDGES), np.asarray(count, dtype=np.float64), side="right")
+
+
+def subject_counts(probability: object, groups: object, *, threshold: float | None = None,
+                   y_true: object = None, level: float = 0.9) -> pd.DataFrame:
+    """What the lesion probabilities say about each subject's number of rim+ lesions.
+
+    Parameters
+    ----------
+    probability : array-like of shape (n_lesions,)
+        Calibrated rim+ probability of every lesion.
+    groups : array-like of shape (n_lesions,)
+        Subject (or scan) of every lesion.
+    threshold : float, optional
+        Decision threshold: adds ``n_rim_pos_predicted``.
+    y_true : array-like of shape (n_lesions,), optional
+        Reference labels: adds ``n_rim_pos_true``.
+    level : float, default=0.9
+        Coverage of the count interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the subjects (sorted); columns ``n_lesions``, ``expected_rim_pos`` (sum of the
+        probabilities), ``rim_pos_low``/``rim_pos_high`` (central ``level`` interval of the
+        Poisson-binomial count distribution, lesions taken as independent), ``p_any_rim_pos``,
+        ``p_rim_pos_4plus``, then ``n_rim_pos_predicted`` and ``n_rim_pos_true`` when asked.
+
+    Examples
+    --------
+    >>> counts = subject_counts([0.9, 0.8, 0.05, 0.5, 0.5], ["a", "a", "a", "b", "b"], threshold=0.5)
+    >>> counts[["expected_rim_pos", "rim_pos_low", "rim_pos_high", "p_any_rim_pos"]].to_numpy().tolist()
+    [[1.75, 1.0, 2.0, 0.981], [1.0, 0.0, 2.0, 0.75]]
+    >>> counts["n_rim_pos_predicted"].tolist()
+    [2, 2]
+    """
+    group_array = np.asarray(groups)
+    p = check_scores(probability, group_array.shape[0], "probability")
+    group_array = check_groups(group_array, p.size)
+    level = check_real(level, "level", min=0.0, max=1.0, closed="neither")
+    subjects, codes = np.unique(group_array, return_inverse=True)
+    rows = []
+    for index in range(subjects.size):
+        member = p[codes == index]
+        pmf = poisson_binomial(member)
+        low, high = count_interval(pmf, level)
+        rows.append((member.size, member.sum(), low, high, 1.0 - pmf[0], float(pmf[4:].sum())))
+    table = pd.DataFrame(rows, index=pd.Index(subjects, name="subject"),
+                         columns=["n_lesions", "expected_rim_pos", "rim_pos_low", "rim_pos_high", "p_any_rim_pos",
+                                  "p_rim_pos_4plus"])
+    table[["expected_rim_pos", "p_any_rim_pos", "p_rim_pos_4plus"]] = (
+        table[["expected_rim_pos", "p_any_rim_pos", "p_rim_pos_4plus"]].clip(lower=0.0).round(3))
+    if threshold is not None:
+        table["n_rim_pos_predicted"] = np.bincount(codes, p >= threshold, subjects.size).astype(np.int64)
+    if y_true is not None:
+        labels = np.asarray(y_true, dtype=np.float64)
+        if labels.shape != p.shape or np.isnan(labels).any():
+            raise CohortError("y_true must give a 0/1 label for every lesion")
+        table["n_rim_pos_true"] = np.bincount(codes, labels, subjects.size).astype(np.int64)
+    return table
+
+
+def _count_scores(counts: pd.DataFrame, predicted: str) -> dict[str, float]:
+    true = counts["n_rim_pos_true"].to_numpy(dtype=np.float64)
+    pred = counts[predicted].to_numpy(dtype=np.float64)
+    scores = {
+        "ccc": _concordance(true, pred),
+        "mae": float(np.abs(pred - true).mean()),
+        "bias": float((pred - true).mean()),
+    }
+    if predicted == "n_rim_pos_predicted":
+        scores["category_agreement"] = float((count_category(true) == count_category(pred)).mean())
+    else:
+        scores["interval_coverage"] = float(((counts["rim_pos_low"] <= true) & (true <= counts["rim_pos_high"])).mean())
+        any_true = (true > 0).astype(int)
+        scores["subject_auc_any"] = roc_auc(any_true, counts["p_any_rim_pos"].to_numpy()) if 0 < any_true.sum() < any_true.size else float("nan")
+    return scores
+
+
+def subject_count_metrics(counts: pd.DataFrame, *, n_boot: int = 1000, alpha: float = 0.05,
+                          random_state: object = None) -> pd.DataFrame:
+    """Agreement of predicted and true per-subject counts with subject-bootstrap intervals.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        :func:`subject_counts` with ``threshold`` and ``y_true``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``metric`` (``expected: ccc``, ``expected: mae``, ``expected: bias``,
+        ``expected: interval_coverage``, ``expected: subject_auc_any`` (ROC AUC of
+        P(at least one rim+) for "the subject has a rim+ lesion"), ``threshold: ccc``,
+        ``threshold: mae``, ``threshold: bias``, ``threshold: category_agreement`` (0 / 1-3 / 4+
+        the same)); columns ``value``, ``ci_low``, ``ci_high``, ``n_skipped``.
+
+    Warns
+    -----
+    DataWarning
+        When resamples were skipped (a metric undefined on them) or an interval is a single
+        value (too few subjects of some kind to show any uncertainty).
+
+    Examples
+    --------
+    >>> counts = subject_counts([0.9, 0.1, 0.2, 0.7, 0.3, 0.1], ["a", "a", "b", "b", "c", "c"],
+    ...                         threshold=0.5, y_true=[1, 0, 0, 1, 0, 0])
+    >>> table = subject_count_metrics(counts, n_boot=50, random_state=0)   # doctest: +SKIP
+    """
+    n_boot = check_int(n_boot, "n_boot", min=1)
+    alpha = check_real(alpha, "alpha", min=0.0, max=1.0, closed="neither")
+    missing = {"n_rim_pos_true", "n_rim_pos_predicted"} - set(counts)
+    if missing:
+        raise CohortError(f"counts lacks {sorted(missing)}: give subject_counts a threshold and y_true")
+    estimate = {f"{kind}: {key}": value for kind, column in (("expected", "expected_rim_pos"), ("threshold", "n_rim_pos_predicted"))
+                for key, value in _count_scores(counts, column).items()}
+    rng = check_random_state(random_state)
+    replicates = {name: [] for name in estimate}
+    for _ in range(n_boot):
+        sample = counts.iloc[rng.randint(0, len(counts), len(counts))]
+        for kind, column in (("expected", "expected_rim_pos"), ("threshold", "n_rim_pos_predicted")):
+            for key, value in _count_scores(sample, column).items():
+                replicates[f"{kind}: {key}"].append(value)
+    rows = []
+    for name, value in estimate.items():
+        values = np.asarray(replicates[name])
+        valid = values[np.isfinite(values)]
+        skipped = n_boot - valid.size
+        low, high = (np.quantile(valid, [alpha / 2, 1 - alpha / 2]) if valid.size else (math.nan, math.nan))
+        if skipped > 0.05 * n_boot:
+            warnings.warn(f"{name}: {skipped} of {n_boot} subject resamples were skipped (the metric is undefined on "
+                          "them); the interval is conditional on the others", DataWarning, stacklevel=2)
+        if valid.size and low == high:
+            warnings.warn(f"{name}: the {100 * (1 - alpha):.0f} % interval is the single value {low:.3g}; "
+                          f"{len(counts)} subjects are too few to show its uncertainty", DataWarning, stacklevel=2)
+        rows.append((name, value, float(low), float(high), skipped))
+    return pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high", "n_skipped"])
