@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import LRScheduler
 from skorch.exceptions import DeviceWarning
 from skorch.helper import SliceDict
 from sklearn.base import clone
@@ -203,7 +204,8 @@ def test_net_fitted_on_cuda_unpickles_and_clones_on_a_cpu_only_machine(data, mon
     assert any("not available" in str(warning.message) for warning in caught)
     assert restored.device == "cpu" and restored.device_ == torch.device("cpu") and restored.amp_ is False
     np.testing.assert_array_equal(restored.predict_proba(X), expected)
-    assert restored.callbacks_[-2][1].lr_scheduler_.optimizer is restored.optimizer_  # one optimizer
+    scheduler = next(callback for _, callback in restored.callbacks_ if isinstance(callback, LRScheduler))
+    assert scheduler.lr_scheduler_.optimizer is restored.optimizer_  # one optimizer
     restored.partial_fit(X, y)
     assert len(restored.history) == 2 + FAST["max_epochs"]
     twin = clone(net)
