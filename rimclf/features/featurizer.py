@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,9 +298,9 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, _BaseComposition, auto
         }
         notes: list[Note] = []
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(calls)
-        with tqdm(
-            total=len(tasks), desc="lesion features", unit="subject", disable=not self.progress or not tasks
-        ) as bar:
+        # the bar is drawn on a terminal only: in a log file it would be a wall of carriage returns
+        shown = bool(self.progress) and bool(tasks) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        with tqdm(total=len(tasks), desc="lesion features", unit="subject", file=sys.stderr, disable=not shown) as bar:
             for (task, rows, lesion_index), result in zip(tasks, results):
                 for name, out in outputs.items():
                     _place(out, rows, result.arrays[name], lesion_index)

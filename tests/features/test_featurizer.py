@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import joblib
@@ -225,7 +226,12 @@ def test_bad_table(table: pd.DataFrame) -> None:
         featurizer().transform(table.to_numpy())
 
 
-def test_progress_bar(table: pd.DataFrame, capsys: pytest.CaptureFixture) -> None:
+def test_progress_bar_on_a_terminal_only(
+    table: pd.DataFrame, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    featurizer(radiomics=None, progress=True).transform(table.iloc[:6])
+    assert "lesion features" not in capsys.readouterr().err  # stderr is no terminal here
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     featurizer(radiomics=None, progress=True).transform(table.iloc[:6])
     assert "lesion features" in capsys.readouterr().err
 
