@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         train = phantom(work / "train", 20, 1000)
         model_dir = work / "model"
         if not model_dir.exists():
-            # the threshold off the training lesions (no CV): its quality does not matter here, its speed does
-            _, seconds = timed(train_model, train, threshold_cv=0, random_state=0, out=model_dir)
+            # the threshold off the training lesions (no CV, so no calibration): its quality does not matter here, its speed does
+            _, seconds = timed(train_model, train, threshold_cv=0, calibration=None, random_state=0, out=model_dir)
             print(f"trained the default model on 20 phantom subjects in {seconds:.0f} s", flush=True)
         stage_rows, command_rows = [], []
         for size in sizes:
