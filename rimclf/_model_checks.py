@@ -170,6 +170,9 @@ def check_settings_ranges(settings: dict, where: str) -> None:
         for name, rules in ranges.items() if isinstance(settings.get(section), dict) else ():
             _in_range(settings[section][name], name, rules, f"{where} {section}")
     training = settings.get("training")
+    skipped = training.get("skipped_scans", []) if isinstance(training, dict) else []
+    if len(skipped) > 100_000 or not all(isinstance(scan, str) and len(scan) <= 500 for scan in skipped):
+        raise ModelFileError(f"{where} training: skipped_scans must be a list of short texts (scan: reason)")
     if isinstance(training, dict) and training["n_rim_pos"] > training["n_lesions"]:
         raise ModelFileError(f"{where} training: n_rim_pos={training['n_rim_pos']} exceeds n_lesions={training['n_lesions']}")
     threshold = settings.get("threshold")

@@ -126,7 +126,7 @@ _MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_
 #: what a RimModel file of format version < 6 holds in place of the keys version 6 added
 _BEFORE_CALIBRATION = {"operating_point": "specificity", "target_sensitivity": 0.8, "calibration": None}
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
-_TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int}
+_TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int, "skipped_scans": list}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
 
 
@@ -419,6 +419,8 @@ def _read_settings(folder: Path) -> dict:
         if settings["model"]["operating_point"] not in OPERATING_POINTS or settings["model"]["calibration"] not in (None, *CALIBRATIONS):
             raise ModelFileError(f"{path}: model.operating_point must be one of {OPERATING_POINTS} and model.calibration one "
                                  f"of {CALIBRATIONS} or null")
+        if isinstance(settings["training"], dict):
+            settings["training"].setdefault("skipped_scans", [])  # models saved before it was recorded
         _check_section(settings["training"], _TRAINING_KEYS, f"{path} training")
     if kind == "pipeline":
         _check_pipeline(settings["pipeline"], settings["featurizer"] is not None, str(path))

@@ -19,7 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.calibration import Calibration, fit_calibration
-from rimclf.cohort import labelled_lesions
+from rimclf._bids import scan_name
+from rimclf.cohort import cohort_scans, labelled_lesions
 from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS
 from rimclf.metrics import brier_score, group_fit_params, log_loss_score
 from rimclf.errors import CohortError, DataWarning, ParameterError
@@ -36,6 +37,16 @@ logger = logging.getLogger(__name__)
 #: takes the model's ``threshold_``, so that ``model.classifier_.predict`` decides as the model does.
 _NET_THRESHOLD = 0.5
 
+
+
+def _skipped_scans(table: object) -> list[str]:
+    """``"sub-<p>[_ses-<s>]: <reason>"`` for each scan :func:`rimclf.load_cohort` skipped (none for a
+    table that did not come from it)."""
+    scans = cohort_scans(table) if isinstance(table, pd.DataFrame) else None
+    if scans is None:
+        return []
+    skipped = scans[scans["status"] == "skipped"]
+    return [f"{scan_name(row.participant_id, row.session)}: {row.reason}" for row in skipped.itertuples()]
 
 class RimModel(ClassifierMixin, BaseEstimator):
     """A rim+ lesion classifier on lesion tables: featurizer, QSMRim-Net and a decision threshold.
@@ -98,7 +109,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
         Out-of-fold rim+ probabilities of the training lesions (``threshold_cv >= 2``),
         calibrated when ``calibration_`` is set (in-sample for the calibration map itself).
     training_ : dict
-        Subjects, lesions and rim+ lesions the model was trained on.
+        Subjects, lesions and rim+ lesions the model was trained on, and ``skipped_scans``: the scans
+        :func:`rimclf.load_cohort` skipped (``"sub-<p>[_ses-<s>]: <reason>"``; empty for a table from elsewhere).
     classes_ : ndarray, ``[0, 1]``
 
     Examples
@@ -224,6 +236,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
             "n_subjects": int(len(np.unique(groups))),
             "n_lesions": int(len(table)),
             "n_rim_pos": int(y.sum()),
+            "skipped_scans": _skipped_scans(X),
         }
         self.classes_ = np.array([0, 1])
         return self

@@ -182,6 +182,8 @@ def test_train_predict_into_derivatives_and_again(lab: Path, tmp_path: Path, cap
     model = tmp_path / "model"
     with pytest.warns(DataWarning, match=r"sub-002_ses-02: skipped, no FLAIR \(\*_FLAIR\)"):
         assert main(["train", str(lab), "-o", str(model), *TRAIN_ARGS]) == 0
+    skipped_in_model = json.loads((model / "settings.json").read_text())["training"]["skipped_scans"]
+    assert skipped_in_model == ["sub-002_ses-02: no FLAIR (*_FLAIR)"]  # the model says what it was not trained on
     inside = lab / "derivatives" / "rimclf"
     try:
         assert _run("predict", str(model), str(lab), "-o", str(inside), "--no-montage", "-q") == 0

@@ -49,7 +49,8 @@ def test_round_trip_gives_identical_predictions() -> None:
     np.testing.assert_array_equal(loaded.predict(table), model.predict(table))
     assert loaded.threshold_ == model.threshold_
     assert loaded.threshold_choice_ == model.threshold_choice_
-    assert loaded.training_ == model.training_ == {"n_subjects": 6, "n_lesions": len(table), "n_rim_pos": int(table["rim"].sum())}
+    assert loaded.training_ == model.training_ == {"n_subjects": 6, "n_lesions": len(table), "n_rim_pos": int(table["rim"].sum()),
+                                                   "skipped_scans": []}
     assert loaded.classifier_.get_params()["module__width"] == 4
     extractors = model.featurizer_.extractors()
     assert {name: e.cache_key() for name, e in loaded.featurizer_.extractors().items()} == {

@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         )
     training = model.training_
     print(f"trained on {training['n_lesions']} lesions ({training['n_rim_pos']} rim+) of {training['n_subjects']} subjects")
+    if training["skipped_scans"]:
+        print(f"{len(training['skipped_scans'])} scan(s) skipped (recorded in the model's settings.json, training): "
+              + "; ".join(training["skipped_scans"][:3]) + (" ..." if len(training["skipped_scans"]) > 3 else ""))
     if model.calibration_ is not None:
         print(model.calibration_.describe())
     print(model.threshold_choice_.describe())
