@@ -126,3 +126,24 @@ def older_model_dir(folder: Path, version: int) -> dict:
         settings["settings_sha256"] = settings_digest(settings)
     (folder / "settings.json").write_text(json.dumps(settings))
     return settings
+
+
+def read_settings(folder: Path) -> dict:
+    """A model directory's settings.json as a dict."""
+    import json
+
+    return json.loads((folder / "settings.json").read_text())
+
+
+def write_settings(folder: Path, settings: dict, *, reseal: bool = True) -> None:
+    """Write ``settings``; ``reseal`` records their new SHA-256 (as someone who edits the file
+    knowingly can) on files of the current format, so that the checks behind the digest are what
+    a test sees."""
+    import json
+
+    from rimclf._model_checks import settings_digest
+    from rimclf.model_files import FORMAT_VERSION
+
+    if reseal and settings.get("format_version") == FORMAT_VERSION:
+        settings = {**settings, "settings_sha256": settings_digest(settings)}
+    (folder / "settings.json").write_text(json.dumps(settings))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import pickle
 import shutil
@@ -14,12 +13,11 @@ import pytest
 import torch
 
 from rimclf import load_model, save_model
-from rimclf._model_checks import settings_digest
 from rimclf._records import file_sha256 as _sha256
 from rimclf.errors import ModelFileError, ParameterError
 from rimclf.errors import ModelVersionWarning
 from rimclf.model_files import FORMAT, FORMAT_VERSION
-from tests.model_builders import tiny_model, tiny_model_dir, tiny_table
+from tests.model_builders import read_settings, tiny_model, tiny_model_dir, tiny_table, write_settings
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +28,6 @@ def model_dir(tmp_path: Path) -> Path:
     return Path(shutil.copytree(tiny_model_dir(), tmp_path / "model"))
 
 
-def read_settings(folder: Path) -> dict:
-    return json.loads((folder / "settings.json").read_text())
-
-
-def write_settings(folder: Path, settings: dict, *, reseal: bool = True) -> None:
-    """Write ``settings``; ``reseal`` records their new SHA-256 (as someone who edits the file
-    knowingly can), so that the checks behind the digest are what a test sees."""
-    if reseal and settings.get("format_version") == FORMAT_VERSION:
-        settings = {**settings, "settings_sha256": settings_digest(settings)}
-    (folder / "settings.json").write_text(json.dumps(settings))
 
 
 def test_round_trip_gives_identical_predictions() -> None:

@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from rimclf import load_model, save_model
-from rimclf._model_checks import WEIGHTS_ALLOWANCE, settings_digest
+from rimclf._model_checks import WEIGHTS_ALLOWANCE
 from rimclf._records import file_sha256
 from rimclf.defaults import MAX_WIDTH
 from rimclf.errors import ModelFileError, ModelVersionWarning
 from rimclf.model_files import FORMAT_VERSION
-from tests.model_builders import older_model_dir, tiny_model, tiny_model_dir, tiny_table
+from tests.model_builders import older_model_dir, read_settings, tiny_model, tiny_model_dir, tiny_table, write_settings
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +31,6 @@ def model_dir(tmp_path: Path) -> Path:
     return Path(shutil.copytree(tiny_model_dir(), tmp_path / "model"))
 
 
-def read_settings(folder: Path) -> dict:
-    return json.loads((folder / "settings.json").read_text())
-
-
-def write_settings(folder: Path, settings: dict, *, reseal: bool = True) -> None:
-    if reseal:
-        settings = {**settings, "settings_sha256": settings_digest(settings)}
-    (folder / "settings.json").write_text(json.dumps(settings))
 
 
 def replace_weights(folder: Path, data: bytes) -> None:

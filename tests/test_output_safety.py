@@ -167,7 +167,7 @@ def test_train_refuses_each_bad_option_before_featurising(tmp_path: Path, option
     assert not out.exists()
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is available here")
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message for a machine without CUDA; this one has a CUDA device")
 def test_a_missing_cuda_device_is_named(tmp_path: Path, capsys, no_featurising) -> None:
     assert main(["train", str(tiny_cohort()), "-o", str(tmp_path / "m"), *TRAIN_ARGS, "--device", "cuda"]) == 2
     assert "--device: device='cuda' asks for CUDA but no CUDA device is available" in capsys.readouterr().err
