@@ -118,6 +118,17 @@ _TRAINING_RANGES = {
 }
 
 
+
+def read_at_most(path, limit: int) -> bytes:
+    """The first ``limit + 1`` bytes of a model file (so that a caller can tell it is larger than
+    ``limit`` without reading the rest); an unreadable file is a :class:`ModelFileError`."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def _refuse(where: str, exc: ParameterError) -> ModelFileError:
     return ModelFileError(f"{where}: {exc}")
 
@@ -286,11 +297,7 @@ def read_weights(path: Path, expected_sha256: str, layout: dict[str, tuple[tuple
         raise ModelFileError(f"{path}: the network described needs {needed / 2**30:.2f} GiB of weights, more than "
                              f"the {MAX_WEIGHTS_BYTES / 2**30:g} GiB a model file may hold; refused")
     limit = needed + WEIGHTS_ALLOWANCE
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    data = read_at_most(path, limit)
     if len(data) > limit:
         raise ModelFileError(f"{path}: larger than the {needed:,} bytes of tensors the network described needs "
                              f"(plus {WEIGHTS_ALLOWANCE // 2**20} MiB); refused without reading it")

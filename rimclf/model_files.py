@@ -59,6 +59,7 @@ from rimclf._model_checks import (
     check_settings_ranges,
     check_tensors,
     expected_tensors,
+    read_at_most,
     read_weights,
     settings_digest,
 )
@@ -370,11 +371,7 @@ def _read_settings(folder: Path) -> dict:
     def refuse_constant(name: str) -> None:
         raise ModelFileError(f"{path}: holds {name}, which is not valid JSON")
 
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SETTINGS_BYTES + 1)
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    raw = read_at_most(path, MAX_SETTINGS_BYTES)
     if len(raw) > MAX_SETTINGS_BYTES:
         raise ModelFileError(f"{path}: larger than {MAX_SETTINGS_BYTES // 2**20} MiB; not a rimclf model's settings")
     try:
