@@ -240,3 +240,7 @@ register_feature(Feature(
     config={"size_mm": "patch_size_mm", "shape": "patch_shape", "channels": "channels", "normalize": "normalize"},
     description="QSM/FLAIR/mask/distance cubes around each lesion (the CNN branch's input)",
 ))
+register_feature(Feature(
+    "surface_map", IMAGE, "rimclf.features.surface_map:SurfaceMapExtractor",
+    description="the lesion surface unwrapped: referenced QSM by depth (mm) x direction (the surface-map branch's input)",
+))
