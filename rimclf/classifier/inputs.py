@@ -40,12 +40,13 @@ def input_keys() -> tuple[str, ...]:
 
 
 def check_inputs(
-    X: object, branches: str, feature_keys: tuple[str, ...] | None = None
+    X: object, branches: str, feature_keys: tuple[str, ...] | None = None, image: str = PATCHES
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
     """Validate X; return the inputs the network's ``branches`` use, as numpy arrays, and the
     tabular entries joined into its ``"tabular"`` input (None without an MLP branch).
 
-    Patches become C-contiguous float32 (no copy when they already are) and must be finite. The
+    The image entry ``image`` (``"patches"``, or ``"surface_map"``) is the module's
+    ``"patches"`` input. Patches become C-contiguous float32 (no copy when they already are) and must be finite. The
     tabular entries (``feature_keys``, or every registered tabular entry present in X when None)
     are joined column-wise into float64 ``"tabular"``, which may hold NaN/inf (imputed by
     :class:`RadiomicsScaler`).
@@ -71,7 +72,7 @@ def check_inputs(
     inputs: dict[str, np.ndarray] = {}
     keys = None
     if branches != "tabular":
-        inputs["patches"] = _check_patches(X, branches)
+        inputs["patches"] = _check_patches(X, branches, image)
     if branches != "patches":
         tabular = feature_names(TABULAR)
         keys = tuple(key for key in tabular if key in X) if feature_keys is None else tuple(feature_keys)
@@ -103,25 +104,29 @@ def check_inputs(
     return inputs, keys
 
 
-def _check_patches(X: Mapping, branches: str) -> np.ndarray:
-    if PATCHES not in X:
+def _check_patches(X: Mapping, branches: str, image: str = PATCHES) -> np.ndarray:
+    if image not in X:
         raise CohortError(
-            f"X has no {PATCHES!r} entry, which module__branches={branches!r} needs (keys present: {sorted(X)})"
+            f"X has no {image!r} entry, which module__branches={branches!r} with module__image={image!r} needs "
+            f"(keys present: {sorted(X)})"
         )
-    value = X[PATCHES]
+    value = X[image]
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     array = np.ascontiguousarray(value, dtype=np.float32)
-    if array.ndim != 5:
+    if image != PATCHES:  # surface maps (n, channels, depths, directions)
+        if array.ndim != 4:
+            raise CohortError(f"X[{image!r}] must have shape (n, channels, depths, directions), got {array.shape}")
+    elif array.ndim != 5:
         raise CohortError(f"X['patches'] must have shape (n, channels, D, H, W), got {array.shape}")
-    if min(array.shape[2:]) < MIN_PATCH_SIDE:
+    elif min(array.shape[2:]) < MIN_PATCH_SIDE:
         raise CohortError(
             f"X['patches'] has spatial shape {array.shape[2:]}; the ResNet3D needs at least "
             f"{MIN_PATCH_SIDE} voxels per side (PatchExtractor(shape=...))"
         )
     n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if n_bad:
-        raise CohortError(f"X['patches'] holds {n_bad} NaN/inf values; patches must be finite")
+        raise CohortError(f"X[{image!r}] holds {n_bad} NaN/inf values; images must be finite")
     return array
 
 
@@ -233,6 +238,13 @@ class LesionInputsMixin:
             return parameter.default
         return "both"
 
+    def _module_image(self) -> str:
+        """The X entry the image branch reads (``module__image``; "patches" unless set)."""
+        image = self.get_params_for("module").get("image")
+        if image is None and isinstance(self.module, torch.nn.Module):
+            image = getattr(self.module, "image", None)
+        return PATCHES if image is None else image
+
     def _fit_preprocessing(self, inputs: dict[str, np.ndarray], feature_keys: tuple[str, ...] | None) -> None:
         """Learn the input sizes, the tabular entries used and their statistics from the training inputs."""
         patches = inputs.get("patches")
@@ -286,7 +298,7 @@ class LesionInputsMixin:
 
     def _transform_inputs(self, X: object) -> dict[str, torch.Tensor]:
         self._check_preprocessing()
-        inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None))
+        inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None), self._module_image())
         return self._as_tensors(inputs)
 
     def _as_tensors(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
