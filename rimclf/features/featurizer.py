@@ -154,7 +154,7 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, _BaseComposition, auto
         "progress": [Bools()],
     }
 
-    _output_description = "a SliceDict of arrays (tabular 'rim'/'radiomics' entries and 5-D 'patches')"
+    _output_description = "a SliceDict of arrays (tabular 'rim'/'radiomics' entries, 5-D 'patches' or 4-D 'surface_map')"
     _table_alternative = (
         "RimProfileExtractor or RadiomicsExtractor, which support set_output(transform='pandas'), or "
         "pandas.DataFrame(np.hstack([X['rim'], X['radiomics']]), columns=featurizer.get_feature_names_out())"
