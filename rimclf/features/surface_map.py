@@ -156,7 +156,7 @@ class SurfaceMapExtractor(DictOutputMixin, LesionExtractor, auto_wrap_output_key
 
     Examples
     --------
-    >>> from rimclf.features.surface_map import SurfaceMapExtractor
+    >>> from rimclf.features import SurfaceMapExtractor
     >>> SurfaceMapExtractor(n_depths=7, n_directions=32).output_shape()
     (2, 7, 32)
     >>> maps = SurfaceMapExtractor().fit_transform(table)  # doctest: +SKIP
