@@ -62,6 +62,7 @@ def assert_same_fit(first: QSMRimNetClassifier, second: QSMRimNetClassifier) -> 
 
 
 # ----------------------------------------------------------------- inputs on the device
+@pytest.mark.slow
 def test_data_on_device_trains_like_batches_copied_one_by_one(data):
     X, y, groups = data
     on_device = fast(data_on_device=True).fit(X, y)
@@ -189,6 +190,7 @@ def test_only_the_mapped_part_of_a_pickle_holds_tensors(data):
     assert torch.nn.Parameter in inside and torch.Generator not in inside
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_net_fitted_on_cuda_unpickles_and_clones_on_a_cpu_only_machine(data, monkeypatch, device):
     """A net whose device says CUDA, unpickled where CUDA is absent: skorch maps every tensor to
