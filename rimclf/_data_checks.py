@@ -8,7 +8,8 @@ argument and repeating what it found, and returns the checked data:
 - **a lesion table** (:func:`check_lesion_table`): a ``pandas.DataFrame`` of
   :func:`rimclf.load_cohort` with the columns a step reads;
 - **the dict of arrays** a featurizer makes and the network takes (:func:`check_lesion_inputs`):
-  its keys, the ``patches`` image block and the tabular blocks joined into one matrix.
+  its keys, the ``patches`` image block and the tabular blocks joined into one matrix; and the
+  one a sampler interpolates, with its labels (:func:`check_float_arrays`).
 
 This module stands in the base of the package (``docs/architecture.md``): it imports numpy and
 :mod:`rimclf.errors` only, so every layer can use it. pandas is never imported here: a
@@ -253,3 +254,31 @@ def _check_patches(X: Mapping, branches: str) -> np.ndarray:
     if n_bad:
         raise CohortError(f"X['patches'] holds {n_bad} NaN/inf values; patches must be finite")
     return array
+
+
+def check_float_arrays(X: object, y: object, hint: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Check a non-empty dict of floating-point arrays with one row per lesion and its 0/1 labels
+    ``y`` (what a sampler interpolates); return them as numpy arrays. ``hint`` ends the message
+    when X is not a dict."""
+    if not isinstance(X, Mapping) or not X:
+        raise CohortError(
+            "X must be a SliceDict/dict of arrays (e.g. LesionFeaturizer output), got "
+            f"{type(X).__name__}; {hint}"
+        )
+    arrays = {key: np.asarray(value) for key, value in X.items()}
+    n_rows = {key: array.shape[0] if array.ndim else 0 for key, array in arrays.items()}
+    if len(set(n_rows.values())) != 1:
+        raise CohortError(f"the entries of X hold different numbers of rows: {n_rows}")
+    labels = np.asarray(y)
+    if labels.ndim != 1 or labels.shape[0] != next(iter(n_rows.values())):
+        raise CohortError(
+            f"y has shape {labels.shape} but X holds {next(iter(n_rows.values()))} rows"
+        )
+    if not set(np.unique(labels).tolist()) <= {0, 1}:
+        raise CohortError(f"y must hold labels 0/1 (1 = rim+), got {np.unique(labels)[:10]}")
+    for key, array in arrays.items():
+        if array.dtype.kind != "f":
+            raise CohortError(
+                f"X[{key!r}] must be floating point to interpolate, got {array.dtype}"
+            )
+    return arrays, labels
