@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "montages). Features are cached in OUT/cache, so a rerun with --force is faster."
         ),
     )
-    # all cores by default, deliberately: the demo should take minutes, not a quarter of an hour
+    # -j -1 (all cores) by default, deliberately: `make demo` runs it without options and should be quick
     add_runtime_options(parser, out="demo_output", jobs=-1, cache=False, device=False)
     parser.add_argument("--train-subjects", type=int, default=40, metavar="N", help="training subjects (default 40)")
     parser.add_argument("--test-subjects", type=int, default=20, metavar="M", help="held-out subjects (default 20)")
