@@ -171,6 +171,7 @@ def test_history_counts_synthetic_rows(fitted, data):
         assert entry["n_synthetic"] == 2 * int(y.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("imbalance", ["class_weight", "oversample", "none"])
 def test_other_imbalance_modes(imbalance, data):
     X, y, _ = data
@@ -326,6 +327,7 @@ def test_device_auto_resolves(fitted):
     assert next(fitted.module_.parameters()).device.type == fitted.device_.type
 
 
+@pytest.mark.slow
 def test_bf16_autocast_on_cpu(data):
     X, y, _ = data
     net = fast(amp=True).fit(X, y)

@@ -216,6 +216,7 @@ def test_net_fitted_on_cuda_unpickles_and_clones_on_a_cpu_only_machine(data, mon
         twin.fit(X, y)
 
 
+@pytest.mark.slow
 def test_state_of_a_cuda_fit_loads_on_the_cpu(data):
     """What ``load_model`` does with a model trained with ``device="cuda"``: the state says CUDA,
     the caller's ``device`` wins."""
@@ -243,6 +244,7 @@ def test_preprocess_gives_tensors_on_the_module_device(data):
     assert {tensor.device.type for tensor in net.preprocess(X).values()} == {"meta"}
 
 
+@pytest.mark.slow
 def test_no_warning_when_pickling_on_the_same_device(data):
     X, y, _ = data
     net = fast().fit(X, y)

@@ -91,6 +91,7 @@ def test_group_fit_params(data, routing: bool) -> None:
             assert group_fit_params(Pipeline([("clf", net())]), groups) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("routing", ROUTING)
 def test_threshold_cv_passes_the_training_subjects(data, routing: bool, monkeypatch) -> None:
     X, y, groups = data
