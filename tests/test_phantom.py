@@ -339,6 +339,7 @@ def varied(tmp_path_factory) -> Path:
                                acquisition="varied", rim_prevalence=0.3, **TINY)
 
 
+@pytest.mark.slow
 def test_varied_acquisitions_are_recorded_per_scan(varied):
     participants = pd.read_csv(varied / "participants.tsv", sep="\t")
     assert participants.columns.tolist() == ["participant_id", "site", "age", "sex", *ACQUISITION_COLUMNS]
