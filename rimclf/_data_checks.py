@@ -259,7 +259,7 @@ def _check_patches(X: Mapping, branches: str, image: str = PATCHES) -> np.ndarra
         )
     n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if n_bad:
-        raise CohortError(f"X[{image!r}] holds {n_bad} NaN/inf values; {image.replace('_', ' ')}s must be finite")
+        raise CohortError(f"X[{image!r}] holds {n_bad} NaN/inf values; the network's image input must be finite")
     return array
 
 
