@@ -39,6 +39,7 @@ def test_configuration_builds_the_surface_map_featurizer_and_network():
         make_featurizer(replace(SURFACE, image="voxels"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("branches", ["both", "patches"])
 def test_fit_and_predict_on_surface_maps(branches):
     X, y = data()

@@ -6,6 +6,7 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from rimclf import RimModel, load_model, save_model
 from rimclf.classifier import make_classifier
@@ -14,6 +15,7 @@ from rimclf.features import make_featurizer
 from tests.model_builders import tiny_config, tiny_table
 
 
+@pytest.mark.slow
 def test_surface_map_model_round_trip(tmp_path):
     config = replace(tiny_config(), feature_set=("rim",), image="surface_map")
     table = tiny_table()

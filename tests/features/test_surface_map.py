@@ -61,6 +61,7 @@ def test_partial_rim_only_in_its_directions(spheres: dict[str, np.ndarray]) -> N
     assert 0.25 < np.mean(rim > 2.0) < 0.6
 
 
+@pytest.mark.slow
 def test_invariant_to_qsm_offset_and_scale(tmp_path: Path, spheres: dict[str, np.ndarray]) -> None:
     def site(qsm: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return np.where(qsm != 0, 1.7 * qsm + 37.0, 0.0)
@@ -95,6 +96,7 @@ def _write_reoriented(root: Path, order: tuple[int, int, int], flips: tuple[bool
     return root
 
 
+@pytest.mark.slow
 def test_permuted_and_flipped_copy_gives_the_same_maps(tmp_path: Path, spheres: dict[str, np.ndarray]) -> None:
     """Directions are world directions: a copy stored in another voxel order reads the same."""
     extractor = SurfaceMapExtractor(channels=("qsm", "coverage", "flair"))
@@ -105,12 +107,14 @@ def test_permuted_and_flipped_copy_gives_the_same_maps(tmp_path: Path, spheres: 
     np.testing.assert_allclose(reference["full_rim"][:2], spheres["full_rim"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_flair_channel_reads_the_lesion_against_its_ring(tmp_path: Path) -> None:
     values = maps(write_spheres(tmp_path / "cohort"), SurfaceMapExtractor(channels=("flair",)))["iso"][0]
     np.testing.assert_allclose(values[1:3], 0.6, atol=1e-4)  # inside: FLAIR 160 against 100 around
     np.testing.assert_allclose(values[4:], 0.0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_unmeasurable_lesion_gets_a_zero_map_and_a_warning(tmp_path: Path) -> None:
     def edge_lesion(labels: np.ndarray) -> np.ndarray:
         labels = labels.copy()
@@ -125,6 +129,7 @@ def test_unmeasurable_lesion_gets_a_zero_map_and_a_warning(tmp_path: Path) -> No
     assert any("surface map is zero" in str(w.message) for w in caught if issubclass(w.category, DataWarning))
 
 
+@pytest.mark.slow
 def test_in_a_featurizer_it_is_an_image_entry(tmp_path: Path) -> None:
     table = load_cohort(write_spheres(tmp_path / "cohort"), qsm_unit="ppb")
     featurizer = LesionFeaturizer([("surface_map", SurfaceMapExtractor(n_directions=12, n_depths=4))])
