@@ -164,3 +164,16 @@ def test_cell_medians_match_numpy() -> None:
 def test_bad_parameters_are_refused_by_name(params: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
         SurfaceMapExtractor(**params).fit()
+
+
+@pytest.mark.slow
+def test_save_features_writes_the_maps(tmp_path: Path) -> None:
+    from rimclf.features import save_features
+
+    cohort = write_spheres(tmp_path / "cohort")
+    table = load_cohort(cohort, qsm_unit="ppb")
+    featurizer = LesionFeaturizer([("surface_map", SurfaceMapExtractor(n_directions=12))])
+    out = save_features(table, tmp_path / "features", featurizer=featurizer)
+    saved = np.load(out / "surface_map.npy")
+    assert saved.shape == (len(table), 2, 7, 12)
+    np.testing.assert_array_equal(saved, featurizer.transform(table)["surface_map"])
