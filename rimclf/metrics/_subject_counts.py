@@ -59,8 +59,8 @@ def subject_counts(probability: object, groups: object, *, threshold: float | No
     -------
     pandas.DataFrame
         Index: the subjects (sorted); columns ``n_lesions``, ``expected_rim_pos`` (sum of the
-        probabilities), ``rim_pos_low``/``rim_pos_high`` (central ``level`` interval of the
-        Poisson-binomial count distribution, lesions taken as independent), ``p_any_rim_pos``,
+        probabilities), ``rim_pos_low``/``rim_pos_high`` (the shortest interval holding ``level`` of
+        the Poisson-binomial count distribution, lesions taken as independent: :func:`count_interval`), ``p_any_rim_pos``,
         ``p_rim_pos_4plus``, then ``n_rim_pos_predicted`` and ``n_rim_pos_true`` when asked.
 
     Examples
