@@ -246,8 +246,12 @@ def calibrate_out_of_fold(y: object, probability: object, method: str | None, *,
 
 
 def reliability_figure(curves: dict, *, title: str = "", n_bins: int = 10):
-    """A reliability diagram (:class:`sklearn.calibration.CalibrationDisplay`, ``n_bins`` quantile
-    bins) of one or more probability sets of the same question.
+    """A reliability diagram (:class:`sklearn.calibration.CalibrationDisplay`, ``n_bins`` bins of
+    equal width; empty ones left out) of one or more probability sets of the same question.
+
+    Equal-width bins, not quantiles: with a few per cent rim+ lesions nearly all quantile bins
+    would sit near 0 and one bin would hold every probable lesion; equal widths show the high
+    probabilities, where calibration decides the counts, bin by bin (a bin of few lesions is noisy).
 
     Parameters
     ----------
@@ -278,7 +282,7 @@ def reliability_figure(curves: dict, *, title: str = "", n_bins: int = 10):
     ax = fig.subplots()
     for index, (name, (y, probability)) in enumerate(curves.items()):
         CalibrationDisplay.from_predictions(np.asarray(y, dtype=int), np.asarray(probability, dtype=np.float64), n_bins=n_bins,
-                                            strategy="quantile", ax=ax, name=name, ref_line=index == 0)
+                                            strategy="uniform", ax=ax, name=name, ref_line=index == 0)
     ax.set(xlabel="predicted rim+ probability (bin mean)", ylabel="fraction rim+ (bin)", title=title or "reliability")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

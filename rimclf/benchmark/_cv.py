@@ -17,6 +17,7 @@ SMOTE, the model) is fitted inside each training fold.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Iterator
@@ -186,7 +187,13 @@ def _fit_fold(method: Method, X: object, y: np.ndarray, groups: np.ndarray | Non
         wall = time.perf_counter()
         oof = None
         if inner_folds:
-            oof = out_of_fold_probabilities(estimator, X[train], y[train], groups[train], inner_folds)
+            threshold_log = logging.getLogger("rimclf.threshold")  # one line per inner fold: too many here
+            level = threshold_log.level
+            threshold_log.setLevel(max(level, logging.WARNING))
+            try:
+                oof = out_of_fold_probabilities(estimator, X[train], y[train], groups[train], inner_folds)
+            finally:
+                threshold_log.setLevel(level)
         calibration_seconds = time.perf_counter() - wall
         wall, cpu = time.perf_counter(), time.process_time()
         estimator.fit(X[train], y[train])
