@@ -32,7 +32,8 @@ TINY = {"n_splits": 3, "n_repeats": 2, "max_epochs": 1, "module_width": 2, "patc
         "n_boot": 40, "network_radiomics": "lesion", "threshold_cv": 2}
 TINY_METHODS = [REFERENCE, "qsmrimnet_smote", "qsmrimnet_oversample", "rf_lesion_smote",
                 "rf_lesion_shell_class_weight", "logreg_lesion_class_weight"]
-CLI_TINY = ["--quick", "--n-splits", "2", "--epochs", "1", "--n-boot", "30", "--threshold-cv", "2"]
+# three training subjects per fold: too few for a threshold CV inside it (the run above has one)
+CLI_TINY = ["--quick", "--n-splits", "2", "--epochs", "1", "--n-boot", "30", "--threshold-cv", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -313,6 +314,7 @@ def test_cli_cv_runs_one_method(cohort, cache, tmp_path, capsys):
     assert "logreg_lesion_class_weight" in printed
     assert "cross-validation: " in printed and "benchmark" not in printed
     assert "Δ" not in printed and "reference" not in printed  # no empty difference columns without a reference
+    assert "count CCC [95% CI]" in printed and (out / "reliability.png").is_file()
 
 
 # --------------------------------------------------------------------------- figures

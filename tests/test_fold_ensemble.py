@@ -78,3 +78,11 @@ def test_the_ensemble_needs_the_threshold_cv(params: dict) -> None:
 
     with pytest.raises(ParameterError, match="ensemble=True .* threshold_cv >= 2"):
         RimModel(ensemble=True, **params).fit(tiny_table())
+
+
+def test_train_refuses_an_ensemble_without_the_threshold_cv_before_reading(tmp_path: Path, capsys) -> None:
+    from rimclf.cli import main
+
+    missing = tmp_path / "no-such-cohort"  # never read: the options are refused first
+    assert main(["train", str(missing), "-o", str(tmp_path / "model"), "--ensemble", "--threshold-cv", "0"]) == 2
+    assert "ensemble=True" in capsys.readouterr().err and not (tmp_path / "model").exists()

@@ -223,7 +223,21 @@ def make_inner_folds(y: np.ndarray, groups: np.ndarray, folds, fit_seeds: np.nda
     """The threshold CV of every outer training part (``[repeat][fold]`` -> folds in training-part
     indices), as ``RimModel(threshold_cv=n_splits, random_state=fit_seed).fit`` splits it; None
     for ``n_splits=0``. Raises :class:`~rimclf.errors.ParameterError` naming ``threshold_cv`` when
-    a training part has too few subjects or rim+ lesions, before any fit."""
+    a training part has too few subjects or rim+ lesions, before any fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.tile([1, 0, 0, 0, 0], 12)
+    >>> groups = np.repeat([f"{i:02d}" for i in range(12)], 5)
+    >>> folds, _, fit_seeds = make_repeated_folds(y, groups, 3, 1, random_state=0)
+    >>> inner = make_inner_folds(y, groups, folds, fit_seeds, 2)
+    >>> len(inner[0]), len(inner[0][0])                  # per outer fold, its 2 threshold-CV folds
+    (3, 2)
+    >>> train, test = inner[0][0][0]                     # indices into the outer training part
+    >>> int(max(train.max(), test.max())) < len(folds[0][0][0])
+    True
+    """
     from rimclf.threshold import threshold_folds
 
     if not n_splits:
