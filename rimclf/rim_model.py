@@ -16,13 +16,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from rimclf._data_checks import check_lesion_table
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.calibration import Calibration, calibrate_out_of_fold
 from rimclf._bids import scan_name
 from rimclf.cohort import cohort_scans, labelled_lesions
 from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS
 from rimclf.metrics import brier_score, group_fit_params, log_loss_score
-from rimclf.errors import CohortError, ParameterError
+from rimclf.errors import ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
     choose_threshold,
@@ -212,7 +213,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         with ``train_split=GroupValidSplit(...)``; see :func:`rimclf.metrics.group_fit_params`).
         """
         self._check_params()
-        table, y, groups = labelled_lesions(_check_table(X), y, groups)
+        table, y, groups = labelled_lesions(check_lesion_table(X, ("participant_id", "lesion_id")), y, groups)
         featurizer = self._featurizer().fit(table)
         classifier = self._classifier()
         logger.info("extracting features of %d lesions of %d subjects", len(table), len(np.unique(groups)))
@@ -345,7 +346,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         """The features the classifier takes (``featurizer_params``: e.g. ``n_jobs``, ``memory``)."""
         check_is_fitted(self, "classifier_")
         featurizer = clone(self.featurizer_).set_params(**featurizer_params) if featurizer_params else self.featurizer_
-        return featurizer.transform(_check_table(X))
+        return featurizer.transform(check_lesion_table(X, ("participant_id", "lesion_id")))
 
     def predict_proba(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
         """Probabilities ``(n_lesions, 2)``: columns rim- and rim+, rows in table order; calibrated
@@ -356,7 +357,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         """
         from rimclf.outputs import check_probabilities
 
-        table = _check_table(X)
+        table = check_lesion_table(X, ("participant_id", "lesion_id"))
         if not len(table):
             check_is_fitted(self, "classifier_")
             return np.zeros((0, 2), dtype=np.float32)
@@ -379,12 +380,3 @@ class RimModel(ClassifierMixin, BaseEstimator):
 def _raw_threshold(calibration: Calibration | None, value: float) -> float:
     """The network's own probability that the calibration maps to ``value`` (``value`` without one)."""
     return float(value) if calibration is None else calibration.invert(value)
-
-
-def _check_table(table: object) -> pd.DataFrame:
-    if not isinstance(table, pd.DataFrame):
-        raise CohortError(f"X must be the lesion table of rimclf.load_cohort (a pandas DataFrame); got {type(table).__name__}")
-    missing = [c for c in ("participant_id", "lesion_id") if c not in table]
-    if missing:
-        raise CohortError(f"the lesion table has no {missing} column(s); make it with rimclf.load_cohort")
-    return table

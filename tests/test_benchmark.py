@@ -73,6 +73,7 @@ def _read(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
 
 
 # --------------------------------------------------------------------------- metrics
+@pytest.mark.slow
 def test_ranking_metrics_equal_the_metric_functions():
     rng = np.random.default_rng(0)
     for trial in range(60):
@@ -125,6 +126,7 @@ def test_sessions_are_part_of_the_lesion_key_and_predictions_without_them_still_
     pd.testing.assert_frame_equal(before_sessions, summarize_predictions(predictions, n_boot=20, random_state=0))
 
 
+@pytest.mark.slow
 def test_one_repeat_gives_the_intervals_of_bootstrap_ci_and_paired_bootstrap():
     predictions = _synthetic_predictions(n_repeats=1, seed=3)
     results = summarize_predictions(predictions, n_boot=100, random_state=11).set_index("method")

@@ -130,6 +130,7 @@ def test_operating_points_reach_what_they_promise() -> None:
         ThresholdChoice.from_dict({**count.to_dict(), "operating_point": "median"})
 
 
+@pytest.mark.slow
 def test_subject_counts_and_their_metrics() -> None:
     rng = np.random.default_rng(5)
     groups = np.repeat([f"{i:02d}" for i in range(30)], 20)
@@ -157,6 +158,7 @@ def test_degenerate_bootstrap_intervals_are_announced() -> None:
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.mark.slow
 def test_rim_model_probabilities_are_calibrated_and_saved(tmp_path: Path) -> None:
     from rimclf import load_model, save_model
     from tests.model_builders import tiny_model, tiny_table
@@ -208,6 +210,7 @@ def test_a_version_5_model_file_loads_uncalibrated(tmp_path: Path) -> None:
             load_model(folder)
 
 
+@pytest.mark.slow
 def test_rim_model_checks_the_new_parameters() -> None:
     from rimclf import RimModel
     from tests.model_builders import tiny_table
@@ -243,6 +246,7 @@ def test_invert_gives_the_raw_threshold_of_a_calibrated_one(method: str) -> None
         assert (calls_raw != calls_calibrated).sum() <= 1  # the same lesions called, up to rounding at the cut
 
 
+@pytest.mark.slow
 def test_the_classifier_decides_as_the_calibrated_model() -> None:
     from tests.model_builders import tiny_model, tiny_table
 

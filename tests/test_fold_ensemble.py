@@ -26,6 +26,7 @@ def _ensemble_model():
         return RimModel(featurizer, classifier, threshold_cv=2, random_state=0, ensemble=True).fit(tiny_table())
 
 
+@pytest.mark.slow
 def test_the_ensemble_predicts_the_calibrated_mean_of_its_models() -> None:
     from tests.model_builders import tiny_model, tiny_table
 
@@ -42,6 +43,7 @@ def test_the_ensemble_predicts_the_calibrated_mean_of_its_models() -> None:
     assert single.ensemble_ == []
 
 
+@pytest.mark.slow
 def test_the_ensemble_survives_a_save_and_load(tmp_path: Path) -> None:
     from rimclf import load_model, save_model
     from tests.model_builders import read_settings, tiny_table, write_settings
@@ -64,6 +66,7 @@ def test_the_ensemble_survives_a_save_and_load(tmp_path: Path) -> None:
         load_model(broken)
 
 
+@pytest.mark.slow
 def test_a_model_without_an_ensemble_saves_none(tmp_path: Path) -> None:
     from tests.model_builders import read_settings, tiny_model_dir
 
@@ -71,6 +74,7 @@ def test_a_model_without_an_ensemble_saves_none(tmp_path: Path) -> None:
     assert settings["ensemble"] is None and settings["model"]["ensemble"] is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params", [{"threshold_cv": 0}, {"threshold": 0.3}])
 def test_the_ensemble_needs_the_threshold_cv(params: dict) -> None:
     from rimclf import RimModel

@@ -24,7 +24,8 @@ from rimclf.classifier.device import (
     seeded_torch,
     uses_channels_last,
 )
-from rimclf.classifier.inputs import LesionInputsMixin, check_fit_labels, check_inputs, signature_parameters
+from rimclf._data_checks import check_fit_labels
+from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, signature_parameters
 from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params

@@ -8,6 +8,7 @@ from rimclf.cli._options import (
     add_cohort_options,
     add_feature_options,
     add_network_options,
+    add_runtime_options,
     add_threshold_options,
     cohort_options,
     model_config,
@@ -30,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("cohort", help="cohort directory (BIDS-like) or manifest CSV/TSV, with rims.tsv labels")
-    parser.add_argument("-o", "--out", required=True, metavar="MODEL", help="model directory to write (atomically)")
-    parser.add_argument("--force", action="store_true", help="replace MODEL if it exists")
+    add_runtime_options(parser, out_metavar="MODEL")
     add_network_options(parser)
     add_feature_options(parser)
     add_threshold_options(parser)
@@ -40,11 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              "ensemble, stored in MODEL; calibrated and thresholded on the fold models' out-of-fold "
                              "probabilities). Off by default: it did not help measurably on held-out phantoms "
                              "(docs/benchmarks.md) and costs K+1 network passes per prediction")
-    runtime = parser.add_argument_group("runtime")
-    runtime.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:1 ... (default auto)")
-    runtime.add_argument("--seed", type=int, default=0, help="random seed of the network and the CV folds (default 0)")
-    runtime.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel during feature extraction (-1: all cores)")
-    runtime.add_argument("--cache", metavar="DIR", help="reuse per-subject features cached in DIR")
     add_cohort_options(parser)
     return parser
 

@@ -24,12 +24,12 @@ from rimclf.feature_registry import IMAGE, TABULAR, Feature, check_feature_set, 
 from rimclf.errors import OutputError, ParameterError, RimclfWarning
 from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
 from rimclf.features._output import DictOutputMixin, LesionFeatures
+from rimclf._data_checks import check_lesion_table
 from rimclf.features._subject import (
     CENTROID_COLUMNS,
     Note,
     SubjectTask,
     SubjectVolumes,
-    check_lesion_table,
     emit_notes,
     remembered_sha256,
     group_by_subject,

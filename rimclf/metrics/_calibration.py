@@ -16,7 +16,7 @@ from sklearn.metrics import brier_score_loss, log_loss
 
 from rimclf._validation import check_int, check_real
 from rimclf.errors import CohortError
-from rimclf.metrics._checks import check_labels, check_scores
+from rimclf._data_checks import check_labels, check_scores
 
 #: probabilities are clipped to [EPS, 1 - EPS] before a logit or a log-loss
 EPS = 1e-6

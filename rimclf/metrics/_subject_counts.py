@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from rimclf._validation import check_int, check_real
 from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics._calibration import count_interval, poisson_binomial
-from rimclf.metrics._checks import check_groups, check_scores
+from rimclf._data_checks import check_groups, check_scores
 from rimclf.metrics._counts import _concordance
 from rimclf.metrics._ranking import roc_auc
 
