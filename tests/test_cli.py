@@ -222,7 +222,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_train_writes_a_model_and_refuses_to_overwrite(trained: Path, capsys: pytest.CaptureFixture) -> None:
-    assert sorted(path.name for path in trained.iterdir()) == ["settings.json", "weights.pt"]
+    assert sorted(path.name for path in trained.iterdir()) == ["reliability.png", "settings.json", "weights.pt"]
     before = (trained / "weights.pt").read_bytes()
     assert main(["train", str(tiny_cohort()), "-o", str(trained), *TRAIN_ARGS]) == 1
     assert "already exists; use --force" in capsys.readouterr().err

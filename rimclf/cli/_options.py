@@ -229,6 +229,13 @@ def benchmark_options(args: argparse.Namespace) -> dict:
     }
 
 
+def threshold_settings(args: argparse.Namespace) -> dict:
+    """The benchmark settings that :func:`add_threshold_options` (without ``--threshold``) sets:
+    each training fold of ``cv``/``benchmark`` is calibrated and thresholded as ``train`` does."""
+    names = ("threshold_cv", "calibration", "operating_point", "target_specificity", "target_sensitivity")
+    return {name: getattr(args, name) for name in names}
+
+
 def benchmark_methods(args: argparse.Namespace) -> dict | None:
     """The ``table`` of methods for :func:`rimclf.benchmark.run_benchmark`: None (the ablation as
     it is) without ``--epochs``; with it, the ablation's methods with every network trained for

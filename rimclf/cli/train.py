@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Extract the lesion features of a labelled cohort once, calibrate the probabilities (--calibration) and "
             "choose the decision threshold (--operating-point) on out-of-fold probabilities of a subject-grouped CV "
             "(--threshold-cv), train "
-            "QSMRim-Net on every labelled lesion, and save the model directory MODEL (settings.json, weights.pt). "
+            "QSMRim-Net on every labelled lesion, and save the model directory MODEL (settings.json, weights.pt, and "
+            "reliability.png: the reliability diagram of the out-of-fold probabilities, calibrated and the network's own). "
             "Defaults: rimclf.defaults.DEFAULT_MODEL."
         ),
     )
@@ -34,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_network_options(parser)
     add_feature_options(parser)
     add_threshold_options(parser)
+    parser.add_argument("--ensemble", action="store_true",
+                        help="predict with the mean of the --threshold-cv fold models and the final model (a fold "
+                             "ensemble, stored in MODEL; calibrated and thresholded on the fold models' out-of-fold "
+                             "probabilities). Off by default: it did not help measurably on held-out phantoms "
+                             "(docs/benchmarks.md) and costs K+1 network passes per prediction")
     add_cohort_options(parser)
     return parser
 
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             operating_point=config.operating_point,
             target_sensitivity=config.target_sensitivity,
             calibration=config.calibration,
+            ensemble=args.ensemble,
             out=args.out,
             force=args.force,
             cohort_options=cohort_options(args),
@@ -72,5 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if model.calibration_ is not None:
         print(model.calibration_.describe())
     print(model.threshold_choice_.describe())
-    print(f"wrote the model to {args.out}")
+    if model.ensemble_:
+        print(f"fold ensemble: the final model and {len(model.ensemble_)} threshold-CV fold models")
+    reliability = "" if model.oof_network_probability_ is None else " (with reliability.png, the out-of-fold reliability diagram)"
+    print(f"wrote the model to {args.out}{reliability}")
     return 0
