@@ -172,14 +172,17 @@ def check_lesion_table(table: object, columns: Sequence[str]) -> object:
 
 # ------------------------------------------------------------------ the dict of arrays
 def check_lesion_inputs(
-    X: object, branches: str, feature_keys: Sequence[str] | None, *, known: Sequence[str], tabular: Sequence[str]
+    X: object, branches: str, feature_keys: Sequence[str] | None, *, known: Sequence[str], tabular: Sequence[str],
+    image: str = PATCHES,
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
     """Check a dict of arrays X; return the inputs the network's ``branches`` use, as numpy
     arrays, and the tabular entries joined into its ``"tabular"`` input (None without an MLP branch).
 
     ``known`` are the keys X may have, ``tabular`` the tabular ones in the order they are joined
     (both from :mod:`rimclf.feature_registry`); ``branches`` (``"both"``, ``"patches"`` or
-    ``"tabular"``) has been checked by the caller. Patches become C-contiguous float32 (no copy
+    ``"tabular"``) has been checked by the caller. ``image`` is the entry the image branch reads
+    (``"patches"``: ``(n, C, D, H, W)``; ``"surface_map"``: ``(n, C, depths, directions)``), returned
+    as ``"patches"``. Images become C-contiguous float32 (no copy
     when they already are) and must be finite. The tabular entries (``feature_keys``, or every
     ``tabular`` entry present in X when None) are joined column-wise into float64 ``"tabular"``,
     which may hold NaN/inf.
@@ -202,7 +205,7 @@ def check_lesion_inputs(
     inputs: dict[str, np.ndarray] = {}
     keys = None
     if branches != "tabular":
-        inputs["patches"] = _check_patches(X, branches)
+        inputs["patches"] = _check_patches(X, branches, image)
     if branches != "patches":
         tabular = tuple(tabular)
         keys = tuple(key for key in tabular if key in X) if feature_keys is None else tuple(feature_keys)
@@ -234,25 +237,29 @@ def check_lesion_inputs(
     return inputs, keys
 
 
-def _check_patches(X: Mapping, branches: str) -> np.ndarray:
-    if PATCHES not in X:
+def _check_patches(X: Mapping, branches: str, image: str = PATCHES) -> np.ndarray:
+    if image not in X:
         raise CohortError(
-            f"X has no {PATCHES!r} entry, which module__branches={branches!r} needs (keys present: {sorted(X)})"
+            f"X has no {image!r} entry, which module__branches={branches!r} with module__image={image!r} needs "
+            f"(keys present: {sorted(X)})"
         )
-    value = X[PATCHES]
+    value = X[image]
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     array = np.ascontiguousarray(value, dtype=np.float32)
-    if array.ndim != 5:
+    if image != PATCHES:  # surface maps (n, channels, depths, directions)
+        if array.ndim != 4:
+            raise CohortError(f"X[{image!r}] must have shape (n, channels, depths, directions), got {array.shape}")
+    elif array.ndim != 5:
         raise CohortError(f"X['patches'] must have shape (n, channels, D, H, W), got {array.shape}")
-    if min(array.shape[2:]) < MIN_PATCH_SIDE:
+    elif min(array.shape[2:]) < MIN_PATCH_SIDE:
         raise CohortError(
             f"X['patches'] has spatial shape {array.shape[2:]}; the ResNet3D needs at least "
             f"{MIN_PATCH_SIDE} voxels per side (PatchExtractor(shape=...))"
         )
     n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if n_bad:
-        raise CohortError(f"X['patches'] holds {n_bad} NaN/inf values; patches must be finite")
+        raise CohortError(f"X[{image!r}] holds {n_bad} NaN/inf values; the network's image input must be finite")
     return array
 
 

@@ -22,7 +22,7 @@ from skorch.utils import is_dataset
 from sklearn.exceptions import NotFittedError
 
 from rimclf.classifier.batches import LesionBatchDataset
-from rimclf._data_checks import check_lesion_inputs
+from rimclf._data_checks import PATCHES, check_lesion_inputs
 from rimclf._validation import check_choice
 from rimclf.defaults import BRANCHES
 from rimclf.feature_registry import TABULAR, feature_names
@@ -34,13 +34,14 @@ def input_keys() -> tuple[str, ...]:
 
 
 def check_inputs(
-    X: object, branches: str, feature_keys: tuple[str, ...] | None = None
+    X: object, branches: str, feature_keys: tuple[str, ...] | None = None, image: str = PATCHES
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
     """Validate X; return the inputs the network's ``branches`` use, as numpy arrays, and the
     tabular entries joined into its ``"tabular"`` input (None without an MLP branch).
 
-    :func:`rimclf._data_checks.check_lesion_inputs` with the keys of the feature registry: patches
-    become C-contiguous float32 and must be finite; the tabular entries (``feature_keys``, or every
+    :func:`rimclf._data_checks.check_lesion_inputs` with the keys of the feature registry: the
+    image entry ``image`` (``"patches"`` or ``"surface_map"``, the module's ``"patches"`` input)
+    becomes C-contiguous float32 and must be finite; the tabular entries (``feature_keys``, or every
     registered tabular entry present in X when None) are joined column-wise into float64
     ``"tabular"``, which may hold NaN/inf (imputed by :class:`RadiomicsScaler`).
 
@@ -53,7 +54,7 @@ def check_inputs(
         ``branches`` is not one of :data:`rimclf.defaults.BRANCHES`.
     """
     check_choice(branches, "module__branches", BRANCHES)
-    return check_lesion_inputs(X, branches, feature_keys, known=input_keys(), tabular=feature_names(TABULAR))
+    return check_lesion_inputs(X, branches, feature_keys, known=input_keys(), tabular=feature_names(TABULAR), image=image)
 
 
 @dataclass
@@ -135,6 +136,13 @@ class LesionInputsMixin:
             return parameter.default
         return "both"
 
+    def _module_image(self) -> str:
+        """The X entry the image branch reads (``module__image``; "patches" unless set)."""
+        image = self.get_params_for("module").get("image")
+        if image is None and isinstance(self.module, torch.nn.Module):
+            image = getattr(self.module, "image", None)
+        return PATCHES if image is None else image
+
     def _fit_preprocessing(self, inputs: dict[str, np.ndarray], feature_keys: tuple[str, ...] | None) -> None:
         """Learn the input sizes, the tabular entries used and their statistics from the training inputs."""
         patches = inputs.get("patches")
@@ -188,7 +196,7 @@ class LesionInputsMixin:
 
     def _transform_inputs(self, X: object) -> dict[str, torch.Tensor]:
         self._check_preprocessing()
-        inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None))
+        inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None), self._module_image())
         return self._as_tensors(inputs)
 
     def _as_tensors(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
