@@ -12,7 +12,9 @@ first trained on many? This script
    :func:`rimclf.features.make_featurizer`), cached under ``--work``;
 3. trains :class:`rimclf.nn.SurfaceMapEncoder` (the shape the default network builds:
    2 channels in, ``8 * width`` out) with a small head, supervised on the phantom's rim labels,
-   on every seed but the last, and scores the last seed's cohort (unseen protocols);
+   on the subjects of every protocol but the last ``--held-out-sites`` of each seed, and scores
+   those held-out subjects (protocols unseen in training); with ``--held-out-sites 0`` it trains
+   on everything;
 4. writes the encoder's weights as a tensors-only file (``torch.save`` of a plain dict of
    tensors, read back with ``torch.load(weights_only=True)``) and a JSON sidecar with the format
    version, seeds, cohort sizes, settings, held-out scores, package versions and the file's
@@ -39,6 +41,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -58,9 +61,11 @@ WEIGHTS_NAME = "surface_map_encoder.pt"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1001,1002,1003,1004",
-                        help="cohort seeds, comma-separated; the last one is held out for scoring (default 1001-1004)")
+                        help="cohort seeds, comma-separated (default 1001-1004)")
     parser.add_argument("--subjects", type=int, default=225, help="subjects per seed (default 225)")
     parser.add_argument("--sites", type=int, default=26, help="varied protocols per seed (default 26, the most)")
+    parser.add_argument("--held-out-sites", type=int, default=4,
+                        help="protocols of each seed held out of training and scored (default 4)")
     parser.add_argument("--lesions", default="20,40", help="lesions drawn per subject, min,max (default 20,40)")
     parser.add_argument("--rim-prevalence", type=float, default=0.1,
                         help="rim+ fraction of the pretraining cohorts (default 0.1: more rim+ examples than the 0.04 of real cohorts)")
@@ -75,8 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.seeds = [int(seed) for seed in args.seeds.split(",")]
     args.lesions = tuple(int(n) for n in args.lesions.split(","))
-    if len(args.seeds) < 2 or len(set(args.seeds)) != len(args.seeds):
-        parser.error("--seeds: give at least two distinct seeds (the last one is held out)")
+    if not args.seeds or len(set(args.seeds)) != len(args.seeds):
+        parser.error("--seeds: give distinct seeds")
+    if not 0 <= args.held_out_sites < args.sites:
+        parser.error("--held-out-sites must be at least 0 and less than --sites")
     return args
 
 
@@ -97,14 +104,19 @@ def cohorts(args: argparse.Namespace) -> list[Path]:
 
 
 def surface_maps(path: Path, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Surface maps, labels and subjects of one cohort; the extractor's settings."""
+    """Surface maps, labels and held-out flags (the lesion's protocol is one of the last
+    ``--held-out-sites``) of one cohort; the extractor's settings."""
     table = rimclf.load_cohort(path)
+    sites = pd.read_csv(path / "participants.tsv", sep="\t", dtype=str)
+    site_of = dict(zip(sites["participant_id"].str.removeprefix("sub-"), sites["site"]))
+    held_out_sites = {f"V{j}" for j in range(args.sites - args.held_out_sites + 1, args.sites + 1)}
+    held_out = table["participant_id"].map(site_of).isin(held_out_sites).to_numpy()
     featurizer = make_featurizer(dataclasses.replace(DEFAULT_MODEL, image="surface_map"), features=False, patches=True,
                                  n_jobs=args.jobs, memory=str(Path(args.work) / "cache"), progress=False)
     maps = featurizer.fit_transform(table)["surface_map"].astype(np.float32)
     extractor = dict(featurizer.features)["surface_map"]
     settings = {key: list(value) if isinstance(value, tuple) else value for key, value in extractor.get_params().items()}
-    return maps, table["rim"].astype(np.float32).to_numpy(), table["participant_id"].to_numpy(), settings
+    return maps, table["rim"].astype(np.float32).to_numpy(), held_out, settings
 
 
 class Pretraining(nn.Module):
@@ -143,7 +155,7 @@ def train(maps: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -> tup
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         losses.append(total / len(y))
         print(f"epoch {len(losses)}: loss {losses[-1]:.4f}", flush=True)
     return model.eval(), losses
@@ -158,31 +170,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parts = [surface_maps(path, args) for path in paths]
     extractor = parts[0][3]
-    train_maps = np.concatenate([part[0] for part in parts[:-1]])
-    train_labels = np.concatenate([part[1] for part in parts[:-1]])
-    model, losses = train(train_maps, train_labels, args)
-    held_maps, held_labels = parts[-1][0], parts[-1][1]
-    with torch.no_grad():
-        scores = torch.sigmoid(model(torch.from_numpy(held_maps))).numpy()
-    held_out = {"pauc": float(partial_roc_auc(held_labels, scores)), "pr_auc": float(pr_auc(held_labels, scores))}
-    print(f"held-out seed {args.seeds[-1]}: pAUC {held_out['pauc']:.3f}, PR AUC {held_out['pr_auc']:.3f}", flush=True)
+    maps = np.concatenate([part[0] for part in parts])
+    labels = np.concatenate([part[1] for part in parts])
+    is_held_out = np.concatenate([part[2] for part in parts])
+    model, losses = train(maps[~is_held_out], labels[~is_held_out], args)
+    held_out = {"sites_per_seed": args.held_out_sites, "lesions": int(is_held_out.sum()),
+                "rim_pos": int(labels[is_held_out].sum())}
+    if len(np.unique(labels[is_held_out])) == 2:  # both classes among the held-out lesions
+        with torch.no_grad():
+            scores = torch.sigmoid(model(torch.from_numpy(maps[is_held_out]))).numpy()
+        held_out.update(pauc=float(partial_roc_auc(labels[is_held_out], scores)),
+                        pr_auc=float(pr_auc(labels[is_held_out], scores)))
+        print(f"held-out protocols: pAUC {held_out['pauc']:.3f}, PR AUC {held_out['pr_auc']:.3f}", flush=True)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().clone().contiguous() for name, tensor in model.encoder.state_dict().items()}
     weights = out / WEIGHTS_NAME
     torch.save(tensors, weights)
-    sizes = [{"seed": seed, "subjects": int(len(np.unique(part[2]))), "lesions": int(len(part[1])),
-              "rim_pos": int(part[1].sum()), "role": "training" if i < len(paths) - 1 else "held out"}
-             for i, (seed, part) in enumerate(zip(args.seeds, parts))]
+    sizes = [{"seed": seed, "subjects": args.subjects, "lesions": int(len(part[1])), "rim_pos": int(part[1].sum())}
+             for seed, part in zip(args.seeds, parts)]
     sidecar = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "weights": WEIGHTS_NAME,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "bytes": weights.stat().st_size,
-        "encoder": {"class": "rimclf.nn.SurfaceMapEncoder", "in_channels": int(train_maps.shape[1]),
-                    "out_features": 8 * DEFAULT_MODEL.width, "map_shape": list(train_maps.shape[1:])},
+        "encoder": {"class": "rimclf.nn.SurfaceMapEncoder", "in_channels": int(maps.shape[1]),
+                    "out_features": 8 * DEFAULT_MODEL.width, "map_shape": list(maps.shape[1:])},
         "tensors": {name: list(tensor.shape) for name, tensor in tensors.items()},
         "surface_map": extractor,
         "phantom": {"acquisition": "varied", "sites_per_seed": args.sites, "lesions_per_subject": list(args.lesions),
@@ -190,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         "training": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.train_seed,
                      "loss": "BCE with pos_weight n_rim-/n_rim+", "optimizer": "AdamW (weight decay 1e-4), cosine schedule",
                      "head": "Linear(out_features, 16) -> SiLU -> Linear(16, 1), not saved",
-                     "lesions": int(len(train_labels)), "rim_pos": int(train_labels.sum()),
+                     "lesions": int((~is_held_out).sum()), "rim_pos": int(labels[~is_held_out].sum()),
                      "epoch_losses": [round(loss, 6) for loss in losses]},
-        "held_out": {"seed": args.seeds[-1], **held_out},
+        "held_out": held_out,
         "command": "python benchmarks/pretrain_surface_map.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
         "seconds": round(time.time() - started),
         "versions": {name: version(name) for name in ("rimclf", "numpy", "torch", "scikit-learn", "scipy")},

@@ -50,7 +50,7 @@ def shipped_weights() -> Path:
     return Path(str(resources.files("rimclf").joinpath("data", PRETRAINED_WEIGHTS)))
 
 
-def read_sidecar(weights: Path) -> dict:
+def read_pretrained_sidecar(weights: Path) -> dict:
     """The JSON sidecar beside ``weights`` (``NAME.json`` for ``NAME.pt``), its format checked."""
     path = weights.with_suffix(".json")
     if not path.is_file():
@@ -99,7 +99,7 @@ def read_pretrained(weights: Path | str | None = None) -> tuple[dict[str, torch.
     (64, (64, 64))
     """
     path = shipped_weights() if weights is None else Path(weights)
-    sidecar = read_sidecar(path)
+    sidecar = read_pretrained_sidecar(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: missing; the pretrained surface-map encoder is package data of rimclf "
                              "(reinstall rimclf, or write it with benchmarks/pretrain_surface_map.py)")
