@@ -169,3 +169,19 @@ def test_image_weights_settings_are_checked(weights):
     with pytest.raises(ParameterError, match="width=4"):
         check_model_config(replace(PRETRAINED, width=4))
     assert check_model_config(PRETRAINED) is PRETRAINED
+
+
+def test_command_line_options_choose_the_image_input_and_its_weights(tmp_path, capsys):
+    from rimclf.cli import build_parser, main
+    from rimclf.cli._options import model_config
+    from tests.model_builders import tiny_cohort
+
+    args = build_parser().parse_args(["train", "COHORT", "-o", "out", "--branches", "both", "--image", "surface_map",
+                                      "--image-weights", "pretrained-frozen"])
+    config = model_config(args)
+    assert (config.branches, config.image, config.image_weights) == ("both", "surface_map", "pretrained-frozen")
+    assert model_config(build_parser().parse_args(["train", "COHORT", "-o", "out"])) == DEFAULT_MODEL
+    out = tmp_path / "model"
+    assert main(["train", str(tiny_cohort()), "-o", str(out), "--image-weights", "pretrained"]) == 2
+    assert "image_weights='pretrained' is not valid with image='patches'" in capsys.readouterr().err
+    assert not out.exists()
