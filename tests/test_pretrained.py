@@ -69,7 +69,8 @@ def test_the_shipped_weights_load_into_the_default_width_encoder():
     tensors, sidecar = read_pretrained()
     assert pretrained.shipped_weights().stat().st_size <= MAX_PRETRAINED_BYTES
     assert sidecar["encoder"] == {**sidecar["encoder"], "in_channels": 2, "out_features": 8 * DEFAULT_MODEL.width}
-    assert sum(cohort["lesions"] for cohort in sidecar["phantom"]["cohorts"]) >= 10_000
+    assert sum(cohort["lesions"] for cohort in sidecar["phantom"]["cohorts"]) >= 5_000
+    assert sidecar["bytes"] == pretrained.shipped_weights().stat().st_size
     encoder = SurfaceMapEncoder(2, out_features=64)
     load_pretrained_encoder(encoder)
     for name, tensor in encoder.state_dict().items():
