@@ -151,15 +151,18 @@ def train_model(
     >>> model = train_model("COHORT", classifier=make_classifier(config, random_state=0),
     ...                     threshold_cv=3, out="model-cw", force=True)  # doctest: +SKIP
     """
+    from rimclf.cohort import scan_store
+
     check_threshold_settings(target_specificity, threshold_cv, threshold)
     _check_sizes(featurizer, classifier)
-    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
-    if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
-        check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
-    model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
-                     threshold=threshold, random_state=random_state, operating_point=operating_point,
-                     target_sensitivity=target_sensitivity, calibration=calibration)
-    model.fit(table)
+    with scan_store(volumes=False):  # the masks load_cohort read (and resampled) serve the features
+        table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
+        if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
+            check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
+        model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
+                         threshold=threshold, random_state=random_state, operating_point=operating_point,
+                         target_sensitivity=target_sensitivity, calibration=calibration)
+        model.fit(table)
     if out is not None:
         from rimclf.model_files import save_model
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import rimclf._nifti
 import rimclf.cohort._resample
 from rimclf import load_cohort
 from rimclf.cohort import active_store, read_lesion_labels, scan_store
+from rimclf.errors import DataWarning
 from rimclf.outputs import read_lesions, write_prediction_outputs
 from rimclf.workflows import predict_cohort
 from tests.grid_builders import one_mm_grid, rewrite_on_grid
@@ -135,3 +137,30 @@ def test_the_store_is_removed_on_an_error(tmp_path: Path) -> None:
         assert len(list(Path(store.folder).iterdir())) == 2
         raise KeyboardInterrupt
     assert not Path(store.folder).exists() and active_store() is None
+
+
+def test_training_resamples_a_mask_on_another_grid_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rimclf.workflows import train_model
+    from tests.model_builders import tiny_estimators
+
+    cohort = cohort_with_a_mask_on_another_grid(tmp_path / "cohort")
+    featurizer, classifier = tiny_estimators()
+    resamplings, mask_reads = Counter(), Counter()
+    read_array, resample_labels = rimclf._nifti.read_array, rimclf.cohort._resample.resample_labels
+
+    def counted_read(path, **kwargs):
+        if "_dseg" in Path(path).name:
+            mask_reads[Path(path).name] += 1
+        return read_array(path, **kwargs)
+
+    def counted_resample(labels, *args, **kwargs):
+        resamplings[labels.shape] += 1
+        return resample_labels(labels, *args, **kwargs)
+
+    monkeypatch.setattr(rimclf._nifti, "read_array", counted_read)
+    monkeypatch.setattr(rimclf.cohort._resample, "resample_labels", counted_resample)
+    with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
+        warnings.simplefilter("ignore", DataWarning)
+        train_model(cohort, featurizer=featurizer, classifier=classifier, threshold_cv=2, random_state=0)
+    assert sum(resamplings.values()) == 1
+    assert len(mask_reads) == 6 and set(mask_reads.values()) == {1}

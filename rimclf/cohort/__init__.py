@@ -57,7 +57,10 @@ What is read
 *headers* of QSM and FLAIR (shape, affine, dimensionality) and the sidecars, so a 60-subject
 cohort loads in seconds. The voxel-level checks of the QSM and FLAIR (NaN/Inf inside the brain,
 a QSM whose values contradict its unit) run when the features are extracted, which reads each
-volume once anyway, or up front with ``check_data=True``.
+volume once anyway, or up front with ``check_data=True``. While a run's scan store is open
+(:func:`scan_store`, :mod:`rimclf.cohort._store`), :func:`load_cohort` puts each scan's lesion
+labels (resampled when the mask lies on another grid) there, so that the features and the
+outputs of the run neither read nor resample the mask again.
 
 What is learnt from
 -------------------

@@ -110,8 +110,8 @@ class ScanStore:
             if shutil.disk_usage(self.folder).free - data.nbytes < MIN_FREE_BYTES:
                 logger.debug("scan store %s: %s not stored (disk nearly full)", self.folder, name)
                 return False
-            _save(Path(self.folder, f"{name}.affine.npy"), np.asarray(affine, dtype=np.float64))
-            _save(Path(self.folder, f"{name}.npy"), data)
+            _write_npy(Path(self.folder, f"{name}.affine.npy"), np.asarray(affine, dtype=np.float64))
+            _write_npy(Path(self.folder, f"{name}.npy"), data)
         except OSError as exc:
             logger.debug("scan store %s: %s not stored (%s)", self.folder, name, exc)
             return False
@@ -141,7 +141,7 @@ def compact_labels(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.uint16) if labels.size and 0 <= labels.min() and labels.max() <= 65535 else labels
 
 
-def _save(path: Path, array: np.ndarray) -> None:
+def _write_npy(path: Path, array: np.ndarray) -> None:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -153,7 +153,16 @@ def _save(path: Path, array: np.ndarray) -> None:
 
 
 def active_store() -> ScanStore | None:
-    """The store of the run in progress in this process (:func:`scan_store`), or None."""
+    """The store of the run in progress in this process (:func:`scan_store`), or None.
+
+    Examples
+    --------
+    >>> active_store() is None
+    True
+    >>> with scan_store(volumes=False) as store:
+    ...     active_store() is store
+    True
+    """
     return _ACTIVE[-1] if _ACTIVE else None
 
 
@@ -163,6 +172,20 @@ def scan_store(*, volumes: bool = True) -> Iterator[ScanStore]:
 
     While it is open, :func:`rimclf.load_cohort` stores the lesion labels it reads, and the
     featurizer and ``rimclf.outputs`` take their arrays from it (see the module docstring).
+
+    Parameters
+    ----------
+    volumes : bool, default=True
+        Also keep the QSM and FLAIR that feature workers read (for montages); else labels only.
+
+    Examples
+    --------
+    >>> import os
+    >>> with scan_store() as store:
+    ...     os.path.isdir(store.folder)
+    True
+    >>> os.path.exists(store.folder)          # removed with the block, also on an error
+    False
     """
     folder = tempfile.mkdtemp(prefix="rimclf-scans-")
     store = ScanStore(folder, volumes=volumes)

@@ -130,7 +130,9 @@ class SubjectVolumes:
 
     QSM in ppb via :func:`rimclf.cohort.read_qsm` (a unit its values contradict is an error), FLAIR via
     :func:`rimclf._nifti.read_volume`, labels via :func:`rimclf.cohort.read_lesion_labels`, so
-    that lesion ids are those of the table.
+    that lesion ids are those of the table. With the run's scan store in the task
+    (:mod:`rimclf.cohort._store`), the labels come from it (as ``load_cohort`` put them there) and
+    the QSM and FLAIR read here go into it, for the run's montages.
     """
 
     def __init__(self, task: SubjectTask, notes: list[Note]) -> None:

@@ -4,8 +4,9 @@ Layout of an output directory (``[ses-<s>/]``, ``[_ses-<s>]`` only for scans wit
 
     OUT/dataset_description.json        DatasetType "derivative", GeneratedBy rimclf (with version)
     OUT/lesions.tsv + lesions.json      one row per lesion: participant_id (sub-<p>), session (ses-<s> or n/a),
-                                        lesion_id, centroid, volume, probability, decision [, rim]; the .json
-                                        is the data dictionary (descriptions, units, levels)
+                                        lesion_id, centroid, volume, probability, decision [, rim], mask_grid,
+                                        mask_source_grid; the .json is the data dictionary (descriptions,
+                                        units, levels)
     OUT/subjects.tsv + subjects.json    per scan: rim+ counts at the threshold and expected (90 % interval,
                                         P(>= 1), P(>= 4)) (and, if labelled, true)
     OUT/subjects.png                    those counts per scan, with intervals (with the montages)
@@ -472,9 +473,11 @@ def write_prediction_outputs(
         The model's format version and weights hash (``load_model`` sets ``model_identity_``),
         recorded in ``dataset_description.json``.
     n_jobs : int or None, default=None
-        Scans written in parallel worker processes (joblib; -1: all cores). Each worker reads its
-        scan's volumes, so memory does not grow with the number of scans; the files do not
-        depend on ``n_jobs``.
+        Scans written in parallel worker processes (joblib; -1: all cores). Each worker holds one
+        scan's volumes at a time, so memory does not grow with the number of scans; the files do
+        not depend on ``n_jobs``. While a scan store is open (:func:`rimclf.cohort.scan_store`, as
+        :func:`rimclf.workflows.predict_cohort` opens one), the workers take the scans' labels,
+        QSM and FLAIR from it, else they read the files.
     progress : bool, default=False
         Show a progress bar over scans (on a terminal).
 
