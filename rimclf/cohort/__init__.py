@@ -89,7 +89,7 @@ from rimclf._validation import check_choice, check_path
 from rimclf.cohort._learning import MIN_LESIONS_PER_CLASS, LabelledLesions, labelled_lesions, summarize_cohort
 from rimclf.cohort._options import FILE_KINDS, CohortOptions
 from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
-from rimclf.cohort._store import ScanStore, compact_labels, active_store, scan_store
+from rimclf.cohort._store import ScanStore, active_store, compact_labels, scan_store
 from rimclf.cohort._tables import (
     LESION_KEY,
     check_participant_label,
