@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="repeats of the 5-fold CV of the full run (default 3; fewer for a cheaper look at slow methods)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel subjects and folds (default: all cores)")
     parser.add_argument("--force", action="store_true", help="replace OUT")
+    parser.add_argument("--threshold-cv", type=int, metavar="K",
+                        help="threshold CV in every training fold, as rimclf train (default 5: K+1 fits per fold; "
+                             "0: the methods' own probabilities, one fit per fold, as the committed results were computed)")
     parser.add_argument("--from-results", nargs="+", type=Path, metavar="DIR",
                         help="write OUT's summary from these earlier outputs (each a cohort folder with results.tsv, "
                              "named after the cohort) instead of running; e.g. one cohort per run, or one cohort's "
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     cohorts = [c for c in COHORTS[mode] if args.cohorts is None or c[0] in args.cohorts]
     work = args.work or Path(tempfile.mkdtemp(prefix="rimclf-bench-ablation-"))
     settings = BenchmarkSettings.quick() if args.quick else BenchmarkSettings.full(n_repeats=args.repeats)
+    if args.threshold_cv is not None:
+        settings = settings.replace(threshold_cv=args.threshold_cv)
     started, load_start = time.perf_counter(), os.getloadavg()
     timings, results = {}, {}
     try:

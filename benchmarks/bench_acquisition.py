@@ -14,15 +14,23 @@ For every varied protocol the table gives its lesions, its rim+ lesions and its 
 both ways; the last row pools the varied cohort's predictions (the headline: how much leaving a
 protocol out of training costs). Per-protocol figures rest on a few rim+ lesions each and are
 noisy. OUT/acquisition.md holds the table and the settings, OUT/acquisition.json the numbers and
-package versions. Run from the repository root::
+package versions.
+
+``--methods`` scores other models on the same folds (``METHODS``: the default model with the
+surface-map branch fused, ``default+surface_map``, and the surface-map branch alone,
+``surface_map``); a second table then gives, for the fixed-site cohort (seen), the varied cohort
+(seen) and the varied cohort (unseen), each method's pAUC and PR AUC and its PR AUC difference
+from the first method with a paired subject-bootstrap 95 % CI. Run from the repository root::
 
     .venv/bin/python benchmarks/bench_acquisition.py [--subjects 40] [--sites 8] [--seed 1]
         [--sites-cohort DIR] [--varied-cohort DIR] [--cache DIR] [--out DIR]
+        [--methods default,default+surface_map,surface_map]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 import warnings
@@ -34,9 +42,17 @@ import pandas as pd
 
 import rimclf
 from rimclf.classifier import make_classifier
+from rimclf.defaults import DEFAULT_MODEL
 from rimclf.features import make_featurizer
-from rimclf.metrics import partial_roc_auc, pr_auc, subject_folds
+from rimclf.metrics import paired_bootstrap, partial_roc_auc, pr_auc, subject_folds
 from rimclf.phantom import make_phantom_cohort
+
+#: The models ``--methods`` may compare (the first one named is the reference of the differences).
+METHODS = {
+    "default": DEFAULT_MODEL,
+    "default+surface_map": dataclasses.replace(DEFAULT_MODEL, branches="both", image="surface_map"),
+    "surface_map": dataclasses.replace(DEFAULT_MODEL, branches="patches", image="surface_map"),
+}
 
 
 def _cohort(path: str | None, work: Path, name: str, args: argparse.Namespace, acquisition: str) -> Path:
@@ -84,6 +100,28 @@ def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return float(partial_roc_auc(y, p)), float(pr_auc(y, p))
 
 
+def compare_methods(methods, predictions, y, groups, is_varied, fit_seconds, args) -> pd.DataFrame:
+    """pAUC, PR AUC and the paired-bootstrap PR AUC difference from ``methods[0]`` of every method,
+    on the fixed-site cohort (seen CV) and the varied cohort (seen CV; unseen protocols)."""
+    rows = []
+    for evaluation, chosen, which in (("fixed sites, seen", ~is_varied, 0), ("varied, seen", is_varied, 0),
+                                      ("varied, unseen", is_varied, 1)):
+        reference = predictions[methods[0]][which][chosen]
+        for name in methods:
+            score = predictions[name][which][chosen]
+            pauc, pr = _scores(y[chosen], score)
+            row = {"evaluation": evaluation, "method": name, "pAUC": pauc, "PR AUC": pr,
+                   "s per fit": fit_seconds[name]}
+            if name != methods[0]:
+                cmp = paired_bootstrap("pr_auc", y[chosen], score, reference, groups[chosen], n_boot=args.n_boot,
+                                       random_state=args.seed)
+                row["Δ PR AUC [95 % CI]"] = f"{cmp.difference:+.3f} [{cmp.ci_low:+.3f}, {cmp.ci_high:+.3f}]"
+            else:
+                row["Δ PR AUC [95 % CI]"] = "reference"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=40, help="subjects per generated cohort (default 40)")
@@ -95,7 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="feature cache (default WORK/cache)")
     parser.add_argument("--out", default="bench_acquisition_results", help="output folder")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--methods", default="default",
+                        help=f"comma-separated models among {list(METHODS)}; the first is the reference (default: default)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="paired subject-bootstrap resamples (default 1000)")
     args = parser.parse_args(argv)
+    methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    unknown = [name for name in methods if name not in METHODS]
+    if not methods or unknown or len(set(methods)) != len(methods):
+        parser.error(f"--methods {args.methods!r}: give distinct names among {list(METHODS)}")
     warnings.simplefilter("ignore")
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -111,25 +156,38 @@ def main(argv: list[str] | None = None) -> int:
     fixed["noise"] = "fixed sites (" + fixed["site"] + ")"
     varied["noise"] = "varied, " + varied["site"].map(level) + " noise"
     table = pd.concat([fixed, varied], ignore_index=True)
-    featurizer = make_featurizer(n_jobs=args.jobs, memory=args.cache or str(work / "cache"), progress=False)
-    X = featurizer.fit_transform(table)
+    images = sorted({METHODS[name].image for name in methods if METHODS[name].branches != "tabular"})
+    featurizers = [make_featurizer(n_jobs=args.jobs, memory=args.cache or str(work / "cache"), progress=False)]
+    for image in images:  # the image entries the methods read, extracted once
+        featurizers.append(make_featurizer(dataclasses.replace(DEFAULT_MODEL, image=image), features=False, patches=True,
+                                           n_jobs=args.jobs, memory=args.cache or str(work / "cache"), progress=False))
+    parts = [featurizer.fit_transform(table) for featurizer in featurizers]
+    X = parts[0]
+    for part in parts[1:]:
+        for key in part:
+            X[key] = part[key]
     y = table["rim"].astype(int).to_numpy()
     groups = table["participant_id"].to_numpy()
     is_varied = table["participant_id"].str.startswith("v").to_numpy()
 
-    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        model = make_classifier(random_state=args.seed, verbose=0).fit(X[train], y[train])
+    def fit_predict(config, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        model = make_classifier(config, random_state=args.seed, verbose=0).fit(X[train], y[train])
         return model.predict_proba(X[test])[:, 1]
 
-    seen = np.zeros(len(y))
-    for train, test in subject_folds(y, groups, 5, args.seed):
-        seen[test] = fit_predict(train, test)
-    unseen = np.full(len(y), np.nan)
     protocols = sorted(table.loc[is_varied, "site"].unique(), key=lambda s: int(s[1:]))
-    for site in protocols:
-        test = np.flatnonzero(is_varied & (table["site"] == site).to_numpy())
-        train = np.setdiff1d(np.arange(len(y)), test)
-        unseen[test] = fit_predict(train, test)
+    predictions, fit_seconds = {}, {}
+    for name in methods:
+        config, tic = METHODS[name], time.time()
+        seen = np.zeros(len(y))
+        for train, test in subject_folds(y, groups, 5, args.seed):
+            seen[test] = fit_predict(config, train, test)
+        unseen = np.full(len(y), np.nan)
+        for site in protocols:
+            test = np.flatnonzero(is_varied & (table["site"] == site).to_numpy())
+            train = np.setdiff1d(np.arange(len(y)), test)
+            unseen[test] = fit_predict(config, train, test)
+        predictions[name], fit_seconds[name] = (seen, unseen), (time.time() - tic) / (5 + len(protocols))
+    seen, unseen = predictions[methods[0]]
 
     described = json.loads((Path(args.varied_cohort or work / "varied") / "participants.json").read_text())["site"]["Levels"]
     rows = []
@@ -147,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     iso = isointense_false_positives(table, y, seen, table["noise"])
     text = (result.to_markdown(index=False, floatfmt=".3f") + "\n\nIsointense rim- lesions called rim+ at specificity 0.9 "
             "(seen CV):\n\n" + iso.to_markdown(floatfmt=".3f"))
+    comparison = compare_methods(methods, predictions, y, groups, is_varied, fit_seconds, args)
+    if len(methods) > 1:
+        text = (f"Method {methods[0]} per protocol:\n\n{text}\n\nMethods compared on the same folds (Δ PR AUC: "
+                f"against {methods[0]}, paired subject bootstrap, 95 % CI):\n\n"
+                + comparison.to_markdown(index=False, floatfmt=".3f"))
     settings = (f"{args.subjects}-subject cohorts (fixed sites; {args.sites} varied protocols), seed {args.seed}; "
                 f"{len(y)} lesions, {int(y.sum())} rim+; seen = subject-grouped 5-fold x 1 CV over both cohorts; "
                 f"fixed-site cohort in that CV: pAUC {fixed_pauc:.3f}, PR AUC {fixed_pr:.3f}; "
@@ -154,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "acquisition.md").write_text(text + "\n\n" + settings + "\n", encoding="utf-8")
     (out / "acquisition.json").write_text(json.dumps({
         "rows": rows, "isointense_fpr": json.loads(iso.to_json()), "settings": vars(args), "fixed_sites": {"pauc": fixed_pauc, "pr_auc": fixed_pr},
+        "methods": comparison.to_dict(orient="records"),
         "versions": {name: version(name) for name in ("rimclf", "numpy", "torch", "scikit-learn")},
     }, indent=2, default=str) + "\n", encoding="utf-8")
     print(text)

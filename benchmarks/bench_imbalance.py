@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, help="subjects per cohort (default 30)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel subjects and trees (default: all cores)")
     parser.add_argument("--force", action="store_true", help="replace OUT")
+    parser.add_argument("--threshold-cv", type=int, metavar="K",
+                        help="threshold CV in every training fold, as rimclf train (default 5: K+1 fits per fold; "
+                             "0: the methods' own probabilities, one fit per fold, as the committed results were computed)")
     args = parser.parse_args(argv)
 
     warnings.simplefilter("ignore")  # pyradiomics' and SMOTE's per-lesion/per-fold chatter
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     n_subjects = args.subjects or N_SUBJECTS[mode]
     work = args.work or Path(tempfile.mkdtemp(prefix="rimclf-bench-imbalance-"))
     settings = BenchmarkSettings.quick() if args.quick else BenchmarkSettings.full()
+    if args.threshold_cv is not None:
+        settings = settings.replace(threshold_cv=args.threshold_cv)
     started, load_start = time.perf_counter(), os.getloadavg()
     timings, results = {}, {}
     try:

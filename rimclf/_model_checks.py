@@ -43,6 +43,7 @@ from rimclf.defaults import (
     DEFAULT_MODEL,
     DEPTHS,
     FUSIONS,
+    IMAGE_INPUTS,
     IMBALANCE_CHOICES,
     MAX_IN_CHANNELS,
     MAX_PATCH_SHAPE,
@@ -89,6 +90,7 @@ CLASSIFIER_PARAMETERS: dict[str, list] = {
     "module__fusion": [Options(*FUSIONS)],
     "module__branches": [Options(*BRANCHES)],
     "module__augment": [Options(*AUGMENTATIONS)],
+    "module__image": [Options(*IMAGE_INPUTS)],
     "module__tabular_dropout": [Interval(float, 0, 1, closed="left")],
     "module__head_dropout": [Interval(float, 0, 1, closed="left")],
     "module__smote_seed": [Options(None), Interval(int, 0, _MAX_SEED)],
@@ -158,10 +160,11 @@ def check_settings_ranges(settings: dict, where: str) -> None:
     for name, rules in _SIZES.items():
         _in_range(classifier[name], name, rules, f"{where} classifier")
     patch_shape = classifier["patch_shape"]
-    if patch_shape is not None and (len(patch_shape) != 3 or not all(
-            Interval(int, 1, MAX_PATCH_SHAPE).accepts(side) for side in patch_shape)):
+    n_sides = 2 if classifier["params"].get("module__image") == "surface_map" else 3  # depths x directions
+    if patch_shape is not None and (len(patch_shape) != n_sides or not all(
+            Interval(int, 1, MAX_PATCH_SHAPE if n_sides == 3 else 4096).accepts(side) for side in patch_shape)):
         raise ModelFileError(f"{where} classifier: patch_shape={printable(patch_shape)} is not valid; it must be "
-                             f"three integers in [1, {MAX_PATCH_SHAPE}]")
+                             f"{'three' if n_sides == 3 else 'two'} integers in [1, {MAX_PATCH_SHAPE if n_sides == 3 else 4096}]")
     branches = classifier["params"].get("module__branches", DEFAULT_MODEL.branches)
     needs_patches, needs_tabular = branches != "tabular", branches != "patches"  # branches checked above
     if needs_patches != (classifier["in_channels"] is not None) or needs_patches != (patch_shape is not None):
@@ -212,9 +215,11 @@ def _check_featurizer_sizes(featurizer: dict | None, where: str) -> None:
         if not all(Interval(float, 0, 1000, closed="right").accepts(side) for side in sizes):
             raise ModelFileError(f"{where} featurizer.patches: size_mm={printable(size)} is not valid; it must be "
                                  "a number (or three) in (0, 1000] mm")
-    rim = (featurizer or {}).get("rim")
-    if isinstance(rim, dict) and "n_directions" in rim:
-        _in_range(rim["n_directions"], "n_directions", [Interval(int, 1, 4096)], f"{where} featurizer.rim")
+    for name in ("rim", "surface_map"):
+        entry = (featurizer or {}).get(name)
+        for key in ("n_directions", "n_depths"):
+            if isinstance(entry, dict) and key in entry:
+                _in_range(entry[key], key, [Interval(int, 1, 4096)], f"{where} featurizer.{name}")
 
 
 def check_featurizer_matches(featurizer, classifier: dict, where: str) -> None:
@@ -223,7 +228,7 @@ def check_featurizer_matches(featurizer, classifier: dict, where: str) -> None:
         shapes = featurizer.get_output_shapes()
     except (ParameterError, ValueError) as exc:
         raise ModelFileError(f"{where} featurizer: {exc}") from None
-    patches = shapes.get("patches")
+    patches = shapes.get(classifier["params"].get("module__image", "patches"))
     if classifier["in_channels"] is not None:
         if patches is None or [classifier["in_channels"], *classifier["patch_shape"]] != list(patches):
             raise ModelFileError(f"{where}: the network takes patches of shape {[classifier['in_channels'], *classifier['patch_shape']]} "

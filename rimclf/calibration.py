@@ -23,15 +23,17 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from rimclf.defaults import CALIBRATIONS
-from rimclf.errors import ParameterError
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.metrics import logit
 
-__all__ = ["Calibration", "fit_calibration"]
+__all__ = ["Calibration", "calibrate_out_of_fold", "fit_calibration", "reliability_figure"]
 
 #: most knots a stored isotonic calibration may have (one per distinct out-of-fold probability at most)
 MAX_KNOTS = 20_000
@@ -213,3 +215,75 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid") -> 
     fit = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, labels)
     return Calibration("isotonic", knots_x=tuple(float(v) for v in fit.X_thresholds_),
                        knots_y=tuple(float(v) for v in fit.y_thresholds_), **size)
+
+
+def calibrate_out_of_fold(y: object, probability: object, method: str | None, *, stacklevel: int = 2) -> Calibration | None:
+    """The calibration a :class:`~rimclf.RimModel` keeps: :func:`fit_calibration` of the
+    out-of-fold ``probability``, or None when ``method`` is None or the probabilities do not rank
+    rim+ above rim- lesions (a sigmoid slope <= 0, with a :class:`~rimclf.errors.DataWarning`).
+
+    The benchmark's cross-validation calls it in every outer training part, so that it scores
+    what a trained model outputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 0, 1, 0, 1, 0, 1])
+    >>> raw = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9])
+    >>> calibrate_out_of_fold(y, raw, "sigmoid").method
+    'sigmoid'
+    >>> calibrate_out_of_fold(y, raw, None) is None
+    True
+    """
+    if method is None:
+        return None
+    calibration = fit_calibration(y, probability, method)
+    if calibration.method == "sigmoid" and calibration.coef <= 0:
+        warnings.warn(f"the out-of-fold probabilities do not rank rim+ above rim- lesions (calibration slope "
+                      f"{calibration.coef:.3g}); the probabilities are left uncalibrated", DataWarning, stacklevel=stacklevel + 1)
+        return None
+    return calibration
+
+
+def reliability_figure(curves: dict, *, title: str = "", n_bins: int = 10):
+    """A reliability diagram (:class:`sklearn.calibration.CalibrationDisplay`, ``n_bins`` bins of
+    equal width; empty ones left out) of one or more probability sets of the same question.
+
+    Equal-width bins, not quantiles: with a few per cent rim+ lesions nearly all quantile bins
+    would sit near 0 and one bin would hold every probable lesion; equal widths show the high
+    probabilities, where calibration decides the counts, bin by bin (a bin of few lesions is noisy).
+
+    Parameters
+    ----------
+    curves : dict of str to (y, probability)
+        One curve per entry, labelled by its key (e.g. ``{"calibrated": (y, p), "uncalibrated": (y, raw)}``).
+    title : str, default=""
+    n_bins : int, default=10
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Drawn with matplotlib's object API (no pyplot state); save it with ``fig.savefig(path)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=500)
+    >>> y = (rng.uniform(size=500) < p).astype(int)
+    >>> fig = reliability_figure({"calibrated": (y, p), "squared": (y, p ** 2)}, title="example")
+    >>> [line.get_label() for line in fig.axes[0].get_lines()][:3]
+    ['Perfectly calibrated', 'calibrated', 'squared']
+    """
+    from matplotlib.figure import Figure
+    from sklearn.calibration import CalibrationDisplay
+
+    fig = Figure(figsize=(5.2, 4.8))
+    ax = fig.subplots()
+    for index, (name, (y, probability)) in enumerate(curves.items()):
+        CalibrationDisplay.from_predictions(np.asarray(y, dtype=int), np.asarray(probability, dtype=np.float64), n_bins=n_bins,
+                                            strategy="uniform", ax=ax, name=name, ref_line=index == 0)
+    ax.set(xlabel="predicted rim+ probability (bin mean)", ylabel="fraction rim+ (bin)", title=title or "reliability")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -37,6 +37,10 @@ DEPTHS = (10, 18, 34)
 #: tabular features, or one of them. The features themselves are those of
 #: :mod:`rimclf.feature_registry`.
 BRANCHES = ("both", "patches", "tabular")
+#: What the image branch reads (``module__image``, ``ModelConfig.image``): cubic patches through a
+#: 3D ResNet, or surface maps (depth x direction around the lesion boundary) through a small
+#: direction-pooled encoder. Each is a registered image feature of :mod:`rimclf.feature_registry`.
+IMAGE_INPUTS = ("patches", "surface_map")
 #: How the patch and tabular vectors are combined (``module__fusion``).
 FUSIONS = ("sum", "concat")
 #: Where radiomics are computed (``RadiomicsExtractor(region=...)``).
@@ -145,8 +149,12 @@ class ModelConfig:
         ``width`` channels (the paper's is 64).
     fusion : {"sum", "concat"}, default="concat"
     branches : {"both", "patches", "tabular"}, default="tabular"
-        The network's inputs: the CNN on patches and the MLP on the tabular features
-        (``feature_set``), or one of them.
+        The network's inputs: the image branch (``"patches"``) and the MLP on the tabular
+        features (``feature_set``), or one of them.
+    image : {"patches", "surface_map"}, default="patches"
+        What the image branch reads: cubic patches through the 3D ResNet, or surface maps
+        (:class:`~rimclf.features.surface_map.SurfaceMapExtractor`) through
+        :class:`~rimclf.nn.SurfaceMapEncoder`.
     augment : {"none", "flips", "flips+rotations"}, default="flips+rotations"
         Training-time augmentation of the patches (:class:`rimclf.nn.PatchAugment`).
     max_epochs : int, default=30
@@ -198,6 +206,7 @@ class ModelConfig:
     width: int = 8
     fusion: str = "concat"
     branches: str = "tabular"
+    image: str = "patches"
     augment: str = "flips+rotations"
     max_epochs: int = 30
     lr: float = 1e-3
@@ -233,6 +242,8 @@ def describe_config(config: ModelConfig) -> str:
     features = " + ".join(names.get(name, f"{name} features") for name in config.feature_set)
     cnn = (f"CNN (ResNet-{config.depth}, width {config.width}) on {config.patch_shape}^3 patches of "
            f"{config.patch_size_mm:g} mm [{', '.join(config.channels)}; {config.normalize}; augment {config.augment}]")
+    if config.image == "surface_map":
+        cnn = f"surface-map encoder (width {config.width})"
     if config.branches == "tabular":
         network = f"{features} -> MLP (width {config.width})"
     elif config.branches == "patches":

@@ -158,16 +158,10 @@ def evaluate_predictions(lesions: pd.DataFrame, threshold: float, *, n_boot: int
 
 def plot_reliability(path: str | os.PathLike, y: np.ndarray, probability: np.ndarray, *, title: str = "",
                      force: bool = False) -> Path:
-    """Save a reliability diagram (:class:`sklearn.calibration.CalibrationDisplay`, 10 quantile bins) (PNG)."""
-    from matplotlib.figure import Figure
-    from sklearn.calibration import CalibrationDisplay
+    """Save the reliability diagram of :func:`rimclf.calibration.reliability_figure` (PNG)."""
+    from rimclf.calibration import reliability_figure
 
-    fig = Figure(figsize=(5, 4.6))
-    ax = fig.subplots()
-    CalibrationDisplay.from_predictions(np.asarray(y, dtype=int), np.asarray(probability, dtype=float), n_bins=10,
-                                        strategy="quantile", ax=ax, name="rimclf")
-    ax.set(xlabel="predicted rim+ probability (bin mean)", ylabel="fraction rim+ (bin)", title=title or "reliability")
-    fig.tight_layout()
+    fig = reliability_figure({"rimclf (calibrated)": (y, probability)}, title=title or "reliability")
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=force)
 
 

@@ -131,7 +131,7 @@ def unregister_feature(name: str) -> Feature:
     >>> unregister_feature("nothing")
     Traceback (most recent call last):
     ...
-    rimclf.errors.ParameterError: feature 'nothing' is not registered; the features are ('rim', 'radiomics', 'patches')
+    rimclf.errors.ParameterError: feature 'nothing' is not registered; the features are ('rim', 'radiomics', 'patches', 'surface_map')
     """
     return _FEATURES.pop(get_feature(name).name)
 
@@ -155,7 +155,7 @@ def feature_names(block: str | None = None) -> tuple[str, ...]:
     Examples
     --------
     >>> feature_names(), feature_names("image")
-    (('rim', 'radiomics', 'patches'), ('patches',))
+    (('rim', 'radiomics', 'patches', 'surface_map'), ('patches', 'surface_map'))
     """
     return tuple(name for name, feature in _FEATURES.items() if block is None or feature.block == block)
 
@@ -239,4 +239,8 @@ register_feature(Feature(
     "patches", IMAGE, "rimclf.features.patches:PatchExtractor",
     config={"size_mm": "patch_size_mm", "shape": "patch_shape", "channels": "channels", "normalize": "normalize"},
     description="QSM/FLAIR/mask/distance cubes around each lesion (the CNN branch's input)",
+))
+register_feature(Feature(
+    "surface_map", IMAGE, "rimclf.features.surface_map:SurfaceMapExtractor",
+    description="the lesion surface unwrapped: referenced QSM by depth (mm) x direction (the surface-map branch's input)",
 ))

@@ -86,7 +86,10 @@ FORMAT = "rimclf-model"
 #: 6: a RimModel's "calibration" (rimclf.calibration.Calibration.to_dict(), or null) and the model's
 #: "operating_point", "target_sensitivity" and "calibration"; files of versions 1-5 read as uncalibrated
 #: models whose threshold was chosen for a specificity.
-FORMAT_VERSION = 6
+#: 7: a RimModel's "ensemble" (null, or one entry per threshold-CV fold model of a fold ensemble, whose
+#: tensors weights.pt holds as "ensemble.<i>.<name>") and the model's "ensemble" (true or false); files of
+#: versions 1-6 read as models without one.
+FORMAT_VERSION = 7
 #: what a model directory can hold (``settings.json``'s "kind")
 KINDS = ("rim_model", "classifier", "pipeline")
 #: Pipeline classes a "pipeline" model file may name (module and class)
@@ -105,7 +108,7 @@ _SUB_PARAMETER_PREFIXES = ("module", "criterion", "optimizer", "iterator_train",
 _TOP_KEYS = {
     "format": str, "format_version": int, "kind": str, "versions": dict, "weights": dict, "threshold": dict, "model": dict,
     "featurizer": dict, "radiomics_feature_names": (list, type(None)), "classifier": dict, "training": dict,
-    "calibration": (dict, type(None)),
+    "calibration": (dict, type(None)), "ensemble": (list, type(None)),
 }
 #: the top-level keys of each kind of model file (those of a "rim_model" are _TOP_KEYS)
 _KIND_TOP_KEYS = {
@@ -123,10 +126,15 @@ _CLASSIFIER_KEYS = {
     "n_radiomics": (int, type(None)), "feature_keys": (list, type(None)), "pos_weight": (float, int, type(None)),
 }
 _MODEL_KEYS = {"target_specificity": (float, int), "threshold_cv": int, "random_state": (int, type(None)),
-               "operating_point": str, "target_sensitivity": (float, int), "calibration": (str, type(None))}
+               "operating_point": str, "target_sensitivity": (float, int), "calibration": (str, type(None)),
+               "ensemble": bool}
 #: what a RimModel file of format version < 6 holds in place of the keys version 6 added
 _BEFORE_CALIBRATION = {"operating_point": "specificity", "target_sensitivity": 0.8, "calibration": None}
 _WEIGHTS_KEYS = {"file": str, "sha256": str}
+#: what a RimModel file holds of each member of its fold ensemble (its tensors are in weights.pt)
+_MEMBER_KEYS = {"pos_weight": (float, int, type(None))}
+#: prefix of the tensors of the fold ensemble's member ``i`` in weights.pt
+_MEMBER_PREFIX = "ensemble.{}."
 _TRAINING_KEYS = {"n_subjects": int, "n_lesions": int, "n_rim_pos": int, "skipped_scans": list}
 _VERSIONED_PACKAGES = ("rimclf", "torch", "pyradiomics", "skorch", "scikit-learn")
 
@@ -326,7 +334,14 @@ def _rim_model_file(model: RimModel) -> tuple[dict, dict[str, torch.Tensor]]:
         "radiomics_feature_names": feature_names,
         "classifier": classifier,
         "training": _json(state["training"], "training"),
+        "ensemble": None,
     }
+    if state["params"]["ensemble"]:
+        settings["ensemble"] = []
+        for index, (member, member_state) in enumerate(zip(model.ensemble_, state["ensemble"])):
+            section, member_tensors = _classifier_settings(member, member_state)
+            settings["ensemble"].append({"pos_weight": section["pos_weight"]})
+            tensors.update({_MEMBER_PREFIX.format(index) + key: value for key, value in member_tensors.items()})
     return settings, tensors
 
 
@@ -400,6 +415,12 @@ def _read_settings(folder: Path) -> dict:
         if isinstance(settings.get("model"), dict):
             for key, value in _BEFORE_CALIBRATION.items():
                 settings["model"].setdefault(key, value)
+    if version < 7 and settings.get("kind") == "rim_model":
+        if "ensemble" in settings:
+            raise ModelFileError(f"{path}: format_version {version} files have no 'ensemble'; this file was changed")
+        settings["ensemble"] = None
+        if isinstance(settings.get("model"), dict):
+            settings["model"].setdefault("ensemble", False)
     kind = settings.get("kind")
     if kind not in KINDS:
         raise ModelFileError(f"{path}: kind must be one of {KINDS}, got {kind!r}")
@@ -419,6 +440,7 @@ def _read_settings(folder: Path) -> dict:
         if isinstance(settings["training"], dict):
             settings["training"].setdefault("skipped_scans", [])  # models saved before it was recorded
         _check_section(settings["training"], _TRAINING_KEYS, f"{path} training")
+        _check_ensemble(settings, str(path))
     if kind == "pipeline":
         _check_pipeline(settings["pipeline"], settings["featurizer"] is not None, str(path))
     if settings.get("featurizer") is not None:
@@ -434,6 +456,20 @@ def _read_settings(folder: Path) -> dict:
         raise ModelFileError(f"{path}: weights file must be {WEIGHTS_FILE!r}, got {settings['weights']['file']!r}")
     check_settings_ranges(settings, str(path))
     return settings
+
+
+def _check_ensemble(settings: dict, where: str) -> None:
+    """A fold ensemble (``model.ensemble``) has one member per threshold-CV fold, and no model else has any."""
+    members, model = settings["ensemble"], settings["model"]
+    if not model["ensemble"]:
+        if members is not None:
+            raise ModelFileError(f"{where}: ensemble must be null for a model with model.ensemble false")
+        return
+    if members is None or model["threshold_cv"] < 2 or len(members) != model["threshold_cv"]:
+        raise ModelFileError(f"{where}: a fold ensemble (model.ensemble true) holds one member per threshold-CV fold "
+                             f"(threshold_cv={model['threshold_cv']!r}), got {'none' if members is None else len(members)}")
+    for index, member in enumerate(members):
+        _check_section(member, _MEMBER_KEYS, f"{where} ensemble[{index}]")
 
 
 def _tabular_names_of_v4(settings: dict) -> None:
@@ -545,9 +581,10 @@ def _validate_classifier(params: dict, where: str) -> None:
         raise ModelFileError(f"{where} classifier.params: {exc}") from None
 
 
-def _checked_classifier_state(settings: dict, folder: Path, featurizer) -> dict:
+def _checked_classifier_state(settings: dict, folder: Path, featurizer, *, n_members: int = 0):
     """The classifier's fitted state, every setting checked before ``weights.pt`` is read with
-    bounded memory (see :mod:`rimclf._model_checks`)."""
+    bounded memory (see :mod:`rimclf._model_checks`); with ``n_members``, also the states of the
+    fold ensemble's members (the same network, their own tensors), as ``(state, member_states)``."""
     from rimclf.classifier import QSMRimNetClassifier
 
     where = str(folder / SETTINGS_FILE)
@@ -563,10 +600,23 @@ def _checked_classifier_state(settings: dict, folder: Path, featurizer) -> dict:
     renamed = settings["format_version"] < 5  # the MLP's weights were "radiomics_encoder.*" before version 5
     if renamed:
         layout = {_rename_module_key(key, "tabular_encoder.", "radiomics_encoder."): value for key, value in layout.items()}
+    single = dict(layout)
+    for index in range(n_members):  # the members' tensors, under their prefix
+        layout.update({_MEMBER_PREFIX.format(index) + key: value for key, value in single.items()})
     tensors = _read_weights(folder, settings["weights"]["sha256"], layout)
     if renamed:
         tensors = {_rename_module_key(key, "radiomics_encoder.", "tabular_encoder."): value for key, value in tensors.items()}
-    return _classifier_state(settings["classifier"], tensors, folder / WEIGHTS_FILE)
+    own = {key: value for key, value in tensors.items() if not key.startswith("ensemble.")}
+    state = _classifier_state(settings["classifier"], own, folder / WEIGHTS_FILE)
+    if not n_members:
+        return state
+    members = []
+    for index, member in enumerate(settings["ensemble"]):
+        prefix = _MEMBER_PREFIX.format(index)
+        member_tensors = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
+        members.append(_classifier_state({**settings["classifier"], "pos_weight": member["pos_weight"]}, member_tensors,
+                                         folder / WEIGHTS_FILE))
+    return state, members
 
 
 def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
@@ -631,10 +681,16 @@ def load_model(path: str | os.PathLike, *, device: str = "auto") -> Any:
     except ParameterError as exc:
         raise ModelFileError(f"{where}: {exc}") from None
     featurizer = _build_featurizer(settings, where)
+    members = []
+    if settings["ensemble"]:
+        classifier, members = _checked_classifier_state(settings, folder, featurizer, n_members=len(settings["ensemble"]))
+    else:
+        classifier = _checked_classifier_state(settings, folder, featurizer)
     state = {
         "params": settings["model"],
         "featurizer": featurizer,
-        "classifier": _checked_classifier_state(settings, folder, featurizer),
+        "classifier": classifier,
+        "ensemble": members,
         "threshold": choice,
         "calibration": calibration,
         "training": settings["training"],

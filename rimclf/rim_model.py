@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from rimclf._data_checks import check_lesion_table
 from rimclf._validation import Interval, Options, is_int, validate_params
-from rimclf.calibration import Calibration, fit_calibration
+from rimclf.calibration import Calibration, calibrate_out_of_fold
 from rimclf._bids import scan_name
 from rimclf.cohort import cohort_scans, labelled_lesions
 from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS
 from rimclf.metrics import brier_score, group_fit_params, log_loss_score
-from rimclf.errors import CohortError, DataWarning, ParameterError
+from rimclf.errors import ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
     choose_threshold,
@@ -91,6 +91,16 @@ class RimModel(ClassifierMixin, BaseEstimator):
         subjects).
     threshold : float or None, default=None
         A fixed threshold; overrides ``threshold_cv`` and ``target_specificity``.
+    ensemble : bool, default=False
+        Predict with the mean of the network's probabilities from the ``threshold_cv`` fold
+        models of the threshold CV and the final model (a fold ensemble; all are stored in the
+        model file), calibrated and thresholded like a single model: the calibration and the
+        threshold are fitted on the fold models' out-of-fold probabilities (single models; an
+        ensemble's own out-of-fold probabilities would need a CV inside each fold). Needs
+        ``threshold_cv >= 2`` and no fixed ``threshold``. Off by default: on two held-out phantom
+        cohorts it changed pAUC by -0.004 [-0.016, +0.010] and +0.014 [-0.000, +0.030]
+        (docs/benchmarks.md, "Calibration and operating points") at ``threshold_cv + 1`` times
+        the prediction cost.
     random_state : int, RandomState or None, default=None
         Shuffles the threshold CV's folds (the classifier has its own ``random_state``).
 
@@ -108,6 +118,12 @@ class RimModel(ClassifierMixin, BaseEstimator):
     oof_probability_ : ndarray of shape (n_lesions,) or None
         Out-of-fold rim+ probabilities of the training lesions (``threshold_cv >= 2``),
         calibrated when ``calibration_`` is set (in-sample for the calibration map itself).
+    oof_network_probability_ : ndarray of shape (n_lesions,) or None
+        The same before calibration: the fold networks' own probabilities.
+    oof_labels_ : ndarray of shape (n_lesions,) or None
+        The rim labels of those lesions (the labelled training lesions, in table order).
+    ensemble_ : list of QSMRimNetClassifier
+        The threshold-CV fold models predicting with ``classifier_`` (``ensemble=True``); empty otherwise.
     training_ : dict
         Subjects, lesions and rim+ lesions the model was trained on, and ``skipped_scans``: the scans
         :func:`rimclf.load_cohort` skipped (``"sub-<p>[_ses-<s>]: <reason>"``; empty for a table from elsewhere).
@@ -134,7 +150,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
                  threshold_cv: int = DEFAULT_MODEL.threshold_cv, threshold: float | None = None, random_state=None,
                  operating_point: str = DEFAULT_MODEL.operating_point,
                  target_sensitivity: float = DEFAULT_MODEL.target_sensitivity,
-                 calibration: str | None = DEFAULT_MODEL.calibration) -> None:
+                 calibration: str | None = DEFAULT_MODEL.calibration, ensemble: bool = False) -> None:
         self.featurizer = featurizer
         self.classifier = classifier
         self.target_specificity = target_specificity
@@ -144,6 +160,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         self.operating_point = operating_point
         self.target_sensitivity = target_sensitivity
         self.calibration = calibration
+        self.ensemble = ensemble
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -160,6 +177,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         "operating_point": [Options(*OPERATING_POINTS)],
         "target_sensitivity": [Interval(float, 0, 1, closed="right")],
         "calibration": [Options(None, *CALIBRATIONS)],
+        "ensemble": [Options(False, True)],
     }
 
     def _check_params(self) -> None:
@@ -170,6 +188,11 @@ class RimModel(ClassifierMixin, BaseEstimator):
                 "threshold (chosen for target_specificity, or fixed); set RimModel(threshold=...) instead"
             )
         validate_params(self)
+        if self.ensemble and (self.threshold is not None or self.threshold_cv < 2):
+            raise ParameterError(
+                f"RimModel: ensemble=True predicts with the models of the threshold CV, so it needs threshold_cv >= 2 and no "
+                f"fixed threshold; got threshold_cv={self.threshold_cv!r}, threshold={self.threshold!r}"
+            )
 
     def _featurizer(self):
         from rimclf.features import make_featurizer
@@ -190,15 +213,16 @@ class RimModel(ClassifierMixin, BaseEstimator):
         with ``train_split=GroupValidSplit(...)``; see :func:`rimclf.metrics.group_fit_params`).
         """
         self._check_params()
-        table, y, groups = labelled_lesions(_check_table(X), y, groups)
+        table, y, groups = labelled_lesions(check_lesion_table(X, ("participant_id", "lesion_id")), y, groups)
         featurizer = self._featurizer().fit(table)
         classifier = self._classifier()
         logger.info("extracting features of %d lesions of %d subjects", len(table), len(np.unique(groups)))
         features = featurizer.transform(table)
-        oof = None
+        oof, fold_models = None, []
         if self.threshold is None and self.threshold_cv >= 2:
             folds = threshold_folds(y, groups, int(self.threshold_cv), self.random_state)
-            oof = out_of_fold_probabilities(classifier, features, y, groups, folds)
+            oof, fold_models = out_of_fold_probabilities(classifier, features, y, groups, folds, return_models=True)
+        network_oof = oof
         logger.info("training the final model on all %d lesions", len(table))
         classifier.fit(features, y, **group_fit_params(classifier, groups))
         calibration = None
@@ -206,15 +230,10 @@ class RimModel(ClassifierMixin, BaseEstimator):
         if self.threshold is not None:
             choice = ThresholdChoice(value=float(self.threshold), method="fixed")
         elif oof is not None:
-            if self.calibration is not None:
-                calibration = fit_calibration(y, oof, self.calibration)
-                if calibration.method == "sigmoid" and calibration.coef <= 0:
-                    warnings.warn(f"the out-of-fold probabilities do not rank rim+ above rim- lesions (calibration slope "
-                                  f"{calibration.coef:.3g}); the probabilities are left uncalibrated", DataWarning, stacklevel=2)
-                    calibration = None
-                else:
-                    logger.info("%s", calibration.describe())
-                    oof = calibration.apply(oof)
+            calibration = calibrate_out_of_fold(y, oof, self.calibration)
+            if calibration is not None:
+                logger.info("%s", calibration.describe())
+                oof = calibration.apply(oof)
             choice = choose_threshold(y, oof, self.operating_point, method="cv", n_splits=int(self.threshold_cv), **targets)
             choice = dataclasses.replace(choice, brier=brier_score(y, oof), log_loss=log_loss_score(y, oof))
         else:
@@ -232,6 +251,9 @@ class RimModel(ClassifierMixin, BaseEstimator):
         self.threshold_ = choice.value
         self.calibration_ = calibration
         self.oof_probability_ = oof
+        self.oof_network_probability_ = network_oof
+        self.oof_labels_ = None if oof is None else np.asarray(y, dtype=np.int64)
+        self.ensemble_ = fold_models if self.ensemble else []
         self.training_ = {
             "n_subjects": int(len(np.unique(groups))),
             "n_lesions": int(len(table)),
@@ -250,8 +272,9 @@ class RimModel(ClassifierMixin, BaseEstimator):
         state : dict
             - ``"params"``: ``target_specificity``, ``threshold_cv``, ``random_state`` (an int or
               None; another random state is not kept), ``operating_point``,
-              ``target_sensitivity`` and ``calibration``;
+              ``target_sensitivity``, ``calibration`` and ``ensemble``;
             - ``"calibration"``: ``calibration_`` (a :class:`~rimclf.calibration.Calibration` or None);
+            - ``"ensemble"``: ``fitted_state()`` of each of ``ensemble_`` (an empty list without one);
             - ``"featurizer"``: the (stateless) ``featurizer_``;
             - ``"classifier"``: ``classifier_.fitted_state()`` (JSON parameters, module state dict,
               radiomics statistics and input sizes);
@@ -268,8 +291,10 @@ class RimModel(ClassifierMixin, BaseEstimator):
                 "operating_point": self.operating_point,
                 "target_sensitivity": self.target_sensitivity,
                 "calibration": self.calibration,
+                "ensemble": bool(self.ensemble),
             },
             "calibration": self.calibration_,
+            "ensemble": [member.fitted_state() for member in getattr(self, "ensemble_", [])],
             "featurizer": self.featurizer_,
             "classifier": self.classifier_.fitted_state(),
             "threshold": self.threshold_choice_,
@@ -299,6 +324,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
             operating_point=params.get("operating_point", "specificity"),
             target_sensitivity=params.get("target_sensitivity", DEFAULT_MODEL.target_sensitivity),
             calibration=params.get("calibration"),
+            ensemble=bool(params.get("ensemble", False)),
         )
         model.featurizer_ = state["featurizer"]
         classifier.threshold = _raw_threshold(state.get("calibration"), choice.value)
@@ -307,6 +333,10 @@ class RimModel(ClassifierMixin, BaseEstimator):
         model.threshold_ = choice.value
         model.calibration_ = state.get("calibration")
         model.oof_probability_ = None
+        model.oof_network_probability_ = None
+        model.oof_labels_ = None
+        model.ensemble_ = [QSMRimNetClassifier.from_fitted_state(member, **classifier_params)
+                           for member in state.get("ensemble") or []]
         model.training_ = dict(state["training"])
         model.classes_ = np.array([0, 1])
         return model
@@ -316,22 +346,26 @@ class RimModel(ClassifierMixin, BaseEstimator):
         """The features the classifier takes (``featurizer_params``: e.g. ``n_jobs``, ``memory``)."""
         check_is_fitted(self, "classifier_")
         featurizer = clone(self.featurizer_).set_params(**featurizer_params) if featurizer_params else self.featurizer_
-        return featurizer.transform(_check_table(X))
+        return featurizer.transform(check_lesion_table(X, ("participant_id", "lesion_id")))
 
     def predict_proba(self, X: pd.DataFrame, **featurizer_params) -> np.ndarray:
         """Probabilities ``(n_lesions, 2)``: columns rim- and rim+, rows in table order; calibrated
-        when ``calibration_`` is set.
+        when ``calibration_`` is set; the mean over the fold ensemble (``ensemble_``) when it has one.
 
         Raises :class:`~rimclf.errors.PredictionError` when any probability is NaN or infinite
         (a broken model), naming the lesions.
         """
         from rimclf.outputs import check_probabilities
 
-        table = _check_table(X)
+        table = check_lesion_table(X, ("participant_id", "lesion_id"))
         if not len(table):
             check_is_fitted(self, "classifier_")
             return np.zeros((0, 2), dtype=np.float32)
-        probability = self.classifier_.predict_proba(self.transform(table, **featurizer_params))
+        features = self.transform(table, **featurizer_params)
+        probability = self.classifier_.predict_proba(features)
+        members = getattr(self, "ensemble_", [])
+        if members:  # the fold ensemble: the mean of the network probabilities of all its models
+            probability = np.mean([probability, *(member.predict_proba(features) for member in members)], axis=0)
         if getattr(self, "calibration_", None) is not None:
             rim_pos = self.calibration_.apply(probability[:, 1]).astype(probability.dtype)
             probability = np.column_stack([1 - rim_pos, rim_pos])
@@ -346,12 +380,3 @@ class RimModel(ClassifierMixin, BaseEstimator):
 def _raw_threshold(calibration: Calibration | None, value: float) -> float:
     """The network's own probability that the calibration maps to ``value`` (``value`` without one)."""
     return float(value) if calibration is None else calibration.invert(value)
-
-
-def _check_table(table: object) -> pd.DataFrame:
-    if not isinstance(table, pd.DataFrame):
-        raise CohortError(f"X must be the lesion table of rimclf.load_cohort (a pandas DataFrame); got {type(table).__name__}")
-    missing = [c for c in ("participant_id", "lesion_id") if c not in table]
-    if missing:
-        raise CohortError(f"the lesion table has no {missing} column(s); make it with rimclf.load_cohort")
-    return table

@@ -314,8 +314,10 @@ def threshold_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_sta
     return metrics.subject_folds(y, groups, n_splits, random_state, min_train_positives=2, name="threshold_cv")
 
 
-def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds) -> np.ndarray:
+def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds, *, return_models: bool = False):
     """Rim+ probability of every lesion from a clone of ``classifier`` fitted without its subject.
+
+    With ``return_models``, also the fitted clones, one per fold (a fold ensemble's members).
 
     Each fit gets the training subjects as ``groups`` when the classifier uses them (e.g.
     ``train_split=GroupValidSplit(...)``; see :func:`rimclf.metrics.group_fit_params`), with
@@ -335,6 +337,7 @@ def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, 
     """
     groups = np.asarray(groups)
     probability = np.full(len(y), np.nan)
+    models = []
     for index, (train, test) in enumerate(folds):
         logger.info(
             "threshold CV fold %d/%d: training on %d lesions of %d subjects, predicting %d lesions of %d subjects",
@@ -343,4 +346,5 @@ def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, 
         fold_classifier = clone(classifier)
         fold_classifier.fit(X[train], y[train], **metrics.group_fit_params(fold_classifier, groups[train]))
         probability[test] = fold_classifier.predict_proba(X[test])[:, 1]
-    return probability
+        models.append(fold_classifier)
+    return (probability, models) if return_models else probability

@@ -112,6 +112,7 @@ def train_model(
     operating_point: str = DEFAULT_MODEL.operating_point,
     target_sensitivity: float = DEFAULT_MODEL.target_sensitivity,
     calibration: str | None = DEFAULT_MODEL.calibration,
+    ensemble: bool = False,
     out: str | os.PathLike | None = None,
     force: bool = False,
     cohort_options=None,
@@ -123,10 +124,13 @@ def train_model(
     cohort : str, path-like or pandas.DataFrame
         Cohort directory or manifest (read with :func:`rimclf.load_cohort`) or a lesion table.
         Every lesion needs a rim label.
-    featurizer, classifier, target_specificity, threshold_cv, threshold, random_state, operating_point, target_sensitivity, calibration
+    featurizer, classifier, target_specificity, threshold_cv, threshold, random_state, operating_point, target_sensitivity, calibration, ensemble
         See :class:`RimModel`.
     out : str or path-like, optional
-        Save the model there with :func:`rimclf.save_model`; an existing ``out`` is refused
+        Save the model there with :func:`rimclf.save_model`, and beside its files the reliability
+        diagram of the threshold CV's out-of-fold probabilities, calibrated and the network's own
+        (``OUT/reliability.png``, :data:`RELIABILITY_FILE`; with ``threshold_cv >= 2``; loading
+        reads only ``settings.json`` and ``weights.pt``); an existing ``out`` is refused
         before any work unless ``force``, and so is one that is, holds or lies inside the cohort
         or the feature cache (with or without ``force``).
     force : bool, default=False
@@ -155,19 +159,49 @@ def train_model(
 
     check_threshold_settings(target_specificity, threshold_cv, threshold)
     _check_sizes(featurizer, classifier)
+    model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
+                     threshold=threshold, random_state=random_state, operating_point=operating_point,
+                     target_sensitivity=target_sensitivity, calibration=calibration, ensemble=ensemble)
+    model._check_params()  # e.g. ensemble=True without the threshold CV: before the cohort is read
     with scan_store(volumes=False):  # the masks load_cohort read (and resampled) serve the features
         table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
         if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
             check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
-        model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
-                         threshold=threshold, random_state=random_state, operating_point=operating_point,
-                         target_sensitivity=target_sensitivity, calibration=calibration)
         model.fit(table)
     if out is not None:
         from rimclf.model_files import save_model
 
         save_model(model, out, force=force)
+        write_reliability(model, Path(out) / RELIABILITY_FILE)
     return model
+
+
+#: the reliability diagram ``rimclf train`` writes into the model folder (``load_model`` ignores it)
+RELIABILITY_FILE = "reliability.png"
+
+
+def write_reliability(model: RimModel, path: str | os.PathLike) -> Path | None:
+    """Save the reliability diagram of a fitted model's out-of-fold probabilities (PNG): the
+    calibrated ones and the network's own, as :func:`rimclf.calibration.reliability_figure` draws
+    them. None (nothing written) for a model without them (``threshold_cv=0``, a fixed threshold, a loaded model).
+
+    Examples
+    --------
+    >>> from rimclf.workflows import train_model, write_reliability
+    >>> model = train_model("COHORT", random_state=0)                      # doctest: +SKIP
+    >>> write_reliability(model, "reliability.png")                        # doctest: +SKIP
+    """
+    from rimclf._atomic import atomic_write
+    from rimclf.calibration import reliability_figure
+
+    network = getattr(model, "oof_network_probability_", None)
+    if network is None:
+        return None
+    y = model.oof_labels_
+    curves = {"calibrated (out of fold)": (y, model.oof_probability_)} if model.calibration_ is not None else {}
+    curves["network's own (out of fold)"] = (y, network)
+    fig = reliability_figure(curves, title=f"threshold CV: {len(y)} lesions, {int(y.sum())} rim+")
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def subject_table(

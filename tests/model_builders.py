@@ -116,6 +116,9 @@ def older_model_dir(folder: Path, version: int) -> dict:
     if params.get("module__branches") == "tabular":
         params["module__branches"] = "radiomics"
     settings["format_version"] = version
+    if version < 7:  # version 7 added the fold ensemble
+        settings.pop("ensemble", None)
+        settings["model"].pop("ensemble", None)
     if version < 6 and "calibration" in settings:  # version 6 added the calibration and these model keys
         del settings["calibration"]
         for key in ("operating_point", "target_sensitivity", "calibration"):

@@ -184,6 +184,7 @@ def test_a_second_writer_fails_at_once_while_the_first_holds_the_folder(tmp_path
         refuse_overwrite(out, force=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reserve", [False, True])
 def test_concurrent_writers_exactly_one_wins(tmp_path: Path, reserve: bool) -> None:
     for round_ in range(3):
@@ -240,6 +241,7 @@ def test_force_replace_with_a_failing_step_keeps_a_complete_out(
     assert litter(tmp_path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_exchange", [True, False], ids=["exchange", "fallback"])
 def test_force_replace_killed_at_any_step_never_loses_out(tmp_path: Path, with_exchange: bool) -> None:
     outcomes = set()

@@ -29,10 +29,11 @@ from rimclf.phantom import make_phantom_cohort
 
 #: A tiny network, few trees and resamples: each run takes seconds.
 TINY = {"n_splits": 3, "n_repeats": 2, "max_epochs": 1, "module_width": 2, "patch_shape": 8, "n_estimators": 10,
-        "n_boot": 40, "network_radiomics": "lesion"}
+        "n_boot": 40, "network_radiomics": "lesion", "threshold_cv": 2}
 TINY_METHODS = [REFERENCE, "qsmrimnet_smote", "qsmrimnet_oversample", "rf_lesion_smote",
                 "rf_lesion_shell_class_weight", "logreg_lesion_class_weight"]
-CLI_TINY = ["--quick", "--n-splits", "2", "--epochs", "1", "--n-boot", "30"]
+# three training subjects per fold: too few for a threshold CV inside it (the run above has one)
+CLI_TINY = ["--quick", "--n-splits", "2", "--epochs", "1", "--n-boot", "30", "--threshold-cv", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,7 @@ def _read(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
 
 
 # --------------------------------------------------------------------------- metrics
+@pytest.mark.slow
 def test_ranking_metrics_equal_the_metric_functions():
     rng = np.random.default_rng(0)
     for trial in range(60):
@@ -124,6 +126,7 @@ def test_sessions_are_part_of_the_lesion_key_and_predictions_without_them_still_
     pd.testing.assert_frame_equal(before_sessions, summarize_predictions(predictions, n_boot=20, random_state=0))
 
 
+@pytest.mark.slow
 def test_one_repeat_gives_the_intervals_of_bootstrap_ci_and_paired_bootstrap():
     predictions = _synthetic_predictions(n_repeats=1, seed=3)
     results = summarize_predictions(predictions, n_boot=100, random_state=11).set_index("method")
@@ -187,13 +190,13 @@ def test_folds_in_parallel_processes_give_the_same_predictions():
     groups = np.repeat(np.arange(12), 4)
     X = SliceDict(patches=rng.normal(size=(48, 2, 8, 8, 8)).astype(np.float32),
                   radiomics=(rng.normal(size=(48, 5)) + y[:, None]).astype(np.float32))
-    settings = BenchmarkSettings.quick(n_splits=2, n_repeats=2, max_epochs=2, module_width=2)
+    settings = BenchmarkSettings.quick(n_splits=2, n_repeats=2, max_epochs=2, module_width=2, threshold_cv=2)
     folds, _, seeds = make_repeated_folds(y, groups, 2, 2, random_state=0)
     for name in (REFERENCE, "qsmrimnet_smote"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            serial = cross_validate_method(METHODS[name], X, y, folds, seeds, settings, n_jobs=1)
-            parallel = cross_validate_method(METHODS[name], X, y, folds, seeds, settings, n_jobs=2)
+            serial = cross_validate_method(METHODS[name], X, y, folds, seeds, settings, n_jobs=1, groups=groups)
+            parallel = cross_validate_method(METHODS[name], X, y, folds, seeds, settings, n_jobs=2, groups=groups)
         # same folds and seeds; torch's CPU kernels are reproducible to rounding only across processes
         np.testing.assert_allclose(serial[0], parallel[0], rtol=0, atol=1e-3)
         np.testing.assert_array_equal(serial[1], parallel[1])
@@ -218,7 +221,7 @@ def test_writes_every_file_with_settings_and_versions(run, table):
     assert sorted(OUTPUT_FILES) == sorted(p.name for p in out.iterdir() if p.is_file())
     predictions, folds, saved, record = _read(out)
     assert saved["method"].tolist() == TINY_METHODS == results["method"].tolist()
-    assert list(predictions.columns) == PREDICTION_COLUMNS
+    assert list(predictions.columns) == [*PREDICTION_COLUMNS, "network_probability", "threshold"]
     for name in ("rimclf", "torch", "scikit-learn", "imbalanced-learn", "skorch", "pyradiomics", "numpy", "python"):
         assert record["versions"][name]
     assert record["settings"]["n_splits"] == 3 and record["settings"]["max_epochs"] == 1
@@ -313,6 +316,7 @@ def test_cli_cv_runs_one_method(cohort, cache, tmp_path, capsys):
     assert "logreg_lesion_class_weight" in printed
     assert "cross-validation: " in printed and "benchmark" not in printed
     assert "Δ" not in printed and "reference" not in printed  # no empty difference columns without a reference
+    assert "count CCC [95% CI]" in printed and (out / "reliability.png").is_file()
 
 
 # --------------------------------------------------------------------------- figures

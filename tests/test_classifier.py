@@ -108,6 +108,7 @@ def test_clone_params_and_pickle(fitted, data):
     assert restored.device == "auto" and restored.device_ == fitted.device_
 
 
+@pytest.mark.slow
 def test_bit_for_bit_repeatable_on_cpu(data):
     """The CPU promise of ``random_state``; tests/test_cuda.py checks what holds on CUDA."""
     X, y, _ = data
@@ -170,6 +171,7 @@ def test_history_counts_synthetic_rows(fitted, data):
         assert entry["n_synthetic"] == 2 * int(y.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("imbalance", ["class_weight", "oversample", "none"])
 def test_other_imbalance_modes(imbalance, data):
     X, y, _ = data
@@ -188,6 +190,7 @@ def test_other_imbalance_modes(imbalance, data):
         assert seen == len(y) - n_positive  # as many rim+ rows as rim- rows per epoch
 
 
+@pytest.mark.slow
 def test_cross_validation_with_groups(data):
     X, y, groups = data
     cv = StratifiedGroupKFold(3)
@@ -198,6 +201,7 @@ def test_cross_validation_with_groups(data):
     assert proba.shape == (len(y), 2)
 
 
+@pytest.mark.slow
 def test_sampler_follows_the_datasets_of_cv_and_internal_split(data):
     X, y, groups = data
     net = fast(train_split=GroupValidSplit(3), callbacks=[EarlyStopping(patience=5)])
@@ -216,6 +220,7 @@ def test_sampler_follows_the_datasets_of_cv_and_internal_split(data):
         assert entry["n_synthetic"] == 2 * n_positive_inner
 
 
+@pytest.mark.slow
 def test_grid_search(data):
     X, y, groups = data
     search = GridSearchCV(fast(max_epochs=1), {"module__fusion": ["sum", "concat"]},
@@ -225,6 +230,7 @@ def test_grid_search(data):
     assert search.best_estimator_.predict_proba(X).shape == (len(y), 2)
 
 
+@pytest.mark.slow
 def test_pipeline_with_group_fit_param(data):
     X, y, groups = data
     pipe = Pipeline([
@@ -235,6 +241,7 @@ def test_pipeline_with_group_fit_param(data):
     assert pipe.predict_proba(X).shape == (len(y), 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("branches", ["patches", "tabular"])
 def test_single_branch(branches, data):
     X, y, _ = data
@@ -320,6 +327,7 @@ def test_device_auto_resolves(fitted):
     assert next(fitted.module_.parameters()).device.type == fitted.device_.type
 
 
+@pytest.mark.slow
 def test_bf16_autocast_on_cpu(data):
     X, y, _ = data
     net = fast(amp=True).fit(X, y)
@@ -351,6 +359,7 @@ def test_fitted_state_round_trip(fitted, data, tmp_path):
     assert rebuilt.patch_shape_ == (8, 8, 8)
 
 
+@pytest.mark.slow
 def test_set_module_params_after_fit(data):
     X, y, _ = data
     net = fast().fit(X, y)
@@ -410,6 +419,7 @@ def test_tabular_entries_are_joined_in_a_fixed_order(data):
         clone(net).fit(SliceDict(patches=X["patches"]), y)
 
 
+@pytest.mark.slow
 def test_patch_augmentation_is_seeded(data):
     X, y, _ = data
     first = fast(module__augment="flips+rotations").fit(X, y).predict_proba(X)

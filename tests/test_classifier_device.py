@@ -62,6 +62,7 @@ def assert_same_fit(first: QSMRimNetClassifier, second: QSMRimNetClassifier) -> 
 
 
 # ----------------------------------------------------------------- inputs on the device
+@pytest.mark.slow
 def test_data_on_device_trains_like_batches_copied_one_by_one(data):
     X, y, groups = data
     on_device = fast(data_on_device=True).fit(X, y)
@@ -189,6 +190,7 @@ def test_only_the_mapped_part_of_a_pickle_holds_tensors(data):
     assert torch.nn.Parameter in inside and torch.Generator not in inside
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_net_fitted_on_cuda_unpickles_and_clones_on_a_cpu_only_machine(data, monkeypatch, device):
     """A net whose device says CUDA, unpickled where CUDA is absent: skorch maps every tensor to
@@ -214,6 +216,7 @@ def test_net_fitted_on_cuda_unpickles_and_clones_on_a_cpu_only_machine(data, mon
         twin.fit(X, y)
 
 
+@pytest.mark.slow
 def test_state_of_a_cuda_fit_loads_on_the_cpu(data):
     """What ``load_model`` does with a model trained with ``device="cuda"``: the state says CUDA,
     the caller's ``device`` wins."""
@@ -241,6 +244,7 @@ def test_preprocess_gives_tensors_on_the_module_device(data):
     assert {tensor.device.type for tensor in net.preprocess(X).values()} == {"meta"}
 
 
+@pytest.mark.slow
 def test_no_warning_when_pickling_on_the_same_device(data):
     X, y, _ = data
     net = fast().fit(X, y)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import subprocess
@@ -92,6 +93,54 @@ def test_shared_options_have_one_name_and_one_default(command: str) -> None:
         build_parser().parse_args([command, *MINIMAL_ARGS[command], "--params", "p.yaml"])
 
 
+#: The runtime options each subcommand takes (point 4 of issue 20: one group, opted into).
+RUNTIME_OPTIONS = {
+    "phantom": {"--force", "--jobs", "--seed"},
+    "extract": {"--out", "--force", "--jobs", "--cache"},
+    "tune": {"--out", "--force", "--jobs", "--cache", "--seed"},
+    "train": {"--out", "--force", "--jobs", "--cache", "--device", "--seed"},
+    "predict": {"--out", "--force", "--jobs", "--cache", "--device"},
+    "demo": {"--out", "--force", "--jobs", "--seed"},
+    "cv": {"--out", "--force", "--jobs", "--cache", "--device", "--seed"},
+    "benchmark": {"--out", "--force", "--jobs", "--cache", "--device", "--seed"},
+}
+#: Where a runtime option deliberately differs, and why: the default (and "default X" in the help).
+RUNTIME_EXCEPTIONS = {
+    ("demo", "--out"): "demo_output",  # `rimclf demo` runs without arguments
+    ("demo", "--jobs"): -1,  # all cores, so that the demo takes minutes
+}
+
+
+def test_runtime_options_are_the_same_on_every_subcommand() -> None:
+    """-o, --force, -j, --cache, --device, --seed: one spelling, default, type and help on every
+    subcommand, declared once in the shared group (a subcommand only opts in or out)."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert sorted(RUNTIME_OPTIONS) == sorted(COMMANDS)
+    forms: dict[str, set] = {}  # option -> {(spellings, type, required, help without its default clause)}
+    defaults: dict[str, set] = {}
+    for command, sub in subparsers.items():
+        actions = {a.option_strings[-1]: a for a in sub._actions if a.option_strings}
+        shared = {name for name in actions if name in {"--out", "--force", "--jobs", "--cache", "--device", "--seed"}}
+        assert shared == RUNTIME_OPTIONS[command], command
+        group = next(g for g in sub._action_groups if g.title.startswith("output and runtime"))
+        for name in shared:
+            action = actions[name]
+            # declared through the shared group (phantom's --force beside its OUT argument aside)
+            assert action in group._group_actions or (command, name) == ("phantom", "--force"), (command, name)
+            text = action.help.replace(f" (default {action.default})", "")
+            forms.setdefault(name, set()).add((tuple(action.option_strings), action.type, action.nargs, text))
+            if (command, name) in RUNTIME_EXCEPTIONS:
+                assert action.default == RUNTIME_EXCEPTIONS[command, name], (command, name)
+                assert f"(default {action.default})" in action.help, (command, name)
+            else:
+                defaults.setdefault(name, set()).add(action.default)
+    for name, variants in forms.items():
+        assert len(variants) == 1, f"{name} differs between subcommands: {variants}"
+    assert defaults == {"--out": {None}, "--force": {False}, "--jobs": {1}, "--cache": {None}, "--device": {"auto"},
+                        "--seed": {0}}
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_help_prints_no_doubled_percent_signs(command: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
@@ -173,7 +222,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_train_writes_a_model_and_refuses_to_overwrite(trained: Path, capsys: pytest.CaptureFixture) -> None:
-    assert sorted(path.name for path in trained.iterdir()) == ["settings.json", "weights.pt"]
+    assert sorted(path.name for path in trained.iterdir()) == ["reliability.png", "settings.json", "weights.pt"]
     before = (trained / "weights.pt").read_bytes()
     assert main(["train", str(tiny_cohort()), "-o", str(trained), *TRAIN_ARGS]) == 1
     assert "already exists; use --force" in capsys.readouterr().err
@@ -287,6 +336,7 @@ def test_predict_refuses_nan_probabilities(trained: Path, tmp_path: Path, monkey
 @pytest.mark.parametrize("command", ["cv", "benchmark"])
 def test_benchmark_device_and_jobs_options(command: str) -> None:
     """``rimclf cv/benchmark -j N --device cuda``: N folds fitted at once, sharing the device."""
+    from rimclf.benchmark import BenchmarkSettings
     from rimclf.cli import build_parser
     from rimclf.cli._options import benchmark_options
 
@@ -294,4 +344,4 @@ def test_benchmark_device_and_jobs_options(command: str) -> None:
     options = benchmark_options(args)
     assert options["n_jobs"] == 4 and options["settings"]["device"] == "cuda"
     default = benchmark_options(build_parser().parse_args([command, "COHORT", "-o", "OUT"]))
-    assert "device" not in default["settings"]  # BenchmarkSettings' own default ("auto")
+    assert default["settings"]["device"] == BenchmarkSettings().device == "auto"  # the same default everywhere

@@ -49,6 +49,7 @@ def test_table_columns_values_and_labels(cohort: Path) -> None:
     assert all(Path(p).is_absolute() for p in table["qsm"])
 
 
+@pytest.mark.slow
 def test_min_voxels_drops_small_lesions(cohort: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("INFO", logger="rimclf.cohort"):
         table = load_cohort(cohort, min_voxels=1)
@@ -261,6 +262,7 @@ def test_nan_outside_brain_is_zero_filled_inside_is_an_error(cohort: Path) -> No
         load_cohort(cohort, check_data=True)
 
 
+@pytest.mark.slow
 def test_a_ppm_map_declared_ppb_is_an_error_saying_how_to_declare_it(cohort: Path) -> None:
     path = cohort / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
     save_nifti(path, make_qsm() / 1000, make_affine(), overwrite=True)  # ppm values; the sidecar says ppb
@@ -282,6 +284,7 @@ def test_a_ppm_map_declared_ppb_is_an_error_saying_how_to_declare_it(cohort: Pat
         load_cohort(cohort, qsm_unit="ppm", check_data=True)
 
 
+@pytest.mark.slow
 def test_without_a_sidecar_the_qsm_is_ppm_as_bids_says(cohort: Path) -> None:
     (cohort / "sub-02" / "anat" / "sub-02_Chimap.json").unlink()
     table = load_cohort(cohort)

@@ -36,6 +36,7 @@ def sessions(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_session_layout_with_derivatives_masks_and_nii_files_loads(sessions: Path) -> None:
     table = load_cohort(sessions)
     assert table[["participant_id", "session", "lesion_id"]].values.tolist() == [
@@ -51,6 +52,7 @@ def test_a_session_layout_with_derivatives_masks_and_nii_files_loads(sessions: P
     assert len(load_cohort(sessions, check_data=True)) == 6
 
 
+@pytest.mark.slow
 def test_sessions_of_one_subject_stay_in_one_fold(sessions: Path) -> None:
     table = load_cohort(sessions)
     table["rim"] = pd.array([1, 0, 0, 1, 1, 0], dtype="Int64")
@@ -60,6 +62,7 @@ def test_sessions_of_one_subject_stay_in_one_fold(sessions: Path) -> None:
         assert not set(groups[train]) & set(groups[test])
 
 
+@pytest.mark.slow
 def test_features_are_computed_per_session(sessions: Path, tmp_path: Path) -> None:
     qsm = make_qsm(5)
     write_scan(sessions, "01", "2", qsm=qsm, ext=".nii", mask_in="lesionseg", mask_suffix="dseg")  # other values
@@ -72,6 +75,7 @@ def test_features_are_computed_per_session(sessions: Path, tmp_path: Path) -> No
     assert not np.allclose(values[0:2], values[2:4])
 
 
+@pytest.mark.slow
 def test_masks_in_several_places_need_a_pipeline_choice(sessions: Path) -> None:
     describe_pipeline(sessions, "manual")
     write_scan(sessions, "01", "1", mask_in="manual")
@@ -105,6 +109,7 @@ def test_a_pipeline_without_dataset_description_is_read_too(tmp_path: Path) -> N
     assert table["mask"].str.contains("derivatives/masks/sub-01/anat/").all() and len(table) == 2
 
 
+@pytest.mark.slow
 def test_rims_tsv_is_found_in_the_mask_pipeline(tmp_path: Path) -> None:
     describe_pipeline(tmp_path, "phantom")
     write_scan(tmp_path, "01", mask_in="phantom", mask_suffix="dseg")
@@ -114,6 +119,7 @@ def test_rims_tsv_is_found_in_the_mask_pipeline(tmp_path: Path) -> None:
     assert load_cohort(tmp_path)["rim"].tolist() == [0, pd.NA]
 
 
+@pytest.mark.slow
 def test_rims_without_a_session_column_for_a_subject_with_sessions(sessions: Path) -> None:
     (sessions / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\n")
     with pytest.raises(CohortError, match=r"rims.tsv: sub-01 without a session is not in the cohort \(it has ses-1, ses-2\); add a 'session' column"):
@@ -132,6 +138,7 @@ def test_session_folders_must_be_bids_labels(sessions: Path) -> None:
         load_cohort(sessions)
 
 
+@pytest.mark.slow
 def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
     save_nifti(sessions / "sub-02" / "anat" / "sub-02_acq-fast_Chimap.nii.gz", make_qsm(), make_affine())
     with pytest.raises(CohortError, match=r"sub-02: 2 QSM \(\*_Chimap\) files \(sub-02/anat/sub-02_Chimap.nii.gz, "
@@ -141,6 +148,7 @@ def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
     assert len(load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="02")) == 2
 
 
+@pytest.mark.slow
 def test_a_manifest_with_two_sessions_of_one_subject(sessions: Path, tmp_path: Path) -> None:
     rows = ["participant_id\tsession\tqsm\tflair\tmask"]
     for session, ext in (("1", ".nii.gz"), ("ses-2", ".nii")):

@@ -64,6 +64,7 @@ GRIDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "labels"])
 @pytest.mark.parametrize("grid", list(GRIDS), ids=["fov", "oblique"])
 def test_mask_on_a_1mm_grid_comes_back_per_lesion(tmp_path: Path, grid: str, binary: bool) -> None:

@@ -113,6 +113,7 @@ def test_verbose_sets_only_rimclf_s_own_logger(flag, rimclf_level: int, saved_lo
         assert logging.getLogger(other).getEffectiveLevel() == logging.WARNING
 
 
+@pytest.mark.slow
 def test_predict_outputs_show_progress_over_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rimclf import load_cohort
     from rimclf.outputs import write_prediction_outputs
@@ -146,6 +147,7 @@ def test_epochs_reaches_every_network_of_the_ablation(command: str) -> None:
         assert changed <= {"max_epochs"}
 
 
+@pytest.mark.slow
 def test_cv_epochs_changes_the_results_and_quiet_still_prints_them(tmp_path: Path, capsys) -> None:
     base = ["cv", str(tiny_cohort()), "--n-splits", "2", "--n-repeats", "1", "--n-boot", "10", "-q",
             "--cache", str(tmp_path / "cache")]

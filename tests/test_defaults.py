@@ -58,6 +58,7 @@ def test_train_options_are_the_default_model(dest: str) -> None:
     assert (tuple(action.choices) if action.choices else None) == choices
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["extract", "tune"])
 def test_feature_options_of_other_commands_match_train(command: str) -> None:
     train, other = options("train"), options(command)

@@ -56,6 +56,8 @@ def test_tiny_demo_runs_and_reruns_from_cache(tmp_path: Path) -> None:
     for name in ("model", "predictions", "train_cohort", "test_cohort", "cache"):
         assert paths[name].is_dir(), name
     assert paths["roc_pr"].read_bytes()[:4] == b"\x89PNG"
+    assert paths["reliability"].read_bytes()[:4] == b"\x89PNG"
+    assert not (paths["model"] / "reliability.png").exists()  # threshold_cv=0: no out-of-fold probabilities to draw
     metrics = pd.read_csv(paths["metrics"], sep="\t")
     assert metrics["metric"].iloc[0] == "partial ROC AUC (FPR <= 0.1)"
     lesions = read_lesions(paths["predictions"])

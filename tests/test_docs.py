@@ -196,7 +196,15 @@ def _modules_with_doctests() -> list[str]:
     return sorted(names)
 
 
-@pytest.mark.parametrize("module_name", _modules_with_doctests())
+#: Modules whose examples take more than about a third of a second (they fit models or draw
+#: phantoms): marked slow, so that `pytest -m "not slow"` stays under a minute.
+SLOW_DOCTESTS = {"rimclf.tuning._tune", "rimclf.metrics._bootstrap", "rimclf.outputs", "rimclf.phantom._cohort",
+                 "rimclf.cohort"}
+
+
+@pytest.mark.parametrize("module_name", [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW_DOCTESTS else name for name in _modules_with_doctests()
+])
 def test_doctests(module_name):
     module = importlib.import_module(module_name)
     tests = doctest.DocTestFinder(exclude_empty=True).find(module, module_name)

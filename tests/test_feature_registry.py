@@ -74,7 +74,7 @@ def toy():
 
 
 def test_feature_sets_are_tuples_and_text_only_at_the_edges() -> None:
-    assert feature_names(TABULAR) == ("rim", "radiomics") and feature_names("image") == ("patches",)
+    assert feature_names(TABULAR) == ("rim", "radiomics") and feature_names("image") == ("patches", "surface_map")
     assert parse_feature_set("radiomics+rim") == ("rim", "radiomics") == check_feature_set(["radiomics", "rim"])
     assert format_feature_set(("radiomics", "rim")) == "rim+radiomics"
     assert feature_sets() == (("rim",), ("radiomics",), ("rim", "radiomics"))

@@ -61,6 +61,7 @@ def _interrupt_training(monkeypatch, exc: type[BaseException] = KeyboardInterrup
     monkeypatch.setattr(QSMRimNetClassifier, "on_epoch_end", on_epoch_end)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_train_exits_130_and_writes_no_model(tmp_path, monkeypatch, capsys) -> None:
     _interrupt_training(monkeypatch)
     out = tmp_path / "model"
@@ -70,6 +71,7 @@ def test_ctrl_c_during_train_exits_130_and_writes_no_model(tmp_path, monkeypatch
     assert err == ["rimclf train: interrupted (Ctrl-C); stopped; no output was written"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_threshold_cv_or_final_fit_both_stop(tmp_path, monkeypatch) -> None:
     calls = []
 
@@ -84,6 +86,7 @@ def test_ctrl_c_during_threshold_cv_or_final_fit_both_stop(tmp_path, monkeypatch
     assert not out.exists() and len(calls) == 3
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_predict_exits_130_without_traceback(tmp_path, monkeypatch, capsys) -> None:
     from tests.model_builders import tiny_model_dir
 
@@ -99,6 +102,7 @@ def test_ctrl_c_during_predict_exits_130_without_traceback(tmp_path, monkeypatch
     assert capsys.readouterr().err.strip() == "rimclf predict: interrupted (Ctrl-C); stopped; no output was written"
 
 
+@pytest.mark.slow
 def test_sigterm_during_train_exits_143_and_writes_no_model(tmp_path) -> None:
     out = tmp_path / "model"
     script = textwrap.dedent(f"""
@@ -140,6 +144,7 @@ def _interrupting_objective_study(tmp_path):
     return tune, make_logistic_regression("class_weight", random_state=0), X, y, groups, logistic_regression_space(sampler="class_weight")
 
 
+@pytest.mark.slow
 def test_an_interrupted_trial_is_failed_not_complete(tmp_path, monkeypatch) -> None:
     from rimclf.tuning import _objective
 
@@ -164,6 +169,7 @@ def test_an_interrupted_trial_is_failed_not_complete(tmp_path, monkeypatch) -> N
     assert study.trials[1].system_attrs["fail_reason"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_resume_fails_trials_left_running_by_a_killed_process(tmp_path) -> None:
     from rimclf.errors import RimclfWarning
     from rimclf.tuning._owners import OWNER_ATTR
@@ -186,6 +192,7 @@ def test_resume_fails_trials_left_running_by_a_killed_process(tmp_path) -> None:
     assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING", "COMPLETE"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_cv_folds_exits_130_and_writes_nothing(tmp_path, monkeypatch, capsys) -> None:
     calls = []
 
@@ -202,6 +209,7 @@ def test_ctrl_c_during_cv_folds_exits_130_and_writes_nothing(tmp_path, monkeypat
     assert capsys.readouterr().err.strip().splitlines()[-1] == "rimclf cv: interrupted (Ctrl-C); stopped; no output was written"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_rimclf_tune_fails_the_trial_in_one_line(tmp_path, monkeypatch, capsys, caplog) -> None:
     from rimclf.tuning import _objective
 
@@ -236,6 +244,7 @@ def test_ctrl_c_during_rimclf_tune_fails_the_trial_in_one_line(tmp_path, monkeyp
     assert [r for r in caplog.records if "Trial 0 finished" in r.getMessage()]  # the others still log
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_tuning_workers_and_fails_their_trials(tmp_path, monkeypatch) -> None:
     from optuna.distributions import FloatDistribution
 

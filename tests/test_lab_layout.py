@@ -100,6 +100,7 @@ def _scans(table: pd.DataFrame) -> set[tuple[str, str]]:
     return set(zip(table["participant_id"], table["session"]))
 
 
+@pytest.mark.slow
 def test_the_lab_layout_is_found_without_options(lab: Path) -> None:
     with pytest.warns(DataWarning, match=r"^sub-002_ses-02: skipped, no FLAIR \(\*_FLAIR\)$"):
         table = load_cohort(lab)
@@ -117,6 +118,7 @@ def test_the_lab_layout_is_found_without_options(lab: Path) -> None:
         load_cohort(lab, strict=True)
 
 
+@pytest.mark.slow
 def test_masks_on_the_flair_grid_match_their_qsm_grid_originals(lab: Path) -> None:
     from rimclf.cohort import read_lesion_labels
 
@@ -131,6 +133,7 @@ def test_masks_on_the_flair_grid_match_their_qsm_grid_originals(lab: Path) -> No
         assert min(dice.values()) >= 0.8, (participant, session, dice)
 
 
+@pytest.mark.slow
 def test_selection_by_participant_and_session(lab: Path) -> None:
     options = CohortOptions(participant_label=("sub-001", "003"), session_label=("ses-01",))
     table = load_cohort(lab, options)  # rims.tsv rows of other scans are ignored
@@ -143,6 +146,7 @@ def test_selection_by_participant_and_session(lab: Path) -> None:
         load_cohort(lab, participant_label="sub-0_1")
 
 
+@pytest.mark.slow
 def test_an_empty_mask_keeps_its_scan(lab: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(lab, tmp_path / "lab")
     mask = next((copy / "derivatives" / MASK_PIPELINE).glob("sub-001/ses-01/anat/*_dseg.nii.gz"))
@@ -153,6 +157,7 @@ def test_an_empty_mask_keeps_its_scan(lab: Path, tmp_path: Path) -> None:
     assert table.empty and cohort_scans(table)[["participant_id", "status"]].values.tolist() == [["001", "read"]]
 
 
+@pytest.mark.slow
 def test_several_candidates_name_the_option(lab: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(lab, tmp_path / "lab")
     anat = "sub-001/ses-01/anat"
@@ -178,6 +183,7 @@ def _run(*args: str) -> int:
         return main(list(args))
 
 
+@pytest.mark.slow
 def test_train_predict_into_derivatives_and_again(lab: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = tmp_path / "model"
     with pytest.warns(DataWarning, match=r"sub-002_ses-02: skipped, no FLAIR \(\*_FLAIR\)"):
@@ -219,6 +225,7 @@ def test_train_predict_into_derivatives_and_again(lab: Path, tmp_path: Path, cap
         shutil.rmtree(inside, ignore_errors=True)  # the lab fixture is shared
 
 
+@pytest.mark.slow
 def test_a_model_without_flair_features_predicts_scans_without_flair(lab: Path, tmp_path: Path) -> None:
     from dataclasses import replace
 
@@ -240,6 +247,7 @@ def test_a_model_without_flair_features_predicts_scans_without_flair(lab: Path, 
     assert (tmp_path / "out" / "sub-002" / "figures" / "sub-002_ses-02_desc-rimprob_montage.png").is_file()
 
 
+@pytest.mark.slow
 def test_rimclf_label_images_are_never_lesion_masks(lab: Path, tmp_path: Path) -> None:
     """Outputs copied into a folder without rimclf's dataset_description.json are still recognised."""
     from rimclf.outputs import write_prediction_outputs
@@ -252,6 +260,7 @@ def test_rimclf_label_images_are_never_lesion_masks(lab: Path, tmp_path: Path) -
     pd.testing.assert_frame_equal(again, table)
 
 
+@pytest.mark.slow
 def test_extract_lists_the_skipped_scan(lab: Path, tmp_path: Path) -> None:
     out = tmp_path / "features"
     with pytest.warns(DataWarning, match="sub-002_ses-02: skipped"):

@@ -235,6 +235,7 @@ def test_subject_bootstrap_draws_whole_subjects_deterministically():
     assert any(len(index) != len(groups) for index in draws)
 
 
+@pytest.mark.slow
 def test_bootstrap_ci_depends_on_subjects_not_lesions():
     rng = np.random.default_rng(1)
     n_subjects = 30
@@ -257,6 +258,7 @@ def test_bootstrap_ci_depends_on_subjects_not_lesions():
     assert naive.ci_high - naive.ci_low < 0.6 * (results[10].ci_high - results[10].ci_low)
 
 
+@pytest.mark.slow
 def test_bootstrap_ci_is_deterministic_and_narrows_with_more_subjects():
     y, scores, groups = make_lesions(n_subjects=20, prevalence=0.1, seed=2)
     widths = []
@@ -274,6 +276,7 @@ def test_bootstrap_ci_is_deterministic_and_narrows_with_more_subjects():
     assert widths[1] < 0.6 * widths[0]  # about 1 / sqrt(6) = 0.41
 
 
+@pytest.mark.slow
 def test_bootstrap_skips_and_counts_single_class_resamples():
     # 6 subjects, only "s0" has rim+ lesions: about (5/6)^6 = 33 % of resamples lack them
     groups = np.repeat([f"s{i}" for i in range(6)], 5)
@@ -305,6 +308,7 @@ def mean_gap(y, scores):
     return scores[y == 1].mean() - scores[y == 0].mean()
 
 
+@pytest.mark.slow
 def test_bootstrap_coverage_sanity():
     # Rim+ lesions of one subject share a subject effect, so lesions are not independent.
     rng = np.random.RandomState(0)  # sklearn-style random_state: int or RandomState
@@ -323,6 +327,7 @@ def test_bootstrap_coverage_sanity():
 
 
 # --------------------------------------------------------------------------- paired bootstrap
+@pytest.mark.slow
 def test_paired_identical_scores_give_zero_difference():
     y, scores, groups = make_lesions()
     result = paired_bootstrap("pauc", y, scores, scores.copy(), groups, n_boot=100, random_state=0)
@@ -332,6 +337,7 @@ def test_paired_identical_scores_give_zero_difference():
     assert result.estimate_a == result.estimate_b == pytest.approx(partial_roc_auc(y, scores))
 
 
+@pytest.mark.slow
 def test_paired_clearly_better_method_is_detected():
     y, _, groups = make_lesions(n_subjects=40, prevalence=0.08)
     rng = np.random.default_rng(5)

@@ -235,7 +235,7 @@ def test_edited_settings_are_refused(model_dir: Path) -> None:
 
 
 def test_files_of_format_version_3_load_after_the_same_checks(model_dir: Path) -> None:
-    assert read_settings(model_dir)["format_version"] == FORMAT_VERSION == 6
+    assert read_settings(model_dir)["format_version"] == FORMAT_VERSION == 7
     settings = older_model_dir(model_dir, 3)  # the MLP input "radiomics", no settings digest, no calibration
     with warnings.catch_warnings():
         warnings.simplefilter("error", ModelVersionWarning)

@@ -71,6 +71,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                **PHANTOM_OPTIONS)
 
 
+@pytest.mark.slow
 def test_the_default_model_trains_and_predicts_without_pyradiomics(cohort: Path, tmp_path: Path) -> None:
     codes, errs, imported = _rimclf_without_pyradiomics(
         ["train", str(cohort), "-o", "model", "--epochs", "2", "--threshold-cv", "2", "-q"],
@@ -80,6 +81,7 @@ def test_the_default_model_trains_and_predicts_without_pyradiomics(cohort: Path,
     assert "ModelVersionWarning" not in errs[1]  # a missing optional pyradiomics is no version change
 
 
+@pytest.mark.slow
 def test_radiomics_without_pyradiomics_is_a_one_line_error_before_any_work(cohort: Path, tmp_path: Path) -> None:
     commands = [["extract", str(cohort), "-o", "OUT", "--feature-set", "radiomics", "--no-patches"],
                 ["train", str(cohort), "-o", "OUT", "--feature-set", "rim+radiomics"],

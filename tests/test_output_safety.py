@@ -227,6 +227,7 @@ def test_api_errors_name_the_argument(tmp_path: Path) -> None:
             call()
 
 
+@pytest.mark.slow
 def test_predict_cohort_takes_a_model_folder(tmp_path: Path) -> None:
     from rimclf.workflows import predict_cohort
 

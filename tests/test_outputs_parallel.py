@@ -17,6 +17,7 @@ def files(folder: Path) -> dict[str, Path]:
     return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+@pytest.mark.slow
 def test_parallel_outputs_are_those_of_the_sequential_path(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -35,6 +36,7 @@ def test_parallel_outputs_are_those_of_the_sequential_path(tmp_path: Path) -> No
             assert path.read_bytes() == parallel[name].read_bytes(), name
 
 
+@pytest.mark.slow
 def test_a_failing_scan_in_a_worker_leaves_nothing_behind(tmp_path: Path) -> None:
     from rimclf import load_cohort
     from rimclf.errors import CohortError
@@ -48,6 +50,7 @@ def test_a_failing_scan_in_a_worker_leaves_nothing_behind(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_montage_lesions_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from rimclf.cli import main
     from tests.model_builders import tiny_model_dir

@@ -79,6 +79,7 @@ def test_writes_a_bids_dataset(cohort):
     assert not list(cohort.glob("sub-*/anat/*_desc-lesions*"))  # masks are derivatives
 
 
+@pytest.mark.slow
 def test_pybids_indexes_every_file_of_the_phantom(cohort, tmp_path):
     """With validation on (the raw dataset checked against BIDS, derivatives indexed as such)."""
     from bids import BIDSLayout
@@ -92,6 +93,7 @@ def test_pybids_indexes_every_file_of_the_phantom(cohort, tmp_path):
     assert layout.get_sessions() == ["01", "02"]
 
 
+@pytest.mark.slow
 def test_a_session_layout_loads_with_its_session_column(tmp_path):
     from rimclf.cohort import load_cohort
 
@@ -201,6 +203,7 @@ def test_another_seed_gives_another_cohort(cohort, tmp_path):
     assert a.shape != b.shape or not np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_without_force(cohort, tmp_path):
     out = tmp_path / "cohort"
     make_phantom_cohort(out, n_subjects=1, random_state=0, **TINY)
@@ -242,6 +245,7 @@ def test_rim_prevalence_is_about_four_percent():
     assert 0.35 < without < 0.75  # rim+ lesions cluster in some subjects; many have none
 
 
+@pytest.mark.slow
 def test_a_default_cohort_has_about_four_percent_rim_lesions(tmp_path):
     out = make_phantom_cohort(tmp_path / "c", n_subjects=12, random_state=1, shape=(40, 48, 28), lesions_per_subject=(6, 10))
     rims = pd.read_csv(out / DERIVED / "rims.tsv", sep="\t")
@@ -262,6 +266,7 @@ def _edge_contrast(qsm: np.ndarray, labels: np.ndarray, label: int) -> float:
     return float(qsm[edge].mean() - 0.5 * (np.median(qsm[interior if interior.any() else lesion]) + np.median(qsm[beyond])))
 
 
+@pytest.mark.slow
 def test_rim_lesions_have_a_brighter_edge(tmp_path):
     out = make_phantom_cohort(tmp_path / "c", n_subjects=8, random_state=0, rim_prevalence=0.5, difficulty="easy", **TINY)
     truth = pd.read_csv(out / DERIVED / "phantom_lesions.tsv", sep="\t")
@@ -278,6 +283,7 @@ def test_rim_lesions_have_a_brighter_edge(tmp_path):
     assert roc_auc_score(truth["rim"], truth["contrast"]) > 0.8  # a rim is there to be learnt
 
 
+@pytest.mark.slow
 def test_difficulty_sets_the_rim_contrast(tmp_path):
     easy = make_phantom_cohort(tmp_path / "easy", n_subjects=4, random_state=2, rim_prevalence=0.4, difficulty="easy", **TINY)
     hard = make_phantom_cohort(tmp_path / "hard", n_subjects=4, random_state=2, rim_prevalence=0.4, difficulty="hard", **TINY)
@@ -286,6 +292,7 @@ def test_difficulty_sets_the_rim_contrast(tmp_path):
     assert easy_ppb.min() >= 30 and hard_ppb.max() <= 32 and len(easy_ppb) and len(hard_ppb)
 
 
+@pytest.mark.slow
 def test_load_cohort_reads_the_phantom(cohort, rims):
     from rimclf.cohort import load_cohort, read_lesion_labels
 
@@ -305,6 +312,7 @@ def test_load_cohort_reads_the_phantom(cohort, rims):
         assert pairs.shape[1] == len(lesions)  # one component per instance label
 
 
+@pytest.mark.slow
 def test_cli_writes_a_cohort_and_reports_it(tmp_path, capsys):
     out = tmp_path / "cli"
     argv = ["phantom", str(out), "--subjects", "2", "--seed", "4", "--shape", "40", "48", "28", "--lesions", "4", "8"]
@@ -331,6 +339,7 @@ def varied(tmp_path_factory) -> Path:
                                acquisition="varied", rim_prevalence=0.3, **TINY)
 
 
+@pytest.mark.slow
 def test_varied_acquisitions_are_recorded_per_scan(varied):
     participants = pd.read_csv(varied / "participants.tsv", sep="\t")
     assert participants.columns.tolist() == ["participant_id", "site", "age", "sex", *ACQUISITION_COLUMNS]
@@ -357,6 +366,7 @@ def test_varied_acquisitions_are_recorded_per_scan(varied):
     assert provenance["parameters"]["n_sites"] == 4
 
 
+@pytest.mark.slow
 def test_varied_cohorts_are_reproducible_and_load(varied, tmp_path):
     again = make_phantom_cohort(tmp_path / "again", n_subjects=4, random_state=5, n_sites=4, acquisition="varied",
                                 rim_prevalence=0.3, n_jobs=2, **TINY)
@@ -388,6 +398,7 @@ def _world_centroids(labels: np.ndarray, affine: np.ndarray) -> dict[int, np.nda
     return {i + 1: affine[:3, :3] @ c + affine[:3, 3] for i, c in enumerate(index)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage, flips", [((2, 0, 1), (True, False, True)), ((1, 0, 2), (False, True, False))])
 def test_voxel_order_on_disk_keeps_world_coordinates(storage, flips):
     """The same subject stored with its axes permuted and flipped: every lesion's world centroid and
@@ -447,6 +458,7 @@ def test_acquisition_is_checked(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_cli_writes_a_varied_cohort(tmp_path, capsys):
     from rimclf.defaults import PHANTOM_ACQUISITIONS
 

@@ -49,6 +49,7 @@ def validated_on_subjects(estimator: QSMRimNetClassifier) -> bool:
     return "valid_loss" in estimator.history[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("routing", ROUTING)
 def test_cross_validate_delivers_groups(data, routing: bool) -> None:
     X, y, groups = data
@@ -60,6 +61,7 @@ def test_cross_validate_delivers_groups(data, routing: bool) -> None:
     assert all(validated_on_subjects(estimator) for estimator in result["estimator"])
 
 
+@pytest.mark.slow
 def test_pipeline_delivers_groups_with_routing_on(data) -> None:
     X, y, groups = data
     with sklearn.config_context(enable_metadata_routing=True):
@@ -89,6 +91,7 @@ def test_group_fit_params(data, routing: bool) -> None:
             assert group_fit_params(Pipeline([("clf", net())]), groups) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("routing", ROUTING)
 def test_threshold_cv_passes_the_training_subjects(data, routing: bool, monkeypatch) -> None:
     X, y, groups = data

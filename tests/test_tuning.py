@@ -106,6 +106,7 @@ def test_folds_keep_each_subjects_lesions_together(data, tmp_path):
         assert y[test].sum() > 0  # stratified: every test fold holds rim+ lesions
 
 
+@pytest.mark.slow
 def test_pruned_trial_is_stored_as_pruned(data, tmp_path):
     # a scorer that makes the trial with a tiny C bad, and a pruner that stops it after fold 0
     def scorer(estimator, X, y):
@@ -139,6 +140,7 @@ def test_second_call_with_the_same_study_name_resumes(data, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_resuming_with_other_folds_or_scoring_is_refused(data, tmp_path):
     _tune(data, tmp_path, n_trials=1, refit=False)
     with pytest.raises(ParameterError, match="would not be comparable"):
@@ -147,6 +149,7 @@ def test_resuming_with_other_folds_or_scoring_is_refused(data, tmp_path):
         _tune(data, tmp_path, n_trials=1, refit=False, scoring="roc_auc")
 
 
+@pytest.mark.slow
 def test_callable_space_and_fixed_trial_rebuild_the_pipeline_params(data, tmp_path):
     result = _tune(data, tmp_path, space=inverse_c_space, n_trials=2)
     best = result.study.best_trial
@@ -159,6 +162,7 @@ def inverse_c_space(trial):
     return {"model__C": 10.0 ** -trial.suggest_float("log10_inverse_c", -2.0, 2.0)}
 
 
+@pytest.mark.slow
 def test_verbose_prints_a_line_per_finished_trial(data, tmp_path, capsys):
     _tune(data, tmp_path, n_trials=2, refit=False, verbose=True)
     lines = capsys.readouterr().out.strip().splitlines()
@@ -198,6 +202,7 @@ def test_in_memory_storage_cannot_serve_several_workers(data, tmp_path):
         _tune(data, tmp_path, storage=optuna.storages.InMemoryStorage(), n_workers=2)
 
 
+@pytest.mark.slow
 def test_no_completed_trial_means_no_refit(data, tmp_path):
     def failing_scorer(estimator, X, y):
         return 0.0
@@ -210,6 +215,7 @@ def test_no_completed_trial_means_no_refit(data, tmp_path):
 
 
 # --------------------------------------------------------------------------- storages
+@pytest.mark.slow
 def test_open_storage_picks_journal_files_and_rdb_urls(tmp_path):
     journal = open_storage(tmp_path / "deep" / "er" / "x.journal")
     assert isinstance(journal, optuna.storages.JournalStorage)
@@ -229,6 +235,7 @@ def test_open_storage_refuses_an_sqlite_file_given_as_a_path(tmp_path):
         open_storage(tmp_path)
 
 
+@pytest.mark.slow
 def test_default_storage_is_a_journal_file_named_after_the_study(data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     X, y, groups = data
@@ -393,6 +400,7 @@ def test_study_plots_name_the_metric_and_number_the_trials():
     assert "partial ROC AUC" in importances.get_title(loc="left")
 
 
+@pytest.mark.slow
 def test_save_study_plots_writes_pngs_and_skips_importances_below_two_trials(tmp_path):
     study = optuna.create_study(direction="maximize")
     assert save_study_plots(study, tmp_path) == []
@@ -450,6 +458,7 @@ def _cached_subjects(cache):
     return [path for path in Path(cache).rglob("*.npz")]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::optuna.exceptions.ExperimentalWarning")
 def test_grid_and_optuna_search_over_featurizer_and_network_with_groups(cohort, tmp_path):
     from optuna_integration import OptunaSearchCV
@@ -482,6 +491,7 @@ def test_grid_and_optuna_search_over_featurizer_and_network_with_groups(cohort, 
     assert len(_cached_subjects(cache)) == 6
 
 
+@pytest.mark.slow
 def test_tune_a_pipeline_whose_featurizer_caches_extracts_each_subject_once(cohort, tmp_path):
     from sklearn.pipeline import Pipeline
 

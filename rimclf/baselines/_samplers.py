@@ -16,8 +16,9 @@ from sklearn.base import BaseEstimator
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 
+from rimclf._data_checks import check_float_arrays
 from rimclf._validation import Interval, Options, Types, is_int, validate_params
-from rimclf.errors import CohortError, DataWarning, ParameterError
+from rimclf.errors import DataWarning, ParameterError
 
 # Synthetic rows are written in chunks so that patch tensors need little temporary memory.
 _CHUNK_ROWS = 256
@@ -218,27 +219,7 @@ class SliceDictSMOTE(BaseEstimator):
         return SliceDict(**resampled), y_resampled
 
     def _check_inputs(self, X: object, y: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        if not isinstance(X, Mapping) or not X:
-            raise CohortError(
-                "X must be a SliceDict/dict of arrays (e.g. LesionFeaturizer output), got "
-                f"{type(X).__name__}; for a plain feature matrix use SafeSMOTE"
-            )
-        arrays = {key: np.asarray(value) for key, value in X.items()}
-        n_rows = {key: array.shape[0] if array.ndim else 0 for key, array in arrays.items()}
-        if len(set(n_rows.values())) != 1:
-            raise CohortError(f"the entries of X hold different numbers of rows: {n_rows}")
-        labels = np.asarray(y)
-        if labels.ndim != 1 or labels.shape[0] != next(iter(n_rows.values())):
-            raise CohortError(
-                f"y has shape {labels.shape} but X holds {next(iter(n_rows.values()))} rows"
-            )
-        if not set(np.unique(labels).tolist()) <= {0, 1}:
-            raise CohortError(f"y must hold labels 0/1 (1 = rim+), got {np.unique(labels)[:10]}")
-        for key, array in arrays.items():
-            if array.dtype.kind != "f":
-                raise CohortError(
-                    f"X[{key!r}] must be floating point to interpolate, got {array.dtype}"
-                )
+        arrays, labels = check_float_arrays(X, y, "for a plain feature matrix use SafeSMOTE")
         if self.neighbor_key not in arrays:
             raise ParameterError(
                 f"neighbor_key={self.neighbor_key!r} is not a key of X ({sorted(arrays)})"

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from rimclf._validation import check_param
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig
 from rimclf.errors import ParameterError
-from rimclf.feature_registry import IMAGE, feature_names
+from rimclf.feature_registry import feature_names
 
 #: The radiomics regions a baseline's ``features`` may name instead of "radiomics".
 RADIOMICS_REGIONS = ("lesion", "shell")
@@ -201,7 +201,7 @@ def _features_of(config: ModelConfig) -> str:
     regions = {"lesion": ["lesion"], "shell": ["shell"], "both": ["lesion", "shell"]}[config.region]
     tabular = [part for name in config.feature_set for part in (regions if name == "radiomics" else [name])]
     parts = [] if config.branches == "patches" else tabular
-    return "+".join((feature_names(IMAGE) if config.branches != "tabular" else ()) + tuple(parts))
+    return "+".join(((config.image,) if config.branches != "tabular" else ()) + tuple(parts))
 
 
 def _ablation_methods(config: ModelConfig) -> dict[str, Method]:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +21,24 @@ from rimclf.defaults import MAX_SEED
 from rimclf._atomic import atomic_output_dir
 from rimclf._bids import bids_identifiers
 from rimclf._records import installed_versions
-from rimclf.benchmark._cv import cross_validate_method, extract_features, make_repeated_folds, prediction_frame
+from rimclf.benchmark._cv import (
+    cross_validate_method,
+    extract_features,
+    make_inner_folds,
+    make_repeated_folds,
+    prediction_frame,
+)
 from rimclf.benchmark._methods import ABLATION_METHODS, ABLATION_REFERENCE, METHODS, REFERENCE, Method, resolve_methods
 from rimclf.benchmark._plots import plot_curves, plot_paired_differences
 from rimclf.benchmark._settings import BenchmarkSettings, resolve_settings
-from rimclf.benchmark._summary import format_results, summarize_predictions
+from rimclf.benchmark._summary import (
+    METRIC_DESCRIPTIONS,
+    format_calibration,
+    format_results,
+    summarize_predictions,
+)
 from rimclf._validation import check_n_jobs, is_int
+from rimclf.errors import DataWarning
 from rimclf.cohort import labelled_lesions, load_cohort
 
 #: Distributions whose versions ``results.json`` records.
@@ -33,7 +46,19 @@ VERSIONED_PACKAGES = ("rimclf", "torch", "scikit-learn", "imbalanced-learn", "sk
                       "scipy", "pandas", "SimpleITK", "matplotlib")
 #: Files written into the output folder.
 OUTPUT_FILES = ("results.tsv", "results.json", "predictions.tsv", "folds.tsv", "roc_curves.png", "pr_curves.png",
-                "paired_differences.png")
+                "paired_differences.png", "reliability.png")
+#: The columns of ``predictions.tsv`` (``results.json`` records them as its data dictionary).
+PREDICTION_DESCRIPTIONS = {
+    "method": "the method's name", "repeat": "repeat of the cross-validation (new shuffle of the subjects)",
+    "fold": "the outer fold that predicted the lesion", "participant_id": "sub-<label>",
+    "session": "ses-<label>, or n/a without sessions", "lesion_id": "lesion label in the mask",
+    "rim": "reference label: 1 rim+, 0 rim-",
+    "probability": "out-of-fold rim+ probability, calibrated as a model trained with the settings' threshold_cv and "
+                   "calibration calibrates it (the method's own with threshold_cv 0)",
+    "network_probability": "the same before calibration: the method's own probability",
+    "threshold": "decision threshold of the fold (settings' operating_point on the calibrated out-of-fold probabilities "
+                 "of the threshold CV in its training part; in-sample with threshold_cv 0)",
+}
 
 
 def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
@@ -67,13 +92,29 @@ def _prepare_cache(cache: object, out: Path, tmp: Path) -> object:
 
 
 def _method_line(method: Method, probabilities: np.ndarray, y: np.ndarray, timings: list[dict], max_fpr: float) -> str:
-    from rimclf.metrics import partial_roc_auc, pr_auc, roc_auc
+    from rimclf.metrics import brier_score, partial_roc_auc, pr_auc, roc_auc
 
     pauc = np.mean([partial_roc_auc(y, p, max_fpr=max_fpr) for p in probabilities])
     ap = np.mean([pr_auc(y, p) for p in probabilities])
     roc = np.mean([roc_auc(y, p) for p in probabilities])
-    fit = np.mean([row["fit_seconds"] for row in timings])
-    return f"{method.name:<34} pAUC {pauc:.3f}  PR AUC {ap:.3f}  ROC AUC {roc:.3f}  fit {fit:6.1f} s/fold"
+    brier = np.mean([brier_score(y, np.clip(p, 0, 1)) for p in probabilities])
+    fit = np.mean([row["fit_seconds"] + row["calibration_seconds"] for row in timings])
+    return (f"{method.name:<34} pAUC {pauc:.3f}  PR AUC {ap:.3f}  ROC AUC {roc:.3f}  Brier {brier:.4f}  "
+            f"fit {fit:6.1f} s/fold (with its threshold CV)")
+
+
+def _reliability(predictions: pd.DataFrame, settings: BenchmarkSettings):
+    """The reliability diagram of every method's out-of-fold probabilities (all repeats), and the
+    method's own beside them for a single method."""
+    from rimclf.calibration import reliability_figure
+
+    calibrated = settings.threshold_cv and settings.calibration
+    curves = {}
+    for name, rows in predictions.groupby("method", sort=False):
+        curves[f"{name}{' (calibrated)' if calibrated else ''}"] = (rows["rim"], rows["probability"].clip(0, 1))
+    if calibrated and predictions["method"].nunique() == 1 and "network_probability" in predictions:
+        curves[f"{name} (its own)"] = (rows["rim"], rows["network_probability"].clip(0, 1))
+    return reliability_figure(curves, title="out-of-fold lesions")
 
 
 def _common_folder(table: pd.DataFrame) -> str | None:
@@ -204,32 +245,44 @@ def run_benchmark(
     say = print if verbose else (lambda *args, **kwargs: None)
     with atomic_output_dir(out, force=force) as tmp:
         folds, split_seeds, fit_seeds = make_repeated_folds(y, groups, settings.n_splits, settings.n_repeats, cv_seed)
+        inner_folds = make_inner_folds(y, groups, folds, fit_seeds, settings.threshold_cv)  # too few subjects: now
         heading = kind if kind == "cross-validation" else f"{kind} benchmark"
         say(f"{heading}: {len(np.unique(groups))} subjects, {len(y)} lesions, {int(y.sum())} rim+; "
             f"{settings.n_splits} folds x {settings.n_repeats} repeat(s); {len(method_list)} methods", flush=True)
+        if settings.threshold_cv:
+            say(f"each training fold as 'rimclf train' does: a {settings.threshold_cv}-fold threshold CV, "
+                f"{settings.calibration or 'no'} calibration, operating point {settings.operating_point} "
+                f"({settings.threshold_cv + 1} fits per fold)", flush=True)
         features = extract_features(table, method_list, settings, cache=_prepare_cache(cache, out, tmp),
                                     n_jobs=n_jobs, progress=verbose if progress is None else bool(progress))
         say(f"features extracted in {features.seconds:.0f} s", flush=True)
         frames, timing_rows = [], []
         for method in method_list:
-            probabilities, fold_of, timings = cross_validate_method(
-                method, features.inputs(method, settings), y, folds, fit_seeds, settings, n_jobs=n_jobs
-            )
-            frames.append(prediction_frame(method, table, y, probabilities, fold_of))
-            timing_rows.extend(timings)
-            say(_method_line(method, probabilities, y, timings, settings.max_fpr), flush=True)
+            result = cross_validate_method(method, features.inputs(method, settings), y, folds, fit_seeds, settings,
+                                           n_jobs=n_jobs, groups=groups, inner_folds=inner_folds)
+            frames.append(prediction_frame(method, table, y, result.probabilities, result.fold_of,
+                                           result.network_probabilities, result.thresholds))
+            timing_rows.extend(result.timings)
+            say(_method_line(method, result.probabilities, y, result.timings, settings.max_fpr), flush=True)
         predictions = pd.concat(frames, ignore_index=True)
         timings_frame = pd.DataFrame(timing_rows)
-        results = summarize_predictions(
-            predictions, reference=reference if reference in {m.name for m in method_list} else None, n_boot=settings.n_boot, alpha=settings.alpha,
-            max_fpr=settings.max_fpr, random_state=bootstrap_seed, timings=timings_frame,
-        )
+        with warnings.catch_warnings(record=True) as caught:  # bootstrap warnings: shown as notes, recorded
+            warnings.simplefilter("always", DataWarning)
+            results = summarize_predictions(
+                predictions, reference=reference if reference in {m.name for m in method_list} else None, n_boot=settings.n_boot,
+                alpha=settings.alpha, max_fpr=settings.max_fpr, random_state=bootstrap_seed, timings=timings_frame,
+            )
+        notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DataWarning)))
+        for w in caught:
+            if not issubclass(w.category, DataWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         # BIDS identifiers (sub-<p>, ses-<s> or n/a), as in every table rimclf writes
         bids_identifiers(predictions).to_csv(tmp / "predictions.tsv", sep="\t", index=False)
         timings_frame.to_csv(tmp / "folds.tsv", sep="\t", index=False)
         results.to_csv(tmp / "results.tsv", sep="\t", index=False, na_rep="n/a")
         figures = {"roc_curves.png": plot_curves(predictions, results, "roc"),
-                   "pr_curves.png": plot_curves(predictions, results, "pr")}
+                   "pr_curves.png": plot_curves(predictions, results, "pr"),
+                   "reliability.png": _reliability(predictions, settings)}
         if results["pauc_diff"].notna().any():
             figures["paired_differences.png"] = plot_paired_differences(results)
         for name, figure in figures.items():
@@ -255,8 +308,16 @@ def run_benchmark(
                        "load_average_start": list(load_start), "load_average_end": list(os.getloadavg())},
             "versions": package_versions(),
             "results": [{key: _json_ready(value) for key, value in row.items()} for row in results.to_dict("records")],
+            "notes": notes,
+            "columns": {"results.tsv": METRIC_DESCRIPTIONS, "predictions.tsv": PREDICTION_DESCRIPTIONS},
             "files": sorted(path.name for path in tmp.iterdir() if path.is_file()) + ["results.json"],
         }
         (tmp / "results.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        say("\n" + format_results(results), flush=True)
+        say("\n" + format_results(results) + "\n\n" + format_calibration(results), flush=True)
+        if verbose:
+            for note in notes:
+                print(f"  note: {note}", flush=True)
+        else:
+            for note in notes:
+                warnings.warn(note, DataWarning, stacklevel=2)
     return results

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rimclf._validation import Interval, Options, Types, check_param
-from rimclf.defaults import DEFAULT_MODEL, ModelConfig
+from rimclf.defaults import CALIBRATIONS, DEFAULT_MODEL, OPERATING_POINTS, ModelConfig
 from rimclf.errors import ParameterError
 
 
@@ -61,6 +61,18 @@ class BenchmarkSettings:
         gains little from intra-op threads, and on a busy machine they can slow it several-fold.
     device : str, default="auto"
         Network device (``"auto"``: CUDA when available).
+    threshold_cv : int, default=5
+        Folds of the threshold CV inside every training fold, as ``RimModel(threshold_cv=...)``
+        (:data:`~rimclf.defaults.DEFAULT_MODEL`): its out-of-fold probabilities calibrate the
+        method and set its threshold, so the benchmark scores what a trained model outputs, at
+        ``threshold_cv + 1`` fits per fold. 0: one fit per fold, the method's own probabilities
+        scored and the threshold read off the training lesions (the benchmark before calibration).
+    calibration : {"sigmoid", "isotonic"} or None, default="sigmoid"
+        As ``RimModel(calibration=...)`` (needs ``threshold_cv >= 2``).
+    operating_point : {"specificity", "sensitivity", "f1", "count"}, default="specificity"
+        How each fold's threshold is chosen, as ``RimModel(operating_point=...)``.
+    target_specificity, target_sensitivity : float, default=0.9, 0.8
+        The targets of the operating points "specificity" and "sensitivity".
 
     Examples
     --------
@@ -93,6 +105,11 @@ class BenchmarkSettings:
     max_fpr: float = 0.1
     n_threads: int = 1
     device: str = "auto"
+    threshold_cv: int = DEFAULT_MODEL.threshold_cv
+    calibration: str | None = DEFAULT_MODEL.calibration
+    operating_point: str = DEFAULT_MODEL.operating_point
+    target_specificity: float = DEFAULT_MODEL.target_specificity
+    target_sensitivity: float = DEFAULT_MODEL.target_sensitivity
 
     @classmethod
     def full(cls, **overrides: object) -> BenchmarkSettings:
@@ -150,6 +167,11 @@ _CONSTRAINTS = {
     "max_fpr": [Interval(float, 0, 1, closed="right")],
     "n_threads": _POSITIVE_INT,
     "device": [Types(str, description="a device name such as 'auto' or 'cpu'")],
+    "threshold_cv": [Options(0), Interval(int, 2, 1000)],
+    "calibration": [Options(None, *CALIBRATIONS)],
+    "operating_point": [Options(*OPERATING_POINTS)],
+    "target_specificity": [Interval(float, 0, 1, closed="neither")],
+    "target_sensitivity": [Interval(float, 0, 1, closed="right")],
 }
 
 

@@ -24,7 +24,8 @@ from rimclf.classifier.device import (
     seeded_torch,
     uses_channels_last,
 )
-from rimclf.classifier.inputs import LesionInputsMixin, check_fit_labels, check_inputs, signature_parameters
+from rimclf._data_checks import check_fit_labels
+from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, signature_parameters
 from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
@@ -392,7 +393,7 @@ class QSMRimNetClassifier(
         ``train_split=GroupValidSplit(...)``.
         """
         self._check_params()
-        inputs, feature_keys = check_inputs(X, self._module_branches())
+        inputs, feature_keys = check_inputs(X, self._module_branches(), image=self._module_image())
         labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
             self._fit_preprocessing(inputs, feature_keys)  # a warm start keeps the fitted statistics
@@ -412,7 +413,7 @@ class QSMRimNetClassifier(
             with _reraise_interrupt():
                 return super().partial_fit(X, y, classes=classes, **fit_params)
         self._check_params()
-        inputs, feature_keys = check_inputs(X, self._module_branches())
+        inputs, feature_keys = check_inputs(X, self._module_branches(), image=self._module_image())
         labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
             self._fit_preprocessing(inputs, feature_keys)
@@ -563,7 +564,7 @@ def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRi
     Parameters
     ----------
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
-        Gives ``module__depth``, ``module__width``, ``module__fusion``, ``module__branches``,
+        Gives ``module__depth``, ``module__width``, ``module__fusion``, ``module__branches``, ``module__image``,
         ``max_epochs``, ``lr``, ``batch_size``, ``imbalance`` and ``smote_k``.
     **params
         Other :class:`QSMRimNetClassifier` parameters (e.g. ``device``, ``random_state``,
@@ -581,6 +582,7 @@ def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRi
         "module__fusion": config.fusion,
         "module__branches": config.branches,
         "module__augment": config.augment,
+        "module__image": config.image,
         "max_epochs": config.max_epochs,
         "lr": config.lr,
         "batch_size": config.batch_size,

@@ -22,17 +22,11 @@ from skorch.utils import is_dataset
 from sklearn.exceptions import NotFittedError
 
 from rimclf.classifier.batches import LesionBatchDataset
+from rimclf._data_checks import PATCHES, check_lesion_inputs
 from rimclf._validation import check_choice
 from rimclf.defaults import BRANCHES
 from rimclf.feature_registry import TABULAR, feature_names
 from rimclf.errors import CohortError, DataWarning, ParameterError
-
-#: Smallest patch side (voxels) the ResNet3D handles: below it the feature maps collapse to a
-#: single voxel and CPU training was seen to turn non-deterministic (and sometimes NaN).
-MIN_PATCH_SIDE = 8
-#: The entry of X (an image block of :mod:`rimclf.feature_registry`) that the CNN branch takes.
-PATCHES = "patches"
-
 
 def input_keys() -> tuple[str, ...]:
     """The keys of X the estimator understands: the registered features (the image entry and the tabular ones)."""
@@ -40,15 +34,16 @@ def input_keys() -> tuple[str, ...]:
 
 
 def check_inputs(
-    X: object, branches: str, feature_keys: tuple[str, ...] | None = None
+    X: object, branches: str, feature_keys: tuple[str, ...] | None = None, image: str = PATCHES
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
     """Validate X; return the inputs the network's ``branches`` use, as numpy arrays, and the
     tabular entries joined into its ``"tabular"`` input (None without an MLP branch).
 
-    Patches become C-contiguous float32 (no copy when they already are) and must be finite. The
-    tabular entries (``feature_keys``, or every registered tabular entry present in X when None)
-    are joined column-wise into float64 ``"tabular"``, which may hold NaN/inf (imputed by
-    :class:`RadiomicsScaler`).
+    :func:`rimclf._data_checks.check_lesion_inputs` with the keys of the feature registry: the
+    image entry ``image`` (``"patches"`` or ``"surface_map"``, the module's ``"patches"`` input)
+    becomes C-contiguous float32 and must be finite; the tabular entries (``feature_keys``, or every
+    registered tabular entry present in X when None) are joined column-wise into float64
+    ``"tabular"``, which may hold NaN/inf (imputed by :class:`RadiomicsScaler`).
 
     Raises
     ------
@@ -58,100 +53,8 @@ def check_inputs(
     ParameterError
         ``branches`` is not one of :data:`rimclf.defaults.BRANCHES`.
     """
-    known = input_keys()
-    if not isinstance(X, Mapping):
-        raise CohortError(
-            f"X must be a SliceDict or dict with keys among {known} (e.g. from "
-            f"LesionFeaturizer.transform); got {type(X).__name__}"
-        )
-    unknown = sorted(set(X) - set(known))
-    if unknown:
-        raise CohortError(f"X has unknown keys {unknown}; expected keys among {known}")
     check_choice(branches, "module__branches", BRANCHES)
-    inputs: dict[str, np.ndarray] = {}
-    keys = None
-    if branches != "tabular":
-        inputs["patches"] = _check_patches(X, branches)
-    if branches != "patches":
-        tabular = feature_names(TABULAR)
-        keys = tuple(key for key in tabular if key in X) if feature_keys is None else tuple(feature_keys)
-        if not keys:
-            raise CohortError(
-                f"X has no tabular features (any of {tabular}), which module__branches={branches!r} "
-                f"needs (keys present: {sorted(X)})"
-            )
-        missing = [key for key in keys if key not in X]
-        if missing:
-            raise CohortError(
-                f"X has no {missing[0]!r} entry; the estimator was fitted on {list(keys)} (keys present: {sorted(X)})"
-            )
-        parts = []
-        for key in keys:
-            value = X[key]
-            if hasattr(value, "detach"):  # a torch tensor
-                value = value.detach().cpu().numpy()
-            array = np.asarray(value, dtype=np.float64)
-            if array.ndim != 2:
-                raise CohortError(f"X[{key!r}] must have shape (n, n_features), got {array.shape}")
-            parts.append(array)
-        if len({part.shape[0] for part in parts}) > 1:
-            raise CohortError(f"X's entries {list(keys)} have different numbers of rows")
-        inputs["tabular"] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-    lengths = {key: array.shape[0] for key, array in inputs.items()}
-    if len(set(lengths.values())) > 1:
-        raise CohortError(f"X's entries have different numbers of rows: {lengths}")
-    return inputs, keys
-
-
-def _check_patches(X: Mapping, branches: str) -> np.ndarray:
-    if PATCHES not in X:
-        raise CohortError(
-            f"X has no {PATCHES!r} entry, which module__branches={branches!r} needs (keys present: {sorted(X)})"
-        )
-    value = X[PATCHES]
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    array = np.ascontiguousarray(value, dtype=np.float32)
-    if array.ndim != 5:
-        raise CohortError(f"X['patches'] must have shape (n, channels, D, H, W), got {array.shape}")
-    if min(array.shape[2:]) < MIN_PATCH_SIDE:
-        raise CohortError(
-            f"X['patches'] has spatial shape {array.shape[2:]}; the ResNet3D needs at least "
-            f"{MIN_PATCH_SIDE} voxels per side (PatchExtractor(shape=...))"
-        )
-    n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-    if n_bad:
-        raise CohortError(f"X['patches'] holds {n_bad} NaN/inf values; patches must be finite")
-    return array
-
-
-def check_fit_labels(y: object, n_rows: int) -> np.ndarray:
-    """Validate binary labels (0/1, bool, or pandas Int64 without missing values) -> float32."""
-    if y is None:
-        raise CohortError("y is required to fit: one 0/1 rim label per lesion")
-    try:
-        labels = np.asarray(y, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise CohortError(
-            "y holds missing or non-numeric labels (e.g. unlabeled lesions, rim <NA>); "
-            "fit on labeled lesions only"
-        ) from None
-    if labels.shape[0] != n_rows:
-        raise CohortError(f"y has {labels.shape[0]} labels for {n_rows} lesions in X")
-    if not np.isfinite(labels).all():
-        raise CohortError(
-            f"y holds {int((~np.isfinite(labels)).sum())} missing labels (NaN/None); "
-            "fit on labeled lesions only"
-        )
-    bad = sorted(set(np.unique(labels).tolist()) - {0.0, 1.0})
-    if bad:
-        raise CohortError(f"y must hold 0 (rim-) or 1 (rim+) labels only; found {bad[:5]}")
-    if np.unique(labels).size < 2:
-        raise CohortError(
-            f"y holds only class {int(labels[0]) if labels.size else 'none'}; "
-            "training needs both rim+ (1) and rim- (0) lesions"
-        )
-    return labels.astype(np.float32)
+    return check_lesion_inputs(X, branches, feature_keys, known=input_keys(), tabular=feature_names(TABULAR), image=image)
 
 
 @dataclass
@@ -233,6 +136,13 @@ class LesionInputsMixin:
             return parameter.default
         return "both"
 
+    def _module_image(self) -> str:
+        """The X entry the image branch reads (``module__image``; "patches" unless set)."""
+        image = self.get_params_for("module").get("image")
+        if image is None and isinstance(self.module, torch.nn.Module):
+            image = getattr(self.module, "image", None)
+        return PATCHES if image is None else image
+
     def _fit_preprocessing(self, inputs: dict[str, np.ndarray], feature_keys: tuple[str, ...] | None) -> None:
         """Learn the input sizes, the tabular entries used and their statistics from the training inputs."""
         patches = inputs.get("patches")
@@ -286,7 +196,7 @@ class LesionInputsMixin:
 
     def _transform_inputs(self, X: object) -> dict[str, torch.Tensor]:
         self._check_preprocessing()
-        inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None))
+        inputs, _ = check_inputs(X, self._module_branches(), getattr(self, "feature_keys_", None), self._module_image())
         return self._as_tensors(inputs)
 
     def _as_tensors(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -5,7 +5,8 @@ A subcommand adds the groups it needs (``add_feature_options``, ``add_network_op
 options back into the :class:`~rimclf.defaults.ModelConfig` that
 :func:`rimclf.features.make_featurizer` and :func:`rimclf.classifier.make_classifier` take.
 :func:`add_output_options` gives every subcommand (and the top-level parser) the same ``-v`` and
-``-q``. Only :mod:`rimclf.defaults` is imported here (pure Python), so ``rimclf --help`` stays
+``-q``; :func:`add_runtime_options` the same ``-o``, ``--force``, ``-j``, ``--cache``, ``--device``
+and ``--seed``, each command taking those it needs. Only :mod:`rimclf.defaults` is imported here (pure Python), so ``rimclf --help`` stays
 instant.
 """
 
@@ -33,6 +34,67 @@ def add_output_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
     group.add_argument("-q", "--quiet", action="store_true", default=default,
                        help="hide progress bars, training summaries and progress messages (results, warnings and "
                             "errors are still printed)")
+
+
+#: The help of each runtime option (:func:`add_runtime_options`), the same on every subcommand.
+RUNTIME_HELP = {
+    "out": "output folder, written atomically (complete or not at all)",
+    "force": "replace the output folder if it exists (an input is never replaced)",
+    "jobs": "processes working in parallel: subjects featurised, phantoms drawn and per-scan outputs written, and, "
+            "in cv and benchmark, folds fitted and forest trees grown (on a GPU the folds share it); -1: all cores",
+    "cache": "keep per-subject features in DIR and reuse them in later runs with the same settings (default: no "
+             "cache; cv and benchmark: OUT/cache)",
+    "device": "torch device of the networks: auto (CUDA when present), cpu, cuda, cuda:1 ...",
+    "seed": "random seed: folds, networks, samplers, bootstraps and phantoms all follow it",
+}
+#: The default of ``-j/--jobs`` (``rimclf demo`` asks for all cores, explicitly: see its ``register``).
+JOBS = 1
+#: The defaults of ``--device`` and ``--seed``.
+DEVICE, SEED = "auto", 0
+
+
+def add_runtime_options(parser: argparse.ArgumentParser, *, out: bool | str = True, out_metavar: str = "OUT",
+                        jobs: bool | int = True, cache: bool = True, device: bool = True, seed: bool = True) -> None:
+    """``-o/--out``, ``--force``, ``-j/--jobs``, ``--cache``, ``--device``, ``--seed``: one group with
+    the same defaults and help (:data:`RUNTIME_HELP`) on every subcommand, which only opts in or out.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    out : bool or str, default=True
+        True: a required ``-o/--out`` and ``--force``; a folder name: the same with that folder as
+        ``-o``'s default (``rimclf demo``); False: neither (``rimclf phantom OUT`` names its output
+        as an argument and adds :func:`add_force_option` itself).
+    out_metavar : str, default="OUT"
+        How ``-o``'s value is shown (``MODEL`` for ``rimclf train``).
+    jobs : bool or int, default=True
+        ``-j/--jobs`` with the default :data:`JOBS` (True), with this default (an int), or none (False).
+    cache, device, seed : bool, default=True
+        Whether the command has ``--cache DIR``, ``--device DEVICE`` (default :data:`DEVICE`) and
+        ``--seed S`` (default :data:`SEED`).
+    """
+    group = parser.add_argument_group("output and runtime (the same on every command)")
+    if out is not False:
+        default = {} if out is True else {"default": out}
+        text = RUNTIME_HELP["out"] + ("" if out is True else f" (default {out})")
+        group.add_argument("-o", "--out", required=out is True, metavar=out_metavar, help=text, **default)
+        add_force_option(group)
+    if jobs is not False:
+        default = JOBS if jobs is True else jobs
+        group.add_argument("-j", "--jobs", type=int, default=default, metavar="N",
+                           help=f"{RUNTIME_HELP['jobs']} (default {default})")
+    if cache:
+        group.add_argument("--cache", metavar="DIR", help=RUNTIME_HELP["cache"])
+    if device:
+        group.add_argument("--device", default=DEVICE, metavar="DEVICE", help=f"{RUNTIME_HELP['device']} (default {DEVICE})")
+    if seed:
+        group.add_argument("--seed", type=int, default=SEED, metavar="S", help=f"{RUNTIME_HELP['seed']} (default {SEED})")
+
+
+def add_force_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--force`` alone, for a command whose output is not ``-o`` (``rimclf phantom OUT``)."""
+    parser.add_argument("--force", action="store_true", help=RUNTIME_HELP["force"])
 
 
 def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = DEFAULT_MODEL) -> None:
@@ -139,8 +201,7 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
 
     full, quick = BenchmarkSettings.full(), BenchmarkSettings.quick()
     parser.add_argument("cohort", help="cohort directory (BIDS-like) or manifest CSV/TSV, with rims.tsv labels")
-    parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    add_runtime_options(parser)
     parser.add_argument("--quick", action="store_true",
                         help=f"quick settings: {quick.n_splits} folds x {quick.n_repeats} repeat, {quick.n_estimators} trees, "
                              f"{quick.n_boot} bootstrap resamples ({quick.max_epochs} epochs for the imbalance methods)")
@@ -155,14 +216,6 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
                         help=f"training epochs of every network (default: the ablation's networks train as the default "
                              f"model, {DEFAULT_MODEL.max_epochs} epochs; the imbalance benchmark's {full.max_epochs}, "
                              f"quick {quick.max_epochs})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of folds, models and bootstrap (default 0)")
-    parser.add_argument("--cache", metavar="DIR", help="feature cache folder (default OUT/cache)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                        help="subjects featurized, folds fitted and forest trees grown in parallel, in N processes "
-                             "(-1: all cores; default 1). On a GPU the N fits share it: one small fit leaves most of "
-                             "a large GPU idle")
-    parser.add_argument("--device", default=None, metavar="DEVICE",
-                        help=f"device of the networks: auto (CUDA when present), cpu, cuda, cuda:1 ... (default {full.device})")
     add_cohort_options(parser)
 
 
@@ -174,6 +227,13 @@ def benchmark_options(args: argparse.Namespace) -> dict:
         "random_state": args.seed, "cache": args.cache, "n_jobs": args.jobs, "force": args.force,
         "verbose": not args.quiet, "progress": not args.quiet,
     }
+
+
+def threshold_settings(args: argparse.Namespace) -> dict:
+    """The benchmark settings that :func:`add_threshold_options` (without ``--threshold``) sets:
+    each training fold of ``cv``/``benchmark`` is calibrated and thresholded as ``train`` does."""
+    names = ("threshold_cv", "calibration", "operating_point", "target_specificity", "target_sensitivity")
+    return {name: getattr(args, name) for name in names}
 
 
 def benchmark_methods(args: argparse.Namespace) -> dict | None:

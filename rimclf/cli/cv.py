@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from rimclf.benchmark import ABLATION_METHODS, ABLATION_REFERENCE, METHODS
-from rimclf.cli._options import add_benchmark_options, benchmark_methods, benchmark_options, cohort_options
+from rimclf.cli._options import (
+    add_benchmark_options,
+    add_threshold_options,
+    benchmark_methods,
+    benchmark_options,
+    cohort_options,
+    threshold_settings,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -15,11 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="cross-validate one method, grouped by subject",
         description=(
             "Cross-validate one method (by default the default model) with subject-grouped, "
-            "repeated stratified folds and print its pAUC, PR AUC and ROC AUC with subject-bootstrap "
-            "95% CIs. Writes the same files as 'rimclf benchmark' for that method alone."
+            "repeated stratified folds, each training fold calibrated and thresholded as 'rimclf train' does "
+            "(--threshold-cv, --calibration, --operating-point; --threshold-cv 0: the method's own probabilities, "
+            "one fit per fold), and print its pAUC, PR AUC and ROC AUC, calibration (slope, ECE, Brier, log-loss) "
+            "and per-scan counts (expected count CCC, MAE, bias and 90% interval coverage, subject AUC of "
+            "P(>=1 rim+), count at the threshold and its category) with subject-bootstrap 95% CIs. Writes the same "
+            "files as 'rimclf benchmark' for that method alone."
         ),
     )
     add_benchmark_options(parser)
+    add_threshold_options(parser, fixed=False)  # each training fold is calibrated and thresholded as 'rimclf train' does
     parser.add_argument("--method", choices=[*ABLATION_METHODS, *METHODS], default=ABLATION_REFERENCE, metavar="NAME",
                         help=f"method to cross-validate (default {ABLATION_REFERENCE}): "
                              + ", ".join([*ABLATION_METHODS, *METHODS]))
@@ -28,15 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Cross-validate the method and say where the results went."""
-    from rimclf.benchmark import format_results, run_benchmark
+    from rimclf.benchmark import format_calibration, format_results, run_benchmark
     from rimclf.cli._checks import check_options
     from rimclf.cohort import load_cohort
 
     check_options(args)
+    options = benchmark_options(args)
+    options["settings"].update(threshold_settings(args))
     table = load_cohort(args.cohort, cohort_options(args))
     results = run_benchmark(table, args.out, kind="cross-validation", table=benchmark_methods(args),
-                            methods=[args.method], reference=None, **benchmark_options(args))
+                            methods=[args.method], reference=None, **options)
     if args.quiet:  # -q hides progress, not results (run_benchmark prints the table unless quiet)
-        print(format_results(results))
-    print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures to {args.out}")
+        print(format_results(results) + "\n\n" + format_calibration(results))
+    print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures (ROC, PR, reliability) to {args.out}")
     return 0

@@ -7,6 +7,7 @@ import argparse
 from rimclf.cli._options import (
     add_feature_options,
     add_network_options,
+    add_runtime_options,
     add_threshold_options,
     model_config,
 )
@@ -25,15 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "montages). Features are cached in OUT/cache, so a rerun with --force is faster."
         ),
     )
-    parser.add_argument("-o", "--out", default="demo_output", help="output folder (default demo_output)")
-    parser.add_argument("--force", action="store_true", help="replace the outputs in OUT (its feature cache is kept)")
+    # -j -1 (all cores) by default, deliberately: `make demo` runs it without options and should be quick
+    add_runtime_options(parser, out="demo_output", jobs=-1, cache=False, device=False)
     parser.add_argument("--train-subjects", type=int, default=40, metavar="N", help="training subjects (default 40)")
     parser.add_argument("--test-subjects", type=int, default=20, metavar="M", help="held-out subjects (default 20)")
     add_feature_options(parser)
     add_network_options(parser)
     add_threshold_options(parser, fixed=False)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the phantoms, the network and the CV (default 0)")
-    parser.add_argument("-j", "--jobs", type=int, default=-1, metavar="N", help="subjects in parallel (default -1: all cores)")
     return parser
 
 

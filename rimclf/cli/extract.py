@@ -7,6 +7,7 @@ import argparse
 from rimclf.cli._options import (
     add_cohort_options,
     add_feature_options,
+    add_runtime_options,
     cohort_options,
     model_config,
 )
@@ -25,15 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("cohort", help="cohort directory (BIDS-like) or manifest CSV/TSV")
-    parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    parser.add_argument(
-        "-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel (-1: all cores; default 1)"
-    )
+    add_runtime_options(parser, device=False, seed=False)
     add_feature_options(parser)
     parser.add_argument("--no-patches", action="store_true", help="tabular features only (no patches.npy)")
     parser.add_argument("--no-features", action="store_true", help="patches only (no rim.tsv / radiomics.tsv)")
-    parser.add_argument("--cache", metavar="DIR", help="reuse per-subject results cached in DIR")
     add_cohort_options(parser)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rimclf.cli._options import add_force_option, add_runtime_options
 from rimclf.defaults import DIFFICULTIES, PHANTOM_ACQUISITIONS
 
 
@@ -22,7 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("out", help="cohort folder to create (written atomically)")
     parser.add_argument("-n", "--subjects", type=int, default=40, metavar="N", help="number of subjects (default 40)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument("--difficulty", choices=DIFFICULTIES, default="default", help="rim contrast, noise and mimics (default: default)")
     parser.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), help="QSM grid of site A (default 96 112 64)")
     parser.add_argument("--sites", type=int, default=3, metavar="N",
@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--lesions", type=int, nargs=2, default=(10, 40), metavar=("LOW", "HIGH"), help="lesions per subject (default 10 40)")
     parser.add_argument("--sessions", type=int, default=1, metavar="N",
                         help="sessions per subject (default 1: no ses- level; more: ses-01.., each an independent draw)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel (-1: all cores; default 1)")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    add_force_option(parser)
+    add_runtime_options(parser, out=False, cache=False, device=False)
     return parser
 
 

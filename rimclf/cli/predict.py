@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli._options import add_cohort_options, cohort_options
+from rimclf.cli._options import add_cohort_options, add_runtime_options, cohort_options
 from rimclf.defaults import MONTAGE_LESIONS
 
 
@@ -30,11 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     single.add_argument("--flair", metavar="FILE", help="FLAIR NIfTI registered to the QSM")
     single.add_argument("--mask", metavar="FILE", help="lesion mask NIfTI (instance labels or binary); one on another grid than the QSM is resampled onto it")
     single.add_argument("--participant", default="01", metavar="LABEL", help="participant label in the outputs (default 01)")
-    parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel: features and per-scan files (-1: all cores)")
-    parser.add_argument("--cache", metavar="DIR", help="reuse per-subject features cached in DIR")
-    parser.add_argument("--device", default="auto", help="torch device (default auto: CUDA when present)")
+    add_runtime_options(parser, seed=False)
     parser.add_argument("--no-montage", action="store_true", help="skip the PNG montages")
     parser.add_argument("--montage-lesions", type=int, default=MONTAGE_LESIONS, metavar="K",
                         help=f"lesions per montage: the K most probable and every one called rim+ (default {MONTAGE_LESIONS}; "

@@ -8,6 +8,7 @@ from rimclf.cli._options import (
     add_cohort_options,
     add_feature_options,
     add_network_options,
+    add_runtime_options,
     add_threshold_options,
     cohort_options,
     model_config,
@@ -24,21 +25,21 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Extract the lesion features of a labelled cohort once, calibrate the probabilities (--calibration) and "
             "choose the decision threshold (--operating-point) on out-of-fold probabilities of a subject-grouped CV "
             "(--threshold-cv), train "
-            "QSMRim-Net on every labelled lesion, and save the model directory MODEL (settings.json, weights.pt). "
+            "QSMRim-Net on every labelled lesion, and save the model directory MODEL (settings.json, weights.pt, and "
+            "reliability.png: the reliability diagram of the out-of-fold probabilities, calibrated and the network's own). "
             "Defaults: rimclf.defaults.DEFAULT_MODEL."
         ),
     )
     parser.add_argument("cohort", help="cohort directory (BIDS-like) or manifest CSV/TSV, with rims.tsv labels")
-    parser.add_argument("-o", "--out", required=True, metavar="MODEL", help="model directory to write (atomically)")
-    parser.add_argument("--force", action="store_true", help="replace MODEL if it exists")
+    add_runtime_options(parser, out_metavar="MODEL")
     add_network_options(parser)
     add_feature_options(parser)
     add_threshold_options(parser)
-    runtime = parser.add_argument_group("runtime")
-    runtime.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:1 ... (default auto)")
-    runtime.add_argument("--seed", type=int, default=0, help="random seed of the network and the CV folds (default 0)")
-    runtime.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects in parallel during feature extraction (-1: all cores)")
-    runtime.add_argument("--cache", metavar="DIR", help="reuse per-subject features cached in DIR")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="predict with the mean of the --threshold-cv fold models and the final model (a fold "
+                             "ensemble, stored in MODEL; calibrated and thresholded on the fold models' out-of-fold "
+                             "probabilities). Off by default: it did not help measurably on held-out phantoms "
+                             "(docs/benchmarks.md) and costs K+1 network passes per prediction")
     add_cohort_options(parser)
     return parser
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             operating_point=config.operating_point,
             target_sensitivity=config.target_sensitivity,
             calibration=config.calibration,
+            ensemble=args.ensemble,
             out=args.out,
             force=args.force,
             cohort_options=cohort_options(args),
@@ -77,5 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if model.calibration_ is not None:
         print(model.calibration_.describe())
     print(model.threshold_choice_.describe())
-    print(f"wrote the model to {args.out}")
+    if model.ensemble_:
+        print(f"fold ensemble: the final model and {len(model.ensemble_)} threshold-CV fold models")
+    reliability = "" if model.oof_network_probability_ is None else " (with reliability.png, the out-of-fold reliability diagram)"
+    print(f"wrote the model to {args.out}{reliability}")
     return 0

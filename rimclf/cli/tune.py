@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rimclf.cli._options import add_cohort_options, add_feature_options, cohort_options, model_config
+from rimclf.cli._options import add_cohort_options, add_feature_options, add_runtime_options, cohort_options, model_config
 from rimclf.defaults import TUNING_MODELS
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("cohort", help="cohort directory (BIDS-like) or manifest CSV/TSV")
-    parser.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
+    add_runtime_options(parser, device=False)
     parser.add_argument("--trials", type=int, default=20, metavar="N", help="trials this command runs (default 20); the study keeps all")
     parser.add_argument(
         "--storage", metavar="URL",
@@ -32,12 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="processes running trials at once (default 1)")
     parser.add_argument("--model", choices=TUNING_MODELS, default=TUNING_MODELS[0],
                         help=f"what to tune (default {TUNING_MODELS[0]}, the network; a baseline is quick on a CPU)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the folds, the sampler and the model (default 0)")
     parser.add_argument("--sampler-seed", type=int, metavar="S", help="seed of the TPE sampler only; give each concurrent command its own")
     parser.add_argument("--folds", type=int, default=5, metavar="K", help="subject-grouped CV folds (default 5)")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (the study itself is always resumed)")
-    parser.add_argument("--cache", metavar="DIR", help="cache per-subject features in DIR (reused when the study resumes)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="subjects featurised in parallel (-1: all cores; default 1)")
     add_feature_options(parser)
     add_cohort_options(parser)
     return parser

@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from rimclf._data_checks import check_lesion_table
 from rimclf.features._subject import (
     CENTROID_COLUMNS,
     Note,
     SubjectVolumes,
-    check_lesion_table,
     emit_notes,
     group_by_subject,
 )

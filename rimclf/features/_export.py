@@ -12,7 +12,7 @@ import pandas as pd
 from rimclf._atomic import atomic_output_dir, reserving_output
 from rimclf._records import installed_versions
 from rimclf.errors import ParameterError
-from rimclf.feature_registry import TABULAR, feature_names
+from rimclf.feature_registry import IMAGE, TABULAR, feature_names
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.radiomics import radiomics_frame
 
@@ -37,7 +37,8 @@ def save_features(
         ``lesions.tsv`` (the lesion table; its row order is the row order of the other files),
         ``rim.tsv`` (``participant_id``, ``session``, ``lesion_id``, then the rim-profile features),
         ``radiomics.tsv`` (``participant_id``, ``session``, ``lesion_id``, then pyradiomics' feature columns),
-        ``patches.npy`` (float32, shape (n_lesions, C, D, H, W), patch axes along world x, y, z) and
+        ``patches.npy`` (float32, shape (n_lesions, C, D, H, W), patch axes along world x, y, z),
+        ``surface_map.npy`` (float32, shape (n_lesions, C, depths, directions)) and
         ``features.json`` (settings and package versions).
     featurizer : LesionFeaturizer, optional
         Default: ``make_featurizer()`` (the default model's features). A file is written for each
@@ -86,6 +87,8 @@ def save_features(
     }
     if "patches" in settings:
         settings["patches"]["axes"] = "lesion, channel, world x, y, z (RAS)"
+    if "surface_map" in settings:
+        settings["surface_map"]["axes"] = "lesion, channel, depth bin, direction bin"
     with atomic_output_dir(out, force=force) as tmp:
         bids_identifiers(table).to_csv(tmp / "lesions.tsv", sep="\t", index=False, na_rep="n/a")
         for name in feature_names(TABULAR):
@@ -96,7 +99,8 @@ def save_features(
         if scans is not None and scans["status"].eq("skipped").any():
             skipped = bids_identifiers(scans[scans["status"] == "skipped"][["participant_id", "session", "reason"]])
             skipped.to_csv(tmp / "skipped_scans.tsv", sep="\t", index=False)
-        if "patches" in extractors:
-            np.save(tmp / "patches.npy", features["patches"])
+        for name in feature_names(IMAGE):
+            if name in extractors:
+                np.save(tmp / f"{name}.npy", features[name])
         (tmp / "features.json").write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
     return out

@@ -57,23 +57,6 @@ class SubjectTask:
         return f"sub-{self.participant_id}" + (f"_ses-{self.session}" if self.session else "")
 
 
-def check_lesion_table(table: object, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """Check that ``table`` is a lesion table holding ``columns``; raise :class:`CohortError` if not."""
-    if not isinstance(table, pd.DataFrame):
-        raise CohortError(
-            f"X must be the lesion table (pandas.DataFrame) of rimclf.load_cohort, got {type(table).__name__}"
-        )
-    missing = [column for column in columns if column not in table.columns]
-    if missing:
-        raise CohortError(
-            f"the lesion table lacks column(s) {missing} (it has {list(table.columns)}); "
-            "pass the table of rimclf.load_cohort or a subset of its rows"
-        )
-    if table["lesion_id"].isna().any():
-        raise CohortError("the lesion table has missing lesion_id values")
-    return table
-
-
 def group_by_subject(
     table: pd.DataFrame, *, with_flair: bool, with_centroids: bool
 ) -> list[tuple[SubjectTask, np.ndarray, np.ndarray]]:

@@ -24,12 +24,12 @@ from rimclf.feature_registry import IMAGE, TABULAR, Feature, check_feature_set, 
 from rimclf.errors import OutputError, ParameterError, RimclfWarning
 from rimclf.features._cache import CorruptEntry, FeatureCache, warn_corrupt
 from rimclf.features._output import DictOutputMixin, LesionFeatures
+from rimclf._data_checks import check_lesion_table
 from rimclf.features._subject import (
     CENTROID_COLUMNS,
     Note,
     SubjectTask,
     SubjectVolumes,
-    check_lesion_table,
     emit_notes,
     remembered_sha256,
     group_by_subject,
@@ -154,7 +154,7 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, _BaseComposition, auto
         "progress": [Bools()],
     }
 
-    _output_description = "a SliceDict of arrays (tabular 'rim'/'radiomics' entries and 5-D 'patches')"
+    _output_description = "a SliceDict of arrays (tabular 'rim'/'radiomics' entries, 5-D 'patches' or 4-D 'surface_map')"
     _table_alternative = (
         "RimProfileExtractor or RadiomicsExtractor, which support set_output(transform='pandas'), or "
         "pandas.DataFrame(np.hstack([X['rim'], X['radiomics']]), columns=featurizer.get_feature_names_out())"
@@ -362,8 +362,8 @@ def make_featurizer(
     features : bool, default=True
         Build the extractors of ``config.feature_set``.
     patches : bool or None, default=None
-        Build the image extractors (the patches); None: when the network uses them
-        (``config.branches != "tabular"``).
+        Build the image extractor ``config.image`` (the patches, or the surface maps); None: when
+        the network uses it (``config.branches != "tabular"``).
     n_jobs, memory, progress
         Runtime settings of :class:`LesionFeaturizer` (they do not change the features).
 
@@ -382,7 +382,9 @@ def make_featurizer(
     names = list(check_feature_set(config.feature_set)) if features else []
     use_images = config.branches != "tabular" if patches is None else patches
     if use_images:
-        names += feature_names(IMAGE)
+        if config.image not in feature_names(IMAGE):
+            raise ParameterError(f"image={config.image!r} is not valid; it must be one of the image features {feature_names(IMAGE)}")
+        names.append(config.image)
     return LesionFeaturizer(
         [(name, extractor_from_config(name, config)) for name in names], n_jobs=n_jobs, memory=memory, progress=progress
     )

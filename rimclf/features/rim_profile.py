@@ -100,7 +100,7 @@ lesion touching the edge of the volume (its edge and surroundings are cut), or f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -453,58 +453,104 @@ class RimProfileExtractor(LesionExtractor):
     def extract_subject(self, volumes: SubjectVolumes, notes: list[Note]) -> np.ndarray:
         """Features of the subject's distinct lesions (``volumes.task.lesion_ids``), float64 (k, F)."""
         settings = self._validate()
-        task = volumes.task
-        out = np.full((len(task.lesion_ids), len(self.get_feature_names_out())), np.nan)
-        if not len(task.lesion_ids):
-            return out
-        reference = _SubjectReference(volumes, with_flair=bool(self.flair))
-        if not reference.qsm_spread > 0:
-            notes.append((DataWarning, f"sub-{task.participant_id}: the QSM of normal-appearing tissue has no spread; "
-                                       "its rim-profile features are NaN"))
-            return out
-        labels = volumes.labels
-        spacing = np.asarray(volumes.spacing_mm, dtype=float)
-        objects = ndimage.find_objects(labels, max_label=int(task.lesion_ids.max()))
-        rotation = volumes.affine[:3, :3]
-        voxel_mm3 = float(abs(np.linalg.det(rotation)))
-        for row, lesion_id in enumerate(task.lesion_ids):
-            where = f"sub-{task.participant_id} lesion {int(lesion_id)}"
-            box = objects[int(lesion_id) - 1] if 0 < lesion_id <= len(objects) else None
-            crop = lesion_crop(box, labels.shape, spacing, settings.reference_mm[1])
-            if crop is None:
-                problem = "has no voxel" if box is None else "touches the edge of the volume, so its edge and surroundings are cut"
-                notes.append((DataWarning, f"{where}: the lesion {problem}; its rim-profile features are NaN"))
-                continue
-            values = self._lesion_features(volumes, reference, int(lesion_id), crop, rotation, spacing, settings, where, notes)
-            if values is not None:
-                if self.volume:
-                    values = np.append(values, math.log10(int((labels[crop] == lesion_id).sum()) * voxel_mm3))
-                out[row] = values
+        out = np.full((len(volumes.task.lesion_ids), len(self.get_feature_names_out())), np.nan)
+        voxel_mm3 = float(abs(np.linalg.det(volumes.affine[:3, :3])))
+        lesions = referenced_lesions(volumes, settings.reference_mm, settings.reference_mm[1], bool(self.flair),
+                                     "rim-profile features are NaN", notes)
+        for row, lesion in lesions:
+            values = profile_features(lesion.q, lesion.lesion, lesion.normal, lesion.distance_mm, lesion.points_mm,
+                                      settings)
+            if self.flair:
+                ring_level = float(np.median(lesion.flair[lesion.ring]))
+                ratio = float(np.median(lesion.flair[lesion.lesion])) / ring_level if ring_level > 0 else math.nan
+                values = np.append(values, ratio)
+            if self.volume:
+                values = np.append(values, math.log10(int(lesion.lesion.sum()) * voxel_mm3))
+            out[row] = values
         return out
 
-    def _lesion_features(self, volumes, reference, lesion_id, crop, rotation, spacing, settings, where, notes):
-        lesion = volumes.labels[crop] == lesion_id
-        support = volumes.support[crop]
-        if not (lesion & support).any():
-            notes.append((DataWarning, f"{where}: the lesion has no voxel with QSM data; its rim-profile features are NaN"))
-            return None
+
+@dataclass(frozen=True)
+class ReferencedLesion:
+    """One lesion's crop with its QSM referenced to its ring (see the module documentation).
+
+    Attributes
+    ----------
+    q : ndarray
+        ``(QSM - median QSM of the reference ring) / the subject's robust QSM spread``.
+    lesion, normal, ring : ndarray of bool
+        This lesion's voxels; normal-appearing voxels (support, outside every lesion); its
+        reference ring.
+    distance_mm : ndarray
+        Signed distance to the lesion boundary (mm, negative inside).
+    points_mm : ndarray of shape (3,) + q.shape
+        Voxel centres in world millimetres, up to a translation (offsets between them are exact).
+    flair : ndarray or None
+        The FLAIR on the QSM grid, when asked for.
+    """
+
+    q: np.ndarray
+    lesion: np.ndarray
+    normal: np.ndarray
+    ring: np.ndarray
+    distance_mm: np.ndarray
+    points_mm: np.ndarray
+    flair: np.ndarray | None
+
+
+def referenced_lesions(
+    volumes: SubjectVolumes,
+    reference_mm: tuple[float, float],
+    reach_mm: float,
+    with_flair: bool,
+    what: str,
+    notes: list[Note],
+) -> Iterator[tuple[int, ReferencedLesion]]:
+    """``(row, referenced lesion)`` of each of the subject's lesions that can be measured.
+
+    The one referencing of the QSM around a lesion, shared by the rim-profile features and the
+    surface maps. Each lesion's crop reaches ``reach_mm`` beyond its bounding box. A lesion that
+    cannot be measured (no voxel with QSM data, touching the volume's edge, fewer than
+    ``MIN_REFERENCE_VOXELS`` ring voxels; or a subject whose normal-appearing QSM has no spread)
+    is skipped with a :class:`~rimclf.errors.DataWarning` note ending "its {what}" (e.g.
+    ``what="rim-profile features are NaN"``).
+    """
+    task = volumes.task
+    if not len(task.lesion_ids):
+        return
+    reference = _SubjectReference(volumes, with_flair=with_flair)
+    if not reference.qsm_spread > 0:
+        notes.append((DataWarning, f"sub-{task.participant_id}: the QSM of normal-appearing tissue has no spread; "
+                                   f"its {what}"))
+        return
+    labels = volumes.labels
+    spacing = np.asarray(volumes.spacing_mm, dtype=float)
+    objects = ndimage.find_objects(labels, max_label=int(task.lesion_ids.max()))
+    rotation = volumes.affine[:3, :3]
+    for row, lesion_id in enumerate(task.lesion_ids):
+        where = f"sub-{task.participant_id} lesion {int(lesion_id)}"
+        box = objects[int(lesion_id) - 1] if 0 < lesion_id <= len(objects) else None
+        crop = lesion_crop(box, labels.shape, spacing, max(reach_mm, reference_mm[1]))
+        if crop is None:
+            problem = "has no voxel" if box is None else "touches the edge of the volume, so its edge and surroundings are cut"
+            notes.append((DataWarning, f"{where}: the lesion {problem}; its {what}"))
+            continue
+        lesion = labels[crop] == lesion_id
+        if not (lesion & volumes.support[crop]).any():
+            notes.append((DataWarning, f"{where}: the lesion has no voxel with QSM data; its {what}"))
+            continue
         normal = reference.normal[crop]
         distance = signed_distance_mm(lesion, spacing)
-        ring = normal & (distance > settings.reference_mm[0]) & (distance <= settings.reference_mm[1])
-        qsm = volumes.qsm[crop]
+        ring = normal & (distance > reference_mm[0]) & (distance <= reference_mm[1])
         if int(ring.sum()) < MIN_REFERENCE_VOXELS:
             notes.append((DataWarning, f"{where}: only {int(ring.sum())} normal-appearing voxels between "
-                                       f"{settings.reference_mm[0]:g} and {settings.reference_mm[1]:g} mm around the "
-                                       "lesion; its rim-profile features are NaN"))
-            return None
+                                       f"{reference_mm[0]:g} and {reference_mm[1]:g} mm around the "
+                                       f"lesion; its {what}"))
+            continue
+        qsm = volumes.qsm[crop]
         q = (qsm - float(np.median(qsm[ring]))) / reference.qsm_spread
         start = np.array([s.start for s in crop], dtype=float)
         index = np.indices(lesion.shape, dtype=float) + start.reshape(3, 1, 1, 1)
         points = np.tensordot(rotation, index, axes=(1, 0))
-        values = profile_features(q, lesion, normal, distance, points, settings)
-        if self.flair:
-            flair = reference.flair[crop]
-            ring_level = float(np.median(flair[ring]))
-            ratio = float(np.median(flair[lesion])) / ring_level if ring_level > 0 else math.nan
-            values = np.append(values, ratio)
-        return values
+        flair = reference.flair[crop] if with_flair else None
+        yield row, ReferencedLesion(q, lesion, normal, ring, distance, points, flair)

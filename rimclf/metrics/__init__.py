@@ -28,7 +28,7 @@ from rimclf.metrics._calibration import (
 )
 from rimclf.metrics._counts import CountAgreement, concordance, count_agreement
 from rimclf.metrics._folds import group_fit_params, subject_folds
-from rimclf.metrics._subject_counts import count_category, subject_count_metrics, subject_counts
+from rimclf.metrics._subject_counts import count_category, count_scores, subject_count_metrics, subject_counts
 from rimclf.metrics._ranking import (
     SCORERS,
     partial_roc_auc,
@@ -51,6 +51,7 @@ __all__ = [
     "count_agreement",
     "count_category",
     "count_interval",
+    "count_scores",
     "expected_calibration_error",
     "group_fit_params",
     "log_loss_score",

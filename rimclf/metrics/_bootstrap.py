@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 
 from rimclf._validation import check_choice, check_int, check_real
 from rimclf.errors import CohortError, DataWarning
-from rimclf.metrics._checks import check_groups, check_labels, check_scores
+from rimclf._data_checks import check_groups, check_labels, check_scores
 from rimclf.metrics._ranking import (
     Metric,
     partial_roc_auc,

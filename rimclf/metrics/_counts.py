@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from rimclf.errors import CohortError
-from rimclf.metrics._checks import check_groups, check_labels
+from rimclf._data_checks import check_groups, check_labels
 
 
 @dataclass(frozen=True)

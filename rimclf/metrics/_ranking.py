@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.metrics import average_precision_score, make_scorer, roc_auc_score, roc_curve
 
-from rimclf.metrics._checks import check_fraction, check_labels, check_scores
+from rimclf._data_checks import check_labels, check_scores
+from rimclf.metrics._checks import check_fraction
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 

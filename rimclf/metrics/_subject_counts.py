@@ -14,12 +14,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.utils import check_random_state
 
 from rimclf._validation import check_int, check_real
 from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics._calibration import count_interval, poisson_binomial
-from rimclf.metrics._checks import check_groups, check_scores
+from rimclf._data_checks import check_groups, check_scores
 from rimclf.metrics._counts import _concordance
 from rimclf.metrics._ranking import roc_auc
 
@@ -59,8 +60,8 @@ def subject_counts(probability: object, groups: object, *, threshold: float | No
     -------
     pandas.DataFrame
         Index: the subjects (sorted); columns ``n_lesions``, ``expected_rim_pos`` (sum of the
-        probabilities), ``rim_pos_low``/``rim_pos_high`` (central ``level`` interval of the
-        Poisson-binomial count distribution, lesions taken as independent), ``p_any_rim_pos``,
+        probabilities), ``rim_pos_low``/``rim_pos_high`` (the shortest interval holding ``level`` of
+        the Poisson-binomial count distribution, lesions taken as independent: :func:`count_interval`), ``p_any_rim_pos``,
         ``p_rim_pos_4plus``, then ``n_rim_pos_predicted`` and ``n_rim_pos_true`` when asked.
 
     Examples
@@ -95,6 +96,68 @@ def subject_counts(probability: object, groups: object, *, threshold: float | No
             raise CohortError("y_true must give a 0/1 label for every lesion")
         table["n_rim_pos_true"] = np.bincount(codes, labels, subjects.size).astype(np.int64)
     return table
+
+
+def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties counted half; NaN with one class."""
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = stats.rankdata(scores)
+    return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def count_scores(n_true: object, expected: object, low: object, high: object, p_any: object,
+                 predicted: object = None) -> dict[str, float]:
+    """How well per-subject (or per-scan) rim+ counts agree with the true counts.
+
+    The plain-array form of what :func:`subject_count_metrics` scores, fast enough to run on
+    every bootstrap resample of a benchmark.
+
+    Parameters
+    ----------
+    n_true, expected, low, high, p_any : array-like of shape (n_subjects,)
+        The true count, the expected count, the ends of its interval and P(at least one rim+)
+        (:func:`subject_counts`' ``n_rim_pos_true``, ``expected_rim_pos``, ``rim_pos_low``,
+        ``rim_pos_high``, ``p_any_rim_pos``).
+    predicted : array-like of shape (n_subjects,), optional
+        The count at the decision threshold.
+
+    Returns
+    -------
+    dict
+        ``count_ccc``, ``count_mae``, ``count_bias`` (of the expected count), ``count_coverage``
+        (fraction of subjects whose interval holds the true count), ``subject_auc_any`` (ROC AUC of
+        P(>= 1) for "has a rim+ lesion"; NaN when all subjects or none have one) and, with
+        ``predicted``, ``threshold_count_ccc``, ``threshold_count_mae``, ``threshold_count_bias``
+        and ``category_agreement`` (0 / 1-3 / >= 4 the same).
+
+    Examples
+    --------
+    >>> scores = count_scores([0, 1, 3], [0.2, 1.1, 2.5], [0, 0, 1], [1, 2, 4], [0.18, 0.7, 0.95], predicted=[0, 2, 4])
+    >>> {key: round(value, 3) for key, value in scores.items()}    # doctest: +NORMALIZE_WHITESPACE
+    {'count_ccc': 0.959, 'count_mae': 0.267, 'count_bias': -0.067, 'count_coverage': 1.0, 'subject_auc_any': 1.0,
+     'threshold_count_ccc': 0.857, 'threshold_count_mae': 0.667, 'threshold_count_bias': 0.667, 'category_agreement': 0.667}
+    """
+    true = np.asarray(n_true, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scores = {
+        "count_ccc": _concordance(true, expected),
+        "count_mae": float(np.abs(expected - true).mean()),
+        "count_bias": float((expected - true).mean()),
+        "count_coverage": float(((np.asarray(low) <= true) & (true <= np.asarray(high))).mean()),
+        "subject_auc_any": _rank_auc((true > 0).astype(int), np.asarray(p_any, dtype=np.float64)),
+    }
+    if predicted is not None:
+        pred = np.asarray(predicted, dtype=np.float64)
+        scores.update({
+            "threshold_count_ccc": _concordance(true, pred),
+            "threshold_count_mae": float(np.abs(pred - true).mean()),
+            "threshold_count_bias": float((pred - true).mean()),
+            "category_agreement": float((count_category(true) == count_category(pred)).mean()),
+        })
+    return scores
 
 
 def _count_scores(counts: pd.DataFrame, predicted: str) -> dict[str, float]:

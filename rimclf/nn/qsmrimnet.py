@@ -6,12 +6,13 @@ import torch
 from torch import nn
 
 from rimclf._validation import check_choice, check_int
-from rimclf.defaults import AUGMENTATIONS, BRANCHES, DEFAULT_MODEL, FUSIONS
+from rimclf.defaults import AUGMENTATIONS, BRANCHES, DEFAULT_MODEL, FUSIONS, IMAGE_INPUTS
 from rimclf.errors import CohortError, ParameterError
 from rimclf.nn.augment import ROTATION_DEGREES, PatchAugment
 from rimclf.nn.deepsmote import DeepSMOTE
 from rimclf.nn.encoder import TabularEncoder, linear_bn_swish
 from rimclf.nn.resnet3d import ResNet3D
+from rimclf.nn.surface import SurfaceMapEncoder
 
 
 
@@ -56,7 +57,12 @@ class QSMRimNet(nn.Module):
     augment : {"none", "flips", "flips+rotations"}, default="flips+rotations" (*)
         Training-time augmentation of the patches by :class:`~rimclf.nn.PatchAugment`: the 48
         flips and 90° turns about the world axes, optionally followed by a random rotation of up
-        to ``ROTATION_DEGREES``; inactive in eval mode.
+        to ``ROTATION_DEGREES``; inactive in eval mode (and unused for surface maps, whose
+        encoder ignores the order of directions).
+    image : {"patches", "surface_map"}, default="patches" (*)
+        What the image branch reads (its ``patches`` input): cubic patches ``(N, C, D, H, W)``
+        through :class:`ResNet3D`, or surface maps ``(N, C, depths, directions)`` through
+        :class:`~rimclf.nn.SurfaceMapEncoder` (``depth`` is then unused).
 
     Attributes
     ----------
@@ -96,9 +102,11 @@ class QSMRimNet(nn.Module):
         tabular_dropout: float = 0.3,
         head_dropout: float = 0.5,
         augment: str = DEFAULT_MODEL.augment,
+        image: str = DEFAULT_MODEL.image,
     ) -> None:
         super().__init__()
         check_choice(augment, "augment", AUGMENTATIONS, owner="QSMRimNet")
+        check_choice(image, "image", IMAGE_INPUTS, owner="QSMRimNet")
         check_choice(branches, "branches", BRANCHES, owner="QSMRimNet")
         check_choice(fusion, "fusion", FUSIONS, owner="QSMRimNet")
         check_int(width, "width", min=1, owner="QSMRimNet")
@@ -110,13 +118,17 @@ class QSMRimNet(nn.Module):
         self.fusion = fusion
         self.feature_dim = 8 * width
 
+        self.image = image
         self.augment = None
-        if augment != "none" and branches != "tabular":
+        if augment != "none" and branches != "tabular" and image == "patches":
             rotation = ROTATION_DEGREES if augment == "flips+rotations" else 0.0
             self.augment = PatchAugment(flips_and_turns=True, max_rotation_degrees=rotation)
-        self.patch_encoder = (
-            ResNet3D(in_channels, depth=depth, width=width) if branches != "tabular" else None
-        )
+        self.patch_encoder = None
+        if branches != "tabular":
+            self.patch_encoder = (
+                ResNet3D(in_channels, depth=depth, width=width) if image == "patches"
+                else SurfaceMapEncoder(in_channels, out_features=self.feature_dim)
+            )
         self.tabular_encoder = (
             TabularEncoder(
                 n_tabular,

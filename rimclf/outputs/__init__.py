@@ -110,9 +110,10 @@ COLUMN_DESCRIPTIONS = {
     "n_lesions": {"Description": "lesions of the scan"},
     "n_rim_pos_predicted": {"Description": "lesions called rim+ at the threshold"},
     "expected_rim_pos": {"Description": "sum of the (calibrated) rim+ probabilities: the expected number of rim+ lesions"},
-    "rim_pos_low_90": {"Description": "lower end of the 90 % interval of the number of rim+ lesions (5th percentile of the "
-                                      "Poisson-binomial distribution of the lesion probabilities, lesions independent)"},
-    "rim_pos_high_90": {"Description": "upper end of the 90 % interval of the number of rim+ lesions (95th percentile)"},
+    "rim_pos_low_90": {"Description": "lower end of the 90 % interval of the number of rim+ lesions (the shortest interval "
+                                      "holding at least 90 % of the Poisson-binomial distribution of the lesion "
+                                      "probabilities, lesions independent)"},
+    "rim_pos_high_90": {"Description": "upper end of the 90 % interval of the number of rim+ lesions"},
     "p_any_rim_pos": {"Description": "probability that the scan has at least one rim+ lesion (from the lesion probabilities)",
                       "Units": "probability (0-1)"},
     "p_rim_pos_4plus": {"Description": "probability that the scan has four or more rim+ lesions (a prognostic cut-off "
@@ -255,8 +256,8 @@ def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
     >>> summary = subject_summary(lesion_predictions(table, probability, threshold=0.5))
     >>> print(summary.drop(columns="session").to_string(index=False))
     participant_id  n_lesions  n_rim_pos_predicted  expected_rim_pos  rim_pos_low_90  rim_pos_high_90  p_any_rim_pos  p_rim_pos_4plus  n_rim_pos_true
-               001         13                    0              3.12               1                6          0.978            0.381               0
-               002         13                   13              9.88               7               12          1.000            1.000               0
+               001         13                    0              3.12               1                5          0.978            0.381               0
+               002         13                   13              9.88               8               12          1.000            1.000               0
     >>> folder.cleanup()
     """
     from rimclf.metrics import subject_counts

@@ -19,6 +19,7 @@ def run_cli(argv: list[str]) -> int:
     return extract.run(build_parser().parse_args(argv))
 
 
+@pytest.mark.slow
 def test_save_features_writes_tables_patches_and_settings(cohort: Path, table: pd.DataFrame, tmp_path: Path) -> None:
     featurizer = LesionFeaturizer([
         ("rim", RimProfileExtractor()), ("radiomics", RadiomicsExtractor(params=FEW, region="lesion")),

@@ -48,6 +48,7 @@ def reference(cohort: Path) -> SliceDict:
     return featurizer().fit(table).transform(table)
 
 
+@pytest.mark.slow
 def test_slicedict_of_float32_in_table_order(table: pd.DataFrame, reference: SliceDict) -> None:
     assert isinstance(reference, SliceDict) and set(reference) == {"patches", "radiomics"}
     assert reference["patches"].shape == (20, 3, 6, 5, 4) and reference["patches"].dtype == np.float32
@@ -100,6 +101,7 @@ def test_n_jobs_and_backends_give_identical_results(table: pd.DataFrame, referen
     np.testing.assert_array_equal(threaded["radiomics"], reference["radiomics"][::-1])
 
 
+@pytest.mark.slow
 def test_dask_backend(table: pd.DataFrame, reference: SliceDict) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None):
@@ -204,7 +206,7 @@ def test_clone_get_set_params_and_pickle() -> None:
         ({"features": "rim"}, r"features='rim' is not valid; it must be None or a list of \(name, extractor\) tuples"),
         ({"features": [("radiomics", "yes")]}, r"features entry 'radiomics' is 'yes'; it must be a RadiomicsExtractor"),
         ({"features": [("patches", RadiomicsExtractor())]}, "features entry 'patches' is RadiomicsExtractor.*; it must be a PatchExtractor"),
-        ({"features": [("qsm", PatchExtractor())]}, r"feature 'qsm' is not registered; the features are \('rim', 'radiomics', 'patches'\)"),
+        ({"features": [("qsm", PatchExtractor())]}, r"feature 'qsm' is not registered; the features are \('rim', 'radiomics', 'patches', 'surface_map'\)"),
         ({"features": [("rim", RimProfileExtractor()), ("rim", RimProfileExtractor())]}, "features names 'rim' twice"),
         ({"features": []}, "extracts nothing"),
         ({"progress": "no"}, "progress='no' is not valid"),

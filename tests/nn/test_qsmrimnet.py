@@ -106,6 +106,7 @@ def test_synthetic_rows_train_both_encoders():
     assert net.tabular_encoder.layers[0].weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_paper_configuration_builds():
     net = fused(in_channels=2, n_tabular=527, depth=18, width=64)
     assert net.feature_dim == 512

@@ -33,6 +33,7 @@ def test_blocks_per_depth():
         assert n_convs + 1 == depth  # the name counts a final linear layer too
 
 
+@pytest.mark.slow
 def test_paper_size_parameter_count():
     net = ResNet3D(in_channels=2, depth=18, width=64)
     n_parameters = sum(p.numel() for p in net.parameters())

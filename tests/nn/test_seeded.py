@@ -100,6 +100,7 @@ def test_manual_seed_forgets_a_saved_state(name: str) -> None:
     assert torch.equal(draw(twin), draw(LAYERS[name](7)))
 
 
+@pytest.mark.slow
 def test_labels_may_stay_on_the_host() -> None:
     """Features on another device (``meta`` stands in for a GPU), labels on the CPU: the rim+
     rows are found on the host and ``y_aug`` stays there."""
