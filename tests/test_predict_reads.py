@@ -164,3 +164,24 @@ def test_training_resamples_a_mask_on_another_grid_once(tmp_path: Path, monkeypa
         train_model(cohort, featurizer=featurizer, classifier=classifier, threshold_cv=2, random_state=0)
     assert sum(resamplings.values()) == 1
     assert len(mask_reads) == 6 and set(mask_reads.values()) == {1}
+
+
+def test_with_a_warm_feature_cache_the_montages_read_the_volumes_once(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cohort = cohort_with_a_mask_on_another_grid(tmp_path / "cohort")
+    model = tiny_model()
+    predict_cohort(model, cohort, tmp_path / "cold", n_jobs=1, memory=tmp_path / "cache")  # fills the cache
+    reads, read_array = Counter(), rimclf._nifti.read_array
+
+    def counted_read(path, **kwargs):
+        reads[Path(path).resolve()] += 1
+        return read_array(path, **kwargs)
+
+    monkeypatch.setattr(rimclf._nifti, "read_array", counted_read)
+    predict_cohort(model, cohort, tmp_path / "warm", n_jobs=1, memory=tmp_path / "cache")
+    assert set(reads) == {path.resolve() for path in cohort.rglob("*.nii.gz")} and set(reads.values()) == {1}
+    reads.clear()
+    predict_cohort(model, cohort, tmp_path / "maps-only", n_jobs=1, memory=tmp_path / "cache", montage=False)
+    assert {path.name for path in reads} == {path.name for path in cohort.rglob("*_dseg.nii.gz")}  # the masks only
+    assert set(reads.values()) == {1}
+    assert files(tmp_path / "cold") == files(tmp_path / "warm")  # the same bytes, cache or not
