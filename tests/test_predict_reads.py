@@ -185,3 +185,23 @@ def test_with_a_warm_feature_cache_the_montages_read_the_volumes_once(tmp_path: 
     assert {path.name for path in reads} == {path.name for path in cohort.rglob("*_dseg.nii.gz")}  # the masks only
     assert set(reads.values()) == {1}
     assert files(tmp_path / "cold") == files(tmp_path / "warm")  # the same bytes, cache or not
+
+
+@pytest.mark.parametrize("command", [["extract", "--no-patches"], ["cv", "--quick", "--n-splits", "2", "--epochs", "2",
+                                                                    "--n-boot", "10", "--threshold-cv", "0"]])
+def test_extract_and_cv_resample_a_mask_on_another_grid_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            command: list[str]) -> None:
+    from rimclf.cli import main
+
+    cohort = cohort_with_a_mask_on_another_grid(tmp_path / "cohort")
+    resamplings, resample_labels = Counter(), rimclf.cohort._resample.resample_labels
+
+    def counted_resample(labels, *args, **kwargs):
+        resamplings[labels.shape] += 1
+        return resample_labels(labels, *args, **kwargs)
+
+    monkeypatch.setattr(rimclf.cohort._resample, "resample_labels", counted_resample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        status = main([command[0], str(cohort), "-o", str(tmp_path / "out"), *command[1:], "-q"])
+    assert status == 0 and sum(resamplings.values()) == 1
