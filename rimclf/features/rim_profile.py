@@ -90,6 +90,21 @@ name                             formula
 ``rim_log_volume_mm3``           log10 of the lesion volume in mm^3
 ===============================  ==============================================================
 
+Resolution
+----------
+With ``resolution="weighted"`` or ``"resolved"`` (default ``"ignore"``: the features above) each
+edge voxel counts by how well the grid resolves the boundary there. Its extent along the local
+boundary normal ``n`` (the unit gradient of ``d``) is ``e = sqrt(sum_i (n_i s_i)^2)`` for voxel
+sizes ``s`` (1 mm where a 1 x 1 x 3 mm grid cuts the boundary in-plane, 3 mm where it runs along
+the slices). Its weight is ``(1 + s_min^2) / (1 + e^2)`` (mm; ``"weighted"``) or 1 where
+``e <= max(1.5 mm, s_min)`` and 0 elsewhere (``"resolved"``). Every edge statistic above (edge
+medians and quantiles, the bins' P75, the bright fraction, the flatness's weights) is weighted; a
+direction bin counts when its edge voxels weigh at least 2 (so coverage is over resolved
+directions); and ``rim_log_resolved_edge_voxels``, log10(1 + the edge voxels' total weight), is
+added after ``rim_bright_flatness``. On an isotropic grid every weight is 1 and the features are
+those of ``"ignore"``. Measured on the varied-acquisition phantom, neither setting helps (see
+docs/benchmarks.md), so the default ignores resolution.
+
 A lesion whose features cannot be measured gets NaN features and a
 :class:`~rimclf.errors.DataWarning` naming subject and lesion: no voxel in the QSM support, a
 lesion touching the edge of the volume (its edge and surroundings are cut), or fewer than
