@@ -97,7 +97,7 @@ def test_the_results_hold_calibration_and_count_metrics_with_intervals() -> None
     assert row["calibration_slope"] == pytest.approx(1.0, abs=0.4) and row["ece"] < 0.05
     assert row["count_ccc"] > 0.5 and abs(row["count_bias"]) < 0.5 and row["count_coverage"] >= 0.8
     text = format_calibration(results)
-    assert "count CCC [95% CI]" in text and "[" in text.splitlines()[1]
+    assert "expected count CCC [95% CI]" in text and "[" in text.splitlines()[1]
     # predictions.tsv of an older run (no thresholds): no count at the threshold, the rest as before
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

@@ -530,9 +530,9 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
 #: The calibration and count columns :func:`format_calibration` shows, with their headings.
 CALIBRATION_TABLE = (
     ("calibration_slope", "slope"), ("ece", "ECE"), ("brier", "Brier"), ("log_loss", "log-loss"),
-    ("count_ccc", "count CCC"), ("count_mae", "count MAE"), ("count_bias", "count bias"),
-    ("count_coverage", "90% interval holds"), ("subject_auc_any", "subject AUC P(>=1)"),
-    ("threshold_count_ccc", "CCC at threshold"), ("category_agreement", "category 0/1-3/4+"),
+    ("count_ccc", "expected count CCC"), ("count_mae", "expected count MAE"), ("count_bias", "expected count bias"),
+    ("count_coverage", "90% count interval holds"), ("subject_auc_any", "subject AUC P(>=1)"),
+    ("threshold_count_ccc", "count at threshold CCC"), ("category_agreement", "category at threshold 0/1-3/4+"),
 )
 
 
@@ -555,9 +555,9 @@ def format_calibration(results: pd.DataFrame, *, markdown: bool = False, digits:
     ...                             "probability": np.clip(0.6 * rim + rng.uniform(0, 0.4, 60), 0, 1)})
     >>> results = summarize_predictions(predictions, reference=None, n_boot=100, random_state=0)
     >>> print(format_calibration(results).splitlines()[0])       # doctest: +NORMALIZE_WHITESPACE
-    method slope [95% CI] ECE [95% CI] Brier [95% CI] log-loss [95% CI] count CCC [95% CI] count MAE [95% CI]
-    count bias [95% CI] 90% interval holds [95% CI] subject AUC P(>=1) [95% CI] CCC at threshold [95% CI]
-    category 0/1-3/4+ [95% CI]
+    method slope [95% CI] ECE [95% CI] Brier [95% CI] log-loss [95% CI] expected count CCC [95% CI]
+    expected count MAE [95% CI] expected count bias [95% CI] 90% count interval holds [95% CI]
+    subject AUC P(>=1) [95% CI] count at threshold CCC [95% CI] category at threshold 0/1-3/4+ [95% CI]
     """
     header = ["method", *(f"{label} [95% CI]" for _, label in CALIBRATION_TABLE)]
     rows = []
