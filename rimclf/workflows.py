@@ -155,16 +155,19 @@ def train_model(
     >>> model = train_model("COHORT", classifier=make_classifier(config, random_state=0),
     ...                     threshold_cv=3, out="model-cw", force=True)  # doctest: +SKIP
     """
+    from rimclf.cohort import scan_store
+
     check_threshold_settings(target_specificity, threshold_cv, threshold)
     _check_sizes(featurizer, classifier)
     model = RimModel(featurizer, classifier, target_specificity=target_specificity, threshold_cv=threshold_cv,
                      threshold=threshold, random_state=random_state, operating_point=operating_point,
                      target_sensitivity=target_sensitivity, calibration=calibration, ensemble=ensemble)
     model._check_params()  # e.g. ensemble=True without the threshold CV: before the cohort is read
-    table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
-    if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
-        check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
-    model.fit(table)
+    with scan_store(volumes=False):  # the masks load_cohort read (and resampled) serve the features
+        table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
+        if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
+            check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
+        model.fit(table)
     if out is not None:
         from rimclf.model_files import save_model
 
@@ -287,6 +290,15 @@ def predict_cohort(
     dict
         ``{"lesions": path, "subjects": path, "maps": folder, "description": path}``.
 
+    Notes
+    -----
+    Each scan's files are read once: the run keeps the arrays it has read in a temporary scan
+    store on disk (:mod:`rimclf.cohort._store`; removed at the end, also on an error), so the
+    lesion mask (resampled onto the QSM grid when it lies on another grid) read by
+    :func:`rimclf.load_cohort` serves the features and the label images, and the QSM and FLAIR
+    read for the features serve the montages. With a warm feature cache (``memory``) the
+    features read nothing, and the montages read the QSM and FLAIR instead: still once.
+
     Examples
     --------
     >>> import rimclf
@@ -297,12 +309,22 @@ def predict_cohort(
     PosixPath('predictions/lesions.tsv')
     >>> predict_cohort(model, subject_table("q.nii.gz", "f.nii.gz", "m.nii.gz"), "out-01")  # doctest: +SKIP
     """
-    from rimclf.outputs import write_prediction_outputs
+    from rimclf.cohort import scan_store
 
     _check_out(out)
     model = _as_model(model)
     check_is_fitted(model, "classifier_")
     check_int(montage_lesions, "montage_lesions", min=0, owner="predict_cohort", hint="0 draws no montage")  # before any work
+    with scan_store(volumes=montage and montage_lesions > 0):  # each scan's files read (and resampled) once
+        return _predict_and_write(model, cohort, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage,
+                                  montage_lesions=montage_lesions, cohort_options=cohort_options)
+
+
+def _predict_and_write(model: RimModel, cohort, out, *, force: bool, n_jobs, memory, montage: bool, montage_lesions: int,
+                       cohort_options) -> dict[str, Path]:
+    """:func:`predict_cohort` after its checks, inside the run's scan store."""
+    from rimclf.outputs import write_prediction_outputs
+
     table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(getattr(model, "featurizer_", None))))
     runtime = {name: value for name, value in (("n_jobs", n_jobs), ("memory", memory)) if value is not None}
     probability = model.predict_proba(table, **runtime)[:, 1]

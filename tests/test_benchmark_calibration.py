@@ -97,7 +97,7 @@ def test_the_results_hold_calibration_and_count_metrics_with_intervals() -> None
     assert row["calibration_slope"] == pytest.approx(1.0, abs=0.4) and row["ece"] < 0.05
     assert row["count_ccc"] > 0.5 and abs(row["count_bias"]) < 0.5 and row["count_coverage"] >= 0.8
     text = format_calibration(results)
-    assert "count CCC [95% CI]" in text and "[" in text.splitlines()[1]
+    assert "expected count CCC [95% CI]" in text and "[" in text.splitlines()[1]
     # predictions.tsv of an older run (no thresholds): no count at the threshold, the rest as before
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
@@ -122,3 +122,19 @@ def test_scores_that_are_not_probabilities_get_no_calibration() -> None:
         results = summarize_predictions(predictions, reference=None, n_boot=50, random_state=0)
     assert results[list(CALIBRATION_METRICS + COUNT_METRICS)].isna().all(axis=None)
     assert np.isfinite(results.loc[0, "pauc"])
+
+
+def test_a_calibration_slope_undefined_on_some_resamples_still_gets_an_interval(monkeypatch) -> None:
+    import rimclf.benchmark._summary as summary
+
+    slope, calls = summary._logistic_slope, []
+
+    def sometimes_undefined(z, y, max_iter=100):  # as on a resample whose truth the probabilities separate
+        calls.append(1)
+        return float("nan") if len(calls) % 5 == 0 else slope(z, y, max_iter)
+
+    monkeypatch.setattr(summary, "_logistic_slope", sometimes_undefined)
+    with pytest.warns(DataWarning, match="calibration_slope: .* subject resamples were skipped"):
+        results = summarize_predictions(_predictions(), reference=None, n_boot=200, random_state=0)
+    row = results.iloc[0]
+    assert row["calibration_slope_ci_low"] <= row["calibration_slope"] <= row["calibration_slope_ci_high"]

@@ -150,7 +150,7 @@ def test_epochs_reaches_every_network_of_the_ablation(command: str) -> None:
 @pytest.mark.slow
 def test_cv_epochs_changes_the_results_and_quiet_still_prints_them(tmp_path: Path, capsys) -> None:
     base = ["cv", str(tiny_cohort()), "--n-splits", "2", "--n-repeats", "1", "--n-boot", "10", "-q",
-            "--cache", str(tmp_path / "cache")]
+            "--threshold-cv", "0", "--cache", str(tmp_path / "cache")]  # 2-subject training parts: no inner CV
     assert main([*base, "-o", str(tmp_path / "a"), "--epochs", "1"]) == 0
     one = capsys.readouterr().out
     assert main([*base, "-o", str(tmp_path / "b"), "--epochs", "4"]) == 0

@@ -204,7 +204,7 @@ def test_ctrl_c_during_cv_folds_exits_130_and_writes_nothing(tmp_path, monkeypat
     monkeypatch.setattr(QSMRimNetClassifier, "on_epoch_end", on_epoch_end)
     out = tmp_path / "cv"
     status = main(["cv", str(tiny_cohort()), "-o", str(out), "--quick", "--n-splits", "2", "--epochs", "3",
-                   "--n-boot", "10", "--cache", str(tmp_path / "cache"), "-q"])
+                   "--n-boot", "10", "--threshold-cv", "0", "--cache", str(tmp_path / "cache"), "-q"])
     assert status == 130 and not out.exists() and len(calls) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "rimclf cv: interrupted (Ctrl-C); stopped; no output was written"
 

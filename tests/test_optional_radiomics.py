@@ -85,7 +85,8 @@ def test_the_default_model_trains_and_predicts_without_pyradiomics(cohort: Path,
 def test_radiomics_without_pyradiomics_is_a_one_line_error_before_any_work(cohort: Path, tmp_path: Path) -> None:
     commands = [["extract", str(cohort), "-o", "OUT", "--feature-set", "radiomics", "--no-patches"],
                 ["train", str(cohort), "-o", "OUT", "--feature-set", "rim+radiomics"],
-                ["cv", str(cohort), "-o", "OUT", "--method", "rf_lesion", "--n-splits", "2", "--quick", "-q"]]
+                ["cv", str(cohort), "-o", "OUT", "--method", "rf_lesion", "--n-splits", "2", "--quick",
+                 "--threshold-cv", "0", "-q"]]
     codes, errs, imported = _rimclf_without_pyradiomics(*commands, cwd=tmp_path)
     assert codes == [1, 1, 1], errs
     for command, err in zip(commands, errs):

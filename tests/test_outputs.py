@@ -32,7 +32,7 @@ def test_outputs_are_consistent(table: pd.DataFrame, tmp_path: Path) -> None:
     probability = np.array([0.9, 0.2, 0.05, 0.6])
     paths = write_prediction_outputs(tmp_path / "out", table, probability, threshold=0.5)
     lesions = read_lesions(tmp_path / "out")
-    assert list(lesions.columns) == [*LESION_COLUMNS, "rim"]
+    assert list(lesions.columns) == [*LESION_COLUMNS, "rim", "mask_grid", "mask_source_grid"]
     assert lesions["participant_id"].tolist() == ["sub-01", "sub-01", "sub-02", "sub-02"]
     assert lesions["session"].isna().all() and "n/a" in (tmp_path / "out" / "lesions.tsv").read_text()
     np.testing.assert_allclose(lesions["probability"], probability, rtol=1e-6)

@@ -173,11 +173,6 @@ def _score_matrix(frame: pd.DataFrame, lesions: pd.MultiIndex, column: str = "pr
     return methods, repeats, scores
 
 
-def _percentiles(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
-    return low, high
-
-
 def summarize_predictions(
     predictions: pd.DataFrame,
     *,
@@ -209,8 +204,8 @@ def summarize_predictions(
     random_state : int, RandomState instance or None, default=0
         Seeds the resamples.
     timings : pandas.DataFrame, optional
-        ``folds.tsv`` (``method``, ``fit_seconds``, ``fit_cpu_seconds``, ``predict_seconds`` per
-        fold); adds their means per fold.
+        ``folds.tsv`` (``method``, ``fit_seconds``, ``fit_cpu_seconds``, ``predict_seconds`` and,
+        where the folds ran a threshold CV, ``calibration_seconds`` per fold); adds their means per fold.
 
     Returns
     -------
@@ -272,7 +267,8 @@ def summarize_predictions(
         ]
 
     values, _ = subject_bootstrap(statistic, labels, groups, n_boot, random_state)  # (n_valid, n_methods, n_metrics)
-    low, high = _percentiles(values, alpha)
+    # e.g. the calibration slope is undefined on a resample whose truth a probability separates
+    low, high = _nan_percentiles(values, methods, alpha, np.zeros(values.shape[1:], dtype=bool), lesion_metrics)
     mean = estimates.mean(axis=1)
     spread = estimates.std(axis=1, ddof=1) if len(repeats) > 1 else np.full_like(mean, np.nan)
     _warn_degenerate(methods, lesion_metrics, low, high, len(np.unique(groups)), alpha)
@@ -316,7 +312,8 @@ def summarize_predictions(
     _warn_degenerate(methods, COUNT_METRICS, count_low, count_high, len(np.unique(groups)), alpha)
     _add_metrics(table, COUNT_METRICS, count_mean, count_low, count_high, count_spread)
     if timings is not None:
-        means = timings.groupby("method", sort=False)[["fit_seconds", "fit_cpu_seconds", "predict_seconds"]].mean()
+        columns = [c for c in ("fit_seconds", "fit_cpu_seconds", "predict_seconds", "calibration_seconds") if c in timings]
+        means = timings.groupby("method", sort=False)[columns].mean()
         table = table.join(means, on="method")
     return table
 
@@ -429,7 +426,8 @@ def _count_row(arrays: tuple, index: np.ndarray | None) -> list[float]:
     return [scores.get(name, np.nan) for name in COUNT_METRICS]
 
 
-def _nan_percentiles(values: np.ndarray, methods: list, alpha: float, absent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nan_percentiles(values: np.ndarray, methods: list, alpha: float, absent: np.ndarray,
+                     names: tuple[str, ...] = COUNT_METRICS) -> tuple[np.ndarray, np.ndarray]:
     """Percentile intervals over the resamples where each metric is defined, warning when more than
     5 % of them are not, or all (``absent[m, k]``: NaN expected, without a warning: scores that are
     not probabilities, counts at the threshold of predictions without thresholds)."""
@@ -437,7 +435,7 @@ def _nan_percentiles(values: np.ndarray, methods: list, alpha: float, absent: np
     low = np.full(values.shape[1:], np.nan)
     high = low.copy()
     for m, method in enumerate(methods):
-        for k, metric in enumerate(COUNT_METRICS):
+        for k, metric in enumerate(names):
             valid = values[:, m, k][np.isfinite(values[:, m, k])]
             if valid.size:
                 low[m, k], high[m, k] = np.quantile(valid, [alpha / 2.0, 1.0 - alpha / 2.0])
@@ -507,8 +505,11 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
     if has_reference:
         header += ["Δ pAUC vs reference", "Δ PR AUC vs reference"]
     has_time = "fit_seconds" in results.columns
-    if has_time:
+    has_calibration_time = has_time and "calibration_seconds" in results.columns and results["calibration_seconds"].notna().any()
+    if has_time:  # the final fit; the threshold CV (calibration and threshold) apart, as it is timed
         header.append("fit s/fold")
+        if has_calibration_time:
+            header.append("threshold CV s/fold")
     rows = []
     for _, row in results.iterrows():
         cells = [row["label"] if markdown else row["method"], *(with_ci(row, m, digits) for m in METRICS)]
@@ -516,6 +517,8 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
             cells += [difference(row, "pauc", digits), difference(row, "pr_auc", digits)]
         if has_time:
             cells.append(f"{row['fit_seconds']:.1f}")
+            if has_calibration_time:
+                cells.append(f"{row['calibration_seconds']:.1f}" if np.isfinite(row["calibration_seconds"]) else "n/a")
         rows.append(cells)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -527,9 +530,9 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
 #: The calibration and count columns :func:`format_calibration` shows, with their headings.
 CALIBRATION_TABLE = (
     ("calibration_slope", "slope"), ("ece", "ECE"), ("brier", "Brier"), ("log_loss", "log-loss"),
-    ("count_ccc", "count CCC"), ("count_mae", "count MAE"), ("count_bias", "count bias"),
-    ("count_coverage", "90% interval holds"), ("subject_auc_any", "subject AUC P(>=1)"),
-    ("threshold_count_ccc", "CCC at threshold"), ("category_agreement", "category 0/1-3/4+"),
+    ("count_ccc", "expected count CCC"), ("count_mae", "expected count MAE"), ("count_bias", "expected count bias"),
+    ("count_coverage", "90% count interval holds"), ("subject_auc_any", "subject AUC P(>=1)"),
+    ("threshold_count_ccc", "count at threshold CCC"), ("category_agreement", "category at threshold 0/1-3/4+"),
 )
 
 
@@ -552,9 +555,9 @@ def format_calibration(results: pd.DataFrame, *, markdown: bool = False, digits:
     ...                             "probability": np.clip(0.6 * rim + rng.uniform(0, 0.4, 60), 0, 1)})
     >>> results = summarize_predictions(predictions, reference=None, n_boot=100, random_state=0)
     >>> print(format_calibration(results).splitlines()[0])       # doctest: +NORMALIZE_WHITESPACE
-    method slope [95% CI] ECE [95% CI] Brier [95% CI] log-loss [95% CI] count CCC [95% CI] count MAE [95% CI]
-    count bias [95% CI] 90% interval holds [95% CI] subject AUC P(>=1) [95% CI] CCC at threshold [95% CI]
-    category 0/1-3/4+ [95% CI]
+    method slope [95% CI] ECE [95% CI] Brier [95% CI] log-loss [95% CI] expected count CCC [95% CI]
+    expected count MAE [95% CI] expected count bias [95% CI] 90% count interval holds [95% CI]
+    subject AUC P(>=1) [95% CI] count at threshold CCC [95% CI] category at threshold 0/1-3/4+ [95% CI]
     """
     header = ["method", *(f"{label} [95% CI]" for _, label in CALIBRATION_TABLE)]
     rows = []

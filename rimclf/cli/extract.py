@@ -42,13 +42,16 @@ def run(args: argparse.Namespace) -> int:
 
     params = args.radiomics_params if os.path.isfile(args.radiomics_params) else None
     check_options(args, {"the radiomics parameter file": params})
+    from rimclf.cohort import scan_store
     from rimclf.features import make_featurizer, save_features
 
     featurizer = make_featurizer(
         model_config(args), features=not args.no_features, patches=not args.no_patches,
         n_jobs=args.jobs, memory=args.cache, progress=not args.quiet,
     )
-    out = save_features(args.cohort, args.out, featurizer=featurizer, force=args.force, cohort_options=cohort_options(args))
+    with scan_store(volumes=False):  # each mask read (and resampled) once, for the table and the features
+        out = save_features(args.cohort, args.out, featurizer=featurizer, force=args.force,
+                            cohort_options=cohort_options(args))
     written = sorted(path.name for path in out.iterdir())
     print(f"wrote {', '.join(written)} to {out}")
     return 0

@@ -57,7 +57,10 @@ What is read
 *headers* of QSM and FLAIR (shape, affine, dimensionality) and the sidecars, so a 60-subject
 cohort loads in seconds. The voxel-level checks of the QSM and FLAIR (NaN/Inf inside the brain,
 a QSM whose values contradict its unit) run when the features are extracted, which reads each
-volume once anyway, or up front with ``check_data=True``.
+volume once anyway, or up front with ``check_data=True``. While a run's scan store is open
+(:func:`scan_store`, :mod:`rimclf.cohort._store`), :func:`load_cohort` puts each scan's lesion
+labels (resampled when the mask lies on another grid) there, so that the features and the
+outputs of the run neither read nor resample the mask again.
 
 What is learnt from
 -------------------
@@ -86,6 +89,7 @@ from rimclf._validation import check_choice, check_path
 from rimclf.cohort._learning import MIN_LESIONS_PER_CLASS, LabelledLesions, labelled_lesions, summarize_cohort
 from rimclf.cohort._options import FILE_KINDS, CohortOptions
 from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
+from rimclf.cohort._store import ScanStore, active_store, compact_labels, scan_store
 from rimclf.cohort._tables import (
     LESION_KEY,
     check_participant_label,
@@ -102,7 +106,7 @@ from rimclf.errors import CohortError, ParameterError
 __all__ = [
     "FILE_KINDS", "CohortOptions", "LESION_KEY", "cohort_scans", "MIN_LESIONS_PER_CLASS", "PPM_SUSPICION_LIMIT", "TABLE_COLUMNS", "LabelledLesions",
     "check_participant_label", "check_qsm_unit", "check_session_label", "labelled_lesions", "load_cohort",
-    "read_lesion_labels", "read_qsm", "summarize_cohort",
+    "read_lesion_labels", "read_qsm", "summarize_cohort", "ScanStore", "active_store", "scan_store",
 ]
 
 logger = logging.getLogger(__name__)
@@ -146,7 +150,8 @@ def _is_binary(labels: np.ndarray) -> bool:
 
 
 def read_lesion_labels(
-    mask_path: str | os.PathLike, connectivity: int, qsm: str | os.PathLike | None = None
+    mask_path: str | os.PathLike, connectivity: int, qsm: str | os.PathLike | None = None, *,
+    store: ScanStore | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a lesion mask as instance labels, exactly as :func:`load_cohort` numbers the lesions.
 
@@ -162,6 +167,10 @@ def read_lesion_labels(
         another grid is then resampled onto it as :func:`load_cohort` does (instance labels by
         nearest neighbour; a binary mask by its partial-volume fraction, before the split into
         lesions). Without it, the labels stay on the mask's own grid.
+    store : ScanStore, optional
+        With ``qsm``: take the labels from this run's store when :func:`load_cohort` or an
+        earlier reader put them there, else read them and put them there
+        (:mod:`rimclf.cohort._store`), so that a scan's mask is read and resampled once per run.
 
     Returns
     -------
@@ -185,6 +194,9 @@ def read_lesion_labels(
     [0, 1, 2]
     >>> folder.cleanup()
     """
+    if store is not None and qsm is not None:
+        return store.array("labels", [mask_path, qsm], {"connectivity": int(connectivity)},
+                           lambda: read_lesion_labels(mask_path, connectivity, qsm), dtype=np.int32)
     labels, affine = read_labels(mask_path)
     if qsm is not None:
         header = load_header(qsm)
@@ -232,6 +244,10 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     if binary:
         labels, _ = ndimage.label(labels > 0, structure=_structure(connectivity))
         used_connectivity = connectivity
+    store = active_store()
+    if store is not None:  # the features and outputs of this run read the labels from there (read_lesion_labels)
+        store.put("labels", [mask_path, qsm_path], {"connectivity": int(used_connectivity)}, compact_labels(labels),
+                  np.asarray(qsm.affine, dtype=float) if resampling else mask_affine)
     counts = np.bincount(labels.ravel())
     all_ids = {int(i) for i in np.flatnonzero(counts) if i > 0}
     keep = np.array(sorted(i for i in all_ids if counts[i] >= min_voxels), dtype=int)

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from rimclf._records import file_sha256
 from rimclf._nifti import load_header, read_volume, voxel_sizes
-from rimclf.cohort import read_lesion_labels, read_qsm
+from rimclf.cohort import ScanStore, active_store, read_lesion_labels, read_qsm
 from rimclf.errors import CohortError
 
 #: A warning to issue in the caller's process: (category, message).
@@ -49,6 +49,7 @@ class SubjectTask:
     lesion_ids: np.ndarray
     centroids_mm: np.ndarray = field(repr=False)
     session: str = ""  # the BIDS session label, "" without sessions
+    store: ScanStore | None = field(default=None, repr=False)  # the run's scan store (rimclf.cohort.scan_store)
 
     @property
     def name(self) -> str:
@@ -91,6 +92,7 @@ def group_by_subject(
             lesion_ids=unique_ids,
             centroids_mm=centroids[rows][first_rows] if centroids is not None else np.zeros((len(unique_ids), 3)),
             session=str(sessions[first]),
+            store=active_store(),
         )
         tasks.append((task, rows, lesion_index.ravel()))
     tasks.sort(key=lambda item: item[1][0])  # subjects in order of first appearance
@@ -111,16 +113,26 @@ class SubjectVolumes:
 
     QSM in ppb via :func:`rimclf.cohort.read_qsm` (a unit its values contradict is an error), FLAIR via
     :func:`rimclf._nifti.read_volume`, labels via :func:`rimclf.cohort.read_lesion_labels`, so
-    that lesion ids are those of the table.
+    that lesion ids are those of the table. With the run's scan store in the task
+    (:mod:`rimclf.cohort._store`), the labels come from it (as ``load_cohort`` put them there) and
+    the QSM and FLAIR read here go into it, for the run's montages.
     """
 
     def __init__(self, task: SubjectTask, notes: list[Note]) -> None:
         self.task = task
         self.notes = notes
 
+    def _kept(self, kind: str, path: str, settings: dict, read: tuple[np.ndarray, np.ndarray]):
+        """A volume just read, also put in the run's scan store when it keeps volumes (the montages read it there)."""
+        store = self.task.store
+        if store is not None and store.volumes:
+            store.put(kind, [path], settings, *read)
+        return read
+
     @cached_property
     def _qsm(self) -> tuple[np.ndarray, np.ndarray]:
-        return _read_noting(self.notes, read_qsm, self.task.qsm, self.task.qsm_unit)
+        read = _read_noting(self.notes, read_qsm, self.task.qsm, self.task.qsm_unit)
+        return self._kept("qsm", self.task.qsm, {"unit": self.task.qsm_unit}, read)
 
     @property
     def qsm(self) -> np.ndarray:
@@ -146,7 +158,7 @@ class SubjectVolumes:
     def _flair(self) -> tuple[np.ndarray, np.ndarray]:
         if self.task.flair is None:
             raise CohortError("the lesion table has no 'flair' column")
-        return _read_noting(self.notes, read_volume, self.task.flair)
+        return self._kept("flair", self.task.flair, {}, _read_noting(self.notes, read_volume, self.task.flair))
 
     @property
     def flair(self) -> np.ndarray:
@@ -159,7 +171,8 @@ class SubjectVolumes:
     @cached_property
     def labels(self) -> np.ndarray:
         """Lesion instance labels on the QSM grid (int32; a mask on another grid resampled onto it)."""
-        labels, _ = _read_noting(self.notes, read_lesion_labels, self.task.mask, self.task.connectivity, self.task.qsm)
+        labels, _ = _read_noting(self.notes, lambda *args: read_lesion_labels(*args, store=self.task.store),
+                                 self.task.mask, self.task.connectivity, self.task.qsm)
         if labels.shape != self.qsm.shape:
             raise CohortError(
                 f"{self.task.mask}: shape {labels.shape} differs from the QSM's {self.qsm.shape}; "

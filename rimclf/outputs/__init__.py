@@ -4,8 +4,9 @@ Layout of an output directory (``[ses-<s>/]``, ``[_ses-<s>]`` only for scans wit
 
     OUT/dataset_description.json        DatasetType "derivative", GeneratedBy rimclf (with version)
     OUT/lesions.tsv + lesions.json      one row per lesion: participant_id (sub-<p>), session (ses-<s> or n/a),
-                                        lesion_id, centroid, volume, probability, decision [, rim]; the .json
-                                        is the data dictionary (descriptions, units, levels)
+                                        lesion_id, centroid, volume, probability, decision [, rim], mask_grid,
+                                        mask_source_grid; the .json is the data dictionary (descriptions,
+                                        units, levels)
     OUT/subjects.tsv + subjects.json    per scan: rim+ counts at the threshold and expected (90 % interval,
                                         P(>= 1), P(>= 4)) (and, if labelled, true)
     OUT/subjects.png                    those counts per scan, with intervals (with the montages)
@@ -44,7 +45,14 @@ from rimclf._nifti import read_volume, save_on_grid
 from rimclf._records import write_json
 from rimclf._validation import check_int, check_n_jobs
 from rimclf._version import __version__
-from rimclf.cohort import check_participant_label, check_session_label, read_lesion_labels, read_qsm
+from rimclf.cohort import (
+    ScanStore,
+    active_store,
+    check_participant_label,
+    check_session_label,
+    read_lesion_labels,
+    read_qsm,
+)
 from rimclf.defaults import BIDS_VERSION, MONTAGE_LESIONS
 from rimclf.errors import CohortError, PredictionError
 from rimclf.outputs._figures import subject_counts_figure
@@ -68,6 +76,8 @@ LESION_COLUMNS = [
     "probability",
     "decision",
 ]
+#: Columns of the lesion table that ``lesions.tsv`` carries after them (and ``rim``) when present.
+MASK_COLUMNS = ("mask_grid", "mask_source_grid")
 #: The probability map's NIfTI ``descrip`` (what a viewer shows as the image's description).
 MAP_DESCRIP = "rimclf rim+ probability (0-1)"
 LABELS_DESCRIP = "rimclf lesion ids (lesion_id of lesions.tsv)"
@@ -90,6 +100,13 @@ COLUMN_DESCRIPTIONS = {
     "decision": {"Description": "the model's call at its threshold (probability >= threshold)",
                  "Levels": {"0": "rim-", "1": "rim+"}},
     "rim": {"Description": "reference rim label of the cohort (rims.tsv)", "Levels": {"0": "rim-", "1": "rim+"}},
+    "mask_grid": {"Description": "the grid the scan's lesion mask was given on",
+                  "Levels": {"qsm": "the QSM grid (read as it is)",
+                             "resampled": "another grid (e.g. the FLAIR's), resampled onto the QSM grid: instance "
+                                          "labels by nearest neighbour, a binary mask by partial-volume fraction "
+                                          ">= 0.5 before the split into lesions"}},
+    "mask_source_grid": {"Description": "the lesion mask file's own grid: shape and voxel size, e.g. "
+                                        "\"182x218x182 at 1x1x1 mm\""},
     "n_lesions": {"Description": "lesions of the scan"},
     "n_rim_pos_predicted": {"Description": "lesions called rim+ at the threshold"},
     "expected_rim_pos": {"Description": "sum of the (calibrated) rim+ probabilities: the expected number of rim+ lesions"},
@@ -181,8 +198,9 @@ def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`LESION_COLUMNS`, plus ``rim`` (the reference label) when ``table`` has one;
-        labels as in the lesion table (``participant_id`` without ``sub-``, ``session`` without
+        Columns :data:`LESION_COLUMNS`, plus ``rim`` (the reference label) when ``table`` has one,
+        and ``mask_grid``, ``mask_source_grid`` (the grid the lesion mask came from) when ``table``
+        has them, as :func:`rimclf.load_cohort`'s has; labels as in the lesion table (``participant_id`` without ``sub-``, ``session`` without
         ``ses-``, ``""`` without sessions). :func:`write_prediction_outputs` writes them in BIDS form.
 
     Examples
@@ -196,7 +214,7 @@ def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: 
     >>> probability = np.linspace(0.0, 1.0, len(table))      # a model's predict_proba(table)[:, 1]
     >>> predictions = lesion_predictions(table, probability, threshold=0.5)
     >>> predictions.columns.tolist()
-    ['participant_id', 'session', 'lesion_id', 'centroid_x', 'centroid_y', 'centroid_z', 'volume_mm3', 'probability', 'decision', 'rim']
+    ['participant_id', 'session', 'lesion_id', 'centroid_x', 'centroid_y', 'centroid_z', 'volume_mm3', 'probability', 'decision', 'rim', 'mask_grid', 'mask_source_grid']
     >>> int(predictions["decision"].sum())
     13
     >>> folder.cleanup()
@@ -210,6 +228,9 @@ def lesion_predictions(table: pd.DataFrame, probability: np.ndarray, threshold: 
     predictions["decision"] = (probability >= threshold).astype(int)
     if "rim" in table and table["rim"].notna().any():
         predictions["rim"] = table["rim"].to_numpy()
+    for column in MASK_COLUMNS:
+        if column in table:
+            predictions[column] = table[column].to_numpy()
     return predictions
 
 
@@ -453,9 +474,11 @@ def write_prediction_outputs(
         The model's format version and weights hash (``load_model`` sets ``model_identity_``),
         recorded in ``dataset_description.json``.
     n_jobs : int or None, default=None
-        Scans written in parallel worker processes (joblib; -1: all cores). Each worker reads its
-        scan's volumes, so memory does not grow with the number of scans; the files do not
-        depend on ``n_jobs``.
+        Scans written in parallel worker processes (joblib; -1: all cores). Each worker holds one
+        scan's volumes at a time, so memory does not grow with the number of scans; the files do
+        not depend on ``n_jobs``. While a scan store is open (:func:`rimclf.cohort.scan_store`, as
+        :func:`rimclf.workflows.predict_cohort` opens one), the workers take the scans' labels,
+        QSM and FLAIR from it, else they read the files.
     progress : bool, default=False
         Show a progress bar over scans (on a terminal).
 
@@ -507,7 +530,8 @@ def write_prediction_outputs(
                  for _, rows in table.groupby(["participant_id", "session"], sort=True)]
         tasks.sort(key=lambda task: -len(task[2]))  # most lesions first: no worker left with a big one at the end
         for_each_scan(_write_scan, tasks, n_jobs=n_jobs, progress=progress, desc="maps and montages",
-                      montage=montage and max_montage_lesions > 0, max_lesions=max_montage_lesions)
+                      montage=montage and max_montage_lesions > 0, max_lesions=max_montage_lesions,
+                      store=active_store())
     return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out,
             "description": out / "dataset_description.json"}
 
@@ -521,13 +545,23 @@ def _mask_resampled(first: pd.Series) -> dict:
                               "(instance labels by nearest neighbour, a binary mask by partial-volume fraction >= 0.5)"}
 
 
+def _volume(store: ScanStore | None, kind: str, path: str, settings: dict, read) -> tuple[np.ndarray, np.ndarray]:
+    """A scan's QSM or FLAIR from the run's scan store (put there by the feature worker that read it), else read."""
+    return read() if store is None else store.array(kind, [path], settings, read, keep=False)
+
+
 def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: float, model_info: dict | None,
-                source: Path | None, *, montage: bool, max_lesions: int) -> None:
-    """One scan's probability map, label image (with sidecars and look-up table) and montage."""
+                source: Path | None, *, montage: bool, max_lesions: int, store: ScanStore | None = None) -> None:
+    """One scan's probability map, label image (with sidecars and look-up table) and montage.
+
+    Its arrays come from the run's scan store when there is one (:func:`rimclf.cohort.scan_store`):
+    the lesion labels that :func:`rimclf.load_cohort` put there, the QSM and FLAIR that the feature
+    worker read; what is not there is read from the files.
+    """
     participant, session = str(first["participant_id"]), str(first["session"])
     paths = output_paths(tmp, participant, session)
     paths["probseg"].parent.mkdir(parents=True)
-    labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]), first["qsm"])
+    labels, qsm_affine = read_lesion_labels(first["mask"], int(first["connectivity"]), first["qsm"], store=store)
     lesion_ids = scan["lesion_id"].to_numpy()
     sources = _sources([first["qsm"], first["mask"]], source)
     save_on_grid(paths["probseg"], probability_map(labels, lesion_ids, scan["probability"].to_numpy()), first["qsm"],
@@ -555,9 +589,10 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     lookup.to_csv(paths["dseg"].with_name(paths["dseg"].name.replace(".nii.gz", ".tsv")), sep="\t", index=False,
                   float_format="%.6g")
     if montage:
-        qsm, _ = read_qsm(first["qsm"], str(first["qsm_unit"]))
+        unit = str(first["qsm_unit"])
+        qsm, _ = _volume(store, "qsm", first["qsm"], {"unit": unit}, lambda: read_qsm(first["qsm"], unit))
         if first["flair"]:
-            flair, flair_affine = read_volume(first["flair"])
+            flair, flair_affine = _volume(store, "flair", first["flair"], {}, lambda: read_volume(first["flair"]))
         else:  # a scan without FLAIR (a model that does not read it): the FLAIR row stays blank
             flair, flair_affine = np.zeros_like(qsm), qsm_affine
         paths["montage"].parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Per-scan output files written in parallel worker processes, with one progress bar over scans.
 
 Each task names one scan (its file paths and its few rows of the prediction table); the worker
-reads the scan's volumes itself, writes its files and returns nothing, so that nothing large
+reads the scan's volumes itself (from the run's scan store when there is one:
+:mod:`rimclf.cohort._store`), writes its files and returns nothing, so that nothing large
 travels between processes and memory does not grow with the number of scans: a worker holds
 one scan at a time, and joblib dispatches only a few tasks ahead. The files a scan gets do not
 depend on the worker or the order, so any ``n_jobs`` writes the same bytes.

@@ -99,15 +99,16 @@ def featurize_cohort(
     >>> sorted(X)                                                                             # doctest: +SKIP
     ['rim']
     """
-    from rimclf.cohort import labelled_lesions, load_cohort
+    from rimclf.cohort import labelled_lesions, load_cohort, scan_store
     from rimclf.features import make_featurizer
 
-    table = load_cohort(cohort, cohort_options)
-    table, y, groups = labelled_lesions(table, purpose="the study")
-    # the network reads the patches only when its configuration has a CNN branch; baselines never
-    featurizer = make_featurizer(config, patches=None if model == "qsmrimnet" else False, n_jobs=n_jobs,
-                                 memory=cache, progress=progress)
-    return featurizer.fit_transform(table), y, groups
+    with scan_store(volumes=False):  # each mask read (and resampled) once, for the table and the features
+        table = load_cohort(cohort, cohort_options)
+        table, y, groups = labelled_lesions(table, purpose="the study")
+        # the network reads the patches only when its configuration has a CNN branch; baselines never
+        featurizer = make_featurizer(config, patches=None if model == "qsmrimnet" else False, n_jobs=n_jobs,
+                                     memory=cache, progress=progress)
+        return featurizer.fit_transform(table), y, groups
 
 
 def _study_versions() -> dict[str, str]:
