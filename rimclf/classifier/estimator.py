@@ -85,8 +85,8 @@ class QSMRimNetClassifier(
         neighbours), else 0. Rim+ lesions are always spread evenly over the batches.
     image_weights : {"random", "pretrained", "pretrained-frozen"}, default="random" (*)
         How the surface-map encoder (``module__image="surface_map"`` with an image branch) starts
-        at ``fit``: from random weights; from the weights pretrained on about 20,000 phantom
-        lesions of many acquisition protocols and shipped with rimclf
+        at ``fit``: from random weights; from the weights pretrained on 5,475 phantom
+        lesions of 22 acquisition protocols and shipped with rimclf
         (:mod:`rimclf.classifier.pretrained`), then trained with the rest of the network; or from
         those weights kept fixed (the encoder stays in eval mode). Pretrained weights need the
         encoder's shape: ``module__width=8`` and 2-channel surface maps. They are read at ``fit``

@@ -1,8 +1,8 @@
 """The pretrained surface-map encoder shipped with rimclf, read safely.
 
 ``QSMRimNetClassifier(image_weights="pretrained")`` starts the surface-map encoder of its
-network (:class:`rimclf.nn.SurfaceMapEncoder`) from weights learnt on about 20,000 phantom
-lesions of many acquisition protocols (``benchmarks/pretrain_surface_map.py`` writes them; see
+network (:class:`rimclf.nn.SurfaceMapEncoder`) from weights learnt on 5,475 phantom
+lesions of 22 acquisition protocols (``benchmarks/pretrain_surface_map.py`` writes them; see
 docs/benchmarks.md), instead of from random numbers. The weights are package data
 (``rimclf/data/surface_map_encoder.pt``, a few kilobytes), never downloaded. They are read
 once per ``fit``: a fitted network keeps its own weights (a saved model holds them), so a model
