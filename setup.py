@@ -62,7 +62,7 @@ setup(
     # rimclf/data holds data files only (no __init__.py): it is listed as a package of its own so
     # that setuptools installs its files without a "package would be ignored" warning
     packages=[*find_packages(include=["rimclf", "rimclf.*"]), "rimclf.data"],
-    package_data={"rimclf.data": ["*.yaml"]},
+    package_data={"rimclf.data": ["*.yaml", "*.pt", "*.json"]},
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -18,7 +18,8 @@ package versions.
 
 ``--methods`` scores other models on the same folds (``METHODS``: the default model with the
 surface-map branch fused, ``default+surface_map``, and the surface-map branch alone,
-``surface_map``); a second table then gives, for the fixed-site cohort (seen), the varied cohort
+``surface_map``; the same two with the encoder started from the pretrained weights shipped with
+rimclf and fine-tuned, ``default+pretrained_surface_map`` and ``pretrained_surface_map``); a second table then gives, for the fixed-site cohort (seen), the varied cohort
 (seen) and the varied cohort (unseen), each method's pAUC and PR AUC and its PR AUC difference
 from the first method with a paired subject-bootstrap 95 % CI. Run from the repository root::
 
@@ -52,6 +53,11 @@ METHODS = {
     "default": DEFAULT_MODEL,
     "default+surface_map": dataclasses.replace(DEFAULT_MODEL, branches="both", image="surface_map"),
     "surface_map": dataclasses.replace(DEFAULT_MODEL, branches="patches", image="surface_map"),
+    # the encoder started from the weights shipped with rimclf (benchmarks/pretrain_surface_map.py), then fine-tuned
+    "default+pretrained_surface_map": dataclasses.replace(DEFAULT_MODEL, branches="both", image="surface_map",
+                                                          image_weights="pretrained"),
+    "pretrained_surface_map": dataclasses.replace(DEFAULT_MODEL, branches="patches", image="surface_map",
+                                                  image_weights="pretrained"),
 }
 
 

@@ -27,7 +27,6 @@ import io
 import json
 import math
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from rimclf.defaults import (
     DEPTHS,
     FUSIONS,
     IMAGE_INPUTS,
+    IMAGE_WEIGHTS,
     IMBALANCE_CHOICES,
     MAX_IN_CHANNELS,
     MAX_PATCH_SHAPE,
@@ -53,6 +53,7 @@ from rimclf.defaults import (
     OPERATING_POINTS,
 )
 from rimclf.errors import ModelFileError, ParameterError, printable
+from rimclf._tensor_files import check_weights_archive, read_at_most
 
 #: Largest ``settings.json`` read (bytes); a real one takes a few kilobytes.
 MAX_SETTINGS_BYTES = 8 * 2**20
@@ -82,6 +83,7 @@ CLASSIFIER_PARAMETERS: dict[str, list] = {
     "imbalance": [Options(*IMBALANCE_CHOICES)],
     "smote_k": [Interval(int, 1, 1000)],
     "min_positives": [Options("auto"), Interval(int, 0, MAX_COUNT)],
+    "image_weights": [Options(*IMAGE_WEIGHTS)],
     "amp": [Options(*AMP_CHOICES)],
     "data_on_device": [Options(*DATA_ON_DEVICE_CHOICES)],
     "random_state": [Options(None), Interval(int, 0, _MAX_SEED)],
@@ -119,16 +121,6 @@ _TRAINING_RANGES = {
     "n_rim_pos": [Interval(int, 0, MAX_COUNT)],
 }
 
-
-
-def read_at_most(path, limit: int) -> bytes:
-    """The first ``limit + 1`` bytes of a model file (so that a caller can tell it is larger than
-    ``limit`` without reading the rest); an unreadable file is a :class:`ModelFileError`."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(limit + 1)
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _refuse(where: str, exc: ParameterError) -> ModelFileError:
@@ -322,23 +314,6 @@ def read_weights(path: Path, expected_sha256: str, layout: dict[str, tuple[tuple
     if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
         raise ModelFileError(f"{path}: must hold a dict of named tensors")
     return tensors
-
-
-def check_weights_archive(path: Path, data: bytes) -> None:
-    """``data`` is a zip archive as ``torch.save`` writes it: every entry stored (never compressed,
-    so nothing unpacks to more than the file's size) and within the file."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise ModelFileError(f"{path}: refused: not a tensors-only weights file (not the zip archive torch.save "
-                             f"writes: {printable(exc)})") from None
-    for entry in entries:
-        if entry.compress_type != zipfile.ZIP_STORED or entry.file_size != entry.compress_size:
-            raise ModelFileError(f"{path}: refused: entry {printable(entry.filename)!r} is compressed; torch.save "
-                                 "stores tensors uncompressed, and a compressed entry could unpack to far more than the file")
-        if entry.header_offset + entry.compress_size > len(data):
-            raise ModelFileError(f"{path}: refused: entry {printable(entry.filename)!r} claims more bytes than the file has")
 
 
 def check_tensors(path: Path, tensors: dict[str, torch.Tensor], layout: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> None:

@@ -280,9 +280,15 @@ def check_model_config(config: Any, *, owner: str = "") -> Any:
         "region": defaults.REGIONS, "normalize": defaults.NORMALIZATIONS,
         "depth": defaults.DEPTHS, "fusion": defaults.FUSIONS, "branches": defaults.BRANCHES,
         "augment": defaults.AUGMENTATIONS, "imbalance": defaults.IMBALANCE_CHOICES,
+        "image": defaults.IMAGE_INPUTS, "image_weights": defaults.IMAGE_WEIGHTS,
     }
     for name, allowed in choices.items():
         check_choice(getattr(config, name), name, allowed, owner=owner)
+    if config.image_weights != "random" and (config.image != "surface_map" or config.branches == "tabular" or config.width != 8):
+        message = (f"image_weights={config.image_weights!r} is not valid with image={config.image!r}, branches="
+                   f"{config.branches!r}, width={config.width}; the pretrained weights are those of the surface-map "
+                   "encoder of width 8 (image='surface_map', branches='both' or 'patches', width=8)")
+        raise ParameterError(f"{owner}: {message}" if owner else message)
     # the names themselves are the feature registry's, checked by make_featurizer (check_feature_set)
     check_param(config.feature_set, "feature_set", [Types(tuple, description="a tuple of tabular feature names")],
                 owner=owner, hint="e.g. ('rim',) or ('rim', 'radiomics')")

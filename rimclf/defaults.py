@@ -41,6 +41,10 @@ BRANCHES = ("both", "patches", "tabular")
 #: 3D ResNet, or surface maps (depth x direction around the lesion boundary) through a small
 #: direction-pooled encoder. Each is a registered image feature of :mod:`rimclf.feature_registry`.
 IMAGE_INPUTS = ("patches", "surface_map")
+#: How the surface-map encoder starts (``image_weights``, ``ModelConfig.image_weights``): random
+#: weights, the pretrained weights shipped with rimclf (then trained on the user's cohort), or the
+#: pretrained weights kept fixed (only the rest of the network trains).
+IMAGE_WEIGHTS = ("random", "pretrained", "pretrained-frozen")
 #: How the patch and tabular vectors are combined (``module__fusion``).
 FUSIONS = ("sum", "concat")
 #: Where radiomics are computed (``RadiomicsExtractor(region=...)``).
@@ -155,6 +159,10 @@ class ModelConfig:
         What the image branch reads: cubic patches through the 3D ResNet, or surface maps
         (:class:`~rimclf.features.surface_map.SurfaceMapExtractor`) through
         :class:`~rimclf.nn.SurfaceMapEncoder`.
+    image_weights : {"random", "pretrained", "pretrained-frozen"}, default="random"
+        How the surface-map encoder starts (``image="surface_map"`` only): from random weights,
+        from the pretrained weights shipped with rimclf and trained further, or from those kept
+        fixed (:mod:`rimclf.classifier.pretrained`).
     augment : {"none", "flips", "flips+rotations"}, default="flips+rotations"
         Training-time augmentation of the patches (:class:`rimclf.nn.PatchAugment`).
     max_epochs : int, default=30
@@ -207,6 +215,7 @@ class ModelConfig:
     fusion: str = "concat"
     branches: str = "tabular"
     image: str = "patches"
+    image_weights: str = "random"
     augment: str = "flips+rotations"
     max_epochs: int = 30
     lr: float = 1e-3
@@ -244,6 +253,8 @@ def describe_config(config: ModelConfig) -> str:
            f"{config.patch_size_mm:g} mm [{', '.join(config.channels)}; {config.normalize}; augment {config.augment}]")
     if config.image == "surface_map":
         cnn = f"surface-map encoder (width {config.width})"
+        if config.image_weights != "random":
+            cnn = f"surface-map encoder ({config.image_weights}, width {config.width})"
     if config.branches == "tabular":
         network = f"{features} -> MLP (width {config.width})"
     elif config.branches == "patches":

@@ -26,7 +26,8 @@ PACKAGE = ROOT / "rimclf"
 #: package (all its submodules). ``docs/architecture.md`` lists the same table.
 LAYERS: list[list[str]] = [
     ["rimclf._version", "rimclf.errors", "rimclf.defaults"],
-    ["rimclf._validation", "rimclf._data_checks", "rimclf._records", "rimclf._atomic", "rimclf._orphans", "rimclf.feature_registry"],
+    ["rimclf._validation", "rimclf._data_checks", "rimclf._records", "rimclf._tensor_files", "rimclf._atomic", "rimclf._orphans",
+     "rimclf.feature_registry"],
     ["rimclf.nn", "rimclf._nifti", "rimclf._bids", "rimclf.metrics"],
     ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold", "rimclf.calibration"],
     ["rimclf.features", "rimclf.classifier", "rimclf.phantom", "rimclf.outputs"],

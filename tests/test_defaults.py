@@ -44,6 +44,8 @@ MODEL_OPTIONS = {
     "normalize": ("normalize", defaults.NORMALIZATIONS),
     "branches": ("branches", defaults.BRANCHES),
     "augment": ("augment", defaults.AUGMENTATIONS),
+    "image": ("image", defaults.IMAGE_INPUTS),
+    "image_weights": ("image_weights", defaults.IMAGE_WEIGHTS),
     "target_specificity": ("target_specificity", None),
     "threshold_cv": ("threshold_cv", None),
 }

@@ -67,6 +67,7 @@ def test_the_wheel_carries_data_files_and_license(wheel: tuple[Path, str]) -> No
     path, _ = wheel
     names = zipfile.ZipFile(path).namelist()
     assert "rimclf/data/qsmrim_params.yaml" in names
+    assert {"rimclf/data/surface_map_encoder.pt", "rimclf/data/surface_map_encoder.json"} <= set(names)  # the pretrained encoder
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert not [name for name in names if name.startswith("tests/") or "__pycache__" in name]
 

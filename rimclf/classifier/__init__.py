@@ -8,6 +8,8 @@
 - :mod:`~rimclf.classifier.device`: ``device="auto"``, bf16 autocast, inputs kept on the device
   (``data_on_device``) and cuDNN autotuning;
 - :mod:`~rimclf.classifier.state`: the fitted estimator as plain data for model files.
+- :mod:`~rimclf.classifier.pretrained`: the pretrained surface-map encoder shipped with rimclf
+  (``image_weights="pretrained"``), read with bounded memory and checked.
 """
 
 from rimclf.classifier.batches import GroupValidSplit, StratifiedBatchSampler

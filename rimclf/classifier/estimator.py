@@ -29,9 +29,18 @@ from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, signature_
 from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
-from rimclf.defaults import AMP_CHOICES, DATA_ON_DEVICE_CHOICES, DEFAULT_MODEL, IMBALANCE_CHOICES, MAX_SEED, ModelConfig
+from rimclf.defaults import (
+    AMP_CHOICES,
+    DATA_ON_DEVICE_CHOICES,
+    DEFAULT_MODEL,
+    IMAGE_WEIGHTS,
+    IMBALANCE_CHOICES,
+    MAX_SEED,
+    ModelConfig,
+)
 from rimclf.errors import ParameterError
-from rimclf.nn import DeepSMOTE, PatchAugment, QSMRimNet
+from rimclf.classifier.pretrained import load_pretrained_encoder
+from rimclf.nn import DeepSMOTE, PatchAugment, QSMRimNet, SurfaceMapEncoder
 
 __all__ = ["IMBALANCE_CHOICES", "QSMRimNetClassifier", "make_classifier"]
 
@@ -74,6 +83,14 @@ class QSMRimNetClassifier(
         the training data hold too few rim+ lesions, fewer and larger batches are made).
         ``"auto"``: ``smote_k + 1`` with DeepSMOTE (every rim+ row gets its ``smote_k``
         neighbours), else 0. Rim+ lesions are always spread evenly over the batches.
+    image_weights : {"random", "pretrained", "pretrained-frozen"}, default="random" (*)
+        How the surface-map encoder (``module__image="surface_map"`` with an image branch) starts
+        at ``fit``: from random weights; from the weights pretrained on 5,475 phantom
+        lesions of 22 acquisition protocols and shipped with rimclf
+        (:mod:`rimclf.classifier.pretrained`), then trained with the rest of the network; or from
+        those weights kept fixed (the encoder stays in eval mode). Pretrained weights need the
+        encoder's shape: ``module__width=8`` and 2-channel surface maps. They are read at ``fit``
+        only: the fitted network holds its own weights, which model files save.
     amp : {"auto", True, False}, default="auto"
         bf16 autocast: ``"auto"`` uses it on CUDA (with bf16 support) only; ``True`` also on CPU.
     data_on_device : {"auto", True, False}, default="auto"
@@ -199,6 +216,7 @@ class QSMRimNetClassifier(
         imbalance: str = DEFAULT_MODEL.imbalance,
         smote_k: int = DEFAULT_MODEL.smote_k,
         min_positives: int | str = "auto",
+        image_weights: str = DEFAULT_MODEL.image_weights,
         amp: bool | str = "auto",
         data_on_device: bool | str = "auto",
         random_state: Any = None,
@@ -222,6 +240,7 @@ class QSMRimNetClassifier(
         self.imbalance = imbalance
         self.smote_k = smote_k
         self.min_positives = min_positives
+        self.image_weights = image_weights
         self.amp = amp
         self.data_on_device = data_on_device
         self.random_state = random_state
@@ -254,6 +273,7 @@ class QSMRimNetClassifier(
         "imbalance": [Options(*IMBALANCE_CHOICES)],
         "smote_k": [Interval(int, 1)],
         "min_positives": [Options("auto"), Interval(int, 0)],
+        "image_weights": [Options(*IMAGE_WEIGHTS)],
         "batch_size": [Interval(int, 2), Options(-1)],
         "amp": [Options(*AMP_CHOICES)],
         "lr": [Interval(float, 0, None, closed="neither")],
@@ -274,6 +294,12 @@ class QSMRimNetClassifier(
                 raise ParameterError(
                     f"module__{name} is set by the estimator; use smote_k= / imbalance= instead"
                 )
+        if self.image_weights != "random" and (self._module_image() != "surface_map" or self._module_branches() == "tabular"):
+            raise ParameterError(
+                f"QSMRimNetClassifier: image_weights={self.image_weights!r} is not valid with module__branches="
+                f"{self._module_branches()!r} and module__image={self._module_image()!r}; pretrained weights exist for "
+                "the surface-map encoder only (module__image='surface_map' with module__branches='both' or 'patches')"
+            )
         resolve_device(self.device)
 
     def _min_positives(self) -> int:
@@ -402,8 +428,41 @@ class QSMRimNetClassifier(
         device = resolve_device(self.device)
         dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
         with self._skorch_sees_device(), seeded_torch(torch_seed, device), cudnn_autotune(device), _reraise_interrupt():
-            super().fit(dataset, labels, **fit_params)
+            if not self.warm_start or not self.initialized_:  # skorch's fit, with the encoder's start between
+                self.initialize()
+                self._start_image_encoder()
+            super().partial_fit(dataset, labels, _routing_method="fit", **fit_params)
         return self
+
+    def _image_encoder(self) -> SurfaceMapEncoder:
+        encoder = getattr(self.module_, "patch_encoder", None)
+        if not isinstance(encoder, SurfaceMapEncoder):
+            raise ParameterError(f"QSMRimNetClassifier: image_weights={self.image_weights!r} needs a module whose "
+                                 f"patch_encoder is a SurfaceMapEncoder; {type(self.module_).__name__} has none")
+        return encoder
+
+    def _start_image_encoder(self) -> None:
+        """Copy the pretrained weights into the surface-map encoder (``image_weights``); a width or
+        channel count other than the pretrained encoder's is a :class:`ParameterError`."""
+        if self.image_weights == "random":
+            return
+        encoder = self._image_encoder()
+        if (encoder.in_channels, encoder.out_features) != (2, 64):
+            raise ParameterError(
+                f"QSMRimNetClassifier: image_weights={self.image_weights!r} needs the pretrained encoder's shape, 2-channel "
+                f"surface maps and module__width=8 (64 features); this network's encoder takes {encoder.in_channels} "
+                f"channels and gives {encoder.out_features} features"
+            )
+        load_pretrained_encoder(encoder)
+
+    def _set_training(self, training: bool = True) -> None:
+        """skorch's train/eval switch; with ``image_weights="pretrained-frozen"`` the surface-map
+        encoder stays in eval mode (its batch-norm statistics fixed) and gets no gradients."""
+        super()._set_training(training)
+        if self.image_weights == "pretrained-frozen":
+            encoder = self._image_encoder()
+            encoder.eval()
+            encoder.requires_grad_(False)
 
     def partial_fit(
         self, X: object, y: object = None, classes: object = None, **fit_params: Any
@@ -565,7 +624,7 @@ def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRi
     ----------
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
         Gives ``module__depth``, ``module__width``, ``module__fusion``, ``module__branches``, ``module__image``,
-        ``max_epochs``, ``lr``, ``batch_size``, ``imbalance`` and ``smote_k``.
+        ``image_weights``, ``max_epochs``, ``lr``, ``batch_size``, ``imbalance`` and ``smote_k``.
     **params
         Other :class:`QSMRimNetClassifier` parameters (e.g. ``device``, ``random_state``,
         ``verbose``); they override the configuration.
@@ -588,5 +647,6 @@ def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRi
         "batch_size": config.batch_size,
         "imbalance": config.imbalance,
         "smote_k": config.smote_k,
+        "image_weights": config.image_weights,
     }
     return QSMRimNetClassifier(**{**settings, **params})

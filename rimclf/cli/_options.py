@@ -139,6 +139,12 @@ def add_network_options(parser: argparse.ArgumentParser, config: ModelConfig = D
     group.add_argument("--branches", choices=defaults.BRANCHES, default=config.branches,
                        help=f"inputs of the network: CNN on patches and MLP on the tabular features ('both'), "
                             f"or one of them (default {config.branches})")
+    group.add_argument("--image", choices=defaults.IMAGE_INPUTS, default=config.image,
+                       help=f"what the image branch reads: cubic patches through a 3D ResNet, or surface maps (depth x "
+                            f"direction around each lesion) through a small encoder (default {config.image})")
+    group.add_argument("--image-weights", choices=defaults.IMAGE_WEIGHTS, default=config.image_weights,
+                       help=f"how the surface-map encoder starts: random weights, the pretrained ones shipped with rimclf "
+                            f"(then trained on this cohort), or those kept fixed (default {config.image_weights})")
     group.add_argument("--fusion", choices=defaults.FUSIONS, default=config.fusion,
                        help=f"how the CNN and MLP vectors are combined (default {config.fusion})")
     group.add_argument("--augment", choices=defaults.AUGMENTATIONS, default=config.augment,
