@@ -367,6 +367,7 @@ def test_no_synthetic_row_reaches_a_test_fold(recorder):
         assert not np.isin(synthetic_ids, test).any()
 
 
+@pytest.mark.slow
 def test_slicedict_smote_feeds_the_network_in_grouped_cross_validation():
     from rimclf.classifier import QSMRimNetClassifier
 

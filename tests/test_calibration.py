@@ -184,6 +184,7 @@ def _write_settings(folder: Path, settings: dict) -> None:
     (folder / "settings.json").write_text(json.dumps({**settings, "settings_sha256": settings_digest(settings)}))
 
 
+@pytest.mark.slow
 def test_a_version_5_model_file_loads_uncalibrated(tmp_path: Path) -> None:
     from rimclf import load_model
     from tests.model_builders import tiny_model_dir

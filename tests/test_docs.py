@@ -199,7 +199,7 @@ def _modules_with_doctests() -> list[str]:
 #: Modules whose examples take more than about a third of a second (they fit models or draw
 #: phantoms): marked slow, so that `pytest -m "not slow"` stays under a minute.
 SLOW_DOCTESTS = {"rimclf.tuning._tune", "rimclf.metrics._bootstrap", "rimclf.outputs", "rimclf.phantom._cohort",
-                 "rimclf.cohort"}
+                 "rimclf.cohort", "rimclf.benchmark._plots", "rimclf.benchmark._summary"}
 
 
 @pytest.mark.parametrize("module_name", [

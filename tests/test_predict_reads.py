@@ -23,7 +23,7 @@ from rimclf.workflows import predict_cohort
 from tests.grid_builders import one_mm_grid, rewrite_on_grid
 from tests.model_builders import tiny_cohort, tiny_model
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # each runs a predict or a training
 
 #: The scan whose lesion mask is rewritten on a 1 mm grid of its own (as a segmentation tool's).
 RESAMPLED = "002"

@@ -105,6 +105,7 @@ def test_outside_the_volume_is_zero(table: pd.DataFrame) -> None:
         assert (patch[:, :2] == 0).all() and (patch[:, 2:, 2:, 2:] != 0).any()  # low octants outside, high inside
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalize", ["nawm", "ring"])
 def test_referencing_removes_site_offset_and_scale(tmp_path: Path, normalize: str) -> None:
     i, j, k = np.indices(SHAPE)
