@@ -230,9 +230,10 @@ def test_train_writes_a_model_and_refuses_to_overwrite(trained: Path, capsys: py
 
 
 @pytest.mark.slow
-def test_cli_model_predicts_like_the_library_model(trained: Path, tmp_path: Path) -> None:
+def test_cli_model_predicts_like_the_library_model(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Same settings and seed through the CLI and the library give the same network."""
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(tmp_path / "a"), "--no-montage", "-q"]) == 0
+    assert "per-scan maps" in (said := capsys.readouterr().out) and "montages" not in said  # none were written
     assert main(["predict", str(tiny_model_dir()), str(tiny_cohort()), "-o", str(tmp_path / "b"), "--no-montage", "-q"]) == 0
     a = pd.read_csv(tmp_path / "a" / "lesions.tsv", sep="\t")
     b = pd.read_csv(tmp_path / "b" / "lesions.tsv", sep="\t")
@@ -244,6 +245,7 @@ def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pyt
     out = tmp_path / "out"
     assert main(["predict", str(trained), str(tiny_cohort()), "-o", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
+    assert "and montages (sub-*/figures/)" in printed
     lesions = read_lesions(out)
     assert f"{len(lesions)} lesions of 6 scans" in printed and str(out / "lesions.tsv") in printed
     assert sorted(path.name for path in out.iterdir()) == [

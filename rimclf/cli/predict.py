@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
           f"{int(subjects['n_lesions'].sum())} lesions of {len(subjects) - skipped} scans, "
           f"{int(subjects['n_rim_pos_predicted'].sum())} called rim+"
           + (f"; {skipped} scan(s) skipped (see subjects.tsv)" if skipped else ""))
-    print(f"wrote {paths['lesions']}, {paths['subjects']} and per-scan maps (sub-*/[ses-*/]anat/) and montages "
-          f"(sub-*/figures/) in {paths['maps']}")
+    montages = not args.no_montage and args.montage_lesions > 0
+    print(f"wrote {paths['lesions']}, {paths['subjects']} and per-scan maps (sub-*/[ses-*/]anat/)"
+          + (" and montages (sub-*/figures/)" if montages else "") + f" in {paths['maps']}")
     return 0
