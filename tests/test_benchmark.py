@@ -316,7 +316,7 @@ def test_cli_cv_runs_one_method(cohort, cache, tmp_path, capsys):
     assert "logreg_lesion_class_weight" in printed
     assert "cross-validation: " in printed and "benchmark" not in printed
     assert "Δ" not in printed and "reference" not in printed  # no empty difference columns without a reference
-    assert "expected count CCC [95% CI]" in printed and (out / "reliability.png").is_file()
+    assert "metric [95% CI]" in printed and "expected count CCC" in printed and (out / "reliability.png").is_file()
 
 
 # --------------------------------------------------------------------------- figures

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from rimclf.benchmark import ABLATION_METHODS, BenchmarkSettings, cross_validate_method, make_repeated_folds, summarize_predictions
-from rimclf.benchmark._summary import CALIBRATION_METRICS, COUNT_METRICS, calibration_metrics, format_calibration
+from rimclf.benchmark._summary import (CALIBRATION_METRICS, CALIBRATION_TABLE, COUNT_METRICS, calibration_metrics,
+                                      format_calibration)
 from rimclf.errors import DataWarning, ParameterError
 from rimclf.metrics import brier_score, calibration_slope, expected_calibration_error, log_loss_score
 
@@ -97,7 +98,9 @@ def test_the_results_hold_calibration_and_count_metrics_with_intervals() -> None
     assert row["calibration_slope"] == pytest.approx(1.0, abs=0.4) and row["ece"] < 0.05
     assert row["count_ccc"] > 0.5 and abs(row["count_bias"]) < 0.5 and row["count_coverage"] >= 0.8
     text = format_calibration(results)
-    assert "expected count CCC [95% CI]" in text and "[" in text.splitlines()[1]
+    lines = text.splitlines()  # a row per metric, a column per method
+    assert lines[0].split() == ["metric", "[95%", "CI]", "default"] and len(lines) == 1 + len(CALIBRATION_TABLE)
+    assert any(line.startswith("expected count CCC") and "[" in line for line in lines)
     # predictions.tsv of an older run (no thresholds): no count at the threshold, the rest as before
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

@@ -527,6 +527,10 @@ def format_results(results: pd.DataFrame, *, markdown: bool = False, digits: int
     return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip() for cells in [header, *rows])
 
 
+#: Row labels of :func:`format_calibration`'s text form where the short heading is terse.
+LONG_CALIBRATION_LABELS = {"calibration_slope": "calibration slope", "ece": "expected calibration error",
+                           "brier": "Brier score"}
+
 #: The calibration and count columns :func:`format_calibration` shows, with their headings.
 CALIBRATION_TABLE = (
     ("calibration_slope", "slope"), ("ece", "ECE"), ("brier", "Brier"), ("log_loss", "log-loss"),
@@ -538,10 +542,12 @@ CALIBRATION_TABLE = (
 
 def format_calibration(results: pd.DataFrame, *, markdown: bool = False, digits: int = 3) -> str:
     """The calibration and per-scan count columns of the results table, each with its 95 % CI, as
-    aligned text (or a markdown table): the calibration slope, ECE, Brier score, log-loss; the
-    expected count's concordance (CCC), mean absolute error and bias, how often its 90 % interval
-    holds the true count and the subject AUC of P(at least one rim+); the count at the threshold's
-    CCC and the category (0 / 1-3 / >= 4) agreement. Missing values (e.g. no thresholds) read ``n/a``.
+    aligned text (a row per metric, a column per method: eleven metrics do not fit a terminal's
+    width side by side) or a markdown table (a row per method): the calibration slope, ECE, Brier
+    score, log-loss; the expected count's concordance (CCC), mean absolute error and bias, how often
+    its 90 % interval holds the true count and the subject AUC of P(at least one rim+); the count at
+    the threshold's CCC and the category (0 / 1-3 / >= 4) agreement. Missing values (e.g. no
+    thresholds) read ``n/a``.
 
     Examples
     --------
@@ -554,10 +560,11 @@ def format_calibration(results: pd.DataFrame, *, markdown: bool = False, digits:
     ...                             "repeat": 0, "fold": 0, "threshold": 0.5,
     ...                             "probability": np.clip(0.6 * rim + rng.uniform(0, 0.4, 60), 0, 1)})
     >>> results = summarize_predictions(predictions, reference=None, n_boot=100, random_state=0)
-    >>> print(format_calibration(results).splitlines()[0])       # doctest: +NORMALIZE_WHITESPACE
-    method slope [95% CI] ECE [95% CI] Brier [95% CI] log-loss [95% CI] expected count CCC [95% CI]
-    expected count MAE [95% CI] expected count bias [95% CI] 90% count interval holds [95% CI]
-    subject AUC P(>=1) [95% CI] count at threshold CCC [95% CI] category at threshold 0/1-3/4+ [95% CI]
+    >>> lines = format_calibration(results).splitlines()     # a row per metric, a column per method
+    >>> lines[0].split()
+    ['metric', '[95%', 'CI]', 'default']
+    >>> print(lines[3])                                       # doctest: +ELLIPSIS
+    Brier score ... [..., ...]
     """
     header = ["method", *(f"{label} [95% CI]" for _, label in CALIBRATION_TABLE)]
     rows = []
@@ -571,5 +578,9 @@ def format_calibration(results: pd.DataFrame, *, markdown: bool = False, digits:
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
         return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
-    widths = [max(len(str(cells[i])) for cells in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip() for cells in [header, *rows])
+    # text: a row per metric (the transposed table)
+    table = [["metric [95% CI]", *(cells[0] for cells in rows)]]
+    table += [[LONG_CALIBRATION_LABELS.get(metric, label), *(cells[k + 1] for cells in rows)]
+              for k, (metric, label) in enumerate(CALIBRATION_TABLE)]
+    widths = [max(len(str(cells[i])) for cells in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip() for cells in table)
