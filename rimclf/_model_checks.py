@@ -23,7 +23,6 @@ limits of :mod:`rimclf.defaults` bound.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import re
@@ -53,7 +52,8 @@ from rimclf.defaults import (
     OPERATING_POINTS,
 )
 from rimclf.errors import ModelFileError, ParameterError, printable
-from rimclf._tensor_files import check_weights_archive, read_at_most
+from rimclf._tensor_files import read_at_most
+from rimclf.classifier.state import load_tensor_dict
 
 #: Largest ``settings.json`` read (bytes); a real one takes a few kilobytes.
 MAX_SETTINGS_BYTES = 8 * 2**20
@@ -304,15 +304,7 @@ def read_weights(path: Path, expected_sha256: str, layout: dict[str, tuple[tuple
             f"{path}: SHA-256 {found[:16]}... differs from the {printable(expected_sha256[:16])}... recorded in settings.json; "
             "the weights were changed or replaced after saving, so they are not loaded"
         )
-    check_weights_archive(path, data)
-    try:
-        tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for broken archives, ...
-        lines = str(exc).strip().splitlines()
-        raise ModelFileError(f"{path}: refused: not a tensors-only weights file ({type(exc).__name__}: "
-                             f"{printable(lines[0] if lines else '')})") from None
-    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
-        raise ModelFileError(f"{path}: must hold a dict of named tensors")
+    tensors = load_tensor_dict(path, data)
     return tensors
 
 
@@ -331,3 +323,4 @@ def check_tensors(path: Path, tensors: dict[str, torch.Tensor], layout: dict[str
             raise ModelFileError(f"{path.parent}: the weights do not fit the network described in settings.json "
                                  f"({name} is {str(tensor.dtype).removeprefix('torch.')} {tuple(tensor.shape)}, "
                                  f"expected {str(dtype).removeprefix('torch.')} {shape})")
+

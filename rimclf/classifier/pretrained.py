@@ -18,14 +18,14 @@ name by name, shape and dtype.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from importlib import resources
 from pathlib import Path
 
 import torch
 
-from rimclf._tensor_files import check_weights_archive, read_at_most
+from rimclf._tensor_files import read_at_most
+from rimclf.classifier.state import load_tensor_dict
 from rimclf.errors import ModelFileError, printable
 
 #: The pretrained weights' file in ``rimclf/data`` and its sidecar.
@@ -111,15 +111,7 @@ def read_pretrained(weights: Path | str | None = None) -> tuple[dict[str, torch.
     if found != sidecar["sha256"]:
         raise ModelFileError(f"{path}: SHA-256 {found[:16]}... differs from the {printable(sidecar['sha256'][:16])}... "
                              f"recorded in {path.with_suffix('.json').name}; the file is damaged or was replaced, so it is not loaded")
-    check_weights_archive(path, data)
-    try:
-        tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for broken archives, ...
-        lines = str(exc).strip().splitlines()
-        raise ModelFileError(f"{path}: refused: not a tensors-only weights file ({type(exc).__name__}: "
-                             f"{printable(lines[0] if lines else '')})") from None
-    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
-        raise ModelFileError(f"{path}: must hold a dict of named tensors")
+    tensors = load_tensor_dict(path, data)
     return tensors, sidecar
 
 

@@ -10,12 +10,16 @@ needs pickle.
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from rimclf._records import json_value
+from rimclf._tensor_files import check_weights_archive
+from rimclf.errors import ModelFileError, printable
 
 #: fitted attributes (without the trailing underscore) restored by ``from_fitted_state``
 SCALAR_STATE = ("in_channels", "patch_shape", "n_radiomics", "feature_keys", "pos_weight")
@@ -146,3 +150,20 @@ class FittedStateMixin:
         for name in ARRAY_STATE:
             value = state.get(name)
             setattr(net, name + "_", None if value is None else np.asarray(value, dtype=np.float64))
+
+
+def load_tensor_dict(path: Path, data: bytes) -> dict[str, torch.Tensor]:
+    """The named tensors of ``data`` (a file's bytes, already size- and hash-checked): its archive
+    checked by :func:`check_weights_archive`, then ``torch.load(weights_only=True)``; anything but
+    a dict of named tensors is a :class:`ModelFileError` naming ``path``. Used for model files'
+    ``weights.pt`` and the pretrained encoder."""
+    check_weights_archive(path, data)
+    try:
+        tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for broken archives, ...
+        lines = str(exc).strip().splitlines()
+        raise ModelFileError(f"{path}: refused: not a tensors-only weights file ({type(exc).__name__}: "
+                             f"{printable(lines[0] if lines else '')})") from None
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
+        raise ModelFileError(f"{path}: must hold a dict of named tensors")
+    return tensors
