@@ -150,7 +150,7 @@ class RimFitExtractor(LesionExtractor):
 
     Examples
     --------
-    >>> from rimclf.features.rim_fit import RimFitExtractor
+    >>> from rimclf.features import RimFitExtractor
     >>> extractor = RimFitExtractor()
     >>> list(extractor.get_feature_names_out()[:3])
     ['rimfit_amplitude', 'rimfit_t', 'rimfit_core']
