@@ -52,6 +52,7 @@ class LesionFit:
     surround: float
     amplitude: float
     t: float
+    standard_error: float
     gain: float
     offset_mm: float
     scale: float
@@ -151,14 +152,14 @@ def fit_lesion(
     amplitude = float(beta[2])
     return LesionFit(
         core=float(beta[0]), surround=float(beta[1]), amplitude=amplitude,
-        t=amplitude / standard_error if standard_error > 0 else 0.0,
+        t=amplitude / standard_error if standard_error > 0 else 0.0, standard_error=standard_error,
         gain=math.copysign(max(gain, 0.0), amplitude), offset_mm=float(offset), scale=scale,
         design=design, values=values, weights=weights, inflation=inflation,
     )
 
 
 def fit_directions(fit: LesionFit, bins: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per direction bin: the coefficients ``(n_bins, 3)``, the rim amplitude's t-value, and
+    """Per direction bin: the coefficients ``(n_bins, 3)``, the rim amplitude's standard error, and
     whether the bin was fitted (at least ``MIN_BIN_VOXELS`` band voxels).
 
     Each bin is the lesion's model on its own voxels with the lesion fit's robust weights, and a
@@ -176,6 +177,6 @@ def fit_directions(fit: LesionFit, bins: np.ndarray, n_bins: int) -> tuple[np.nd
     rhs = rhs + prior * np.array([fit.core, fit.surround, 0.0])
     beta = _solve(gram, rhs)
     variance = np.linalg.inv(gram)[:, 2, 2]
-    t = beta[:, 2] / (fit.scale * np.sqrt(np.maximum(variance, 1e-12)) * fit.inflation)
+    standard_error = fit.scale * np.sqrt(np.maximum(variance, 1e-12)) * fit.inflation
     used = np.bincount(bins, minlength=n_bins) >= MIN_BIN_VOXELS
-    return beta, t, used
+    return beta, standard_error, used

@@ -64,7 +64,8 @@ name                           formula
 ``rimfit_dir_bright_fraction`` fraction of fitted bins with ``a_b > bright_threshold``
 ``rimfit_dir_rim_fraction``    fraction of fitted bins with ``t_b > t_threshold`` and
                                ``a_b - |c_b - s_b| / 2 > bright_threshold``
-``rimfit_dir_amplitude_mean``  mean of ``max(a_b, 0)`` over the fitted bins
+``rimfit_dir_amplitude_mean``  mean of ``max(a_b - t_threshold x se_b, 0)`` over the fitted bins:
+                               the amplitude the evidence supports (0 on noise)
 =============================  ==================================================================
 
 A lesion that cannot be measured gets NaN features and a :class:`~rimclf.errors.DataWarning`
@@ -255,21 +256,21 @@ def lesion_features(lesion: ReferencedLesion, settings: FitSettings, directions:
         return None
     centroid = lesion.points_mm[:, lesion.lesion].mean(axis=1)
     bins = np.argmax(directions @ (lesion.points_mm[:, band] - centroid[:, None]), axis=0)
-    beta, t, used = fit_directions(fit, bins, len(directions))
+    beta, standard_error, used = fit_directions(fit, bins, len(directions))
     if used.any():
         core_b, surround_b, amplitude_b = beta[used].T
-        t_b = t[used]
+        t_b = amplitude_b / standard_error[used]
         prominence_b = amplitude_b - 0.5 * np.abs(core_b - surround_b)
         directional = [
             float(np.mean(t_b > settings.t_threshold)),
             float(np.mean(amplitude_b > settings.bright_threshold)),
             float(np.mean((t_b > settings.t_threshold) & (prominence_b > settings.bright_threshold))),
-            float(np.mean(np.maximum(amplitude_b, 0.0))),
+            float(np.mean(np.maximum(amplitude_b - settings.t_threshold * standard_error[used], 0.0))),
         ]
     else:  # every bin too thin: the lesion's fit stands for its one direction
         directional = [float(fit.t > settings.t_threshold), float(fit.amplitude > settings.bright_threshold),
                        float(fit.t > settings.t_threshold and fit.amplitude - 0.5 * abs(fit.core - fit.surround)
-                             > settings.bright_threshold), max(fit.amplitude, 0.0)]
+                             > settings.bright_threshold), max(fit.amplitude - settings.t_threshold * fit.standard_error, 0.0)]
     return np.array([
         fit.amplitude, fit.t, fit.core, fit.surround, fit.amplitude - 0.5 * abs(fit.core - fit.surround), fit.gain,
         fit.offset_mm, fit.scale, *directional,
