@@ -40,7 +40,6 @@ class FitSettings:
     n_directions: int
     rim_sigma_mm: float
     offsets_mm: tuple[float, ...]
-    bright_threshold: float
     t_threshold: float
 
 
