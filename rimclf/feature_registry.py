@@ -24,7 +24,7 @@ featurizer is built. A new extractor is one module plus one :func:`register_feat
 Examples
 --------
 >>> feature_names("tabular")
-('rim', 'radiomics')
+('rim', 'rim_fit', 'radiomics')
 >>> parse_feature_set("radiomics+rim")
 ('rim', 'radiomics')
 >>> format_feature_set(("rim",))
@@ -111,7 +111,7 @@ def register_feature(feature: Feature) -> Feature:
     --------
     >>> toy = register_feature(Feature("toy", "tabular", "mypackage.toy:ToyExtractor"))
     >>> feature_names("tabular")
-    ('rim', 'radiomics', 'toy')
+    ('rim', 'rim_fit', 'radiomics', 'toy')
     >>> unregister_feature("toy").name
     'toy'
     """
@@ -131,7 +131,7 @@ def unregister_feature(name: str) -> Feature:
     >>> unregister_feature("nothing")
     Traceback (most recent call last):
     ...
-    rimclf.errors.ParameterError: feature 'nothing' is not registered; the features are ('rim', 'radiomics', 'patches', 'surface_map')
+    rimclf.errors.ParameterError: feature 'nothing' is not registered; the features are ('rim', 'rim_fit', 'radiomics', 'patches', 'surface_map')
     """
     return _FEATURES.pop(get_feature(name).name)
 
@@ -155,7 +155,7 @@ def feature_names(block: str | None = None) -> tuple[str, ...]:
     Examples
     --------
     >>> feature_names(), feature_names("image")
-    (('rim', 'radiomics', 'patches', 'surface_map'), ('patches', 'surface_map'))
+    (('rim', 'rim_fit', 'radiomics', 'patches', 'surface_map'), ('patches', 'surface_map'))
     """
     return tuple(name for name, feature in _FEATURES.items() if block is None or feature.block == block)
 
@@ -173,7 +173,7 @@ def check_feature_set(value: object, name: str = "feature_set") -> tuple[str, ..
     >>> check_feature_set(("patches",))
     Traceback (most recent call last):
     ...
-    rimclf.errors.ParameterError: feature_set=('patches',) is not valid: ['patches'] not among the tabular features ('rim', 'radiomics')
+    rimclf.errors.ParameterError: feature_set=('patches',) is not valid: ['patches'] not among the tabular features ('rim', 'rim_fit', 'radiomics')
     """
     tabular = feature_names(TABULAR)
     if isinstance(value, str) or not isinstance(value, Iterable):
@@ -219,7 +219,7 @@ def feature_sets() -> tuple[tuple[str, ...], ...]:
     Examples
     --------
     >>> [format_feature_set(names) for names in feature_sets()]
-    ['rim', 'radiomics', 'rim+radiomics']
+    ['rim', 'rim_fit', 'radiomics', 'rim+rim_fit', 'rim+radiomics', 'rim_fit+radiomics', 'rim+rim_fit+radiomics']
     """
     tabular = feature_names(TABULAR)
     return tuple(combo for size in range(1, len(tabular) + 1) for combo in combinations(tabular, size))
@@ -229,6 +229,10 @@ def feature_sets() -> tuple[tuple[str, ...], ...]:
 register_feature(Feature(
     "rim", TABULAR, "rimclf.features.rim_profile:RimProfileExtractor",
     description="rim-profile features (the QSM at the lesion edge against its core and surroundings)",
+))
+register_feature(Feature(
+    "rim_fit", TABULAR, "rimclf.features.rim_fit:RimFitExtractor",
+    description="a rim model fitted to the QSM across the lesion edge: core, surround, rim height and its t-value",
 ))
 register_feature(Feature(
     "radiomics", TABULAR, "rimclf.features.radiomics:RadiomicsExtractor",

@@ -300,7 +300,7 @@ def test_bad_parameters_raise_at_fit(params, match, data):
 
 def test_bad_inputs(fitted, data):
     X, y, _ = data
-    with pytest.raises(CohortError, match=r"X has no tabular features \(any of \('rim', 'radiomics'\)\)"):
+    with pytest.raises(CohortError, match=r"X has no tabular features \(any of \('rim', 'rim_fit', 'radiomics'\)\)"):
         fast().fit(SliceDict(patches=X["patches"]), y)
     bad = X["patches"].copy()
     bad[0, 0, 0, 0, 0] = np.nan

@@ -44,6 +44,7 @@ from rimclf.baselines import (
 )
 from rimclf.classifier import QSMRimNetClassifier
 from rimclf.features import LesionFeaturizer, PatchExtractor, RadiomicsExtractor, RimProfileExtractor
+from rimclf.features.rim_fit import RimFitExtractor
 
 #: a Pipeline fits its steps in place, as scikit-learn's own Pipeline does (scikit-learn runs these
 #: two checks on single estimators, not on its meta-estimators)
@@ -103,7 +104,7 @@ def test_sklearn_estimator_checks(estimator, check) -> None:
 # ------------------------------------------------------------- estimators of tables and dicts
 #: estimators whose X is a lesion table or a dict of arrays, with the tags that say so
 TABLE_OR_DICT_ESTIMATORS = [
-    LesionFeaturizer(), RimProfileExtractor(), RadiomicsExtractor(), PatchExtractor(), RimModel(),
+    LesionFeaturizer(), RimProfileExtractor(), RimFitExtractor(), RadiomicsExtractor(), PatchExtractor(), RimModel(),
     QSMRimNetClassifier(module__width=4, max_epochs=1), SliceDictSMOTE(),
 ]
 API_CHECKS = [
@@ -150,7 +151,7 @@ def test_tags_declare_the_input(estimator) -> None:
     takes_dict = isinstance(estimator, (QSMRimNetClassifier, SliceDictSMOTE))
     assert tags.input_tags.dict is takes_dict
     assert tags.input_tags.string is not takes_dict  # a lesion table holds paths and ids
-    if isinstance(estimator, (LesionFeaturizer, RimProfileExtractor, RadiomicsExtractor, PatchExtractor)):
+    if isinstance(estimator, (LesionFeaturizer, RimProfileExtractor, RimFitExtractor, RadiomicsExtractor, PatchExtractor)):
         assert tags.requires_fit is False  # stateless transformers
     if tags.estimator_type == "classifier":
         assert tags.classifier_tags.multi_class is False  # rim+ against rim-

@@ -103,7 +103,7 @@ def add_feature_options(parser: argparse.ArgumentParser, config: ModelConfig = D
     group.add_argument("--feature-set", choices=[format_feature_set(names) for names in feature_sets()],
                        default=format_feature_set(config.feature_set),
                        help=f"tabular features of each lesion, '+'-joined among {', '.join(feature_names(TABULAR))} "
-                            f"(rim-profile features, pyradiomics; default {format_feature_set(config.feature_set)})")
+                            f"(rim-profile features, a fitted rim model, pyradiomics; default {format_feature_set(config.feature_set)})")
     group.add_argument("--radiomics-params", dest="radiomics_params", default=config.radiomics_params,
                        metavar="FILE", help="pyradiomics parameter file (default: QSMRim-Net settings)")
     group.add_argument("--region", choices=defaults.REGIONS, default=config.region,

@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "extract",
         help="extract lesion features and patches of a cohort",
         description=(
-            "Extract every lesion's tabular features (--feature-set: rim-profile features and/or "
-            "pyradiomics) and QSM/FLAIR/mask patches, and write OUT/rim.tsv and/or OUT/radiomics.tsv, "
+            "Extract every lesion's tabular features (--feature-set: rim-profile features, a fitted rim "
+            "model and/or pyradiomics) and QSM/FLAIR/mask patches, and write OUT/<feature>.tsv for each "
+            "(OUT/rim.tsv, OUT/rim_fit.tsv, OUT/radiomics.tsv), "
             "OUT/patches.npy (float32, lesion x channel x world x/y/z), OUT/lesions.tsv (the row "
             "order of all) and OUT/features.json."
         ),

@@ -4,6 +4,7 @@
 ``SliceDict(rim=..., radiomics=..., patches=...)`` that :class:`rimclf.QSMRimNetClassifier`
 takes, reading each subject once, in parallel over subjects and cached by file content.
 :class:`RimProfileExtractor` (the QSM at the lesion edge against its core and surroundings),
+:class:`RimFitExtractor` (a rim model fitted to the QSM across the lesion edge),
 :class:`RadiomicsExtractor`, :class:`PatchExtractor` and :class:`SurfaceMapExtractor` (each lesion's
 surroundings unwrapped into a depth x direction map) are its parts, usable alone;
 :func:`make_featurizer` builds the featurizer of a :class:`~rimclf.defaults.ModelConfig`.
@@ -14,10 +15,11 @@ from rimclf.features._output import LesionFeatures
 from rimclf.features.featurizer import LesionFeaturizer, make_featurizer
 from rimclf.features.patches import PatchExtractor
 from rimclf.features.radiomics import RadiomicsExtractor
+from rimclf.features.rim_fit import RimFitExtractor
 from rimclf.features.rim_profile import RimProfileExtractor
 from rimclf.features.surface_map import SurfaceMapExtractor
 
 __all__ = [
-    "LesionFeatures", "LesionFeaturizer", "PatchExtractor", "RadiomicsExtractor", "RimProfileExtractor",
+    "LesionFeatures", "LesionFeaturizer", "PatchExtractor", "RadiomicsExtractor", "RimFitExtractor", "RimProfileExtractor",
     "SurfaceMapExtractor", "make_featurizer", "save_features",
 ]

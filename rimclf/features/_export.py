@@ -36,6 +36,7 @@ def save_features(
         Output folder, written atomically (complete or not at all). It holds
         ``lesions.tsv`` (the lesion table; its row order is the row order of the other files),
         ``rim.tsv`` (``participant_id``, ``session``, ``lesion_id``, then the rim-profile features),
+        ``rim_fit.tsv`` (the same, then the rim-fit features),
         ``radiomics.tsv`` (``participant_id``, ``session``, ``lesion_id``, then pyradiomics' feature columns),
         ``patches.npy`` (float32, shape (n_lesions, C, D, H, W), patch axes along world x, y, z),
         ``surface_map.npy`` (float32, shape (n_lesions, C, depths, directions)) and

@@ -206,7 +206,7 @@ def test_clone_get_set_params_and_pickle() -> None:
         ({"features": "rim"}, r"features='rim' is not valid; it must be None or a list of \(name, extractor\) tuples"),
         ({"features": [("radiomics", "yes")]}, r"features entry 'radiomics' is 'yes'; it must be a RadiomicsExtractor"),
         ({"features": [("patches", RadiomicsExtractor())]}, "features entry 'patches' is RadiomicsExtractor.*; it must be a PatchExtractor"),
-        ({"features": [("qsm", PatchExtractor())]}, r"feature 'qsm' is not registered; the features are \('rim', 'radiomics', 'patches', 'surface_map'\)"),
+        ({"features": [("qsm", PatchExtractor())]}, r"feature 'qsm' is not registered; the features are \('rim', 'rim_fit', 'radiomics', 'patches', 'surface_map'\)"),
         ({"features": [("rim", RimProfileExtractor()), ("rim", RimProfileExtractor())]}, "features names 'rim' twice"),
         ({"features": []}, "extracts nothing"),
         ({"progress": "no"}, "progress='no' is not valid"),
