@@ -99,3 +99,18 @@ def write_spheres(
     save_nifti(anat / f"sub-{label}_FLAIR.nii.gz", flair, affine)
     save_nifti(anat / f"sub-{label}_desc-lesions_mask.nii.gz", labels, affine)
     return root
+
+
+def site_offset_and_scale(qsm: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A ``qsm_transform`` of :func:`write_spheres`: another site's QSM reference (an offset inside
+    the brain) and scale."""
+    return np.where(qsm != 0, 1.7 * qsm + 37.0, 0.0)
+
+
+def lesion_at_volume_edge(labels: np.ndarray) -> np.ndarray:
+    """A ``labels_transform`` of :func:`write_spheres`: lesion 6 (``"iso"``) moved to touch the
+    volume's edge, where its surroundings are cut."""
+    labels = labels.copy()
+    labels[labels == 6] = 0
+    labels[0:4, 20:25, 10:14] = 6
+    return labels

@@ -15,7 +15,7 @@ from rimclf.errors import DataWarning, ParameterError
 from rimclf.features import rim_fit
 from rimclf.features._profile_fit import FitSettings, design_matrix, fit_lesion
 from rimclf.features.rim_fit import FIT_FEATURES, RimFitExtractor
-from tests.features.rim_builders import PATTERNS, render, write_spheres
+from tests.features.rim_builders import PATTERNS, lesion_at_volume_edge, render, site_offset_and_scale, write_spheres
 
 MIMICS = ["spot", "uniform", "vein", "iso"]
 
@@ -84,10 +84,7 @@ def test_pure_noise_lesions_stay_quiet(tmp_path: Path, noise_ppb: float) -> None
 
 
 def test_invariant_to_qsm_offset_and_scale(tmp_path: Path, spheres: pd.DataFrame) -> None:
-    def site(qsm: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return np.where(qsm != 0, 1.7 * qsm + 37.0, 0.0)
-
-    changed = features(write_spheres(tmp_path / "cohort", qsm_transform=site))
+    changed = features(write_spheres(tmp_path / "cohort", qsm_transform=site_offset_and_scale))
     np.testing.assert_allclose(changed.to_numpy(), spheres.to_numpy(), rtol=1e-4, atol=1e-3)
 
 
@@ -137,15 +134,9 @@ def test_the_fit_recovers_known_levels() -> None:
 
 
 def test_lesion_touching_the_volume_edge_gets_nan_and_a_warning(tmp_path: Path) -> None:
-    def edge_lesion(labels: np.ndarray) -> np.ndarray:
-        labels = labels.copy()
-        labels[labels == 6] = 0
-        labels[0:4, 20:25, 10:14] = 6
-        return labels
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        values = features(write_spheres(tmp_path / "cohort", labels_transform=edge_lesion))
+        values = features(write_spheres(tmp_path / "cohort", labels_transform=lesion_at_volume_edge))
     messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     assert values.loc["iso"].isna().all()
     assert values.drop(index="iso").notna().all().all()

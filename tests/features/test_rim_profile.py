@@ -19,7 +19,7 @@ from rimclf.features.rim_profile import (
     fibonacci_directions,
     signed_distance_mm,
 )
-from tests.features.rim_builders import PATTERNS, write_spheres
+from tests.features.rim_builders import PATTERNS, lesion_at_volume_edge, site_offset_and_scale, write_spheres
 
 
 def features(folder: Path, extractor: RimProfileExtractor | None = None) -> pd.DataFrame:
@@ -67,10 +67,7 @@ def test_radiologist_ordering(spheres: pd.DataFrame) -> None:
 def test_invariant_to_qsm_offset_and_scale(tmp_path: Path, spheres: pd.DataFrame) -> None:
     """A site's QSM reference (an offset inside the brain) and scale change no feature."""
 
-    def site(qsm: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return np.where(qsm != 0, 1.7 * qsm + 37.0, 0.0)
-
-    changed = features(write_spheres(tmp_path / "cohort", qsm_transform=site))
+    changed = features(write_spheres(tmp_path / "cohort", qsm_transform=site_offset_and_scale))
     np.testing.assert_allclose(changed.to_numpy(), spheres.to_numpy(), rtol=1e-5, atol=1e-4)
 
 
@@ -103,13 +100,7 @@ def _extract_with_warnings(folder: Path) -> tuple[pd.DataFrame, list[str]]:
 
 
 def test_lesion_touching_the_volume_edge_gets_nan_and_a_warning(tmp_path: Path) -> None:
-    def edge_lesion(labels: np.ndarray) -> np.ndarray:
-        labels = labels.copy()
-        labels[labels == 6] = 0
-        labels[0:4, 20:25, 10:14] = 6
-        return labels
-
-    values, messages = _extract_with_warnings(write_spheres(tmp_path / "cohort", labels_transform=edge_lesion))
+    values, messages = _extract_with_warnings(write_spheres(tmp_path / "cohort", labels_transform=lesion_at_volume_edge))
     assert values.loc["iso"].isna().all()
     assert values.drop(index="iso").notna().all().all()
     assert any("lesion 6" in m and "edge of the volume" in m for m in messages)

@@ -14,7 +14,7 @@ from rimclf.errors import DataWarning, ParameterError
 from rimclf.features import LesionFeaturizer
 from rimclf.features.rim_profile import fibonacci_directions
 from rimclf.features.surface_map import SurfaceMapExtractor, cell_medians
-from tests.features.rim_builders import PATTERNS, render, write_spheres
+from tests.features.rim_builders import PATTERNS, lesion_at_volume_edge, render, site_offset_and_scale, write_spheres
 
 #: rows of the default map: 1 mm bins from -3 to 4 mm; the rim shell peaks 0.3 mm outside the edge
 RIM_ROWS = [2, 3]  # -1..0 mm and 0..1 mm
@@ -63,10 +63,7 @@ def test_partial_rim_only_in_its_directions(spheres: dict[str, np.ndarray]) -> N
 
 @pytest.mark.slow
 def test_invariant_to_qsm_offset_and_scale(tmp_path: Path, spheres: dict[str, np.ndarray]) -> None:
-    def site(qsm: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return np.where(qsm != 0, 1.7 * qsm + 37.0, 0.0)
-
-    changed = maps(write_spheres(tmp_path / "cohort", qsm_transform=site))
+    changed = maps(write_spheres(tmp_path / "cohort", qsm_transform=site_offset_and_scale))
     for name in PATTERNS:
         np.testing.assert_allclose(changed[name], spheres[name], rtol=1e-4, atol=1e-4)
 
@@ -116,15 +113,9 @@ def test_flair_channel_reads_the_lesion_against_its_ring(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_unmeasurable_lesion_gets_a_zero_map_and_a_warning(tmp_path: Path) -> None:
-    def edge_lesion(labels: np.ndarray) -> np.ndarray:
-        labels = labels.copy()
-        labels[labels == 6] = 0
-        labels[0:4, 20:25, 10:14] = 6
-        return labels
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        values = maps(write_spheres(tmp_path / "cohort", labels_transform=edge_lesion))
+        values = maps(write_spheres(tmp_path / "cohort", labels_transform=lesion_at_volume_edge))
     assert not values["iso"].any() and values["full_rim"].any()
     assert any("surface map is zero" in str(w.message) for w in caught if issubclass(w.category, DataWarning))
 
