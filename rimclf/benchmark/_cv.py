@@ -32,6 +32,7 @@ from sklearn.utils import check_random_state
 from rimclf.defaults import MAX_SEED
 from rimclf.benchmark._methods import ALL_CHANNELS, Method
 from rimclf.errors import CohortError, ParameterError
+from rimclf.feature_registry import TABULAR, feature_names
 from rimclf.metrics import subject_folds
 
 
@@ -42,8 +43,9 @@ class BenchmarkFeatures:
 
     Attributes
     ----------
-    rim : ndarray of shape (n, F_rim) or None
-        Rim-profile features.
+    tabular : dict of str to ndarray of shape (n, F)
+        The registered tabular features other than radiomics that a method needs (``"rim"``,
+        ``"rim_fit"``), by name.
     radiomics : dict of {"lesion", "shell"} to ndarray, or empty
         pyradiomics features of the lesion and of its ring.
     patches : dict of normalisation to ndarray of shape (n, 4, D, H, W)
@@ -53,7 +55,7 @@ class BenchmarkFeatures:
         Extraction time.
     """
 
-    rim: np.ndarray | None
+    tabular: dict[str, np.ndarray]
     radiomics: dict[str, np.ndarray]
     patches: dict[str, np.ndarray]
     radiomics_names: list[str]
@@ -65,8 +67,8 @@ class BenchmarkFeatures:
 
         tabular = []
         for part in method.tabular_parts:
-            if part == "rim":
-                tabular.append(self.rim)
+            if part in self.tabular:
+                tabular.append(self.tabular[part])
             elif part == "radiomics":  # the imbalance benchmark's network radiomics
                 tabular.extend(self.radiomics[region] for region in settings.network_radiomics.split("+"))
             else:
@@ -87,8 +89,8 @@ class BenchmarkFeatures:
 
 
 def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, cache, n_jobs, progress) -> BenchmarkFeatures:
-    """Featurize the table once: the rim-profile features, the radiomics (of the lesion, and of
-    its ring when a method needs it) and the patches of each normalisation the CNN variants use,
+    """Featurize the table once: the registered tabular features the methods name (rim-profile,
+    rim-fit), the radiomics (of the lesion, and of its ring when a method needs it) and the patches of each normalisation the CNN variants use,
     all through :func:`rimclf.features.make_featurizer`."""
     from rimclf.features import make_featurizer
 
@@ -97,14 +99,14 @@ def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, ca
         parts |= set(settings.network_radiomics.split("+"))
     start = time.perf_counter()
     runtime = {"n_jobs": n_jobs, "memory": cache, "progress": progress}
-    rim, radiomics, names = None, {}, []
-    tabular = [name for name, wanted in (("rim", "rim" in parts), ("radiomics", {"lesion", "shell"} & parts)) if wanted]
+    plain, radiomics, names = {}, {}, []
+    tabular = [name for name in feature_names(TABULAR) if name in parts or (name == "radiomics" and {"lesion", "shell"} & parts)]
     if tabular:
         region = "both" if "shell" in parts else "lesion"
         config = settings.model_config(feature_set=tuple(tabular), region=region)
         featurizer = make_featurizer(config, patches=False, **runtime)
         X = featurizer.transform(table)
-        rim = np.asarray(X["rim"]) if "rim" in X else None
+        plain = {name: np.asarray(X[name]) for name in tabular if name != "radiomics"}
         if "radiomics" in X:
             names = [str(name) for name in featurizer.extractors()["radiomics"].get_feature_names_out()]
             values = np.asarray(X["radiomics"])
@@ -117,7 +119,7 @@ def extract_features(table: pd.DataFrame, methods: list[Method], settings, *, ca
     for normalize in sorted({method.config(settings).normalize for method in methods if method.uses_patches}):
         config = settings.model_config(normalize=normalize, channels=ALL_CHANNELS)
         patches[normalize] = np.asarray(make_featurizer(config, features=False, patches=True, **runtime).transform(table)["patches"])
-    return BenchmarkFeatures(rim, radiomics, patches, names, time.perf_counter() - start)
+    return BenchmarkFeatures(plain, radiomics, patches, names, time.perf_counter() - start)
 
 
 def make_repeated_folds(
