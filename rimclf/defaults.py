@@ -129,10 +129,10 @@ class ModelConfig:
 
     Attributes
     ----------
-    feature_set : tuple of str, default=("rim",)
+    feature_set : tuple of str, default=("rim", "rim_fit")
         The tabular features of each lesion, the MLP branch's input: names registered in
-        :mod:`rimclf.feature_registry` (``"rim"``, ``"radiomics"``); ``"rim+radiomics"`` on the
-        command line.
+        :mod:`rimclf.feature_registry` (``"rim"``, ``"rim_fit"``, ``"radiomics"``);
+        ``"rim+rim_fit"`` on the command line.
     radiomics_params : str, default="qsmrim"
         pyradiomics settings (``"qsmrim"``: QSMRim-Net's, shipped with rimclf; or a file path).
     region : {"lesion", "shell", "both"}, default="both"
@@ -187,21 +187,21 @@ class ModelConfig:
     --------
     >>> from dataclasses import replace
     >>> DEFAULT_MODEL.feature_set, DEFAULT_MODEL.branches, DEFAULT_MODEL.imbalance
-    (('rim',), 'tabular', 'none')
+    (('rim', 'rim_fit'), 'tabular', 'none')
     >>> fused = replace(DEFAULT_MODEL, branches="both", imbalance="deepsmote")
     >>> describe_config(fused)
-    'rim features -> MLP + CNN (ResNet-10, width 8) on 16^3 patches of 24 mm [qsm, flair, mask, distance; ring; augment flips+rotations], concat, deepsmote, 30 epochs'
+    'rim features + rim-fit features -> MLP + CNN (ResNet-10, width 8) on 16^3 patches of 24 mm [qsm, flair, mask, distance; ring; augment flips+rotations], concat, deepsmote, 30 epochs'
 
     :func:`rimclf.features.make_featurizer` and :func:`rimclf.classifier.make_classifier` build
     the estimators of a configuration:
 
     >>> from rimclf.features import make_featurizer
     >>> make_featurizer(fused).get_output_shapes()
-    {'rim': (20,), 'patches': (4, 16, 16, 16)}
+    {'rim': (20,), 'rim_fit': (6,), 'patches': (4, 16, 16, 16)}
     """
 
     # features (rimclf.features.make_featurizer)
-    feature_set: tuple[str, ...] = ("rim",)
+    feature_set: tuple[str, ...] = ("rim", "rim_fit")
     radiomics_params: str = "qsmrim"
     region: str = "both"
     shell_mm: float = 2.0
@@ -245,9 +245,9 @@ def describe_config(config: ModelConfig) -> str:
     Examples
     --------
     >>> describe_config(DEFAULT_MODEL)
-    'rim features -> MLP (width 8), no imbalance correction, 30 epochs'
+    'rim features + rim-fit features -> MLP (width 8), no imbalance correction, 30 epochs'
     """
-    names = {"rim": "rim features", "radiomics": f"radiomics ({config.region})"}
+    names = {"rim": "rim features", "rim_fit": "rim-fit features", "radiomics": f"radiomics ({config.region})"}
     features = " + ".join(names.get(name, f"{name} features") for name in config.feature_set)
     cnn = (f"CNN (ResNet-{config.depth}, width {config.width}) on {config.patch_shape}^3 patches of "
            f"{config.patch_size_mm:g} mm [{', '.join(config.channels)}; {config.normalize}; augment {config.augment}]")

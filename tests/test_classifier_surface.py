@@ -30,7 +30,7 @@ def test_image_inputs_are_the_registered_image_features():
 
 
 def test_configuration_builds_the_surface_map_featurizer_and_network():
-    assert make_featurizer(SURFACE).get_output_shapes() == {"rim": (20,), "surface_map": (2, 7, 32)}
+    assert make_featurizer(SURFACE).get_output_shapes() == {"rim": (20,), "rim_fit": (6,), "surface_map": (2, 7, 32)}
     assert make_featurizer(replace(SURFACE, branches="patches"), features=False).get_output_shapes() == {
         "surface_map": (2, 7, 32)}
     assert "patches" not in make_featurizer(SURFACE).extractors()

@@ -88,7 +88,7 @@ def test_shared_options_have_one_name_and_one_default(command: str) -> None:
             defaults.CONNECTIVITY, defaults.MIN_VOXELS, defaults.QSM_UNIT)
     if hasattr(parsed, "region"):
         assert parsed.radiomics_params == defaults.DEFAULT_MODEL.radiomics_params
-        assert (parsed.region, parsed.feature_set) == (defaults.DEFAULT_MODEL.region, "rim")
+        assert (parsed.region, parsed.feature_set) == (defaults.DEFAULT_MODEL.region, "rim+rim_fit")
     with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):  # extract's old --params is gone
         build_parser().parse_args([command, *MINIMAL_ARGS[command], "--params", "p.yaml"])
 

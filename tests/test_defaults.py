@@ -92,7 +92,7 @@ def test_the_benchmark_reference_is_the_default_model() -> None:
 
 def test_feature_set_option_is_the_registry() -> None:
     action = options("train")["feature_set"]
-    assert action.default == format_feature_set(DEFAULT_MODEL.feature_set) == "rim"
+    assert action.default == format_feature_set(DEFAULT_MODEL.feature_set) == "rim+rim_fit"
     assert list(action.choices) == ["rim", "rim_fit", "radiomics", "rim+rim_fit", "rim+radiomics", "rim_fit+radiomics",
                                     "rim+rim_fit+radiomics"]
     assert [parse_feature_set(choice) for choice in action.choices] == list(feature_sets())

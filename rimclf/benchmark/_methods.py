@@ -75,7 +75,7 @@ class Method:
     >>> method.model, method.features, method.imbalance, method.family
     ('random_forest', 'rim', 'class_weight', 'baseline')
     >>> ABLATION_METHODS["net_fused"].parts
-    ('patches', 'rim')
+    ('patches', 'rim', 'rim_fit')
     >>> estimator = method.make_estimator(BenchmarkSettings.quick(), random_state=0)   # an unfitted pipeline
     >>> estimator[-1].n_estimators
     200

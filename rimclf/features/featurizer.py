@@ -133,7 +133,7 @@ class LesionFeaturizer(DictOutputMixin, TransformerMixin, _BaseComposition, auto
     --------
     >>> from rimclf.features import LesionFeaturizer, PatchExtractor, RimProfileExtractor
     >>> sorted(LesionFeaturizer().extractors())          # the default model's features
-    ['rim']
+    ['rim', 'rim_fit']
     >>> featurizer = LesionFeaturizer([("rim", RimProfileExtractor()), ("patches", PatchExtractor(shape=8))])
     >>> featurizer.get_output_shapes()
     {'rim': (20,), 'patches': (4, 8, 8, 8)}
