@@ -29,6 +29,25 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # 
 RESAMPLED = "002"
 
 
+def count_reads_and_resamplings(monkeypatch: pytest.MonkeyPatch) -> tuple[Counter, Counter]:
+    """Count, from now on, each NIfTI array read (by resolved path) and each label resampling (by the
+    shape of the labels resampled)."""
+    reads, resamplings = Counter(), Counter()
+    read_array, resample_labels = rimclf._nifti.read_array, rimclf.cohort._resample.resample_labels
+
+    def counted_read(path, **kwargs):
+        reads[Path(path).resolve()] += 1
+        return read_array(path, **kwargs)
+
+    def counted_resample(labels, *args, **kwargs):
+        resamplings[labels.shape] += 1
+        return resample_labels(labels, *args, **kwargs)
+
+    monkeypatch.setattr(rimclf._nifti, "read_array", counted_read)
+    monkeypatch.setattr(rimclf.cohort._resample, "resample_labels", counted_resample)
+    return reads, resamplings
+
+
 def cohort_with_a_mask_on_another_grid(root: Path) -> Path:
     """The tiny cohort with sub-002's mask on an oblique 1 mm grid (resampled onto the QSM grid on reading)."""
     shutil.copytree(tiny_cohort(), root)
@@ -45,19 +64,7 @@ def files(folder: Path) -> dict[str, bytes]:
 def test_each_file_is_read_once_and_each_mask_resampled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cohort = cohort_with_a_mask_on_another_grid(tmp_path / "cohort")
     model = tiny_model()  # trained (reading its own cohort) before counting
-    reads, resamplings = Counter(), Counter()
-    read_array, resample_labels = rimclf._nifti.read_array, rimclf.cohort._resample.resample_labels
-
-    def counted_read(path, **kwargs):
-        reads[Path(path).resolve()] += 1
-        return read_array(path, **kwargs)
-
-    def counted_resample(labels, *args, **kwargs):
-        resamplings[labels.shape] += 1
-        return resample_labels(labels, *args, **kwargs)
-
-    monkeypatch.setattr(rimclf._nifti, "read_array", counted_read)
-    monkeypatch.setattr(rimclf.cohort._resample, "resample_labels", counted_resample)
+    reads, resamplings = count_reads_and_resamplings(monkeypatch)
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the run's scan store goes
     predict_cohort(model, cohort, tmp_path / "out", n_jobs=1)
@@ -145,24 +152,12 @@ def test_training_resamples_a_mask_on_another_grid_once(tmp_path: Path, monkeypa
 
     cohort = cohort_with_a_mask_on_another_grid(tmp_path / "cohort")
     featurizer, classifier = tiny_estimators()
-    resamplings, mask_reads = Counter(), Counter()
-    read_array, resample_labels = rimclf._nifti.read_array, rimclf.cohort._resample.resample_labels
-
-    def counted_read(path, **kwargs):
-        if "_dseg" in Path(path).name:
-            mask_reads[Path(path).name] += 1
-        return read_array(path, **kwargs)
-
-    def counted_resample(labels, *args, **kwargs):
-        resamplings[labels.shape] += 1
-        return resample_labels(labels, *args, **kwargs)
-
-    monkeypatch.setattr(rimclf._nifti, "read_array", counted_read)
-    monkeypatch.setattr(rimclf.cohort._resample, "resample_labels", counted_resample)
+    reads, resamplings = count_reads_and_resamplings(monkeypatch)
     with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
         warnings.simplefilter("ignore", DataWarning)
         train_model(cohort, featurizer=featurizer, classifier=classifier, threshold_cv=2, random_state=0)
     assert sum(resamplings.values()) == 1
+    mask_reads = Counter({path.name: n for path, n in reads.items() if "_dseg" in path.name})
     assert len(mask_reads) == 6 and set(mask_reads.values()) == {1}
 
 
@@ -171,13 +166,7 @@ def test_with_a_warm_feature_cache_the_montages_read_the_volumes_once(tmp_path: 
     cohort = cohort_with_a_mask_on_another_grid(tmp_path / "cohort")
     model = tiny_model()
     predict_cohort(model, cohort, tmp_path / "cold", n_jobs=1, memory=tmp_path / "cache")  # fills the cache
-    reads, read_array = Counter(), rimclf._nifti.read_array
-
-    def counted_read(path, **kwargs):
-        reads[Path(path).resolve()] += 1
-        return read_array(path, **kwargs)
-
-    monkeypatch.setattr(rimclf._nifti, "read_array", counted_read)
+    reads, _ = count_reads_and_resamplings(monkeypatch)
     predict_cohort(model, cohort, tmp_path / "warm", n_jobs=1, memory=tmp_path / "cache")
     assert set(reads) == {path.resolve() for path in cohort.rglob("*.nii.gz")} and set(reads.values()) == {1}
     reads.clear()
@@ -194,13 +183,7 @@ def test_extract_and_cv_resample_a_mask_on_another_grid_once(tmp_path: Path, mon
     from rimclf.cli import main
 
     cohort = cohort_with_a_mask_on_another_grid(tmp_path / "cohort")
-    resamplings, resample_labels = Counter(), rimclf.cohort._resample.resample_labels
-
-    def counted_resample(labels, *args, **kwargs):
-        resamplings[labels.shape] += 1
-        return resample_labels(labels, *args, **kwargs)
-
-    monkeypatch.setattr(rimclf.cohort._resample, "resample_labels", counted_resample)
+    _, resamplings = count_reads_and_resamplings(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         status = main([command[0], str(cohort), "-o", str(tmp_path / "out"), *command[1:], "-q"])
