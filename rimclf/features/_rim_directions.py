@@ -22,6 +22,13 @@ def fibonacci_directions(n: int) -> np.ndarray:
     return np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1)
 
 
+def direction_bins(points_mm: np.ndarray, lesion: np.ndarray, mask: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """For each voxel of ``mask``, the index of the direction (a row of ``directions``) closest to
+    its offset from the centroid of the ``lesion`` voxels (``points_mm``: ``(3, *crop)`` mm)."""
+    centroid = points_mm[:, lesion].mean(axis=1)
+    return np.argmax(directions @ (points_mm[:, mask] - centroid[:, None]), axis=0)
+
+
 def bright_flatness(q, edge, points_mm, lesion, threshold, weights=None) -> float:
     """How sheet-like (1) rather than line-like (0) the directions of the bright edge voxels are.
 
@@ -56,15 +63,9 @@ def directional_contrasts(q, edge, near_ring, core_median, near_ring_median, poi
     its edge P75 is weighted.
     """
     directions = fibonacci_directions(settings.n_directions)
-    centroid = points_mm[:, lesion].mean(axis=1)
-
-    def bins_of(mask: np.ndarray) -> np.ndarray:
-        offsets = points_mm[:, mask] - centroid[:, None]
-        return np.argmax(directions @ offsets, axis=0)
-
-    edge_bins, edge_values = bins_of(edge), q[edge]
+    edge_bins, edge_values = direction_bins(points_mm, lesion, edge, directions), q[edge]
     edge_weights = np.ones(edge_values.size) if weights is None else weights[edge]
-    ring_bins, ring_values = bins_of(near_ring), q[near_ring]
+    ring_bins, ring_values = direction_bins(points_mm, lesion, near_ring, directions), q[near_ring]
     contrasts, used = [], []
     for b in range(settings.n_directions):
         in_bin = edge_bins == b

@@ -84,7 +84,7 @@ from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._base import LesionExtractor
 from rimclf.features._profile_fit import FitSettings, fit_directions, fit_lesion
 from rimclf.features._referencing import REFERENCE_MM, ReferencedLesion, referenced_lesions
-from rimclf.features._rim_directions import fibonacci_directions
+from rimclf.features._rim_directions import direction_bins, fibonacci_directions
 from rimclf.features._rim_weights import boundary_extent_mm
 from rimclf.features._subject import BASE_COLUMNS, Note, SubjectVolumes
 
@@ -242,8 +242,7 @@ def lesion_features(lesion: ReferencedLesion, settings: FitSettings, directions:
     fit = fit_lesion(distance[band], extent, lesion.q[band], settings, float(np.prod(spacing)))
     if fit is None:
         return None
-    centroid = lesion.points_mm[:, lesion.lesion].mean(axis=1)
-    bins = np.argmax(directions @ (lesion.points_mm[:, band] - centroid[:, None]), axis=0)
+    bins = direction_bins(lesion.points_mm, lesion.lesion, band, directions)
     beta, standard_error, used = fit_directions(fit, bins, len(directions))
     if used.any():
         amplitude, error = beta[used, -1], standard_error[used]

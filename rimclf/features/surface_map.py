@@ -56,6 +56,7 @@ from rimclf.features._base import LesionExtractor
 from rimclf.features._output import DictOutputMixin
 from rimclf.features._subject import BASE_COLUMNS, Note, SubjectVolumes
 from rimclf.features.rim_profile import REFERENCE_MM, ReferencedLesion, fibonacci_directions, referenced_lesions
+from rimclf.features._rim_directions import direction_bins
 
 #: Channels a surface map may hold.
 SURFACE_CHANNELS = ("qsm", "coverage", "flair")
@@ -108,9 +109,7 @@ def surface_map(
     d = lesion.distance_mm
     used = (lesion.lesion | lesion.normal) & (d >= depth_edges_mm[0]) & (d < depth_edges_mm[-1])
     depth_bin = np.clip(np.searchsorted(depth_edges_mm, d[used], side="right") - 1, 0, n_depths - 1)
-    centroid = lesion.points_mm[:, lesion.lesion].mean(axis=1)
-    offsets = lesion.points_mm[:, used] - centroid[:, None]
-    direction_bin = np.argmax(directions @ offsets, axis=0)
+    direction_bin = direction_bins(lesion.points_mm, lesion.lesion, used, directions)
     cells = depth_bin * n_directions + direction_bin
     n_cells = n_depths * n_directions
     out = np.zeros((len(channels), n_depths, n_directions), dtype=np.float32)
