@@ -118,11 +118,44 @@ def quantile_calls(y: np.ndarray, score: np.ndarray, specificity: float) -> np.n
     return score > np.quantile(score[y == 0], specificity)
 
 
-def _operating(y: np.ndarray, called: np.ndarray, rows: np.ndarray) -> str:
+def _operating(y: np.ndarray, called: np.ndarray, rows: np.ndarray) -> dict[str, float]:
     """Realised rim- false-positive rate and rim+ sensitivity of ``called`` on ``rows``."""
-    negative, positive = rows & (y == 0), rows & (y == 1)
-    return (f"rim- FPR {called[negative].mean():.3f} (specificity {1 - called[negative].mean():.3f}), "
-            f"rim+ sensitivity {called[positive].mean():.3f}")
+    return {"rim- FPR": float(called[rows & (y == 0)].mean()), "rim+ sensitivity": float(called[rows & (y == 1)].mean())}
+
+
+def _describe(rates: dict[str, float]) -> str:
+    return (f"rim- FPR {rates['rim- FPR']:.3f} (specificity {1 - rates['rim- FPR']:.3f}), "
+            f"rim+ sensitivity {rates['rim+ sensitivity']:.3f}")
+
+
+def threshold_report(table: pd.DataFrame, y: np.ndarray, score: np.ndarray, called: np.ndarray, is_varied: np.ndarray,
+                     thresholds: list, own: dict, name: str) -> tuple[str, dict]:
+    """The isointense tables (at the model's own threshold, ``called``; at the test quantile of
+    ``score``), the realised operating point and the lesions per cell: markdown and numbers."""
+    target = own["target_specificity"]
+    iso = isointense_false_positives(table, y, called, table["noise"])
+    iso_quantile = isointense_false_positives(table, y, quantile_calls(y, score, target), table["noise"])
+    realised = {where: _operating(y, called, chosen) for where, chosen in
+                (("all", np.ones(len(y), dtype=bool)), ("fixed sites", ~is_varied), ("varied", is_varied))}
+    values = ", ".join(f"{choice.value:.3f}" for choice in thresholds)
+    oof_specificity = ", ".join(f"{choice.specificity:.3f}" for choice in thresholds)
+    text = (f"Isointense rim- lesions called rim+ at the model's own threshold (seen CV; {name} fitted as a RimModel on "
+            f"each training part: {own['threshold_cv']}-fold threshold CV, {own['calibration']} calibration, operating "
+            f"point {own['operating_point']} {target}):\n\n{iso.to_markdown(floatfmt='.3f')}\n\n"
+            f"At that threshold (per outer fold {values}; out-of-fold specificity where it was chosen "
+            f"{oof_specificity}), all lesions: {_describe(realised['all'])}; fixed sites: "
+            f"{_describe(realised['fixed sites'])}; varied: {_describe(realised['varied'])}.\n\n"
+            f"Isointense rim- lesions called rim+ at a threshold read off the test lesions (the {target} quantile of "
+            f"their rim- scores: the rate a threshold at exactly specificity {target} would give; seen CV):\n\n"
+            f"{iso_quantile.to_markdown(floatfmt='.3f')}\n\nIsointense rim- lesions per cell:\n\n"
+            f"{iso.attrs['lesions'].to_markdown()}")
+    numbers = {
+        "isointense_fpr": json.loads(iso.to_json()),
+        "isointense_fpr_test_quantile": json.loads(iso_quantile.to_json()),
+        "isointense_lesions": json.loads(iso.attrs["lesions"].to_json()),
+        "own_threshold": {"settings": own, "realised": realised, "thresholds": [choice.to_dict() for choice in thresholds]},
+    }
+    return text, numbers
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -256,24 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         })
     fixed_pauc, fixed_pr = _scores(y[~is_varied], seen[~is_varied])
     result = pd.DataFrame(rows)
-    target = own["target_specificity"]
-    iso = isointense_false_positives(table, y, called, table["noise"])
-    quantile = quantile_calls(y, seen, target)
-    iso_quantile = isointense_false_positives(table, y, quantile, table["noise"])
-    realised = {where: _operating(y, called, rows) for where, rows in
-                (("all", np.ones(len(y), dtype=bool)), ("fixed sites", ~is_varied), ("varied", is_varied))}
-    chosen_on = ", ".join(f"{choice.value:.3f}" for choice in thresholds)
-    oof_specificity = ", ".join(f"{choice.specificity:.3f}" for choice in thresholds)
-    text = (result.to_markdown(index=False, floatfmt=".3f")
-            + f"\n\nIsointense rim- lesions called rim+ at the model's own threshold (seen CV; {methods[0]} fitted as a "
-            f"RimModel on each training part: {own['threshold_cv']}-fold threshold CV, {own['calibration']} calibration, "
-            f"operating point {own['operating_point']} {target}):\n\n" + iso.to_markdown(floatfmt=".3f")
-            + f"\n\nAt that threshold (per outer fold {chosen_on}; out-of-fold specificity where it was chosen "
-            f"{oof_specificity}), all lesions: {realised['all']}; fixed sites: {realised['fixed sites']}; varied: "
-            f"{realised['varied']}.\n\nIsointense rim- lesions called rim+ at a threshold read off the test lesions (the "
-            f"{target} quantile of their rim- scores: the rate a threshold at exactly specificity {target} would give; "
-            "seen CV):\n\n" + iso_quantile.to_markdown(floatfmt=".3f")
-            + "\n\nIsointense rim- lesions per cell:\n\n" + iso.attrs["lesions"].to_markdown())
+    iso_text, iso_numbers = threshold_report(table, y, seen, called, is_varied, thresholds, own, methods[0])
+    text = result.to_markdown(index=False, floatfmt=".3f") + "\n\n" + iso_text
     comparison = compare_methods(methods, predictions, y, groups, is_varied, fit_seconds, args)
     if len(methods) > 1:
         text = (f"Method {methods[0]} per protocol:\n\n{text}\n\nMethods compared on the same folds (Δ PR AUC: "
@@ -285,12 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{time.time() - started:.0f} s")
     (out / "acquisition.md").write_text(text + "\n\n" + settings + "\n", encoding="utf-8")
     (out / "acquisition.json").write_text(json.dumps({
-        "rows": rows, "isointense_fpr": json.loads(iso.to_json()),
-        "isointense_fpr_test_quantile": json.loads(iso_quantile.to_json()),
-        "isointense_lesions": json.loads(iso.attrs["lesions"].to_json()),
-        "own_threshold": {"settings": own, "realised": realised,
-                          "thresholds": [choice.to_dict() for choice in thresholds],
-                          "rim_neg_fpr": float(called[y == 0].mean()), "rim_pos_sensitivity": float(called[y == 1].mean())}, "settings": vars(args), "fixed_sites": {"pauc": fixed_pauc, "pr_auc": fixed_pr},
+        "rows": rows, **iso_numbers, "settings": vars(args), "fixed_sites": {"pauc": fixed_pauc, "pr_auc": fixed_pr},
         "methods": comparison.to_dict(orient="records"),
         "versions": {name: version(name) for name in ("rimclf", "numpy", "torch", "scikit-learn")},
     }, indent=2, default=str) + "\n", encoding="utf-8")
