@@ -18,7 +18,8 @@ noisy. pAUC and PR AUC are those of the network's own probabilities.
 In the seen CV the first method is fitted as a :class:`rimclf.RimModel` (its default threshold
 settings: a subject-grouped ``threshold_cv``-fold CV of the training part, a sigmoid calibration
 of its out-of-fold probabilities, the threshold of the default operating point, specificity 0.9),
-so every test lesion is also decided at the threshold the model itself chose without it. Two
+so every test lesion is also decided at the threshold the model itself chose without it (6 network
+fits per outer fold instead of 1; "s per fit" in the methods table is per network fit). Two
 tables give how often isointense rim- lesions are called rim+, by size tercile and noise level:
 at that threshold (with the realised rim- false-positive rate and rim+ sensitivity over all
 lesions), and at a threshold read off the test lesions (the 0.9 quantile of their rim- scores: the
