@@ -13,8 +13,18 @@ scale; see docs/phantom.md). Both are scored in two ways with the default model
 For every varied protocol the table gives its lesions, its rim+ lesions and its pAUC and PR AUC in
 both ways; the last row pools the varied cohort's predictions (the headline: how much leaving a
 protocol out of training costs). Per-protocol figures rest on a few rim+ lesions each and are
-noisy. OUT/acquisition.md holds the table and the settings, OUT/acquisition.json the numbers and
-package versions.
+noisy. pAUC and PR AUC are those of the network's own probabilities.
+
+In the seen CV the first method is fitted as a :class:`rimclf.RimModel` (its default threshold
+settings: a subject-grouped ``threshold_cv``-fold CV of the training part, a sigmoid calibration
+of its out-of-fold probabilities, the threshold of the default operating point, specificity 0.9),
+so every test lesion is also decided at the threshold the model itself chose without it (6 network
+fits per outer fold instead of 1; "s per fit" in the methods table is per network fit). Two
+tables give how often isointense rim- lesions are called rim+, by size tercile and noise level:
+at that threshold (with the realised rim- false-positive rate and rim+ sensitivity over all
+lesions), and at a threshold read off the test lesions (the 0.9 quantile of their rim- scores: the
+rate a threshold at exactly specificity 0.9 would give). OUT/acquisition.md holds the tables and
+the settings, OUT/acquisition.json the numbers and package versions.
 
 ``--methods`` scores other models on the same folds (``METHODS``: the default model with the
 surface-map branch fused, ``default+surface_map``, and the surface-map branch alone,
@@ -42,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 import rimclf
+from rimclf import RimModel
 from rimclf.classifier import make_classifier
 from rimclf.defaults import DEFAULT_MODEL
 from rimclf.features import make_featurizer
@@ -88,16 +99,64 @@ def _patterns(table: pd.DataFrame, cohort: Path, tag: str) -> pd.Series:
     return merged["pattern"]
 
 
-def isointense_false_positives(table: pd.DataFrame, y: np.ndarray, score: np.ndarray, noise: pd.Series) -> pd.DataFrame:
-    """False-positive rate of isointense rim- lesions at the threshold of specificity 0.9 over all
-    rim- lesions (the default model's target), by lesion size (terciles of voxels) and noise level."""
-    threshold = np.quantile(score[y == 0], 0.9)
-    iso = table.assign(fp=score > threshold, noise=noise.to_numpy())[(table["pattern"] == "iso").to_numpy() & (y == 0)]
+def isointense_false_positives(table: pd.DataFrame, y: np.ndarray, called: np.ndarray, noise: pd.Series) -> pd.DataFrame:
+    """Fraction of isointense rim- lesions called rim+ (``called``: one decision per lesion), by
+    lesion size (terciles of voxels among those lesions) and noise level; the last column and row
+    pool the sizes and the noise levels."""
+    iso = table.assign(fp=np.asarray(called, dtype=bool), noise=noise.to_numpy())[(table["pattern"] == "iso").to_numpy() & (y == 0)]
     iso = iso.assign(size=pd.qcut(iso["n_voxels"], 3, labels=["small", "mid", "large"]))
     rates = iso.pivot_table(index="noise", columns="size", values="fp", aggfunc="mean", observed=True)
     rates["all sizes"] = iso.groupby("noise", observed=True)["fp"].mean()
     rates.loc["all noise levels"] = [*iso.groupby("size", observed=True)["fp"].mean(), iso["fp"].mean()]
+    counts = iso.pivot_table(index="noise", columns="size", values="fp", aggfunc="size", observed=True)
+    rates.attrs["lesions"] = counts  # isointense rim- lesions per cell
     return rates
+
+
+def quantile_calls(y: np.ndarray, score: np.ndarray, specificity: float) -> np.ndarray:
+    """Decisions at the ``specificity`` quantile of the test lesions' own rim- scores (rim+ above it):
+    exactly that specificity on these lesions, a threshold no model could choose without them."""
+    return score > np.quantile(score[y == 0], specificity)
+
+
+def _operating(y: np.ndarray, called: np.ndarray, rows: np.ndarray) -> dict[str, float]:
+    """Realised rim- false-positive rate and rim+ sensitivity of ``called`` on ``rows``."""
+    return {"rim- FPR": float(called[rows & (y == 0)].mean()), "rim+ sensitivity": float(called[rows & (y == 1)].mean())}
+
+
+def _describe(rates: dict[str, float]) -> str:
+    return (f"rim- FPR {rates['rim- FPR']:.3f} (specificity {1 - rates['rim- FPR']:.3f}), "
+            f"rim+ sensitivity {rates['rim+ sensitivity']:.3f}")
+
+
+def threshold_report(table: pd.DataFrame, y: np.ndarray, score: np.ndarray, called: np.ndarray, is_varied: np.ndarray,
+                     thresholds: list, own: dict, name: str) -> tuple[str, dict]:
+    """The isointense tables (at the model's own threshold, ``called``; at the test quantile of
+    ``score``), the realised operating point and the lesions per cell: markdown and numbers."""
+    target = own["target_specificity"]
+    iso = isointense_false_positives(table, y, called, table["noise"])
+    iso_quantile = isointense_false_positives(table, y, quantile_calls(y, score, target), table["noise"])
+    realised = {where: _operating(y, called, chosen) for where, chosen in
+                (("all", np.ones(len(y), dtype=bool)), ("fixed sites", ~is_varied), ("varied", is_varied))}
+    values = ", ".join(f"{choice.value:.3f}" for choice in thresholds)
+    oof_specificity = ", ".join(f"{choice.specificity:.3f}" for choice in thresholds)
+    text = (f"Isointense rim- lesions called rim+ at the model's own threshold (seen CV; {name} fitted as a RimModel on "
+            f"each training part: {own['threshold_cv']}-fold threshold CV, {own['calibration']} calibration, operating "
+            f"point {own['operating_point']} {target}):\n\n{iso.to_markdown(floatfmt='.3f')}\n\n"
+            f"At that threshold (per outer fold {values}; out-of-fold specificity where it was chosen "
+            f"{oof_specificity}), all lesions: {_describe(realised['all'])}; fixed sites: "
+            f"{_describe(realised['fixed sites'])}; varied: {_describe(realised['varied'])}.\n\n"
+            f"Isointense rim- lesions called rim+ at a threshold read off the test lesions (the {target} quantile of "
+            f"their rim- scores: the rate a threshold at exactly specificity {target} would give; seen CV):\n\n"
+            f"{iso_quantile.to_markdown(floatfmt='.3f')}\n\nIsointense rim- lesions per cell:\n\n"
+            f"{iso.attrs['lesions'].to_markdown()}")
+    numbers = {
+        "isointense_fpr": json.loads(iso.to_json()),
+        "isointense_fpr_test_quantile": json.loads(iso_quantile.to_json()),
+        "isointense_lesions": json.loads(iso.attrs["lesions"].to_json()),
+        "own_threshold": {"settings": own, "realised": realised, "thresholds": [choice.to_dict() for choice in thresholds]},
+    }
+    return text, numbers
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -163,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     varied["noise"] = "varied, " + varied["site"].map(level) + " noise"
     table = pd.concat([fixed, varied], ignore_index=True)
     images = sorted({METHODS[name].image for name in methods if METHODS[name].branches != "tabular"})
-    featurizers = [make_featurizer(n_jobs=args.jobs, memory=args.cache or str(work / "cache"), progress=False)]
+    cache = args.cache or str(work / "cache")
+    featurizers = [make_featurizer(n_jobs=args.jobs, memory=cache, progress=False)]
     for image in images:  # the image entries the methods read, extracted once
         featurizers.append(make_featurizer(dataclasses.replace(DEFAULT_MODEL, image=image), features=False, patches=True,
-                                           n_jobs=args.jobs, memory=args.cache or str(work / "cache"), progress=False))
+                                           n_jobs=args.jobs, memory=cache, progress=False))
     parts = [featurizer.fit_transform(table) for featurizer in featurizers]
     X = parts[0]
     for part in parts[1:]:
@@ -180,19 +240,41 @@ def main(argv: list[str] | None = None) -> int:
         model = make_classifier(config, random_state=args.seed, verbose=0).fit(X[train], y[train])
         return model.predict_proba(X[test])[:, 1]
 
+    own = RimModel().get_params()  # the default threshold settings, stated in the output
+    own = {key: own[key] for key in ("threshold_cv", "calibration", "operating_point", "target_specificity")}
+    thresholds = []
+
+    def fit_rim_model(config, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A RimModel with its default threshold settings fitted on the training lesions: the test
+        lesions' network probabilities and its decisions (``predict``) at its own threshold."""
+        model = RimModel(make_featurizer(config, n_jobs=args.jobs, memory=cache, progress=False),
+                         make_classifier(config, random_state=args.seed, verbose=0), random_state=args.seed)
+        model.fit(table.iloc[train])
+        part = table.iloc[test]
+        network = model.classifier_.predict_proba(model.transform(part))[:, 1]
+        thresholds.append(model.threshold_choice_)
+        return network, model.predict(part).astype(bool)
+
     protocols = sorted(table.loc[is_varied, "site"].unique(), key=lambda s: int(s[1:]))
     predictions, fit_seconds = {}, {}
+    called = np.zeros(len(y), dtype=bool)  # the first method's decisions at its own threshold (seen CV)
     for name in methods:
-        config, tic = METHODS[name], time.time()
+        config, tic, fits = METHODS[name], time.time(), 0
         seen = np.zeros(len(y))
         for train, test in subject_folds(y, groups, 5, args.seed):
-            seen[test] = fit_predict(config, train, test)
+            if name == methods[0]:
+                seen[test], called[test] = fit_rim_model(config, train, test)
+                fits += 1 + own["threshold_cv"]
+            else:
+                seen[test] = fit_predict(config, train, test)
+                fits += 1
         unseen = np.full(len(y), np.nan)
         for site in protocols:
             test = np.flatnonzero(is_varied & (table["site"] == site).to_numpy())
             train = np.setdiff1d(np.arange(len(y)), test)
             unseen[test] = fit_predict(config, train, test)
-        predictions[name], fit_seconds[name] = (seen, unseen), (time.time() - tic) / (5 + len(protocols))
+            fits += 1
+        predictions[name], fit_seconds[name] = (seen, unseen), (time.time() - tic) / fits
     seen, unseen = predictions[methods[0]]
 
     described = json.loads((Path(args.varied_cohort or work / "varied") / "participants.json").read_text())["site"]["Levels"]
@@ -208,9 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         })
     fixed_pauc, fixed_pr = _scores(y[~is_varied], seen[~is_varied])
     result = pd.DataFrame(rows)
-    iso = isointense_false_positives(table, y, seen, table["noise"])
-    text = (result.to_markdown(index=False, floatfmt=".3f") + "\n\nIsointense rim- lesions called rim+ at specificity 0.9 "
-            "(seen CV):\n\n" + iso.to_markdown(floatfmt=".3f"))
+    iso_text, iso_numbers = threshold_report(table, y, seen, called, is_varied, thresholds, own, methods[0])
+    text = result.to_markdown(index=False, floatfmt=".3f") + "\n\n" + iso_text
     comparison = compare_methods(methods, predictions, y, groups, is_varied, fit_seconds, args)
     if len(methods) > 1:
         text = (f"Method {methods[0]} per protocol:\n\n{text}\n\nMethods compared on the same folds (Δ PR AUC: "
@@ -222,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{time.time() - started:.0f} s")
     (out / "acquisition.md").write_text(text + "\n\n" + settings + "\n", encoding="utf-8")
     (out / "acquisition.json").write_text(json.dumps({
-        "rows": rows, "isointense_fpr": json.loads(iso.to_json()), "settings": vars(args), "fixed_sites": {"pauc": fixed_pauc, "pr_auc": fixed_pr},
+        "rows": rows, **iso_numbers, "settings": vars(args), "fixed_sites": {"pauc": fixed_pauc, "pr_auc": fixed_pr},
         "methods": comparison.to_dict(orient="records"),
         "versions": {name: version(name) for name in ("rimclf", "numpy", "torch", "scikit-learn")},
     }, indent=2, default=str) + "\n", encoding="utf-8")
