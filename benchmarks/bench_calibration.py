@@ -6,8 +6,9 @@ threshold CV giving out-of-fold probabilities, the final network on the whole pa
 fitted on the out-of-fold probabilities and the threshold of each operating point. The outer test
 lesions are then scored with each calibration ("none", "sigmoid", "isotonic", and the mean of the
 threshold-CV fold models and the final model calibrated with the sigmoid, "ensemble+sigmoid"):
-pAUC, calibration slope, ECE, Brier, log-loss, expected-count CCC/MAE/bias, 90 % interval
-coverage, the subject AUC of P(at least one rim+), and per operating point the count CCC, the
+pAUC, calibration slope, ECE, Brier, log-loss, expected-count CCC/MAE/bias, how often the 90 %
+count interval holds the true count and its mean own probability (the default "nearest" rule and
+"at_least"), the subject AUC of P(at least one rim+), and per operating point the count CCC, the
 category agreement (0 / 1-3 / >= 4), sensitivity, specificity and PPV; with subject-bootstrap CIs
 of the slope and ECE and paired pAUC differences (repeat 0). The README numbers came from::
 
@@ -83,6 +84,7 @@ def score(name: str, record: dict) -> tuple[list[dict], dict]:
                     thresholds.setdefault((variant, point), np.full(len(y), np.nan))[test] = value
         for variant, p in probs.items():
             counts = subject_counts(p, groups, y_true=y)
+            at_least = subject_counts(p, groups, interval_rule="at_least")
             true = counts["n_rim_pos_true"].to_numpy(float)
             has_rim = (true > 0).astype(int)
             row = dict(cohort=name, repeat=repeat, variant=variant, pauc=partial_roc_auc(y, p),
@@ -91,6 +93,9 @@ def score(name: str, record: dict) -> tuple[list[dict], dict]:
                        exp_mae=float(np.abs(counts["expected_rim_pos"] - true).mean()),
                        exp_bias=float((counts["expected_rim_pos"] - true).mean()),
                        coverage=float(((counts.rim_pos_low <= true) & (true <= counts.rim_pos_high)).mean()),
+                       interval_prob=float(counts["p_rim_pos_in_interval"].mean()),
+                       coverage_at_least=float(((at_least.rim_pos_low <= true) & (true <= at_least.rim_pos_high)).mean()),
+                       interval_prob_at_least=float(at_least["p_rim_pos_in_interval"].mean()),
                        subj_auc=roc_auc(has_rim, counts["p_any_rim_pos"].to_numpy()) if 0 < has_rim.sum() < has_rim.size else np.nan)
             for point in OPERATING_POINTS:
                 decision = (p >= thresholds[(variant, point)]).astype(int)

@@ -75,6 +75,7 @@ OPERATING_POINTS = ("specificity", "sensitivity", "f1", "count")
 #: How the rim+ probabilities are calibrated on out-of-fold probabilities (``RimModel(calibration=...)``;
 #: None: not at all). See :mod:`rimclf.calibration`.
 CALIBRATIONS = ("sigmoid", "isotonic")
+COUNT_INTERVAL_RULES = ("nearest", "at_least")
 #: Imbalance handling of the radiomics baselines (``make_random_forest(sampler=...)``).
 SAMPLERS = ("smote", "class_weight", "none")
 #: What ``rimclf tune --model`` tunes: the network or a radiomics baseline.
@@ -101,6 +102,8 @@ QSM_UNIT = "auto"
 #: ``rimclf predict --montage-lesions``: the most probable lesions a scan's montage shows (every
 #: lesion called rim+ is shown besides); 0 draws no montage.
 MONTAGE_LESIONS = 12
+#: how a scan's rim+ count interval is cut (:func:`rimclf.metrics.count_interval`)
+COUNT_INTERVAL_RULE = "nearest"
 
 
 # ----------------------------------------------------------------------------- upper bounds

@@ -114,7 +114,8 @@ def evaluate_predictions(lesions: pd.DataFrame, threshold: float, *, n_boot: int
         ranking, calibration and per-subject count metrics, NaN where none is computed).
     counts : pandas.DataFrame
         Per subject: ``n_lesions, n_rim_pos_true, n_rim_pos_predicted`` and the expected count
-        with its 90 % interval (``expected_rim_pos, rim_pos_low_90, rim_pos_high_90``).
+        with its 90 % interval and that interval's own probability (``expected_rim_pos,
+        rim_pos_low_90, rim_pos_high_90, p_rim_pos_in_interval``).
     """
     from rimclf.metrics import (bootstrap_ci, brier_score, calibration_slope, expected_calibration_error,
                                 log_loss_score, subject_count_metrics, subject_counts)
@@ -152,7 +153,7 @@ def evaluate_predictions(lesions: pd.DataFrame, threshold: float, *, n_boot: int
     counts = per_subject.rename(columns={"rim_pos_low": "rim_pos_low_90", "rim_pos_high": "rim_pos_high_90"})
     counts = counts.rename_axis("participant_id").reset_index()[
         ["participant_id", "n_lesions", "n_rim_pos_true", "n_rim_pos_predicted", "expected_rim_pos", "rim_pos_low_90",
-         "rim_pos_high_90"]]
+         "rim_pos_high_90", "p_rim_pos_in_interval"]]
     return metrics, counts
 
 
@@ -330,7 +331,7 @@ def run_demo(
     for warning in caught:
         report(f"  note: {warning.message}")
     report("rim+ lesions per held-out subject (true; at the threshold; expected from the calibrated probabilities, "
-           "90% interval):")
+           "90% interval and its own probability):")
     report(counts.to_string(index=False))
     seconds = time.perf_counter() - started
     top = lesions.loc[lesions["probability"].idxmax()]  # the most suspicious lesion's scan

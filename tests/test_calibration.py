@@ -35,17 +35,48 @@ def test_poisson_binomial_is_the_exact_distribution() -> None:
     assert poisson_binomial(p) @ np.arange(5) == pytest.approx(p.sum())
 
 
-def test_count_interval_covers_at_least_its_level() -> None:
+def test_count_interval_at_least_holds_its_level_and_is_shortest() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):
         pmf = poisson_binomial(rng.uniform(size=rng.integers(1, 30)) ** 3)
-        low, high = count_interval(pmf, 0.9)
+        low, high = count_interval(pmf, 0.9, rule="at_least")
         assert pmf[low:high + 1].sum() >= 0.9 - 1e-9
         # the shortest such interval: every interval one count shorter holds less than 90 %
         width = high - low
         assert all(pmf[start:start + width].sum() < 0.9 for start in range(pmf.size - width + 1)) or width == 0
     # the lower tail's share is not wasted at 0: the equal-tailed interval would be 0-2
-    assert count_interval(np.array([0.5, 0.42, 0.08]), 0.9) == (0, 1)
+    assert count_interval(np.array([0.5, 0.42, 0.08]), 0.9, rule="at_least") == (0, 1)
+
+
+def test_count_interval_nearest_stops_at_the_probability_nearest_the_level() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        pmf = poisson_binomial(rng.uniform(size=rng.integers(1, 30)) ** 3)
+        low, high = count_interval(pmf, 0.9)
+        at_least_low, at_least_high = count_interval(pmf, 0.9, rule="at_least")
+        assert at_least_low <= low <= high <= at_least_high  # the same counts, one fewer at most
+        assert (at_least_high - at_least_low) - (high - low) in (0, 1)
+        assert abs(pmf[low:high + 1].sum() - 0.9) <= abs(pmf[at_least_low:at_least_high + 1].sum() - 0.9) + 1e-12
+    assert count_interval(np.array([0.6, 0.27, 0.13]), 0.9) == (0, 1)     # 87 %, not 100 %
+    assert count_interval(np.array([0.97, 0.03]), 0.9) == (0, 0)          # never empty
+    with pytest.raises(ParameterError, match="rule"):
+        count_interval(np.array([0.5, 0.5]), 0.9, rule="widest")
+
+
+def test_count_intervals_hold_the_count_as_often_as_they_say_when_probabilities_are_calibrated() -> None:
+    # scans of 5-40 lesions with skewed probabilities (most near 0, as rim+ lesions are rare); the
+    # true counts drawn from those probabilities, so the probabilities are calibrated by construction
+    rng = np.random.default_rng(2)
+    held = {"nearest": [], "at_least": []}
+    for _ in range(3000):
+        p = rng.beta(0.3, 4.0, size=rng.integers(5, 40))
+        count = int((rng.uniform(size=p.size) < p).sum())
+        pmf = poisson_binomial(p)
+        for rule, outcomes in held.items():
+            low, high = count_interval(pmf, 0.9, rule=rule)
+            outcomes.append(low <= count <= high)
+    assert 0.88 <= np.mean(held["nearest"]) <= 0.93
+    assert np.mean(held["at_least"]) > 0.93  # discrete counts: "at least 90 %" holds more often
 
 
 def test_calibration_metrics() -> None:

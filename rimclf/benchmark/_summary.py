@@ -82,8 +82,8 @@ METRIC_DESCRIPTIONS = {
     "count_ccc": "per scan: Lin's concordance of the expected rim+ count (sum of the probabilities) with the true count",
     "count_mae": "per scan: mean absolute error of the expected rim+ count",
     "count_bias": "per scan: mean of expected - true rim+ count",
-    "count_coverage": "fraction of scans whose 90 % count interval (shortest holding >= 90 % of the Poisson-binomial "
-                      "distribution) holds the true count",
+    "count_coverage": "fraction of scans whose 90 % count interval (the most probable counts of the Poisson-binomial "
+                      "distribution whose probability is nearest to 90 %) holds the true count",
     "subject_auc_any": "per scan: ROC AUC of P(at least one rim+ lesion) for 'the scan has a rim+ lesion'",
     "threshold_count_ccc": "per scan: concordance of the count of lesions called rim+ at the fold's threshold with the true count",
     "threshold_count_mae": "per scan: mean absolute error of the count at the threshold",

@@ -1,7 +1,7 @@
 """Per-subject rim+ counts from lesion probabilities, and how well they agree with the truth.
 
 :func:`subject_counts` turns lesion probabilities into what a clinician reads per scan: the
-expected count with a 90 % interval (Poisson-binomial), P(at least one rim+ lesion), P(four or
+expected count with an interval of about 90 % (Poisson-binomial), P(at least one rim+ lesion), P(four or
 more: the prognostic cut-off used in the literature) and the count at the decision threshold.
 :func:`subject_count_metrics` scores those counts against the true ones with subject-bootstrap
 intervals, warning (never silently) about skipped resamples and degenerate intervals.
@@ -18,6 +18,7 @@ from scipy import stats
 from sklearn.utils import check_random_state
 
 from rimclf._validation import check_int, check_real
+from rimclf.defaults import COUNT_INTERVAL_RULE
 from rimclf.errors import CohortError, DataWarning
 from rimclf.metrics._calibration import count_interval, poisson_binomial
 from rimclf._data_checks import check_groups, check_scores
@@ -40,7 +41,8 @@ def count_category(count: object) -> np.ndarray:
 
 
 def subject_counts(probability: object, groups: object, *, threshold: float | None = None,
-                   y_true: object = None, level: float = 0.9) -> pd.DataFrame:
+                   y_true: object = None, level: float = 0.9,
+                   interval_rule: str = COUNT_INTERVAL_RULE) -> pd.DataFrame:
     """What the lesion probabilities say about each subject's number of rim+ lesions.
 
     Parameters
@@ -54,21 +56,25 @@ def subject_counts(probability: object, groups: object, *, threshold: float | No
     y_true : array-like of shape (n_lesions,), optional
         Reference labels: adds ``n_rim_pos_true``.
     level : float, default=0.9
-        Coverage of the count interval.
+        Intended probability of the count interval.
+    interval_rule : {"nearest", "at_least"}, default="nearest"
+        Where the interval stops (:func:`count_interval`): at the probability nearest to
+        ``level``, or at the first reaching it.
 
     Returns
     -------
     pandas.DataFrame
         Index: the subjects (sorted); columns ``n_lesions``, ``expected_rim_pos`` (sum of the
-        probabilities), ``rim_pos_low``/``rim_pos_high`` (the shortest interval holding ``level`` of
-        the Poisson-binomial count distribution, lesions taken as independent: :func:`count_interval`), ``p_any_rim_pos``,
+        probabilities), ``rim_pos_low``/``rim_pos_high`` (the most probable counts of the
+        Poisson-binomial count distribution, lesions taken as independent, holding about ``level``:
+        :func:`count_interval`), ``p_rim_pos_in_interval`` (their probability), ``p_any_rim_pos``,
         ``p_rim_pos_4plus``, then ``n_rim_pos_predicted`` and ``n_rim_pos_true`` when asked.
 
     Examples
     --------
     >>> counts = subject_counts([0.9, 0.8, 0.05, 0.5, 0.5], ["a", "a", "a", "b", "b"], threshold=0.5)
-    >>> counts[["expected_rim_pos", "rim_pos_low", "rim_pos_high", "p_any_rim_pos"]].to_numpy().tolist()
-    [[1.75, 1.0, 2.0, 0.981], [1.0, 0.0, 2.0, 0.75]]
+    >>> counts[["expected_rim_pos", "rim_pos_low", "rim_pos_high", "p_rim_pos_in_interval"]].to_numpy().tolist()
+    [[1.75, 1.0, 2.0, 0.945], [1.0, 0.0, 2.0, 1.0]]
     >>> counts["n_rim_pos_predicted"].tolist()
     [2, 2]
     """
@@ -81,13 +87,14 @@ def subject_counts(probability: object, groups: object, *, threshold: float | No
     for index in range(subjects.size):
         member = p[codes == index]
         pmf = poisson_binomial(member)
-        low, high = count_interval(pmf, level)
-        rows.append((member.size, member.sum(), low, high, 1.0 - pmf[0], float(pmf[4:].sum())))
+        low, high = count_interval(pmf, level, interval_rule)
+        rows.append((member.size, member.sum(), low, high, float(pmf[low:high + 1].sum()), 1.0 - pmf[0],
+                     float(pmf[4:].sum())))
     table = pd.DataFrame(rows, index=pd.Index(subjects, name="subject"),
-                         columns=["n_lesions", "expected_rim_pos", "rim_pos_low", "rim_pos_high", "p_any_rim_pos",
-                                  "p_rim_pos_4plus"])
-    table[["expected_rim_pos", "p_any_rim_pos", "p_rim_pos_4plus"]] = (
-        table[["expected_rim_pos", "p_any_rim_pos", "p_rim_pos_4plus"]].clip(lower=0.0).round(3))
+                         columns=["n_lesions", "expected_rim_pos", "rim_pos_low", "rim_pos_high", "p_rim_pos_in_interval",
+                                  "p_any_rim_pos", "p_rim_pos_4plus"])
+    rounded = ["expected_rim_pos", "p_rim_pos_in_interval", "p_any_rim_pos", "p_rim_pos_4plus"]
+    table[rounded] = table[rounded].clip(lower=0.0, upper=None).round(3)
     if threshold is not None:
         table["n_rim_pos_predicted"] = np.bincount(codes, p >= threshold, subjects.size).astype(np.int64)
     if y_true is not None:

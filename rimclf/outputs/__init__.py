@@ -110,10 +110,13 @@ COLUMN_DESCRIPTIONS = {
     "n_lesions": {"Description": "lesions of the scan"},
     "n_rim_pos_predicted": {"Description": "lesions called rim+ at the threshold"},
     "expected_rim_pos": {"Description": "sum of the (calibrated) rim+ probabilities: the expected number of rim+ lesions"},
-    "rim_pos_low_90": {"Description": "lower end of the 90 % interval of the number of rim+ lesions (the shortest interval "
-                                      "holding at least 90 % of the Poisson-binomial distribution of the lesion "
-                                      "probabilities, lesions independent)"},
+    "rim_pos_low_90": {"Description": "lower end of the 90 % interval of the number of rim+ lesions: the most probable "
+                                      "counts of the Poisson-binomial distribution of the lesion probabilities (lesions "
+                                      "independent) whose total probability is nearest to 90 % (see p_rim_pos_in_interval)"},
     "rim_pos_high_90": {"Description": "upper end of the 90 % interval of the number of rim+ lesions"},
+    "p_rim_pos_in_interval": {"Description": "probability that the number of rim+ lesions lies in the 90 % interval "
+                                             "(the interval's own probability: about 0.9, higher when few counts are "
+                                             "possible)", "Units": "probability (0-1)"},
     "p_any_rim_pos": {"Description": "probability that the scan has at least one rim+ lesion (from the lesion probabilities)",
                       "Units": "probability (0-1)"},
     "p_rim_pos_4plus": {"Description": "probability that the scan has four or more rim+ lesions (a prognostic cut-off "
@@ -255,9 +258,9 @@ def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
     >>> probability = np.linspace(0.0, 1.0, len(table))      # a model's predict_proba(table)[:, 1]
     >>> summary = subject_summary(lesion_predictions(table, probability, threshold=0.5))
     >>> print(summary.drop(columns="session").to_string(index=False))
-    participant_id  n_lesions  n_rim_pos_predicted  expected_rim_pos  rim_pos_low_90  rim_pos_high_90  p_any_rim_pos  p_rim_pos_4plus  n_rim_pos_true
-               001         13                    0              3.12               1                5          0.978            0.381               0
-               002         13                   13              9.88               8               12          1.000            1.000               0
+    participant_id  n_lesions  n_rim_pos_predicted  expected_rim_pos  rim_pos_low_90  rim_pos_high_90  p_rim_pos_in_interval  p_any_rim_pos  p_rim_pos_4plus  n_rim_pos_true
+               001         13                    0              3.12               1                5                  0.924          0.978            0.381               0
+               002         13                   13              9.88               8               12                  0.924          1.000            1.000               0
     >>> folder.cleanup()
     """
     from rimclf.metrics import subject_counts
@@ -271,6 +274,7 @@ def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
     summary["expected_rim_pos"] = counts["expected_rim_pos"].to_numpy()
     summary["rim_pos_low_90"] = counts["rim_pos_low"].to_numpy()
     summary["rim_pos_high_90"] = counts["rim_pos_high"].to_numpy()
+    summary["p_rim_pos_in_interval"] = counts["p_rim_pos_in_interval"].to_numpy()
     summary["p_any_rim_pos"] = counts["p_any_rim_pos"].to_numpy()
     summary["p_rim_pos_4plus"] = counts["p_rim_pos_4plus"].to_numpy()
     if "rim" in frame:
