@@ -246,14 +246,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def fit_rim_model(config, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A RimModel with its default threshold settings fitted on the training lesions: the test
-        lesions' network probabilities and its decisions (``predict``) at its own threshold."""
+        lesions' network probabilities and its decisions at its own threshold (the fitted network's
+        ``threshold`` is ``threshold_`` mapped back through the calibration, so it decides as
+        ``predict`` does, from one featurization and one forward pass)."""
         model = RimModel(make_featurizer(config, n_jobs=args.jobs, memory=cache, progress=False),
                          make_classifier(config, random_state=args.seed, verbose=0), random_state=args.seed)
         model.fit(table.iloc[train])
-        part = table.iloc[test]
-        network = model.classifier_.predict_proba(model.transform(part))[:, 1]
+        network = model.classifier_.predict_proba(model.transform(table.iloc[test]))[:, 1]
         thresholds.append(model.threshold_choice_)
-        return network, model.predict(part).astype(bool)
+        return network, network >= model.classifier_.threshold
 
     protocols = sorted(table.loc[is_varied, "site"].unique(), key=lambda s: int(s[1:]))
     predictions, fit_seconds = {}, {}

@@ -75,6 +75,7 @@ OPERATING_POINTS = ("specificity", "sensitivity", "f1", "count")
 #: How the rim+ probabilities are calibrated on out-of-fold probabilities (``RimModel(calibration=...)``;
 #: None: not at all). See :mod:`rimclf.calibration`.
 CALIBRATIONS = ("sigmoid", "isotonic")
+#: Where a scan's rim+ count interval stops (:func:`rimclf.metrics.count_interval`).
 COUNT_INTERVAL_RULES = ("nearest", "at_least")
 #: Imbalance handling of the radiomics baselines (``make_random_forest(sampler=...)``).
 SAMPLERS = ("smote", "class_weight", "none")

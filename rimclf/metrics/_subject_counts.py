@@ -94,7 +94,7 @@ def subject_counts(probability: object, groups: object, *, threshold: float | No
                          columns=["n_lesions", "expected_rim_pos", "rim_pos_low", "rim_pos_high", "p_rim_pos_in_interval",
                                   "p_any_rim_pos", "p_rim_pos_4plus"])
     rounded = ["expected_rim_pos", "p_rim_pos_in_interval", "p_any_rim_pos", "p_rim_pos_4plus"]
-    table[rounded] = table[rounded].clip(lower=0.0, upper=None).round(3)
+    table[rounded] = table[rounded].clip(lower=0.0).round(3)
     if threshold is not None:
         table["n_rim_pos_predicted"] = np.bincount(codes, p >= threshold, subjects.size).astype(np.int64)
     if y_true is not None:
