@@ -219,6 +219,13 @@ def test_bad_rims_file(cohort: Path, content: str, message: str) -> None:
         load_cohort(cohort)
 
 
+def test_rims_n_a_is_unlabeled(cohort: Path) -> None:
+    # BIDS tables write a missing value as n/a (rimclf's own outputs do too)
+    (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\tn/a\nsub-01\t2\t0\nsub-02\t2\t1 \n")
+    table = load_cohort(cohort)
+    assert table["rim"].tolist() == [pd.NA, 0, pd.NA, 1]
+
+
 def test_rims_file_with_header_only_leaves_lesions_unlabeled(cohort: Path) -> None:
     (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\n")
     table = load_cohort(cohort)

@@ -222,9 +222,10 @@ def read_rims(path: Path, lesion_ids: dict[tuple[str, str], set[int]], ignored=N
         table["lesion_id"] = table["lesion_id"].astype(int)
     except ValueError as exc:
         raise CohortError(f"{path}: lesion_id must be integers ({exc})") from exc
+    table["rim"] = table["rim"].str.strip().replace("n/a", "")  # BIDS writes a missing value as n/a
     bad_rim = ~table["rim"].isin(["0", "1", ""])
     if bad_rim.any():
-        raise CohortError(f"{path}: rim must be 0 or 1 (or empty for unlabeled), got {table['rim'][bad_rim].iloc[0]!r}")
+        raise CohortError(f"{path}: rim must be 0 or 1 (or empty or n/a for unlabeled), got {table['rim'][bad_rim].iloc[0]!r}")
     duplicated = table.duplicated(LESION_KEY)
     if duplicated.any():
         row = table[duplicated].iloc[0]
