@@ -229,8 +229,10 @@ def read_rims(path: Path, lesion_ids: dict[tuple[str, str], set[int]], ignored=N
     duplicated = table.duplicated(LESION_KEY)
     if duplicated.any():
         row = table[duplicated].iloc[0]
+        has_sessions = any(session for _, session in lesion_ids)
+        hint = "; it has no 'session' column: add one for a dataset with sessions" if has_sessions and not row["session"] else ""
         raise CohortError(
-            f"{path}: lesion {scan_name(row['participant_id'], row['session'])} {row['lesion_id']} is listed more than once"
+            f"{path}: lesion {scan_name(row['participant_id'], row['session'])} {row['lesion_id']} is listed more than once{hint}"
         )
     sessions: dict[str, list[str]] = {}
     for participant, session in lesion_ids:
