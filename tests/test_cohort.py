@@ -98,6 +98,22 @@ def test_manifest_with_relative_paths(cohort: Path, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(from_manifest, load_cohort(cohort))
 
 
+def test_manifest_empty_cell_is_a_missing_file(cohort: Path, tmp_path: Path) -> None:
+    anat = "cohort/sub-01/anat/sub-01"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("participant_id,qsm,flair,mask\n"
+                        f"sub-01,{anat}_Chimap.nii.gz,{anat}_FLAIR.nii.gz,{anat}_desc-lesions_mask.nii.gz\n"
+                        f"sub-02,{anat}_Chimap.nii.gz,{anat}_FLAIR.nii.gz,\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sub-02 is not selected: not even skipped
+        table = load_cohort(manifest, participant_label="01")
+    assert set(table["participant_id"]) == {"01"}
+    with pytest.warns(DataWarning, match=r"^sub-02: skipped, no lesion mask$"):
+        assert set(load_cohort(manifest)["participant_id"]) == {"01"}
+    with pytest.raises(CohortError, match=r"sub-02: no lesion mask found \(.*manifest\.csv: empty 'mask' cell\)"):
+        load_cohort(manifest, strict=True)
+
+
 def test_flipped_and_permuted_orientation_give_same_world_centroids(tmp_path: Path) -> None:
     affine = make_affine()
     write_subject(tmp_path / "ras", "01", affine=affine)

@@ -178,9 +178,7 @@ def scans_from_manifest(manifest: Path, options) -> tuple[pd.DataFrame, list[dic
     subjects = pd.DataFrame({"participant_id": _table_labels(table, manifest), "session": _table_sessions(table, manifest)})
     for kind in ("qsm", "flair", "mask"):
         paths = []
-        for value in table[kind]:
-            if not value and (kind != "flair" or options.require_flair):
-                raise CohortError(f"{manifest}: empty '{kind}' path for a participant")
+        for value in table[kind].str.strip():  # an empty cell: the scan has no such file
             path = Path(value)
             paths.append(str(path if path.is_absolute() else (manifest.parent / path).resolve()) if value else "")
         subjects[kind] = paths
@@ -188,8 +186,9 @@ def scans_from_manifest(manifest: Path, options) -> tuple[pd.DataFrame, list[dic
     complete, skipped = [], []
     for index, row in subjects.iterrows():
         name = scan_name(row["participant_id"], row["session"])
-        reasons = [_missing(kind, name, f"{row[kind]}: file not found", options.strict)
-                   for kind in _required(options) if not Path(row[kind]).exists()]
+        reasons = [_missing(kind, name, f"{row[kind]}: file not found" if row[kind] else
+                            f"{manifest}: empty '{kind}' cell", options.strict)
+                   for kind in _required(options) if not row[kind] or not Path(row[kind]).exists()]
         if reasons:
             _skip(skipped, row["participant_id"], row["session"], reasons)
         else:
