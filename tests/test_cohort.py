@@ -400,6 +400,15 @@ def test_participant_ids_must_be_bids_labels(cohort: Path, tmp_path: Path, parti
         load_cohort(manifest)
 
 
+def test_subjects_left_out_of_participants_tsv_are_named(cohort: Path) -> None:
+    (cohort / "participants.tsv").write_text("participant_id\nsub-01\n")  # sub-02 has files
+    (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\n")
+    with pytest.warns(DataWarning, match=r"participants.tsv does not list sub-02, which the dataset has files of; "
+                                         r"only the subjects it lists are read"):
+        table = load_cohort(cohort)
+    assert set(table["participant_id"]) == {"01"}
+
+
 def test_participants_tsv_and_folder_names_are_checked_too(cohort: Path) -> None:
     (cohort / "participants.tsv").write_text("participant_id\nsub-01\nsub-0_2\n")
     with pytest.raises(CohortError, match=r"participants.tsv: line 3: participant_id 'sub-0_2' is not a valid label"):
