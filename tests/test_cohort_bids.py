@@ -150,6 +150,11 @@ def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
                                           r"bids_filters=\('qsm:acquisition=fast',\) \(--bids-filter qsm:acquisition=fast"):
         load_cohort(sessions)
     assert len(load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="02")) == 2
+    # the filter applies to every scan: one whose QSM has no acq-fast is skipped, and the reason says why
+    with pytest.warns(DataWarning) as caught:
+        load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="01")
+    assert [str(w.message) for w in caught] == [f"sub-01_ses-{s}: skipped, no QSM (*_Chimap) matching qsm:acquisition=fast"
+                                                for s in ("1", "2")]
 
 
 @pytest.mark.slow

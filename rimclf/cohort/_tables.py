@@ -80,9 +80,11 @@ def _require_columns(table: pd.DataFrame, columns: list[str], path: Path) -> Non
 _MISSING = {"qsm": "no QSM (*_Chimap)", "flair": "no FLAIR (*_FLAIR)", "mask": "no lesion mask"}
 
 
-def _missing(kind: str, name: str, looked: str, strict: bool) -> str:
-    """The reason a scan is skipped (a CohortError naming the file with ``strict``)."""
-    reason = _MISSING[kind]
+def _missing(kind: str, name: str, looked: str, strict: bool, filters: dict | None = None) -> str:
+    """The reason a scan is skipped (a CohortError naming the file with ``strict``); ``filters``: the
+    BIDS entity filters the file had to match (a file that exists but does not match is missing)."""
+    reason = _MISSING[kind] + ("".join(f" matching {kind}:{entity}={value}" for entity, value in filters.items())
+                               if filters else "")
     if strict:
         raise CohortError(f"{name}: {reason} found ({looked}); without --strict (strict=False) such a scan is "
                           "skipped with a warning")
@@ -133,7 +135,8 @@ def scans_from_directory(root: Path, options) -> tuple[pd.DataFrame, list[dict],
     rows, skipped = [], []
     for scan in found.scans:
         name = scan_name(scan.participant_id, scan.session)
-        reasons = [_missing(kind, name, _where(root, scan, kind, options.pipeline(kind)), options.strict)
+        reasons = [_missing(kind, name, _where(root, scan, kind, options.pipeline(kind)), options.strict,
+                            options.filters(kind))
                    for kind in _required(options) if getattr(scan, kind) is None]
         if reasons:
             _skip(skipped, scan.participant_id, scan.session, reasons)
