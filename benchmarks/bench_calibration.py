@@ -4,10 +4,8 @@ For each cohort (a folder written by ``rimclf phantom``), an outer subject-group
 (``--repeats`` times) runs what ``RimModel.fit`` does inside each outer training part: a 5-fold
 threshold CV giving out-of-fold probabilities, the final network on the whole part, calibrators
 fitted on the out-of-fold probabilities and the threshold of each operating point. The outer test
-lesions are then scored with each calibration ("none"; "sigmoid", RimModel's, its slope fitted
-within the threshold-CV folds; "sigmoid-pooled", one logistic regression on all out-of-fold
-probabilities, RimModel's until December 2026; "isotonic"; and the mean of the threshold-CV fold
-models and the final model calibrated with the sigmoid, "ensemble+sigmoid"):
+lesions are then scored with each calibration ("none", "sigmoid", "isotonic", and the mean of the
+threshold-CV fold models and the final model calibrated with the sigmoid, "ensemble+sigmoid"):
 pAUC, calibration slope, ECE, Brier, log-loss, expected-count CCC/MAE/bias, how often the 90 %
 count interval holds the true count and its mean own probability (the default "nearest" rule and
 "at_least"), the subject AUC of P(at least one rim+), and per operating point the count CCC, the
@@ -39,7 +37,8 @@ from rimclf.cohort import labelled_lesions
 from rimclf.features import make_featurizer
 from rimclf.metrics import (bootstrap_ci, brier_score, calibration_slope, concordance, count_category, expected_calibration_error,
                             log_loss_score, paired_bootstrap, partial_roc_auc, roc_auc, subject_counts, subject_folds)
-from rimclf.threshold import choose_threshold, fold_labels, threshold_folds
+from rimclf.threshold import choose_threshold
+from rimclf.threshold import threshold_folds
 
 OPERATING_POINTS = ("specificity", "sensitivity", "f1", "count")
 
@@ -53,14 +52,12 @@ def run_folds(cohort: str, repeats: int, cache: str) -> dict:
         for k, (train, test) in enumerate(subject_folds(y, groups, 5, 1000 + repeat)):
             classifier = make_classifier(random_state=repeat * 10 + k, verbose=0)
             oof, fold_test = np.full(len(train), np.nan), []
-            inner_folds = threshold_folds(y[train], groups[train], 5, repeat * 10 + k)
-            for inner_train, inner_test in inner_folds:
+            for inner_train, inner_test in threshold_folds(y[train], groups[train], 5, repeat * 10 + k):
                 model = clone(classifier).fit(X[train][inner_train], y[train][inner_train])
                 oof[inner_test] = model.predict_proba(X[train][inner_test])[:, 1]
                 fold_test.append(model.predict_proba(X[test])[:, 1])
             final = clone(classifier).fit(X[train], y[train])
             records.append({"repeat": repeat, "train": train, "test": test, "oof": oof,
-                            "oof_fold": fold_labels(inner_folds, len(train)),
                             "fold_test": np.array(fold_test), "p_test": final.predict_proba(X[test])[:, 1]})
             print(f"{cohort}: repeat {repeat} fold {k}", flush=True)
     return {"y": y, "groups": groups, "folds": records}
@@ -76,10 +73,8 @@ def score(name: str, record: dict) -> tuple[list[dict], dict]:
         for fold in (f for f in record["folds"] if f["repeat"] == repeat):
             train, test, oof = fold["train"], fold["test"], fold["oof"]
             ensemble = np.mean(np.vstack([fold["fold_test"], fold["p_test"][None]]), axis=0)
-            sigmoid = fit_calibration(y[train], oof, "sigmoid", folds=fold["oof_fold"]).apply
-            pooled_sigmoid = fit_calibration(y[train], oof, "sigmoid").apply
+            sigmoid = fit_calibration(y[train], oof, "sigmoid").apply
             variants = {"none": (lambda q: q, fold["p_test"]), "sigmoid": (sigmoid, fold["p_test"]),
-                        "sigmoid-pooled": (pooled_sigmoid, fold["p_test"]),
                         "isotonic": (fit_calibration(y[train], oof, "isotonic").apply, fold["p_test"]),
                         "ensemble+sigmoid": (sigmoid, ensemble)}
             for variant, (apply, p_test) in variants.items():
@@ -139,7 +134,7 @@ def main() -> None:
         for variant in ("sigmoid", "ensemble+sigmoid"):
             r = paired_bootstrap("pauc", y, pooled[variant], pooled["none"], groups, n_boot=500, random_state=0)
             lines.append(f"{name} repeat 0 pAUC {variant} - none: {r.difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]")
-        for variant in ("none", "sigmoid", "sigmoid-pooled", "isotonic"):
+        for variant in ("none", "sigmoid", "isotonic"):
             s = bootstrap_ci(calibration_slope, y, pooled[variant], groups, n_boot=300, random_state=0)
             e = bootstrap_ci(expected_calibration_error, y, pooled[variant], groups, n_boot=300, random_state=0)
             lines.append(f"{name} repeat 0 {variant}: slope {s.estimate:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}], "

@@ -9,11 +9,7 @@ ones (what ``CalibratedClassifierCV(ensemble=False)`` does, on predictions made 
 - ``"sigmoid"`` (Platt scaling on the logit): ``p' = 1 / (1 + exp(-(a * logit(p) + b)))``, a
   :class:`~sklearn.linear_model.LogisticRegression` of the labels on ``logit(p)`` with Platt's
   smoothed targets (as scikit-learn's ``CalibratedClassifierCV(method="sigmoid")``). Two numbers;
-  strictly increasing (for ``a > 0``), so the ranking (ROC, pAUC) is unchanged. Given which fold
-  model predicted each lesion (``folds``), the slope ``a`` is fitted within folds (one intercept
-  per fold model), then ``b`` on all lesions with ``a`` held: the fold models' outputs differ by
-  an offset each, and pooled into one regression that spread dilutes the slope (the calibrated
-  probabilities of the final model would be under-confident).
+  strictly increasing (for ``a > 0``), so the ranking (ROC, pAUC) is unchanged.
 - ``"isotonic"``: :class:`~sklearn.isotonic.IsotonicRegression` of the labels on ``p``, stored as
   its knots and applied by linear interpolation. More flexible; ties lesions on its flat steps.
 
@@ -180,7 +176,7 @@ class Calibration:
         return text
 
 
-def fit_calibration(y: object, probability: object, method: str = "sigmoid", *, folds: object = None) -> Calibration:
+def fit_calibration(y: object, probability: object, method: str = "sigmoid") -> Calibration:
     """Fit a :class:`Calibration` of ``probability`` (out-of-fold) against the labels ``y``.
 
     Parameters
@@ -190,11 +186,6 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid", *, 
     probability : array-like of shape (n_lesions,)
         Out-of-fold rim+ probabilities of the same lesions.
     method : {"sigmoid", "isotonic"}, default="sigmoid"
-    folds : array-like of shape (n_lesions,), optional
-        Which fold model predicted each lesion (any labels; :func:`rimclf.threshold.fold_labels`).
-        ``"sigmoid"`` then fits its slope within folds, one intercept per fold model, and its
-        intercept on all lesions with that slope held (the module's docstring says why); the
-        isotonic map does not use it. None or a single fold: one logistic regression on all lesions.
 
     Examples
     --------
@@ -203,17 +194,6 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid", *, 
     >>> raw = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9])
     >>> fit_calibration(y, raw, "isotonic").apply([0.2, 0.65]).round(3)
     array([0. , 0.5])
-
-    Five fold models whose outputs are shifted by an offset each: pooled, their spread flattens the
-    slope; fitted within folds, it is the slope each model has (here 1, the truth's):
-
-    >>> rng = np.random.default_rng(1)
-    >>> folds = np.repeat(np.arange(5), 2000)
-    >>> z = rng.normal(-3.0, 2.0, folds.size)
-    >>> y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)
-    >>> raw = 1 / (1 + np.exp(-(z + rng.normal(0.0, 0.5, 5)[folds])))
-    >>> round(fit_calibration(y, raw).coef, 2), round(fit_calibration(y, raw, folds=folds).coef, 2)
-    (0.84, 0.98)
     """
     if method not in CALIBRATIONS:
         raise ParameterError(f"calibration={method!r} is not valid; it must be one of {CALIBRATIONS} or None")
@@ -228,55 +208,18 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid", *, 
         # fitted as a logistic regression of each lesion twice, as rim+ and rim-, weighted by its target
         n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
         target = np.where(labels == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
-        z = logit(p)
-        fold_ids = _fold_ids(folds, p.size)
-        if fold_ids is None:
-            coef, intercept = _platt(z[:, None], target, fit_intercept=True)
-            return Calibration("sigmoid", coef=coef, intercept=intercept, **size)
-        dummies = np.eye(int(fold_ids.max()) + 1)[fold_ids]
-        coef, _ = _platt(np.column_stack([z, dummies]), target, fit_intercept=False)
-        return Calibration("sigmoid", coef=coef, intercept=_intercept_with_slope(z, target, coef), **size)
+        z = logit(p)[:, None]
+        fit = LogisticRegression(C=np.inf).fit(np.vstack([z, z]), np.r_[np.ones(p.size), np.zeros(p.size)],
+                                               sample_weight=np.r_[target, 1.0 - target])
+        return Calibration("sigmoid", coef=float(fit.coef_[0, 0]), intercept=float(fit.intercept_[0]), **size)
     fit = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, labels)
     return Calibration("isotonic", knots_x=tuple(float(v) for v in fit.X_thresholds_),
                        knots_y=tuple(float(v) for v in fit.y_thresholds_), **size)
 
 
-def _fold_ids(folds: object, n_lesions: int) -> np.ndarray | None:
-    """``folds`` as codes 0..k-1, or None when there is no split to respect (None or one fold)."""
-    if folds is None:
-        return None
-    labels = np.asarray(folds)
-    if labels.shape != (n_lesions,):
-        raise ParameterError(f"folds must hold one fold label per lesion ({n_lesions}); got shape {labels.shape}")
-    _, codes = np.unique(labels, return_inverse=True)
-    return codes.reshape(-1) if codes.max() > 0 else None
-
-
-def _platt(design: np.ndarray, target: np.ndarray, *, fit_intercept: bool) -> tuple[float, float]:
-    """Slope (first column) and intercept of a logistic regression on soft ``target`` (each row
-    entered twice, as rim+ and rim-, weighted by its target)."""
-    n = target.size
-    fit = LogisticRegression(C=np.inf, fit_intercept=fit_intercept, max_iter=1000).fit(
-        np.vstack([design, design]), np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[target, 1.0 - target])
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0]) if fit_intercept else 0.0
-
-
-def _intercept_with_slope(z: np.ndarray, target: np.ndarray, coef: float) -> float:
-    """The maximum-likelihood intercept with the slope held at ``coef``: the ``b`` at which the mean
-    of ``expit(coef * z + b)`` equals the mean target (calibration in the large)."""
-    from scipy.optimize import brentq
-
-    def excess(b: float) -> float:
-        return float(np.sum(0.5 * (1.0 + np.tanh(0.5 * (coef * z + b)))) - target.sum())
-
-    reach = abs(coef) * float(np.abs(z).max()) + 60.0  # expit saturates well inside +-reach
-    return float(brentq(excess, -reach, reach, xtol=1e-12))
-
-
-def calibrate_out_of_fold(y: object, probability: object, method: str | None, *, folds: object = None,
-                          stacklevel: int = 2) -> Calibration | None:
+def calibrate_out_of_fold(y: object, probability: object, method: str | None, *, stacklevel: int = 2) -> Calibration | None:
     """The calibration a :class:`~rimclf.RimModel` keeps: :func:`fit_calibration` of the
-    out-of-fold ``probability`` (with the ``folds`` that made it), or None when ``method`` is None or the probabilities do not rank
+    out-of-fold ``probability``, or None when ``method`` is None or the probabilities do not rank
     rim+ above rim- lesions (a sigmoid slope <= 0, with a :class:`~rimclf.errors.DataWarning`).
 
     The benchmark's cross-validation calls it in every outer training part, so that it scores
@@ -294,7 +237,7 @@ def calibrate_out_of_fold(y: object, probability: object, method: str | None, *,
     """
     if method is None:
         return None
-    calibration = fit_calibration(y, probability, method, folds=folds)
+    calibration = fit_calibration(y, probability, method)
     if calibration.method == "sigmoid" and calibration.coef <= 0:
         warnings.warn(f"the out-of-fold probabilities do not rank rim+ above rim- lesions (calibration slope "
                       f"{calibration.coef:.3g}); the probabilities are left uncalibrated", DataWarning, stacklevel=stacklevel + 1)

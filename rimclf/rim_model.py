@@ -27,7 +27,6 @@ from rimclf.errors import ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
     choose_threshold,
-    fold_labels,
     out_of_fold_probabilities,
     threshold_folds,
 )
@@ -219,7 +218,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         classifier = self._classifier()
         logger.info("extracting features of %d lesions of %d subjects", len(table), len(np.unique(groups)))
         features = featurizer.transform(table)
-        oof, fold_models, folds = None, [], None
+        oof, fold_models = None, []
         if self.threshold is None and self.threshold_cv >= 2:
             folds = threshold_folds(y, groups, int(self.threshold_cv), self.random_state)
             oof, fold_models = out_of_fold_probabilities(classifier, features, y, groups, folds, return_models=True)
@@ -231,7 +230,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         if self.threshold is not None:
             choice = ThresholdChoice(value=float(self.threshold), method="fixed")
         elif oof is not None:
-            calibration = calibrate_out_of_fold(y, oof, self.calibration, folds=fold_labels(folds, len(y)))
+            calibration = calibrate_out_of_fold(y, oof, self.calibration)
             if calibration is not None:
                 logger.info("%s", calibration.describe())
                 oof = calibration.apply(oof)

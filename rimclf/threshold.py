@@ -314,21 +314,6 @@ def threshold_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_sta
     return metrics.subject_folds(y, groups, n_splits, random_state, min_train_positives=2, name="threshold_cv")
 
 
-def fold_labels(folds, n_samples: int) -> np.ndarray:
-    """Which fold's test part holds each sample (``-1``: none), e.g. which threshold-CV model
-    predicted each out-of-fold probability (:func:`rimclf.calibration.fit_calibration`'s ``folds``).
-
-    Examples
-    --------
-    >>> fold_labels([(np.array([2, 3]), np.array([0, 1])), (np.array([0, 1]), np.array([2, 3]))], 4)
-    array([0, 0, 1, 1])
-    """
-    labels = np.full(n_samples, -1, dtype=np.int64)
-    for index, (_, test) in enumerate(folds):
-        labels[np.asarray(test)] = index
-    return labels
-
-
 def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds, *, return_models: bool = False):
     """Rim+ probability of every lesion from a clone of ``classifier`` fitted without its subject.
 

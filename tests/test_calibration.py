@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from rimclf.calibration import Calibration, fit_calibration
-from rimclf.cohort import labelled_lesions
 from rimclf.errors import DataWarning, ModelFileError, ParameterError
 from rimclf.metrics import (
     brier_score,
@@ -207,51 +206,6 @@ def test_rim_model_probabilities_are_calibrated_and_saved(tmp_path: Path) -> Non
     assert loaded.calibration_ == model.calibration_
     np.testing.assert_allclose(loaded.predict_proba(table), probability, rtol=1e-5, atol=1e-6)
     assert loaded.get_params()["calibration"] == "sigmoid"
-
-
-def _shifted_fold_models(seed: int, n_per_fold: int = 1500, spread: float = 1.5):
-    """Labels drawn from logits z (slope 1 is the truth), seen through five fold models that each
-    add their own offset, as threshold-CV models trained on different subjects do."""
-    rng = np.random.default_rng(seed)
-    folds = np.repeat(np.arange(5), n_per_fold)
-    z = rng.normal(-3.5, 2.0, folds.size)
-    y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)
-    raw = 1 / (1 + np.exp(-(z + spread * np.array([-1.0, -0.5, 0.0, 0.5, 1.0])[folds])))
-    return y, raw, folds
-
-
-def test_sigmoid_slope_fitted_within_folds_is_not_diluted_by_their_offsets() -> None:
-    y, raw, folds = _shifted_fold_models(5)
-    pooled, within = fit_calibration(y, raw, "sigmoid"), fit_calibration(y, raw, "sigmoid", folds=folds)
-    assert pooled.coef < 0.85 and within.coef == pytest.approx(1.0, abs=0.05)
-    # the intercept keeps calibration in the large: mean calibrated probability = mean Platt target
-    n_pos, n_neg = int(y.sum()), int((y == 0).sum())
-    target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    assert within.apply(raw).mean() == pytest.approx(target.mean(), rel=1e-6)
-    # fold labels of any type; one fold or None is the pooled fit; isotonic ignores them
-    assert fit_calibration(y, raw, folds=np.array(["a", "b", "c", "d", "e"])[folds]) == within
-    assert fit_calibration(y, raw, folds=np.zeros(y.size)) == pooled
-    assert fit_calibration(y, raw, "isotonic", folds=folds) == fit_calibration(y, raw, "isotonic")
-    with pytest.raises(ParameterError, match="one fold label per lesion"):
-        fit_calibration(y, raw, folds=folds[:-1])
-
-
-def test_a_fold_without_rim_pos_lesions_does_not_move_the_intercept_far() -> None:
-    y, raw, folds = _shifted_fold_models(6, spread=0.0)
-    y = np.where(folds == 4, 0, y)                             # the last fold's subjects have no rim+
-    within = fit_calibration(y, raw, folds=folds)
-    assert within.coef > 0.8 and np.isfinite(within.intercept)
-    assert abs(within.apply(raw).mean() - y.mean()) < 0.002
-
-
-def test_rim_model_fits_its_sigmoid_within_the_threshold_cv_folds() -> None:
-    from rimclf.threshold import fold_labels, threshold_folds
-    from tests.model_builders import tiny_model, tiny_table
-
-    model = tiny_model()
-    _, y, groups = labelled_lesions(tiny_table(), None, None)
-    folds = fold_labels(threshold_folds(y, groups, model.threshold_cv, model.random_state), len(y))
-    assert model.calibration_ == fit_calibration(y, model.oof_network_probability_, "sigmoid", folds=folds)
 
 
 def _write_settings(folder: Path, settings: dict) -> None:
