@@ -213,6 +213,13 @@ def test_negative_or_nan_labels(cohort: Path) -> None:
         load_cohort(cohort)
 
 
+def test_an_empty_qsm_is_refused_when_read(tmp_path: Path) -> None:
+    write_subject(tmp_path, "01", qsm=np.zeros(SHAPE, dtype=np.float32))  # a failed reconstruction
+    assert len(load_cohort(tmp_path)) == 2  # headers only
+    with pytest.raises(CohortError, match=r"sub-01_Chimap.nii.gz: every voxel of the QSM is 0"):
+        load_cohort(tmp_path, check_data=True)
+
+
 def test_rims_label_not_in_mask(cohort: Path) -> None:
     (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t7\t1\n")
     with pytest.raises(CohortError, match=r"rims\.tsv: lesion 7 of sub-01 does not exist in its mask"):
