@@ -179,6 +179,16 @@ def test_4d_image(cohort: Path) -> None:
         load_cohort(cohort)
 
 
+def test_a_4th_axis_of_size_1_reads_as_3d(cohort: Path) -> None:
+    before = load_cohort(cohort, check_data=True)
+    anat = cohort / "sub-01" / "anat"
+    for name in ("sub-01_Chimap.nii.gz", "sub-01_FLAIR.nii.gz", "sub-01_desc-lesions_mask.nii.gz"):
+        image = nib.load(anat / name)  # as some tools write them: (X, Y, Z, 1)
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[..., None], image.affine), anat / name)
+        assert nib.load(anat / name).shape == (*SHAPE, 1)
+    pd.testing.assert_frame_equal(load_cohort(cohort, check_data=True), before)
+
+
 def test_mask_on_another_grid_is_resampled(cohort: Path) -> None:
     """A mask of another shape is carried onto the QSM grid (tests/test_cohort_resample.py has more)."""
     before = load_cohort(cohort)
