@@ -70,6 +70,16 @@ def test_binary_mask_is_split_into_connected_components(tmp_path: Path) -> None:
         assert (labels == row.lesion_id).sum() == row.n_voxels
 
 
+def test_a_binary_mask_stored_as_0_255_is_split_into_lesions(tmp_path: Path) -> None:
+    write_subject(tmp_path, "01", mask=(make_labels() > 0).astype(np.uint8) * 255)  # as some tools export masks
+    table = load_cohort(tmp_path, min_voxels=1)
+    assert table["n_voxels"].tolist() == [36, 60, 1] and (table["connectivity"] == 26).all()
+    one = np.where(make_labels() == 2, 7, 0).astype(np.uint8)  # one lesion, labelled 7: an instance label
+    write_subject(tmp_path, "02", mask=one)
+    table = load_cohort(tmp_path, participant_label="02")
+    assert table[["lesion_id", "n_voxels", "connectivity"]].values.tolist() == [[7, 60, 0]]
+
+
 def test_connectivity_changes_component_split(tmp_path: Path) -> None:
     binary = np.zeros(SHAPE, dtype=np.uint8)
     binary[2:5, 2:5, 2:5] = 1

@@ -146,7 +146,14 @@ def _check_connectivity(connectivity: object) -> int:
 
 
 def _is_binary(labels: np.ndarray) -> bool:
-    return bool(labels.max(initial=0) <= 1)
+    """0/1; or one nonzero value over several separate regions (a binary mask exported as 0/255, say),
+    which cannot be one lesion's instance label."""
+    if labels.max(initial=0) <= 1:
+        return True
+    nonzero = labels[labels > 0]
+    if nonzero.min() != nonzero.max():
+        return False
+    return ndimage.label(labels > 0, structure=_structure(26))[1] > 1
 
 
 def read_lesion_labels(
