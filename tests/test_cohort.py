@@ -80,6 +80,21 @@ def test_a_binary_mask_stored_as_0_255_is_split_into_lesions(tmp_path: Path) -> 
     assert table[["lesion_id", "n_voxels", "connectivity"]].values.tolist() == [[7, 60, 0]]
 
 
+def test_labels_that_each_cover_separate_regions_are_named(tmp_path: Path) -> None:
+    classes = np.where(make_labels() > 0, 1, 0).astype(np.int16)
+    classes[20, 2, 10] = 2  # a class map: 1 = two separate lesions, 2 = a third kind
+    write_subject(tmp_path, "01", mask=classes)
+    with pytest.warns(DataWarning, match=r"sub-01_desc-lesions_mask.nii.gz: label\(s\) 1 each cover several separate "
+                                         r"regions \(label 1: 2\), and each label is read as one lesion; if the values "
+                                         r"are classes rather than lesion ids, binarise the mask"):
+        table = load_cohort(tmp_path)
+    assert table["n_voxels"].tolist() == [96]  # what the warning is about: lesions 1 and 2 read as one
+    write_subject(tmp_path / "instances", "01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # instance labels, one region each: no warning
+        load_cohort(tmp_path / "instances")
+
+
 def test_connectivity_changes_component_split(tmp_path: Path) -> None:
     binary = np.zeros(SHAPE, dtype=np.uint8)
     binary[2:5, 2:5, 2:5] = 1
