@@ -34,7 +34,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    return (0.0 if k == 0 else float(centre - half)), (1.0 if k == n else float(centre + half))  # exact ends, no rounding residue
 
 
 def rate_cells(called: pd.DataFrame, lesions: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -102,6 +102,7 @@ def describe_verdict(result: dict) -> str:
             f"compatible with the band. ")
     if np.isnan(test["statistic"]):
         return line + "Homogeneity across the cells: not testable (no variation)."
+    p_text = lambda p: f"{p:.3f}" if p >= 0.001 else "< 0.001"  # noqa: E731
     return line + (f"Homogeneity across the cells: chi-square {test['statistic']:.1f}, dof {test['dof']}, "
-                   f"p {test['p']:.3f} (permutation p {test['p_permutation']:.3f}, {test['n_permutations']:,} "
+                   f"p {p_text(test['p'])} (permutation p {p_text(test['p_permutation'])}, {test['n_permutations']:,} "
                    f"draws with the margins fixed; smallest expected count {test['min_expected']:.1f}).")

@@ -36,7 +36,9 @@ def bench():
      (0, 60, (0.0, 0.0602))],
 )
 def test_wilson_interval_known_values(k, n, expected) -> None:
-    assert _load("cell_rates").wilson_interval(k, n) == pytest.approx(expected, abs=5e-5)
+    low, high = _load("cell_rates").wilson_interval(k, n)
+    assert (low, high) == pytest.approx(expected, abs=5e-5)
+    assert (low == 0.0) == (k == 0) and (high == 1.0) == (k == n)  # exact at the ends, strictly inside otherwise
 
 
 def test_wilson_interval_refuses_impossible_counts() -> None:
@@ -72,7 +74,7 @@ def test_isointense_cells_carry_interval_count_and_verdict(bench) -> None:
     assert verdict["compatible"] == 3
     test = verdict["homogeneity"]
     assert test["dof"] == 8 and test["p"] < 1e-6 and test["p_permutation"] == pytest.approx(1 / 10_001)
-    assert "3 wholly above 0.13" in bench.describe_verdict(verdict)
+    assert "3 wholly above 0.13" in bench.describe_verdict(verdict) and "p < 0.001" in bench.describe_verdict(verdict)
 
 
 def test_equal_cells_are_homogeneous_and_compatible(bench) -> None:
