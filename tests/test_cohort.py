@@ -175,6 +175,17 @@ def test_missing_file(cohort: Path) -> None:
         load_cohort(cohort, strict=True)
 
 
+def test_a_cohort_whose_every_selected_scan_is_skipped_is_an_error(cohort: Path) -> None:
+    (cohort / "sub-02" / "anat" / "sub-02_FLAIR.nii.gz").unlink()
+    with pytest.warns(DataWarning), pytest.raises(CohortError, match=r"none of its 1 selected scan\(s\) has every "
+                                                                      r"required file: sub-02: no FLAIR"):
+        load_cohort(cohort, participant_label="02")   # train, predict and extract would go on with nothing
+    for flair in cohort.glob("sub-*/anat/*_FLAIR.nii.gz"):
+        flair.unlink()
+    with pytest.warns(DataWarning), pytest.raises(CohortError, match=r"none of its \d selected scan\(s\)"):
+        load_cohort(cohort)
+
+
 def test_missing_cohort_directory(tmp_path: Path) -> None:
     with pytest.raises(CohortError, match="no such cohort directory"):
         load_cohort(tmp_path / "nowhere")

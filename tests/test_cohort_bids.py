@@ -99,8 +99,9 @@ def test_masks_in_several_places_need_a_pipeline_choice(sessions: Path) -> None:
     write_scan(sessions, "02", mask_in="lesionseg")
     chosen = load_cohort(sessions, mask_pipeline="lesionseg")
     assert chosen["mask"].str.contains("derivatives/lesionseg/").all() and len(chosen) == 6
-    raw = load_cohort(sessions, mask_pipeline="raw", session_label=["2"])  # sub-01 ses-2 has no raw mask
-    assert raw.empty and cohort_scans(raw)["status"].tolist() == ["skipped"]
+    with pytest.warns(DataWarning), pytest.raises(CohortError, match=r"none of its 1 selected scan\(s\) has every required "
+                                                                      r"file: sub-01_ses-2: no lesion mask"):
+        load_cohort(sessions, mask_pipeline="raw", session_label=["2"])  # sub-01 ses-2 has no raw mask
 
 
 def test_a_pipeline_without_dataset_description_is_read_too(tmp_path: Path) -> None:
@@ -151,7 +152,7 @@ def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
         load_cohort(sessions)
     assert len(load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="02")) == 2
     # the filter applies to every scan: one whose QSM has no acq-fast is skipped, and the reason says why
-    with pytest.warns(DataWarning) as caught:
+    with pytest.warns(DataWarning) as caught, pytest.raises(CohortError, match="none of its 2 selected scan"):
         load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="01")
     assert [str(w.message) for w in caught] == [f"sub-01_ses-{s}: skipped, no QSM (*_Chimap) matching qsm:acquisition=fast"
                                                 for s in ("1", "2")]

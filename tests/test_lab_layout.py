@@ -172,8 +172,8 @@ def test_several_candidates_name_the_option(lab: Path, tmp_path: Path) -> None:
     for path in (copy / "derivatives" / MASK_PIPELINE).rglob("*_dseg.nii.gz"):
         path.rename(path.with_name(path.name.replace("label-lesion_", "")))
     shutil.rmtree(copy / "derivatives" / "manual")
-    with pytest.warns(DataWarning, match="no lesion mask"):
-        assert load_cohort(copy, participant_label="001").empty
+    with pytest.warns(DataWarning, match="no lesion mask"), pytest.raises(CohortError, match="no lesion mask"):
+        load_cohort(copy, participant_label="001")
     assert len(load_cohort(copy, participant_label="001", mask_desc="lstai")) > 0
 
 

@@ -373,7 +373,8 @@ def load_cohort(
         (participant, session), a damaged ``.nii.gz``, a mask label above
         :data:`rimclf._nifti.MAX_LABEL`, a sidecar ``Units`` other than ppm/ppb, several
         candidate files of one kind that no option chooses, a lesion mask whose field of view
-        does not overlap the QSM's, with ``strict`` a scan missing a file, and with
+        does not overlap the QSM's, every selected scan missing a file (with ``strict``, any
+        scan), and with
         ``check_data`` a QSM whose values contradict its unit.
     ParameterError
         For a bad option (``min_voxels``, ``connectivity``, ``qsm_unit``, a label, a filter).
@@ -411,6 +412,10 @@ def load_cohort(
         first = subjects[duplicated].iloc[0]
         which = f"participant sub-{first['participant_id']}" + (f" session ses-{first['session']}" if first["session"] else "")
         raise CohortError(f"{root}: {which} is listed twice")
+    if subjects.empty and skipped:  # every command would go on with nothing, and report success
+        reasons = "; ".join(f"{scan_name(scan['participant_id'], scan['session'])}: {scan['reason']}" for scan in skipped[:3])
+        more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+        raise CohortError(f"{root}: none of its {len(skipped)} selected scan(s) has every required file: {reasons}{more}")
 
     tables, lesion_ids, n_small = [], {}, 0
     for _, subject in subjects.iterrows():
