@@ -232,7 +232,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         elif oof is not None:
             calibration = calibrate_out_of_fold(y, oof, self.calibration)
             if calibration is not None:
-                logger.info("%s", calibration.describe())
+                logger.debug("%s", calibration.describe())  # the CLI and the demo print it
                 oof = calibration.apply(oof)
             choice = choose_threshold(y, oof, self.operating_point, method="cv", n_splits=int(self.threshold_cv), **targets)
             choice = dataclasses.replace(choice, brier=brier_score(y, oof), log_loss=log_loss_score(y, oof))
