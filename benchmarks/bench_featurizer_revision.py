@@ -1,11 +1,14 @@
 """Featurization time of this checkout against an earlier git revision, measured in the same run.
 
-Each measurement is a fresh interpreter that imports rimclf either from this checkout or from
-``git archive <revision> rimclf`` unpacked in a temporary folder, reads the cohort, and times one
-``make_featurizer(config).transform(table)`` (n_jobs=1, no cache; imports and ``load_cohort`` not
-included). The two sides alternate, so both see the same load on the machine; the table gives the
-median and the best of ``--repeats`` runs per side, and whether both sides' features and warnings
-are bit-identical.
+Two interpreters run side by side: one imports rimclf from this checkout, the other from
+``git archive <revision> rimclf`` unpacked in a temporary folder. Each reads the cohort once; then,
+subject by subject, the two take turns timing ``make_featurizer(config).transform`` of that
+subject's lesions (n_jobs=1, no cache; reading the subject's files included, imports and
+``load_cohort`` not), ``--repeats`` times in alternating order. On a machine shared with other
+jobs, both sides thus see the same load at almost the same moment; a side's time is the sum over
+subjects of each subject's best (least) time, CPU and wall clock. Finally each side featurizes the
+whole cohort once more: the table says whether both sides' features and warnings are
+bit-identical.
 
 Feature sets: ``default`` (the default model's rim + rim_fit) and ``surface`` (rim + rim_fit + the
 surface map of ``image="surface_map"``). Run from the repository root, e.g.::
@@ -21,7 +24,6 @@ import io
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -33,7 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("default", "surface")
 
-_CHILD = r"""
+# a side: reads commands on stdin ("time <subject>", "save <path>", "quit"), answers one JSON line each
+_SIDE = r"""
 import json, sys, time, warnings
 from dataclasses import replace
 import numpy as np
@@ -42,19 +45,57 @@ from rimclf import load_cohort
 from rimclf.defaults import DEFAULT_MODEL
 from rimclf.features import make_featurizer
 
-cohort, which, out = sys.argv[1:4]
+cohort, which = sys.argv[1:3]
+warnings.simplefilter("ignore")
 table = load_cohort(cohort)
+subjects = list(dict.fromkeys(table["participant_id"]))
 config = DEFAULT_MODEL if which == "default" else replace(DEFAULT_MODEL, image="surface_map")
 featurizer = make_featurizer(config, patches=which != "default", n_jobs=1, progress=False)
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    wall, cpu = time.perf_counter(), time.process_time()
-    features = featurizer.transform(table)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-np.savez(out, **{key: features[key] for key in features.keys()})
-print(json.dumps({"wall": wall, "cpu": cpu, "lesions": len(table), "rimclf": rimclf.__file__,
-                  "warnings": [str(w.message) for w in caught]}))
+print(json.dumps({"rimclf": rimclf.__file__, "subjects": subjects, "lesions": len(table)}), flush=True)
+for line in sys.stdin:
+    command, _, argument = line.strip().partition(" ")
+    if command == "time":
+        part = table[table["participant_id"] == argument]
+        wall, cpu = time.perf_counter(), time.process_time()
+        featurizer.transform(part)
+        print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}), flush=True)
+    elif command == "save":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            features = featurizer.transform(table)
+        np.savez(argument, **{key: features[key] for key in features.keys()})
+        print(json.dumps({"warnings": [str(w.message) for w in caught]}), flush=True)
+    else:
+        break
 """
+
+
+class Side:
+    """One interpreter importing rimclf from ``source``, featurizing the cohort on command."""
+
+    def __init__(self, source: Path, cohort: Path, which: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        self.process = subprocess.Popen([sys.executable, "-c", _SIDE, str(cohort), which], cwd=source, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._answer()
+        if not Path(self.info["rimclf"]).resolve().is_relative_to(source.resolve()):
+            raise RuntimeError(f"a side imported {self.info['rimclf']}, not rimclf from {source}")
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a side ended early (exit status {self.process.wait()})")
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
 
 
 def unpack_revision(revision: str, folder: Path) -> Path:
@@ -66,17 +107,6 @@ def unpack_revision(revision: str, folder: Path) -> Path:
     return folder
 
 
-def measure(source: Path, cohort: Path, which: str, out: Path) -> dict:
-    """One timed featurization in a fresh interpreter importing rimclf from ``source``."""
-    env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    result = subprocess.run([sys.executable, "-c", _CHILD, str(cohort), which, str(out)], check=True,
-                            capture_output=True, text=True, cwd=source, env=env)
-    record = json.loads(result.stdout.strip().splitlines()[-1])
-    if not Path(record["rimclf"]).resolve().is_relative_to(source.resolve()):
-        raise RuntimeError(f"the measurement imported {record['rimclf']}, not rimclf from {source}")
-    return record
-
-
 def identical(a: Path, b: Path) -> bool:
     """Whether two saved featurizations hold the same arrays, bit for bit."""
     with np.load(a) as first, np.load(b) as second:
@@ -86,13 +116,36 @@ def identical(a: Path, b: Path) -> bool:
         )
 
 
+def compare(sources: dict[str, Path], cohort: Path, which: str, repeats: int, work: Path) -> dict:
+    """Per-subject best times of both sides (summed), and whether their outputs are identical."""
+    sides = {name: Side(source, cohort, which) for name, source in sources.items()}
+    try:
+        names = list(sides)
+        best = {name: {"wall": 0.0, "cpu": 0.0} for name in names}
+        for subject in sides[names[0]].info["subjects"]:
+            times: dict[str, list[dict]] = {name: [] for name in names}
+            for repeat in range(repeats):
+                for name in names if repeat % 2 == 0 else names[::-1]:  # alternate who goes first
+                    times[name].append(sides[name].ask(f"time {subject}"))
+            for name in names:
+                for kind in ("wall", "cpu"):
+                    best[name][kind] += min(t[kind] for t in times[name])
+        saved = {name: work / f"{which}-{index}.npz" for index, name in enumerate(names)}
+        warned = {name: sides[name].ask(f"save {saved[name]}")["warnings"] for name in names}
+        same = identical(*saved.values()) and warned[names[0]] == warned[names[1]]
+        return {"best": best, "identical": same, "lesions": sides[names[0]].info["lesions"]}
+    finally:
+        for side in sides.values():
+            side.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="the earlier git revision (commit, tag or branch)")
     parser.add_argument("--subjects", type=int, default=20, help="phantom subjects (default 20)")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--cohort", type=Path, help="use this cohort instead of writing a phantom")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per side and feature set (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per subject and side (default 5)")
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     args = parser.parse_args(argv)
 
@@ -115,38 +168,25 @@ def run(args: argparse.Namespace, work: Path) -> int:
                             capture_output=True, text=True).stdout.strip()
     head = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], check=True,
                           capture_output=True, text=True).stdout.strip()
-    sides = {f"old ({commit})": old, f"new ({head})": ROOT}
-    runs: dict[tuple[str, str], list[dict]] = {}
-    same: dict[str, bool] = {}
-    lesions = 0
-    for which in args.sets:
-        for repeat in range(args.repeats):
-            order = list(sides) if repeat % 2 == 0 else list(sides)[::-1]  # alternate who goes first
-            for side in order:
-                out = work / f"{which}-{side.split()[0]}-{repeat}.npz"
-                record = measure(sides[side], cohort, which, out)
-                runs.setdefault((which, side), []).append(record)
-                lesions = record["lesions"]
-        names = list(sides)
-        first = [work / f"{which}-{side.split()[0]}-0.npz" for side in names]
-        same[which] = identical(*first) and runs[(which, names[0])][0]["warnings"] == runs[(which, names[1])][0]["warnings"]
+    sources = {f"before ({commit})": old, f"after ({head})": ROOT}
+    load_start = os.getloadavg()[0]
+    results = {which: compare(sources, cohort, which, args.repeats, work) for which in args.sets}
 
-    print(f"cohort {cohort}: {lesions} lesions; n_jobs=1, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, "
-          f"{args.repeats} runs per side (fresh interpreters, alternating)")
-    old_name, new_name = list(sides)
-    print(f"| feature set | {old_name} wall s | {new_name} wall s | new/old wall | {old_name} CPU s | {new_name} CPU s "
-          "| new/old CPU | features and warnings bit-identical |")
+    lesions = next(iter(results.values()))["lesions"]
+    print(f"cohort {cohort}: {lesions} lesions; n_jobs=1, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}; "
+          f"sum over subjects of each subject's best of {args.repeats} runs per side (alternating)")
+    before, after = list(sources)
+    print(f"| feature set | {before} CPU s | {after} CPU s | after/before CPU | {before} wall s | {after} wall s "
+          "| after/before wall | features and warnings bit-identical |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for which in args.sets:
+    for which, result in results.items():
+        best = result["best"]
         cells = []
-        for kind in ("wall", "cpu"):
-            values = [[r[kind] for r in runs[(which, side)]] for side in sides]
-            median, best = [statistics.median(v) for v in values], [min(v) for v in values]
-            cells += [f"{median[0]:.2f} / {best[0]:.2f}", f"{median[1]:.2f} / {best[1]:.2f}",
-                      f"{median[1] / median[0]:.2f} / {best[1] / best[0]:.2f}"]
-        print(f"| {which} | {' | '.join(cells)} | {'yes' if same[which] else 'NO'} |")
-    print("cells: median / best of the runs")
-    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        for kind in ("cpu", "wall"):
+            cells += [f"{best[before][kind]:.2f}", f"{best[after][kind]:.2f}", f"{best[after][kind] / best[before][kind]:.2f}"]
+        print(f"| {which} | {' | '.join(cells)} | {'yes' if result['identical'] else 'NO'} |")
+    print(f"load average (1 min): {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+          f"on {os.cpu_count()} CPUs")
     return 0
 
 
