@@ -54,6 +54,15 @@ def reference_ring(
     return normal[crop] & (distance > reference_mm[0]) & (distance <= reference_mm[1])
 
 
+def lesion_distance_mm(volumes: SubjectVolumes, lesion_id: int, crop: tuple[slice, ...]) -> np.ndarray:
+    """Signed distance (mm, negative inside) to the boundary of lesion ``lesion_id`` within ``crop``
+    (:func:`signed_distance_mm`), computed once per subject and crop for every extractor that asks
+    (:meth:`~rimclf.features._subject.SubjectVolumes.shared`; read-only)."""
+    key = ("referencing", "distance", int(lesion_id), tuple((s.start, s.stop) for s in crop))
+    spacing = np.asarray(volumes.spacing_mm, dtype=float)
+    return volumes.shared(key, lambda: signed_distance_mm(volumes.labels[crop] == lesion_id, spacing))
+
+
 def _normal_tissue(volumes: SubjectVolumes) -> tuple[np.ndarray, float]:
     """The subject's normal-appearing voxels (support, outside every lesion) and the robust spread
     (1.4826 x MAD) of their QSM."""
@@ -145,8 +154,7 @@ def referenced_lesions(
             notes.append((DataWarning, f"{where}: the lesion has no voxel with QSM data; its {what}"))
             continue
         normal = normal_tissue[crop]
-        distance = volumes.shared(("referencing", "distance", int(lesion_id), tuple((s.start, s.stop) for s in crop)),
-                                  lambda: signed_distance_mm(lesion, spacing))
+        distance = lesion_distance_mm(volumes, lesion_id, crop)
         ring = normal & (distance > reference_mm[0]) & (distance <= reference_mm[1])
         if int(ring.sum()) < MIN_REFERENCE_VOXELS:
             notes.append((DataWarning, f"{where}: only {int(ring.sum())} normal-appearing voxels between "

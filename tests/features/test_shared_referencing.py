@@ -12,7 +12,7 @@ import pytest
 import rimclf.features._referencing as referencing
 import rimclf.features._subject as subject_module
 from rimclf.cohort import load_cohort
-from rimclf.features import LesionFeaturizer, RimFitExtractor, RimProfileExtractor, SurfaceMapExtractor
+from rimclf.features import LesionFeaturizer, PatchExtractor, RimFitExtractor, RimProfileExtractor, SurfaceMapExtractor
 from rimclf.features._subject import SubjectVolumes, group_by_subject
 from rimclf.phantom import make_phantom_cohort
 
@@ -100,6 +100,21 @@ def test_other_crops_and_a_full_store_compute_again_with_the_same_values(
     before = len(calls)
     assert_bit_identical(per_subject(phantom, extractors(rim_fit_edge_mm=4.0), shared=True), alone)
     assert len(calls) - before == n_alone
+
+
+def test_patches_ring_normalisation_shares_the_distances(
+    phantom: pd.DataFrame, table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = counting_distances(monkeypatch)
+    for lesions in (phantom, table):
+        parts = {"rim": RimProfileExtractor(),
+                 "patches": PatchExtractor(size_mm=12.0, shape=(6, 5, 4), channels=("qsm", "flair"), normalize="ring")}
+        start = len(calls)
+        alone = per_subject(lesions, parts, shared=False)
+        n_alone = len(calls) - start
+        assert_bit_identical(per_subject(lesions, parts, shared=True), alone)
+        n_shared = len(calls) - start - n_alone
+        assert 0 < n_shared < n_alone  # a lesion the rim features measure is not measured again for its patch
 
 
 def test_shared_computes_once_read_only_and_within_its_budget(
