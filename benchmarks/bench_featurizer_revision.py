@@ -10,8 +10,9 @@ subjects of each subject's best (least) time, CPU and wall clock. Finally each s
 whole cohort once more: the table says whether both sides' features and warnings are
 bit-identical.
 
-Feature sets: ``default`` (the default model's rim + rim_fit) and ``surface`` (rim + rim_fit + the
-surface map of ``image="surface_map"``). Run from the repository root, e.g.::
+Feature sets: ``default`` (the default model's rim + rim_fit), ``surface`` (rim + rim_fit + the
+surface map of ``image="surface_map"``) and ``patches`` (rim + rim_fit + the default patches,
+ring-normalised: ``branches="both"``). Run from the repository root, e.g.::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_featurizer_revision.py --against 4bdd388 \\
         --subjects 20 --seed 5
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = ("default", "surface")
+SETS = ("default", "surface", "patches")
 
 # a side: reads commands on stdin ("time <subject>", "save <path>", "quit"), answers one JSON line each
 _SIDE = r"""
@@ -49,8 +50,8 @@ cohort, which = sys.argv[1:3]
 warnings.simplefilter("ignore")
 table = load_cohort(cohort)
 subjects = list(dict.fromkeys(table["participant_id"]))
-config = DEFAULT_MODEL if which == "default" else replace(DEFAULT_MODEL, image="surface_map")
-featurizer = make_featurizer(config, patches=which != "default", n_jobs=1, progress=False)
+changes = {"default": {}, "surface": {"image": "surface_map", "branches": "both"}, "patches": {"branches": "both"}}
+featurizer = make_featurizer(replace(DEFAULT_MODEL, **changes[which]), n_jobs=1, progress=False)
 print(json.dumps({"rimclf": rimclf.__file__, "subjects": subjects, "lesions": len(table)}), flush=True)
 for line in sys.stdin:
     command, _, argument = line.strip().partition(" ")
