@@ -23,8 +23,12 @@ fits per outer fold instead of 1; "s per fit" in the methods table is per networ
 tables give how often isointense rim- lesions are called rim+, by size tercile and noise level:
 at that threshold (with the realised rim- false-positive rate and rim+ sensitivity over all
 lesions), and at a threshold read off the test lesions (the 0.9 quantile of their rim- scores: the
-rate a threshold at exactly specificity 0.9 would give). OUT/acquisition.md holds the tables and
-the settings, OUT/acquisition.json the numbers and package versions.
+rate a threshold at exactly specificity 0.9 would give). Each is repeated with every cell's count
+and 95 % Wilson interval, and a verdict against the promised rate (1 - target specificity, 0.10)
+± ``TOLERANCE`` (issue 24): the size x noise cells whose interval lies wholly above or below that
+band, and a chi-square test (with a permutation p) that the cells share one rate (see
+``cell_rates.py``). OUT/acquisition.md holds the tables and the settings, OUT/acquisition.json the
+numbers and package versions.
 
 ``--methods`` scores other models on the same folds (``METHODS``: the default model with the
 surface-map branch fused, ``default+surface_map``, and the surface-map branch alone,
@@ -58,6 +62,11 @@ from rimclf.defaults import DEFAULT_MODEL
 from rimclf.features import make_featurizer
 from rimclf.metrics import paired_bootstrap, partial_roc_auc, pr_auc, subject_folds
 from rimclf.phantom import make_phantom_cohort
+
+from cell_rates import format_cells, homogeneity, rate_cells, verdict, describe_verdict  # noqa: E402 (beside this script)
+
+#: How far an isointense cell's rate may sit from the promised one (1 - target specificity): issue 24.
+TOLERANCE = 0.03
 
 #: The models ``--methods`` may compare (the first one named is the reference of the differences).
 METHODS = {
@@ -102,15 +111,31 @@ def _patterns(table: pd.DataFrame, cohort: Path, tag: str) -> pd.Series:
 def isointense_false_positives(table: pd.DataFrame, y: np.ndarray, called: np.ndarray, noise: pd.Series) -> pd.DataFrame:
     """Fraction of isointense rim- lesions called rim+ (``called``: one decision per lesion), by
     lesion size (terciles of voxels among those lesions) and noise level; the last column and row
-    pool the sizes and the noise levels."""
+    pool the sizes and the noise levels. ``attrs`` hold the lesions per cell ("lesions", without
+    the pooled row and column) and, in the rates' layout, the lesions called ("called") and in all ("n")."""
     iso = table.assign(fp=np.asarray(called, dtype=bool), noise=noise.to_numpy())[(table["pattern"] == "iso").to_numpy() & (y == 0)]
     iso = iso.assign(size=pd.qcut(iso["n_voxels"], 3, labels=["small", "mid", "large"]))
-    rates = iso.pivot_table(index="noise", columns="size", values="fp", aggfunc="mean", observed=True)
-    rates["all sizes"] = iso.groupby("noise", observed=True)["fp"].mean()
-    rates.loc["all noise levels"] = [*iso.groupby("size", observed=True)["fp"].mean(), iso["fp"].mean()]
+
+    def pooled(how: str) -> pd.DataFrame:
+        cells = iso.pivot_table(index="noise", columns="size", values="fp", aggfunc=how, observed=True)
+        cells["all sizes"] = iso.groupby("noise", observed=True)["fp"].agg(how)
+        cells.loc["all noise levels"] = [*iso.groupby("size", observed=True)["fp"].agg(how), iso["fp"].agg(how)]
+        return cells
+
+    rates = pooled("mean")
     counts = iso.pivot_table(index="noise", columns="size", values="fp", aggfunc="size", observed=True)
-    rates.attrs["lesions"] = counts  # isointense rim- lesions per cell
+    rates.attrs.update(lesions=counts, called=pooled("sum"), n=pooled("count"))
     return rates
+
+
+def isointense_intervals(rates: pd.DataFrame, promised: float, seed: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """``rates`` (from :func:`isointense_false_positives`) written "rate [95 % CI] (k/n)", the verdict
+    over its size x noise cells (not the pooled row and column) against ``promised`` ± ``TOLERANCE``,
+    and the cells' numbers."""
+    cells = rate_cells(rates.attrs["called"], rates.attrs["n"])
+    inner = cells[(cells["row"] != "all noise levels") & (cells["column"] != "all sizes")]
+    test = homogeneity(inner["k"].to_numpy(), inner["n"].to_numpy(), random_state=seed)
+    return format_cells(cells, rates), verdict(inner, promised, TOLERANCE, test), cells
 
 
 def quantile_calls(y: np.ndarray, score: np.ndarray, specificity: float) -> np.ndarray:
@@ -130,12 +155,17 @@ def _describe(rates: dict[str, float]) -> str:
 
 
 def threshold_report(table: pd.DataFrame, y: np.ndarray, score: np.ndarray, called: np.ndarray, is_varied: np.ndarray,
-                     thresholds: list, own: dict, name: str) -> tuple[str, dict]:
+                     thresholds: list, own: dict, name: str, seed: int = 0) -> tuple[str, dict]:
     """The isointense tables (at the model's own threshold, ``called``; at the test quantile of
-    ``score``), the realised operating point and the lesions per cell: markdown and numbers."""
+    ``score``) with each cell's 95 % Wilson interval and count and a verdict against the promised
+    rate (1 - target specificity) ± ``TOLERANCE``, the realised operating point and the lesions per
+    cell: markdown and numbers."""
     target = own["target_specificity"]
+    promised = round(1 - target, 10)
     iso = isointense_false_positives(table, y, called, table["noise"])
     iso_quantile = isointense_false_positives(table, y, quantile_calls(y, score, target), table["noise"])
+    iso_text, iso_verdict, iso_cells = isointense_intervals(iso, promised, seed)
+    quantile_text, quantile_verdict, quantile_cells = isointense_intervals(iso_quantile, promised, seed)
     realised = {where: _operating(y, called, chosen) for where, chosen in
                 (("all", np.ones(len(y), dtype=bool)), ("fixed sites", ~is_varied), ("varied", is_varied))}
     values = ", ".join(f"{choice.value:.3f}" for choice in thresholds)
@@ -143,17 +173,24 @@ def threshold_report(table: pd.DataFrame, y: np.ndarray, score: np.ndarray, call
     text = (f"Isointense rim- lesions called rim+ at the model's own threshold (seen CV; {name} fitted as a RimModel on "
             f"each training part: {own['threshold_cv']}-fold threshold CV, {own['calibration']} calibration, operating "
             f"point {own['operating_point']} {target}):\n\n{iso.to_markdown(floatfmt='.3f')}\n\n"
+            f"The same with each cell's 95 % Wilson interval and count (called rim+ / lesions):\n\n"
+            f"{iso_text.to_markdown()}\n\n{describe_verdict(iso_verdict)}\n\n"
             f"At that threshold (per outer fold {values}; out-of-fold specificity where it was chosen "
             f"{oof_specificity}), all lesions: {_describe(realised['all'])}; fixed sites: "
             f"{_describe(realised['fixed sites'])}; varied: {_describe(realised['varied'])}.\n\n"
             f"Isointense rim- lesions called rim+ at a threshold read off the test lesions (the {target} quantile of "
             f"their rim- scores: the rate a threshold at exactly specificity {target} would give; seen CV):\n\n"
-            f"{iso_quantile.to_markdown(floatfmt='.3f')}\n\nIsointense rim- lesions per cell:\n\n"
-            f"{iso.attrs['lesions'].to_markdown()}")
+            f"{iso_quantile.to_markdown(floatfmt='.3f')}\n\nThe same with each cell's 95 % Wilson interval and count:"
+            f"\n\n{quantile_text.to_markdown()}\n\n{describe_verdict(quantile_verdict)}\n\n"
+            f"Isointense rim- lesions per cell:\n\n{iso.attrs['lesions'].to_markdown()}")
     numbers = {
         "isointense_fpr": json.loads(iso.to_json()),
         "isointense_fpr_test_quantile": json.loads(iso_quantile.to_json()),
         "isointense_lesions": json.loads(iso.attrs["lesions"].to_json()),
+        "isointense_cells": iso_cells.to_dict(orient="records"),
+        "isointense_cells_test_quantile": quantile_cells.to_dict(orient="records"),
+        "isointense_verdict": iso_verdict,
+        "isointense_verdict_test_quantile": quantile_verdict,
         "own_threshold": {"settings": own, "realised": realised, "thresholds": [choice.to_dict() for choice in thresholds]},
     }
     return text, numbers
@@ -291,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         })
     fixed_pauc, fixed_pr = _scores(y[~is_varied], seen[~is_varied])
     result = pd.DataFrame(rows)
-    iso_text, iso_numbers = threshold_report(table, y, seen, called, is_varied, thresholds, own, methods[0])
+    iso_text, iso_numbers = threshold_report(table, y, seen, called, is_varied, thresholds, own, methods[0], args.seed)
     text = result.to_markdown(index=False, floatfmt=".3f") + "\n\n" + iso_text
     comparison = compare_methods(methods, predictions, y, groups, is_varied, fit_seconds, args)
     if len(methods) > 1:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rimclf._atomic import is_rimclf_output
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, DataWarning
 
 #: A BIDS label: letters and digits, nothing that could lead elsewhere in a path.
 _LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -290,6 +290,12 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
     labels = set(folders if participants is None else participants)
     if participants is None:
         labels |= {subject for subject, _ in by_scan}
+    else:  # BIDS requires participants.tsv to list every subject: say which ones it leaves out
+        unlisted = sorted(({subject for subject, _ in by_scan} | set(folders)) - labels)
+        if unlisted:
+            warnings.warn(f"{root / 'participants.tsv'} does not list {', '.join('sub-' + s for s in unlisted[:10])}"
+                          f"{' ...' if len(unlisted) > 10 else ''}, which the dataset has files of; "
+                          "only the subjects it lists are read (add them to participants.tsv)", DataWarning, stacklevel=4)
     keys = {key for key in by_scan if key[0] in labels} | {(label, "") for label in labels}
     with_sessions = {subject for subject, session in keys if session}
     keys = {(s, t) for s, t in keys if t or s not in with_sessions or (s, t) in by_scan}

@@ -331,5 +331,5 @@ def check_threshold_settings(
     high = None if n_subjects is None else max(int(n_subjects), 2)
     check_param(threshold_cv, "threshold_cv", [Options(0), Interval(int, 2, high)], owner=owner,
                 hint="0 chooses the threshold on in-sample probabilities" + (
-                    f"; the cohort has {n_subjects} subjects and each fold holds out whole subjects"
+                    f"; the cohort has {n_subjects} subject(s) with labelled lesions and each fold holds out whole subjects"
                     if n_subjects is not None else ""))

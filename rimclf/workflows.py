@@ -166,7 +166,11 @@ def train_model(
     with scan_store(volumes=False):  # the masks load_cohort read (and resampled) serve the features
         table = _as_table(cohort, _cohort_options(cohort_options, require_flair=_needs_flair(featurizer)))
         if threshold is None and "participant_id" in table:  # the folds hold out whole subjects
-            check_threshold_settings(target_specificity, threshold_cv, n_subjects=table["participant_id"].nunique())
+            from rimclf.cohort import labelled_lesions
+
+            # the subjects with labelled lesions (no lesion to learn from, e.g. every scan skipped: that error)
+            subjects = labelled_lesions(table).groups
+            check_threshold_settings(target_specificity, threshold_cv, n_subjects=len(set(subjects)))
         model.fit(table)
     if out is not None:
         from rimclf.model_files import save_model

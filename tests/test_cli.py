@@ -347,3 +347,17 @@ def test_benchmark_device_and_jobs_options(command: str) -> None:
     assert options["n_jobs"] == 4 and options["settings"]["device"] == "cuda"
     default = benchmark_options(build_parser().parse_args([command, "COHORT", "-o", "OUT"]))
     assert default["settings"]["device"] == BenchmarkSettings().device == "auto"  # the same default everywhere
+
+
+@pytest.mark.parametrize("command", ["cv", "benchmark"])
+def test_cv_threshold_folds_of_a_training_part_name_the_option(command: str, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """6 subjects in 3 folds leave 4 in a training part: a 5-fold threshold CV is refused before any
+    fit, naming --threshold-cv and where the 4 subjects come from; nothing is written."""
+    out = tmp_path / "out"
+    args = [command, str(tiny_cohort()), "-o", str(out), "--n-splits", "3", "--n-repeats", "1", "--threshold-cv", "5", "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (f"rimclf {command}: error: --threshold-cv: threshold_cv=5 folds but the data hold only 4 subjects; use "
+            "fewer folds (the threshold CV splits the training part of each of the 3 CV folds)") in err
+    assert not out.exists()

@@ -70,6 +70,31 @@ def test_binary_mask_is_split_into_connected_components(tmp_path: Path) -> None:
         assert (labels == row.lesion_id).sum() == row.n_voxels
 
 
+def test_a_binary_mask_stored_as_0_255_is_split_into_lesions(tmp_path: Path) -> None:
+    write_subject(tmp_path, "01", mask=(make_labels() > 0).astype(np.uint8) * 255)  # as some tools export masks
+    table = load_cohort(tmp_path, min_voxels=1)
+    assert table["n_voxels"].tolist() == [36, 60, 1] and (table["connectivity"] == 26).all()
+    one = np.where(make_labels() == 2, 7, 0).astype(np.uint8)  # one lesion, labelled 7: an instance label
+    write_subject(tmp_path, "02", mask=one)
+    table = load_cohort(tmp_path, participant_label="02")
+    assert table[["lesion_id", "n_voxels", "connectivity"]].values.tolist() == [[7, 60, 0]]
+
+
+def test_labels_that_each_cover_separate_regions_are_named(tmp_path: Path) -> None:
+    classes = np.where(make_labels() > 0, 1, 0).astype(np.int16)
+    classes[20, 2, 10] = 2  # a class map: 1 = two separate lesions, 2 = a third kind
+    write_subject(tmp_path, "01", mask=classes)
+    with pytest.warns(DataWarning, match=r"sub-01_desc-lesions_mask.nii.gz: label\(s\) 1 each cover several separate "
+                                         r"regions \(label 1: 2\), and each label is read as one lesion; if the values "
+                                         r"are classes rather than lesion ids, binarise the mask"):
+        table = load_cohort(tmp_path)
+    assert table["n_voxels"].tolist() == [96]  # what the warning is about: lesions 1 and 2 read as one
+    write_subject(tmp_path / "instances", "01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # instance labels, one region each: no warning
+        load_cohort(tmp_path / "instances")
+
+
 def test_connectivity_changes_component_split(tmp_path: Path) -> None:
     binary = np.zeros(SHAPE, dtype=np.uint8)
     binary[2:5, 2:5, 2:5] = 1
@@ -96,6 +121,22 @@ def test_manifest_with_relative_paths(cohort: Path, tmp_path: Path) -> None:
     manifest.write_text("\n".join(rows) + "\n")
     from_manifest = load_cohort(manifest, rims=cohort / "rims.tsv")
     pd.testing.assert_frame_equal(from_manifest, load_cohort(cohort))
+
+
+def test_manifest_empty_cell_is_a_missing_file(cohort: Path, tmp_path: Path) -> None:
+    anat = "cohort/sub-01/anat/sub-01"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("participant_id,qsm,flair,mask\n"
+                        f"sub-01,{anat}_Chimap.nii.gz,{anat}_FLAIR.nii.gz,{anat}_desc-lesions_mask.nii.gz\n"
+                        f"sub-02,{anat}_Chimap.nii.gz,{anat}_FLAIR.nii.gz,\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sub-02 is not selected: not even skipped
+        table = load_cohort(manifest, participant_label="01")
+    assert set(table["participant_id"]) == {"01"}
+    with pytest.warns(DataWarning, match=r"^sub-02: skipped, no lesion mask$"):
+        assert set(load_cohort(manifest)["participant_id"]) == {"01"}
+    with pytest.raises(CohortError, match=r"sub-02: no lesion mask found \(.*manifest\.csv: empty 'mask' cell\)"):
+        load_cohort(manifest, strict=True)
 
 
 def test_flipped_and_permuted_orientation_give_same_world_centroids(tmp_path: Path) -> None:
@@ -163,6 +204,16 @@ def test_4d_image(cohort: Path) -> None:
         load_cohort(cohort)
 
 
+def test_a_4th_axis_of_size_1_reads_as_3d(cohort: Path) -> None:
+    before = load_cohort(cohort, check_data=True)
+    anat = cohort / "sub-01" / "anat"
+    for name in ("sub-01_Chimap.nii.gz", "sub-01_FLAIR.nii.gz", "sub-01_desc-lesions_mask.nii.gz"):
+        image = nib.load(anat / name)  # as some tools write them: (X, Y, Z, 1)
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[..., None], image.affine), anat / name)
+        assert nib.load(anat / name).shape == (*SHAPE, 1)
+    pd.testing.assert_frame_equal(load_cohort(cohort, check_data=True), before)
+
+
 def test_mask_on_another_grid_is_resampled(cohort: Path) -> None:
     """A mask of another shape is carried onto the QSM grid (tests/test_cohort_resample.py has more)."""
     before = load_cohort(cohort)
@@ -197,6 +248,13 @@ def test_negative_or_nan_labels(cohort: Path) -> None:
         load_cohort(cohort)
 
 
+def test_an_empty_qsm_is_refused_when_read(tmp_path: Path) -> None:
+    write_subject(tmp_path, "01", qsm=np.zeros(SHAPE, dtype=np.float32))  # a failed reconstruction
+    assert len(load_cohort(tmp_path)) == 2  # headers only
+    with pytest.raises(CohortError, match=r"sub-01_Chimap.nii.gz: every voxel of the QSM is 0"):
+        load_cohort(tmp_path, check_data=True)
+
+
 def test_rims_label_not_in_mask(cohort: Path) -> None:
     (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t7\t1\n")
     with pytest.raises(CohortError, match=r"rims\.tsv: lesion 7 of sub-01 does not exist in its mask"):
@@ -217,6 +275,13 @@ def test_bad_rims_file(cohort: Path, content: str, message: str) -> None:
     (cohort / "rims.tsv").write_text(content)
     with pytest.raises(CohortError, match=message):
         load_cohort(cohort)
+
+
+def test_rims_n_a_is_unlabeled(cohort: Path) -> None:
+    # BIDS tables write a missing value as n/a (rimclf's own outputs do too)
+    (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\tn/a\nsub-01\t2\t0\nsub-02\t2\t1 \n")
+    table = load_cohort(cohort)
+    assert table["rim"].tolist() == [pd.NA, 0, pd.NA, 1]
 
 
 def test_rims_file_with_header_only_leaves_lesions_unlabeled(cohort: Path) -> None:
@@ -375,6 +440,15 @@ def test_participant_ids_must_be_bids_labels(cohort: Path, tmp_path: Path, parti
     manifest = _manifest(tmp_path, cohort, participant)
     with pytest.raises(CohortError, match=rf"manifest.csv: line 3: participant_id .* is not a valid label: .*letters and digits only \(\[A-Za-z0-9\]\+"):
         load_cohort(manifest)
+
+
+def test_subjects_left_out_of_participants_tsv_are_named(cohort: Path) -> None:
+    (cohort / "participants.tsv").write_text("participant_id\nsub-01\n")  # sub-02 has files
+    (cohort / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\n")
+    with pytest.warns(DataWarning, match=r"participants.tsv does not list sub-02, which the dataset has files of; "
+                                         r"only the subjects it lists are read"):
+        table = load_cohort(cohort)
+    assert set(table["participant_id"]) == {"01"}
 
 
 def test_participants_tsv_and_folder_names_are_checked_too(cohort: Path) -> None:

@@ -124,6 +124,10 @@ def test_rims_without_a_session_column_for_a_subject_with_sessions(sessions: Pat
     (sessions / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\n")
     with pytest.raises(CohortError, match=r"rims.tsv: sub-01 without a session is not in the cohort \(it has ses-1, ses-2\); add a 'session' column"):
         load_cohort(sessions)
+    # one row per session's lesion 1, but no column to say which session
+    (sessions / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\nsub-01\t1\t0\n")
+    with pytest.raises(CohortError, match=r"lesion sub-01 1 is listed more than once; it has no 'session' column: add one"):
+        load_cohort(sessions)
     (sessions / "rims.tsv").write_text("participant_id\tsession\tlesion_id\trim\nsub-01\t1\t1\t1\nsub-01\tses-1\t1\t0\n")
     with pytest.raises(CohortError, match=r"rims.tsv: lesion sub-01_ses-1 1 is listed more than once"):
         load_cohort(sessions)
@@ -146,6 +150,11 @@ def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
                                           r"bids_filters=\('qsm:acquisition=fast',\) \(--bids-filter qsm:acquisition=fast"):
         load_cohort(sessions)
     assert len(load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="02")) == 2
+    # the filter applies to every scan: one whose QSM has no acq-fast is skipped, and the reason says why
+    with pytest.warns(DataWarning) as caught:
+        load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="01")
+    assert [str(w.message) for w in caught] == [f"sub-01_ses-{s}: skipped, no QSM (*_Chimap) matching qsm:acquisition=fast"
+                                                for s in ("1", "2")]
 
 
 @pytest.mark.slow

@@ -70,6 +70,17 @@ def test_threshold_folds_are_grouped_and_checked() -> None:
         threshold_folds(np.r_[np.ones(2, int), np.zeros(28, int)], groups, 2, random_state=0)
 
 
+def test_train_counts_the_subjects_with_labelled_lesions_and_names_an_empty_cohort() -> None:
+    table = tiny_table()
+    with pytest.raises(CohortError, match=r"training needs labelled rim\+ and rim- lesions .* has 0 rim\+ and 0 rim-"):
+        train_model(table.iloc[:0], threshold_cv=5)  # e.g. every scan skipped: not a --threshold-cv error
+    richest = table.groupby("participant_id")["rim"].sum().sort_values().index[-2:]  # the two with most rim+
+    unlabelled = table.assign(rim=table["rim"].where(table["participant_id"].isin(richest)))
+    assert unlabelled["rim"].value_counts().reindex([0, 1]).min() >= 2
+    with pytest.raises(ParameterError, match=r"threshold_cv=3 is not valid.*the cohort has 2 subject\(s\) with labelled"):
+        train_model(unlabelled, threshold_cv=3)
+
+
 # ----------------------------------------------------------------------------- RimModel
 def test_fit_chooses_the_threshold_on_out_of_fold_probabilities() -> None:
     model, table = tiny_model(), tiny_table()

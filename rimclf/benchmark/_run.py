@@ -38,7 +38,7 @@ from rimclf.benchmark._summary import (
     summarize_predictions,
 )
 from rimclf._validation import check_n_jobs, is_int
-from rimclf.errors import DataWarning
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.cohort import labelled_lesions, load_cohort
 
 #: Distributions whose versions ``results.json`` records.
@@ -245,7 +245,11 @@ def run_benchmark(
     say = print if verbose else (lambda *args, **kwargs: None)
     with atomic_output_dir(out, force=force) as tmp:
         folds, split_seeds, fit_seeds = make_repeated_folds(y, groups, settings.n_splits, settings.n_repeats, cv_seed)
-        inner_folds = make_inner_folds(y, groups, folds, fit_seeds, settings.threshold_cv)  # too few subjects: now
+        try:  # too few subjects: now
+            inner_folds = make_inner_folds(y, groups, folds, fit_seeds, settings.threshold_cv)
+        except ParameterError as exc:  # say which data: a training part, not the cohort
+            raise ParameterError(f"{exc} (the threshold CV splits the training part of each of the "
+                                 f"{settings.n_splits} CV folds)") from None
         heading = kind if kind == "cross-validation" else f"{kind} benchmark"
         say(f"{heading}: {len(np.unique(groups))} subjects, {len(y)} lesions, {int(y.sum())} rim+; "
             f"{settings.n_splits} folds x {settings.n_repeats} repeat(s); {len(method_list)} methods", flush=True)

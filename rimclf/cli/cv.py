@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Cross-validate the method and say where the results went."""
     from rimclf.benchmark import format_calibration, format_results, run_benchmark
-    from rimclf.cli._checks import check_options
+    from rimclf.cli._checks import check_options, naming_options
     from rimclf.cohort import load_cohort, scan_store
 
     check_options(args)
@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     options["settings"].update(threshold_settings(args))
     with scan_store(volumes=False):  # each mask read (and resampled) once, for the table and the features
         table = load_cohort(args.cohort, cohort_options(args))
-        results = run_benchmark(table, args.out, kind="cross-validation", table=benchmark_methods(args),
-                                methods=[args.method], reference=None, **options)
+        with naming_options(args):  # --n-splits, --threshold-cv against the cohort's subjects
+            results = run_benchmark(table, args.out, kind="cross-validation", table=benchmark_methods(args),
+                                    methods=[args.method], reference=None, **options)
     if args.quiet:  # -q hides progress, not results (run_benchmark prints the table unless quiet)
         print(format_results(results) + "\n\n" + format_calibration(results))
     print(f"wrote results.tsv, results.json, predictions.tsv, folds.tsv and figures (ROC, PR, reliability) to {args.out}")

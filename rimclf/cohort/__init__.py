@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ from rimclf.cohort._tables import (
 )
 from rimclf.cohort._units import PPM_SUSPICION_LIMIT, check_qsm_unit, read_qsm
 from rimclf.defaults import CONNECTIVITIES
-from rimclf.errors import CohortError, ParameterError
+from rimclf.errors import CohortError, DataWarning, ParameterError
 
 __all__ = [
     "FILE_KINDS", "CohortOptions", "LESION_KEY", "cohort_scans", "MIN_LESIONS_PER_CLASS", "PPM_SUSPICION_LIMIT", "TABLE_COLUMNS", "LabelledLesions",
@@ -146,7 +147,32 @@ def _check_connectivity(connectivity: object) -> int:
 
 
 def _is_binary(labels: np.ndarray) -> bool:
-    return bool(labels.max(initial=0) <= 1)
+    """0/1; or one nonzero value over several separate regions (a binary mask exported as 0/255, say),
+    which cannot be one lesion's instance label."""
+    if labels.max(initial=0) <= 1:
+        return True
+    nonzero = labels[labels > 0]
+    if nonzero.min() != nonzero.max():
+        return False
+    return ndimage.label(labels > 0, structure=_structure(26))[1] > 1
+
+
+def _warn_split_labels(labels: np.ndarray, connectivity: int, mask_path: Path) -> None:
+    """A :class:`DataWarning` when instance labels each cover several separate regions: the values of
+    a class map (1 = one kind of lesion, 2 = another) read as lesion ids would merge many lesions."""
+    structure = _structure(connectivity)
+    split = {}
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None:
+            n_regions = ndimage.label(labels[box] == index, structure=structure)[1]
+            if n_regions > 1:
+                split[index] = n_regions
+    if split:
+        first = next(iter(split))
+        warnings.warn(f"{mask_path}: label(s) {', '.join(map(str, list(split)[:10]))}{' ...' if len(split) > 10 else ''} "
+                      f"each cover several separate regions (label {first}: {split[first]}), and each label is read as one "
+                      "lesion; if the values are classes rather than lesion ids, binarise the mask (0/1) and rimclf splits "
+                      "it into lesions", DataWarning, stacklevel=4)
 
 
 def read_lesion_labels(
@@ -234,6 +260,8 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     labels, mask_affine = read_labels(mask_path)
     qsm_shape = spatial_shape(qsm)
     binary, mask_source_grid = _is_binary(labels), describe_grid(labels.shape, mask_affine)
+    if not binary:
+        _warn_split_labels(labels, connectivity, mask_path)
     labels, resampling = labels_on_qsm_grid(labels, mask_affine, qsm_shape, np.asarray(qsm.affine), binary=binary,
                                              mask_path=mask_path, qsm_path=qsm_path)
     if resampling:

@@ -80,9 +80,11 @@ def _require_columns(table: pd.DataFrame, columns: list[str], path: Path) -> Non
 _MISSING = {"qsm": "no QSM (*_Chimap)", "flair": "no FLAIR (*_FLAIR)", "mask": "no lesion mask"}
 
 
-def _missing(kind: str, name: str, looked: str, strict: bool) -> str:
-    """The reason a scan is skipped (a CohortError naming the file with ``strict``)."""
-    reason = _MISSING[kind]
+def _missing(kind: str, name: str, looked: str, strict: bool, filters: dict | None = None) -> str:
+    """The reason a scan is skipped (a CohortError naming the file with ``strict``); ``filters``: the
+    BIDS entity filters the file had to match (a file that exists but does not match is missing)."""
+    reason = _MISSING[kind] + ("".join(f" matching {kind}:{entity}={value}" for entity, value in filters.items())
+                               if filters else "")
     if strict:
         raise CohortError(f"{name}: {reason} found ({looked}); without --strict (strict=False) such a scan is "
                           "skipped with a warning")
@@ -133,7 +135,8 @@ def scans_from_directory(root: Path, options) -> tuple[pd.DataFrame, list[dict],
     rows, skipped = [], []
     for scan in found.scans:
         name = scan_name(scan.participant_id, scan.session)
-        reasons = [_missing(kind, name, _where(root, scan, kind, options.pipeline(kind)), options.strict)
+        reasons = [_missing(kind, name, _where(root, scan, kind, options.pipeline(kind)), options.strict,
+                            options.filters(kind))
                    for kind in _required(options) if getattr(scan, kind) is None]
         if reasons:
             _skip(skipped, scan.participant_id, scan.session, reasons)
@@ -178,9 +181,7 @@ def scans_from_manifest(manifest: Path, options) -> tuple[pd.DataFrame, list[dic
     subjects = pd.DataFrame({"participant_id": _table_labels(table, manifest), "session": _table_sessions(table, manifest)})
     for kind in ("qsm", "flair", "mask"):
         paths = []
-        for value in table[kind]:
-            if not value and (kind != "flair" or options.require_flair):
-                raise CohortError(f"{manifest}: empty '{kind}' path for a participant")
+        for value in table[kind].str.strip():  # an empty cell: the scan has no such file
             path = Path(value)
             paths.append(str(path if path.is_absolute() else (manifest.parent / path).resolve()) if value else "")
         subjects[kind] = paths
@@ -188,8 +189,9 @@ def scans_from_manifest(manifest: Path, options) -> tuple[pd.DataFrame, list[dic
     complete, skipped = [], []
     for index, row in subjects.iterrows():
         name = scan_name(row["participant_id"], row["session"])
-        reasons = [_missing(kind, name, f"{row[kind]}: file not found", options.strict)
-                   for kind in _required(options) if not Path(row[kind]).exists()]
+        reasons = [_missing(kind, name, f"{row[kind]}: file not found" if row[kind] else
+                            f"{manifest}: empty '{kind}' cell", options.strict)
+                   for kind in _required(options) if not row[kind] or not Path(row[kind]).exists()]
         if reasons:
             _skip(skipped, row["participant_id"], row["session"], reasons)
         else:
@@ -222,14 +224,17 @@ def read_rims(path: Path, lesion_ids: dict[tuple[str, str], set[int]], ignored=N
         table["lesion_id"] = table["lesion_id"].astype(int)
     except ValueError as exc:
         raise CohortError(f"{path}: lesion_id must be integers ({exc})") from exc
+    table["rim"] = table["rim"].str.strip().replace("n/a", "")  # BIDS writes a missing value as n/a
     bad_rim = ~table["rim"].isin(["0", "1", ""])
     if bad_rim.any():
-        raise CohortError(f"{path}: rim must be 0 or 1 (or empty for unlabeled), got {table['rim'][bad_rim].iloc[0]!r}")
+        raise CohortError(f"{path}: rim must be 0 or 1 (or empty or n/a for unlabeled), got {table['rim'][bad_rim].iloc[0]!r}")
     duplicated = table.duplicated(LESION_KEY)
     if duplicated.any():
         row = table[duplicated].iloc[0]
+        has_sessions = any(session for _, session in lesion_ids)
+        hint = "; it has no 'session' column: add one for a dataset with sessions" if has_sessions and not row["session"] else ""
         raise CohortError(
-            f"{path}: lesion {scan_name(row['participant_id'], row['session'])} {row['lesion_id']} is listed more than once"
+            f"{path}: lesion {scan_name(row['participant_id'], row['session'])} {row['lesion_id']} is listed more than once{hint}"
         )
     sessions: dict[str, list[str]] = {}
     for participant, session in lesion_ids:

@@ -93,7 +93,8 @@ def read_qsm(path: str | os.PathLike, unit: str | None = QSM_UNIT) -> tuple[np.n
     ------
     CohortError
         When the values contradict the unit (:func:`check_qsm_unit`), e.g. a ppb map read as
-        ppm; the message says how to declare the unit.
+        ppm; the message says how to declare the unit. When every voxel is 0 (or NaN/Inf, which
+        are outside the brain then): an empty map, whose lesions would all look rim-.
 
     Examples
     --------
@@ -110,6 +111,9 @@ def read_qsm(path: str | os.PathLike, unit: str | None = QSM_UNIT) -> tuple[np.n
     """
     unit = _file_unit(path, unit)
     data, affine = read_volume(path)
+    if not np.any(data):
+        raise CohortError(f"{path}: every voxel of the QSM is 0 (after NaN/Inf outside the brain are set to 0): "
+                          "an empty or failed reconstruction; fix it or leave this scan out")
     check_qsm_unit(data, unit, path)
     if unit == "ppm":
         return data * np.float32(1000.0), affine

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import zipfile
@@ -85,9 +86,10 @@ class FeatureCache:
         """Remove temporary files, and ``.npz`` files without their ``.json``, older than
         ``max_age_s`` (left by workers killed mid-write)."""
         now = time.time()
-        try:
-            candidates = [p for p in self.folder.iterdir() if (p.name.startswith(".") and p.name.endswith(".tmp"))
-                          or (p.suffix == ".npz" and not p.with_suffix(".json").exists())]
+        try:  # the cache's own names only: --cache may be a folder that holds the user's files too
+            candidates = [p for p in self.folder.iterdir()
+                          if (p.name.startswith(".") and p.name.endswith(".tmp") and _KEY.fullmatch(p.name[1:65]))
+                          or (p.suffix == ".npz" and _KEY.fullmatch(p.stem) and not p.with_suffix(".json").exists())]
         except OSError:
             return
         for path in candidates:
@@ -195,6 +197,10 @@ class FeatureCache:
         except BaseException:  # e.g. a full disk: no array file is left without the entry that names it
             npz_path.unlink(missing_ok=True)
             raise
+
+
+#: a cache key (a SHA-256 hex digest): the name of every file the cache writes
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def _refuse_constant(name: str) -> None:

@@ -328,3 +328,16 @@ def test_an_old_array_file_without_its_json_is_removed(filled) -> None:
     os.utime(cache / f"{keys[0]}.npz", (0, 0))
     FeatureCache(cache).remove_stale_temporaries()
     assert not (cache / f"{keys[0]}.npz").exists() and (cache / f"{keys[1]}.npz").exists()
+
+
+def test_stale_clean_up_leaves_other_files_alone(tmp_path: Path) -> None:
+    """--cache may name a folder that holds the user's own files: only the cache's names are removed."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    mine = [folder / "results.npz", folder / ".notes.tmp", folder / f"{'a' * 63}.npz"]
+    ours = [folder / f"{'b' * 64}.npz", folder / f".{'c' * 64}.npz.x1y2.tmp"]
+    for path in (*mine, *ours):
+        path.write_bytes(b"data")
+        os.utime(path, (0, 0))  # older than a day
+    FeatureCache(folder).remove_stale_temporaries()
+    assert all(path.exists() for path in mine) and not any(path.exists() for path in ours)
