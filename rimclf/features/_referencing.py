@@ -24,7 +24,7 @@ MAD_TO_SD = 1.4826
 REFERENCE_MM = (3.0, 6.0)
 #: A reference ring with fewer normal-appearing voxels than this gives NaN features.
 MIN_REFERENCE_VOXELS = 20
-#: At most this many normal-appearing voxels are used for the subject's spread and FLAIR level.
+#: At most this many normal-appearing voxels are used for the subject's spread.
 _MAX_SUBJECT_VOXELS = 400_000
 
 
@@ -54,15 +54,23 @@ def reference_ring(
     return normal[crop] & (distance > reference_mm[0]) & (distance <= reference_mm[1])
 
 
-class _SubjectReference:
-    """The subject-level quantities of the referencing: QSM spread and FLAIR level of normal tissue."""
+def lesion_distance_mm(volumes: SubjectVolumes, lesion_id: int, crop: tuple[slice, ...]) -> np.ndarray:
+    """Signed distance (mm, negative inside) to the boundary of lesion ``lesion_id`` within ``crop``
+    (:func:`signed_distance_mm`), computed once per subject and crop for every extractor that asks
+    (:meth:`~rimclf.features._subject.SubjectVolumes.shared`; read-only)."""
+    key = ("referencing", "distance", int(lesion_id), tuple((s.start, s.stop) for s in crop))
+    spacing = np.asarray(volumes.spacing_mm, dtype=float)
+    return volumes.shared(key, lambda: signed_distance_mm(volumes.labels[crop] == lesion_id, spacing))
 
-    def __init__(self, volumes: SubjectVolumes, with_flair: bool) -> None:
-        self.normal = volumes.support & (volumes.labels == 0)
-        values = volumes.qsm[self.normal]
-        values = values[:: max(1, values.size // _MAX_SUBJECT_VOXELS)]
-        self.qsm_spread = MAD_TO_SD * float(np.median(np.abs(values - np.median(values)))) if values.size else 0.0
-        self.flair = volumes.flair_on_qsm_grid if with_flair else None
+
+def _normal_tissue(volumes: SubjectVolumes) -> tuple[np.ndarray, float]:
+    """The subject's normal-appearing voxels (support, outside every lesion) and the robust spread
+    (1.4826 x MAD) of their QSM."""
+    normal = volumes.support & (volumes.labels == 0)
+    values = volumes.qsm[normal]
+    values = values[:: max(1, values.size // _MAX_SUBJECT_VOXELS)]
+    spread = MAD_TO_SD * float(np.median(np.abs(values - np.median(values)))) if values.size else 0.0
+    return normal, spread
 
 
 @dataclass(frozen=True)
@@ -112,18 +120,26 @@ def referenced_lesions(
     ``MIN_REFERENCE_VOXELS`` ring voxels; or a subject whose normal-appearing QSM has no spread)
     is skipped with a :class:`~rimclf.errors.DataWarning` note ending "its {what}" (e.g.
     ``what="rim-profile features are NaN"``).
+
+    What does not depend on the arguments (the subject's normal-appearing tissue and spread, the
+    lesions' bounding boxes, each lesion's signed distances within its crop) is computed once per
+    subject and shared by the extractors that reference the same ``volumes``
+    (:meth:`~rimclf.features._subject.SubjectVolumes.shared`): with the same crop, the same values.
     """
     task = volumes.task
     if not len(task.lesion_ids):
         return
-    reference = _SubjectReference(volumes, with_flair=with_flair)
-    if not reference.qsm_spread > 0:
+    normal_tissue, qsm_spread = volumes.shared(("referencing", "normal tissue"), lambda: _normal_tissue(volumes))
+    flair_on_qsm_grid = volumes.flair_on_qsm_grid if with_flair else None
+    if not qsm_spread > 0:
         notes.append((DataWarning, f"sub-{task.participant_id}: the QSM of normal-appearing tissue has no spread; "
                                    f"its {what}"))
         return
     labels = volumes.labels
     spacing = np.asarray(volumes.spacing_mm, dtype=float)
-    objects = ndimage.find_objects(labels, max_label=int(task.lesion_ids.max()))
+    max_label = int(task.lesion_ids.max())
+    objects = volumes.shared(("referencing", "boxes", max_label),
+                             lambda: tuple(ndimage.find_objects(labels, max_label=max_label)))
     rotation = volumes.affine[:3, :3]
     for row, lesion_id in enumerate(task.lesion_ids):
         where = f"sub-{task.participant_id} lesion {int(lesion_id)}"
@@ -137,8 +153,8 @@ def referenced_lesions(
         if not (lesion & volumes.support[crop]).any():
             notes.append((DataWarning, f"{where}: the lesion has no voxel with QSM data; its {what}"))
             continue
-        normal = reference.normal[crop]
-        distance = signed_distance_mm(lesion, spacing)
+        normal = normal_tissue[crop]
+        distance = lesion_distance_mm(volumes, lesion_id, crop)
         ring = normal & (distance > reference_mm[0]) & (distance <= reference_mm[1])
         if int(ring.sum()) < MIN_REFERENCE_VOXELS:
             notes.append((DataWarning, f"{where}: only {int(ring.sum())} normal-appearing voxels between "
@@ -146,9 +162,9 @@ def referenced_lesions(
                                        f"lesion; its {what}"))
             continue
         qsm = volumes.qsm[crop]
-        q = (qsm - float(np.median(qsm[ring]))) / reference.qsm_spread
+        q = (qsm - float(np.median(qsm[ring]))) / qsm_spread
         start = np.array([s.start for s in crop], dtype=float)
         index = np.indices(lesion.shape, dtype=float) + start.reshape(3, 1, 1, 1)
         points = np.tensordot(rotation, index, axes=(1, 0))
-        flair = reference.flair[crop] if with_flair else None
+        flair = flair_on_qsm_grid[crop] if with_flair else None
         yield row, ReferencedLesion(q, lesion, normal, ring, distance, points, flair, spacing)

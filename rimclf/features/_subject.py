@@ -14,8 +14,10 @@ import os
 import re
 import threading
 import warnings
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,12 @@ BASE_COLUMNS = ("participant_id", "lesion_id", "qsm", "mask", "connectivity", "q
 CENTROID_COLUMNS = ("centroid_x", "centroid_y", "centroid_z")
 
 _WARNINGS_LOCK = threading.Lock()
+
+#: Bytes of arrays that :meth:`SubjectVolumes.shared` keeps per subject at most; a result beyond
+#: is handed out without being kept (the next extractor that asks computes it again).
+SHARED_BYTES = 256 * 2**20
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -116,11 +124,39 @@ class SubjectVolumes:
     that lesion ids are those of the table. With the run's scan store in the task
     (:mod:`rimclf.cohort._store`), the labels come from it (as ``load_cohort`` put them there) and
     the QSM and FLAIR read here go into it, for the run's montages.
+
+    Results that several extractors derive alike from the volumes are computed once per subject
+    through :meth:`shared`.
     """
 
     def __init__(self, task: SubjectTask, notes: list[Note]) -> None:
         self.task = task
         self.notes = notes
+        self._shared: dict[Hashable, object] = {}
+        self._shared_bytes = 0
+
+    def shared(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()``, computed on the first call with this ``key`` and then kept for this subject.
+
+        The extractors of a featurizer share one ``SubjectVolumes`` per subject, so what each
+        would derive alike from the volumes (the ring referencing's normal-appearing tissue and
+        each lesion's signed distances, :mod:`rimclf.features._referencing`) is computed once.
+        ``key`` must hold everything the result depends on besides the volumes. Arrays in the
+        result are made read-only (a caller changing them in place would change them for the
+        next), and at most :data:`SHARED_BYTES` of them are kept per subject: a result beyond is
+        returned without being kept.
+        """
+        if key in self._shared:
+            return self._shared[key]  # type: ignore[return-value]
+        value = compute()
+        arrays = [item for item in (value if isinstance(value, tuple) else (value,)) if isinstance(item, np.ndarray)]
+        for array in arrays:
+            array.setflags(write=False)
+        size = sum(array.nbytes for array in arrays)
+        if self._shared_bytes + size <= SHARED_BYTES:
+            self._shared[key] = value
+            self._shared_bytes += size
+        return value
 
     def _kept(self, kind: str, path: str, settings: dict, read: tuple[np.ndarray, np.ndarray]):
         """A volume just read, also put in the run's scan store when it keeps volumes (the montages read it there)."""

@@ -55,7 +55,8 @@ from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._base import LesionExtractor
 from rimclf.features._regions import signed_distance_mm
 from rimclf.features._output import DictOutputMixin
-from rimclf.features.rim_profile import MAD_TO_SD, MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop, reference_ring
+from rimclf.features._referencing import lesion_distance_mm
+from rimclf.features.rim_profile import MAD_TO_SD, MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop
 from rimclf.features._subject import (
     BASE_COLUMNS,
     CENTROID_COLUMNS,
@@ -305,7 +306,8 @@ class _PatchLevels:
         crop = lesion_crop(box, self.volumes.labels.shape, spacing, RING_MM[1])
         if crop is None:
             return None
-        ring = reference_ring(self.volumes.labels, self.normal, lesion_id, spacing, RING_MM, crop)
+        distance = lesion_distance_mm(self.volumes, lesion_id, crop)  # shared with the rim features' referencing
+        ring = self.normal[crop] & (distance > RING_MM[0]) & (distance <= RING_MM[1])
         return (crop, ring) if int(ring.sum()) >= MIN_REFERENCE_VOXELS else None
 
     def local_qsm_offset(self, centre: np.ndarray, size_mm: tuple[float, ...]) -> float:
