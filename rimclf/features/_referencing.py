@@ -132,7 +132,7 @@ def referenced_lesions(
     normal_tissue, qsm_spread = volumes.shared(("referencing", "normal tissue"), lambda: _normal_tissue(volumes))
     flair_on_qsm_grid = volumes.flair_on_qsm_grid if with_flair else None
     if not qsm_spread > 0:
-        notes.append((DataWarning, f"sub-{task.participant_id}: the QSM of normal-appearing tissue has no spread; "
+        notes.append((DataWarning, f"{task.name}: the QSM of normal-appearing tissue has no spread; "
                                    f"its {what}"))
         return
     labels = volumes.labels
@@ -142,7 +142,7 @@ def referenced_lesions(
                              lambda: tuple(ndimage.find_objects(labels, max_label=max_label)))
     rotation = volumes.affine[:3, :3]
     for row, lesion_id in enumerate(task.lesion_ids):
-        where = f"sub-{task.participant_id} lesion {int(lesion_id)}"
+        where = f"{task.name} lesion {int(lesion_id)}"
         box = objects[int(lesion_id) - 1] if 0 < lesion_id <= len(objects) else None
         crop = lesion_crop(box, labels.shape, spacing, max(reach_mm, reference_mm[1]))
         if crop is None:

@@ -251,7 +251,7 @@ class _PatchLevels:
         self.normal = volumes.support & (volumes.labels == 0)
 
     def _note(self, message: str) -> None:
-        self.notes.append((DataWarning, f"sub-{self.volumes.task.participant_id}: {message}"))
+        self.notes.append((DataWarning, f"{self.volumes.task.name}: {message}"))
 
     @property
     def qsm_scale(self) -> float:

@@ -350,7 +350,7 @@ class RadiomicsExtractor(LesionExtractor):
             for row, lesion_id in enumerate(task.lesion_ids):
                 low, high = boxes[int(lesion_id)]
                 for column, region in enumerate(regions):
-                    where = f"sub-{task.participant_id} lesion {int(lesion_id)}" + (
+                    where = f"{task.name} lesion {int(lesion_id)}" + (
                         " shell" if region == "shell" else ""
                     )
                     mask, mask_low = self._region_mask(volumes, int(lesion_id), low, high, region)

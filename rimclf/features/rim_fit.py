@@ -225,7 +225,7 @@ class RimFitExtractor(LesionExtractor):
         for row, lesion in referenced_lesions(volumes, settings.reference_mm, 2 * settings.edge_mm, False, _WHAT, notes):
             values = lesion_features(lesion, settings, directions)
             if values is None:
-                notes.append((DataWarning, f"sub-{task.participant_id} lesion {int(task.lesion_ids[row])}: fewer than "
+                notes.append((DataWarning, f"{task.name} lesion {int(task.lesion_ids[row])}: fewer than "
                                            f"4 voxels on one side of its boundary within {2 * settings.edge_mm:g} mm; "
                                            f"its {_WHAT}"))
                 continue

@@ -143,3 +143,10 @@ def test_featurizer_output_equals_each_extractor_alone(phantom: pd.DataFrame) ->
     output = LesionFeaturizer(list(parts.items()), progress=False).transform(phantom)
     for name, extractor in parts.items():
         assert np.array_equal(output[name], extractor.transform(phantom).astype(np.float32), equal_nan=True), name
+
+
+def test_lesion_notes_name_the_session(table: pd.DataFrame) -> None:
+    with_sessions = table.assign(session="2")  # the builders' cohort has lesions at the volume's edge
+    notes = [message for _, found in per_subject(with_sessions, extractors(), shared=True) for _, message in found]
+    edge = [message for message in notes if "touches the edge" in message]
+    assert edge and all(message.startswith("sub-") and "_ses-2 lesion " in message for message in edge)
