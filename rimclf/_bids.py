@@ -11,7 +11,9 @@ FLAIR      suffix ``FLAIR``, any other entities
 mask       suffix ``mask`` or ``dseg`` whose ``desc-`` or ``label-`` contains "lesion" (any case):
            ``desc-lesions_mask``, ``label-lesion_desc-lstai_mask``, ``desc-WMlesion_dseg``. Other
            masks pipelines write (a QSM pipeline's ``desc-brain_mask``, ``desc-brainmask``) are
-           never read; ``mask_desc="lstai"`` (``--mask-desc``) reads ``desc-lstai`` masks instead.
+           never read; ``mask_desc="lstai"`` (``--mask-desc``) reads ``desc-lstai`` masks instead,
+           and a filter on the mask's ``desc``/``label`` (``--bids-filter mask:label=WMH``)
+           chooses masks named otherwise the same way.
 =========  =====================================================================================
 
 When exactly one candidate of a kind exists for a scan it is used. When several do, a
@@ -182,14 +184,20 @@ def _anat_images(layout, root: Path, cohort: Path, source: str) -> list[_Image]:
     return images
 
 
-def _kind(image: _Image, mask_desc: str | None) -> str | None:
+def _mask_names(options) -> dict[str, str]:
+    """The ``desc``/``label`` a user chose the lesion masks by (``mask_desc``, ``--bids-filter
+    mask:label=WMH``): they replace the "lesion" rule."""
+    return {entity: value for entity, value in options.filters("mask").items() if entity in ("desc", "label")}
+
+
+def _kind(image: _Image, mask_names: dict[str, str]) -> str | None:
     suffix = image.entities.get("suffix")
     for kind, suffixes in SUFFIXES.items():
         if suffix in suffixes:
             if kind != "mask":
                 return kind
-            if mask_desc is not None:
-                return kind if image.entities.get("desc") == mask_desc else None
+            if mask_names:
+                return kind if all(str(image.entities.get(entity)) == value for entity, value in mask_names.items()) else None
             words = (str(image.entities.get("desc", "")), str(image.entities.get("label", "")))
             return kind if any(LESION_WORD in word.lower() for word in words) else None
     return None
@@ -280,8 +288,9 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
 
     by_scan: dict[tuple[str, str], dict[str, list[_Image]]] = {}
     outputs: dict[Path, bool] = {}
+    mask_names = _mask_names(options)
     for image in images:
-        kind = _kind(image, options.mask_desc)
+        kind = _kind(image, mask_names)
         folder = Path(image.path).parent
         if kind == "mask" and outputs.setdefault(folder, _beside_rimclf_map(folder)):
             continue  # rimclf's own lesion-label image, copied out of its dataset
@@ -314,7 +323,7 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
         scans.append(Scan(participant_id, session, *(chosen[k].path if chosen[k] else None for k in SUFFIXES),
                           units, sources))
     mask_pipelines = sorted({image.source for image in images if image.source != RAW
-                             and _kind(image, options.mask_desc) == "mask"})
+                             and _kind(image, mask_names) == "mask"})
     single = next(iter(mask_sources)) if len(mask_sources) == 1 else None
     pipeline = single if single not in (None, RAW) else None
     if pipeline is None and options.mask_pipeline not in (None, RAW):

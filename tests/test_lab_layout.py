@@ -175,6 +175,13 @@ def test_several_candidates_name_the_option(lab: Path, tmp_path: Path) -> None:
     with pytest.warns(DataWarning, match="no lesion mask"), pytest.raises(CohortError, match="no lesion mask"):
         load_cohort(copy, participant_label="001")
     assert len(load_cohort(copy, participant_label="001", mask_desc="lstai")) > 0
+    # named by another tool's label only (label-WMH, no desc): a filter on the label chooses it
+    for path in (copy / "derivatives" / MASK_PIPELINE).rglob("*_dseg.nii.gz"):
+        path.rename(path.with_name(path.name.replace("desc-lstai", "label-WMH")))
+    with pytest.warns(DataWarning, match="no lesion mask"), pytest.raises(CohortError, match="no lesion mask"):
+        load_cohort(copy, participant_label="001", mask_desc="lstai")
+    wmh = load_cohort(copy, participant_label="001", bids_filters=["mask:label=WMH"])
+    assert len(wmh) > 0 and wmh["mask"].str.contains("_label-WMH_dseg").all()
 
 
 def _run(*args: str) -> int:

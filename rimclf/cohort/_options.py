@@ -73,6 +73,8 @@ class CohortOptions:
     mask_desc : str, optional
         The ``desc-`` of the lesion masks. Default: any mask (``_mask``/``_dseg``) whose ``desc-``
         or ``label-`` contains "lesion" (so a QSM pipeline's ``desc-brain_mask`` is never read).
+        A ``bids_filters`` entry on the mask's ``desc`` or ``label`` (``"mask:label=WMH"``)
+        chooses the masks the same way.
     bids_filters : tuple of (kind, entity, value), default=()
         More BIDS entity filters, e.g. ``(("qsm", "acquisition", "gre"),)``; strings
         ``"qsm:acquisition=gre"`` are accepted. Entities are pybids' names (``acquisition``,
