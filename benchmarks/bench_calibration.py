@@ -15,7 +15,7 @@ of the slope and ECE and paired pAUC differences (repeat 0). The README numbers 
 
     rimclf phantom -n 40 --seed 303 cohort-303; rimclf phantom -n 40 --seed 101 cohort-101   # choices
     rimclf phantom -n 60 --seed 111 cohort60-111; rimclf phantom -n 60 --seed 222 cohort60-222  # evaluation
-    (then seeds 444 and 555, and 666 and 777, likewise: held-out pairs for later changes)
+    (then seeds 444 and 555, 666 and 777, 888 and 999 likewise: held-out pairs for later checks)
     python benchmarks/bench_calibration.py cohort-101 --repeats 1 --out calib-choice
     python benchmarks/bench_calibration.py cohort60-111 cohort60-222 --repeats 3 --out calib-eval
 """
