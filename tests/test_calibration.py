@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rimclf.calibration import Calibration, fit_calibration
-from rimclf.errors import DataWarning, ModelFileError, ParameterError
+from rimclf.errors import CohortError, DataWarning, ModelFileError, ParameterError
 from rimclf.metrics import (
     brier_score,
     calibration_slope,
@@ -33,6 +33,15 @@ def test_poisson_binomial_is_the_exact_distribution() -> None:
         brute[sum(outcome)] += np.prod(np.where(outcome, p, 1 - p))
     np.testing.assert_allclose(poisson_binomial(p), brute, atol=1e-12)
     assert poisson_binomial(p) @ np.arange(5) == pytest.approx(p.sum())
+
+
+@pytest.mark.parametrize("bad", [[0.2, np.nan], [0.2, 1.5], [-0.1, 0.5], [0.2, np.inf]])
+def test_count_distributions_refuse_invalid_probabilities(bad) -> None:
+    # once a NaN gave an all-NaN pmf and p > 1 negative "probabilities", silently
+    with pytest.raises(CohortError, match="probability"):
+        poisson_binomial(bad)
+    with pytest.raises(CohortError, match="probability"):
+        subject_counts(bad, ["a", "a"])
 
 
 def test_count_interval_at_least_holds_its_level_and_is_shortest() -> None:
