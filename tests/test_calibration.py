@@ -188,6 +188,12 @@ def test_subject_counts_and_their_metrics() -> None:
     assert count_category([0, 2, 5]).tolist() == [0, 1, 2]
 
 
+def test_subject_counts_refuses_a_nan_threshold() -> None:
+    # once threshold=nan counted no lesion as rim+, silently
+    with pytest.raises(ParameterError, match="threshold=nan is not valid"):
+        subject_counts([0.9, 0.1], ["a", "a"], threshold=float("nan"))
+
+
 def test_degenerate_bootstrap_intervals_are_announced() -> None:
     counts = subject_counts([0.9, 0.1, 0.8, 0.1], ["a", "a", "b", "b"], threshold=0.5, y_true=[1, 0, 1, 0])
     with pytest.warns(DataWarning, match="single value"):
