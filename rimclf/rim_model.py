@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._data_checks import check_lesion_table
-from rimclf._validation import Interval, Options, is_int, validate_params
+from rimclf._validation import Interval, Options, Types, is_int, validate_params
 from rimclf.calibration import Calibration, calibrate_out_of_fold
 from rimclf._bids import scan_name
 from rimclf.cohort import cohort_scans, labelled_lesions
@@ -171,6 +171,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
         return tags
 
     _parameter_constraints = {
+        "featurizer": [Options(None), Types(BaseEstimator, description="a LesionFeaturizer (a scikit-learn estimator)")],
+        "classifier": [Options(None), Types(BaseEstimator, description="a QSMRimNetClassifier (a scikit-learn estimator)")],
         "target_specificity": [Interval(float, 0, 1, closed="neither")],
         "threshold_cv": [Options(0), Interval(int, 2)],  # 0: in-sample; k >= 2: a k-fold CV
         "threshold": [Options(None), Interval(float)],

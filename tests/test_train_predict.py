@@ -126,7 +126,10 @@ def test_params_and_clone() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"threshold_cv": 1}, "threshold_cv=1"), ({"target_specificity": 1.5}, "target_specificity=1.5"),
-     ({"threshold": float("nan")}, "threshold=nan")],
+     ({"threshold": float("nan")}, "threshold=nan"),
+     # these once reached sklearn's clone: "TypeError: Cannot clone object 'rim'"
+     ({"featurizer": "rim"}, "featurizer='rim' is not valid; it must be None or a LesionFeaturizer"),
+     ({"classifier": 3}, "classifier=3 is not valid; it must be None or a QSMRimNetClassifier")],
 )
 def test_bad_parameters(params: dict, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
