@@ -44,6 +44,13 @@ def test_count_distributions_refuse_invalid_probabilities(bad) -> None:
         subject_counts(bad, ["a", "a"])
 
 
+@pytest.mark.parametrize("pmf", [[np.nan, np.nan], [0.5, -0.1, 0.6], []])
+def test_count_interval_refuses_an_invalid_pmf(pmf) -> None:
+    # once a NaN pmf gave the interval (0, 0), silently
+    with pytest.raises(CohortError, match="pmf"):
+        count_interval(np.array(pmf), 0.9)
+
+
 def test_count_interval_at_least_holds_its_level_and_is_shortest() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -190,7 +190,9 @@ def count_interval(pmf: np.ndarray, level: float = 0.9, rule: str = COUNT_INTERV
     """
     level = check_real(level, "level", min=0.0, max=1.0, closed="neither")
     check_choice(rule, "rule", COUNT_INTERVAL_RULES)
-    pmf = np.asarray(pmf, dtype=np.float64)
+    pmf = check_scores(pmf, len(np.atleast_1d(pmf)), "pmf")
+    if pmf.size == 0 or (pmf < 0).any():
+        raise CohortError("pmf must hold the probabilities (>= 0) of the counts 0, 1, ...; got an empty or negative one")
     order = np.lexsort((np.arange(pmf.size), -pmf))  # most probable first, the smaller count on ties
     cumulative = np.cumsum(pmf[order])
     n_taken = min(int(np.searchsorted(cumulative, level - 1e-12, side="left")) + 1, pmf.size)
