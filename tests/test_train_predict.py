@@ -203,3 +203,18 @@ def test_one_subject_given_by_paths(tmp_path: Path) -> None:
     np.testing.assert_allclose(lesions["probability"], tiny_model().predict_proba(expected)[:, 1], rtol=1e-5)
     with pytest.raises(CohortError, match="missing.nii.gz"):
         subject_table(tmp_path / "missing.nii.gz", first["flair"], first["mask"])
+
+
+def test_one_subject_without_lesions_is_reported_with_zero_counts(tmp_path: Path) -> None:
+    # once predict_subject wrote a subjects.tsv without any row for a mask without lesions
+    from rimclf.workflows import predict_subject
+
+    first = tiny_table().iloc[0]
+    mask = nib.load(first["mask"])
+    empty = tmp_path / "empty_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(mask.shape, np.uint8), mask.affine, mask.header), empty)
+    predict_subject(tiny_model(), first["qsm"], first["flair"], empty, tmp_path / "none", participant_id="Z9", montage=False)
+    subjects = pd.read_csv(tmp_path / "none" / "subjects.tsv", sep="\t")
+    assert subjects["participant_id"].tolist() == ["sub-Z9"]
+    assert subjects.loc[0, ["n_lesions", "n_rim_pos_predicted", "expected_rim_pos"]].tolist() == [0, 0, 0]
+    assert read_lesions(tmp_path / "none").empty
