@@ -123,6 +123,17 @@ def test_params_and_clone() -> None:
     assert clone(model).get_params()["featurizer__patches__shape"] == 8
 
 
+def test_a_seed_makes_the_default_model_reproducible() -> None:
+    # once RimModel(random_state=0) (and train_model(random_state=0)) left the default network
+    # unseeded: two fits gave other probabilities and thresholds
+    from rimclf.features import make_featurizer
+
+    table = tiny_table()
+    fits = [RimModel(make_featurizer(progress=False), threshold_cv=0, random_state=0).fit(table) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].predict_proba(table), fits[1].predict_proba(table))
+    assert fits[0].classifier_.random_state == 0 and RimModel().get_params()["classifier"] is None
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"threshold_cv": 1}, "threshold_cv=1"), ({"target_specificity": 1.5}, "target_specificity=1.5"),
