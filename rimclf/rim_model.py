@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._data_checks import check_lesion_table
-from rimclf._validation import Interval, Options, is_int, validate_params
+from rimclf._validation import Interval, Options, Types, is_int, validate_params
 from rimclf.calibration import Calibration, calibrate_out_of_fold
 from rimclf._bids import scan_name
 from rimclf.cohort import cohort_scans, labelled_lesions
@@ -68,8 +68,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
         rim-profile features, without patches (give a featurizer with patches to a classifier
         with a CNN branch).
     classifier : QSMRimNetClassifier or None, default=None
-        Default :func:`rimclf.classifier.make_classifier` ``()`` (*): the network's MLP branch;
-        fitted as a clone. ``predict`` calls a lesion rim+ when ``predict_proba(X)[:, 1] >=
+        Default :func:`rimclf.classifier.make_classifier` ``(random_state=random_state)`` (*):
+        the network's MLP branch; fitted as a clone. ``predict`` calls a lesion rim+ when ``predict_proba(X)[:, 1] >=
         threshold_``; the fitted ``classifier_.threshold`` is ``threshold_`` too (one
         threshold), and a ``classifier__threshold`` of its own is refused.
     operating_point : {"specificity", "sensitivity", "f1", "count"}, default="specificity" (*)
@@ -102,7 +102,9 @@ class RimModel(ClassifierMixin, BaseEstimator):
         (docs/benchmarks.md, "Calibration and operating points") at ``threshold_cv + 1`` times
         the prediction cost.
     random_state : int, RandomState or None, default=None
-        Shuffles the threshold CV's folds (the classifier has its own ``random_state``).
+        Shuffles the threshold CV's folds; an int also seeds the default classifier
+        (``classifier=None``), so that two fits give the same model. A classifier given has its
+        own ``random_state``.
 
     Attributes
     ----------
@@ -171,6 +173,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
         return tags
 
     _parameter_constraints = {
+        "featurizer": [Options(None), Types(BaseEstimator, description="a LesionFeaturizer (a scikit-learn estimator)")],
+        "classifier": [Options(None), Types(BaseEstimator, description="a QSMRimNetClassifier (a scikit-learn estimator)")],
         "target_specificity": [Interval(float, 0, 1, closed="neither")],
         "threshold_cv": [Options(0), Interval(int, 2)],  # 0: in-sample; k >= 2: a k-fold CV
         "threshold": [Options(None), Interval(float)],
@@ -202,7 +206,9 @@ class RimModel(ClassifierMixin, BaseEstimator):
     def _classifier(self):
         from rimclf.classifier import make_classifier
 
-        return make_classifier() if self.classifier is None else clone(self.classifier)
+        if self.classifier is None:  # seeded like `rimclf train --seed`
+            return make_classifier(random_state=int(self.random_state) if is_int(self.random_state) else None)
+        return clone(self.classifier)
 
     def fit(self, X: pd.DataFrame, y=None, groups=None) -> RimModel:
         """Extract features, choose the threshold, fit the classifier on the labelled lesions of ``X``.

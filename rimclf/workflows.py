@@ -313,6 +313,14 @@ def predict_cohort(
     PosixPath('predictions/lesions.tsv')
     >>> predict_cohort(model, subject_table("q.nii.gz", "f.nii.gz", "m.nii.gz"), "out-01")  # doctest: +SKIP
     """
+    return _predict(model, cohort, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage,
+                    montage_lesions=montage_lesions, cohort_options=cohort_options)
+
+
+def _predict(model, cohort, out, *, montage: bool, montage_lesions: int, whole_table: bool = False,
+             **options) -> dict[str, Path]:
+    """:func:`predict_cohort`; ``whole_table``: a lesion table given as such lists every scan it was read from
+    (``attrs["scans"]``: :func:`subject_table`'s one scan, also without lesions), not a subset of its rows."""
     from rimclf.cohort import scan_store
 
     _check_out(out)
@@ -320,12 +328,12 @@ def predict_cohort(
     check_is_fitted(model, "classifier_")
     check_int(montage_lesions, "montage_lesions", min=0, owner="predict_cohort", hint="0 draws no montage")  # before any work
     with scan_store(volumes=montage and montage_lesions > 0):  # each scan's files read (and resampled) once
-        return _predict_and_write(model, cohort, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage,
-                                  montage_lesions=montage_lesions, cohort_options=cohort_options)
+        return _predict_and_write(model, cohort, out, montage=montage, montage_lesions=montage_lesions,
+                                  whole_table=whole_table, **options)
 
 
 def _predict_and_write(model: RimModel, cohort, out, *, force: bool, n_jobs, memory, montage: bool, montage_lesions: int,
-                       cohort_options) -> dict[str, Path]:
+                       cohort_options, whole_table: bool) -> dict[str, Path]:
     """:func:`predict_cohort` after its checks, inside the run's scan store."""
     from rimclf.outputs import write_prediction_outputs
 
@@ -338,7 +346,7 @@ def _predict_and_write(model: RimModel, cohort, out, *, force: bool, n_jobs, mem
         calibration = getattr(model, "calibration_", None)
         model_info["calibration"] = None if calibration is None else calibration.to_dict()
     source = None if isinstance(cohort, pd.DataFrame) else cohort
-    scans = None if isinstance(cohort, pd.DataFrame) else table.attrs.get("scans")
+    scans = None if isinstance(cohort, pd.DataFrame) and not whole_table else table.attrs.get("scans")
     featurizer = model.featurizer_
     return write_prediction_outputs(out, table, probability, model.threshold_, montage=montage,
                                     max_montage_lesions=montage_lesions, force=force, model_info=model_info,
@@ -380,5 +388,5 @@ def predict_subject(
     refuse_overwrite(out, force=force)
     model = _as_model(model)
     table = subject_table(qsm, flair, mask, participant_id=participant_id, cohort_options=cohort_options)
-    return predict_cohort(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage,
-                          montage_lesions=montage_lesions)
+    return _predict(model, table, out, force=force, n_jobs=n_jobs, memory=memory, montage=montage,
+                    montage_lesions=montage_lesions, cohort_options=None, whole_table=True)  # a mask without lesions: a row of 0s

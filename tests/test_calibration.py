@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rimclf.calibration import Calibration, fit_calibration
-from rimclf.errors import DataWarning, ModelFileError, ParameterError
+from rimclf.errors import CohortError, DataWarning, ModelFileError, ParameterError
 from rimclf.metrics import (
     brier_score,
     calibration_slope,
@@ -33,6 +33,22 @@ def test_poisson_binomial_is_the_exact_distribution() -> None:
         brute[sum(outcome)] += np.prod(np.where(outcome, p, 1 - p))
     np.testing.assert_allclose(poisson_binomial(p), brute, atol=1e-12)
     assert poisson_binomial(p) @ np.arange(5) == pytest.approx(p.sum())
+
+
+@pytest.mark.parametrize("bad", [[0.2, np.nan], [0.2, 1.5], [-0.1, 0.5], [0.2, np.inf]])
+def test_count_distributions_refuse_invalid_probabilities(bad) -> None:
+    # once a NaN gave an all-NaN pmf and p > 1 negative "probabilities", silently
+    with pytest.raises(CohortError, match="probability"):
+        poisson_binomial(bad)
+    with pytest.raises(CohortError, match="probability"):
+        subject_counts(bad, ["a", "a"])
+
+
+@pytest.mark.parametrize("pmf", [[np.nan, np.nan], [0.5, -0.1, 0.6], []])
+def test_count_interval_refuses_an_invalid_pmf(pmf) -> None:
+    # once a NaN pmf gave the interval (0, 0), silently
+    with pytest.raises(CohortError, match="pmf"):
+        count_interval(np.array(pmf), 0.9)
 
 
 def test_count_interval_at_least_holds_its_level_and_is_shortest() -> None:
@@ -177,6 +193,12 @@ def test_subject_counts_and_their_metrics() -> None:
     assert metrics.notna().all().all()
     assert metrics["ci_low"].le(metrics["value"] + 1e-12).all() and metrics["ci_high"].ge(metrics["value"] - 1e-12).all()
     assert count_category([0, 2, 5]).tolist() == [0, 1, 2]
+
+
+def test_subject_counts_refuses_a_nan_threshold() -> None:
+    # once threshold=nan counted no lesion as rim+, silently
+    with pytest.raises(ParameterError, match="threshold=nan is not valid"):
+        subject_counts([0.9, 0.1], ["a", "a"], threshold=float("nan"))
 
 
 def test_degenerate_bootstrap_intervals_are_announced() -> None:

@@ -213,3 +213,16 @@ def test_doctests(module_name):
     for test in tests:
         runner.run(test, out=output.append)
     assert runner.failures == 0, "".join(output)
+
+
+def test_benchmarks_smote_network_example_gets_the_inputs_it_uses():
+    # the example once chained the default LesionFeaturizer (rim features only) into SliceDictSMOTE
+    # (neighbours on radiomics) and a network with a CNN branch (patches): fit failed at once
+    text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.*?)```", text[text.index("`SliceDictSMOTE` brings"):], re.S).group(1)
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102 - the project's own documentation
+    net = namespace["net"]
+    keys = set(net["features"].extractors())
+    assert net["smote"].neighbor_key in keys and "patches" in keys
+    assert net["net"].get_params()["module__branches"] == "both"

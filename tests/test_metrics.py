@@ -151,6 +151,16 @@ def test_bootstrap_errors_name_the_argument():
         paired_bootstrap("pauc", y, scores, bad, groups)
 
 
+def test_bootstrap_of_a_single_subject_is_refused():
+    # once a zero-width "interval" came back, as if one subject's metric were certain
+    y, scores, _ = make_lesions(n_subjects=1, n_per_subject=20)
+    one = np.full(y.size, "s000")
+    with pytest.raises(CohortError, match="groups holds 1 subject"):
+        bootstrap_ci("pauc", y, scores, one, n_boot=10, random_state=0)
+    with pytest.raises(CohortError, match="groups holds 1 subject"):
+        paired_bootstrap("pauc", y, scores, -scores, one, n_boot=10, random_state=0)
+
+
 # --------------------------------------------------------------------------- scorers
 def test_scorers_in_grouped_cross_validation_match_manual_folds():
     rng = np.random.default_rng(0)

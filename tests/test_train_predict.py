@@ -123,10 +123,24 @@ def test_params_and_clone() -> None:
     assert clone(model).get_params()["featurizer__patches__shape"] == 8
 
 
+def test_a_seed_makes_the_default_model_reproducible() -> None:
+    # once RimModel(random_state=0) (and train_model(random_state=0)) left the default network
+    # unseeded: two fits gave other probabilities and thresholds
+    from rimclf.features import make_featurizer
+
+    table = tiny_table()
+    fits = [RimModel(make_featurizer(progress=False), threshold_cv=0, random_state=0).fit(table) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].predict_proba(table), fits[1].predict_proba(table))
+    assert fits[0].classifier_.random_state == 0 and RimModel().get_params()["classifier"] is None
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"threshold_cv": 1}, "threshold_cv=1"), ({"target_specificity": 1.5}, "target_specificity=1.5"),
-     ({"threshold": float("nan")}, "threshold=nan")],
+     ({"threshold": float("nan")}, "threshold=nan"),
+     # these once reached sklearn's clone: "TypeError: Cannot clone object 'rim'"
+     ({"featurizer": "rim"}, "featurizer='rim' is not valid; it must be None or a LesionFeaturizer"),
+     ({"classifier": 3}, "classifier=3 is not valid; it must be None or a QSMRimNetClassifier")],
 )
 def test_bad_parameters(params: dict, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
@@ -200,3 +214,18 @@ def test_one_subject_given_by_paths(tmp_path: Path) -> None:
     np.testing.assert_allclose(lesions["probability"], tiny_model().predict_proba(expected)[:, 1], rtol=1e-5)
     with pytest.raises(CohortError, match="missing.nii.gz"):
         subject_table(tmp_path / "missing.nii.gz", first["flair"], first["mask"])
+
+
+def test_one_subject_without_lesions_is_reported_with_zero_counts(tmp_path: Path) -> None:
+    # once predict_subject wrote a subjects.tsv without any row for a mask without lesions
+    from rimclf.workflows import predict_subject
+
+    first = tiny_table().iloc[0]
+    mask = nib.load(first["mask"])
+    empty = tmp_path / "empty_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(mask.shape, np.uint8), mask.affine, mask.header), empty)
+    predict_subject(tiny_model(), first["qsm"], first["flair"], empty, tmp_path / "none", participant_id="Z9", montage=False)
+    subjects = pd.read_csv(tmp_path / "none" / "subjects.tsv", sep="\t")
+    assert subjects["participant_id"].tolist() == ["sub-Z9"]
+    assert subjects.loc[0, ["n_lesions", "n_rim_pos_predicted", "expected_rim_pos"]].tolist() == [0, 0, 0]
+    assert read_lesions(tmp_path / "none").empty

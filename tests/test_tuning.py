@@ -197,6 +197,20 @@ def test_groups_are_required_by_the_default_cv(data, tmp_path):
         tune(_estimator(), X, y, space=SPACE, n_trials=1, storage=tmp_path / "s.journal")
 
 
+def test_a_test_fold_without_rim_positive_lesions_is_refused_before_the_study(tmp_path):
+    # once every trial failed deep inside cross_validate ("y_true holds a single class"), after the
+    # study had been created
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"s{i}" for i in range(8)], 5)
+    y = np.zeros(groups.size, dtype=int)
+    y[:3] = 1  # rim+ lesions in one subject only
+    X = rng.normal(size=(groups.size, 3))
+    storage = tmp_path / "study.journal"
+    with pytest.raises(ParameterError, match="cv=None: the test part of fold .* holds only rim- lesions"):
+        tune(_estimator(), X, y, groups, space=SPACE, n_trials=1, storage=storage)
+    assert not storage.exists()
+
+
 def test_in_memory_storage_cannot_serve_several_workers(data, tmp_path):
     with pytest.raises(ParameterError, match="n_workers > 1"):
         _tune(data, tmp_path, storage=optuna.storages.InMemoryStorage(), n_workers=2)

@@ -43,6 +43,11 @@ def subject_bootstrap_indices(
     numpy.ndarray of int
         Row indices into the original arrays.
 
+    Raises
+    ------
+    CohortError
+        Fewer than 2 subjects.
+
     Examples
     --------
     >>> for index in subject_bootstrap_indices(["a", "a", "b", "c"], n_boot=2, random_state=0):
@@ -52,7 +57,10 @@ def subject_bootstrap_indices(
     """
     check_int(n_boot, "n_boot", min=1)
     group_array = np.asarray(groups)
-    _, codes = np.unique(group_array, return_inverse=True)
+    subjects, codes = np.unique(group_array, return_inverse=True)
+    if subjects.size < 2:
+        raise CohortError(f"groups holds {subjects.size} subject(s); a subject bootstrap needs at least 2 "
+                          "(one subject's resamples are all the same: no interval)")
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])

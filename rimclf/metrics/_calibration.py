@@ -35,12 +35,17 @@ def logit(probability: object) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def _check(y_true: object, probability: object) -> tuple[np.ndarray, np.ndarray]:
-    labels = check_labels(y_true, both_classes=False)
-    p = check_scores(probability, labels.size, "probability")
+def _check_probability(probability: object, n_samples: int) -> np.ndarray:
+    """Finite float64 probabilities in [0, 1], or CohortError naming ``probability``."""
+    p = check_scores(probability, n_samples, "probability")
     if (p < 0).any() or (p > 1).any():
         raise CohortError("probability must lie in [0, 1]")
-    return labels, p
+    return p
+
+
+def _check(y_true: object, probability: object) -> tuple[np.ndarray, np.ndarray]:
+    labels = check_labels(y_true, both_classes=False)
+    return labels, _check_probability(probability, labels.size)
 
 
 def brier_score(y_true: object, probability: object) -> float:
@@ -116,6 +121,11 @@ def poisson_binomial(probability: object) -> np.ndarray:
     pmf : ndarray of shape (n + 1,)
         ``pmf[k]`` = P(exactly k rim+ lesions).
 
+    Raises
+    ------
+    CohortError
+        A probability that is NaN, infinite or outside [0, 1].
+
     Examples
     --------
     >>> poisson_binomial([0.5, 0.5]).tolist()
@@ -123,7 +133,8 @@ def poisson_binomial(probability: object) -> np.ndarray:
     >>> poisson_binomial([]).tolist()
     [1.0]
     """
-    p = np.asarray(probability, dtype=np.float64).reshape(-1)
+    p = np.asarray(probability)
+    p = _check_probability(p.reshape(-1), p.size) if p.size else np.zeros(0)
     pmf = np.zeros(p.size + 1)
     pmf[0] = 1.0
     for n, q in enumerate(p, start=1):
@@ -179,7 +190,9 @@ def count_interval(pmf: np.ndarray, level: float = 0.9, rule: str = COUNT_INTERV
     """
     level = check_real(level, "level", min=0.0, max=1.0, closed="neither")
     check_choice(rule, "rule", COUNT_INTERVAL_RULES)
-    pmf = np.asarray(pmf, dtype=np.float64)
+    pmf = check_scores(pmf, len(np.atleast_1d(pmf)), "pmf")
+    if pmf.size == 0 or (pmf < 0).any():
+        raise CohortError("pmf must hold the probabilities (>= 0) of the counts 0, 1, ...; got an empty or negative one")
     order = np.lexsort((np.arange(pmf.size), -pmf))  # most probable first, the smaller count on ties
     cumulative = np.cumsum(pmf[order])
     n_taken = min(int(np.searchsorted(cumulative, level - 1e-12, side="left")) + 1, pmf.size)

@@ -82,6 +82,8 @@ def subject_counts(probability: object, groups: object, *, threshold: float | No
     p = check_scores(probability, group_array.shape[0], "probability")
     group_array = check_groups(group_array, p.size)
     level = check_real(level, "level", min=0.0, max=1.0, closed="neither")
+    if threshold is not None:
+        threshold = check_real(threshold, "threshold")
     subjects, codes = np.unique(group_array, return_inverse=True)
     rows = []
     for index in range(subjects.size):

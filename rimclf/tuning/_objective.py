@@ -78,6 +78,20 @@ def make_splits(
     return describe_cv(cv, splits), splits
 
 
+def check_test_folds(y: object, splits: list[Split], cv: object) -> None:
+    """Refuse folds whose test part holds a single class (a ranking score is undefined there), before any trial."""
+    labels = np.asarray(y)
+    for index, (_, test) in enumerate(splits, start=1):
+        present = set(np.unique(labels[test]).tolist())
+        if len(present) < 2:
+            only = "rim+" if present == {1} else "rim-"
+            raise ParameterError(
+                f"cv={cv!r}: the test part of fold {index} holds only {only} lesions, and the score ranks rim+ "
+                "against rim- lesions in every test fold; use fewer folds (cv=2, 3, ...) or a labelled cohort "
+                "with rim+ lesions in more subjects"
+            )
+
+
 def describe_cv(cv: object, splits: list[Split]) -> str:
     """A fingerprint of the folds: the splitter's repr (or ``cv`` itself when it is a string)
     and a hash of every fold's test rows."""

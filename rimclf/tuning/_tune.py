@@ -15,11 +15,13 @@ from sklearn.base import BaseEstimator, clone
 
 from rimclf._validation import Interval, Options, check_int, check_param
 from rimclf.errors import ParameterError, RimclfWarning
+from rimclf.metrics import SCORERS
 from rimclf.tuning._objective import (
     CV_ATTR,
     SCORING_ATTR,
     CrossValidationObjective,
     check_param_names,
+    check_test_folds,
     make_scorer_from,
     make_splits,
 )
@@ -254,6 +256,8 @@ def tune(
     check_param_names(estimator, space)
     scorer = make_scorer_from(scoring, estimator)
     cv_text, splits = make_splits(X, y, groups, cv, random_state)
+    if scoring is None or (isinstance(scoring, str) and scoring in SCORERS):  # rimclf's scores all rank
+        check_test_folds(y, splits, cv)
     if storage is None:
         storage = default_storage_path(study_name)
     if isinstance(storage, Path):
