@@ -44,14 +44,11 @@ def lesion_crop(
     return tuple(slice(a, b) for a, b in zip(low, high))
 
 
-def reference_ring(
-    labels: np.ndarray, normal: np.ndarray, lesion_id: int, spacing_mm: np.ndarray, reference_mm: tuple[float, float],
-    crop: tuple[slice, ...],
-) -> np.ndarray:
-    """The reference ring of a lesion within ``crop``: normal-appearing voxels between
-    ``reference_mm[0]`` and ``reference_mm[1]`` mm outside it (boolean, the crop's shape)."""
-    distance = signed_distance_mm(labels[crop] == lesion_id, spacing_mm)
-    return normal[crop] & (distance > reference_mm[0]) & (distance <= reference_mm[1])
+def reference_ring(normal: np.ndarray, distance_mm: np.ndarray, reference_mm: tuple[float, float]) -> np.ndarray:
+    """The reference ring of a lesion within its crop: the normal-appearing voxels (``normal``,
+    cropped) between ``reference_mm[0]`` and ``reference_mm[1]`` mm outside it, from its signed
+    distance (:func:`lesion_distance_mm`). Boolean, the crop's shape."""
+    return normal & (distance_mm > reference_mm[0]) & (distance_mm <= reference_mm[1])
 
 
 def lesion_distance_mm(volumes: SubjectVolumes, lesion_id: int, crop: tuple[slice, ...]) -> np.ndarray:
@@ -61,6 +58,13 @@ def lesion_distance_mm(volumes: SubjectVolumes, lesion_id: int, crop: tuple[slic
     key = ("referencing", "distance", int(lesion_id), tuple((s.start, s.stop) for s in crop))
     spacing = np.asarray(volumes.spacing_mm, dtype=float)
     return volumes.shared(key, lambda: signed_distance_mm(volumes.labels[crop] == lesion_id, spacing))
+
+
+def normal_tissue(volumes: SubjectVolumes) -> tuple[np.ndarray, float]:
+    """The subject's normal-appearing voxels (support, outside every lesion) and the robust spread
+    (1.4826 x MAD, of at most ``_MAX_SUBJECT_VOXELS`` of them) of their QSM; computed once per
+    subject for every extractor that asks (read-only)."""
+    return volumes.shared(("referencing", "normal tissue"), lambda: _normal_tissue(volumes))
 
 
 def _normal_tissue(volumes: SubjectVolumes) -> tuple[np.ndarray, float]:
@@ -129,7 +133,7 @@ def referenced_lesions(
     task = volumes.task
     if not len(task.lesion_ids):
         return
-    normal_tissue, qsm_spread = volumes.shared(("referencing", "normal tissue"), lambda: _normal_tissue(volumes))
+    normal_voxels, qsm_spread = normal_tissue(volumes)
     flair_on_qsm_grid = volumes.flair_on_qsm_grid if with_flair else None
     if not qsm_spread > 0:
         notes.append((DataWarning, f"{task.name}: the QSM of normal-appearing tissue has no spread; "
@@ -153,9 +157,9 @@ def referenced_lesions(
         if not (lesion & volumes.support[crop]).any():
             notes.append((DataWarning, f"{where}: the lesion has no voxel with QSM data; its {what}"))
             continue
-        normal = normal_tissue[crop]
+        normal = normal_voxels[crop]
         distance = lesion_distance_mm(volumes, lesion_id, crop)
-        ring = normal & (distance > reference_mm[0]) & (distance <= reference_mm[1])
+        ring = reference_ring(normal, distance, reference_mm)
         if int(ring.sum()) < MIN_REFERENCE_VOXELS:
             notes.append((DataWarning, f"{where}: only {int(ring.sum())} normal-appearing voxels between "
                                        f"{reference_mm[0]:g} and {reference_mm[1]:g} mm around the "

@@ -55,7 +55,7 @@ from rimclf.errors import DataWarning, ParameterError
 from rimclf.features._base import LesionExtractor
 from rimclf.features._regions import signed_distance_mm
 from rimclf.features._output import DictOutputMixin
-from rimclf.features._referencing import lesion_distance_mm
+from rimclf.features._referencing import lesion_distance_mm, normal_tissue, reference_ring
 from rimclf.features.rim_profile import MAD_TO_SD, MIN_REFERENCE_VOXELS, REFERENCE_MM as RING_MM, lesion_crop
 from rimclf.features._subject import (
     BASE_COLUMNS,
@@ -248,7 +248,7 @@ class _PatchLevels:
         self.notes = notes
         self._qsm_scale: float | None = None
         self._flair_median: float | None = None
-        self.normal = volumes.support & (volumes.labels == 0)
+        self.normal = normal_tissue(volumes)[0]  # shared with the rim features' referencing
 
     def _note(self, message: str) -> None:
         self.notes.append((DataWarning, f"{self.volumes.task.name}: {message}"))
@@ -307,7 +307,7 @@ class _PatchLevels:
         if crop is None:
             return None
         distance = lesion_distance_mm(self.volumes, lesion_id, crop)  # shared with the rim features' referencing
-        ring = self.normal[crop] & (distance > RING_MM[0]) & (distance <= RING_MM[1])
+        ring = reference_ring(self.normal[crop], distance, RING_MM)
         return (crop, ring) if int(ring.sum()) >= MIN_REFERENCE_VOXELS else None
 
     def local_qsm_offset(self, centre: np.ndarray, size_mm: tuple[float, ...]) -> float:
