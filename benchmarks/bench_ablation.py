@@ -4,7 +4,7 @@ Every method of :data:`rimclf.benchmark.ABLATION_METHODS` is cross-validated on 
 subject-grouped folds of each phantom cohort, with the same seeds (:func:`rimclf.benchmark.run_benchmark`):
 
 - the default model (:data:`rimclf.defaults.DEFAULT_MODEL`: the network's MLP branch on the
-  rim-profile features), the reference of every paired difference;
+  rim-profile and rim-fit features, "the rim features"), the reference of every paired difference;
 - the same network on radiomics (lesion + 2 mm ring) instead of, or beside, the rim features;
   with DeepSMOTE or class weights instead of no imbalance correction;
 - the same network with a CNN branch on 24 mm patches (distance channel, QSM referenced to the
