@@ -4,7 +4,7 @@ Every method of :data:`rimclf.benchmark.ABLATION_METHODS` is cross-validated on 
 subject-grouped folds of each phantom cohort, with the same seeds (:func:`rimclf.benchmark.run_benchmark`):
 
 - the default model (:data:`rimclf.defaults.DEFAULT_MODEL`: the network's MLP branch on the
-  rim-profile features), the reference of every paired difference;
+  rim-profile and rim-fit features, "the rim features"), the reference of every paired difference;
 - the same network on radiomics (lesion + 2 mm ring) instead of, or beside, the rim features;
   with DeepSMOTE or class weights instead of no imbalance correction;
 - the same network with a CNN branch on 24 mm patches (distance channel, QSM referenced to the
@@ -14,8 +14,9 @@ subject-grouped folds of each phantom cohort, with the same seeds (:func:`rimclf
 - logistic regression and a random forest on the rim features, random forests on lesion and on
   lesion + ring radiomics (the strongest radiomics baseline).
 
-Full run: three 60-subject phantom cohorts that no default was tuned on ("default" difficulty with
-seeds 11 and 12, "hard" with seed 13), 5 folds x 3 repeats, 1000 subject-bootstrap resamples.
+Full run: four 60-subject phantom cohorts that no default was tuned on ("default" difficulty with
+seeds 11 and 12, "hard" with seed 13, and seed 14 with 8 drawn acquisition protocols:
+``acquisition="varied"``), 5 folds x 3 repeats, 1000 subject-bootstrap resamples.
 ``--quick``: the first cohort at 30 subjects, 3 folds x 1 repeat, 300 resamples, and only the
 methods of ``QUICK_METHODS`` (the CNN variants' augmentation, normalisation and distance ablations
 are left out): a check that runs in minutes on 2 CPU cores.
@@ -47,12 +48,16 @@ from bench_imbalance import phantom_cohort
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (folder name, difficulty, seed) of the phantom cohorts of each mode; the defaults were chosen on
-#: other seeds (100-102), and the demo uses seeds 0 and 10000.
+#: (folder name, difficulty, seed, acquisition) of the phantom cohorts of each mode; the defaults were
+#: chosen on other seeds (100-102 and the acquisition benchmark's 1-3), and the demo uses seeds 0 and
+#: 10000. "varied" draws 8 acquisition protocols (oblique slabs, thick slices, streaks, noise levels).
 COHORTS = {
-    "full": [("default-seed11", "default", 11), ("default-seed12", "default", 12), ("hard-seed13", "hard", 13)],
-    "quick": [("default-seed11", "default", 11)],
+    "full": [("default-seed11", "default", 11, "sites"), ("default-seed12", "default", 12, "sites"),
+             ("hard-seed13", "hard", 13, "sites"), ("varied-seed14", "default", 14, "varied")],
+    "quick": [("default-seed11", "default", 11, "sites")],
 }
+#: Acquisition protocols of a "varied" cohort (``rimclf phantom --acquisition varied --sites 8``).
+VARIED_PROTOCOLS = 8
 N_SUBJECTS = {"full": 60, "quick": 30}
 #: The methods of ``--quick``: the default model, DeepSMOTE, the CNN added or alone, and baselines.
 QUICK_METHODS = ["default", "net_rim_deepsmote", "net_rim_radiomics", "net_fused", "net_cnn", "logreg_rim",
@@ -136,9 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     timings, results = {}, {}
     try:
         with results_folder(out, force=args.force) as tmp:
-            for name, difficulty, seed in cohorts:
-                print(f"\n=== cohort {name}: {n_subjects} subjects, difficulty {difficulty}, seed {seed}", flush=True)
-                cohort, phantom_seconds = phantom_cohort(work, name, difficulty, seed, n_subjects, args.jobs)
+            for name, difficulty, seed, acquisition in cohorts:
+                print(f"\n=== cohort {name}: {n_subjects} subjects, difficulty {difficulty}, seed {seed}, "
+                      f"acquisition {acquisition}", flush=True)
+                sites = {"n_sites": VARIED_PROTOCOLS} if acquisition == "varied" else {}
+                cohort, phantom_seconds = phantom_cohort(work, name, difficulty, seed, n_subjects, args.jobs,
+                                                         acquisition=acquisition, **sites)
                 start = time.perf_counter()
                 methods = args.methods or (QUICK_METHODS if args.quick else None)
                 results[name] = run_benchmark(

@@ -37,18 +37,25 @@ COHORTS = {
 N_SUBJECTS = {"full": 30, "quick": 30}
 
 
-def phantom_cohort(work: Path, name: str, difficulty: str, seed: int, n_subjects: int, n_jobs: int) -> tuple[Path, float]:
-    """The phantom cohort ``work/cohorts/name``, generated unless an identical one is there."""
+def phantom_cohort(work: Path, name: str, difficulty: str, seed: int, n_subjects: int, n_jobs: int,
+                   acquisition: str = "sites", n_sites: int = 3) -> tuple[Path, float]:
+    """The phantom cohort ``work/cohorts/name``, generated unless an identical one is there.
+
+    ``acquisition`` and ``n_sites`` are :func:`rimclf.phantom.make_phantom_cohort`'s (``"varied"``:
+    ``n_sites`` drawn acquisition protocols).
+    """
     from rimclf.phantom import make_phantom_cohort, read_provenance
 
     path = work / "cohorts" / name
+    wanted = (n_subjects, seed, difficulty, acquisition, n_sites)
     provenance = read_provenance(path)
     if provenance is not None:
         parameters = provenance["parameters"]
-        if (parameters["n_subjects"], parameters["random_state"], parameters["difficulty"]) == (n_subjects, seed, difficulty):
+        if tuple(parameters.get(key) for key in ("n_subjects", "random_state", "difficulty", "acquisition", "n_sites")) == wanted:
             return path, 0.0
     start = time.perf_counter()
-    make_phantom_cohort(path, n_subjects=n_subjects, random_state=seed, difficulty=difficulty, n_jobs=n_jobs, force=True)
+    make_phantom_cohort(path, n_subjects=n_subjects, random_state=seed, difficulty=difficulty, n_jobs=n_jobs,
+                        acquisition=acquisition, n_sites=n_sites, force=True)
     return path, time.perf_counter() - start
 
 

@@ -5,7 +5,8 @@ Two method tables share one :class:`Method` type:
 - :data:`ABLATION_METHODS` (``rimclf benchmark``, ``benchmarks/bench_ablation.py``): the default
   model (:data:`rimclf.defaults.DEFAULT_MODEL`, the reference) against the same model with one part
   changed or added (radiomics, a CNN branch and its augmentation, normalisation and distance
-  channel, DeepSMOTE or class weights) and against radiomics and rim-feature baselines;
+  channel, DeepSMOTE or class weights) and against radiomics and rim-feature baselines (the rim
+  features are the default model's tabular features: rim profile and rim fit);
 - :data:`METHODS` (``benchmarks/bench_imbalance.py``): the imbalance benchmark of QSMRim-Net on
   patches and radiomics with DeepSMOTE (its reference), input-level SMOTE, class weights,
   oversampling or nothing, and radiomics baselines.
@@ -16,6 +17,7 @@ A method's ``features`` names its inputs as ``+``-joined parts:
 part          input
 ============  ======================================================================
 ``rim``       rim-profile features (:class:`~rimclf.features.RimProfileExtractor`)
+``rim_fit``   rim-fit features (:class:`~rimclf.features.RimFitExtractor`)
 ``lesion``    pyradiomics features of the lesion
 ``shell``     pyradiomics features of a ring ``shell_mm`` wide around it
 ``radiomics`` the network's radiomics of the imbalance benchmark (``network_radiomics``)
@@ -73,7 +75,7 @@ class Method:
     >>> from rimclf.benchmark import ABLATION_METHODS, BenchmarkSettings
     >>> method = ABLATION_METHODS["rf_rim"]
     >>> method.model, method.features, method.imbalance, method.family
-    ('random_forest', 'rim', 'class_weight', 'baseline')
+    ('random_forest', 'rim+rim_fit', 'class_weight', 'baseline')
     >>> ABLATION_METHODS["net_fused"].parts
     ('patches', 'rim', 'rim_fit')
     >>> estimator = method.make_estimator(BenchmarkSettings.quick(), random_state=0)   # an unfitted pipeline
@@ -216,12 +218,14 @@ def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
 
     tabular = {"branches": "tabular"}
     fused = {"branches": "both"}
+    # the baselines on "rim features" see what the default model's MLP sees (rim profile and rim fit)
+    default_features = _features_of(dataclasses.replace(config, **tabular))
     methods = [
         network("default", "default model", ),
         network("net_radiomics", "network: radiomics (lesion+shell) instead of rim features", **tabular,
                 feature_set=("radiomics",), region="both"),
         network("net_rim_radiomics", "network: rim features + radiomics (lesion+shell)", **tabular,
-                feature_set=("rim", "radiomics"), region="both"),
+                feature_set=(*config.feature_set, "radiomics"), region="both"),
         network("net_rim_deepsmote", "network: rim features, DeepSMOTE", **tabular, imbalance="deepsmote"),
         network("net_rim_class_weight", "network: rim features, class weight", **tabular, imbalance="class_weight"),
         network("net_rim_none", "network: rim features, no imbalance correction", **tabular, imbalance="none"),
@@ -232,9 +236,10 @@ def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
         network("net_fused_nawm", "network: rim + CNN, NAWM-normalised patches", **fused, normalize="nawm"),
         network("net_fused_no_distance", "network: rim + CNN, no distance channel", **fused,
                 channels=tuple(c for c in config.channels if c != "distance")),
-        Method("logreg_rim", "logistic regression on rim features, class weight", "logistic_regression", "rim",
+        Method("logreg_rim", "logistic regression on rim features, class weight", "logistic_regression",
+               default_features, "class_weight"),
+        Method("rf_rim", "random forest on rim features, class weight", "random_forest", default_features,
                "class_weight"),
-        Method("rf_rim", "random forest on rim features, class weight", "random_forest", "rim", "class_weight"),
         Method("rf_lesion_shell", "random forest on lesion+shell radiomics, class weight", "random_forest",
                "lesion+shell", "class_weight"),
         Method("rf_lesion", "random forest on lesion radiomics, class weight", "random_forest", "lesion",
