@@ -48,16 +48,15 @@ from bench_imbalance import phantom_cohort
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (folder name, difficulty, seed, acquisition) of the phantom cohorts of each mode; the defaults were
-#: chosen on other seeds (100-102 and the acquisition benchmark's 1-3), and the demo uses seeds 0 and
-#: 10000. "varied" draws 8 acquisition protocols (oblique slabs, thick slices, streaks, noise levels).
+#: (folder name, difficulty, seed, acquisition, sites) of the phantom cohorts of each mode; the defaults
+#: were chosen on other seeds (100-102 and the acquisition benchmark's 1-3), and the demo uses seeds 0
+#: and 10000. "varied" with 8 sites draws 8 acquisition protocols (oblique slabs, thick slices,
+#: streaks, noise levels), as ``rimclf phantom --acquisition varied --sites 8``.
 COHORTS = {
-    "full": [("default-seed11", "default", 11, "sites"), ("default-seed12", "default", 12, "sites"),
-             ("hard-seed13", "hard", 13, "sites"), ("varied-seed14", "default", 14, "varied")],
-    "quick": [("default-seed11", "default", 11, "sites")],
+    "full": [("default-seed11", "default", 11, "sites", 3), ("default-seed12", "default", 12, "sites", 3),
+             ("hard-seed13", "hard", 13, "sites", 3), ("varied-seed14", "default", 14, "varied", 8)],
+    "quick": [("default-seed11", "default", 11, "sites", 3)],
 }
-#: Acquisition protocols of a "varied" cohort (``rimclf phantom --acquisition varied --sites 8``).
-VARIED_PROTOCOLS = 8
 N_SUBJECTS = {"full": 60, "quick": 30}
 #: The methods of ``--quick``: the default model, DeepSMOTE, the CNN added or alone, and baselines.
 QUICK_METHODS = ["default", "net_rim_deepsmote", "net_rim_radiomics", "net_fused", "net_cnn", "logreg_rim",
@@ -141,12 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     timings, results = {}, {}
     try:
         with results_folder(out, force=args.force) as tmp:
-            for name, difficulty, seed, acquisition in cohorts:
+            for name, difficulty, seed, acquisition, n_sites in cohorts:
                 print(f"\n=== cohort {name}: {n_subjects} subjects, difficulty {difficulty}, seed {seed}, "
                       f"acquisition {acquisition}", flush=True)
-                sites = {"n_sites": VARIED_PROTOCOLS} if acquisition == "varied" else {}
                 cohort, phantom_seconds = phantom_cohort(work, name, difficulty, seed, n_subjects, args.jobs,
-                                                         acquisition=acquisition, **sites)
+                                                         acquisition=acquisition, n_sites=n_sites)
                 start = time.perf_counter()
                 methods = args.methods or (QUICK_METHODS if args.quick else None)
                 results[name] = run_benchmark(
