@@ -245,7 +245,7 @@ def test_a_version_5_model_file_loads_uncalibrated(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir(), folder)
     settings = json.loads((folder / "settings.json").read_text())
-    assert settings["format_version"] == 7 and settings["calibration"]["method"] == "sigmoid"
+    assert settings["format_version"] == 8 and settings["calibration"]["method"] == "sigmoid"
     old = {**settings, "format_version": 5, "model": dict(settings["model"])}
     del old["calibration"], old["ensemble"]
     for key in ("operating_point", "target_sensitivity", "calibration", "ensemble"):
