@@ -27,6 +27,7 @@ from rimclf.errors import ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
     choose_threshold,
+    fold_of,
     out_of_fold_probabilities,
     threshold_folds,
 )
@@ -236,7 +237,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         if self.threshold is not None:
             choice = ThresholdChoice(value=float(self.threshold), method="fixed")
         elif oof is not None:
-            calibration = calibrate_out_of_fold(y, oof, self.calibration)
+            calibration = calibrate_out_of_fold(y, oof, self.calibration, folds=fold_of(folds, len(y)))
             if calibration is not None:
                 logger.debug("%s", calibration.describe())  # the CLI and the demo print it
                 oof = calibration.apply(oof)
