@@ -9,7 +9,10 @@ ones (what ``CalibratedClassifierCV(ensemble=False)`` does, on predictions made 
 - ``"sigmoid"`` (Platt scaling on the logit): ``p' = 1 / (1 + exp(-(a * logit(p) + b)))``, a
   :class:`~sklearn.linear_model.LogisticRegression` of the labels on ``logit(p)`` with Platt's
   smoothed targets (as scikit-learn's ``CalibratedClassifierCV(method="sigmoid")``). Two numbers;
-  strictly increasing (for ``a > 0``), so the ranking (ROC, pAUC) is unchanged.
+  strictly increasing (for ``a > 0``), so the ranking (ROC, pAUC) is unchanged. ``RimModel``
+  passes the fold of each out-of-fold probability: the slope ``a`` is then fitted with one
+  intercept per fold model (their different offsets would flatten a pooled slope), and ``b`` on
+  all lesions with ``a`` held (``docs/benchmarks.md``, "With the logistic blend").
 - ``"isotonic"``: :class:`~sklearn.isotonic.IsotonicRegression` of the labels on ``p``, stored as
   its knots and applied by linear interpolation. More flexible; ties lesions on its flat steps.
 

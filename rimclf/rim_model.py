@@ -84,7 +84,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
     calibration : {"sigmoid", "isotonic"} or None, default="sigmoid" (*)
         Calibration fitted on the threshold CV's out-of-fold probabilities (needs
         ``threshold_cv >= 2`` and no fixed ``threshold``; otherwise the probabilities are the
-        network's own). None: no calibration.
+        classifier's own: the network's, or with the logistic blend the mean of it and the regression's). None: no calibration.
     threshold_cv : int, default=5 (*)
         Folds of the subject-grouped CV whose out-of-fold probabilities set the threshold
         (``threshold_cv`` extra fits). 0: read it off the training lesions' in-sample

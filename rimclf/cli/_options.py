@@ -171,7 +171,7 @@ def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig =
     group.add_argument("--calibration", type=lambda text: None if text == "none" else text, choices=(*CALIBRATIONS, None),
                        default=config.calibration, metavar="{" + ",".join((*CALIBRATIONS, "none")) + "}",
                        help=f"calibrate the probabilities on the out-of-fold probabilities (default {config.calibration}; "
-                            "none: the network's own)")
+                            "none: the classifier's own)")
     if fixed:
         group.add_argument("--threshold", type=float, metavar="P", help="use this fixed probability threshold instead")
 
