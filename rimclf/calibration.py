@@ -243,7 +243,10 @@ def _sigmoid_within_folds(z: np.ndarray, target: np.ndarray, fold: np.ndarray, s
     fit = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=1000).fit(
         np.vstack([design, design]), np.r_[np.ones(z.size), np.zeros(z.size)], sample_weight=np.r_[target, 1.0 - target])
     slope = float(fit.coef_[0, 0])
-    intercept = brentq(lambda b: float(np.sum(expit(slope * z + b)) - target.sum()), -100.0, 100.0)
+    # the intercept's score equation, monotone in b; the bracket spans every scaled logit, so the
+    # mean calibrated probability runs from about 0 to about 1 across it whatever the slope
+    reach = float(np.max(np.abs(slope * z))) + 50.0
+    intercept = brentq(lambda b: float(np.sum(expit(slope * z + b)) - target.sum()), -reach, reach)
     return Calibration("sigmoid", coef=slope, intercept=float(intercept), **size)
 
 

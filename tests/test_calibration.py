@@ -333,3 +333,15 @@ def test_the_sigmoid_slope_is_fitted_within_the_folds() -> None:
     with pytest.raises(ParameterError, match="folds must give the fold of each"):
         fit_calibration(y, shifted, "sigmoid", folds=fold[:10])
     assert np.isfinite(logit(within.apply(shifted))).all()
+
+
+def test_the_within_fold_sigmoid_copes_with_separable_folds() -> None:
+    """Perfectly separated out-of-fold probabilities make the slope huge; the intercept is still found."""
+    from rimclf.calibration import fit_calibration
+
+    y = np.tile([0, 0, 0, 1], 6)
+    probability = np.where(y == 1, 0.9, 0.1) + np.linspace(0, 0.01, y.size)
+    calibration = fit_calibration(y, probability, "sigmoid", folds=np.repeat(np.arange(3), 8))
+    calibrated = calibration.apply(probability)
+    assert calibration.coef > 0 and np.isfinite(calibration.intercept)
+    assert calibrated[y == 1].min() > calibrated[y == 0].max()
