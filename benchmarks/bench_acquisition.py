@@ -72,11 +72,11 @@ TOLERANCE = 0.03
 METHODS = {
     "default": DEFAULT_MODEL,
     "default+surface_map": dataclasses.replace(DEFAULT_MODEL, branches="both", image="surface_map"),
-    "surface_map": dataclasses.replace(DEFAULT_MODEL, branches="patches", image="surface_map"),
+    "surface_map": dataclasses.replace(DEFAULT_MODEL, branches="patches", image="surface_map", blend="none"),
     # the encoder started from the weights shipped with rimclf (benchmarks/pretrain_surface_map.py), then fine-tuned
     "default+pretrained_surface_map": dataclasses.replace(DEFAULT_MODEL, branches="both", image="surface_map",
                                                           image_weights="pretrained"),
-    "pretrained_surface_map": dataclasses.replace(DEFAULT_MODEL, branches="patches", image="surface_map",
+    "pretrained_surface_map": dataclasses.replace(DEFAULT_MODEL, branches="patches", image="surface_map", blend="none",
                                                   image_weights="pretrained"),
 }
 

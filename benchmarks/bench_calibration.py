@@ -4,8 +4,9 @@ For each cohort (a folder written by ``rimclf phantom``), an outer subject-group
 (``--repeats`` times) runs what ``RimModel.fit`` does inside each outer training part: a 5-fold
 threshold CV giving out-of-fold probabilities, the final network on the whole part, calibrators
 fitted on the out-of-fold probabilities and the threshold of each operating point. The outer test
-lesions are then scored with each calibration ("none"; "sigmoid", RimModel's; "sigmoid-within-folds",
-its slope fitted within the threshold-CV folds, measured and not kept; "isotonic"; and the mean of
+lesions are then scored with each calibration ("none"; "sigmoid", RimModel's, its slope fitted within
+the threshold-CV folds; "sigmoid-pooled", one Platt fit of all out-of-fold probabilities, RimModel's
+until the logistic blend; "isotonic"; and the mean of
 the threshold-CV fold models and the final model calibrated with the sigmoid, "ensemble+sigmoid"):
 pAUC, calibration slope, ECE, Brier, log-loss, expected-count CCC/MAE/bias, how often the 90 %
 count interval holds the true count and its mean own probability (the default "nearest" rule and
@@ -40,7 +41,7 @@ from rimclf.features import make_featurizer
 from rimclf.metrics import (bootstrap_ci, brier_score, calibration_slope, concordance, count_category, expected_calibration_error,
                             log_loss_score, logit, paired_bootstrap, partial_roc_auc, roc_auc, subject_counts, subject_folds)
 from rimclf.threshold import choose_threshold
-from rimclf.threshold import threshold_folds
+from rimclf.threshold import fold_of, threshold_folds
 
 OPERATING_POINTS = ("specificity", "sensitivity", "f1", "count")
 
@@ -61,36 +62,10 @@ def run_folds(cohort: str, repeats: int, cache: str) -> dict:
                 fold_test.append(model.predict_proba(X[test])[:, 1])
             final = clone(classifier).fit(X[train], y[train])
             records.append({"repeat": repeat, "train": train, "test": test, "oof": oof,
-                            "oof_fold": _fold_labels(inner_folds, len(train)),
+                            "oof_fold": fold_of(inner_folds, len(train)),
                             "fold_test": np.array(fold_test), "p_test": final.predict_proba(X[test])[:, 1]})
             print(f"{cohort}: repeat {repeat} fold {k}", flush=True)
     return {"y": y, "groups": groups, "folds": records}
-
-
-def _fold_labels(folds, n: int) -> np.ndarray:
-    """Which threshold-CV fold model predicted each out-of-fold probability."""
-    labels = np.full(n, -1)
-    for index, (_, test) in enumerate(folds):
-        labels[test] = index
-    return labels
-
-
-def _sigmoid_within_folds(y: np.ndarray, oof: np.ndarray, fold: np.ndarray):
-    """A measured alternative to RimModel's sigmoid (not kept, docs/benchmarks.md): Platt's slope
-    fitted within the threshold-CV folds (one intercept per fold model, so that the fold models'
-    offsets do not dilute it), then the intercept on all lesions with that slope held."""
-    from scipy.optimize import brentq
-    from sklearn.linear_model import LogisticRegression
-
-    n_pos, n_neg = int(y.sum()), int((y == 0).sum())
-    target = np.where(y == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
-    z = logit(oof)
-    design = np.column_stack([z, np.eye(fold.max() + 1)[fold]])
-    fit = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=1000).fit(
-        np.vstack([design, design]), np.r_[np.ones(z.size), np.zeros(z.size)], sample_weight=np.r_[target, 1 - target])
-    a = float(fit.coef_[0, 0])
-    b = brentq(lambda b: float(np.sum(1 / (1 + np.exp(-(a * z + b)))) - target.sum()), -100.0, 100.0)
-    return lambda q: 1 / (1 + np.exp(-(a * logit(q) + b)))
 
 
 def score(name: str, record: dict) -> tuple[list[dict], dict]:
@@ -103,9 +78,9 @@ def score(name: str, record: dict) -> tuple[list[dict], dict]:
         for fold in (f for f in record["folds"] if f["repeat"] == repeat):
             train, test, oof = fold["train"], fold["test"], fold["oof"]
             ensemble = np.mean(np.vstack([fold["fold_test"], fold["p_test"][None]]), axis=0)
-            sigmoid = fit_calibration(y[train], oof, "sigmoid").apply
+            sigmoid = fit_calibration(y[train], oof, "sigmoid", folds=fold["oof_fold"]).apply  # RimModel's
             variants = {"none": (lambda q: q, fold["p_test"]), "sigmoid": (sigmoid, fold["p_test"]),
-                        "sigmoid-within-folds": (_sigmoid_within_folds(y[train], oof, fold["oof_fold"]), fold["p_test"]),
+                        "sigmoid-pooled": (fit_calibration(y[train], oof, "sigmoid").apply, fold["p_test"]),
                         "isotonic": (fit_calibration(y[train], oof, "isotonic").apply, fold["p_test"]),
                         "ensemble+sigmoid": (sigmoid, ensemble)}
             for variant, (apply, p_test) in variants.items():
@@ -165,7 +140,7 @@ def main() -> None:
         for variant in ("sigmoid", "ensemble+sigmoid"):
             r = paired_bootstrap("pauc", y, pooled[variant], pooled["none"], groups, n_boot=500, random_state=0)
             lines.append(f"{name} repeat 0 pAUC {variant} - none: {r.difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]")
-        for variant in ("none", "sigmoid", "sigmoid-within-folds", "isotonic"):
+        for variant in ("none", "sigmoid", "sigmoid-pooled", "isotonic"):
             s = bootstrap_ci(calibration_slope, y, pooled[variant], groups, n_boot=300, random_state=0)
             e = bootstrap_ci(expected_calibration_error, y, pooled[variant], groups, n_boot=300, random_state=0)
             lines.append(f"{name} repeat 0 {variant}: slope {s.estimate:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}], "

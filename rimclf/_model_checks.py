@@ -35,6 +35,7 @@ from rimclf._validation import Bools, Interval, Options, check_param
 from rimclf.defaults import (
     AMP_CHOICES,
     AUGMENTATIONS,
+    BLENDS,
     BRANCHES,
     CALIBRATIONS,
     DATA_ON_DEVICE_CHOICES,
@@ -81,6 +82,7 @@ CLASSIFIER_PARAMETERS: dict[str, list] = {
     "torch_load_kwargs": [Options(None)],
     "threshold": [Interval(float, 0, 1)],
     "imbalance": [Options(*IMBALANCE_CHOICES)],
+    "blend": [Options(*BLENDS)],
     "smote_k": [Interval(int, 1, 1000)],
     "min_positives": [Options("auto"), Interval(int, 0, MAX_COUNT)],
     "image_weights": [Options(*IMAGE_WEIGHTS)],
@@ -272,6 +274,9 @@ def expected_tensors(classifier_cls, state: dict) -> dict[str, tuple[tuple[int, 
     if state["n_radiomics"] is not None:
         for key in ("radiomics_median", "radiomics_mean", "radiomics_scale"):
             layout[key] = ((state["n_radiomics"],), torch.float64)
+        if state["params"].get("blend") == "logistic":
+            layout["blend_coef"] = ((state["n_radiomics"],), torch.float64)
+            layout["blend_intercept"] = ((1,), torch.float64)
     return layout
 
 

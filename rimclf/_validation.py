@@ -280,7 +280,7 @@ def check_model_config(config: Any, *, owner: str = "") -> Any:
         "region": defaults.REGIONS, "normalize": defaults.NORMALIZATIONS,
         "depth": defaults.DEPTHS, "fusion": defaults.FUSIONS, "branches": defaults.BRANCHES,
         "augment": defaults.AUGMENTATIONS, "imbalance": defaults.IMBALANCE_CHOICES,
-        "image": defaults.IMAGE_INPUTS, "image_weights": defaults.IMAGE_WEIGHTS,
+        "image": defaults.IMAGE_INPUTS, "image_weights": defaults.IMAGE_WEIGHTS, "blend": defaults.BLENDS,
     }
     for name, allowed in choices.items():
         check_choice(getattr(config, name), name, allowed, owner=owner)
@@ -288,6 +288,10 @@ def check_model_config(config: Any, *, owner: str = "") -> Any:
         message = (f"image_weights={config.image_weights!r} is not valid with image={config.image!r}, branches="
                    f"{config.branches!r}, width={config.width}; the pretrained weights are those of the surface-map "
                    "encoder of width 8 (image='surface_map', branches='both' or 'patches', width=8)")
+        raise ParameterError(f"{owner}: {message}" if owner else message)
+    if config.blend == "logistic" and config.branches == "patches":
+        message = ("blend='logistic' is not valid with branches='patches': the blend is a logistic regression on the "
+                   "tabular features, which branches='patches' leaves out; set blend='none' (--blend none)")
         raise ParameterError(f"{owner}: {message}" if owner else message)
     # the names themselves are the feature registry's, checked by make_featurizer (check_feature_set)
     check_param(config.feature_set, "feature_set", [Types(tuple, description="a tuple of tabular feature names")],

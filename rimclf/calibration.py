@@ -9,7 +9,10 @@ ones (what ``CalibratedClassifierCV(ensemble=False)`` does, on predictions made 
 - ``"sigmoid"`` (Platt scaling on the logit): ``p' = 1 / (1 + exp(-(a * logit(p) + b)))``, a
   :class:`~sklearn.linear_model.LogisticRegression` of the labels on ``logit(p)`` with Platt's
   smoothed targets (as scikit-learn's ``CalibratedClassifierCV(method="sigmoid")``). Two numbers;
-  strictly increasing (for ``a > 0``), so the ranking (ROC, pAUC) is unchanged.
+  strictly increasing (for ``a > 0``), so the ranking (ROC, pAUC) is unchanged. ``RimModel``
+  passes the fold of each out-of-fold probability: the slope ``a`` is then fitted with one
+  intercept per fold model (their different offsets would flatten a pooled slope), and ``b`` on
+  all lesions with ``a`` held (``docs/benchmarks.md``, "With the logistic blend").
 - ``"isotonic"``: :class:`~sklearn.isotonic.IsotonicRegression` of the labels on ``p``, stored as
   its knots and applied by linear interpolation. More flexible; ties lesions on its flat steps.
 
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 import warnings
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
@@ -176,7 +181,7 @@ class Calibration:
         return text
 
 
-def fit_calibration(y: object, probability: object, method: str = "sigmoid") -> Calibration:
+def fit_calibration(y: object, probability: object, method: str = "sigmoid", folds: object = None) -> Calibration:
     """Fit a :class:`Calibration` of ``probability`` (out-of-fold) against the labels ``y``.
 
     Parameters
@@ -186,6 +191,11 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid") -> 
     probability : array-like of shape (n_lesions,)
         Out-of-fold rim+ probabilities of the same lesions.
     method : {"sigmoid", "isotonic"}, default="sigmoid"
+    folds : array-like of shape (n_lesions,) or None, default=None
+        The cross-validation fold whose model gave each probability. With ``"sigmoid"``, Platt's
+        slope is then fitted with one intercept per fold model, so that the fold models' different
+        offsets do not flatten it, and the intercept is refitted on all lesions with that slope
+        held; the map is the same two-number sigmoid. Ignored by ``"isotonic"``.
 
     Examples
     --------
@@ -209,6 +219,8 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid") -> 
         n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
         target = np.where(labels == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
         z = logit(p)[:, None]
+        if folds is not None:
+            return _sigmoid_within_folds(z[:, 0], target, _fold_codes(folds, p.size), size)
         fit = LogisticRegression(C=np.inf).fit(np.vstack([z, z]), np.r_[np.ones(p.size), np.zeros(p.size)],
                                                sample_weight=np.r_[target, 1.0 - target])
         return Calibration("sigmoid", coef=float(fit.coef_[0, 0]), intercept=float(fit.intercept_[0]), **size)
@@ -217,10 +229,33 @@ def fit_calibration(y: object, probability: object, method: str = "sigmoid") -> 
                        knots_y=tuple(float(v) for v in fit.y_thresholds_), **size)
 
 
-def calibrate_out_of_fold(y: object, probability: object, method: str | None, *, stacklevel: int = 2) -> Calibration | None:
+def _fold_codes(folds: object, n: int) -> np.ndarray:
+    codes = np.asarray(folds)
+    if codes.shape != (n,):
+        raise ParameterError(f"folds must give the fold of each of the {n} probabilities; got shape {codes.shape}")
+    return np.unique(codes, return_inverse=True)[1]
+
+
+def _sigmoid_within_folds(z: np.ndarray, target: np.ndarray, fold: np.ndarray, size: dict) -> Calibration:
+    """Platt's slope with one intercept per fold (no shared intercept), then the common intercept
+    that makes the mean calibrated probability equal the mean target, the slope held."""
+    design = np.column_stack([z, np.eye(int(fold.max()) + 1)[fold]])
+    fit = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=1000).fit(
+        np.vstack([design, design]), np.r_[np.ones(z.size), np.zeros(z.size)], sample_weight=np.r_[target, 1.0 - target])
+    slope = float(fit.coef_[0, 0])
+    # the intercept's score equation, monotone in b; the bracket spans every scaled logit, so the
+    # mean calibrated probability runs from about 0 to about 1 across it whatever the slope
+    reach = float(np.max(np.abs(slope * z))) + 50.0
+    intercept = brentq(lambda b: float(np.sum(expit(slope * z + b)) - target.sum()), -reach, reach)
+    return Calibration("sigmoid", coef=slope, intercept=float(intercept), **size)
+
+
+def calibrate_out_of_fold(y: object, probability: object, method: str | None, *, folds: object = None,
+                          stacklevel: int = 2) -> Calibration | None:
     """The calibration a :class:`~rimclf.RimModel` keeps: :func:`fit_calibration` of the
-    out-of-fold ``probability``, or None when ``method`` is None or the probabilities do not rank
-    rim+ above rim- lesions (a sigmoid slope <= 0, with a :class:`~rimclf.errors.DataWarning`).
+    out-of-fold ``probability`` (with the fold of each, ``folds``, when given), or None when
+    ``method`` is None or the probabilities do not rank rim+ above rim- lesions (a sigmoid slope
+    <= 0, with a :class:`~rimclf.errors.DataWarning`).
 
     The benchmark's cross-validation calls it in every outer training part, so that it scores
     what a trained model outputs.
@@ -237,7 +272,7 @@ def calibrate_out_of_fold(y: object, probability: object, method: str | None, *,
     """
     if method is None:
         return None
-    calibration = fit_calibration(y, probability, method)
+    calibration = fit_calibration(y, probability, method, folds=folds)
     if calibration.method == "sigmoid" and calibration.coef <= 0:
         warnings.warn(f"the out-of-fold probabilities do not rank rim+ above rim- lesions (calibration slope "
                       f"{calibration.coef:.3g}); the probabilities are left uncalibrated", DataWarning, stacklevel=stacklevel + 1)

@@ -27,6 +27,11 @@ from dataclasses import dataclass
 #: ``QSMRimNetClassifier(imbalance=...)``: DeepSMOTE in the network, BCE class weights,
 #: class-balanced batches, or nothing.
 IMBALANCE_CHOICES = ("deepsmote", "class_weight", "oversample", "none")
+#: ``QSMRimNetClassifier(blend=...)``: the network's rim+ probability alone, or averaged with that of
+#: an L2 logistic regression fitted on the same standardised tabular features.
+BLENDS = ("logistic", "none")
+#: Inverse L2 strength of the blend's logistic regression (scikit-learn's ``C``, on standardised features).
+BLEND_LOGISTIC_C = 1.0
 #: ``QSMRimNetClassifier(amp=...)``: bf16 autocast on CUDA only, always, never.
 AMP_CHOICES = ("auto", True, False)
 #: ``QSMRimNetClassifier(data_on_device=...)``: inputs on the GPU for the whole fit when they fit, always, never.
@@ -174,6 +179,11 @@ class ModelConfig:
         AdamW learning rate, cosine schedule over ``max_epochs``.
     batch_size : int, default=32
     imbalance : {"deepsmote", "class_weight", "oversample", "none"}, default="none"
+    blend : {"logistic", "none"}, default="logistic"
+        ``"logistic"``: the rim+ probability is the mean of the network's and that of an L2
+        logistic regression (``C=BLEND_LOGISTIC_C``) fitted on the same standardised tabular
+        features (needs tabular features: ``branches`` "tabular" or "both"); ``"none"``: the
+        network's alone.
     smote_k : int, default=2
         DeepSMOTE neighbours (the paper's ``N + 2n`` rows).
     target_specificity : float, default=0.9
@@ -192,7 +202,7 @@ class ModelConfig:
     >>> from dataclasses import replace
     >>> DEFAULT_MODEL.feature_set, DEFAULT_MODEL.branches, DEFAULT_MODEL.imbalance
     (('rim', 'rim_fit'), 'tabular', 'none')
-    >>> fused = replace(DEFAULT_MODEL, branches="both", imbalance="deepsmote")
+    >>> fused = replace(DEFAULT_MODEL, branches="both", imbalance="deepsmote", blend="none")
     >>> describe_config(fused)
     'rim features + rim-fit features -> MLP + CNN (ResNet-10, width 8) on 16^3 patches of 24 mm [qsm, flair, mask, distance; ring; augment flips+rotations], concat, deepsmote, 30 epochs'
 
@@ -225,6 +235,7 @@ class ModelConfig:
     lr: float = 1e-3
     batch_size: int = 32
     imbalance: str = "none"
+    blend: str = "logistic"
     smote_k: int = 2
     # decision threshold (rimclf.RimModel)
     target_specificity: float = 0.9
@@ -236,8 +247,8 @@ class ModelConfig:
 
 #: The default model: ``RimModel()``, ``rimclf train``, ``rimclf demo``, ``rimclf benchmark`` (its
 #: reference) and tuning. Chosen by the ablation (``benchmarks/bench_ablation.py``, README "Which
-#: parts help"): the network's MLP branch on the rim-profile features, no CNN branch, no imbalance
-#: correction. The patch settings are those of the CNN branch when it is switched on
+#: parts help"): the network's MLP branch on the rim-profile and rim-fit features, no CNN branch, no
+#: imbalance correction, its probability averaged with a logistic regression's on the same features. The patch settings are those of the CNN branch when it is switched on
 #: (``branches="both"``): 24 mm patches of 16^3 samples with the distance channel, QSM referenced
 #: to the lesion's ring, flips, turns and small rotations.
 DEFAULT_MODEL = ModelConfig()
@@ -249,7 +260,7 @@ def describe_config(config: ModelConfig) -> str:
     Examples
     --------
     >>> describe_config(DEFAULT_MODEL)
-    'rim features + rim-fit features -> MLP (width 8), no imbalance correction, 30 epochs'
+    'rim features + rim-fit features -> MLP (width 8), no imbalance correction, 30 epochs, averaged with a logistic regression'
     """
     names = {"rim": "rim features", "rim_fit": "rim-fit features", "radiomics": f"radiomics ({config.region})"}
     features = " + ".join(names.get(name, f"{name} features") for name in config.feature_set)
@@ -266,4 +277,5 @@ def describe_config(config: ModelConfig) -> str:
     else:
         network = f"{features} -> MLP + {cnn}, {config.fusion}"
     imbalance = "no imbalance correction" if config.imbalance == "none" else config.imbalance.replace("_", " ")
-    return f"{network}, {imbalance}, {config.max_epochs} epochs"
+    blend = ", averaged with a logistic regression" if config.blend == "logistic" else ""
+    return f"{network}, {imbalance}, {config.max_epochs} epochs{blend}"

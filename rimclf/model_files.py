@@ -89,7 +89,9 @@ FORMAT = "rimclf-model"
 #: 7: a RimModel's "ensemble" (null, or one entry per threshold-CV fold model of a fold ensemble, whose
 #: tensors weights.pt holds as "ensemble.<i>.<name>") and the model's "ensemble" (true or false); files of
 #: versions 1-6 read as models without one.
-FORMAT_VERSION = 7
+#: 8: the classifier's "blend" parameter and, with blend "logistic", the tensors "blend_coef" and
+#: "blend_intercept" (float64, shapes (n_radiomics,) and (1,)); files of versions 1-7 read as blend "none".
+FORMAT_VERSION = 8
 #: what a model directory can hold (``settings.json``'s "kind")
 KINDS = ("rim_model", "classifier", "pipeline")
 #: Pipeline classes a "pipeline" model file may name (module and class)
@@ -98,6 +100,8 @@ SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "weights.pt"
 _MODULE_PREFIX = "module."
 _SCALER_KEYS = ("radiomics_median", "radiomics_mean", "radiomics_scale")
+#: the logistic blend's tensors (``QSMRimNetClassifier(blend="logistic")``) and their shapes' second part
+_BLEND_KEYS = ("blend_coef", "blend_intercept")
 
 #: classifier parameters that only shape training: not stored (their defaults come back on load)
 _TRAINING_ONLY = ("optimizer", "iterator_train", "iterator_valid", "dataset", "train_split", "callbacks", "random_state")
@@ -206,8 +210,8 @@ def _classifier_settings(classifier, state: dict) -> tuple[dict, dict[str, torch
         **{key: _json(state[key], f"classifier.{key}") for key in ("in_channels", "patch_shape", "n_radiomics", "feature_keys", "pos_weight")},
     }
     tensors = {_MODULE_PREFIX + key: value.detach().cpu().contiguous() for key, value in state["module_state"].items()}
-    for key in _SCALER_KEYS:
-        if state[key] is not None:
+    for key in (*_SCALER_KEYS, *_BLEND_KEYS):
+        if state.get(key) is not None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(state[key], dtype=np.float64))
     return settings, tensors
 
@@ -729,7 +733,7 @@ def _classifier_state(settings: dict, tensors: dict[str, torch.Tensor], weights_
     """The classifier's fitted state (see ``QSMRimNetClassifier.fitted_state``) from its settings and tensors."""
     state = {key: value for key, value in settings.items() if key != "omitted_params"}
     state["module_state"] = {key[len(_MODULE_PREFIX):]: value for key, value in tensors.items() if key.startswith(_MODULE_PREFIX)}
-    extra = sorted(set(tensors) - {key for key in tensors if key.startswith(_MODULE_PREFIX)} - set(_SCALER_KEYS))
+    extra = sorted(set(tensors) - {key for key in tensors if key.startswith(_MODULE_PREFIX)} - set(_SCALER_KEYS) - set(_BLEND_KEYS))
     if extra:
         raise ModelFileError(f"{weights_path}: unknown tensors {extra[:5]}")
     has_radiomics = settings["n_radiomics"] is not None
@@ -743,4 +747,11 @@ def _classifier_state(settings: dict, tensors: dict[str, torch.Tensor], weights_
             raise ModelFileError(f"{weights_path}: {key} must be finite")
     if has_radiomics and not (state["radiomics_scale"] > 0).all():
         raise ModelFileError(f"{weights_path}: radiomics_scale must be finite and positive (a scale of 0 divides by zero)")
+    has_blend = has_radiomics and settings["params"].get("blend") == "logistic"
+    for key, shape in zip(_BLEND_KEYS, ((settings["n_radiomics"],), (1,))):
+        if (key in tensors) != has_blend:
+            raise ModelFileError(f"{weights_path}: tensor {key!r} {'missing' if has_blend else 'unexpected'}")
+        state[key] = tensors[key].numpy() if key in tensors else None
+        if has_blend and (state[key].shape != shape or not np.isfinite(state[key]).all()):
+            raise ModelFileError(f"{weights_path}: {key} must hold {shape[0]} finite numbers")
     return state

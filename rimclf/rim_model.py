@@ -27,6 +27,7 @@ from rimclf.errors import ParameterError
 from rimclf.threshold import (
     ThresholdChoice,
     choose_threshold,
+    fold_of,
     out_of_fold_probabilities,
     threshold_folds,
 )
@@ -83,7 +84,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
     calibration : {"sigmoid", "isotonic"} or None, default="sigmoid" (*)
         Calibration fitted on the threshold CV's out-of-fold probabilities (needs
         ``threshold_cv >= 2`` and no fixed ``threshold``; otherwise the probabilities are the
-        network's own). None: no calibration.
+        classifier's own: the network's, or with the logistic blend the mean of it and the regression's). None: no calibration.
     threshold_cv : int, default=5 (*)
         Folds of the subject-grouped CV whose out-of-fold probabilities set the threshold
         (``threshold_cv`` extra fits). 0: read it off the training lesions' in-sample
@@ -236,7 +237,7 @@ class RimModel(ClassifierMixin, BaseEstimator):
         if self.threshold is not None:
             choice = ThresholdChoice(value=float(self.threshold), method="fixed")
         elif oof is not None:
-            calibration = calibrate_out_of_fold(y, oof, self.calibration)
+            calibration = calibrate_out_of_fold(y, oof, self.calibration, folds=fold_of(folds, len(y)))
             if calibration is not None:
                 logger.debug("%s", calibration.describe())  # the CLI and the demo print it
                 oof = calibration.apply(oof)

@@ -314,6 +314,21 @@ def threshold_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_sta
     return metrics.subject_folds(y, groups, n_splits, random_state, min_train_positives=2, name="threshold_cv")
 
 
+def fold_of(folds, n: int) -> np.ndarray:
+    """The fold (0, 1, ...) whose test part holds each of ``n`` rows; -1 for a row in none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fold_of([(np.array([2, 3]), np.array([0, 1])), (np.array([0, 1]), np.array([2, 3]))], 4)
+    array([0, 0, 1, 1])
+    """
+    fold = np.full(int(n), -1, dtype=np.int64)
+    for index, (_, test) in enumerate(folds):
+        fold[np.asarray(test)] = index
+    return fold
+
+
 def out_of_fold_probabilities(classifier, X, y: np.ndarray, groups: np.ndarray, folds, *, return_models: bool = False):
     """Rim+ probability of every lesion from a clone of ``classifier`` fitted without its subject.
 

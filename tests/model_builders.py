@@ -94,8 +94,8 @@ def tiny_model_dir() -> Path:
 
 
 def older_model_dir(folder: Path, version: int) -> dict:
-    """Turn the model directory ``folder`` (saved now) into one of format ``version`` (2-5), as an
-    older rimclf wrote it: the MLP input called "radiomics" (``module__branches``,
+    """Turn the model directory ``folder`` (saved now) into one of format ``version`` (2-7), as an
+    older rimclf wrote it: no logistic blend before version 8, the MLP input called "radiomics" (``module__branches``,
     ``radiomics_encoder.*`` weights), no ``settings_sha256`` before version 4, no ``kind`` before 3.
     Returns the settings written."""
     import json
@@ -109,12 +109,17 @@ def older_model_dir(folder: Path, version: int) -> dict:
     del settings["settings_sha256"]
     tensors = torch.load(folder / "weights.pt", weights_only=True)
     new, old = "module.tabular_encoder.", "module.radiomics_encoder."
-    tensors = {(old + key[len(new):] if key.startswith(new) else key): value for key, value in tensors.items()}
+    if version < 5:  # version 5 renamed the MLP's input "tabular"
+        tensors = {(old + key[len(new):] if key.startswith(new) else key): value for key, value in tensors.items()}
+    if version < 8:  # version 8 added the logistic blend: an older file holds the network alone
+        tensors = {key: value for key, value in tensors.items() if not key.startswith("blend_") and ".blend_" not in key}
     torch.save(tensors, folder / "weights.pt")
     settings["weights"]["sha256"] = file_sha256(folder / "weights.pt")
     params = settings["classifier"]["params"]
-    if params.get("module__branches") == "tabular":
+    if version < 5 and params.get("module__branches") == "tabular":
         params["module__branches"] = "radiomics"
+    if version < 8:
+        params.pop("blend", None)
     settings["format_version"] = version
     if version < 7:  # version 7 added the fold ensemble
         settings.pop("ensemble", None)
@@ -129,6 +134,16 @@ def older_model_dir(folder: Path, version: int) -> dict:
         settings["settings_sha256"] = settings_digest(settings)
     (folder / "settings.json").write_text(json.dumps(settings))
     return settings
+
+
+def network_alone(classifier):
+    """A copy of a fitted classifier without its logistic blend: what a file written before the
+    blend (format version < 8) holds of it."""
+    import copy
+
+    twin = copy.deepcopy(classifier)
+    twin.blend, twin.blend_coef_, twin.blend_intercept_ = "none", None, None
+    return twin
 
 
 def read_settings(folder: Path) -> dict:

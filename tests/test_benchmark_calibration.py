@@ -27,7 +27,7 @@ def _data(n_subjects: int = 16, seed: int = 0):
 def test_each_training_fold_is_calibrated_and_thresholded_as_a_rim_model() -> None:
     from rimclf.calibration import calibrate_out_of_fold
     from rimclf.benchmark import make_inner_folds
-    from rimclf.threshold import choose_threshold, out_of_fold_probabilities
+    from rimclf.threshold import choose_threshold, fold_of, out_of_fold_probabilities
 
     X, y, groups = _data()
     method = ABLATION_METHODS["logreg_rim"]
@@ -38,7 +38,7 @@ def test_each_training_fold_is_calibrated_and_thresholded_as_a_rim_model() -> No
     for fold, (train, test) in enumerate(folds[0]):
         estimator = method.make_estimator(settings, int(seeds[0, fold]))
         oof = out_of_fold_probabilities(estimator, X[train], y[train], groups[train], inner[0][fold])
-        calibration = calibrate_out_of_fold(y[train], oof, "sigmoid")
+        calibration = calibrate_out_of_fold(y[train], oof, "sigmoid", folds=fold_of(inner[0][fold], len(train)))
         own = estimator.fit(X[train], y[train]).predict_proba(X[test])[:, 1]
         np.testing.assert_allclose(result.network_probabilities[0, test], own)
         np.testing.assert_allclose(result.probabilities[0, test], calibration.apply(own))

@@ -245,7 +245,7 @@ def test_a_version_5_model_file_loads_uncalibrated(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir(), folder)
     settings = json.loads((folder / "settings.json").read_text())
-    assert settings["format_version"] == 7 and settings["calibration"]["method"] == "sigmoid"
+    assert settings["format_version"] == 8 and settings["calibration"]["method"] == "sigmoid"
     old = {**settings, "format_version": 5, "model": dict(settings["model"])}
     del old["calibration"], old["ensemble"]
     for key in ("operating_point", "target_sensitivity", "calibration", "ensemble"):
@@ -306,3 +306,42 @@ def test_the_classifier_decides_as_the_calibrated_model() -> None:
 
     model, table = tiny_model(), tiny_table()
     np.testing.assert_array_equal(model.classifier_.predict(model.transform(table)), model.predict(table))
+
+
+def test_the_sigmoid_slope_is_fitted_within_the_folds() -> None:
+    """Fold models with different offsets: one pooled Platt fit flattens the slope; with the fold of
+    each probability the slope is fitted with one intercept per fold, and the map stays a sigmoid."""
+    from scipy.special import expit, logit
+
+    from rimclf.calibration import fit_calibration
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    fold = np.repeat(np.arange(3), n // 3)
+    z = rng.normal(-3.0, 1.5, n)
+    y = (rng.random(n) < expit(z)).astype(int)           # calibrated on the logit scale, slope 1
+    offsets = np.array([-1.0, 0.0, 1.0])[fold]           # each fold model shifted
+    shifted = expit(z + offsets)
+    pooled = fit_calibration(y, shifted, "sigmoid")
+    within = fit_calibration(y, shifted, "sigmoid", folds=fold)
+    assert within.method == "sigmoid" and abs(within.coef - 1.0) < 0.1
+    assert pooled.coef < within.coef - 0.1
+    # the intercept makes the mean calibrated probability the mean of Platt's targets
+    n_pos = y.sum()
+    targets = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (y.size - n_pos + 2))
+    assert within.apply(shifted).mean() == pytest.approx(targets.mean(), rel=1e-6)
+    with pytest.raises(ParameterError, match="folds must give the fold of each"):
+        fit_calibration(y, shifted, "sigmoid", folds=fold[:10])
+    assert np.isfinite(logit(within.apply(shifted))).all()
+
+
+def test_the_within_fold_sigmoid_copes_with_separable_folds() -> None:
+    """Perfectly separated out-of-fold probabilities make the slope huge; the intercept is still found."""
+    from rimclf.calibration import fit_calibration
+
+    y = np.tile([0, 0, 0, 1], 6)
+    probability = np.where(y == 1, 0.9, 0.1) + np.linspace(0, 0.01, y.size)
+    calibration = fit_calibration(y, probability, "sigmoid", folds=np.repeat(np.arange(3), 8))
+    calibrated = calibration.apply(probability)
+    assert calibration.coef > 0 and np.isfinite(calibration.intercept)
+    assert calibrated[y == 1].min() > calibrated[y == 0].max()

@@ -29,7 +29,7 @@ from rimclf.errors import CohortError, DataWarning, ParameterError
 #: QSMRim-Net as published (both branches, DeepSMOTE, no augmentation) at a tiny size; the
 #: default model (MLP on the tabular features) is tested where it differs
 FAST = {"module__width": 4, "max_epochs": 2, "batch_size": 16, "random_state": 0, "module__branches": "both",
-        "imbalance": "deepsmote", "module__augment": "none"}
+        "imbalance": "deepsmote", "module__augment": "none", "blend": "none"}
 N_SUBJECTS, LESIONS_PER_SUBJECT = 12, 8
 
 
@@ -351,6 +351,7 @@ def test_fitted_state_round_trip(fitted, data, tmp_path):
     settings = {key: value for key, value in state.items() if key != "module_state"}
     for key in ("radiomics_median", "radiomics_mean", "radiomics_scale"):
         settings[key] = settings[key].tolist()
+    assert settings.pop("blend_coef") is None and settings.pop("blend_intercept") is None  # blend="none"
     settings = json.loads(json.dumps(settings))
     torch.save(state["module_state"], tmp_path / "weights.pt")
     settings["module_state"] = torch.load(tmp_path / "weights.pt", weights_only=True)

@@ -21,7 +21,7 @@ from rimclf.baselines import make_logistic_regression, make_random_forest
 from rimclf.cli import main
 from rimclf.errors import DataWarning, ModelFileError, ParameterError
 from rimclf.model_files import FORMAT_VERSION
-from tests.model_builders import older_model_dir, tiny_cohort, tiny_model, tiny_model_dir, tiny_table
+from tests.model_builders import network_alone, older_model_dir, tiny_cohort, tiny_model, tiny_model_dir, tiny_table
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ def test_files_of_format_version_2_still_load_as_rim_models(tmp_path) -> None:
     settings = older_model_dir(folder, 2)  # radiomics_encoder weights, no kind, no settings digest
     loaded = load_model(folder)
     model = tiny_model()  # an old file holds the network without a calibration (format version 6)
-    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), model.classifier_.predict_proba(model.transform(tiny_table())))
+    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), network_alone(model.classifier_).predict_proba(model.transform(tiny_table())))
     settings["kind"] = "classifier"  # a version-2 file cannot claim a kind
     (folder / "settings.json").write_text(json.dumps(settings))
     with pytest.raises(ModelFileError, match="have no 'kind'"):

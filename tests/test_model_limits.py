@@ -21,7 +21,7 @@ from rimclf._records import file_sha256
 from rimclf.defaults import MAX_WIDTH
 from rimclf.errors import ModelFileError, ModelVersionWarning
 from rimclf.model_files import FORMAT_VERSION
-from tests.model_builders import older_model_dir, read_settings, tiny_model, tiny_model_dir, tiny_table, write_settings
+from tests.model_builders import network_alone, older_model_dir, read_settings, tiny_model, tiny_model_dir, tiny_table, write_settings
 
 pytestmark = pytest.mark.slow
 
@@ -235,13 +235,13 @@ def test_edited_settings_are_refused(model_dir: Path) -> None:
 
 
 def test_files_of_format_version_3_load_after_the_same_checks(model_dir: Path) -> None:
-    assert read_settings(model_dir)["format_version"] == FORMAT_VERSION == 7
+    assert read_settings(model_dir)["format_version"] == FORMAT_VERSION == 8
     settings = older_model_dir(model_dir, 3)  # the MLP input "radiomics", no settings digest, no calibration
     with warnings.catch_warnings():
         warnings.simplefilter("error", ModelVersionWarning)
         loaded = load_model(model_dir)
     model = tiny_model()  # a version-3 file holds the network without a calibration
-    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), model.classifier_.predict_proba(model.transform(tiny_table())))
+    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), network_alone(model.classifier_).predict_proba(model.transform(tiny_table())))
     settings["classifier"]["params"]["iterator_valid__num_workers"] = 3
     (model_dir / "settings.json").write_text(json.dumps(settings))
     with pytest.raises(ModelFileError, match="iterator_valid__num_workers"):
@@ -284,4 +284,4 @@ def test_files_of_format_version_4_load_with_the_tabular_input_renamed(model_dir
     assert any(key.startswith("module.radiomics_encoder.") for key in torch.load(model_dir / "weights.pt", weights_only=True))
     loaded = load_model(model_dir)
     model = tiny_model()  # a version-4 file holds the network without a calibration (version 6)
-    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), model.classifier_.predict_proba(model.transform(tiny_table())))
+    np.testing.assert_array_equal(loaded.predict_proba(tiny_table()), network_alone(model.classifier_).predict_proba(model.transform(tiny_table())))

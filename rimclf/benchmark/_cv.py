@@ -180,7 +180,7 @@ def _fit_fold(method: Method, X: object, y: np.ndarray, groups: np.ndarray | Non
     """Fit on ``train`` as ``RimModel.fit`` would (threshold CV on ``inner_folds``, calibration,
     threshold), predict ``test``; return the probabilities, times, warnings raised and the fold's record."""
     from rimclf.calibration import calibrate_out_of_fold
-    from rimclf.threshold import choose_threshold, out_of_fold_probabilities
+    from rimclf.threshold import choose_threshold, fold_of, out_of_fold_probabilities
 
     estimator = method.make_estimator(settings, seed)
     targets = {"target_specificity": settings.target_specificity, "target_sensitivity": settings.target_sensitivity}
@@ -205,7 +205,7 @@ def _fit_fold(method: Method, X: object, y: np.ndarray, groups: np.ndarray | Non
         predict_seconds = time.perf_counter() - wall
         calibration = None
         if oof is not None:
-            calibration = calibrate_out_of_fold(y[train], oof, settings.calibration)
+            calibration = calibrate_out_of_fold(y[train], oof, settings.calibration, folds=fold_of(inner_folds, len(train)))
             chosen_on = oof if calibration is None else calibration.apply(oof)
             choice = choose_threshold(y[train], chosen_on, settings.operating_point, method="cv",
                                       n_splits=len(inner_folds), **targets)

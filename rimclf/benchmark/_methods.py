@@ -5,7 +5,7 @@ Two method tables share one :class:`Method` type:
 - :data:`ABLATION_METHODS` (``rimclf benchmark``, ``benchmarks/bench_ablation.py``): the default
   model (:data:`rimclf.defaults.DEFAULT_MODEL`, the reference) against the same model with one part
   changed or added (radiomics, a CNN branch and its augmentation, normalisation and distance
-  channel, DeepSMOTE or class weights) and against radiomics and rim-feature baselines (the rim
+  channel, DeepSMOTE or class weights, the logistic blend left out) and against radiomics and rim-feature baselines (the rim
   features are the default model's tabular features: rim profile and rim fit);
 - :data:`METHODS` (``benchmarks/bench_imbalance.py``): the imbalance benchmark of QSMRim-Net on
   patches and radiomics with DeepSMOTE (its reference), input-level SMOTE, class weights,
@@ -179,6 +179,7 @@ _IMBALANCE_LABELS = {
 #: come from ``BenchmarkSettings``), as before rim-profile features existed.
 _IMBALANCE_NETWORK = (
     ("channels", ("qsm", "flair", "mask")), ("normalize", "nawm"), ("augment", "none"), ("fusion", "sum"),
+    ("blend", "none"),
 )
 
 #: Every method of the imbalance benchmark by name, in table order: the reference first, then the
@@ -212,7 +213,7 @@ def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
     def network(name: str, label: str, **changes: object) -> Method:
         changed = dataclasses.replace(config, **changes)
         fields = ("normalize", "channels", "augment", "fusion", "patch_size_mm", "patch_shape", "depth", "width",
-                  "max_epochs", "lr", "batch_size", "smote_k")
+                  "max_epochs", "lr", "batch_size", "smote_k", "blend")
         return Method(name, label, "qsmrimnet", _features_of(changed), changed.imbalance,
                       tuple((field, getattr(changed, field)) for field in fields))
 
@@ -222,6 +223,7 @@ def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
     default_features = _features_of(dataclasses.replace(config, **tabular))
     methods = [
         network("default", "default model", ),
+        network("net_rim_no_blend", "network: rim features, no logistic blend", **tabular, blend="none"),
         network("net_radiomics", "network: radiomics (lesion+shell) instead of rim features", **tabular,
                 feature_set=("radiomics",), region="both"),
         network("net_rim_radiomics", "network: rim features + radiomics (lesion+shell)", **tabular,
@@ -230,7 +232,7 @@ def _ablation_methods(config: ModelConfig) -> dict[str, Method]:
         network("net_rim_class_weight", "network: rim features, class weight", **tabular, imbalance="class_weight"),
         network("net_rim_none", "network: rim features, no imbalance correction", **tabular, imbalance="none"),
         network("net_fused", "network: rim features + CNN (flips+rotations, ring, distance)", **fused),
-        network("net_cnn", "network: CNN only (flips+rotations, ring, distance)", branches="patches"),
+        network("net_cnn", "network: CNN only (flips+rotations, ring, distance)", branches="patches", blend="none"),
         network("net_fused_no_augment", "network: rim + CNN, no augmentation", **fused, augment="none"),
         network("net_fused_flips", "network: rim + CNN, flips and turns only", **fused, augment="flips"),
         network("net_fused_nawm", "network: rim + CNN, NAWM-normalised patches", **fused, normalize="nawm"),

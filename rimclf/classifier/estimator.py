@@ -14,6 +14,7 @@ from skorch.dataset import get_len, unpack_data
 from skorch.utils import is_dataset, to_device, to_numpy
 from sklearn.utils import check_random_state
 
+from rimclf.classifier.blend import blend_probabilities, fit_logistic_blend, logistic_probability
 from rimclf.classifier.batches import DeviceBatches, LesionBatchDataset, StratifiedBatchSampler, as_lesion_dataset
 from rimclf.classifier.device import (
     AutoDeviceMixin,
@@ -25,12 +26,13 @@ from rimclf.classifier.device import (
     uses_channels_last,
 )
 from rimclf._data_checks import check_fit_labels
-from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, signature_parameters
+from rimclf.classifier.inputs import LesionInputsMixin, RadiomicsScaler, check_inputs, signature_parameters
 from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
 from rimclf.defaults import (
     AMP_CHOICES,
+    BLENDS,
     DATA_ON_DEVICE_CHOICES,
     DEFAULT_MODEL,
     IMAGE_WEIGHTS,
@@ -76,6 +78,11 @@ class QSMRimNetClassifier(
         ``"class_weight"``: BCE ``pos_weight = n_rim- / n_rim+`` of the fit's training labels;
         ``"oversample"``: rim+ lesions reused so that each epoch is class-balanced;
         ``"none"``: plain BCE.
+    blend : {"logistic", "none"}, default="logistic" (*)
+        ``"logistic"``: ``predict_proba`` gives the mean of the network's rim+ probability and
+        that of an L2 logistic regression fitted in ``fit`` on the same standardised tabular
+        features (:mod:`rimclf.classifier.blend`; needs ``module__branches`` "tabular" or
+        "both"); ``"none"``: the network's alone.
     smote_k : int, default=2 (*)
         Nearest rim+ neighbours per rim+ row in DeepSMOTE (``N + 2n`` rows, as in the paper).
     min_positives : int or "auto", default="auto"
@@ -154,6 +161,9 @@ class QSMRimNetClassifier(
         Imputation and standardisation statistics of the training rows.
     pos_weight_ : float or None
         BCE ``pos_weight`` when ``imbalance="class_weight"``.
+    blend_coef_, blend_intercept_ : ndarray of shape (n_radiomics_,) and float, or None
+        The blend's logistic regression on the standardised tabular features (None with
+        ``blend="none"``).
     device_ : torch.device
     amp_ : bool
     classes_ : ndarray, ``[0, 1]``
@@ -214,6 +224,7 @@ class QSMRimNetClassifier(
         train_split: Any = None,
         callbacks: Any = None,
         imbalance: str = DEFAULT_MODEL.imbalance,
+        blend: str = DEFAULT_MODEL.blend,
         smote_k: int = DEFAULT_MODEL.smote_k,
         min_positives: int | str = "auto",
         image_weights: str = DEFAULT_MODEL.image_weights,
@@ -238,6 +249,7 @@ class QSMRimNetClassifier(
             **kwargs,
         )
         self.imbalance = imbalance
+        self.blend = blend
         self.smote_k = smote_k
         self.min_positives = min_positives
         self.image_weights = image_weights
@@ -271,6 +283,7 @@ class QSMRimNetClassifier(
     # ------------------------------------------------------------------ checks
     _parameter_constraints = {
         "imbalance": [Options(*IMBALANCE_CHOICES)],
+        "blend": [Options(*BLENDS)],
         "smote_k": [Interval(int, 1)],
         "min_positives": [Options("auto"), Interval(int, 0)],
         "image_weights": [Options(*IMAGE_WEIGHTS)],
@@ -299,6 +312,16 @@ class QSMRimNetClassifier(
                 f"QSMRimNetClassifier: image_weights={self.image_weights!r} is not valid with module__branches="
                 f"{self._module_branches()!r} and module__image={self._module_image()!r}; pretrained weights exist for "
                 "the surface-map encoder only (module__image='surface_map' with module__branches='both' or 'patches')"
+            )
+        if self.blend == "logistic" and self._module_branches() == "patches":
+            raise ParameterError(
+                "QSMRimNetClassifier: blend='logistic' averages in a logistic regression on the tabular features, and "
+                "module__branches='patches' has none; set blend='none' (--blend none) or add tabular features"
+            )
+        if self.blend == "logistic" and not (isinstance(nonlinearity, str) and nonlinearity == "auto"):
+            raise ParameterError(
+                "QSMRimNetClassifier: blend='logistic' averages probabilities and needs predict_nonlinearity='auto' (the "
+                f"sigmoid); with predict_nonlinearity={nonlinearity!r} set blend='none'"
             )
         resolve_device(self.device)
 
@@ -424,6 +447,7 @@ class QSMRimNetClassifier(
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
             self._fit_preprocessing(inputs, feature_keys)  # a warm start keeps the fitted statistics
             self._fit_loss(labels)
+            self._fit_blend(inputs, labels)
         torch_seed = self._seed_everything()
         device = resolve_device(self.device)
         dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
@@ -433,6 +457,17 @@ class QSMRimNetClassifier(
                 self._start_image_encoder()
             super().partial_fit(dataset, labels, _routing_method="fit", **fit_params)
         return self
+
+    def _fit_blend(self, inputs: dict[str, np.ndarray], labels: np.ndarray) -> None:
+        """Fit the logistic regression of ``blend="logistic"`` on the standardised tabular features."""
+        self.blend_coef_, self.blend_intercept_ = None, None
+        if self.blend == "logistic":
+            self.blend_coef_, self.blend_intercept_ = fit_logistic_blend(self._standardised(inputs["tabular"]), labels)
+
+    def _standardised(self, tabular: np.ndarray) -> np.ndarray:
+        """Tabular features imputed and standardised with the training statistics, in float64."""
+        scaler = RadiomicsScaler(self.radiomics_median_, self.radiomics_mean_, self.radiomics_scale_)
+        return scaler.transform(tabular, dtype=np.float64)
 
     def _image_encoder(self) -> SurfaceMapEncoder:
         encoder = getattr(self.module_, "patch_encoder", None)
@@ -477,6 +512,7 @@ class QSMRimNetClassifier(
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
             self._fit_preprocessing(inputs, feature_keys)
             self._fit_loss(labels)
+            self._fit_blend(inputs, labels)
             self._seed_everything()
         device = resolve_device(self.device)
         dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
@@ -582,13 +618,30 @@ class QSMRimNetClassifier(
 
     def predict_proba(self, X: object) -> np.ndarray:
         """Probabilities ``(n, 2)``: columns rim- and rim+ (gathered on the device, copied back
-        to the host once)."""
+        to the host once); with ``blend="logistic"`` the mean of the network's and the blend's
+        logistic regression's."""
         self.check_is_fitted()
         dataset = self.get_dataset(X)
         if len(dataset) == 0:
             return np.zeros((0, 2), dtype=np.float32)
         logits = self.forward(dataset, training=False, device=self._device())
-        return to_numpy(self._get_predict_nonlinearity()(logits))
+        probabilities = to_numpy(self._get_predict_nonlinearity()(logits))
+        if getattr(self, "blend_coef_", None) is None:
+            return probabilities
+        logistic = logistic_probability(self._standardised_rows(dataset), self.blend_coef_, self.blend_intercept_)
+        rim = blend_probabilities(probabilities[:, 1], logistic).astype(probabilities.dtype)
+        return np.column_stack([1 - rim, rim])
+
+    def _standardised_rows(self, dataset: torch.utils.data.Dataset) -> np.ndarray:
+        """The standardised tabular features of a dataset's rows (what the network read), float64."""
+        lesions = as_lesion_dataset(dataset)
+        if lesions is None or "tabular" not in lesions.inputs:
+            raise ParameterError(f"QSMRimNetClassifier with blend='logistic' cannot predict a {type(dataset).__name__}: "
+                                 "the blend's logistic regression needs the tabular features of X")
+        tabular = lesions.inputs["tabular"]
+        if lesions.index is not None:
+            tabular = tabular[lesions.index.to(tabular.device)]
+        return tabular.detach().cpu().numpy().astype(np.float64)
 
     def predict(self, X: object) -> np.ndarray:
         """0/1 decisions: rim+ where the rim+ probability is at least ``threshold``
@@ -624,7 +677,7 @@ def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRi
     ----------
     config : ModelConfig, default=rimclf.defaults.DEFAULT_MODEL
         Gives ``module__depth``, ``module__width``, ``module__fusion``, ``module__branches``, ``module__image``,
-        ``image_weights``, ``max_epochs``, ``lr``, ``batch_size``, ``imbalance`` and ``smote_k``.
+        ``image_weights``, ``max_epochs``, ``lr``, ``batch_size``, ``imbalance``, ``blend`` and ``smote_k``.
     **params
         Other :class:`QSMRimNetClassifier` parameters (e.g. ``device``, ``random_state``,
         ``verbose``); they override the configuration.
@@ -646,6 +699,7 @@ def make_classifier(config: ModelConfig = DEFAULT_MODEL, **params: Any) -> QSMRi
         "lr": config.lr,
         "batch_size": config.batch_size,
         "imbalance": config.imbalance,
+        "blend": config.blend,
         "smote_k": config.smote_k,
         "image_weights": config.image_weights,
     }

@@ -98,15 +98,15 @@ class RadiomicsScaler:
         scale = np.where(tiny, 1.0, scale)
         return cls(median=median, mean=mean, scale=scale)
 
-    def transform(self, radiomics: np.ndarray) -> np.ndarray:
-        """Impute and standardise ``(n, F)`` radiomics -> float32 ``(n, F)``."""
+    def transform(self, radiomics: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """Impute and standardise ``(n, F)`` radiomics -> ``(n, F)`` of ``dtype`` (float32 for the network)."""
         if radiomics.shape[1] != self.median.shape[0]:
             raise CohortError(
                 f"X's tabular features have {radiomics.shape[1]} columns; the estimator was fitted "
                 f"on {self.median.shape[0]}"
             )
         values = np.where(np.isfinite(radiomics), radiomics, self.median)
-        return ((values - self.mean) / self.scale).astype(np.float32)
+        return ((values - self.mean) / self.scale).astype(dtype)
 
 
 def signature_parameters(factory: Any) -> dict[str, inspect.Parameter]:

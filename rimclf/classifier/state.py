@@ -23,7 +23,9 @@ from rimclf.errors import ModelFileError, printable
 
 #: fitted attributes (without the trailing underscore) restored by ``from_fitted_state``
 SCALAR_STATE = ("in_channels", "patch_shape", "n_radiomics", "feature_keys", "pos_weight")
-ARRAY_STATE = ("radiomics_median", "radiomics_mean", "radiomics_scale")
+ARRAY_STATE = ("radiomics_median", "radiomics_mean", "radiomics_scale", "blend_coef", "blend_intercept")
+#: fitted attributes kept as arrays in the state but as a float on the estimator
+_FLOAT_STATE = ("blend_intercept",)
 
 
 class FittedStateMixin:
@@ -54,7 +56,10 @@ class FittedStateMixin:
             - ``"in_channels"``, ``"patch_shape"``, ``"n_radiomics"``, ``"feature_keys"`` (the
               tabular entries of X joined into the MLP input), ``"pos_weight"``: JSON;
             - ``"radiomics_median"``, ``"radiomics_mean"``, ``"radiomics_scale"``: float64
-              arrays (lists with ``json=True``; None without a radiomics branch).
+              arrays (lists with ``json=True``; None without a radiomics branch);
+            - ``"blend_coef"``, ``"blend_intercept"``: the logistic blend's coefficients and
+              intercept, float64 arrays of shapes ``(n_radiomics,)`` and ``(1,)`` (None with
+              ``blend="none"``).
 
         Examples
         --------
@@ -83,7 +88,7 @@ class FittedStateMixin:
             state[name] = json_value(getattr(self, name + "_", None), name, finite=False)
         for name in ARRAY_STATE:
             array = getattr(self, name + "_", None)
-            state[name] = None if array is None else np.array(array, dtype=np.float64)
+            state[name] = None if array is None else np.array(array, dtype=np.float64).reshape(-1)
         if json:
             state["module_state"] = {key: tensor.tolist() for key, tensor in state["module_state"].items()}
             for name in ARRAY_STATE:
@@ -102,7 +107,9 @@ class FittedStateMixin:
         sizes) and loads ``state["module_state"]``. The result predicts exactly like the
         original; its ``history_`` is empty and its optimizer freshly initialised.
         """
-        net = cls(**{**state["params"], **params})
+        saved = dict(state["params"])
+        saved.setdefault("blend", "none")  # states written before the blend: the network alone
+        net = cls(**{**saved, **params})
         net._restore_fitted_inputs(state)
         net.initialize()
         expected = net.module_.state_dict()
@@ -129,7 +136,7 @@ class FittedStateMixin:
         >>> layout["head.weight"]  # doctest: +SKIP
         ((1, 64), torch.float32)
         """
-        net = cls(**{**state["params"], "device": "cpu"})
+        net = cls(**{"blend": "none", **state["params"], "device": "cpu"})
         net._restore_fitted_inputs(state)
         with torch.device("meta"), net._current_init_context("module"):  # skorch's guard of module_
             net.initialize_module()
@@ -149,7 +156,10 @@ class FittedStateMixin:
             setattr(net, name + "_", value)
         for name in ARRAY_STATE:
             value = state.get(name)
-            setattr(net, name + "_", None if value is None else np.asarray(value, dtype=np.float64))
+            value = None if value is None else np.asarray(value, dtype=np.float64)
+            if value is not None and name in _FLOAT_STATE:
+                value = float(value.reshape(-1)[0])
+            setattr(net, name + "_", value)
 
 
 def load_tensor_dict(path: Path, data: bytes) -> dict[str, torch.Tensor]:

@@ -136,6 +136,9 @@ def add_network_options(parser: argparse.ArgumentParser, config: ModelConfig = D
                        help=f"learning rate of AdamW, cosine schedule (default {config.lr:g})")
     group.add_argument("--imbalance", choices=defaults.IMBALANCE_CHOICES, default=config.imbalance,
                        help=f"class-imbalance strategy (default {config.imbalance})")
+    group.add_argument("--blend", choices=defaults.BLENDS, default=config.blend,
+                       help="average the network's rim+ probability with that of a logistic regression on the same "
+                            f"tabular features, or not (default {config.blend}; 'none' with --branches patches)")
     group.add_argument("--branches", choices=defaults.BRANCHES, default=config.branches,
                        help=f"inputs of the network: CNN on patches and MLP on the tabular features ('both'), "
                             f"or one of them (default {config.branches})")
@@ -168,7 +171,7 @@ def add_threshold_options(parser: argparse.ArgumentParser, config: ModelConfig =
     group.add_argument("--calibration", type=lambda text: None if text == "none" else text, choices=(*CALIBRATIONS, None),
                        default=config.calibration, metavar="{" + ",".join((*CALIBRATIONS, "none")) + "}",
                        help=f"calibrate the probabilities on the out-of-fold probabilities (default {config.calibration}; "
-                            "none: the network's own)")
+                            "none: the classifier's own)")
     if fixed:
         group.add_argument("--threshold", type=float, metavar="P", help="use this fixed probability threshold instead")
 

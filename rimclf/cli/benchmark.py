@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="compare the default model with its ablations and baselines",
         description=(
             "Cross-validate the default model (rimclf.defaults.DEFAULT_MODEL) and the same model with one "
-            "part changed (radiomics instead of or beside the rim features, a CNN branch with its "
+            "part changed (no logistic blend, radiomics instead of or beside the rim features, a CNN branch with its "
             "augmentation, normalisation and distance-channel variants, DeepSMOTE or class weights), and "
             "baselines (logistic regression and random forest on rim features, random forests on "
             "radiomics), all on the same subject-grouped folds, each training fold calibrated and thresholded as "
