@@ -18,7 +18,6 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from rimclf.defaults import BLEND_LOGISTIC_C
 
@@ -47,9 +46,7 @@ def fit_logistic_blend(standardised: np.ndarray, labels: np.ndarray) -> tuple[np
     True
     """
     model = LogisticRegression(C=BLEND_LOGISTIC_C, max_iter=MAX_ITER)
-    # one BLAS thread: the same arithmetic, so the same coefficients, whatever the thread count, and
-    # a model trained by the command line and one trained in a notebook predict alike
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # separable toy data; the estimate is still used
         model.fit(np.asarray(standardised, dtype=np.float64), np.asarray(labels).astype(int))
     return model.coef_.ravel().astype(np.float64), float(model.intercept_[0])
