@@ -9,6 +9,7 @@ trained for 2 epochs, threshold from a 2-fold subject-grouped CV.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import shutil
 import tempfile
 import warnings
@@ -80,9 +81,24 @@ def tiny_model():
     from rimclf import RimModel
 
     featurizer, classifier = tiny_estimators()
-    with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
+    with warnings.catch_warnings(), torch_threads(1):  # a 2-epoch network may reach no threshold with specificity 0.9
         warnings.simplefilter("ignore", DataWarning)
         return RimModel(featurizer, classifier, threshold_cv=2, random_state=0).fit(tiny_table())
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int):
+    """Train at ``n_threads`` torch threads (restored after). Models compared across test modules are
+    trained at one thread count, whichever module builds them first: torch sums in another order at
+    another count, and a tiny network's probabilities then move by about 1e-5."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @lru_cache(maxsize=None)

@@ -24,8 +24,7 @@ from rimclf.defaults import BLEND_LOGISTIC_C, DEFAULT_MODEL
 from rimclf.errors import ModelFileError, ParameterError
 from tests.model_builders import network_alone, older_model_dir, read_settings, tiny_model, tiny_model_dir, tiny_table
 
-# no one_torch_thread fixture here: tiny_model() is cached for the session, and other modules
-# compare it with models trained at the default thread count (torch sums in another order)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 #: the default model's network (MLP on tabular features) at a tiny size
 SMALL = {"module__width": 4, "max_epochs": 3, "batch_size": 16, "random_state": 0}

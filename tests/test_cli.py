@@ -18,7 +18,7 @@ import pytest
 from rimclf.cli import COMMANDS, build_parser, format_warning, main
 from rimclf.errors import DataWarning
 from rimclf.outputs import read_lesions
-from tests.model_builders import RADIOMICS_YAML, TRAIN_ARGS, tiny_cohort, tiny_model_dir
+from tests.model_builders import RADIOMICS_YAML, TRAIN_ARGS, tiny_cohort, tiny_model_dir, torch_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,8 +214,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = folder / "radiomics.yaml"
     params.write_text(RADIOMICS_YAML)
     model = folder / "model"
-    with warnings.catch_warnings():  # a 2-epoch network may reach no threshold with specificity 0.9
-        warnings.simplefilter("ignore", DataWarning)
+    with warnings.catch_warnings(), torch_threads(1):  # the thread count of tiny_model(), which it is compared with
+        warnings.simplefilter("ignore", DataWarning)  # a 2-epoch network may reach no threshold with specificity 0.9
         assert main(["train", str(tiny_cohort()), "-o", str(model), "--radiomics-params", str(params), *TRAIN_ARGS]) == 0
     return model
 
