@@ -100,7 +100,7 @@ SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "weights.pt"
 _MODULE_PREFIX = "module."
 _SCALER_KEYS = ("radiomics_median", "radiomics_mean", "radiomics_scale")
-#: the logistic blend's tensors (``QSMRimNetClassifier(blend="logistic")``) and their shapes' second part
+#: the logistic blend's tensors (``QSMRimNetClassifier(blend="logistic")``): coefficients, intercept
 _BLEND_KEYS = ("blend_coef", "blend_intercept")
 
 #: classifier parameters that only shape training: not stored (their defaults come back on load)

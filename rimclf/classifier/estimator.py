@@ -26,7 +26,7 @@ from rimclf.classifier.device import (
     uses_channels_last,
 )
 from rimclf._data_checks import check_fit_labels
-from rimclf.classifier.inputs import LesionInputsMixin, RadiomicsScaler, check_inputs, signature_parameters
+from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, signature_parameters
 from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
 from rimclf._validation import Interval, Options, is_int, validate_params
@@ -466,8 +466,7 @@ class QSMRimNetClassifier(
 
     def _standardised(self, tabular: np.ndarray) -> np.ndarray:
         """Tabular features imputed and standardised with the training statistics, in float64."""
-        scaler = RadiomicsScaler(self.radiomics_median_, self.radiomics_mean_, self.radiomics_scale_)
-        return scaler.transform(tabular, dtype=np.float64)
+        return self._tabular_scaler().transform(tabular, dtype=np.float64)
 
     def _image_encoder(self) -> SurfaceMapEncoder:
         encoder = getattr(self.module_, "patch_encoder", None)

@@ -212,11 +212,12 @@ class LesionInputsMixin:
                 )
             tensors["patches"] = torch.from_numpy(patches)
         if "tabular" in inputs:
-            scaler = RadiomicsScaler(
-                self.radiomics_median_, self.radiomics_mean_, self.radiomics_scale_
-            )
-            tensors["tabular"] = torch.from_numpy(scaler.transform(inputs["tabular"]))
+            tensors["tabular"] = torch.from_numpy(self._tabular_scaler().transform(inputs["tabular"]))
         return tensors
+
+    def _tabular_scaler(self) -> RadiomicsScaler:
+        """The imputation and standardisation fitted on the training rows' tabular features."""
+        return RadiomicsScaler(self.radiomics_median_, self.radiomics_mean_, self.radiomics_scale_)
 
     def preprocess(self, X: object) -> dict[str, torch.Tensor]:
         """X as the standardised tensors the fitted module takes, on the module's device.
