@@ -28,7 +28,9 @@ and 95 % Wilson interval, and a verdict against the promised rate (1 - target sp
 ± ``TOLERANCE`` (issue 24): the size x noise cells whose interval lies wholly above or below that
 band, and a chi-square test (with a permutation p) that the cells share one rate (see
 ``cell_rates.py``). OUT/acquisition.md holds the tables and the settings, OUT/acquisition.json the
-numbers and package versions.
+numbers and package versions, OUT/predictions.tsv every lesion's probabilities (seen and unseen,
+per method) and the first method's decision at its own threshold; ``pool_acquisition.py`` pools
+the varied protocols of several runs (pairs of cohorts) with a subject-bootstrap CI.
 
 ``--methods`` scores other models on the same folds (``METHODS``: the default model with the
 surface-map branch fused, ``default+surface_map``, and the surface-map branch alone,
@@ -196,6 +198,21 @@ def threshold_report(table: pd.DataFrame, y: np.ndarray, score: np.ndarray, call
     return text, numbers
 
 
+def prediction_table(table: pd.DataFrame, y: np.ndarray, predictions: dict, called: np.ndarray, seed: int) -> pd.DataFrame:
+    """One row per lesion: ids, cohort ("fixed" or "varied"), protocol, noise level, ground-truth
+    pattern, rim label, each method's seen and unseen probability (``<method>_seen``,
+    ``<method>_unseen``; unseen is empty for the fixed-site lesions) and the first method's
+    decision at its own threshold (``called``)."""
+    out = table[["participant_id", "lesion_id", "site", "noise", "pattern", "n_voxels"]].copy()
+    out.insert(0, "pair_seed", seed)
+    out.insert(2, "cohort", np.where(out["participant_id"].str.startswith("v"), "varied", "fixed"))
+    out["rim"] = y.astype(int)
+    for name, (seen, unseen) in predictions.items():
+        out[f"{name}_seen"], out[f"{name}_unseen"] = seen, unseen
+    out["called"] = called.astype(int)
+    return out
+
+
 def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     if y.min() == y.max():
         return float("nan"), float("nan")
@@ -345,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         "methods": comparison.to_dict(orient="records"),
         "versions": {name: version(name) for name in ("rimclf", "numpy", "torch", "scikit-learn")},
     }, indent=2, default=str) + "\n", encoding="utf-8")
+    prediction_table(table, y, predictions, called, args.seed).to_csv(out / "predictions.tsv", sep="\t", index=False,
+                                                                    float_format="%.6g")
     print(text)
     print(settings)
     return 0

@@ -86,3 +86,56 @@ def test_equal_cells_are_homogeneous_and_compatible(bench) -> None:
     none_called = bench.isointense_false_positives(table, y, np.zeros(len(table), dtype=bool), table["noise"])
     _, quiet, _ = bench.isointense_intervals(none_called, promised=0.1, seed=0)
     assert np.isnan(quiet["homogeneity"]["p"]) and "not testable" in bench.describe_verdict(quiet)
+
+
+def _run(folder: Path, seed: int, rng: np.random.Generator) -> Path:
+    """A made-up bench_acquisition run: 20 varied subjects (10 lesions, the first of each rim+, one
+    isointense rim- lesion called rim+ in every other subject) and 10 fixed-site ones."""
+    rows = []
+    for cohort, count in (("varied", 20), ("fixed", 10)):
+        for subject in range(count):
+            for lesion in range(10):
+                rim = int(lesion == 0)
+                rows.append({"pair_seed": seed, "participant_id": f"{cohort[0]}{subject:03d}", "cohort": cohort,
+                             "lesion_id": lesion + 1, "site": "V1" if cohort == "varied" else "A",
+                             "noise": "varied, high noise" if cohort == "varied" else "fixed sites (A)",
+                             "pattern": "rim" if rim else "iso", "n_voxels": 50 + 10 * lesion, "rim": rim,
+                             "default_seen": rim + rng.random(), "default_unseen": rim * 0.5 + rng.random(),
+                             "called": int(lesion == 1 and subject % 2 == 0)})
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(folder / "predictions.tsv", sep="\t", index=False)
+    return folder
+
+
+def test_runs_pool_their_varied_lesions_with_a_subject_bootstrap(tmp_path: Path) -> None:
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        pool = _load("pool_acquisition")
+    finally:
+        sys.path.remove(str(SCRIPTS))
+        sys.modules.pop("cell_rates", None)
+    rng = np.random.default_rng(0)
+    runs = pool.read_runs([_run(tmp_path / "a", 4, rng), _run(tmp_path / "b", 5, rng)])
+    assert runs["subject"].nunique() == 60  # the same participant ids in two runs stay two subjects
+    scores = pool.pooled_scores(runs, "default", n_boot=200).set_index("evaluation")
+    assert scores.loc["seen", "lesions"] == 400 and scores.loc["seen", "rim+"] == 40  # varied lesions only
+    assert scores.loc["seen", "pauc"] == pytest.approx(1.0) and scores.loc["seen", "pauc_low"] == pytest.approx(1.0)
+    unseen = scores.loc["unseen"]
+    assert unseen["pr_auc_low"] < unseen["pr_auc"] < unseen["pr_auc_high"] and unseen["pauc"] < 1.0
+    rates = pool.isointense_rates(runs).set_index(["noise", "size"])
+    assert rates.loc[("high noise", "all sizes"), ["k", "n"]].tolist() == [20, 360]
+    assert rates.loc[("high noise", "all sizes"), "rate"] == pytest.approx(20 / 360)
+    with pytest.raises(SystemExit, match="predictions.tsv does not exist"):
+        pool.read_runs([tmp_path / "missing"])
+
+
+def test_prediction_table_has_one_row_per_lesion_and_every_method(bench) -> None:
+    table = pd.DataFrame({"participant_id": ["s001", "v001"], "lesion_id": [1, 1], "site": ["A", "V1"],
+                          "noise": ["fixed sites (A)", "varied, high noise"], "pattern": ["rim", "iso"],
+                          "n_voxels": [80, 40]})
+    predictions = {"default": (np.array([0.9, 0.2]), np.array([np.nan, 0.3])),
+                   "surface_map": (np.array([0.8, 0.1]), np.array([np.nan, 0.4]))}
+    out = bench.prediction_table(table, np.array([1, 0]), predictions, np.array([True, False]), seed=7)
+    assert out["cohort"].tolist() == ["fixed", "varied"] and out["pair_seed"].tolist() == [7, 7]
+    assert out["default_unseen"].isna().tolist() == [True, False] and out["surface_map_seen"].tolist() == [0.8, 0.1]
+    assert out["called"].tolist() == [1, 0] and out["rim"].tolist() == [1, 0]
