@@ -445,9 +445,7 @@ class QSMRimNetClassifier(
         inputs, feature_keys = check_inputs(X, self._module_branches(), image=self._module_image())
         labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not (self.warm_start and self.initialized_ and hasattr(self, "pos_weight_")):
-            self._fit_preprocessing(inputs, feature_keys)  # a warm start keeps the fitted statistics
-            self._fit_loss(labels)
-            self._fit_blend(inputs, labels)
+            self._fit_statistics(inputs, feature_keys, labels)  # a warm start keeps the fitted statistics
         torch_seed = self._seed_everything()
         device = resolve_device(self.device)
         dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)
@@ -457,6 +455,15 @@ class QSMRimNetClassifier(
                 self._start_image_encoder()
             super().partial_fit(dataset, labels, _routing_method="fit", **fit_params)
         return self
+
+    def _fit_statistics(
+        self, inputs: dict[str, np.ndarray], feature_keys: tuple[str, ...] | None, labels: np.ndarray
+    ) -> None:
+        """What a first fit learns from the training rows besides the weights: the input statistics,
+        the loss weighting and the blend's regression."""
+        self._fit_preprocessing(inputs, feature_keys)
+        self._fit_loss(labels)
+        self._fit_blend(inputs, labels)
 
     def _fit_blend(self, inputs: dict[str, np.ndarray], labels: np.ndarray) -> None:
         """Fit the logistic regression of ``blend="logistic"`` on the standardised tabular features."""
@@ -509,9 +516,7 @@ class QSMRimNetClassifier(
         inputs, feature_keys = check_inputs(X, self._module_branches(), image=self._module_image())
         labels = check_fit_labels(y, next(iter(inputs.values())).shape[0])
         if not hasattr(self, "pos_weight_"):  # first call: nothing fitted yet
-            self._fit_preprocessing(inputs, feature_keys)
-            self._fit_loss(labels)
-            self._fit_blend(inputs, labels)
+            self._fit_statistics(inputs, feature_keys, labels)
             self._seed_everything()
         device = resolve_device(self.device)
         dataset = self._place(LesionBatchDataset(self._as_tensors(inputs), torch.from_numpy(labels)), device)

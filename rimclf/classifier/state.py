@@ -107,9 +107,7 @@ class FittedStateMixin:
         sizes) and loads ``state["module_state"]``. The result predicts exactly like the
         original; its ``history_`` is empty and its optimizer freshly initialised.
         """
-        saved = dict(state["params"])
-        saved.setdefault("blend", "none")  # states written before the blend: the network alone
-        net = cls(**{**saved, **params})
+        net = cls(**{**_saved_params(state), **params})
         net._restore_fitted_inputs(state)
         net.initialize()
         expected = net.module_.state_dict()
@@ -136,7 +134,7 @@ class FittedStateMixin:
         >>> layout["head.weight"]  # doctest: +SKIP
         ((1, 64), torch.float32)
         """
-        net = cls(**{"blend": "none", **state["params"], "device": "cpu"})
+        net = cls(**{**_saved_params(state), "device": "cpu"})
         net._restore_fitted_inputs(state)
         with torch.device("meta"), net._current_init_context("module"):  # skorch's guard of module_
             net.initialize_module()
@@ -160,6 +158,11 @@ class FittedStateMixin:
             if value is not None and name in _FLOAT_STATE:
                 value = float(value.reshape(-1)[0])
             setattr(net, name + "_", value)
+
+
+def _saved_params(state: dict[str, Any]) -> dict[str, Any]:
+    """A state's estimator parameters; a state written before the blend existed is the network alone."""
+    return {"blend": "none", **state["params"]}
 
 
 def load_tensor_dict(path: Path, data: bytes) -> dict[str, torch.Tensor]:
