@@ -47,8 +47,8 @@ def read_runs(folders: list[Path]) -> pd.DataFrame:
         part["subject"] = part["pair_seed"].astype(str) + ":" + part["participant_id"]
         parts.append(part)
     runs = pd.concat(parts, ignore_index=True)
-    if runs["subject"].duplicated().any() and runs.groupby("subject")["pair_seed"].nunique().gt(1).any():
-        raise SystemExit("pool_acquisition: two runs share a pair seed and subject; give each run once")
+    if runs.duplicated(["subject", "lesion_id"]).any():  # the subject key holds the pair seed
+        raise SystemExit("pool_acquisition: two runs of the same pair seed were given; give each run once")
     return runs
 
 

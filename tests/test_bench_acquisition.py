@@ -127,6 +127,8 @@ def test_runs_pool_their_varied_lesions_with_a_subject_bootstrap(tmp_path: Path)
     assert rates.loc[("high noise", "all sizes"), "rate"] == pytest.approx(20 / 360)
     with pytest.raises(SystemExit, match="predictions.tsv does not exist"):
         pool.read_runs([tmp_path / "missing"])
+    with pytest.raises(SystemExit, match="same pair seed"):
+        pool.read_runs([tmp_path / "a", tmp_path / "a"])
 
 
 def test_prediction_table_has_one_row_per_lesion_and_every_method(bench) -> None:
