@@ -38,6 +38,7 @@ __all__ = [
     "Bools",
     "Interval",
     "Options",
+    "RandomStates",
     "Types",
     "check_bool",
     "check_choice",
@@ -151,7 +152,23 @@ class Bools:
         return "True or False"
 
 
-Constraint = "Interval | Options | Types | Bools"
+class RandomStates:
+    """What scikit-learn's ``check_random_state`` takes: None, a seed in ``[0, 2**32 - 1]``, or a
+    numpy ``RandomState`` (told by its type, so that this module needs no numpy)."""
+
+    def accepts(self, value: object) -> bool:
+        if value is None:
+            return True
+        if is_int(value):
+            return 0 <= value <= 2**32 - 1
+        kind = type(value)
+        return kind.__name__ == "RandomState" and kind.__module__.startswith("numpy.")
+
+    def __str__(self) -> str:
+        return "None, an integer in [0, 4294967295] or a numpy RandomState"
+
+
+Constraint = "Interval | Options | Types | Bools | RandomStates"
 
 
 def _describe(constraints: Iterable[Constraint]) -> str:

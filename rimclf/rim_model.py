@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._data_checks import check_lesion_table
-from rimclf._validation import Interval, Options, Types, is_int, validate_params
+from rimclf._validation import Interval, Options, RandomStates, Types, is_int, validate_params
 from rimclf.calibration import Calibration, calibrate_out_of_fold
 from rimclf._bids import scan_name
 from rimclf.cohort import cohort_scans, labelled_lesions
@@ -178,7 +178,8 @@ class RimModel(ClassifierMixin, BaseEstimator):
         "classifier": [Options(None), Types(BaseEstimator, description="a QSMRimNetClassifier (a scikit-learn estimator)")],
         "target_specificity": [Interval(float, 0, 1, closed="neither")],
         "threshold_cv": [Options(0), Interval(int, 2)],  # 0: in-sample; k >= 2: a k-fold CV
-        "threshold": [Options(None), Interval(float)],
+        "threshold": [Options(None), Interval(float, 0, 1)],
+        "random_state": [RandomStates()],
         "operating_point": [Options(*OPERATING_POINTS)],
         "target_sensitivity": [Interval(float, 0, 1, closed="right")],
         "calibration": [Options(None, *CALIBRATIONS)],
@@ -223,6 +224,9 @@ class RimModel(ClassifierMixin, BaseEstimator):
         table, y, groups = labelled_lesions(check_lesion_table(X, ("participant_id", "lesion_id")), y, groups)
         featurizer = self._featurizer().fit(table)
         classifier = self._classifier()
+        check_classifier = getattr(classifier, "_check_params", None)
+        if callable(check_classifier):  # a QSMRimNetClassifier's own checks, before the long feature extraction
+            check_classifier()
         logger.info("extracting features of %d lesions of %d subjects", len(table), len(np.unique(groups)))
         features = featurizer.transform(table)
         oof, fold_models = None, []

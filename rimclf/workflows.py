@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from rimclf._atomic import check_output_location, known_inputs, refuse_overwrite, reserving_output
+from rimclf._bids import check_label
 from rimclf._validation import SIZE_LIMITS, check_int, check_path, check_real, check_threshold_settings
 from rimclf.defaults import DEFAULT_MODEL, MONTAGE_LESIONS
 from rimclf.errors import ParameterError
@@ -237,6 +238,7 @@ def subject_table(
     (13, '7', True)
     >>> folder.cleanup()
     """
+    check_label(participant_id, "subject_table")  # the error names the argument, not the temporary manifest
     with tempfile.TemporaryDirectory(prefix="rimclf-subject-") as folder:
         manifest = Path(folder) / "manifest.tsv"
         paths = {kind: str(Path(path).expanduser().resolve()) for kind, path in (("qsm", qsm), ("flair", flair), ("mask", mask))}

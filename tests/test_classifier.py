@@ -289,7 +289,8 @@ def test_nan_and_constant_radiomics(data):
      ({"min_positives": "many"}, "min_positives"), ({"amp": "yes"}, "amp"),
      ({"batch_size": 1}, "batch_size"), ({"module__smote_k": 3}, "module__smote_k"),
      ({"module__branches": "all"}, "module__branches"), ({"device": "tpu:7"}, "device"),
-     ({"module__in_channels": 2}, "module__in_channels")],
+     ({"module__in_channels": 2}, "module__in_channels"), ({"random_state": -1}, "random_state=-1"),
+     ({"random_state": "x"}, "random_state='x'"), ({"verbose": "x"}, "verbose='x'")],
 )
 def test_bad_parameters_raise_at_fit(params, match, data):
     X, y, _ = data

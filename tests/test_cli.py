@@ -261,7 +261,7 @@ def test_predict_cohort_and_overwrite(trained: Path, tmp_path: Path, capsys: pyt
 
 
 @pytest.mark.slow
-def test_predict_one_subject_by_paths(trained: Path, tmp_path: Path) -> None:
+def test_predict_one_subject_by_paths(trained: Path, tmp_path: Path, capsys) -> None:
     anat = tiny_cohort() / "sub-002" / "anat"
     mask = tiny_cohort() / "derivatives" / "phantom" / "sub-002" / "anat" / "sub-002_desc-lesions_dseg.nii.gz"
     out = tmp_path / "one"
@@ -279,6 +279,10 @@ def test_predict_one_subject_by_paths(trained: Path, tmp_path: Path) -> None:
     everyone = read_lesions(tmp_path / "all")
     np.testing.assert_allclose(single["probability"], everyone.loc[everyone["participant_id"] == "sub-002", "probability"])
     assert main(argv) == 1  # no overwrite without --force for the single-subject form either
+    bad_label = [*argv[:argv.index("--participant") + 1], "07_a", "-o", str(tmp_path / "bad"), "-q"]
+    assert main(bad_label) == 1
+    assert "--participant: participant_id '07_a' is not a valid label" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize(

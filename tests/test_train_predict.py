@@ -138,6 +138,9 @@ def test_a_seed_makes_the_default_model_reproducible() -> None:
     ("params", "message"),
     [({"threshold_cv": 1}, "threshold_cv=1"), ({"target_specificity": 1.5}, "target_specificity=1.5"),
      ({"threshold": float("nan")}, "threshold=nan"),
+     ({"threshold": 2.0}, r"threshold=2.0 is not valid; it must be None or a number in \[0, 1\]"),
+     ({"threshold": -0.5}, "threshold=-0.5"),
+     ({"random_state": "x"}, "random_state='x' is not valid"), ({"random_state": -1}, "random_state=-1"),
      # these once reached sklearn's clone: "TypeError: Cannot clone object 'rim'"
      ({"featurizer": "rim"}, "featurizer='rim' is not valid; it must be None or a LesionFeaturizer"),
      ({"classifier": 3}, "classifier=3 is not valid; it must be None or a QSMRimNetClassifier")],
@@ -145,6 +148,18 @@ def test_a_seed_makes_the_default_model_reproducible() -> None:
 def test_bad_parameters(params: dict, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
         RimModel(**params).fit(tiny_table())
+
+
+def test_the_classifiers_parameters_are_checked_before_the_features_are_extracted(monkeypatch) -> None:
+    from rimclf.classifier import make_classifier
+    from rimclf.features import LesionFeaturizer, make_featurizer
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("features were extracted before the classifier's parameters were checked")
+
+    monkeypatch.setattr(LesionFeaturizer, "transform", no_extraction)
+    with pytest.raises(ParameterError, match="QSMRimNetClassifier: lr=0"):
+        RimModel(make_featurizer(progress=False), make_classifier(lr=0), threshold_cv=0).fit(tiny_table())
 
 
 def test_training_needs_labels() -> None:
@@ -214,6 +229,8 @@ def test_one_subject_given_by_paths(tmp_path: Path) -> None:
     np.testing.assert_allclose(lesions["probability"], tiny_model().predict_proba(expected)[:, 1], rtol=1e-5)
     with pytest.raises(CohortError, match="missing.nii.gz"):
         subject_table(tmp_path / "missing.nii.gz", first["flair"], first["mask"])
+    with pytest.raises(CohortError, match="subject_table: participant_id '07_a' is not a valid label"):
+        subject_table(first["qsm"], first["flair"], first["mask"], participant_id="07_a")  # not the temporary manifest
 
 
 def test_one_subject_without_lesions_is_reported_with_zero_counts(tmp_path: Path) -> None:

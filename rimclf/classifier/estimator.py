@@ -29,7 +29,7 @@ from rimclf._data_checks import check_fit_labels
 from rimclf.classifier.inputs import LesionInputsMixin, check_inputs, signature_parameters
 from rimclf.classifier.printlog import PrintLog, TrainingSummary
 from rimclf.classifier.state import FittedStateMixin
-from rimclf._validation import Interval, Options, is_int, validate_params
+from rimclf._validation import Bools, Interval, Options, RandomStates, is_int, validate_params
 from rimclf.defaults import (
     AMP_CHOICES,
     BLENDS,
@@ -292,6 +292,8 @@ class QSMRimNetClassifier(
         "lr": [Interval(float, 0, None, closed="neither")],
         "max_epochs": [Interval(int, 0)],
         "threshold": [Interval(float, 0, 1)],
+        "random_state": [RandomStates()],
+        "verbose": [Interval(int, 0), Bools()],
         "data_on_device": [Options(*DATA_ON_DEVICE_CHOICES)],
     }
 

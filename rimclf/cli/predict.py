@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.cli._checks import check_options
 
     check_options(args)  # -o against the model, the cohort or the three files, the cache; --device
+    if not args.cohort:
+        from rimclf._bids import check_label
+
+        check_label(args.participant, "--participant")  # it names the output files: fail before loading anything
     from rimclf.model_files import load_model
     from rimclf.workflows import predict_cohort, predict_subject
 
