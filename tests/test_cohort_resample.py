@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,15 @@ import pytest
 from rimclf import load_cohort
 from rimclf._nifti import save_nifti
 from rimclf.cohort import read_lesion_labels
-from rimclf.cohort._resample import fields_of_view_overlap, labels_on_qsm_grid, resample_labels, same_grid
-from rimclf.errors import CohortError
+from rimclf.cohort._resample import (
+    OUTSIDE_WARNING_FRACTION,
+    fields_of_view_overlap,
+    labels_on_qsm_grid,
+    resample_labels,
+    same_grid,
+    warn_if_mostly_outside,
+)
+from rimclf.errors import CohortError, DataWarning
 from rimclf.features._subject import SubjectVolumes, group_by_subject
 from tests.builders import SHAPE, make_affine, write_subject
 from tests.grid_builders import one_mm_grid, rewrite_mask_on_flair_grid, rewrite_on_grid
@@ -151,6 +160,33 @@ def test_lesions_outside_the_qsm_are_counted_or_refused(tmp_path: Path, caplog: 
     with pytest.raises(CohortError, match=r"sub-01_desc-lesions_mask\.nii\.gz: none of its 24 lesion voxels lies in "
                                           r"the field of view of sub-01_Chimap\.nii\.gz"):
         load_cohort(root)
+
+
+def test_a_mask_mostly_outside_the_qsm_warns(tmp_path: Path) -> None:
+    """A mask shifted 12 mm along x (as a wrong affine would) loses 245 of its 362 lesion voxels: a
+    DataWarning naming the file; shifted 6 mm it loses 65 (a slab's cut): no warning, only the log."""
+    root = qsm_grid_cohort(tmp_path, binary=True)
+    save_nifti(mask_file(root), ellipsoid_labels(True), make_affine(origin=(0.0, -30.0, 7.0)), overwrite=True)
+    with pytest.warns(DataWarning, match=re.escape(f"{mask_file(root)}: 245 of its 362 lesion voxels (68 %) lie "
+                                                   "outside the field of view of sub-01_Chimap.nii.gz")) as caught:
+        load_cohort(root)
+    [warning] = [w for w in caught if issubclass(w.category, DataWarning)]
+    assert "affine may be wrong" in str(warning.message) and "not registered to the QSM" in str(warning.message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        read_lesion_labels(mask_file(root), 26, qsm_file(root))  # said once, by load_cohort
+        save_nifti(mask_file(root), ellipsoid_labels(True), make_affine(origin=(-6.0, -30.0, 7.0)), overwrite=True)
+        assert len(load_cohort(root))
+
+
+def test_the_warning_needs_more_than_the_fraction_outside() -> None:
+    assert OUTSIDE_WARNING_FRACTION == 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        warn_if_mostly_outside(50, 100, mask_path="m.nii.gz", qsm_name="q.nii.gz")
+        warn_if_mostly_outside(0, 0, mask_path="m.nii.gz", qsm_name="q.nii.gz")
+    with pytest.warns(DataWarning, match=r"^m\.nii\.gz: 51 of its 100 lesion voxels \(51 %\)"):
+        warn_if_mostly_outside(51, 100, mask_path="m.nii.gz", qsm_name="q.nii.gz")
 
 
 def test_no_overlap_is_an_error(tmp_path: Path) -> None:

@@ -263,7 +263,7 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     if not binary:
         _warn_split_labels(labels, connectivity, mask_path)
     labels, resampling = labels_on_qsm_grid(labels, mask_affine, qsm_shape, np.asarray(qsm.affine), binary=binary,
-                                             mask_path=mask_path, qsm_path=qsm_path)
+                                             mask_path=mask_path, qsm_path=qsm_path, warn=True)
     if resampling:
         logger.info(resampling)
     if flair_path is not None:

@@ -13,21 +13,31 @@ coordinates), its mask can be carried onto the QSM grid through the two voxel-to
 
 Everything happens in world coordinates, so oblique and flipped grids work. A mask on the QSM grid
 (same shape, affines equal within :data:`rimclf._nifti.AFFINE_TOLERANCE_MM`) is returned as it is.
+Lesion voxels outside the QSM's field of view are lost: counted in the log line, with a
+:class:`~rimclf.errors.DataWarning` above :data:`OUTSIDE_WARNING_FRACTION` of them.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import warnings
 
 import numpy as np
 from scipy import ndimage
 
 from rimclf._nifti import AFFINE_TOLERANCE_MM, voxel_sizes
-from rimclf.errors import CohortError
+from rimclf.errors import CohortError, DataWarning
 
 #: A binary mask's partial-volume fraction at or above which a QSM voxel is lesion.
 FRACTION_THRESHOLD = 0.5
+
+#: Above this fraction of a mask's lesion voxels outside the QSM's field of view, resampling warns
+#: (:class:`~rimclf.errors.DataWarning`) instead of only logging the loss. A QSM slab legitimately
+#: cuts off part of a whole-brain mask, so this is no error; losing most of the lesions, though,
+#: more often means a wrong affine (e.g. a mask saved with an identity affine) or a mask not
+#: registered to the QSM.
+OUTSIDE_WARNING_FRACTION = 0.5
 
 #: At most this many sample points per axis of a QSM voxel (the fraction of a voxel much larger
 #: than the mask's voxels needs no more to be accurate to a few percent).
@@ -194,8 +204,27 @@ def labels_on_qsm_grid(
     binary: bool,
     mask_path: str | os.PathLike,
     qsm_path: str | os.PathLike,
+    warn: bool = False,
 ) -> tuple[np.ndarray, str | None]:
     """A lesion mask on the QSM grid: itself when it is there already, else resampled.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (X, Y, Z)
+        The mask as read (binary or instance labels), on its own grid.
+    mask_affine, qsm_affine : array-like of shape (4, 4)
+        Voxel-to-world affines of the mask and of the QSM.
+    qsm_shape : tuple of int
+        The QSM's spatial shape.
+    binary : bool
+        Resample as a binary mask (partial-volume fraction) rather than instance labels (nearest).
+    mask_path, qsm_path : str or path-like
+        The two files, for messages.
+    warn : bool, default=False
+        Issue a :class:`~rimclf.errors.DataWarning` (see :func:`warn_if_mostly_outside`) when more
+        than :data:`OUTSIDE_WARNING_FRACTION` of the lesion voxels lie outside the QSM's field of
+        view. :func:`rimclf.load_cohort` asks for it; later readers of the same mask do not, so
+        that it is said once per mask.
 
     Returns
     -------
@@ -227,6 +256,8 @@ def labels_on_qsm_grid(
             f"{mask_path}: none of its {total} lesion voxels lies in the field of view of {qsm_name}; the lesion "
             "mask must be on the grid of an image registered to the QSM (same world coordinates)"
         )
+    if warn:
+        warn_if_mostly_outside(outside, total, mask_path=mask_path, qsm_name=qsm_name)
     how = "partial-volume fraction >= 0.5, then connected components" if binary else "nearest neighbour"
     message = (
         f"{mask_name}: the lesion mask is on another grid ({source_grid}) than {qsm_name}; resampled onto the "
@@ -234,3 +265,19 @@ def labels_on_qsm_grid(
         + (f"; {outside} of its {total} lesion voxels lie outside the QSM's field of view" if outside else "")
     )
     return resample_labels(labels, mask_affine, qsm_shape, qsm_affine, binary=binary), message
+
+
+def warn_if_mostly_outside(outside: int, total: int, *, mask_path: str | os.PathLike, qsm_name: str) -> None:
+    """A :class:`~rimclf.errors.DataWarning` when more than :data:`OUTSIDE_WARNING_FRACTION` of a
+    mask's ``total`` lesion voxels (``outside`` of them) lie outside the QSM's field of view.
+
+    ``stacklevel`` points at the caller of :func:`rimclf.load_cohort` (this function, then
+    :func:`labels_on_qsm_grid` and the cohort's per-scan reader, lie between).
+    """
+    if total and outside > OUTSIDE_WARNING_FRACTION * total:
+        warnings.warn(
+            f"{mask_path}: {outside} of its {total} lesion voxels ({100.0 * outside / total:.0f} %) lie outside the "
+            f"field of view of {qsm_name} and are lost; the mask's affine may be wrong (e.g. saved with an identity "
+            "affine) or the mask not registered to the QSM (unless the QSM is a slab that covers only part of it)",
+            DataWarning, stacklevel=5,
+        )
