@@ -323,3 +323,49 @@ def test_subjects_tsv_lists_empty_and_skipped_scans(table: pd.DataFrame, tmp_pat
         ["sub-03", "0", "0", "predicted", "n/a"], ["sub-04", "n/a", "n/a", "skipped", "no lesion mask"],
     ]
     assert set(json.loads(paths["subjects"].with_suffix(".json").read_text())) == set(subjects.columns)
+
+
+@pytest.mark.parametrize("mask", ["empty", "below_min_voxels"])
+def test_a_scan_without_lesions_gets_true_counts_and_the_files_of_any_scan(tmp_path: Path, mask: str) -> None:
+    """Its rim+ count is 0 for certain: interval 0-0 at probability 1 (once 0, as every missing value); and it
+    gets an all-0 map and label image on its QSM grid and a "no lesions" montage (once no folder at all)."""
+    root = tmp_path / "cohort"
+    write_subject(root, "01")
+    labels = np.zeros_like(make_labels())
+    if mask == "below_min_voxels":
+        labels[20, 2, 10] = 1  # one lesion of 1 voxel, left out by load_cohort
+    write_subject(root, "02", mask=labels)
+    (root / "rims.tsv").write_text("participant_id\tlesion_id\trim\nsub-01\t1\t1\nsub-01\t2\t0\n")
+    table = load_cohort(root)
+    assert set(table["participant_id"]) == {"01"}
+    paths = write_prediction_outputs(tmp_path / "out", table, np.array([0.9, 0.2]), 0.5, scans=table.attrs["scans"])
+    subjects = pd.read_csv(paths["subjects"], sep="\t", dtype=str, keep_default_na=False).set_index("participant_id")
+    assert subjects.loc["sub-02"].to_dict() == {
+        "session": "n/a", "n_lesions": "0", "n_rim_pos_predicted": "0", "expected_rim_pos": "0", "rim_pos_low_90": "0",
+        "rim_pos_high_90": "0", "p_rim_pos_in_interval": "1", "p_any_rim_pos": "0", "p_rim_pos_4plus": "0",
+        "n_rim_pos_true": "0", "status": "predicted", "reason": "n/a",
+    }
+    full, empty = output_paths(tmp_path / "out", "01"), output_paths(tmp_path / "out", "02")
+    named = sorted(p.name.replace("sub-01", "sub-02") for p in (tmp_path / "out" / "sub-01").rglob("*"))
+    assert sorted(p.name for p in (tmp_path / "out" / "sub-02").rglob("*")) == named  # the same files
+    qsm = nib.load(str(root / "sub-02" / "anat" / "sub-02_Chimap.nii.gz"))
+    for kind, dtype in (("probseg", np.float32), ("dseg", np.int16)):
+        image, other = nib.load(str(empty[kind])), nib.load(str(full[kind]))
+        assert image.shape == qsm.shape and np.allclose(image.affine, qsm.affine)
+        assert image.get_data_dtype() == dtype and not np.asarray(image.dataobj).any()
+        assert image.header["descrip"] == other.header["descrip"]
+    assert nib.load(str(empty["probseg"])).header["cal_max"] == 1.0
+    assert nib.load(str(empty["dseg"])).header.get_intent()[0] == "label"
+    sidecar = json.loads(empty["probseg"].with_name("sub-02_desc-rimprob_probseg.json").read_text())
+    assert sidecar["Threshold"] == 0.5 and sidecar["Units"] == "probability (0-1)"
+    lookup = pd.read_csv(empty["dseg"].with_name("sub-02_desc-lesions_dseg.tsv"), sep="\t")
+    assert lookup.empty and lookup.columns.tolist() == ["index", "name", "probability", "decision"]
+    assert empty["montage"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "out" / "subjects.png").is_file()
+
+
+def test_the_montage_of_a_scan_without_lesions_says_so() -> None:
+    from rimclf.outputs._montage import no_lesion_montage
+
+    montage = no_lesion_montage("sub-02_ses-1")
+    assert montage.texts[0][2] == "sub-02_ses-1: no lesions" and "below min_voxels" in montage.texts[1][2]
+    assert (montage.pixels < 128).all(axis=2).sum() > 100  # the text is drawn

@@ -106,6 +106,7 @@ from rimclf.errors import CohortError, DataWarning, ParameterError
 
 __all__ = [
     "FILE_KINDS", "CohortOptions", "LESION_KEY", "cohort_scans", "MIN_LESIONS_PER_CLASS", "PPM_SUSPICION_LIMIT", "TABLE_COLUMNS", "LabelledLesions",
+    "SCAN_COLUMNS",
     "check_participant_label", "check_qsm_unit", "check_session_label", "labelled_lesions", "load_cohort",
     "read_lesion_labels", "read_qsm", "summarize_cohort", "ScanStore", "active_store", "scan_store",
 ]
@@ -134,6 +135,9 @@ TABLE_COLUMNS = [
     "mask_grid",
     "mask_source_grid",
 ]
+#: The columns of :data:`TABLE_COLUMNS` shared by every lesion of a scan (its files and how its mask
+#: was read); ``table.attrs["scans"]`` gives them for a read scan that has no lesion rows.
+SCAN_COLUMNS = ("qsm", "flair", "mask", "connectivity", "qsm_unit", "mask_grid", "mask_source_grid")
 
 _CONNECTIVITY_RANK = dict(zip(CONNECTIVITIES, (1, 2, 3)))  # 6: faces, 18: + edges, 26: + corners
 
@@ -253,7 +257,10 @@ def _check_flair_overlap(qsm_path: Path, qsm, flair_path: Path) -> None:
         )
 
 
-def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) -> tuple[pd.DataFrame, set[int], int]:
+def _subject_lesions(subject: pd.Series, *, connectivity: int,
+                     min_voxels: int) -> tuple[pd.DataFrame, set[int], int, dict[str, object]]:
+    """One scan's lesion rows, all its mask's lesion ids, how many were too small, and its
+    :data:`SCAN_COLUMNS` (also for a scan without lesion rows)."""
     qsm_path, mask_path = Path(subject["qsm"]), Path(subject["mask"])
     flair_path = Path(subject["flair"]) if subject["flair"] else None
     qsm = load_header(qsm_path)
@@ -288,26 +295,29 @@ def _subject_lesions(subject: pd.Series, *, connectivity: int, min_voxels: int) 
     else:
         centroids = np.zeros((0, 3))
     voxel_volume = float(abs(np.linalg.det(np.asarray(qsm.affine)[:3, :3])))
+    scan = {
+        "qsm": str(qsm_path),
+        "flair": str(flair_path) if flair_path is not None else "",
+        "mask": str(mask_path),
+        "connectivity": used_connectivity,
+        "qsm_unit": subject["qsm_unit"],
+        "mask_grid": "resampled" if resampling else "qsm",
+        "mask_source_grid": mask_source_grid,
+    }
     lesions = pd.DataFrame(
         {
             "participant_id": subject["participant_id"],
             "session": subject["session"],
             "lesion_id": keep,
-            "qsm": str(qsm_path),
-            "flair": str(flair_path) if flair_path is not None else "",
-            "mask": str(mask_path),
             "n_voxels": counts[keep].astype(int) if keep.size else np.zeros(0, dtype=int),
             "volume_mm3": counts[keep] * voxel_volume if keep.size else np.zeros(0),
             "centroid_x": centroids[:, 0],
             "centroid_y": centroids[:, 1],
             "centroid_z": centroids[:, 2],
-            "connectivity": used_connectivity,
-            "qsm_unit": subject["qsm_unit"],
-            "mask_grid": "resampled" if resampling else "qsm",
-            "mask_source_grid": mask_source_grid,
+            **scan,
         }
     )
-    return lesions, all_ids, n_small
+    return lesions, all_ids, n_small, scan
 
 
 def load_cohort(
@@ -358,7 +368,8 @@ def load_cohort(
         the QSM grid with one log line) and ``mask_source_grid`` (the mask file's grid, e.g.
         "182x218x182 at 1x1x1 mm"). Sorted by participant, session, then lesion.
         ``table.attrs["scans"]`` lists every scan read or skipped (:func:`cohort_scans`), so a
-        scan with an empty mask (no rows) or a skipped one still reaches the outputs.
+        scan with an empty mask (no rows) or a skipped one still reaches the outputs; a read scan
+        without rows also carries its :data:`SCAN_COLUMNS` (its files), for its empty maps.
 
     Warns
     -----
@@ -417,12 +428,12 @@ def load_cohort(
         more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
         raise CohortError(f"{root}: none of its {len(skipped)} selected scan(s) has every required file: {reasons}{more}")
 
-    tables, lesion_ids, n_small = [], {}, 0
+    tables, lesion_ids, without_rows, n_small = [], {}, {}, 0
     for _, subject in subjects.iterrows():
         name = scan_name(subject["participant_id"], subject["session"])
         try:
-            lesions, ids, small = _subject_lesions(subject, connectivity=options.connectivity,
-                                                   min_voxels=options.min_voxels)
+            lesions, ids, small, scan = _subject_lesions(subject, connectivity=options.connectivity,
+                                                         min_voxels=options.min_voxels)
             if check_data:
                 read_qsm(subject["qsm"], subject["qsm_unit"])
                 if subject["flair"]:
@@ -433,6 +444,8 @@ def load_cohort(
             raise CohortError(f"{name}: {exc}") from exc
         tables.append(lesions)
         lesion_ids[(subject["participant_id"], subject["session"])] = ids
+        if lesions.empty:  # its outputs (empty maps) still need its files
+            without_rows[(subject["participant_id"], subject["session"])] = scan
         n_small += small
     if n_small:
         logger.info("left out %d lesion(s) smaller than min_voxels=%d", n_small, options.min_voxels)
@@ -462,7 +475,8 @@ def load_cohort(
     for column in ("volume_mm3", "centroid_x", "centroid_y", "centroid_z"):
         table[column] = table[column].astype(float)
     table = table.sort_values(LESION_KEY, kind="stable").reset_index(drop=True)[TABLE_COLUMNS]
-    read = [{"participant_id": p, "session": t, "status": "read", "reason": ""} for p, t in lesion_ids]
+    read = [{"participant_id": p, "session": t, "status": "read", "reason": "", **without_rows.get((p, t), {})}
+            for p, t in lesion_ids]
     listed = read + [{**scan, "status": "skipped"} for scan in skipped]
     table.attrs["scans"] = sorted(listed, key=lambda scan: (scan["participant_id"], scan["session"]))
     return table

@@ -22,6 +22,10 @@ Layout of an output directory (``[ses-<s>/]``, ``[_ses-<s>]`` only for scans wit
     OUT/sub-<p>/figures/sub-<p>[_ses-<s>]_desc-rimprob_montage.png
         QSM/FLAIR through each lesion, ranked by probability (:mod:`rimclf.outputs._montage`)
 
+A scan read without lesions (an empty mask, or every lesion below ``min_voxels``) gets the same
+files: its ``subjects.tsv`` row is that of a rim+ count of 0 for certain (:data:`NO_LESION_COUNTS`),
+its map and label image are all 0 on its QSM grid, and its montage says "no lesions".
+
 Missing values in the TSV files are ``n/a`` (BIDS). The directory is built in a temporary
 sibling and moved into place when complete, so an interrupted run leaves nothing half-written;
 an existing ``OUT`` is replaced only with ``force`` (see :mod:`rimclf._atomic`). Participant and
@@ -46,6 +50,7 @@ from rimclf._records import write_json
 from rimclf._validation import check_int, check_n_jobs
 from rimclf._version import __version__
 from rimclf.cohort import (
+    SCAN_COLUMNS,
     ScanStore,
     active_store,
     check_participant_label,
@@ -56,13 +61,13 @@ from rimclf.cohort import (
 from rimclf.defaults import BIDS_VERSION, MONTAGE_LESIONS
 from rimclf.errors import CohortError, PredictionError
 from rimclf.outputs._figures import subject_counts_figure
-from rimclf.outputs._montage import axial_plane, write_montage
+from rimclf.outputs._montage import axial_plane, write_montage, write_no_lesion_montage
 from rimclf.outputs._parallel import for_each_scan
 
 __all__ = [
-    "LESION_COLUMNS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions", "output_paths",
-    "probability_map", "read_lesions", "subject_counts_figure", "subject_summary", "with_every_scan", "write_montage",
-    "write_prediction_outputs",
+    "LESION_COLUMNS", "NO_LESION_COUNTS", "axial_plane", "check_probabilities", "label_image", "lesion_predictions",
+    "output_paths", "probability_map", "read_lesions", "subject_counts_figure", "subject_summary", "with_every_scan",
+    "write_montage", "write_prediction_outputs",
 ]
 
 LESION_COLUMNS = [
@@ -81,6 +86,11 @@ MASK_COLUMNS = ("mask_grid", "mask_source_grid")
 #: The probability map's NIfTI ``descrip`` (what a viewer shows as the image's description).
 MAP_DESCRIP = "rimclf rim+ probability (0-1)"
 LABELS_DESCRIP = "rimclf lesion ids (lesion_id of lesions.tsv)"
+#: ``subjects.tsv`` of a scan read without lesions: its rim+ count is 0 for certain (the count
+#: distribution of no lesions is P(0) = 1), so the 90 % interval is 0-0 and holds it with probability 1.
+NO_LESION_COUNTS = {"n_lesions": 0, "n_rim_pos_predicted": 0, "expected_rim_pos": 0.0, "rim_pos_low_90": 0,
+                    "rim_pos_high_90": 0, "p_rim_pos_in_interval": 1.0, "p_any_rim_pos": 0.0, "p_rim_pos_4plus": 0.0,
+                    "n_rim_pos_true": 0}
 
 #: ``lesions.json`` and ``subjects.json``: the data dictionaries of the two tables (BIDS).
 COLUMN_DESCRIPTIONS = {
@@ -285,7 +295,8 @@ def subject_summary(predictions: pd.DataFrame) -> pd.DataFrame:
 def with_every_scan(summary: pd.DataFrame, scans: list[dict] | None) -> pd.DataFrame:
     """``summary`` (per scan) with a row for every scan of ``scans``, and ``status``/``reason`` columns.
 
-    A scan that was read but has no lesion gets zero counts; a skipped scan gets ``status``
+    A scan that was read but has no lesion gets the values of :data:`NO_LESION_COUNTS` (a rim+
+    count of 0 for certain: interval 0-0 at probability 1); a skipped scan gets ``status``
     "skipped", its ``reason`` and missing counts (``n/a`` in the TSV). Without ``scans`` the summary
     is returned unchanged.
 
@@ -293,15 +304,15 @@ def with_every_scan(summary: pd.DataFrame, scans: list[dict] | None) -> pd.DataF
     --------
     >>> import pandas as pd
     >>> summary = pd.DataFrame({"participant_id": ["01"], "session": [""], "n_lesions": [3],
-    ...                         "n_rim_pos_predicted": [1], "expected_rim_pos": [1.2]})
+    ...                         "expected_rim_pos": [1.2], "p_rim_pos_in_interval": [0.93]})
     >>> scans = [{"participant_id": "01", "session": "", "status": "read", "reason": ""},
     ...          {"participant_id": "02", "session": "", "status": "read", "reason": ""},
     ...          {"participant_id": "03", "session": "", "status": "skipped", "reason": "no FLAIR (*_FLAIR)"}]
     >>> print(with_every_scan(summary, scans).to_string())
-      participant_id session  n_lesions  n_rim_pos_predicted  expected_rim_pos   status              reason
-    0             01                  3                    1               1.2  predicted                 n/a
-    1             02                  0                    0               0.0  predicted                 n/a
-    2             03               <NA>                 <NA>               NaN    skipped  no FLAIR (*_FLAIR)
+      participant_id session  n_lesions  expected_rim_pos  p_rim_pos_in_interval     status              reason
+    0             01                  3               1.2                   0.93  predicted                 n/a
+    1             02                  0               0.0                   1.00  predicted                 n/a
+    2             03               <NA>               NaN                    NaN    skipped  no FLAIR (*_FLAIR)
     """
     if scans is None:
         return summary
@@ -313,9 +324,7 @@ def with_every_scan(summary: pd.DataFrame, scans: list[dict] | None) -> pd.DataF
     merged["reason"] = merged["reason"].fillna("n/a")
     read = merged["status"] == "predicted"
     for column in summary.columns.drop(["participant_id", "session"]):
-        if column == "n_rim_pos_true":
-            continue
-        values = merged[column].where(~(read & merged[column].isna()), 0)
+        values = merged[column].where(~(read & merged[column].isna()), NO_LESION_COUNTS.get(column, np.nan))
         merged[column] = values.astype("Int64") if column.startswith("n_") else values.astype(float)
     merged = merged.sort_values(["participant_id", "session"], kind="stable").reset_index(drop=True)
     return merged[[*summary.columns, "status", "reason"]]
@@ -472,8 +481,11 @@ def write_prediction_outputs(
         sidecars name their source files as ``bids:raw:`` URIs.
     scans : list of dict, optional
         Every scan read or skipped (``load_cohort``'s ``table.attrs["scans"]``): ``subjects.tsv``
-        then has a row for each, a read scan without lesions with ``n_lesions`` 0, a skipped one
-        with ``status`` "skipped" and its ``reason``. Default: the scans of ``table``, predicted.
+        then has a row for each, a read scan without lesions with ``n_lesions`` 0 (and the other
+        values of :data:`NO_LESION_COUNTS`), a skipped one with ``status`` "skipped" and its
+        ``reason``. A read scan without lesions that carries its files
+        (:data:`rimclf.cohort.SCAN_COLUMNS`, as ``load_cohort``'s do) also gets an all-zero map and
+        label image and a "no lesions" montage. Default: the scans of ``table``, predicted.
     model_identity : dict, optional
         The model's format version and weights hash (``load_model`` sets ``model_identity_``),
         recorded in ``dataset_description.json``.
@@ -526,18 +538,31 @@ def write_prediction_outputs(
         if scans is None:  # a lesion table given as such: its scans, all predicted
             scans = [{"participant_id": p, "session": t, "status": "read", "reason": ""}
                      for p, t in dict.fromkeys(zip(predictions["participant_id"], predictions["session"]))]
-        summary = subject_summary(predictions)
-        _write_tsv(tmp / "subjects.tsv", _bids_labels(with_every_scan(summary, scans)))
+        summary = with_every_scan(subject_summary(predictions), scans)
+        _write_tsv(tmp / "subjects.tsv", _bids_labels(summary))
         if montage and max_montage_lesions > 0:
-            subject_counts_figure(_bids_labels(summary), title="rim+ lesions per scan").savefig(tmp / "subjects.png", dpi=110)
+            predicted = summary[summary["status"] == "predicted"]
+            figure = subject_counts_figure(_bids_labels(predicted), title="rim+ lesions per scan")
+            figure.savefig(tmp / "subjects.png", dpi=110)
         tasks = [(tmp, rows.iloc[0], predictions.loc[rows.index], threshold, model_info, source)
                  for _, rows in table.groupby(["participant_id", "session"], sort=True)]
+        tasks += [(tmp, first, predictions.iloc[:0], threshold, model_info, source)
+                  for first in _scans_without_lesions(scans, table)]
         tasks.sort(key=lambda task: -len(task[2]))  # most lesions first: no worker left with a big one at the end
         for_each_scan(_write_scan, tasks, n_jobs=n_jobs, progress=progress, desc="maps and montages",
                       montage=montage and max_montage_lesions > 0, max_lesions=max_montage_lesions,
                       store=active_store())
     return {"lesions": out / "lesions.tsv", "subjects": out / "subjects.tsv", "maps": out,
             "description": out / "dataset_description.json"}
+
+
+def _scans_without_lesions(scans: list[dict], table: pd.DataFrame) -> list[pd.Series]:
+    """The read scans of ``scans`` without rows in ``table`` that carry their files (:data:`SCAN_COLUMNS`),
+    each as the row its per-scan files are written from (as a scan's first lesion row is)."""
+    listed = set(zip(table["participant_id"], table["session"]))
+    return [pd.Series(scan) for scan in scans
+            if scan.get("status") == "read" and (scan["participant_id"], scan["session"]) not in listed
+            and all(column in scan for column in SCAN_COLUMNS)]
 
 
 def _mask_resampled(first: pd.Series) -> dict:
@@ -593,13 +618,16 @@ def _write_scan(tmp: Path, first: pd.Series, scan: pd.DataFrame, threshold: floa
     lookup.to_csv(paths["dseg"].with_name(paths["dseg"].name.replace(".nii.gz", ".tsv")), sep="\t", index=False,
                   float_format="%.6g")
     if montage:
+        paths["montage"].parent.mkdir(parents=True, exist_ok=True)
+        if scan.empty:  # nothing to show: a montage that says so, without reading the QSM and FLAIR
+            write_no_lesion_montage(paths["montage"], title=scan_name(participant, session))
+            return
         unit = str(first["qsm_unit"])
         qsm, _ = _volume(store, "qsm", first["qsm"], {"unit": unit}, lambda: read_qsm(first["qsm"], unit))
         if first["flair"]:
             flair, flair_affine = _volume(store, "flair", first["flair"], {}, lambda: read_volume(first["flair"]))
         else:  # a scan without FLAIR (a model that does not read it): the FLAIR row stays blank
             flair, flair_affine = np.zeros_like(qsm), qsm_affine
-        paths["montage"].parent.mkdir(parents=True, exist_ok=True)
         write_montage(paths["montage"], scan, qsm=qsm, qsm_affine=qsm_affine, flair=flair, flair_affine=flair_affine,
                       labels=labels, max_lesions=max_lesions, title=scan_name(participant, session))
 

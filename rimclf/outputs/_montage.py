@@ -15,7 +15,8 @@ standard deviations (1.4826 MAD) of it each way, at least :data:`MIN_HALF_WINDOW
 reader wants anyway. FLAIR panels keep a per-panel 1-99.5 % window (FLAIR has no unit).
 
 Which lesions: the ``max_lesions`` most probable, and every lesion called rim+ besides
-(:func:`montage_lesions`), ranked by probability, two per row.
+(:func:`montage_lesions`), ranked by probability, two per row. A scan without lesions gets a
+picture of the same size saying so (:func:`no_lesion_montage`), so every scan has its montage.
 
 Rendering: panels, outlines, scale bar, colourbar and text are composed as one RGB array
 (:mod:`rimclf.outputs._raster`, each plane sample a 3x3 pixel block at 100 dpi) and saved as
@@ -273,6 +274,37 @@ def montage_image(
     for x, y, text, style in texts:
         _raster.draw_text(canvas, x, y, text, **style)
     return Montage(canvas, [(x, y, text) for x, y, text, _ in texts], (low, high))
+
+
+def no_lesion_montage(title: str, half_width_mm: float = 20.0) -> Montage:
+    """The montage of a scan without lesions: a blank picture the size of a one-row montage that says so.
+
+    Nothing is drawn from the volumes, so none is read for it.
+
+    Examples
+    --------
+    >>> montage = no_lesion_montage("sub-01")
+    >>> [text for _, _, text in montage.texts][0]
+    'sub-01: no lesions'
+    >>> montage.pixels.dtype, montage.pixels.ndim
+    (dtype('uint8'), 3)
+    """
+    side = (int(round(2 * half_width_mm / 0.5)) + 1) * SCALE
+    width = LEFT_PX + 4 * (side + GAP_PX) + 100
+    height = TOP_PX + TITLE_PX + side + 4 + BOTTOM_PX
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    texts = [(width / 2, height / 2, f"{title}: no lesions",
+              {"ha": "center", "va": "center", "size_pt": 14, "bold": True}),
+             (width / 2, height / 2 + 30, "the lesion mask is empty, or every lesion in it is below min_voxels: "
+              "no lesion to show or to call rim+", {"ha": "center", "va": "top", "size_pt": 9})]
+    for x, y, text, style in texts:
+        _raster.draw_text(canvas, x, y, text, **style)
+    return Montage(canvas, [(x, y, text) for x, y, text, _ in texts], qsm_window([], []))  # no panel to window
+
+
+def write_no_lesion_montage(path: str | os.PathLike, title: str) -> Path:
+    """Save :func:`no_lesion_montage` to ``path`` as PNG, where a scan with lesions gets :func:`write_montage`'s."""
+    return _raster.write_png(path, no_lesion_montage(title).pixels, dpi=100)
 
 
 def _scale_bar(canvas: np.ndarray, top: int, left: int, side: int, half_width_mm: float, length_mm: float = 10.0) -> tuple:
