@@ -16,15 +16,22 @@ The demo is the whole workflow on synthetic data, sized for a laptop CPU (about 
    draws ``OUT/roc_pr.png``, the reliability diagram ``OUT/reliability.png`` and the per-subject
    counts ``OUT/subject_counts.png``.
 
-Per-subject features are cached in ``OUT/cache`` and kept by ``force=True``, and the phantom
-cohorts are reused when their settings match (the generator is deterministic), so a rerun skips
-the extraction.
+``OUT`` is written atomically: the demo builds it in a hidden sibling folder
+(``rimclf._atomic.atomic_output_dir``) and moves it into place when complete, so an error or
+Ctrl-C leaves no ``OUT`` (with ``force=True``, the previous ``OUT`` as it was). Every file names
+other outputs by paths relative to ``OUT`` or not at all, so none mentions the temporary folder.
+
+With ``force=True`` the previous ``OUT``'s feature cache (``OUT/cache``) is carried over, and so
+are its phantom cohorts when their settings match (the generator is deterministic): hard-linked
+where the file system allows (their writers replace files by renaming, never in place, so the
+previous ``OUT`` is never changed), so a rerun skips the extraction.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -34,12 +41,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rimclf._atomic import atomic_write, refuse_overwrite, reserving_output
+from rimclf._atomic import atomic_output_dir, atomic_write, reserving_output
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig, describe_config
 from rimclf.errors import DataWarning
 
 #: the held-out cohort's phantom seed is the demo seed plus this
 TEST_SEED_OFFSET = 10_000
+#: what the demo writes, by name (the keys of ``DemoResult.paths``): its place inside ``OUT``
+OUTPUTS = {"train_cohort": "cohort-train", "test_cohort": "cohort-test", "cache": "cache", "model": "model",
+           "predictions": "predictions", "metrics": "metrics.tsv", "roc_pr": "roc_pr.png",
+           "reliability": "reliability.png", "subject_counts": "subject_counts.png"}
 
 
 @dataclass
@@ -67,25 +78,56 @@ def _phantom_parameters(n_subjects: int, seed: int, options: dict) -> dict:
     return json.loads(json.dumps(parameters))
 
 
-def _phantom(path: Path, n_subjects: int, seed: int, options: dict, n_jobs, report) -> Path:
-    """Reuse the phantom cohort at ``path`` when it was made with these settings, else (re)make it.
+def _link_tree(source: Path, target: Path) -> None:
+    """Copy the folder ``source`` to ``target``, hard-linking its files where the file system allows
+    (the cohorts' and the cache's writers replace files by renaming, so ``source`` never changes)."""
 
-    The generator is deterministic (same settings and version, same bytes), so reuse changes
-    nothing but the time.
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system, or links not supported
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
+
+
+def _phantom(path: Path, final: Path, n_subjects: int, seed: int, options: dict, n_jobs, report) -> None:
+    """Write the phantom cohort for these settings at ``path`` (staging); ``final`` is its place in ``OUT``.
+
+    A cohort at ``final`` (a previous ``OUT``, ``force``) made with these settings by this version
+    is carried over (:func:`_link_tree`): the generator is deterministic (same settings and
+    version, same bytes), so reuse changes nothing but the time.
     """
     from rimclf._version import __version__
     from rimclf.phantom import make_phantom_cohort, read_provenance
 
-    saved = read_provenance(path)
+    saved = read_provenance(final) if final.is_dir() and not final.is_symlink() else None
     if saved is not None:
         same = saved.get("parameters") == _phantom_parameters(n_subjects, seed, options)
         if same and saved.get("versions", {}).get("rimclf") == __version__:
-            report(f"  reusing {path} (same phantom settings)")
-            return path
+            _link_tree(final, path)
+            report(f"  reusing {final} (same phantom settings)")
+            return
     started = time.perf_counter()
-    make_phantom_cohort(path, n_subjects=n_subjects, random_state=seed, force=True, n_jobs=n_jobs, **options)
-    report(f"  wrote {path} ({time.perf_counter() - started:.0f} s)")
-    return path
+    make_phantom_cohort(path, n_subjects=n_subjects, random_state=seed, n_jobs=n_jobs, **options)
+    report(f"  wrote {final} ({time.perf_counter() - started:.0f} s)")
+
+
+def _check_classes(table: pd.DataFrame, cohort: str, n_subjects: int, minimum: int, why: str, option: str) -> None:
+    """Refuse a phantom cohort with fewer than ``minimum`` rim+ or rim- lesions, saying which option helps."""
+    from rimclf.errors import CohortError
+
+    n_positive, n_negative = int((table["rim"] == 1).sum()), int((table["rim"] == 0).sum())
+    if min(n_positive, n_negative) >= minimum:
+        return
+    if minimum == 1:
+        found = f"no {'rim+' if n_positive == 0 else 'rim-'} lesion"
+    else:
+        found = f"{n_positive} rim+ and {n_negative} rim- lesions, fewer than {minimum} of each"
+    raise CohortError(
+        f"the {cohort} cohort ({n_subjects} subjects, {len(table)} lesions) has {found}, so {why}; the phantom gives "
+        f"rim+ lesions to few subjects, so use more {cohort} subjects ({option}) or another --seed"
+    )
 
 
 def _cohort_line(name: str, table: pd.DataFrame) -> dict:
@@ -240,7 +282,10 @@ def run_demo(
     Parameters
     ----------
     out : str or path-like, default="demo_output"
-        Output folder; an existing one is refused unless ``force`` (its feature cache is kept).
+        Output folder, written atomically: built in a hidden sibling folder and moved into place
+        when complete, so a failure or Ctrl-C leaves no ``out`` (and no temporary folder). An
+        existing one is refused unless ``force``; with ``force`` it is replaced only when the new
+        one is complete, and its feature cache and matching phantom cohorts are carried over.
         It is claimed for the whole run: a second demo started into the same folder meanwhile
         fails at once (``OutputError``), so two runs never mix their outputs.
     train_subjects, test_subjects : int, default=40, 20
@@ -266,73 +311,17 @@ def run_demo(
     >>> result = run_demo("demo_output", config=replace(DEFAULT_MODEL, threshold_cv=3))  # doctest: +SKIP
     >>> result.metrics  # doctest: +SKIP
     """
-    from rimclf.classifier import make_classifier
-    from rimclf.cohort import load_cohort
-    from rimclf.errors import CohortError
-    from rimclf.features import make_featurizer
-    from rimclf.model_files import load_model
-    from rimclf.outputs import output_paths, read_lesions
-    from rimclf.workflows import predict_cohort, train_model
+    from rimclf.outputs import output_paths
 
     report = report or (lambda text: None)
     started = time.perf_counter()
     out = Path(out)
-    refuse_overwrite(out, force=force)
-    out.mkdir(parents=True, exist_ok=True)
-    options = dict(phantom_options or {})
-    paths = {"train_cohort": out / "cohort-train", "test_cohort": out / "cohort-test", "cache": out / "cache",
-             "model": out / "model", "predictions": out / "predictions", "metrics": out / "metrics.tsv",
-             "roc_pr": out / "roc_pr.png", "reliability": out / "reliability.png",
-             "subject_counts": out / "subject_counts.png"}
-
-    report(f"[1/4] phantom cohorts ({train_subjects} training subjects, {test_subjects} held-out subjects)")
-    _phantom(paths["train_cohort"], train_subjects, seed, options, n_jobs, report)
-    _phantom(paths["test_cohort"], test_subjects, seed + TEST_SEED_OFFSET, options, n_jobs, report)
-    train_table, test_table = load_cohort(paths["train_cohort"]), load_cohort(paths["test_cohort"])
-    if test_table["rim"].nunique() < 2:
-        raise CohortError(
-            f"the held-out cohort ({test_subjects} subjects, {len(test_table)} lesions) has no "
-            f"{'rim+' if (test_table['rim'] == 0).all() else 'rim-'} lesion, so the metrics are undefined; "
-            "use more held-out subjects (--test-subjects) or another --seed"
-        )
-    summary = pd.DataFrame([_cohort_line("training", train_table), _cohort_line("held-out", test_table)])
-    report(summary.to_string(index=False))
-
-    report(f"[2/4] training: {describe_config(config)}; {config.threshold_cv}-fold threshold CV and the final model")
-    featurizer = make_featurizer(config, n_jobs=n_jobs, memory=str(paths["cache"]), progress=progress)
-    classifier = make_classifier(config, random_state=seed, verbose=int(progress))
-    model = train_model(train_table, featurizer=featurizer, classifier=classifier, target_specificity=config.target_specificity,
-                        threshold_cv=config.threshold_cv, random_state=seed, operating_point=config.operating_point,
-                        target_sensitivity=config.target_sensitivity, calibration=config.calibration,
-                        out=paths["model"], force=True)
-    if model.calibration_ is not None:
-        report(model.calibration_.describe())
-    report(model.threshold_choice_.describe())
-    report(f"  saved the model to {paths['model']}")
-
-    report(f"[3/4] predicting the {test_subjects} held-out subjects with the saved model")
-    loaded = load_model(paths["model"])
-    loaded.featurizer_.set_params(progress=progress)
-    predict_cohort(loaded, test_table, paths["predictions"], force=True, n_jobs=n_jobs, memory=str(paths["cache"]))
-
-    report("[4/4] held-out metrics")
-    lesions = read_lesions(paths["predictions"])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        metrics, counts = evaluate_predictions(lesions, loaded.threshold_, random_state=seed)
-    atomic_write(paths["metrics"], lambda tmp: metrics.to_csv(tmp, sep="\t", index=False, float_format="%.4f"), force=True)
-    plot_roc_pr(paths["roc_pr"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(), loaded.threshold_,
-                title=f"rimclf on {test_subjects} held-out phantom subjects ({len(lesions)} lesions, "
-                      f"{int(lesions['rim'].sum())} rim+)", force=True)
-    plot_reliability(paths["reliability"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(),
-                     title=f"reliability on {test_subjects} held-out subjects", force=True)
-    plot_subject_counts(paths["subject_counts"], counts, title=f"rim+ lesions of {test_subjects} held-out subjects", force=True)
-    report(format_metrics(metrics))
-    for warning in caught:
-        report(f"  note: {warning.message}")
-    report("rim+ lesions per held-out subject (true; at the threshold; expected from the calibrated probabilities, "
-           "90% interval and its own probability):")
-    report(counts.to_string(index=False))
+    paths = {name: out / place for name, place in OUTPUTS.items()}
+    with atomic_output_dir(out, force=force) as tmp:  # the folder reserving_output claimed
+        staged = {name: tmp / place for name, place in OUTPUTS.items()}
+        metrics, counts, lesions = _write_demo(staged, paths, train_subjects=train_subjects, test_subjects=test_subjects,
+                                               config=config, seed=seed, n_jobs=n_jobs, options=dict(phantom_options or {}),
+                                               progress=progress, report=report)
     seconds = time.perf_counter() - started
     top = lesions.loc[lesions["probability"].idxmax()]  # the most suspicious lesion's scan
     session = "" if pd.isna(top["session"]) else str(top["session"]).removeprefix("ses-")
@@ -347,3 +336,68 @@ def run_demo(
         report(f"  {'montages':<12} {paths['predictions']}/sub-*/figures/sub-*_desc-rimprob_montage.png "
                f"(most suspicious lesion: {montage})")
     return DemoResult(metrics=metrics, counts=counts, paths=paths, seconds=seconds)
+
+
+def _write_demo(staged: dict[str, Path], paths: dict[str, Path], *, train_subjects: int, test_subjects: int,
+                config: ModelConfig, seed: int, n_jobs, options: dict, progress: bool,
+                report: Callable[[str], None]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Steps 1-4 of :func:`run_demo`: write every output at its ``staged`` path; messages name the final ``paths``.
+
+    Returns the held-out metrics, per-subject counts and the predicted lesion table.
+    """
+    from rimclf.classifier import make_classifier
+    from rimclf.cohort import MIN_LESIONS_PER_CLASS, load_cohort
+    from rimclf.features import make_featurizer
+    from rimclf.model_files import load_model
+    from rimclf.outputs import read_lesions
+    from rimclf.workflows import predict_cohort, train_model
+
+    if paths["cache"].is_dir() and not paths["cache"].is_symlink():  # a previous OUT (force): keep its features
+        _link_tree(paths["cache"], staged["cache"])
+    report(f"[1/4] phantom cohorts ({train_subjects} training subjects, {test_subjects} held-out subjects)")
+    # the held-out cohort first: when it lacks a class, the demo stops before drawing the training one
+    _phantom(staged["test_cohort"], paths["test_cohort"], test_subjects, seed + TEST_SEED_OFFSET, options, n_jobs, report)
+    test_table = load_cohort(staged["test_cohort"])
+    _check_classes(test_table, "held-out", test_subjects, 1, "the metrics are undefined", "--test-subjects")
+    _phantom(staged["train_cohort"], paths["train_cohort"], train_subjects, seed, options, n_jobs, report)
+    train_table = load_cohort(staged["train_cohort"])
+    _check_classes(train_table, "training", train_subjects, MIN_LESIONS_PER_CLASS, "no model can be trained", "--train-subjects")
+    summary = pd.DataFrame([_cohort_line("training", train_table), _cohort_line("held-out", test_table)])
+    report(summary.to_string(index=False))
+
+    report(f"[2/4] training: {describe_config(config)}; {config.threshold_cv}-fold threshold CV and the final model")
+    featurizer = make_featurizer(config, n_jobs=n_jobs, memory=str(staged["cache"]), progress=progress)
+    classifier = make_classifier(config, random_state=seed, verbose=int(progress))
+    model = train_model(train_table, featurizer=featurizer, classifier=classifier, target_specificity=config.target_specificity,
+                        threshold_cv=config.threshold_cv, random_state=seed, operating_point=config.operating_point,
+                        target_sensitivity=config.target_sensitivity, calibration=config.calibration,
+                        out=staged["model"])
+    if model.calibration_ is not None:
+        report(model.calibration_.describe())
+    report(model.threshold_choice_.describe())
+    report(f"  saved the model to {paths['model']}")
+
+    report(f"[3/4] predicting the {test_subjects} held-out subjects with the saved model")
+    loaded = load_model(staged["model"])
+    loaded.featurizer_.set_params(progress=progress)
+    predict_cohort(loaded, test_table, staged["predictions"], n_jobs=n_jobs, memory=str(staged["cache"]))
+
+    report("[4/4] held-out metrics")
+    lesions = read_lesions(staged["predictions"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        metrics, counts = evaluate_predictions(lesions, loaded.threshold_, random_state=seed)
+    atomic_write(staged["metrics"], lambda tmp: metrics.to_csv(tmp, sep="\t", index=False, float_format="%.4f"))
+    plot_roc_pr(staged["roc_pr"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(), loaded.threshold_,
+                title=f"rimclf on {test_subjects} held-out phantom subjects ({len(lesions)} lesions, "
+                      f"{int(lesions['rim'].sum())} rim+)")
+    plot_reliability(staged["reliability"], lesions["rim"].to_numpy(), lesions["probability"].to_numpy(),
+                     title=f"reliability on {test_subjects} held-out subjects")
+    plot_subject_counts(staged["subject_counts"], counts, title=f"rim+ lesions of {test_subjects} held-out subjects")
+    report(format_metrics(metrics))
+    for warning in caught:
+        report(f"  note: {warning.message}")
+    report("rim+ lesions per held-out subject (true; at the threshold; expected from the calibrated probabilities, "
+           "90% interval and its own probability):")
+    report(counts.to_string(index=False))
+    return metrics, counts, lesions

@@ -1,7 +1,8 @@
-"""The demo, at a tiny size: outputs, metrics, plots, reuse of phantoms and feature cache."""
+"""The demo, at a tiny size: outputs, metrics, plots, reuse of phantoms and feature cache, atomic OUT."""
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from rimclf.defaults import DEFAULT_MODEL
 from rimclf.demo import evaluate_predictions, format_metrics, plot_roc_pr, run_demo
 from rimclf.outputs import read_lesions
 from tests.model_builders import PHANTOM_OPTIONS
+
+#: in the names of the temporary siblings that rimclf._atomic writes an output folder in
+STAGING_MARK = b".rimclf-tmp."
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +53,23 @@ def test_plot_roc_pr(tmp_path: Path) -> None:
         plot_roc_pr(tmp_path / "curves.png", y, rng.random(46), threshold=0.5)
 
 
+def _mentions_of_staging(folder: Path) -> list[str]:
+    """Files under ``folder`` whose bytes (gunzipped for ``.gz``) name a temporary sibling folder."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+            if STAGING_MARK in data:
+                found.append(str(path.relative_to(folder)))
+    return found
+
+
 def test_tiny_demo_runs_and_reruns_from_cache(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_demo(tmp_path / "demo", seed=0, report=lines.append, **TINY)
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"], "no temporary folder is left beside OUT"
+    assert _mentions_of_staging(tmp_path / "demo") == [], "paths inside OUT must name OUT, not the staging folder"
+    assert STAGING_MARK.decode() not in "\n".join(lines), "the messages name the final paths"
     paths = result.paths
     for name in ("model", "predictions", "train_cohort", "test_cohort", "cache"):
         assert paths[name].is_dir(), name
@@ -68,13 +86,42 @@ def test_tiny_demo_runs_and_reruns_from_cache(tmp_path: Path) -> None:
 
     with pytest.raises(FileExistsError, match="--force"):
         run_demo(tmp_path / "demo", seed=0, report=None, **TINY)
+    cached = {path.name: path.stat().st_mtime_ns for path in paths["cache"].iterdir()}
     again: list[str] = []
     rerun = run_demo(tmp_path / "demo", seed=0, force=True, report=again.append, **TINY)
     assert sum("reusing" in line for line in again) == 2
+    assert {path.name: path.stat().st_mtime_ns for path in paths["cache"].iterdir()} == cached, "the cache is carried over"
     pd.testing.assert_frame_equal(rerun.metrics, result.metrics)  # same seed, same cohorts, same numbers
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+    assert _mentions_of_staging(tmp_path / "demo") == []
+
+
+def test_a_failing_demo_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Complete or not at all: a failure after the cohorts were written leaves no OUT and no temporary folder;
+    with force, the previous OUT stays as it was."""
+    import rimclf.workflows
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the training
+
+    monkeypatch.setattr(rimclf.workflows, "train_model", interrupted)
+    out = tmp_path / "demo"
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(out, report=None, **TINY)
+    assert list(tmp_path.iterdir()) == []
+
+    (out / "cache").mkdir(parents=True)
+    (out / "cache" / "kept.txt").write_text("previous run")
+    (out / "metrics.tsv").write_text("previous metrics")
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(out, force=True, report=None, **TINY)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "demo", "demo/cache", "demo/cache/kept.txt", "demo/metrics.tsv"]
+    assert (out / "metrics.tsv").read_text() == "previous metrics"
 
 
 def test_demo_needs_both_classes_in_the_held_out_cohort(tmp_path: Path) -> None:
     options = {**TINY, "phantom_options": {**PHANTOM_OPTIONS, "rim_prevalence": 0.0}, "test_subjects": 1}
-    with pytest.raises(CohortError, match="held-out cohort .* has no rim\\+ lesion"):
+    with pytest.raises(CohortError, match="held-out cohort .* has no rim\\+ lesion.*--test-subjects"):
         run_demo(tmp_path / "demo", report=None, **options)
+    assert list(tmp_path.iterdir()) == [], "a failed demo leaves nothing behind"
