@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from rimclf._atomic._inputs import MAX_SETTINGS_BYTES
 from rimclf._validation import Bools, Interval, Options, check_param
 from rimclf.defaults import (
     AMP_CHOICES,
@@ -56,8 +57,6 @@ from rimclf.errors import ModelFileError, ParameterError, printable
 from rimclf._tensor_files import read_at_most
 from rimclf.classifier.state import load_tensor_dict
 
-#: Largest ``settings.json`` read (bytes); a real one takes a few kilobytes.
-MAX_SETTINGS_BYTES = 8 * 2**20
 #: Bytes ``weights.pt`` may hold besides the tensors (zip headers, the pickled dict of names).
 WEIGHTS_ALLOWANCE = 4 * 2**20
 #: Largest count (subjects, lesions, epochs, batch size, CV folds) a model file may state.

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from rimclf._atomic import atomic_output_dir
+from rimclf._atomic._inputs import MODEL_FORMAT, MODEL_SETTINGS_FILE
 from rimclf._model_checks import (
     CLASSIFIER_PARAMETERS,
     MAX_SETTINGS_BYTES,
@@ -74,7 +75,7 @@ from rimclf.threshold import ThresholdChoice
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelVersionWarning", "load_model", "save_model"]
 
-FORMAT = "rimclf-model"
+FORMAT = MODEL_FORMAT
 #: 2: rim-profile features ("featurizer.rim") and the tabular entries the network joins
 #: ("classifier.feature_keys"); version-1 files read as having neither.
 #: 3: "kind" ("rim_model", "classifier" or "pipeline"); files of versions 1 and 2 are RimModels.
@@ -96,7 +97,7 @@ FORMAT_VERSION = 8
 KINDS = ("rim_model", "classifier", "pipeline")
 #: Pipeline classes a "pipeline" model file may name (module and class)
 _PIPELINE_CLASSES = ("sklearn.pipeline.Pipeline", "imblearn.pipeline.Pipeline")
-SETTINGS_FILE = "settings.json"
+SETTINGS_FILE = MODEL_SETTINGS_FILE
 WEIGHTS_FILE = "weights.pt"
 _MODULE_PREFIX = "module."
 _SCALER_KEYS = ("radiomics_median", "radiomics_mean", "radiomics_scale")

@@ -63,6 +63,14 @@ def test_an_output_may_not_be_contain_or_lie_inside_an_input(tmp_path: Path, mon
     # where BIDS puts a pipeline's outputs (issue #22): a new folder under derivatives/, or rimclf's own
     check_output_location(cohort / "derivatives" / "rimclf", inputs)
     check_output_location(cohort / "derivatives" / "rimclf-v2", inputs)
+    # a model rimclf wrote there may be replaced (--force) too; another folder of that name may not
+    model = cohort / "derivatives" / "model"
+    model.mkdir()
+    (model / "settings.json").write_text('{"format": "something-else"}')
+    with pytest.raises(OutputError, match="lies inside the cohort"):
+        check_output_location(model, inputs)
+    (model / "settings.json").write_text('{"format": "rimclf-model", "format_version": 8}')
+    check_output_location(model, inputs)
     (tmp_path / "link").symlink_to(cohort)
     with pytest.raises(OutputError, match="is the cohort"):  # a symbolic link to an input is that input
         check_output_location(tmp_path / "link", inputs)

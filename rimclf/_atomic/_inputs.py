@@ -23,7 +23,10 @@ from pathlib import Path
 
 from rimclf.errors import OutputError, ParameterError
 
-__all__ = ["OUTPUT_FOLDER", "check_output_location", "cohort_inputs", "is_rimclf_output", "known_inputs"]
+__all__ = [
+    "MODEL_FORMAT", "MODEL_SETTINGS_FILE", "OUTPUT_FOLDER", "check_output_location", "cohort_inputs", "is_rimclf_model",
+    "is_rimclf_output", "known_inputs",
+]
 
 #: manifest columns holding file paths (relative to the manifest's folder)
 _MANIFEST_PATH_COLUMNS = ("qsm", "flair", "mask", "rims")
@@ -36,6 +39,13 @@ def _real(path: str | os.PathLike) -> Path:
 
 #: The folder under a BIDS dataset's ``derivatives/`` where BIDS puts rimclf's outputs: never an input.
 OUTPUT_FOLDER = "rimclf"
+#: ``settings.json``'s "format" in a model folder (:data:`rimclf.model_files.FORMAT` is this one).
+MODEL_FORMAT = "rimclf-model"
+#: The file of a model folder that says what it is (:data:`rimclf.model_files.SETTINGS_FILE`).
+MODEL_SETTINGS_FILE = "settings.json"
+#: A model's settings file is a few kB: a larger one is neither loaded (:mod:`rimclf._model_checks`)
+#: nor read to tell whether a folder is a model.
+MAX_SETTINGS_BYTES = 8 * 2**20
 
 
 def is_rimclf_output(folder: str | os.PathLike) -> bool:
@@ -60,13 +70,28 @@ def is_rimclf_output(folder: str | os.PathLike) -> bool:
     )
 
 
+def is_rimclf_model(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is a model folder rimclf wrote (``rimclf train``, :func:`rimclf.save_model`):
+    its ``settings.json`` says ``"format": "rimclf-model"``. A settings file larger than
+    :data:`MAX_SETTINGS_BYTES` is not read (and the folder not taken for a model)."""
+    settings = Path(folder) / MODEL_SETTINGS_FILE
+    try:
+        if settings.stat().st_size > MAX_SETTINGS_BYTES:
+            return False
+        content = json.loads(settings.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and content.get("format") == MODEL_FORMAT
+
+
 def _bids_output_place(target: Path, source: Path) -> bool:
     """Whether ``target`` is ``source/derivatives/<name>`` where BIDS puts a pipeline's outputs, and
-    ``<name>`` is no input dataset (it does not exist yet, or it is rimclf's own output): predictions
-    may go there (``COHORT/derivatives/rimclf``) without touching any input."""
+    ``<name>`` is no input dataset (it does not exist yet, or it is rimclf's own output: predictions
+    or a model): predictions may go there (``COHORT/derivatives/rimclf``), and a model, without
+    touching any input; ``--force`` may then replace what rimclf wrote there."""
     if target.parent != source / "derivatives" or not source.is_dir():
         return False
-    return not target.exists() or is_rimclf_output(target)
+    return not target.exists() or is_rimclf_output(target) or is_rimclf_model(target)
 
 
 def cohort_inputs(cohort: object) -> list[Path]:
