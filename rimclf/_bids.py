@@ -40,6 +40,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from rimclf._atomic import is_rimclf_output
@@ -118,6 +119,31 @@ class BIDSFiles:
     pipeline: str | None
     #: The derivative folders left out because they are rimclf's own outputs.
     outputs_ignored: list[str] = field(default_factory=list)
+    #: Files of a scan's ``anat/`` folders that would count as one of its files but are not read because
+    #: their names do not start with the scan's name (:func:`scan_name`), as BIDS requires:
+    #: ``{(participant_id, session): {kind: [path relative to the dataset, ...]}}``.
+    misnamed: dict = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def entity_names() -> dict[str, str]:
+    """The entity names a filter may use, each mapped to pybids' name: pybids' own names
+    (``acquisition``, ``desc``, ...) and the keys BIDS file names carry (``acq-``, ``ce-``, ...).
+
+    Read from the configurations pybids indexes datasets with (``bids`` and ``derivatives``).
+    """
+    from bids.config import get_option
+
+    names = {}
+    for config in ("bids", "derivatives"):
+        path = Path(get_option("config_paths")[config])
+        for entity in json.loads(path.read_text(encoding="utf-8"))["entities"]:
+            name = entity["name"]
+            names[name] = name
+            key = re.search(r"([A-Za-z]+)-\(", entity.get("pattern", ""))  # "[_/\\]+acq-([a-zA-Z0-9+]+)": acq
+            if key:
+                names.setdefault(key.group(1), name)
+    return names
 
 
 def _layout(root: Path, **options):
@@ -160,10 +186,13 @@ class _Image:
     subject: str
     session: str
     entities: dict
+    #: The name does not start with ``sub-<s>[_ses-<t>]_`` of its folders: never read, only named in messages.
+    misnamed: bool = False
 
 
 def _anat_images(layout, root: Path, cohort: Path, source: str) -> list[_Image]:
-    """The NIfTI files ``sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_...`` of a layout, with their entities."""
+    """The NIfTI files ``sub-<s>/[ses-<t>/]anat/sub-<s>[_ses-<t>]_...`` of a layout, with their entities
+    (and those of these folders whose names lack that prefix, marked ``misnamed``)."""
     images = []
     for bids_file in layout.get(return_type="object", extension=list(_NIFTI), suffix=[s for v in SUFFIXES.values() for s in v]):
         path = Path(bids_file.path)
@@ -175,12 +204,14 @@ def _anat_images(layout, root: Path, cohort: Path, source: str) -> list[_Image]:
             continue
         subject = parts[0][len("sub-"):]
         session = parts[1][len("ses-"):] if len(parts) == 4 and parts[1].startswith("ses-") else ""
-        if (len(parts) == 4 and not session) or not parts[-1].startswith(scan_name(subject, session) + "_"):
+        if len(parts) == 4 and not session:
             continue
         if not _LABEL.fullmatch(subject) or (session and not _LABEL.fullmatch(session)):
             continue
+        misnamed = not parts[-1].startswith(scan_name(subject, session) + "_")
         entities = {key: value for key, value in bids_file.get_entities().items() if key not in ("subject", "session")}
-        images.append(_Image(bids_file, str(path), path.relative_to(cohort).as_posix(), source, subject, session, entities))
+        relative = path.relative_to(cohort).as_posix()
+        images.append(_Image(bids_file, str(path), relative, source, subject, session, entities, misnamed))
     return images
 
 
@@ -287,6 +318,7 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
         images += _anat_images(_layout(path, is_derivative=True), path, root, name)
 
     by_scan: dict[tuple[str, str], dict[str, list[_Image]]] = {}
+    misnamed: dict[tuple[str, str], dict[str, list[str]]] = {}
     outputs: dict[Path, bool] = {}
     mask_names = _mask_names(options)
     for image in images:
@@ -294,7 +326,10 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
         folder = Path(image.path).parent
         if kind == "mask" and outputs.setdefault(folder, _beside_rimclf_map(folder)):
             continue  # rimclf's own lesion-label image, copied out of its dataset
-        if kind is not None and _matches(image, options.filters(kind)):
+        if kind is not None and image.misnamed:
+            if options.pipeline(kind) in (None, image.source) and _matches(image, options.filters(kind)):
+                misnamed.setdefault((image.subject, image.session), {}).setdefault(kind, []).append(image.relative)
+        elif kind is not None and _matches(image, options.filters(kind)):
             by_scan.setdefault((image.subject, image.session), {}).setdefault(kind, []).append(image)
     labels = set(folders if participants is None else participants)
     if participants is None:
@@ -305,9 +340,9 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
             warnings.warn(f"{root / 'participants.tsv'} does not list {', '.join('sub-' + s for s in unlisted[:10])}"
                           f"{' ...' if len(unlisted) > 10 else ''}, which the dataset has files of; "
                           "only the subjects it lists are read (add them to participants.tsv)", DataWarning, stacklevel=4)
-    keys = {key for key in by_scan if key[0] in labels} | {(label, "") for label in labels}
+    keys = {key for key in by_scan.keys() | misnamed.keys() if key[0] in labels} | {(label, "") for label in labels}
     with_sessions = {subject for subject, session in keys if session}
-    keys = {(s, t) for s, t in keys if t or s not in with_sessions or (s, t) in by_scan}
+    keys = {(s, t) for s, t in keys if t or s not in with_sessions or (s, t) in by_scan or (s, t) in misnamed}
     keys = _selected_scans(sorted(keys), options, root)
 
     scans, mask_sources = [], set()
@@ -328,7 +363,7 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
     pipeline = single if single not in (None, RAW) else None
     if pipeline is None and options.mask_pipeline not in (None, RAW):
         pipeline = options.mask_pipeline
-    return BIDSFiles(scans, mask_pipelines, pipeline, ignored)
+    return BIDSFiles(scans, mask_pipelines, pipeline, ignored, {key: misnamed[key] for key in keys if key in misnamed})
 
 
 def _selected_scans(keys: list[tuple[str, str]], options, root: Path) -> list[tuple[str, str]]:

@@ -12,8 +12,9 @@ import pytest
 
 from rimclf import CohortError, load_cohort
 from rimclf._nifti import save_nifti
-from rimclf.cohort import cohort_scans, labelled_lesions
-from rimclf.errors import DataWarning
+from rimclf.cli import main
+from rimclf.cohort import CohortOptions, cohort_scans, labelled_lesions
+from rimclf.errors import DataWarning, ParameterError
 from rimclf.features import PatchExtractor, RadiomicsExtractor
 from rimclf.metrics import subject_folds
 from tests.builders import describe_pipeline, make_affine, make_qsm, write_scan
@@ -156,6 +157,53 @@ def test_two_qsm_of_one_scan_are_an_error(sessions: Path) -> None:
         load_cohort(sessions, bids_filters=["qsm:acquisition=fast"], participant_label="01")
     assert [str(w.message) for w in caught] == [f"sub-01_ses-{s}: skipped, no QSM (*_Chimap) matching qsm:acquisition=fast"
                                                 for s in ("1", "2")]
+
+
+def test_filter_entities_are_pybids_names_or_the_keys_of_file_names(sessions: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    options = CohortOptions(bids_filters=["qsm:acq=gre", ("flair", "rec", "x"), "mask:desc=lstai"]).validated()
+    assert options.bids_filters == (("qsm", "acquisition", "gre"), ("flair", "reconstruction", "x"),
+                                    ("mask", "desc", "lstai"))
+    assert options.filters("qsm") == {"acquisition": "gre"}
+    # an unknown entity is an error before anything is read, not every scan "missing" its file
+    with pytest.raises(ParameterError, match=r"bids_filters='qsm:aq=gre' \(--bids-filter\) is not valid; 'aq' is not a "
+                                             r"BIDS entity; .*: .*acquisition \(acq\), .*reconstruction \(rec\), .*desc"):
+        load_cohort(sessions, bids_filters=["qsm:aq=gre"])
+    with pytest.raises(ParameterError, match=r"'acquistion' is not a BIDS entity"):
+        CohortOptions(bids_filters=[("qsm", "acquistion", "gre")]).validated()
+    with pytest.raises(ParameterError, match=r"choose subjects and sessions with participant_label/session_label"):
+        CohortOptions(bids_filters=["qsm:ses=1"]).validated()
+    out = sessions.parent / "out"
+    assert main(["extract", str(sessions), "-o", str(out), "--bids-filter", "qsm:aq=gre", "-q"]) == 2
+    assert "'aq' is not a BIDS entity" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_filter_by_the_key_of_file_names_reads_the_files(sessions: Path) -> None:
+    save_nifti(sessions / "sub-02" / "anat" / "sub-02_acq-fast_Chimap.nii.gz", make_qsm(), make_affine())
+    table = load_cohort(sessions, bids_filters=["qsm:acq=fast"], participant_label="02")
+    assert len(table) == 2 and table["qsm"].str.endswith("sub-02_acq-fast_Chimap.nii.gz").all()
+
+
+@pytest.mark.slow
+def test_a_file_named_without_its_session_is_named_in_the_reason(sessions: Path) -> None:
+    anat = sessions / "sub-01" / "ses-1" / "anat"
+    (anat / "sub-01_ses-1_FLAIR.nii.gz").rename(anat / "sub-01_FLAIR.nii.gz")
+    masks = sessions / "derivatives" / "lesionseg" / "sub-01" / "ses-2" / "anat"
+    (masks / "sub-01_ses-2_desc-lesions_dseg.nii").rename(masks / "sub-01_ses-1_desc-lesions_dseg.nii")
+    flair = ("no FLAIR (*_FLAIR): sub-01/ses-1/anat/sub-01_FLAIR.nii.gz is not read, its name must start with "
+             "sub-01_ses-1_ as BIDS requires")
+    mask = ("no lesion mask: derivatives/lesionseg/sub-01/ses-2/anat/sub-01_ses-1_desc-lesions_dseg.nii is not read, "
+            "its name must start with sub-01_ses-2_ as BIDS requires")
+    with pytest.warns(DataWarning) as caught:
+        table = load_cohort(sessions)  # BIDS names carry the session: such files are still not read
+    assert [str(w.message) for w in caught] == [f"sub-01_ses-1: skipped, {flair}", f"sub-01_ses-2: skipped, {mask}"]
+    assert cohort_scans(table)["reason"].tolist() == [flair, mask, ""]
+    with pytest.raises(CohortError, match=r"sub-01_ses-1: no FLAIR \(\*_FLAIR\) found \(.*/sub-01/ses-1/anat.*\): "
+                                          r"sub-01/ses-1/anat/sub-01_FLAIR.nii.gz is not read, its name must start with "
+                                          r"sub-01_ses-1_ as BIDS requires; without --strict"):
+        load_cohort(sessions, strict=True)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from rimclf._bids import entity_names
 from rimclf._validation import check_bool, check_choice, check_int
 from rimclf.defaults import CONNECTIVITIES, CONNECTIVITY, MIN_VOXELS, QSM_UNIT, QSM_UNIT_CHOICES
 from rimclf.errors import ParameterError
@@ -36,8 +37,29 @@ def _labels(value: object, name: str, prefix: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(labels))
 
 
+#: The entities that ``participant_label``/``session_label`` choose, never ``bids_filters``.
+_SELECTED = ("subject", "session")
+
+
+def _entity(name: str, item: object) -> str:
+    """pybids' name of the entity ``name`` of filter ``item`` (``acq`` -> ``acquisition``); a ParameterError
+    naming the entities when it is none."""
+    names = {key: entity for key, entity in entity_names().items() if entity not in _SELECTED}
+    if name in names:
+        return names[name]
+    if entity_names().get(name) in _SELECTED:
+        raise ParameterError(f"bids_filters={item!r} (--bids-filter) is not valid; choose subjects and sessions with "
+                             "participant_label/session_label (--participant-label, --session-label)")
+    keys = {entity: key for key, entity in names.items() if key != entity}
+    valid = ", ".join(entity + (f" ({keys[entity]})" if entity in keys else "")
+                      for entity in dict.fromkeys(names.values()))
+    raise ParameterError(f"bids_filters={item!r} (--bids-filter) is not valid; {name!r} is not a BIDS entity; ENTITY "
+                         f"must be one of pybids' entity names or, in parentheses, the key file names carry: {valid}")
+
+
 def _filters(value: object) -> tuple[tuple[str, str, str], ...]:
-    """``bids_filters`` as ``(kind, entity, value)`` triples; strings read ``KIND:ENTITY=VALUE``."""
+    """``bids_filters`` as ``(kind, entity, value)`` triples, entities by pybids' names; strings read
+    ``KIND:ENTITY=VALUE``, ENTITY a pybids name or the key of file names (``acquisition`` or ``acq``)."""
     items = (value,) if isinstance(value, str) else tuple(value or ())
     triples = []
     for item in items:
@@ -50,7 +72,7 @@ def _filters(value: object) -> tuple[tuple[str, str, str], ...]:
         if len(triple) != 3 or triple[0] not in FILE_KINDS or not triple[1] or not triple[2]:
             raise ParameterError(f"bids_filters={item!r} is not valid; each filter must read KIND:ENTITY=VALUE with "
                                  f"KIND one of {', '.join(FILE_KINDS)} (e.g. qsm:acquisition=gre, mask:desc=lstai)")
-        triples.append(triple)
+        triples.append((triple[0], _entity(triple[1], item), triple[2]))
     return tuple(triples)
 
 
@@ -78,7 +100,8 @@ class CohortOptions:
     bids_filters : tuple of (kind, entity, value), default=()
         More BIDS entity filters, e.g. ``(("qsm", "acquisition", "gre"),)``; strings
         ``"qsm:acquisition=gre"`` are accepted. Entities are pybids' names (``acquisition``,
-        ``run``, ``desc``, ``space``, ``label``, ...).
+        ``run``, ``desc``, ``space``, ``label``, ...) or the keys file names carry (``acq``,
+        ``rec``, ...), which become pybids' names; any other name is a ParameterError.
     participant_label, session_label : tuple of str, default=()
         Read only these participants / sessions (with or without ``sub-``/``ses-``); empty: all.
         Rows of ``rims.tsv`` for other scans are ignored.

@@ -80,15 +80,22 @@ def _require_columns(table: pd.DataFrame, columns: list[str], path: Path) -> Non
 _MISSING = {"qsm": "no QSM (*_Chimap)", "flair": "no FLAIR (*_FLAIR)", "mask": "no lesion mask"}
 
 
-def _missing(kind: str, name: str, looked: str, strict: bool, filters: dict | None = None) -> str:
+def _missing(kind: str, name: str, looked: str, strict: bool, filters: dict | None = None,
+             misnamed: list[str] | None = None) -> str:
     """The reason a scan is skipped (a CohortError naming the file with ``strict``); ``filters``: the
-    BIDS entity filters the file had to match (a file that exists but does not match is missing)."""
+    BIDS entity filters the file had to match (a file that exists but does not match is missing);
+    ``misnamed``: files of the scan's folders that would count but whose names lack the scan's name."""
     reason = _MISSING[kind] + ("".join(f" matching {kind}:{entity}={value}" for entity, value in filters.items())
                                if filters else "")
+    why = ""
+    if misnamed:
+        its = "its name" if len(misnamed) == 1 else "their names"
+        why = (f": {', '.join(misnamed)} {'is' if len(misnamed) == 1 else 'are'} not read, {its} must start with "
+               f"{name}_ as BIDS requires")
     if strict:
-        raise CohortError(f"{name}: {reason} found ({looked}); without --strict (strict=False) such a scan is "
+        raise CohortError(f"{name}: {reason} found ({looked}){why}; without --strict (strict=False) such a scan is "
                           "skipped with a warning")
-    return reason
+    return reason + why
 
 
 def _skip(skipped: list[dict], participant_id: str, session: str, reasons: list[str]) -> None:
@@ -135,8 +142,9 @@ def scans_from_directory(root: Path, options) -> tuple[pd.DataFrame, list[dict],
     rows, skipped = [], []
     for scan in found.scans:
         name = scan_name(scan.participant_id, scan.session)
+        misnamed = found.misnamed.get((scan.participant_id, scan.session), {})
         reasons = [_missing(kind, name, _where(root, scan, kind, options.pipeline(kind)), options.strict,
-                            options.filters(kind))
+                            options.filters(kind), misnamed.get(kind))
                    for kind in _required(options) if getattr(scan, kind) is None]
         if reasons:
             _skip(skipped, scan.participant_id, scan.session, reasons)
