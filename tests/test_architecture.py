@@ -27,7 +27,7 @@ PACKAGE = ROOT / "rimclf"
 LAYERS: list[list[str]] = [
     ["rimclf._version", "rimclf.errors", "rimclf.defaults"],
     ["rimclf._validation", "rimclf._data_checks", "rimclf._records", "rimclf._tensor_files", "rimclf._atomic", "rimclf._orphans",
-     "rimclf.feature_registry"],
+     "rimclf._sidecars", "rimclf.feature_registry"],
     ["rimclf.nn", "rimclf._nifti", "rimclf._bids", "rimclf.metrics"],
     ["rimclf.cohort", "rimclf.baselines", "rimclf.threshold", "rimclf.calibration"],
     ["rimclf.features", "rimclf.classifier", "rimclf.phantom", "rimclf.outputs"],

@@ -17,7 +17,7 @@ from rimclf.cohort import CohortOptions, cohort_scans, labelled_lesions
 from rimclf.errors import DataWarning, ParameterError
 from rimclf.features import PatchExtractor, RadiomicsExtractor
 from rimclf.metrics import subject_folds
-from tests.builders import describe_pipeline, make_affine, make_qsm, write_scan
+from tests.builders import describe_pipeline, make_affine, make_labels, make_qsm, write_scan
 
 
 @pytest.fixture
@@ -270,3 +270,60 @@ def test_folders_above_the_dataset_do_not_change_its_entities(tmp_path: Path) ->
     table = load_cohort(root, check_data=True)
     assert table[["participant_id", "session"]].drop_duplicates().values.tolist() == [["01", "2"], ["02", ""]]
     assert table.groupby("participant_id")["qsm_unit"].first().to_dict() == {"01": "ppb", "02": "ppm"}
+
+
+def test_only_the_qsm_sidecars_are_read(tmp_path: Path) -> None:
+    """pybids indexes file names only: a broken sidecar of a file rimclf does not read (a BOLD run's,
+    the FLAIR's) is never parsed; a broken one of the QSM (its own or inherited) is an error naming it."""
+    write_scan(tmp_path, "01", "1")
+    func = tmp_path / "sub-01" / "ses-1" / "func"
+    save_nifti(func / "sub-01_ses-1_task-rest_bold.nii.gz", make_qsm(), make_affine())
+    (func / "sub-01_ses-1_task-rest_bold.json").write_text('{"RepetitionTime": 2,}')
+    anat = tmp_path / "sub-01" / "ses-1" / "anat"
+    (anat / "sub-01_ses-1_FLAIR.json").write_text('{"EchoTime": 0.1,}')
+    (tmp_path / "FLAIR.json").write_text("[")
+    assert (load_cohort(tmp_path)["qsm_unit"] == "ppb").all()
+    for broken in (anat / "sub-01_ses-1_Chimap.json", tmp_path / "Chimap.json"):
+        broken.write_text('{"Units": "ppb",}')
+        with pytest.raises(CohortError, match=rf"^{broken}: not a readable JSON sidecar \(Expecting property name"):
+            load_cohort(tmp_path)
+        assert len(load_cohort(tmp_path, qsm_unit="ppb")) == 2  # an explicit unit reads no sidecar
+        broken.write_text('{"Units": "ppb"}')
+
+
+def test_sidecar_inheritance_in_a_qsm_pipeline(tmp_path: Path) -> None:
+    """BIDS inheritance within the dataset that holds the QSM: the deeper file and the one with more
+    entities override, a file with an entity the QSM lacks (or another value) does not apply, and the
+    raw dataset's sidecars do not apply to a derivative's QSM."""
+    describe_pipeline(tmp_path, "qsm")
+    write_scan(tmp_path, "01", units=None, mask_in="seg")
+    pipeline = tmp_path / "derivatives" / "qsm"
+    anat = pipeline / "sub-01" / "anat"
+    save_nifti(anat / "sub-01_acq-gre_Chimap.nii.gz", make_qsm(), make_affine())
+    (tmp_path / "Chimap.json").write_text('{"Units": "ppb"}')  # the raw dataset's: not the pipeline's
+    (pipeline / "Chimap.json").write_text('{"Units": "ppm", "EchoTime": 1}')
+    (pipeline / "acq-fast_Chimap.json").write_text('{"Units": "broken",}')  # acq-fast: never read
+    (pipeline / "sub-01_echo-1_Chimap.json").write_text('{"Units": "broken",}')  # no echo- in the QSM's name
+    units = {"qsm_pipeline": "qsm", "participant_label": "01"}
+    assert (load_cohort(tmp_path, **units)["qsm_unit"] == "ppm").all()
+    (pipeline / "sub-01").joinpath("sub-01_Chimap.json").write_text('{"Units": "ppb"}')  # deeper: overrides
+    assert (load_cohort(tmp_path, **units)["qsm_unit"] == "ppb").all()
+    (anat / "acq-gre_Chimap.json").write_text('{"Units": "ppm"}')
+    (anat / "sub-01_acq-gre_Chimap.json").write_text('{"Units": "ppb"}')  # more entities in one folder: overrides
+    assert (load_cohort(tmp_path, **units)["qsm_unit"] == "ppb").all()
+    assert (load_cohort(tmp_path, qsm_pipeline="raw")["qsm_unit"] == "ppb").all()  # the raw dataset's Chimap.json
+
+
+@pytest.mark.parametrize("kind, stem", [("mask", "sub-02_desc-lesions_mask"), ("qsm", "sub-02_Chimap")])
+def test_a_file_in_nii_and_nii_gz_names_the_extension_filter(sessions: Path, kind: str, stem: str) -> None:
+    anat = sessions / "sub-02" / "anat"
+    save_nifti(anat / f"{stem}.nii", make_labels() if kind == "mask" else make_qsm(), make_affine())
+    with pytest.raises(CohortError, match=rf"sub-02: 2 .* files \(sub-02/anat/{stem}.nii, sub-02/anat/{stem}.nii.gz\); "
+                                          rf"choose one with bids_filters=\('{kind}:extension=.nii.gz',\) "
+                                          rf"\(--bids-filter {kind}:extension=.nii.gz on the command line\)$"):
+        load_cohort(sessions, participant_label="02")
+    chosen = load_cohort(sessions, bids_filters=[f"{kind}:extension=.nii.gz"], participant_label="02")
+    assert len(chosen) == 2 and chosen[kind].str.endswith(f"{stem}.nii.gz").all()
+    # like any filter, it applies to every scan: sub-01 ses-2, in .nii files only, is skipped
+    with pytest.warns(DataWarning, match=rf"^sub-01_ses-2: skipped, no .* matching {kind}:extension=.nii.gz$"):
+        assert set(load_cohort(sessions, bids_filters=[f"{kind}:extension=.nii.gz"])["session"]) == {"1", ""}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rimclf._bids import RAW, check_label, find_scans, read_sidecar, scan_name, sidecar_path, subject_folders
+from rimclf._bids import RAW, check_label, find_scans, scan_name, subject_folders
+from rimclf._sidecars import read_sidecar, sidecar_path
 from rimclf.cohort._units import resolve_unit
 from rimclf.errors import CohortError, DataWarning
 

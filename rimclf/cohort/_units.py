@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from rimclf._bids import read_sidecar, sidecar_path
 from rimclf._nifti import read_volume
+from rimclf._sidecars import read_sidecar, sidecar_path
 from rimclf._validation import check_choice
 from rimclf.defaults import QSM_UNIT, QSM_UNIT_CHOICES, QSM_UNITS
 from rimclf.errors import CohortError
