@@ -9,6 +9,9 @@ copy) is an error naming it rather than silently altered voxels: nibabel alone s
 the end of the voxel data and never reaches the checksum at the end of the stream. Decompressing
 once in memory costs about what nibabel's own reading does.
 
+The brain is a volume's finite voxels other than its background value (:func:`brain_support`):
+0 for most maps, but a QSM stored as scaled integers reads its 0 back as, say, 0.002 ppb.
+
 Memory is bounded by what the header declares, checked before any voxel is read
 (:func:`load_header`): at most :data:`~rimclf.defaults.MAX_VOXELS` voxels of a plain numeric
 type, and a ``.nii.gz`` is decompressed only up to the size its header declares (a small file
@@ -43,6 +46,16 @@ MAX_LABEL = 65535
 
 #: Bytes a ``.nii.gz`` may unpack to beyond the end of the voxel data its header declares.
 TRAILING_BYTES = 2**20
+
+#: A volume's most frequent value is its background (outside the brain, masked to one value) when
+#: it fills at least this fraction of the voxels: a masked map's outside fills about half of them,
+#: while float tissue values essentially never repeat and an integer-coded map's commonest level
+#: holds a few percent.
+BACKGROUND_MIN_FRACTION = 0.10
+
+#: The candidate background value is the mode of a strided subsample of about this many voxels
+#: (every 8th voxel along each axis of a 512^3 volume), then counted exactly on the whole volume.
+BACKGROUND_SAMPLE_VOXELS = 2**18
 
 
 def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
@@ -146,13 +159,81 @@ def _verified_image(path: Path, image: nib.Nifti1Image) -> nib.Nifti1Image:
         raise CohortError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
 
 
+def background_value(data: np.ndarray) -> float:
+    """The value outside the brain: the most frequent finite value when it fills at least
+    :data:`BACKGROUND_MIN_FRACTION` of the voxels (and more than one), else 0.
+
+    0 is what a map masked to 0 has, and what a map without background (tissue everywhere, no
+    value repeated that often) gets, so that :func:`brain_support` is then its nonzero voxels.
+    The candidate is the mode of a strided subsample (:data:`BACKGROUND_SAMPLE_VOXELS`), counted
+    exactly on the whole volume: a few tens of milliseconds on a 512^3 volume.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> brain = np.linspace(-50.0, 80.0, 1000).reshape(10, 10, 10)
+    >>> background_value(np.where(brain > 0, brain, 0.0021))        # an int16-scaled zero
+    0.0021
+    >>> background_value(brain)                                      # tissue everywhere
+    0.0
+    """
+    data = np.asarray(data)
+    if not data.size:
+        return 0.0
+    step = max(1, int(np.ceil((data.size / BACKGROUND_SAMPLE_VOXELS) ** (1.0 / max(data.ndim, 1)))))
+    sample = data[(slice(None, None, step),) * data.ndim].ravel()
+    sample = sample[np.isfinite(sample)]
+    if not sample.size:
+        return 0.0
+    values, counts = np.unique(sample, return_counts=True)
+    candidate = values[np.argmax(counts)]
+    if candidate == 0:
+        return 0.0
+    n_background = np.count_nonzero(data == candidate)
+    # a value seen once is no background, however few the voxels (a tiny array's every value is 10 %)
+    return float(candidate) if n_background > 1 and n_background >= BACKGROUND_MIN_FRACTION * data.size else 0.0
+
+
+def brain_support(data: np.ndarray, background: float | None = None) -> np.ndarray:
+    """The voxels with data (the brain): finite and different from the background value.
+
+    Parameters
+    ----------
+    data : ndarray
+        A QSM (or another masked map).
+    background : float, optional
+        Its :func:`background_value`, when already known.
+
+    Returns
+    -------
+    ndarray of bool, the shape of ``data``
+
+    Notes
+    -----
+    A brain voxel that happens to hold exactly the background value is left out too, as a brain
+    voxel of exactly 0 always was; in float data that is a voxel or two, which no feature notices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> qsm = np.array([[0.002, 0.002, 0.002, 0.002], [0.002, 12.5, -3.25, np.nan]])
+    >>> brain_support(np.tile(qsm, (3, 1, 1))).sum(axis=0)
+    array([[0, 0, 0, 0],
+           [0, 3, 3, 0]])
+    """
+    data = np.asarray(data)
+    background = background_value(data) if background is None else background
+    return np.isfinite(data) & (data != data.dtype.type(background))
+
+
 def read_volume(path: str | os.PathLike, *, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Read an intensity volume (QSM or FLAIR), repairing non-finite voxels outside the brain.
 
     Non-finite voxels (NaN, ±Inf) connected to the edge of the volume through other non-finite
-    or zero voxels lie outside the brain: they are set to 0 with a :class:`~rimclf.errors.DataWarning`.
-    Non-finite voxels enclosed by finite, nonzero tissue lie inside the brain and are an error,
-    since any value put there would be invented.
+    or background voxels (:func:`background_value`, 0 for most) lie outside the brain: they are
+    set to the background value with a :class:`~rimclf.errors.DataWarning`. Non-finite voxels
+    enclosed by tissue lie inside the brain and are an error, since any value put there would be
+    invented.
 
     Returns
     -------
@@ -162,7 +243,8 @@ def read_volume(path: str | os.PathLike, *, dtype: type = np.float32) -> tuple[n
     data, affine = read_array(path, dtype=dtype)
     bad = ~np.isfinite(data)
     if bad.any():
-        background = bad | (data == 0)
+        value = background_value(data)
+        background = ~brain_support(data, value)
         labels, _ = ndimage.label(background)
         edge = np.zeros_like(bad)
         edge[[0, -1], :, :] = edge[:, [0, -1], :] = edge[:, :, [0, -1]] = True
@@ -176,11 +258,11 @@ def read_volume(path: str | os.PathLike, *, dtype: type = np.float32) -> tuple[n
                 f"(first at voxel {first}); fix or mask them before running rimclf"
             )
         warnings.warn(
-            f"{path}: {int(bad.sum())} NaN/Inf voxels outside the brain were set to 0",
+            f"{path}: {int(bad.sum())} NaN/Inf voxels outside the brain were set to {value:g}",
             DataWarning,
             stacklevel=2,
         )
-        data = np.where(bad, 0, data).astype(dtype, copy=False)
+        data = np.where(bad, data.dtype.type(value), data).astype(dtype, copy=False)
     return data, affine
 
 

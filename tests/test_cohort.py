@@ -345,7 +345,7 @@ def test_a_ppm_map_declared_ppb_is_an_error_saying_how_to_declare_it(cohort: Pat
     assert (load_cohort(cohort)["qsm_unit"] == "ppb").all()  # headers only: no values read
     with pytest.raises(
         CohortError,
-        match=r"sub-01_Chimap\.nii\.gz: QSM values span -0\.\d+\.\.0\.\d+ \(1st-99th percentile of nonzero voxels\), "
+        match=r"sub-01_Chimap\.nii\.gz: QSM values span -0\.\d+\.\.0\.\d+ \(1st-99th percentile of brain voxels\), "
         r"which is ppm, but its unit is ppb \('Units' in sub-01_Chimap\.json\); declare the unit: add \"Units\": "
         r"\"ppm\" to sub-01_Chimap\.json or pass qsm_unit='ppm' \(--qsm-unit ppm\)",
     ):

@@ -47,7 +47,7 @@ everything, e.g. for a manifest without sidecars); else the ``Units`` of the QSM
 (``"ppm"`` or ``"ppb"``; for a BIDS directory with BIDS inheritance, so a dataset-level
 ``Chimap.json`` serves every subject; for a manifest the ``.json`` beside the file); else ppm,
 the BIDS unit of ``Chimap``. The ``qsm_unit`` column records the unit so resolved. A QSM whose
-values contradict its unit (the 1st-99th percentile of nonzero voxels beyond
+values contradict its unit (the 1st-99th percentile of brain voxels beyond
 +-:data:`PPM_SUSPICION_LIMIT` for ppm, within it for ppb) is a
 :class:`~rimclf.errors.CohortError` saying how to declare the unit (:func:`read_qsm`).
 

@@ -107,7 +107,7 @@ def shell_mask(
     any_lesion : ndarray of bool
         Voxels of every lesion (this one included): left out of the ring.
     support : ndarray of bool
-        Voxels with data (the QSM's nonzero support): the ring stays inside it.
+        Voxels with data (the QSM's support, the brain): the ring stays inside it.
     spacing_mm : ndarray of shape (3,)
         Voxel edge lengths, so that the ring is ``shell_mm`` wide in millimetres on anisotropic grids.
     shell_mm : float

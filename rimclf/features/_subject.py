@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import ndimage
 
 from rimclf._records import file_sha256
-from rimclf._nifti import load_header, read_volume, voxel_sizes
+from rimclf._nifti import brain_support, load_header, read_volume, voxel_sizes
 from rimclf.cohort import ScanStore, active_store, read_lesion_labels, read_qsm
 from rimclf.errors import CohortError
 
@@ -226,8 +226,8 @@ class SubjectVolumes:
 
     @cached_property
     def support(self) -> np.ndarray:
-        """Voxels with QSM data (nonzero): the brain."""
-        return self.qsm != 0
+        """Voxels with QSM data: the brain (:func:`rimclf._nifti.brain_support`; ``read_qsm`` puts the background at 0)."""
+        return brain_support(self.qsm)
 
     @cached_property
     def flair_shares_qsm_grid(self) -> bool:

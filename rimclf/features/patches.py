@@ -15,7 +15,8 @@ Normalisation (``normalize=``)
 ------------------------------
 QSM values of the same tissue differ between sites by an offset (the reference region of the QSM
 pipeline) and a scale (its regularisation), FLAIR intensities by an arbitrary scale.
-"Normal-appearing tissue" below means the QSM's nonzero support (the brain) minus every lesion.
+"Normal-appearing tissue" below means the QSM's support (the brain: the voxels other than its
+background value, :func:`rimclf._nifti.brain_support`) minus every lesion.
 
 ``"nawm"``
     QSM: subtract the median QSM of normal-appearing tissue inside the patch's extent (the

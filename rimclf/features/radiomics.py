@@ -252,8 +252,8 @@ class RadiomicsExtractor(LesionExtractor):
         grid (trilinear, world space).
     region : {"lesion", "shell", "both"}, default="both"
         "lesion": the lesion mask (QSMRim-Net's setting). "shell": a ring ``shell_mm`` wide around
-        the lesion, leaving out this and every other lesion and voxels outside the QSM's nonzero
-        support, where a paramagnetic rim drawn partly outside the FLAIR mask shows. "both": the
+        the lesion, leaving out this and every other lesion and voxels outside the QSM's support
+        (the brain), where a paramagnetic rim drawn partly outside the FLAIR mask shows. "both": the
         two, with columns prefixed ``lesion_`` and ``shell_``. "shell" columns are prefixed ``shell_``.
     shell_mm : float, default=2.0
         Width of the ring in millimetres (distances on the anisotropic voxel grid, measured

@@ -16,7 +16,7 @@ subject's tissue variability::
 
 - ``m_ref``: median QSM of the **reference ring**, the voxels between ``reference_mm[0]`` and
   ``reference_mm[1]`` millimetres outside the lesion that are normal-appearing (inside the QSM's
-  nonzero support, outside every lesion);
+  support, the brain: voxels other than its background value, outside every lesion);
 - ``s_subject``: 1.4826 x the median absolute deviation of the QSM over all of the subject's
   normal-appearing tissue (support minus lesions): a robust standard deviation.
 

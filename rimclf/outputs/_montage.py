@@ -95,7 +95,7 @@ def qsm_window(planes: list[np.ndarray], lesion_planes: list[np.ndarray]) -> tup
     """The QSM display window (ppb) of a subject's panels: see the module docstring.
 
     ``planes`` are the QSM panels, ``lesion_planes`` the matching lesion masks (left out of the
-    tissue statistics, as is the zero background outside the brain).
+    tissue statistics, as is the background outside the brain, which ``read_qsm`` sets to 0).
     """
     tissue = [plane[(plane != 0) & (lesion < 0.5)] for plane, lesion in zip(planes, lesion_planes)]
     values = np.concatenate(tissue) if tissue else np.zeros(0)
