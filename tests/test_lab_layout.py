@@ -172,7 +172,7 @@ def test_several_candidates_name_the_option(lab: Path, tmp_path: Path) -> None:
     for path in (copy / "derivatives" / MASK_PIPELINE).rglob("*_dseg.nii.gz"):
         path.rename(path.with_name(path.name.replace("label-lesion_", "")))
     shutil.rmtree(copy / "derivatives" / "manual")
-    with pytest.warns(DataWarning, match="no lesion mask"), pytest.raises(CohortError, match="no lesion mask"):
+    with pytest.warns(DataWarning, match="no lesion mask"), pytest.raises(CohortError, match="no lesion mask.*--mask-desc DESC"):
         load_cohort(copy, participant_label="001")
     assert len(load_cohort(copy, participant_label="001", mask_desc="lstai")) > 0
     # named by another tool's label only (label-WMH, no desc): a filter on the label chooses it

@@ -92,6 +92,7 @@ from rimclf.cohort._options import FILE_KINDS, CohortOptions
 from rimclf.cohort._resample import describe_grid, labels_on_qsm_grid
 from rimclf.cohort._store import ScanStore, active_store, compact_labels, scan_store
 from rimclf.cohort._tables import (
+    _MISSING,
     LESION_KEY,
     check_participant_label,
     check_session_label,
@@ -426,7 +427,13 @@ def load_cohort(
     if subjects.empty and skipped:  # every command would go on with nothing, and report success
         reasons = "; ".join(f"{scan_name(scan['participant_id'], scan['session'])}: {scan['reason']}" for scan in skipped[:3])
         more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
-        raise CohortError(f"{root}: none of its {len(skipped)} selected scan(s) has every required file: {reasons}{more}")
+        hint = ""
+        if any(scan["reason"].startswith(_MISSING["mask"]) for scan in skipped):
+            hint = ("; masks are found by 'lesion' in their desc- or label- entity: name another with --mask-desc DESC "
+                    "(mask_desc=) or --bids-filter mask:ENTITY=VALUE, and their pipeline with --mask-pipeline "
+                    "(docs/cohort.md); --strict says where each scan was searched")
+        raise CohortError(f"{root}: none of its {len(skipped)} selected scan(s) has every required file: "
+                          f"{reasons}{more}{hint}")
 
     tables, lesion_ids, without_rows, n_small = [], {}, {}, 0
     for _, subject in subjects.iterrows():
