@@ -89,6 +89,8 @@ def group_by_subject(
     tasks = []
     for rows in np.split(order, boundaries) if len(order) else []:
         first = rows[0]
+        _check_one_scan(rows, {**columns, **({"flair": flairs} if flairs is not None else {})},
+                        participant_ids[first], sessions[first])
         unique_ids, first_rows, lesion_index = np.unique(lesion_ids[rows], return_index=True, return_inverse=True)
         task = SubjectTask(
             participant_id=str(participant_ids[first]),
@@ -105,6 +107,22 @@ def group_by_subject(
         tasks.append((task, rows, lesion_index.ravel()))
     tasks.sort(key=lambda item: item[1][0])  # subjects in order of first appearance
     return tasks
+
+
+def _check_one_scan(rows: np.ndarray, columns: dict[str, np.ndarray], participant_id: str, session: str) -> None:
+    """Refuse rows of one participant and session that name more than one file (or unit, or
+    connectivity): they are two scans, e.g. two cohorts' tables concatenated, each with its own
+    sub-001, and reading the first one's files for all would give the others wrong features."""
+    for column, values in columns.items():
+        distinct = list(dict.fromkeys(str(value) for value in values[rows]))
+        if len(distinct) > 1:
+            name = f"sub-{participant_id}" + (f"_ses-{session}" if session else "")
+            shown = ", ".join(repr(value) for value in distinct[:3]) + (" ..." if len(distinct) > 3 else "")
+            raise CohortError(
+                f"the lesion table gives {name} {len(distinct)} different {column!r} values ({shown}): the rows of one "
+                "participant and session must come from one scan. Tables of several cohorts that reuse participant "
+                "ids need distinct ones (e.g. prefix each cohort's participant_id) before they are concatenated"
+            )
 
 
 def _read_noting(notes: list[Note], reader, *args):

@@ -67,6 +67,16 @@ def test_shuffled_subset_and_repeated_rows(table: pd.DataFrame, reference: Slice
     assert len(features[np.array([1, 2])]["radiomics"]) == 2  # SliceDict indexes like an array
 
 
+def test_one_participant_from_two_scans_is_refused(table: pd.DataFrame, tmp_path: Path) -> None:
+    # two cohorts' tables concatenated, each with its own sub-01: once the second one's rows were
+    # silently given the first one's features (its files were read from the group's first row)
+    first = table["participant_id"].iloc[0]
+    one = table[table["participant_id"] == first]
+    other = one.assign(qsm=[str(tmp_path / "site-b" / "sub-01_Chimap.nii.gz")] * len(one))
+    with pytest.raises(CohortError, match=rf"gives sub-{first} 2 different 'qsm' values .* must come from one scan"):
+        featurizer().transform(pd.concat([one, other]))
+
+
 def test_empty_table_gives_empty_arrays(table: pd.DataFrame) -> None:
     features = featurizer().transform(table.iloc[:0])
     assert features["radiomics"].shape == (0, 9 * 19) and features["patches"].shape == (0, 3, 6, 5, 4)
