@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rimclf._atomic import atomic_output_dir, atomic_write, reserving_output
+from rimclf._atomic import atomic_output_dir, atomic_write, copy_tree_linked, reserving_output
 from rimclf.defaults import DEFAULT_MODEL, ModelConfig, describe_config
 from rimclf.errors import DataWarning
 
@@ -78,24 +77,11 @@ def _phantom_parameters(n_subjects: int, seed: int, options: dict) -> dict:
     return json.loads(json.dumps(parameters))
 
 
-def _link_tree(source: Path, target: Path) -> None:
-    """Copy the folder ``source`` to ``target``, hard-linking its files where the file system allows
-    (the cohorts' and the cache's writers replace files by renaming, so ``source`` never changes)."""
-
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:  # another file system, or links not supported
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
-
-
 def _phantom(path: Path, final: Path, n_subjects: int, seed: int, options: dict, n_jobs, report) -> None:
     """Write the phantom cohort for these settings at ``path`` (staging); ``final`` is its place in ``OUT``.
 
     A cohort at ``final`` (a previous ``OUT``, ``force``) made with these settings by this version
-    is carried over (:func:`_link_tree`): the generator is deterministic (same settings and
+    is carried over (:func:`rimclf._atomic.copy_tree_linked`): the generator is deterministic (same settings and
     version, same bytes), so reuse changes nothing but the time.
     """
     from rimclf._version import __version__
@@ -105,7 +91,7 @@ def _phantom(path: Path, final: Path, n_subjects: int, seed: int, options: dict,
     if saved is not None:
         same = saved.get("parameters") == _phantom_parameters(n_subjects, seed, options)
         if same and saved.get("versions", {}).get("rimclf") == __version__:
-            _link_tree(final, path)
+            copy_tree_linked(final, path)
             report(f"  reusing {final} (same phantom settings)")
             return
     started = time.perf_counter()
@@ -353,7 +339,7 @@ def _write_demo(staged: dict[str, Path], paths: dict[str, Path], *, train_subjec
     from rimclf.workflows import predict_cohort, train_model
 
     if paths["cache"].is_dir() and not paths["cache"].is_symlink():  # a previous OUT (force): keep its features
-        _link_tree(paths["cache"], staged["cache"])
+        copy_tree_linked(paths["cache"], staged["cache"])
     report(f"[1/4] phantom cohorts ({train_subjects} training subjects, {test_subjects} held-out subjects)")
     # the held-out cohort first: when it lacks a class, the demo stops before drawing the training one
     _phantom(staged["test_cohort"], paths["test_cohort"], test_subjects, seed + TEST_SEED_OFFSET, options, n_jobs, report)

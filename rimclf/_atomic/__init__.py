@@ -36,6 +36,7 @@ import errno
 import functools
 import inspect
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -64,6 +65,7 @@ __all__ = [
     "check_writable_parent",
     "known_inputs",
     "cohort_inputs",
+    "copy_tree_linked",
     "is_rimclf_output",
     "output_reservation",
     "public_permissions",
@@ -74,6 +76,24 @@ __all__ = [
     "reserving_output",
     "safe_child",
 ]
+
+def copy_tree_linked(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the folder ``source`` to ``target`` (which must not exist), hard-linking its files where
+    the file system allows and copying them where it does not.
+
+    For carrying a feature cache or a phantom cohort from an output being replaced (``--force``)
+    into its successor: their writers replace files by renaming, never in place, so nothing
+    written into ``target`` later can change ``source`` through a shared link.
+    """
+
+    def link_or_copy(file: str, destination: str) -> None:
+        try:
+            os.link(file, destination)
+        except OSError:  # another file system, or links not supported
+            shutil.copy2(file, destination)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
+
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
 

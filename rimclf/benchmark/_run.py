@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from rimclf.defaults import MAX_SEED
-from rimclf._atomic import atomic_output_dir
+from rimclf._atomic import atomic_output_dir, copy_tree_linked
 from rimclf._bids import bids_identifiers
 from rimclf._records import installed_versions
 from rimclf.benchmark._cv import (
@@ -81,13 +80,7 @@ def _prepare_cache(cache: object, out: Path, tmp: Path) -> object:
     target = tmp / "cache"
     previous = out / "cache"
     if previous.is_dir():
-        def link_or_copy(source: str, destination: str) -> None:
-            try:
-                os.link(source, destination)
-            except OSError:
-                shutil.copy2(source, destination)
-
-        shutil.copytree(previous, target, copy_function=link_or_copy)
+        copy_tree_linked(previous, target)
     return target
 
 
