@@ -139,6 +139,34 @@ def test_tune_never_replaces_its_journal(tmp_path: Path, monkeypatch, capsys, no
     assert "contains the study journal" in capsys.readouterr().err and journal.exists()
 
 
+@pytest.mark.parametrize("url", ["sqlite:///studies/s.db", "sqlite:///{tmp}/studies/s.db"])
+def test_tune_never_replaces_its_sqlite_database(tmp_path: Path, monkeypatch, capsys, no_featurising, url) -> None:
+    import sqlite3
+
+    from rimclf.tuning import tune_cohort
+
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "studies" / "s.db"
+    database.parent.mkdir()
+    sqlite3.connect(database).close()
+    url = url.format(tmp=tmp_path)
+    assert main(["tune", str(tiny_cohort()), "-o", "studies", "--storage", url, "--force", "-q"]) != 0
+    assert "contains the study database" in capsys.readouterr().err and database.exists()
+    with pytest.raises(OutputError, match="is the study database"):
+        tune_cohort(tiny_cohort(), database, storage=url, force=True)
+    assert database.exists()
+
+
+def test_only_sqlite_files_are_study_inputs() -> None:
+    from rimclf.tuning._storage import storage_inputs
+
+    assert storage_inputs("sqlite:///a/s.db")["the study database"] == Path("a/s.db")
+    assert storage_inputs("sqlite+pysqlite:////abs/s.db")["the study database"] == Path("/abs/s.db")
+    for url in ("sqlite://", "sqlite:///:memory:", "postgresql+psycopg2://u:pw@host/db", "not a url://"):
+        assert storage_inputs(url) == {"the study journal": None, "the study database": None}
+    assert storage_inputs("s.journal") == {"the study journal": Path("s.journal"), "the study database": None}
+
+
 def test_the_python_api_refuses_too(data: Path) -> None:
     from rimclf.workflows import predict_cohort, train_model
 

@@ -149,6 +149,92 @@ def test_resuming_with_other_folds_or_scoring_is_refused(data, tmp_path):
         _tune(data, tmp_path, n_trials=1, refit=False, scoring="roc_auc")
 
 
+def test_resuming_with_another_estimator_space_or_inputs_is_refused_before_any_trial(data, tmp_path):
+    from rimclf.baselines import make_random_forest
+
+    X, y, groups = data
+    storage = tmp_path / "study.journal"
+    _tune(data, tmp_path, n_trials=1, refit=False)
+    wider = {"model__C": FloatDistribution(1e-4, 1e2, log=True)}
+    for changed, match in (
+        (dict(space=wider), r"space: model__C recorded .*low=0\.001.*, requested .*low=0\.0001"),
+        (dict(space={**SPACE, "model__tol": FloatDistribution(1e-5, 1e-3)}), "space: requested only model__tol"),
+        (dict(space=inverse_c_space), "space: recorded .*, requested 'function tests.test_tuning.inverse_c_space'"),
+        (dict(X=X[:, :4]), r"inputs: recorded 'ndarray of shape \(\*, 8\)', requested 'ndarray of shape \(\*, 4\)'"),
+    ):
+        options = dict(space=SPACE, n_trials=1, storage=storage, study_name="s", cv=3, refit=False)
+        options.update({k: v for k, v in changed.items() if k != "X"})
+        with pytest.raises(ParameterError, match=f"study 's' in {storage}.*another search.*{match}.*new study"):
+            tune(_estimator(), changed.get("X", X), y, groups, **options)
+    with pytest.raises(ParameterError, match="estimator: recorded .*LogisticRegression.*RandomForestClassifier.* space: "):
+        tune(make_random_forest(sampler="class_weight", random_state=0), X, y, groups,
+             space=random_forest_space(sampler="class_weight"), n_trials=1,
+             storage=storage, study_name="s", cv=3, refit=False)
+    study = optuna.load_study(study_name="s", storage=open_storage(storage))
+    assert len(study.trials) == 1  # no trial ran
+
+
+def test_a_study_of_an_older_rimclf_is_resumed_with_a_warning_and_then_checked(data, tmp_path):
+    from rimclf.errors import RimclfWarning
+
+    storage = tmp_path / "study.journal"
+    old = optuna.create_study(storage=open_storage(storage), study_name="s", direction="maximize")
+    old.optimize(lambda trial: suggest_params(trial, SPACE)["model__C"] * 0, n_trials=1)  # no search recorded
+    with pytest.warns(RimclfWarning, match="older rimclf .* cannot be checked"):
+        assert len(_tune(data, tmp_path, n_trials=1, refit=False).study.trials) == 2
+    with pytest.raises(ParameterError, match="another search"):
+        _tune(data, tmp_path, n_trials=1, refit=False, space={"model__C": FloatDistribution(1.0, 2.0)})
+
+
+def test_best_params_of_a_trial_of_another_space_is_an_error_not_a_traceback():
+    study = optuna.create_study(direction="maximize", study_name="mixed")
+    study.optimize(lambda trial: trial.suggest_int("model__n_estimators", 10, 20), n_trials=1)
+    with pytest.raises(ParameterError, match=r"'mixed': its best trial #0 \(\['model__n_estimators'\]\) cannot be rebuilt"):
+        best_params_of(study, SPACE)
+
+
+def test_a_tune_cohort_study_refuses_another_model_or_feature_set_before_featurising(cohort, tmp_path, monkeypatch):
+    from rimclf.features.featurizer import LesionFeaturizer
+    from rimclf.tuning import make_model
+    from rimclf.tuning._search import ESTIMATOR_ATTR, MODEL_ATTR, SPACE_ATTR, describe_estimator, describe_space
+
+    def transform(self, *args, **kwargs):
+        raise AssertionError("features were extracted before the study was checked")
+
+    monkeypatch.setattr(LesionFeaturizer, "transform", transform)
+    monkeypatch.setattr(LesionFeaturizer, "fit_transform", transform)
+    storage = tmp_path / "study.journal"
+    study = optuna.create_study(storage=open_storage(storage), study_name="s1", direction="maximize")
+    estimator, space = make_model("logistic_regression", random_state=0)
+    study.set_user_attr(MODEL_ATTR, "logistic_regression")
+    study.set_user_attr(ESTIMATOR_ATTR, describe_estimator(estimator))
+    study.set_user_attr(SPACE_ATTR, describe_space(space))
+    from rimclf.cli import main
+
+    base = ["tune", str(cohort), "--storage", str(storage), "--study-name", "s1", "--trials", "1", "--folds", "2", "-q"]
+    assert main([*base, "-o", str(tmp_path / "t2"), "--model", "random_forest"]) == 2
+    study = optuna.load_study(study_name="s1", storage=open_storage(storage))
+    assert not study.trials
+    with pytest.raises(AssertionError, match="features were extracted"):  # the same search goes on
+        main([*base, "-o", str(tmp_path / "t3"), "--model", "logistic_regression"])
+
+
+def test_a_cohort_study_records_its_model_and_features(cohort, tmp_path, monkeypatch, capsys):
+    from rimclf.cli import main
+
+    storage = tmp_path / "study.journal"
+    base = ["tune", str(cohort), "--storage", str(storage), "--study-name", "s1", "--trials", "1", "--folds", "2",
+            "--model", "logistic_regression", "-q"]
+    assert main([*base, "-o", str(tmp_path / "t1")]) == 0
+    attrs = optuna.load_study(study_name="s1", storage=open_storage(storage)).user_attrs
+    assert attrs["rimclf_model"] == "logistic_regression" and "rim" in attrs["rimclf_features"]
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "t2"), "--feature-set", "radiomics"]) == 2
+    assert "features: recorded only rim, rim_fit; requested only radiomics" in capsys.readouterr().err
+    assert main([*base[:-2], "random_forest", "-q", "-o", str(tmp_path / "t3")]) == 2
+    assert "model: recorded 'logistic_regression', requested 'random_forest'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_callable_space_and_fixed_trial_rebuild_the_pipeline_params(data, tmp_path):
     result = _tune(data, tmp_path, space=inverse_c_space, n_trials=2)

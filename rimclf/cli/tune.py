@@ -45,10 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
     from rimclf.cli._checks import check_options
     from rimclf.tuning import describe_storage, tune_cohort
-    from rimclf.tuning._storage import default_storage_path, is_rdb_url
+    from rimclf.tuning._storage import storage_inputs
 
-    journal = None if is_rdb_url(args.storage) else (args.storage or str(default_storage_path(args.study_name)))
-    check_options(args, {"the study journal": journal})
+    check_options(args, storage_inputs(args.storage, study_name=args.study_name))
 
     # the trial table says it all; -v is for rimclf's own debug lines, not Optuna's
     optuna.logging.set_verbosity(optuna.logging.WARNING)

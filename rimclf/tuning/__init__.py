@@ -21,7 +21,8 @@ Design notes
   classifier on the resulting ``SliceDict``. Tuning a ``Pipeline([("features", featurizer),
   ("clf", ...)])`` on the lesion table works too; give the featurizer ``memory=`` so that each
   subject is extracted once, not once per trial and fold.
-- All trials of a study are scored on the same folds; the study records them (and the scorer)
+- All trials of a study are scored on the same folds and search the same space: the study records
+  the folds, the scorer, the estimator, the space and the features (:mod:`rimclf.tuning._search`)
   and refuses to be resumed with others.
 """
 

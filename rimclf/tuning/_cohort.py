@@ -19,7 +19,17 @@ from rimclf.tuning._objective import CV_ATTR, SCORING_ATTR, jsonable
 from rimclf.tuning._plots import save_study_plots
 from rimclf.tuning._table import write_trials_tsv
 from rimclf.tuning._spaces import SPACES
-from rimclf.tuning._storage import check_storage, default_storage_path, describe_storage, is_rdb_url
+from rimclf.tuning._search import (
+    ESTIMATOR_ATTR,
+    FEATURES_ATTR,
+    MODEL_ATTR,
+    SPACE_ATTR,
+    check_search,
+    describe_estimator,
+    describe_featurizer,
+    describe_space,
+)
+from rimclf.tuning._storage import check_storage, default_storage_path, describe_storage, open_storage, storage_inputs
 from rimclf.tuning._tune import TuningResult, tune
 
 logger = logging.getLogger(__name__)
@@ -100,15 +110,19 @@ def featurize_cohort(
     ['rim']
     """
     from rimclf.cohort import labelled_lesions, load_cohort, scan_store
-    from rimclf.features import make_featurizer
 
     with scan_store(volumes=False):  # each mask read (and resampled) once, for the table and the features
         table = load_cohort(cohort, cohort_options)
         table, y, groups = labelled_lesions(table, purpose="the study")
-        # the network reads the patches only when its configuration has a CNN branch; baselines never
-        featurizer = make_featurizer(config, patches=None if model == "qsmrimnet" else False, n_jobs=n_jobs,
-                                     memory=cache, progress=progress)
+        featurizer = _study_featurizer(model, config, n_jobs=n_jobs, memory=cache, progress=progress)
         return featurizer.fit_transform(table), y, groups
+
+
+def _study_featurizer(model: str, config: ModelConfig, **runtime: object):
+    from rimclf.features import make_featurizer
+
+    # the network reads the patches only when its configuration has a CNN branch; baselines never
+    return make_featurizer(config, patches=None if model == "qsmrimnet" else False, **runtime)
 
 
 def _study_versions() -> dict[str, str]:
@@ -154,16 +168,27 @@ def write_study_outputs(
     return Path(out)
 
 
+def _check_existing_study(storage: object, study_name: str, search: dict) -> None:
+    """Refuse, before featurising, to resume a study of another search (:func:`tune` checks it again)."""
+    files = [path for path in storage_inputs(storage, study_name=study_name).values() if path is not None]
+    if any(not path.exists() for path in files):
+        return  # a new journal or SQLite file: no study yet, and none is created here
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage, study_name=study_name))
+    except KeyError:  # no such study in the storage yet
+        return
+    check_search(study, search, describe_storage(storage), record=False)
+
+
 def _tune_inputs(arguments: dict) -> dict:
-    """What :func:`tune_cohort` reads, which its ``out`` may not touch (the journal: it must survive)."""
-    storage = arguments.get("storage")
-    if storage is None and isinstance(arguments.get("study_name"), str):
-        try:
-            storage = default_storage_path(arguments["study_name"])
-        except RimclfError:
-            storage = None
-    journal = storage if isinstance(storage, (str, os.PathLike)) and not is_rdb_url(storage) else None
-    return {**known_inputs(arguments), "the study journal": journal}
+    """What :func:`tune_cohort` reads, which its ``out`` may not touch (the study's journal or SQLite
+    file: it must survive)."""
+    storage, study_name = arguments.get("storage"), arguments.get("study_name")
+    try:
+        study_files = storage_inputs(storage, study_name=study_name) if storage is not None or isinstance(study_name, str) else {}
+    except RimclfError:  # a study name leading elsewhere: check_storage says so
+        study_files = {}
+    return {**known_inputs(arguments), **study_files}
 
 
 @reserving_output("out", inputs=_tune_inputs)
@@ -245,6 +270,10 @@ def tune_cohort(
     check_model_config(config)
     check_storage(storage, study_name=study_name)
     estimator, space = make_model(model, random_state, config=config)
+    search = {MODEL_ATTR: model, FEATURES_ATTR: describe_featurizer(_study_featurizer(model, config))}
+    _check_existing_study(storage, study_name, {
+        **search, ESTIMATOR_ATTR: describe_estimator(estimator), SPACE_ATTR: describe_space(space),
+    })
     X, y, groups = featurize_cohort(
         cohort, model=model, config=config, cache=cache, n_jobs=n_jobs, progress=progress,
         cohort_options=cohort_options,
@@ -256,7 +285,7 @@ def tune_cohort(
     result = tune(
         estimator, X, y, groups, space=space, n_trials=n_trials, storage=storage,
         study_name=study_name, sampler=sampler, cv=n_folds, random_state=random_state,
-        n_workers=n_workers, refit=False, verbose=verbose,
+        n_workers=n_workers, refit=False, verbose=verbose, search_attrs=search,
     )
     if not result.best_params:
         raise ParameterError(

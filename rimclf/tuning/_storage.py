@@ -47,6 +47,46 @@ def is_rdb_url(storage: object) -> bool:
     return isinstance(storage, str) and "://" in storage
 
 
+def storage_inputs(storage: object = None, *, study_name: str = "rimclf") -> dict[str, Path | None]:
+    """The files a storage keeps its studies in, which no output may replace: ``{what: path or None}``.
+
+    A journal file (a path, or ``None`` for the default), or the database file of an SQLite URL
+    (``sqlite:///relative.db`` from the current folder, as SQLite opens it, or
+    ``sqlite:////absolute.db``). Other databases, ``sqlite://`` / ``:memory:``, ``file:`` URIs, unparsable URLs
+    (:func:`check_storage` names those) and Optuna storage objects name no file here.
+
+    Examples
+    --------
+    >>> storage_inputs("sqlite:////data/study.db")
+    {'the study journal': None, 'the study database': PosixPath('/data/study.db')}
+    >>> storage_inputs("postgresql+psycopg2://rimclf:PASSWORD@db-host:5432/rimclf")
+    {'the study journal': None, 'the study database': None}
+    """
+    if storage is None:
+        storage = default_storage_path(study_name)
+    journal = database = None
+    if is_rdb_url(storage):
+        database = _sqlite_file(storage)
+    elif isinstance(storage, (str, os.PathLike)) and os.fspath(storage):
+        journal = Path(storage).expanduser()
+    return {"the study journal": journal, "the study database": database}
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for another database, an in-memory one or a bad URL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)  # as SQLite opens it: no ~ expansion
+
+
 def open_storage(storage: object = None, *, study_name: str = "rimclf") -> optuna.storages.BaseStorage:
     """Turn a storage description into an Optuna storage.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +26,7 @@ from rimclf.tuning._objective import (
     make_splits,
 )
 from rimclf.tuning._owners import fail_stale_trials, quiet_interrupted_trials
+from rimclf.tuning._search import ESTIMATOR_ATTR, INPUTS_ATTR, SPACE_ATTR, check_search, describe_estimator, describe_inputs, describe_space
 from rimclf.tuning._spaces import SearchSpace, check_space, suggest_params
 from rimclf.tuning._storage import default_storage_path, describe_storage, open_storage
 from rimclf.tuning._table import TrialTable
@@ -96,7 +97,14 @@ def best_params_of(study: optuna.Study, space: SearchSpace) -> dict:
             f"study {study.study_name!r} has no completed trial (trials by state: "
             f"{ {k: v for k, v in counts.items() if v} }); run more trials or loosen the pruner"
         )
-    return suggest_params(FixedTrial(study.best_trial.params, study.best_trial.number), space)
+    best = study.best_trial
+    try:
+        return suggest_params(FixedTrial(best.params, best.number), space)
+    except ValueError as exc:  # FixedTrial: a parameter of the space that the trial did not draw
+        raise ParameterError(
+            f"study {study.study_name!r}: its best trial #{best.number} ({sorted(best.params)}) cannot be rebuilt "
+            f"through this search space ({exc}); the study holds trials of another search: start a new study"
+        ) from None
 
 
 def sampler_seed(random_state: int | None, n_existing_trials: int, worker: int) -> int | None:
@@ -132,6 +140,7 @@ def tune(
     callbacks: Iterable[Callable] | None = None,
     catch: tuple[type[Exception], ...] = (),
     verbose: bool = False,
+    search_attrs: Mapping[str, object] | None = None,
 ) -> TuningResult:
     """Tune an estimator or pipeline with Optuna, scoring trials by subject-grouped CV.
 
@@ -212,6 +221,12 @@ def tune(
         Exceptions that fail a trial without stopping the study.
     verbose : bool, default=False
         Print a line per finished trial (see :class:`TrialTable`).
+    search_attrs : mapping, default=None
+        More of what defines the search, such as how ``X`` was featurised (``rimclf_features``;
+        :func:`tune_cohort` gives it and ``rimclf_model``). A new study records them with the
+        estimator's classes, ``space`` and the layout of ``X``; a study resumed with any of these
+        different is refused before the first trial, since its trials would not be comparable
+        (one created by an older rimclf, without them, is resumed with a warning and records them).
 
     Returns
     -------
@@ -272,6 +287,9 @@ def tune(
         direction="maximize",
         load_if_exists=True,
     )
+    # the search first: a study without its records but with folds or trials is an older rimclf's
+    search = {ESTIMATOR_ATTR: describe_estimator(estimator), SPACE_ATTR: describe_space(space), INPUTS_ATTR: describe_inputs(X)}
+    check_search(study, {**(search_attrs or {}), **search}, describe_storage(storage))
     _check_study_matches(study, cv_text, repr(scorer))
     stale = fail_stale_trials(study)
     if stale:
