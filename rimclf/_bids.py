@@ -324,8 +324,19 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
                               "the raw dataset")
     # the derivatives entities (desc, label, space) in the raw dataset too: raw lesion masks carry desc-
     images = _anat_images(_layout(root, config=["bids", "derivatives"]), root, root, RAW)
-    for name, path in pipelines.items():
-        images += _anat_images(_layout(path, is_derivative=True), path, root, name)
+    chosen = {options.pipeline(kind) for kind in SUFFIXES}
+    for name, path in list(pipelines.items()):
+        try:
+            layout = _layout(path, is_derivative=True)
+        except CohortError as exc:
+            if name in chosen:  # asked for by --qsm-pipeline / --mask-pipeline: say why it cannot be read
+                raise
+            # another tool's folder (e.g. a broken dataset_description.json): it holds none of rimclf's files
+            warnings.warn(f"{exc}; derivatives/{name} is not searched for QSM, FLAIR or lesion masks (name it with "
+                          "--qsm-pipeline or --mask-pipeline once it is readable)", DataWarning, stacklevel=3)
+            del pipelines[name]
+            continue
+        images += _anat_images(layout, path, root, name)
 
     by_scan: dict[tuple[str, str], dict[str, list[_Image]]] = {}
     misnamed: dict[tuple[str, str], dict[str, list[str]]] = {}

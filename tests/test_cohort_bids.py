@@ -112,6 +112,19 @@ def test_a_pipeline_without_dataset_description_is_read_too(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_another_tools_unreadable_pipeline_is_skipped_unless_chosen(tmp_path: Path) -> None:
+    write_scan(tmp_path, "01", mask_in="masks")
+    broken = tmp_path / "derivatives" / "fmriprep"
+    broken.mkdir()
+    (broken / "dataset_description.json").write_text('{"Name": "fmriprep",}')  # a trailing comma: not JSON
+    with pytest.warns(DataWarning, match=r"derivatives/fmriprep: pybids cannot index .* not searched for QSM"):
+        table = load_cohort(tmp_path)
+    assert len(table) == 2 and table["mask"].str.contains("derivatives/masks/").all()
+    with pytest.raises(CohortError, match=r"derivatives/fmriprep: pybids cannot index this BIDS dataset"):
+        load_cohort(tmp_path, mask_pipeline="fmriprep")
+
+
+@pytest.mark.slow
 def test_rims_tsv_is_found_in_the_mask_pipeline(tmp_path: Path) -> None:
     describe_pipeline(tmp_path, "phantom")
     write_scan(tmp_path, "01", mask_in="phantom", mask_suffix="dseg")
