@@ -302,6 +302,9 @@ def test_cli_benchmark_writes_the_files_and_reuses_its_cache_with_force(cohort, 
     assert "already exists" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
     assert sorted(p.relative_to(out) for p in (out / "cache").rglob("*")) == cached  # nothing re-extracted
+    # --cache OUT/cache is the default said aloud: not refused as lying inside OUT
+    assert main([*args, "--force", "--cache", str(out / "cache")]) == 0
+    assert sorted(p.relative_to(out) for p in (out / "cache").rglob("*")) == cached
 
 
 @pytest.mark.slow

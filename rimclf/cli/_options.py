@@ -43,7 +43,7 @@ RUNTIME_HELP = {
     "jobs": "processes working in parallel: subjects featurised, phantoms drawn and per-scan outputs written, and, "
             "in cv and benchmark, folds fitted and forest trees grown (on a GPU the folds share it); -1: all cores",
     "cache": "keep per-subject features in DIR and reuse them in later runs with the same settings (default: no "
-             "cache; cv and benchmark: OUT/cache)",
+             "cache; cv and benchmark: OUT/cache, kept by --force)",
     "device": "torch device of the networks: auto (CUDA when present), cpu, cuda, cuda:1 ...",
     "seed": "random seed: folds, networks, samplers, bootstraps and phantoms all follow it",
 }
@@ -226,6 +226,16 @@ def add_benchmark_options(parser: argparse.ArgumentParser) -> None:
                              f"model, {DEFAULT_MODEL.max_epochs} epochs; the imbalance benchmark's {full.max_epochs}, "
                              f"quick {quick.max_epochs})")
     add_cohort_options(parser)
+
+
+def drop_default_cache(args: argparse.Namespace) -> None:
+    """``--cache OUT/cache`` of cv and benchmark is their default said aloud: treat it as not given,
+    so that it is not refused as lying inside ``OUT`` (a ``--force`` run carries ``OUT/cache`` over)."""
+    import os
+
+    if args.cache and args.out and os.path.realpath(os.path.expanduser(args.cache)) == os.path.realpath(
+            os.path.join(os.path.expanduser(args.out), "cache")):
+        args.cache = None
 
 
 def benchmark_options(args: argparse.Namespace) -> dict:

@@ -13,6 +13,7 @@ from rimclf.cli._options import (
     benchmark_methods,
     benchmark_options,
     cohort_options,
+    drop_default_cache,
     threshold_settings,
 )
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from rimclf.cli._checks import check_options, naming_options
     from rimclf.cohort import load_cohort, scan_store
 
+    drop_default_cache(args)  # --cache OUT/cache: the default
     check_options(args)
     options = benchmark_options(args)
     options["settings"].update(threshold_settings(args))
