@@ -184,7 +184,6 @@ def subject_folders(root: Path) -> list[str]:
 class _Image:
     """A NIfTI file of an ``anat/`` folder: its pybids entities, subject and session from its path."""
 
-    bids_file: object  # the pybids BIDSFile
     path: str
     relative: str  # below the cohort root
     source: str
@@ -216,7 +215,7 @@ def _anat_images(layout, root: Path, cohort: Path, source: str) -> list[_Image]:
         misnamed = not parts[-1].startswith(scan_name(subject, session) + "_")
         entities = {key: value for key, value in bids_file.get_entities().items() if key not in ("subject", "session")}
         relative = path.relative_to(cohort).as_posix()
-        images.append(_Image(bids_file, str(path), relative, source, subject, session, entities, misnamed))
+        images.append(_Image(str(path), relative, source, subject, session, entities, misnamed))
     return images
 
 
@@ -324,12 +323,12 @@ def find_scans(root: str | Path, participants: list[str] | None, options) -> BID
                               "the raw dataset")
     # the derivatives entities (desc, label, space) in the raw dataset too: raw lesion masks carry desc-
     images = _anat_images(_layout(root, config=["bids", "derivatives"]), root, root, RAW)
-    chosen = {options.pipeline(kind) for kind in SUFFIXES}
+    named = {options.pipeline(kind) for kind in SUFFIXES}
     for name, path in list(pipelines.items()):
         try:
             layout = _layout(path, is_derivative=True)
         except CohortError as exc:
-            if name in chosen:  # asked for by --qsm-pipeline / --mask-pipeline: say why it cannot be read
+            if name in named:  # asked for by --qsm-pipeline / --mask-pipeline: say why it cannot be read
                 raise
             # another tool's folder (e.g. a broken dataset_description.json): it holds none of rimclf's files
             warnings.warn(f"{exc}; derivatives/{name} is not searched for QSM, FLAIR or lesion masks (name it with "

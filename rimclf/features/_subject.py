@@ -244,8 +244,9 @@ class SubjectVolumes:
 
     @cached_property
     def support(self) -> np.ndarray:
-        """Voxels with QSM data: the brain (:func:`rimclf._nifti.brain_support`; ``read_qsm`` puts the background at 0)."""
-        return brain_support(self.qsm)
+        """Voxels with QSM data: the brain (:func:`rimclf._nifti.brain_support`), whose background
+        ``read_qsm`` has set to 0 (so it is not looked for again)."""
+        return brain_support(self.qsm, 0.0)
 
     @cached_property
     def flair_shares_qsm_grid(self) -> bool:

@@ -46,6 +46,8 @@ HALO_MM = 2.5
 MIN_HALF_WINDOW_PPB = 20.0
 #: Pixels per plane sample on the PNG (100 dpi): a 40 mm panel sampled every 0.5 mm is 243 pixels.
 SCALE = 3
+#: Spacing (mm) of the plane samples of a panel.
+PLANE_STEP_MM = 0.5
 #: Layout of the PNG in pixels: left margin, gap between panels, panel title, suptitle, bottom margin.
 LEFT_PX, GAP_PX, TITLE_PX, TOP_PX, BOTTOM_PX = 12, 15, 30, 24, 8
 #: Orientation letters and text colours (the letters are matplotlib's "#f5d000").
@@ -166,7 +168,7 @@ def write_montage(
 
 def _lesion_panels(ranked: pd.DataFrame, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm: float) -> list[tuple]:
     """Per lesion: its row, the QSM and FLAIR planes, its outline plane and the halo around it."""
-    plane = {"half_width_mm": half_width_mm, "step_mm": 0.5}
+    plane = {"half_width_mm": half_width_mm, "step_mm": PLANE_STEP_MM}
     halo = int(round(HALO_MM / plane["step_mm"]))
     panels = []
     for row in ranked.itertuples(index=False):
@@ -234,13 +236,12 @@ def montage_image(
     ranked = montage_lesions(subject, max_lesions)
     panels = _lesion_panels(ranked, qsm, qsm_affine, flair, flair_affine, labels, half_width_mm)
     low, high = qsm_window([p[1] for p in panels], [p[4] for p in panels])
-    n = panels[0][1].shape[0] if panels else int(round(2 * half_width_mm / 0.5)) + 1
+    n = panels[0][1].shape[0] if panels else _samples(half_width_mm)
     side = n * SCALE
     n_rows = max(1, int(np.ceil(len(panels) / 2)))
     pitch_x, pitch_y = side + GAP_PX, TITLE_PX + side + 4
     bar_left = LEFT_PX + 4 * pitch_x
-    width = bar_left + 100
-    height = TOP_PX + n_rows * pitch_y + BOTTOM_PX
+    width, height = _canvas_size(side, n_rows)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     texts: list[tuple[float, float, str, dict]] = []  # (x, y, text, style): written after the pixels
     mark = {"colour": MARK_COLOUR, "size_pt": 6.5, "bold": True}
@@ -276,6 +277,17 @@ def montage_image(
     return Montage(canvas, [(x, y, text) for x, y, text, _ in texts], (low, high))
 
 
+def _samples(half_width_mm: float) -> int:
+    """Plane samples along each side of a panel ``2 * half_width_mm`` wide (:func:`axial_plane`'s count)."""
+    return int(round(2 * half_width_mm / PLANE_STEP_MM)) + 1
+
+
+def _canvas_size(side: int, n_rows: int) -> tuple[int, int]:
+    """``(width, height)`` in pixels of a montage of ``n_rows`` rows of panels ``side`` pixels wide: two
+    lesions (QSM and FLAIR each) per row, then the colour bar."""
+    return LEFT_PX + 4 * (side + GAP_PX) + 100, TOP_PX + n_rows * (TITLE_PX + side + 4) + BOTTOM_PX
+
+
 def no_lesion_montage(title: str, half_width_mm: float = 20.0) -> Montage:
     """The montage of a scan without lesions: a blank picture the size of a one-row montage that says so.
 
@@ -289,9 +301,7 @@ def no_lesion_montage(title: str, half_width_mm: float = 20.0) -> Montage:
     >>> montage.pixels.dtype, montage.pixels.ndim
     (dtype('uint8'), 3)
     """
-    side = (int(round(2 * half_width_mm / 0.5)) + 1) * SCALE
-    width = LEFT_PX + 4 * (side + GAP_PX) + 100
-    height = TOP_PX + TITLE_PX + side + 4 + BOTTOM_PX
+    width, height = _canvas_size(_samples(half_width_mm) * SCALE, 1)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     texts = [(width / 2, height / 2, f"{title}: no lesions",
               {"ha": "center", "va": "center", "size_pt": 14, "bold": True}),
