@@ -17,6 +17,8 @@ the sklearn tags of a transformer of lesion tables, and :meth:`output_shape`.
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
@@ -30,7 +32,7 @@ from rimclf.features._subject import (
 )
 
 
-class LesionExtractor(TransformerMixin, BaseEstimator):
+class LesionExtractor(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     """Base of the extractors: the lesion table in, one block of features per lesion out."""
 
     #: value of a lesion's row before (or without) extraction, and the output dtype
@@ -44,20 +46,21 @@ class LesionExtractor(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         return tags
 
-    def _validate(self):  # pragma: no cover - every extractor defines it
-        raise NotImplementedError
+    @abstractmethod
+    def _validate(self) -> None:
+        """Check the parameters (raise :class:`~rimclf.errors.ParameterError`)."""
 
-    def required_columns(self) -> tuple[str, ...]:  # pragma: no cover
+    @abstractmethod
+    def required_columns(self) -> tuple[str, ...]:
         """Lesion-table columns this extractor reads."""
-        raise NotImplementedError
 
-    def cache_key(self) -> dict:  # pragma: no cover
+    @abstractmethod
+    def cache_key(self) -> dict:
         """The settings the output depends on besides the files."""
-        raise NotImplementedError
 
-    def extract_subject(self, volumes: SubjectVolumes, notes: list[Note]) -> np.ndarray:  # pragma: no cover
+    @abstractmethod
+    def extract_subject(self, volumes: SubjectVolumes, notes: list[Note]) -> np.ndarray:
         """The rows of the subject's distinct lesions (``volumes.task.lesion_ids``)."""
-        raise NotImplementedError
 
     def output_shape(self) -> tuple[int, ...]:
         """The shape of one lesion's output: ``(n_features,)`` for a tabular block."""
